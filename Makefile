@@ -1,0 +1,48 @@
+# cyclerflow: two commands for a newcomer: `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONSTRAINTS := constraints.txt
+
+.PHONY: demo test test-fast bench lint format install browser clean
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make demo: simulated instruments -> HDF5 -> analysis -> HTML report (no server, no hardware)
+demo: $(STAMP)
+	$(BIN)/cyclerflow demo --out demo-out
+
+## headless Chromium for the report tests (Debian's package; needs root or sudo)
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  ( (command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && S=sudo || S=; \
+	    $$S apt-get update -qq && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "chromium could not be installed: browser tests will skip" )
+
+## make test: the whole test suite
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not flows and not browser"
+
+bench: $(STAMP)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src drivers flows tests benchmarks
+	$(BIN)/ruff check src drivers flows tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src drivers flows tests benchmarks
+	$(BIN)/ruff check --fix src drivers flows tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-out build dist .pytest_cache

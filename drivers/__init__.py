@@ -1,0 +1,1 @@
+"""Instrument drivers (installed as cyclerflow.drivers)."""

@@ -1,0 +1,1 @@
+"""Instrument simulators."""

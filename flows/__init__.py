@@ -1,0 +1,1 @@
+"""Prefect flows (installed as cyclerflow.flows)."""

@@ -1,0 +1,1 @@
+"""CLI command groups (found through the cyclerflow.commands entry points)."""

@@ -1,0 +1,122 @@
+"""Vendor and neutral files -> cell store. One module per format.
+
+Every importer module defines:
+
+- ``FORMAT``: short name (``"bdf-csv"``, ``"biologic-mpr"`` ...)
+- ``EXTENSIONS``: lower-case suffixes it usually has (a hint, not a rule)
+- ``sniff(path, head: bytes) -> bool``: cheap content check on the first 4 KiB
+- ``read(path) -> Imported``: the data, in BDF names and SI units, current > 0 when
+  charging, imaginary impedance signed (negative = capacitive)
+
+:func:`detect` picks the module by content; :func:`import_files` merges several files
+(in the order given) into one cell file, atomically.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+from cyclerflow.errors import InputError
+from cyclerflow.importers.common import Imported, merge_imports
+
+#: modules tried in this order by :func:`detect` (more specific formats first)
+IMPORTER_MODULES: list[str] = [
+    "cyclerflow.importers.biologic_mpr",
+    "cyclerflow.importers.biologic_mpt",
+    "cyclerflow.importers.gamry_dta",
+    "cyclerflow.importers.neware_ndax",
+    "cyclerflow.importers.arbin",
+    "cyclerflow.importers.maccor",
+    "cyclerflow.importers.zplot",
+    "cyclerflow.importers.eis_text",
+    "cyclerflow.importers.eis_csv",
+    "cyclerflow.importers.bdf_csv",
+]
+
+
+def available_importers() -> list[ModuleType]:
+    """Importer modules present in this build, in detection order."""
+    mods = []
+    for name in IMPORTER_MODULES:
+        try:
+            mods.append(importlib.import_module(name))
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+    return mods
+
+
+def detect(path: str | Path) -> ModuleType:
+    """The importer module for ``path``, chosen by content (extension as a tie-break)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("input file not found", path=path)
+    if path.stat().st_size == 0:
+        raise InputError("file is empty", path=path)
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    mods = available_importers()
+    hits = [m for m in mods if m.sniff(path, head)]
+    if not hits:
+        names = ", ".join(m.FORMAT for m in mods)
+        raise InputError(f"unknown file format (tried {names})", path=path)
+    by_ext = [m for m in hits if path.suffix.lower() in getattr(m, "EXTENSIONS", ())]
+    return (by_ext or hits)[0]
+
+
+def read_any(path: str | Path, fmt: str | None = None) -> Imported:
+    """Read one file with the named format, or the detected one."""
+    path = Path(path)
+    if fmt is None:
+        mod = detect(path)
+    else:
+        mods = {m.FORMAT: m for m in available_importers()}
+        if fmt not in mods:
+            raise InputError(f"unknown format {fmt!r} (known: {', '.join(sorted(mods))})")
+        mod = mods[fmt]
+    data = mod.read(path)
+    data.setdefault("format", mod.FORMAT)
+    data.setdefault("source", str(path))
+    return data
+
+
+def import_files(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    *,
+    metadata_path: str | Path | None = None,
+    fmt: str | None = None,
+    force: bool = False,
+    progress=None,
+) -> Path:
+    """Import one or more files into one cell file (temporary name, renamed at the end)."""
+    from cyclerflow.schema import load_metadata
+    from cyclerflow.store import write_cell
+    from cyclerflow.store.atomic import check_output_path
+
+    check_output_path(out, force=force)
+    meta, meta_text = (None, None)
+    if metadata_path is not None:
+        meta, meta_text = load_metadata(metadata_path)
+    if not sources:
+        raise InputError("no input files given")
+    parts = []
+    for src in sources:
+        parts.append(read_any(src, fmt))
+        if progress is not None:
+            progress()
+    merged = merge_imports(parts)
+    return write_cell(
+        out,
+        meta,
+        cycling=merged["cycling"],
+        spectra=merged["spectra"],
+        events=merged.get("events", []),
+        metadata_text=meta_text,
+        units=merged.get("units"),
+        source_header=merged.get("header"),
+        force=force,
+    )

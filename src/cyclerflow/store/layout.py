@@ -1,0 +1,57 @@
+"""Names and shapes of the HDF5 cell file (see docs/file-format.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+FORMAT = "cyclerflow.cell"
+FORMAT_VERSION = 1
+
+CELL = "cell"
+CYCLING = "cycling"
+EIS = "eis"
+#: while a file is written live (SWMR) new groups cannot be created, so spectra are
+#: appended to this flat table and moved into /eis/<id> groups when the file closes.
+EIS_STREAM = "eis/_stream"
+EVENTS = "events"
+PROTOCOL = "protocol"
+
+CHUNK_ROWS = 1 << 16  # 65,536 rows per chunk: 512 KiB per float64 column
+
+EVENT_DTYPE = np.dtype(
+    [
+        ("unix_time_second", "f8"),
+        ("test_time_second", "f8"),
+        ("kind", "S16"),
+        ("step", "i8"),
+        ("message", "S240"),
+    ]
+)
+
+#: per-spectrum attributes kept in the stream table (one row per spectrum)
+SPECTRUM_META_DTYPE = np.dtype(
+    [
+        ("spectrum_id", "i8"),
+        ("start_row", "i8"),
+        ("n_points", "i8"),
+        ("unix_time_second", "f8"),
+        ("cycle_count", "i8"),
+        ("temperature_kelvin", "f8"),
+        ("amplitude", "f8"),
+        ("dc_level", "f8"),
+        ("technique", "S8"),
+    ]
+)
+
+SPECTRUM_ATTR_DEFAULTS = {
+    "unix_time_second": np.nan,
+    "cycle_count": -1,
+    "temperature_kelvin": np.nan,
+    "amplitude": np.nan,
+    "dc_level": np.nan,
+    "technique": "PEIS",
+}
+
+
+def spectrum_group_name(spectrum_id: int) -> str:
+    return f"{EIS}/{spectrum_id:08d}"

@@ -1,0 +1,55 @@
+"""Write a whole cell file at once (importers, demo), atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cyclerflow.schema import CellMetadata
+from cyclerflow.store.atomic import atomic_output
+from cyclerflow.store.writer import create_cell
+
+
+def write_cell(
+    path: str | Path,
+    metadata: CellMetadata | None,
+    *,
+    cycling: Mapping[str, Any] | None = None,
+    spectra: Iterable[Mapping[str, Any]] = (),
+    events: Iterable[Mapping[str, Any]] = (),
+    metadata_text: str | None = None,
+    protocol: str | None = None,
+    units: Mapping[str, str] | None = None,
+    source_header: str | None = None,
+    force: bool = False,
+) -> Path:
+    """Write a closed cell file in one go, to a temporary name renamed at the end.
+
+    ``cycling``: column -> array (BDF names; unknown columns need ``units``).
+    ``spectra``: dicts with ``frequency_hertz``, ``real_impedance_ohm``,
+    ``imaginary_impedance_ohm`` and optional attributes.
+    ``source_header``: vendor header text kept as ``/cell`` attribute ``source_header``.
+    """
+    cycling = dict(cycling or {})
+    columns = list(cycling) or ["test_time_second", "voltage_volt", "current_ampere"]
+    with atomic_output(path, force=force) as tmp:
+        w = create_cell(
+            tmp, metadata, metadata_text=metadata_text, protocol=protocol, columns=columns, units=units, swmr=False
+        )
+        try:
+            if source_header is not None:
+                w._f["cell"].attrs["source_header"] = source_header
+            if cycling:
+                w.append_cycling({k: np.asarray(v) for k, v in cycling.items()})
+            for sp in spectra:
+                sp = dict(sp)
+                w.append_spectrum(sp.pop("frequency_hertz"), sp.pop("real_impedance_ohm"), sp.pop("imaginary_impedance_ohm"), **sp)
+            for ev in events:
+                ev = dict(ev)
+                w.add_event(ev.pop("kind"), ev.pop("message", ""), flush=False, **ev)
+        finally:
+            w.close()
+    return Path(path)

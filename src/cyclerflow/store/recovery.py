@@ -1,0 +1,106 @@
+"""Recovery of a file left open by a killed writer.
+
+HDF5 marks a file opened for (SWMR) writing in its superblock. A killed writer
+leaves the mark, and plain opens then fail. Such a file still opens as a SWMR
+*reader*, so recovery copies every object through a SWMR read into a temporary
+file, moves streamed spectra into their groups, and renames it over the original.
+Everything flushed before the kill is kept.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from cyclerflow.errors import InputError
+from cyclerflow.store import layout as L
+
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def superblock_flags(path: str | Path) -> int:
+    """File-consistency flags of a v2/v3 superblock (0 for older superblocks).
+
+    Bit 0: open for write; bit 2: open for SWMR write.
+    """
+    with open(path, "rb") as fh:
+        offset = 0
+        while True:
+            fh.seek(offset)
+            head = fh.read(12)
+            if len(head) < 12:
+                raise InputError("not an HDF5 file (no superblock signature)", path=path)
+            if head[:8] == _SIGNATURE:
+                return head[11] if head[8] >= 2 else 0
+            offset = 512 if offset == 0 else offset * 2
+
+
+def needs_recovery(path: str | Path) -> bool:
+    """True when the file is marked open-for-write (writer alive or killed)."""
+    return bool(superblock_flags(path) & 0x05)
+
+
+def _copy_dataset(src: h5py.Dataset, dst_group: h5py.Group, name: str, n: int | None = None) -> None:
+    kwargs = {}
+    if src.chunks is not None:
+        kwargs.update(chunks=src.chunks, maxshape=src.maxshape)
+    data = src[...] if n is None else src[:n]
+    if src.dtype.kind == "O" or h5py.check_string_dtype(src.dtype):
+        d = dst_group.create_dataset(name, data=src[()], dtype=src.dtype)
+    else:
+        d = dst_group.create_dataset(name, data=data, dtype=src.dtype, fillvalue=src.fillvalue, **kwargs)
+    for k, v in src.attrs.items():
+        d.attrs[k] = v
+
+
+def _copy_tree(src: h5py.Group, dst: h5py.Group, cycling_rows: int) -> None:
+    for k, v in src.attrs.items():
+        dst.attrs[k] = v
+    for name, obj in src.items():
+        if isinstance(obj, h5py.Group):
+            _copy_tree(obj, dst.create_group(name), cycling_rows)
+        else:
+            n = cycling_rows if src.name == "/" + L.CYCLING else None
+            _copy_dataset(obj, dst, name, n)
+
+
+def recover(path: str | Path, *, _locked: bool = False) -> dict:
+    """Make a file left by a killed writer a normal closed file, in place.
+
+    Returns ``{"rows": n, "spectra": m}``. Raises :class:`InputError` if a live writer
+    holds the file or the file cannot be read at all.
+    """
+    from cyclerflow.store.writer import finalize_stream, live_writer_pid
+
+    path = Path(path)
+    if not _locked and live_writer_pid(path) is not None:
+        raise InputError("file is being written by a live process; not recovering", path=path)
+    if not needs_recovery(path):
+        return {"rows": None, "spectra": 0}
+    tmp = path.with_name(f".{path.name}.recover-{os.getpid()}")
+    try:
+        src = h5py.File(path, "r", libver="latest", swmr=True)
+    except OSError as err:
+        raise InputError(f"cannot open the half-written file even as a SWMR reader ({err})", path=path) from None
+    try:
+        with src, h5py.File(tmp, "w", libver="latest") as dst:
+            rows = 0
+            if L.CYCLING in src and len(src[L.CYCLING]):
+                cyc = src[L.CYCLING]
+                rows = min(cyc[c].shape[0] for c in cyc)
+                # a row is complete only if its time stamp was written
+                if "test_time_second" in cyc and rows:
+                    t = cyc["test_time_second"][:rows]
+                    bad = np.flatnonzero(np.isnan(t))
+                    if len(bad):
+                        rows = int(bad[0])
+            _copy_tree(src, dst, rows)
+        spectra = finalize_stream(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"rows": rows, "spectra": spectra}

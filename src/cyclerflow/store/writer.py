@@ -1,0 +1,379 @@
+"""Streaming writer for the HDF5 cell file (one writer at a time, SWMR for live files).
+
+Typical live use (acquisition)::
+
+    with create_cell("W07.h5", metadata, metadata_text=text, protocol=recipe_text) as w:
+        w.append_cycling({"test_time_second": t, "voltage_volt": v, "current_ampere": i})
+        w.append_spectrum(f, z_re, z_im, temperature_kelvin=298.15)
+        w.add_event("safety_stop", "voltage 4.31 V > 4.30 V", step=3)
+
+All objects are created first, then SWMR mode is switched on; rows are buffered in
+memory and written + flushed when a chunk is full or ``flush_interval`` seconds
+(default 1 s) have passed, so a killed writer loses at most that interval. Spectra
+go to a flat stream table while live and are moved into ``/eis/<id>`` groups when
+the file is closed (or recovered).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from cyclerflow import __version__
+from cyclerflow.errors import InputError
+from cyclerflow.schema import CYCLING_COLUMNS, CellMetadata, metadata_to_attrs, units_of
+from cyclerflow.store import layout as L
+
+LIVE_COLUMNS = (
+    "test_time_second",
+    "unix_time_second",
+    "voltage_volt",
+    "current_ampere",
+    "cycle_count",
+    "step_count",
+    "step_index",
+    "temperature_kelvin",
+)
+
+
+def _dtype_of(column: str) -> np.dtype:
+    return np.dtype(CYCLING_COLUMNS[column][1]) if column in CYCLING_COLUMNS else np.dtype("f8")
+
+
+def _fill_of(dtype: np.dtype) -> Any:
+    return np.nan if dtype.kind == "f" else -1
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+def live_writer_pid(path: str | Path) -> int | None:
+    """PID of a live writer on this host holding the file's lock, else None."""
+    lp = lock_path(path)
+    try:
+        info = json.loads(lp.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    if info.get("host") == socket.gethostname() and _pid_alive(int(info.get("pid", -1))):
+        return int(info["pid"])
+    return None
+
+
+def _take_lock(path: Path) -> Path:
+    lp = lock_path(path)
+    pid = live_writer_pid(path)
+    if pid is not None and pid != os.getpid():
+        raise InputError(f"file is being written by process {pid}", path=path)
+    lp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}))
+    return lp
+
+
+def _make_column(group: h5py.Group, name: str, dtype: np.dtype, units: str) -> h5py.Dataset:
+    ds = group.create_dataset(
+        name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(L.CHUNK_ROWS,), fillvalue=_fill_of(dtype)
+    )
+    ds.attrs["units"] = units
+    return ds
+
+
+def _append(ds: h5py.Dataset, values: np.ndarray) -> None:
+    n0 = ds.shape[0]
+    ds.resize((n0 + len(values),))
+    ds[n0:] = values
+
+
+class CellWriter:
+    """Append-only writer of one cell file. Use :func:`create_cell` / :func:`resume_cell`."""
+
+    def __init__(self, file: h5py.File, path: Path, *, swmr: bool, flush_interval: float, lock: Path | None):
+        self.path = path
+        self._f = file
+        self._swmr = swmr
+        self.flush_interval = float(flush_interval)
+        self._lock = lock
+        cyc = file[L.CYCLING]
+        self.columns: tuple[str, ...] = tuple(cyc.keys())
+        self._ds = {c: cyc[c] for c in self.columns}
+        self._buf: dict[str, list[np.ndarray]] = {c: [] for c in self.columns}
+        self._buffered = 0
+        self.rows_flushed = int(min((d.shape[0] for d in self._ds.values()), default=0))
+        self._last_flush = time.monotonic()
+        self._events: list[tuple] = []
+        self._next_spectrum = _next_spectrum_id(file)
+        self.closed = False
+
+    # -- cycling rows -----------------------------------------------------------
+    def append_cycling(self, rows: Mapping[str, Any]) -> None:
+        """Append rows given as column -> array (equal lengths). Missing columns get NaN/-1."""
+        unknown = set(rows) - set(self.columns)
+        if unknown:
+            raise InputError(f"columns {sorted(unknown)} are not in this file's /cycling", path=self.path)
+        arrays = {c: np.atleast_1d(np.asarray(v)) for c, v in rows.items()}
+        lengths = {len(a) for a in arrays.values()}
+        if len(lengths) != 1:
+            raise InputError(f"columns have different lengths {sorted(lengths)}", path=self.path)
+        n = lengths.pop()
+        if n == 0:
+            return
+        for c in self.columns:
+            dt = self._ds[c].dtype
+            a = arrays.get(c)
+            self._buf[c].append(np.full(n, _fill_of(dt), dtype=dt) if a is None else a.astype(dt, copy=False))
+        self._buffered += n
+        if self._buffered >= L.CHUNK_ROWS:
+            self._write_buffer()
+        self.maybe_flush()
+
+    def _write_buffer(self) -> None:
+        if not self._buffered:
+            return
+        for c in self.columns:
+            parts = self._buf[c]
+            _append(self._ds[c], parts[0] if len(parts) == 1 else np.concatenate(parts))
+            self._buf[c] = []
+        self._buffered = 0
+
+    # -- spectra ----------------------------------------------------------------
+    def append_spectrum(
+        self,
+        frequency_hertz: Any,
+        real_impedance_ohm: Any,
+        imaginary_impedance_ohm: Any,
+        **attrs: Any,
+    ) -> int:
+        """Store one spectrum (signed imaginary part); returns its spectrum id (1-based)."""
+        f = np.asarray(frequency_hertz, dtype="f8").ravel()
+        zr = np.asarray(real_impedance_ohm, dtype="f8").ravel()
+        zi = np.asarray(imaginary_impedance_ohm, dtype="f8").ravel()
+        if not (len(f) == len(zr) == len(zi)):
+            raise InputError("spectrum columns have different lengths", path=self.path)
+        unknown = set(attrs) - set(L.SPECTRUM_ATTR_DEFAULTS) - {"spectrum_id"}
+        extra = {k: attrs.pop(k) for k in unknown}
+        sid = int(attrs.pop("spectrum_id", self._next_spectrum))
+        self._next_spectrum = max(self._next_spectrum, sid + 1)
+        full = {**L.SPECTRUM_ATTR_DEFAULTS, **{k: v for k, v in attrs.items() if v is not None}}
+        if self._swmr:
+            st = self._f[L.EIS_STREAM]
+            start = st["frequency_hertz"].shape[0]
+            for name, arr in (("frequency_hertz", f), ("real_impedance_ohm", zr), ("imaginary_impedance_ohm", zi)):
+                _append(st[name], arr)
+            row = np.zeros(1, dtype=L.SPECTRUM_META_DTYPE)
+            row["spectrum_id"], row["start_row"], row["n_points"] = sid, start, len(f)
+            for k in ("unix_time_second", "cycle_count", "temperature_kelvin", "amplitude", "dc_level"):
+                row[k] = full[k]
+            row["technique"] = str(full["technique"]).encode()[:8]
+            _append(st["spectra"], row)
+            self.flush()
+        else:
+            _write_spectrum_group(self._f, sid, f, zr, zi, {**full, **extra})
+        return sid
+
+    # -- events -----------------------------------------------------------------
+    def add_event(
+        self,
+        kind: str,
+        message: str = "",
+        *,
+        step: int = -1,
+        unix_time_second: float | None = None,
+        test_time_second: float = np.nan,
+        flush: bool = True,
+    ) -> None:
+        """Record an event (step_start, step_end, limit, safety_stop, resume, disconnect, note)."""
+        t = time.time() if unix_time_second is None else unix_time_second
+        self._events.append((t, test_time_second, kind.encode()[:16], step, message.encode("utf-8")[:240]))
+        if flush:
+            self.flush()
+
+    # -- flushing ---------------------------------------------------------------
+    def maybe_flush(self) -> bool:
+        """Flush if ``flush_interval`` seconds have passed since the last flush."""
+        if time.monotonic() - self._last_flush >= self.flush_interval:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> int:
+        """Write buffered rows and events and flush to disk; returns rows on disk."""
+        self._write_buffer()
+        if self._events:
+            _append(self._f[L.EVENTS], np.array(self._events, dtype=L.EVENT_DTYPE))
+            self._events = []
+        self._f.flush()
+        self.rows_flushed = int(min((d.shape[0] for d in self._ds.values()), default=0))
+        self._last_flush = time.monotonic()
+        return self.rows_flushed
+
+    def close(self) -> None:
+        """Flush, close, and move streamed spectra into /eis/<id> groups."""
+        if self.closed:
+            return
+        self.flush()
+        self._f.close()
+        self.closed = True
+        if self._swmr:
+            finalize_stream(self.path)
+        if self._lock is not None:
+            self._lock.unlink(missing_ok=True)
+
+    def __enter__(self) -> CellWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _write_spectrum_group(f: h5py.File, sid: int, fr, zr, zi, attrs: Mapping[str, Any]) -> None:
+    g = f.create_group(L.spectrum_group_name(sid))
+    for name, arr in (("frequency_hertz", fr), ("real_impedance_ohm", zr), ("imaginary_impedance_ohm", zi)):
+        d = g.create_dataset(name, data=np.asarray(arr, dtype="f8"))
+        d.attrs["units"] = units_of(name)
+    for k, v in attrs.items():
+        if v is None:
+            continue
+        g.attrs[k] = v if isinstance(v, (str, int, float, np.number)) else json.dumps(v)
+
+
+def _next_spectrum_id(f: h5py.File) -> int:
+    ids = [int(k) for k in f[L.EIS].keys() if k.isdigit()] if L.EIS in f else []
+    if L.EIS_STREAM in f and f[L.EIS_STREAM]["spectra"].shape[0]:
+        ids.append(int(f[L.EIS_STREAM]["spectra"]["spectrum_id"].max()))
+    return max(ids, default=0) + 1
+
+
+def finalize_stream(path: str | Path) -> int:
+    """Move spectra from the live stream table into /eis/<id> groups. Returns count."""
+    with h5py.File(path, "a", libver="latest") as f:
+        if L.EIS_STREAM not in f:
+            return 0
+        st = f[L.EIS_STREAM]
+        meta = st["spectra"][...]
+        cols = {n: st[n][...] for n in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")}
+        moved = 0
+        for row in meta:
+            sid = int(row["spectrum_id"])
+            if L.spectrum_group_name(sid) in f:
+                continue
+            sl = slice(int(row["start_row"]), int(row["start_row"]) + int(row["n_points"]))
+            if sl.stop > len(cols["frequency_hertz"]):
+                continue  # torn spectrum from a killed writer: points never flushed
+            attrs = {k: row[k].item() for k in ("unix_time_second", "cycle_count", "temperature_kelvin", "amplitude", "dc_level")}
+            attrs["technique"] = row["technique"].decode()
+            _write_spectrum_group(f, sid, cols["frequency_hertz"][sl], cols["real_impedance_ohm"][sl], cols["imaginary_impedance_ohm"][sl], attrs)
+            moved += 1
+        del f[L.EIS_STREAM]
+    return moved
+
+
+def _create_objects(
+    f: h5py.File,
+    metadata: CellMetadata | None,
+    metadata_text: str | None,
+    protocol: str | None,
+    columns: Sequence[str],
+    units: Mapping[str, str],
+) -> None:
+    f.attrs["format"] = L.FORMAT
+    f.attrs["format_version"] = L.FORMAT_VERSION
+    f.attrs["software_version"] = __version__
+    f.attrs["created"] = datetime.now(UTC).isoformat()
+    cell = f.create_group(L.CELL)
+    if metadata is not None:
+        for k, v in metadata_to_attrs(metadata).items():
+            cell.attrs[k] = v
+    if metadata_text is not None:
+        cell.attrs["original_text"] = metadata_text
+    cyc = f.create_group(L.CYCLING)
+    for c in columns:
+        _make_column(cyc, c, _dtype_of(c), units.get(c, units_of(c)))
+    f.create_group(L.EIS)
+    ev = f.create_dataset(L.EVENTS, shape=(0,), maxshape=(None,), dtype=L.EVENT_DTYPE, chunks=(256,))
+    ev.attrs["units"] = "unix_time_second: s; test_time_second: s"
+    f.create_dataset(L.PROTOCOL, data=protocol or "", dtype=h5py.string_dtype())
+
+
+def _ensure_stream(f: h5py.File) -> None:
+    if L.EIS_STREAM in f:
+        return
+    st = f.create_group(L.EIS_STREAM)
+    for name in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"):
+        _make_column(st, name, np.dtype("f8"), units_of(name))
+    st.create_dataset("spectra", shape=(0,), maxshape=(None,), dtype=L.SPECTRUM_META_DTYPE, chunks=(64,))
+
+
+def create_cell(
+    path: str | Path,
+    metadata: CellMetadata | None,
+    *,
+    metadata_text: str | None = None,
+    protocol: str | None = None,
+    columns: Sequence[str] = LIVE_COLUMNS,
+    units: Mapping[str, str] | None = None,
+    swmr: bool = True,
+    flush_interval: float = 1.0,
+    overwrite: bool = False,
+) -> CellWriter:
+    """Create a new cell file and return its writer (SWMR on by default)."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise InputError(f"output folder {str(path.parent)!r} does not exist", path=path)
+    if path.exists() and not overwrite:
+        raise InputError("file exists (resume it, or remove it first)", path=path)
+    lock = _take_lock(path) if swmr else None
+    f = h5py.File(path, "w", libver="latest")
+    try:
+        _create_objects(f, metadata, metadata_text, protocol, columns, units or {})
+        if swmr:
+            _ensure_stream(f)
+            f.swmr_mode = True
+    except BaseException:
+        f.close()
+        path.unlink(missing_ok=True)
+        if lock:
+            lock.unlink(missing_ok=True)
+        raise
+    return CellWriter(f, path, swmr=swmr, flush_interval=flush_interval, lock=lock)
+
+
+def resume_cell(path: str | Path, *, flush_interval: float = 1.0) -> CellWriter:
+    """Open an existing cell file for more appends (recovering it first if needed)."""
+    from cyclerflow.store.recovery import needs_recovery, recover
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("cell file not found", path=path)
+    lock = _take_lock(path)
+    try:
+        if needs_recovery(path):
+            recover(path, _locked=True)
+        f = h5py.File(path, "a", libver="latest")
+        if f.attrs.get("format") != L.FORMAT:
+            f.close()
+            raise InputError("not a cyclerflow cell file", path=path)
+        _ensure_stream(f)
+        f.swmr_mode = True
+    except BaseException:
+        lock.unlink(missing_ok=True)
+        raise
+    return CellWriter(f, path, swmr=True, flush_interval=flush_interval, lock=lock)
