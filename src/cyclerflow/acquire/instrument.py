@@ -1,0 +1,88 @@
+"""What the acquisition engine needs from an instrument channel (drivers implement it).
+
+Core never imports drivers: the engine finds a driver module through the
+``cyclerflow.drivers`` entry points (:func:`load_driver`). A driver module provides
+
+- ``open_channel(resource: str, **options) -> SourceMeterChannel`` (or ``-> TemperatureController``)
+- ``serve_simulator(*, host, port, cell, speedup, faults) -> None`` for ``cyclerflow simulate``
+  (blocking; serves the instrument's real protocol on loopback TCP or a pty)
+
+Sign convention at this interface: current > 0 charges the cell. Drivers convert
+from the instrument's own sign. All values SI (A, V, s, K, Hz, Ohm).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from cyclerflow.errors import InputError
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One reading. ``time_s`` is the instrument's (or host's) clock in seconds."""
+
+    time_s: float
+    voltage_v: float
+    current_a: float
+    temperature_k: float = float("nan")
+
+
+@runtime_checkable
+class SourceMeterChannel(Protocol):
+    """A galvanostat/potentiostat channel (SMU, potentiostat or cycler channel)."""
+
+    name: str
+    capabilities: frozenset[str]  # subset of {"cc", "cv", "ocv", "eis", "temperature"}
+
+    def connect(self) -> None: ...
+    def close(self) -> None: ...
+    def identify(self) -> str: ...
+    def output_off(self) -> None:
+        """Switch the output off (idempotent, must not raise if already off)."""
+
+    def source_current(self, current_a: float, voltage_limit_v: float) -> None:
+        """Constant current (signed, > 0 charging) with a voltage compliance."""
+
+    def source_voltage(self, voltage_v: float, current_limit_a: float) -> None:
+        """Constant voltage with a current compliance (magnitude)."""
+
+    def open_circuit(self) -> None:
+        """Rest: no current flows (output off or zero-current mode); reads still work."""
+
+    def read(self) -> Sample: ...
+    def errors(self) -> list[str]:
+        """Drain the instrument's error queue (empty list = no errors)."""
+
+    def measure_eis(
+        self, f_start_hz: float, f_stop_hz: float, points_per_decade: int, amplitude: float, dc_level: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run a spectrum; returns (frequency_hertz, complex impedance in Ohm, signed)."""
+
+
+@runtime_checkable
+class TemperatureController(Protocol):
+    name: str
+
+    def connect(self) -> None: ...
+    def close(self) -> None: ...
+    def identify(self) -> str: ...
+    def set_setpoint(self, kelvin: float, ramp_k_per_min: float | None = None) -> None: ...
+    def read_temperature(self) -> float: ...
+
+
+def driver_names() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group="cyclerflow.drivers"))
+
+
+def load_driver(name: str) -> ModuleType:
+    """The driver module registered under ``name`` in the ``cyclerflow.drivers`` entry points."""
+    eps = {ep.name: ep for ep in entry_points(group="cyclerflow.drivers")}
+    if name not in eps:
+        raise InputError(f"unknown driver {name!r} (installed: {', '.join(sorted(eps)) or 'none'})")
+    return eps[name].load()
