@@ -1,0 +1,90 @@
+"""`cyclerflow analyze CELL.h5 [--reference-cycle N] [--json] [-o RESULTS.nc]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(v, spec: str = ".4g") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_analysis(res: dict, console: Console) -> None:
+    console.rule(f"[bold]{res.get('cell_id') or '(no cell id)'}")
+    cyc = res.get("cycling")
+    if cyc:
+        t = Table(title=f"cycling (reference cycle {cyc.get('reference_cycle')}, fade {_fmt(cyc.get('fade_rate_per_cycle'), '.3e')}/cycle)")
+        for c in ("cycle", "charge µAh", "discharge µAh", "CE", "retention", "µAh/cm²"):
+            t.add_column(c, justify="right")
+        rows = cyc.get("cycles", [])
+        shown = rows if len(rows) <= 20 else rows[:10] + [None] + rows[-9:]
+        for r in shown:
+            if r is None:
+                t.add_row("…", "", "", "", "", "")
+                continue
+            t.add_row(
+                str(r["cycle"]),
+                _fmt(None if r["charge_capacity_ah"] is None else r["charge_capacity_ah"] * 1e6, ".5g"),
+                _fmt(None if r["discharge_capacity_ah"] is None else r["discharge_capacity_ah"] * 1e6, ".5g"),
+                _fmt(r["coulombic_efficiency"], ".5f"),
+                _fmt(r["capacity_retention"], ".5f"),
+                _fmt(r["discharge_capacity_uah_per_cm2"], ".4g"),
+            )
+        console.print(t)
+    eis = res.get("eis")
+    if eis:
+        t = Table(title="impedance")
+        for c in ("spectrum", "T / K", "cycle", "method", "R bulk / Ω", "R int / Ω·cm²", "σ / S cm⁻¹", "fit ok"):
+            t.add_column(c, justify="right")
+        for s in eis.get("spectra", []):
+            t.add_row(
+                str(s["spectrum_id"]),
+                _fmt(s.get("temperature_kelvin"), ".2f"),
+                _fmt(s.get("cycle"), "d") if s.get("cycle") is not None else "-",
+                str(s.get("method")),
+                _fmt(s.get("r_bulk_ohm")),
+                _fmt(s.get("r_interface_ohm_cm2")),
+                _fmt(s.get("conductivity_s_per_cm"), ".3e"),
+                "yes" if s.get("fit_ok") else "[red]no",
+            )
+        console.print(t)
+        arr = eis.get("arrhenius")
+        if arr and arr.get("activation_energy_ev") is not None:
+            console.print(
+                f"Arrhenius ({arr.get('convention')}, {arr.get('n_points')} points): "
+                f"Ea = {arr['activation_energy_ev']:.3f} ± {_fmt(arr.get('activation_energy_stderr_ev'), '.3f')} eV, "
+                f"σ(25 °C) = {_fmt(arr.get('conductivity_25c_s_per_cm'), '.3e')} S/cm"
+            )
+    for w in res.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("analyze")
+    def analyze_cmd(
+        cell: Path = typer.Argument(..., help="Cell file (.h5)."),
+        reference_cycle: int = typer.Option(None, "--reference-cycle", help="Retention reference (default: first complete cycle)."),
+        first_half: str = typer.Option(None, "--first-half", help="'charge' or 'discharge' (default: detected)."),
+        circuit: str = typer.Option(None, "--circuit", help="Equivalent circuit for all spectra (default: chosen per spectrum)."),
+        convention: str = typer.Option("sigma_T", "--arrhenius", help="Arrhenius fit: 'sigma_T' (ln σT vs 1/T) or 'sigma' (ln σ vs 1/T)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the JSON object."),
+        out: Path = typer.Option(None, "-o", "--out", help="Results file (default: <cell>.results.nc)."),
+    ) -> None:
+        """Capacity, retention, CE, energy, fade; EIS fits, conductivity, Arrhenius."""
+        from cyclerflow.analysis import analyze_cell
+        from cyclerflow.errors import InputError
+
+        if first_half not in (None, "charge", "discharge"):
+            raise InputError(f"--first-half must be 'charge' or 'discharge', got {first_half!r}")
+        if convention not in ("sigma_T", "sigma"):
+            raise InputError(f"--arrhenius must be 'sigma_T' or 'sigma', got {convention!r}")
+        res = analyze_cell(cell, out=out, reference_cycle=reference_cycle, first_half=first_half, circuit=circuit, arrhenius_convention=convention)
+        if as_json:
+            typer.echo(json.dumps(res))
+        else:
+            print_analysis(res, Console())
