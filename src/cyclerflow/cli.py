@@ -45,22 +45,29 @@ def command_modules() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group="cyclerflow.commands")}
 
 
-def _load_plugins() -> None:
+PLUGIN_ERRORS: dict[str, str] = {}
+
+
+def _load_plugins(debug: bool = False) -> None:
+    """Register every command group; one that fails to import is left out (and
+    reported with --debug) so the rest of the CLI still works."""
+    if getattr(app, "_cyclerflow_loaded", False):
+        return
     for name, module in sorted(command_modules().items()):
         try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name and module.startswith(err.name):
-                continue  # that part is not installed in this build
-            raise
-        mod.register(app)
+            importlib.import_module(module).register(app)
+        except Exception as err:  # noqa: BLE001 - a broken plugin must not take the CLI down
+            PLUGIN_ERRORS[name] = f"{type(err).__name__}: {err}"
+            if debug:
+                typer.echo(f"warning: command group {name!r} ({module}) unavailable: {err}", err=True)
+    app._cyclerflow_loaded = True
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map bad input to exit code 2."""
-    _load_plugins()
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    _load_plugins(debug)
     try:
         rv = app(args=argv, standalone_mode=False)
         if isinstance(rv, int):

@@ -17,6 +17,28 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cyclerflow.errors import InputError
+from cyclerflow.units import parse_lab_value
+
+#: metadata fields that take a quantity: field -> (dimension, unit of the bare number)
+LAB_UNITS = {
+    "active_area_cm2": ("area", "cm2"),
+    "nominal_capacity_uah": ("charge", "uAh"),
+    "thickness_um": ("length", "um"),
+    "mass_mg": ("mass", "mg"),
+    "anneal_c": ("temperature", "degC"),
+}
+
+
+def _lab_quantity(field: str):
+    """A before-validator: accept a number in the field's lab unit or a string with units."""
+
+    def convert(cls, v: Any, info) -> Any:
+        if v is None or isinstance(v, (int, float)):
+            return v
+        dim, unit = LAB_UNITS[field]
+        return parse_lab_value(v, dim, unit, where=info.field_name)
+
+    return field_validator(field, mode="before")(classmethod(convert))
 
 # --- columns ---------------------------------------------------------------------
 
@@ -109,6 +131,10 @@ class Layer(BaseModel):
     deposition: str | None = None
     anneal_c: float | None = Field(default=None, ge=-273.15)
 
+    _thickness = _lab_quantity("thickness_um")
+    _mass = _lab_quantity("mass_mg")
+    _anneal = _lab_quantity("anneal_c")
+
     @property
     def thickness_m(self) -> float | None:
         return None if self.thickness_um is None else self.thickness_um * 1e-6
@@ -126,6 +152,9 @@ class CellMetadata(BaseModel):
     nominal_capacity_uah: float | None = Field(default=None, gt=0)
     layers: list[Layer] = Field(default_factory=list)
     notes: str | None = None
+
+    _area = _lab_quantity("active_area_cm2")
+    _capacity = _lab_quantity("nominal_capacity_uah")
 
     @field_validator("cell_id", "wafer", "die", mode="before")
     @classmethod
@@ -180,6 +209,10 @@ def _format_validation_error(err: ValidationError) -> str:
     msg = first["msg"]
     if first["type"] == "missing":
         return f"key '{loc}' is required"
+    if first["type"] == "value_error" and "error" in first.get("ctx", {}):
+        inner = first["ctx"]["error"]
+        text = getattr(inner, "bare_message", str(inner))
+        return f"key '{loc}': {text}"
     value = first.get("input")
     return f"key '{loc}': {msg} (got {value!r})"
 
@@ -228,3 +261,15 @@ def metadata_to_attrs(meta: CellMetadata) -> dict[str, Any]:
     }
     attrs.update({k: v for k, v in si.items() if v is not None})
     return attrs
+
+
+def metadata_warnings(meta: CellMetadata) -> list[str]:
+    """What the metadata lacks for the usual figures (missing values give nulls, never guesses)."""
+    out = []
+    if meta.active_area_cm2 is None:
+        out.append("no 'active_area_cm2': per-area capacities, conductivity and Ohm·cm² will be null")
+    if meta.electrolyte_thickness_m is None:
+        out.append("no electrolyte layer with 'thickness_um': conductivity will be null")
+    if meta.cathode_mass_kg is None:
+        out.append("no cathode 'mass_mg' (or density x thickness x area): mAh/g will be null")
+    return out

@@ -106,3 +106,33 @@ def parse_quantity(value: object, dimension: str, *, default_unit: str | None = 
     if dim != dimension:
         raise InputError(f"{label}: {text!r} is a {dim}, expected a {dimension}")
     return number * factor
+
+
+_AREA = re.compile(r"^(p|n|u|µ|μ|m|c|k|)m(?:2|\^2|²)$")
+
+
+def parse_lab_value(value: object, dimension: str, lab_unit: str, *, where: str) -> float:
+    """A metadata value: a bare number in ``lab_unit``, or a string with any unit of
+    ``dimension``, converted to ``lab_unit``. Areas accept ``cm2``, ``mm2``, ``um2``, ``m2``.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        raise InputError(f"expected a number in {lab_unit}, got {value!r}")
+    if dimension == "area":
+        m = _QUANTITY.match(value)
+        unit = (m.group(2) or "").strip() if m else ""
+        am = _AREA.match(unit)
+        if not m or not am:
+            raise InputError(f"cannot read {value!r} as an area (expected e.g. '0.25 cm2')")
+        to_m2 = PREFIXES[am.group(1)] ** 2
+        lab = _AREA.match(lab_unit)
+        return float(m.group(1)) * to_m2 / (PREFIXES[lab.group(1)] ** 2)
+    try:
+        si = parse_quantity(value, dimension, where="value")
+    except InputError as err:
+        raise InputError(err.bare_message.removeprefix("value: ")) from None
+    if dimension == "temperature" and lab_unit == "degC":
+        return si - 273.15
+    _, factor = unit_factor(lab_unit)
+    return si / factor

@@ -83,7 +83,15 @@ def register(app: typer.Typer) -> None:
 
         with Progress(disable=quiet or len(sources) < 2, transient=True) as prog:
             task = prog.add_task("importing", total=len(sources))
-            import_files(sources, out, metadata_path=cell, fmt=fmt, force=force, progress=lambda: prog.advance(task))
+            import_files(
+                sources,
+                out,
+                metadata_path=cell,
+                fmt=fmt,
+                force=force,
+                progress=lambda: prog.advance(task),
+                warn=lambda w: typer.echo(f"warning: {w}", err=True),
+            )
         if not quiet:
             Console().print(f"wrote {out}")
 

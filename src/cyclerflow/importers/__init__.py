@@ -60,6 +60,11 @@ def detect(path: str | Path) -> ModuleType:
         head = fh.read(4096)
     mods = available_importers()
     hits = [m for m in mods if m.sniff(path, head)]
+    if not hits and path.suffix.lower() in (".csv", ".txt", ".tsv"):
+        # a table nobody recognises: read it as the neutral BDF CSV, whose errors
+        # say which column is missing and what the header reads
+        neutral = [m for m in mods if m.FORMAT == "bdf-csv"]
+        hits = neutral
     if not hits:
         names = ", ".join(m.FORMAT for m in mods)
         raise InputError(f"unknown file format (tried {names})", path=path)
@@ -91,9 +96,10 @@ def import_files(
     fmt: str | None = None,
     force: bool = False,
     progress=None,
+    warn=None,
 ) -> Path:
     """Import one or more files into one cell file (temporary name, renamed at the end)."""
-    from cyclerflow.schema import load_metadata
+    from cyclerflow.schema import load_metadata, metadata_warnings
     from cyclerflow.store import write_cell
     from cyclerflow.store.atomic import check_output_path
 
@@ -101,6 +107,9 @@ def import_files(
     meta, meta_text = (None, None)
     if metadata_path is not None:
         meta, meta_text = load_metadata(metadata_path)
+        if warn is not None:
+            for w in metadata_warnings(meta):
+                warn(f"{metadata_path}: {w}")
     if not sources:
         raise InputError("no input files given")
     parts = []

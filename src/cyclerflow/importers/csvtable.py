@@ -77,7 +77,6 @@ def read_numeric_table(
         df = pd.read_csv(
             path,
             sep=delim,
-            usecols=list(mapping),
             skip_blank_lines=True,
             encoding="utf-8-sig",
             engine="c",
@@ -97,8 +96,9 @@ def read_numeric_table(
     out: dict[str, np.ndarray] = {}
     for label, canon in mapping.items():
         col = df[label]
-        if col.dtype == object:
-            num = pd.to_numeric(col.str.strip(), errors="coerce")
+        if not pd.api.types.is_numeric_dtype(col):
+            col = col.astype(object)
+            num = pd.to_numeric(col.map(lambda x: x.strip() if isinstance(x, str) else x), errors="coerce")
             bad = np.flatnonzero(num.isna().to_numpy() & col.notna().to_numpy())
             if len(bad):
                 i = int(bad[0])

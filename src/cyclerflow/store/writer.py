@@ -83,7 +83,7 @@ def live_writer_pid(path: str | Path) -> int | None:
 def _take_lock(path: Path) -> Path:
     lp = lock_path(path)
     pid = live_writer_pid(path)
-    if pid is not None and pid != os.getpid():
+    if pid is not None:
         raise InputError(f"file is being written by process {pid}", path=path)
     lp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}))
     return lp
