@@ -19,7 +19,14 @@ import pandas as pd
 
 from cyclerflow.store import create_cell, read_cycling
 
-COLUMNS = ("test_time_second", "unix_time_second", "voltage_volt", "current_ampere", "temperature_kelvin", "step_index_f")
+COLUMNS = (
+    "test_time_second",
+    "unix_time_second",
+    "voltage_volt",
+    "current_ampere",
+    "temperature_kelvin",
+    "step_index_f",
+)
 
 
 def table(n: int) -> dict[str, np.ndarray]:
@@ -99,7 +106,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--stream-seconds", type=float, default=5.0)
-    ap.add_argument("--peer-rows", type=int, default=1_000_000, help="rows for the slow peers (battdat)")
+    ap.add_argument(
+        "--peer-rows", type=int, default=1_000_000, help="rows for the slow peers (battdat)"
+    )
     args = ap.parse_args()
     n = args.rows
     data = table(n)
@@ -115,9 +124,13 @@ def main() -> None:
         ours_sub = min(bench_bulk(d / f"ours_sub{i}.h5", sub) for i in range(3))
         bd = bench_battdat(d / "battdat.h5", sub)
     print(f"rows: {n:,} x {len(data)} float64 columns ({n * len(data) * 8 / 1e6:.0f} MB)")
-    print(f"bulk append (cyclerflow):   {ours:7.3f} s  {n / ours / 1e6:7.2f} M rows/s   (target >= 1 M rows/s)")
+    print(
+        f"bulk append (cyclerflow):   {ours:7.3f} s  {n / ours / 1e6:7.2f} M rows/s   (target >= 1 M rows/s)"
+    )
     if hs is not None:
-        print(f"bulk write (pandas HDFStore, PyTables table format), same {n:,} rows: {hs:7.3f} s  ratio = {hs / ours:.1f}x")
+        print(
+            f"bulk write (pandas HDFStore, PyTables table format), same {n:,} rows: {hs:7.3f} s  ratio = {hs / ours:.1f}x"
+        )
     if bd is not None:
         print(
             f"battdat BatteryDataset.to_hdf on the first {m:,} rows: {bd:7.3f} s ({m / bd / 1e6:.3f} M rows/s) vs "
@@ -129,7 +142,9 @@ def main() -> None:
         f"streaming 1,000-row chunks, flush every 1 s (SWMR): {srows / stream / 1e3:8.0f} k rows/s "
         f"over {stream:.1f} s ({flushes} flushes; target >= 200 k rows/s)"
     )
-    print(f"read {n:,} rows into xarray: first {read:6.3f} s, again {read_warm:6.3f} s (target < 1 s)")
+    print(
+        f"read {n:,} rows into xarray: first {read:6.3f} s, again {read_warm:6.3f} s (target < 1 s)"
+    )
 
 
 if __name__ == "__main__":

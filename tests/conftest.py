@@ -29,9 +29,26 @@ def lipon_metadata() -> dict:
         "nominal_capacity_uah": 0.35,
         "layers": [
             {"role": "current_collector", "material": "Pt", "thickness_um": 0.2},
-            {"role": "cathode", "material": "LiCoO2", "thickness_um": 1.0, "density_g_cm3": 4.8, "deposition": "RF sputtering", "anneal_c": 700},
-            {"role": "electrolyte", "material": "LiPON", "thickness_um": 1.0, "deposition": "RF sputtering in N2"},
-            {"role": "anode", "material": "Li", "thickness_um": 3.0, "deposition": "thermal evaporation"},
+            {
+                "role": "cathode",
+                "material": "LiCoO2",
+                "thickness_um": 1.0,
+                "density_g_cm3": 4.8,
+                "deposition": "RF sputtering",
+                "anneal_c": 700,
+            },
+            {
+                "role": "electrolyte",
+                "material": "LiPON",
+                "thickness_um": 1.0,
+                "deposition": "RF sputtering in N2",
+            },
+            {
+                "role": "anode",
+                "material": "Li",
+                "thickness_um": 3.0,
+                "deposition": "thermal evaporation",
+            },
         ],
         "notes": "free text",
     }

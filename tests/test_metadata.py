@@ -20,7 +20,12 @@ def test_design_example_si_views(lipon_metadata):
     assert m.cathode_thickness_m == pytest.approx(1e-6)
     # cathode mass from density x thickness x area: 4.8 g/cm3 * 1e-4 cm * 0.0035 cm2
     assert m.cathode_mass_kg == pytest.approx(4.8 * 1e-4 * 0.0035 * 1e-3)
-    assert [lay.role for lay in m.layers] == ["current_collector", "cathode", "electrolyte", "anode"]
+    assert [lay.role for lay in m.layers] == [
+        "current_collector",
+        "cathode",
+        "electrolyte",
+        "anode",
+    ]
 
 
 def test_mass_mg_wins_over_density(lipon_metadata):
@@ -49,10 +54,18 @@ def test_strings_with_units_are_converted(lipon_metadata):
 @pytest.mark.parametrize(
     ("mutate", "key", "words"),
     [
-        (lambda d: d["layers"][2].update(thickness_um=-1.0), "layers.2.thickness_um", "greater than 0"),
+        (
+            lambda d: d["layers"][2].update(thickness_um=-1.0),
+            "layers.2.thickness_um",
+            "greater than 0",
+        ),
         (lambda d: d.update(active_area_cm2=0), "active_area_cm2", "greater than 0"),
         (lambda d: d.update(active_area_cm2="2 V"), "active_area_cm2", "area"),
-        (lambda d: d["layers"][1].update(thickness_um="1 mA"), "layers.1.thickness_um", "expected a length"),
+        (
+            lambda d: d["layers"][1].update(thickness_um="1 mA"),
+            "layers.1.thickness_um",
+            "expected a length",
+        ),
         (lambda d: d.pop("cell_id"), "cell_id", "required"),
         (lambda d: d["layers"][0].update(role="separator-ish"), "layers.0.role", "Input should be"),
     ],

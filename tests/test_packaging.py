@@ -37,10 +37,24 @@ def test_wheel_contains_and_imports_all_three(tmp_path):
     assert not any(n.startswith(("drivers/", "flows/", "src/", "tests/")) for n in names)
     ep = next(n for n in names if n.endswith("entry_points.txt"))
     eps = zipfile.ZipFile(whl).read(ep).decode()
-    assert "[cyclerflow.commands]" in eps and "[cyclerflow.drivers]" in eps and "cyclerflow = cyclerflow.cli:main" in eps
+    assert (
+        "[cyclerflow.commands]" in eps
+        and "[cyclerflow.drivers]" in eps
+        and "cyclerflow = cyclerflow.cli:main" in eps
+    )
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(whl)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(whl),
+        ],
         check=True,
         capture_output=True,
     )
@@ -49,7 +63,14 @@ def test_wheel_contains_and_imports_all_three(tmp_path):
         "print(cyclerflow.__file__); print(cyclerflow.drivers.__file__); print(cyclerflow.flows.__file__)"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     files = out.stdout.split()
     assert len(files) == 3 and all(f.startswith(str(target)) for f in files), files
 

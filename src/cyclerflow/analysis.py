@@ -71,7 +71,9 @@ def analyze_datasets(
     datasets: dict[str, xr.Dataset] = {}
     if cycling is not None and cycling.sizes.get("sample", 0) > 1:
         try:
-            summary, per_cycle = analyze_cycling(cycling, meta, reference_cycle=reference_cycle, first_half=first_half)
+            summary, per_cycle = analyze_cycling(
+                cycling, meta, reference_cycle=reference_cycle, first_half=first_half
+            )
             out["cycling"] = summary
             datasets["cycling"] = per_cycle
         except InputError as err:
@@ -81,7 +83,9 @@ def analyze_datasets(
     elif reference_cycle is not None:
         raise InputError("--reference-cycle given but the file has no cycling data")
     if spectra:
-        summary, per_spec = analyze_spectra(spectra, meta, circuit=circuit, arrhenius_convention=arrhenius_convention)
+        summary, per_spec = analyze_spectra(
+            spectra, meta, circuit=circuit, arrhenius_convention=arrhenius_convention
+        )
         out["eis"] = summary
         datasets["eis"] = per_spec
     if out["cycling"] is None and out["eis"] is None and not warnings:
@@ -132,7 +136,15 @@ def analyze_cell(
         result["warnings"] = warnings
     if write_results:
         digest = file_sha256(path)
-        write_results_file(out or results_path(path), result, datasets, settings=settings, input_path=path, input_sha256=digest, force=force)
+        write_results_file(
+            out or results_path(path),
+            result,
+            datasets,
+            settings=settings,
+            input_path=path,
+            input_sha256=digest,
+            force=force,
+        )
     return result
 
 

@@ -35,7 +35,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     _STATE["debug"] = debug
 
@@ -59,7 +61,9 @@ def _load_plugins(debug: bool = False) -> None:
         except Exception as err:  # noqa: BLE001 - a broken plugin must not take the CLI down
             PLUGIN_ERRORS[name] = f"{type(err).__name__}: {err}"
             if debug:
-                typer.echo(f"warning: command group {name!r} ({module}) unavailable: {err}", err=True)
+                typer.echo(
+                    f"warning: command group {name!r} ({module}) unavailable: {err}", err=True
+                )
     app._cyclerflow_loaded = True
 
 

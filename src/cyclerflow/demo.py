@@ -35,9 +35,26 @@ def _metadata(cell_id: str, area_cm2: float, cap_uah: float) -> dict:
         "nominal_capacity_uah": cap_uah,
         "layers": [
             {"role": "current_collector", "material": "Pt", "thickness_um": 0.2},
-            {"role": "cathode", "material": "LiCoO2", "thickness_um": 1.0, "density_g_cm3": 4.8, "deposition": "RF sputtering", "anneal_c": 700},
-            {"role": "electrolyte", "material": "LiPON", "thickness_um": 1.0, "deposition": "RF sputtering in N2"},
-            {"role": "anode", "material": "Li", "thickness_um": 3.0, "deposition": "thermal evaporation"},
+            {
+                "role": "cathode",
+                "material": "LiCoO2",
+                "thickness_um": 1.0,
+                "density_g_cm3": 4.8,
+                "deposition": "RF sputtering",
+                "anneal_c": 700,
+            },
+            {
+                "role": "electrolyte",
+                "material": "LiPON",
+                "thickness_um": 1.0,
+                "deposition": "RF sputtering in N2",
+            },
+            {
+                "role": "anode",
+                "material": "Li",
+                "thickness_um": 3.0,
+                "deposition": "thermal evaporation",
+            },
         ],
         "notes": "synthetic demo cell",
     }
@@ -51,7 +68,13 @@ def make_raw_files(raw: Path, *, n_cycles: int = 40) -> list[dict]:
         meta = _metadata(cell_id, area, cap_uah)
         (raw / f"{cell_id}.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
         cap = cap_uah * 1e-6
-        cyc = galvanostatic_cycles(n_cycles=n_cycles, capacity_ah=cap, current_a=cap / 2, fade_per_cycle=fade, t0_unix=1.79e9 + k * 1e6)
+        cyc = galvanostatic_cycles(
+            n_cycles=n_cycles,
+            capacity_ah=cap,
+            current_a=cap / 2,
+            fade_per_cycle=fade,
+            t0_unix=1.79e9 + k * 1e6,
+        )
         pd.DataFrame(cyc).to_csv(raw / f"{cell_id}_cycling.csv", index=False, float_format="%.17g")
         f = np.logspace(6, -1, 71)
         rows = []
@@ -61,11 +84,34 @@ def make_raw_files(raw: Path, *, n_cycles: int = 40) -> list[dict]:
             # Arrhenius on sigma*T with Ea = 0.55 eV
             t_k = temp_c + 273.15
             factor = (t_k / 298.15) * np.exp(-0.55 / 8.617333262e-5 * (1 / 298.15 - 1 / t_k))
-            z = rc_spectrum(f, r_lead_ohm=5.0, r_bulk_ohm=r_b / factor, q_bulk=2e-9 * area / 0.25, q_electrode=5e-6 * area / 0.25)
+            z = rc_spectrum(
+                f,
+                r_lead_ohm=5.0,
+                r_bulk_ohm=r_b / factor,
+                q_bulk=2e-9 * area / 0.25,
+                q_electrode=5e-6 * area / 0.25,
+            )
             z = z * (1 + 0.002 * rng.standard_normal(len(f)))
-            rows.append(pd.DataFrame({"spectrum_id": j + 1, "frequency_hertz": f, "real_impedance_ohm": z.real, "imaginary_impedance_ohm": z.imag, "temperature_kelvin": t_k}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "spectrum_id": j + 1,
+                        "frequency_hertz": f,
+                        "real_impedance_ohm": z.real,
+                        "imaginary_impedance_ohm": z.imag,
+                        "temperature_kelvin": t_k,
+                    }
+                )
+            )
         pd.concat(rows).to_csv(raw / f"{cell_id}_eis.csv", index=False, float_format="%.17g")
-        made.append({"cell_id": cell_id, "meta": raw / f"{cell_id}.yaml", "cycling": raw / f"{cell_id}_cycling.csv", "eis": raw / f"{cell_id}_eis.csv"})
+        made.append(
+            {
+                "cell_id": cell_id,
+                "meta": raw / f"{cell_id}.yaml",
+                "cycling": raw / f"{cell_id}_cycling.csv",
+                "eis": raw / f"{cell_id}_eis.csv",
+            }
+        )
     return made
 
 

@@ -22,7 +22,11 @@ def export_cycling_csv(cell: str | Path, out: str | Path, *, force: bool = False
         if a.dtype.kind == "i" and np.all(a == -1):
             continue
         cols[name] = a
-    order = [c for c in ("test_time_second", "unix_time_second", "voltage_volt", "current_ampere") if c in cols]
+    order = [
+        c
+        for c in ("test_time_second", "unix_time_second", "voltage_volt", "current_ampere")
+        if c in cols
+    ]
     order += sorted(c for c in cols if c not in order)
     with atomic_output(out, force=force) as tmp:
         pd.DataFrame({c: cols[c] for c in order}).to_csv(tmp, index=False, float_format="%.17g")
@@ -45,7 +49,13 @@ def export_eis_csv(cell: str | Path, out: str | Path, *, force: bool = False) ->
             if v is not None and not (isinstance(v, float) and np.isnan(v)) and v != -1:
                 frame[k] = np.full(n, v)
         frames.append(pd.DataFrame(frame))
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"])
+    df = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(
+            columns=["frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"]
+        )
+    )
     with atomic_output(out, force=force) as tmp:
         df.to_csv(tmp, index=False, float_format="%.17g")
     return Path(out)

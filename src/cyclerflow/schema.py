@@ -40,6 +40,7 @@ def _lab_quantity(field: str):
 
     return field_validator(field, mode="before")(classmethod(convert))
 
+
 # --- columns ---------------------------------------------------------------------
 
 #: BDF machine name -> (units attribute, numpy dtype)
@@ -267,7 +268,9 @@ def metadata_warnings(meta: CellMetadata) -> list[str]:
     """What the metadata lacks for the usual figures (missing values give nulls, never guesses)."""
     out = []
     if meta.active_area_cm2 is None:
-        out.append("no 'active_area_cm2': per-area capacities, conductivity and Ohm·cm² will be null")
+        out.append(
+            "no 'active_area_cm2': per-area capacities, conductivity and Ohm·cm² will be null"
+        )
     if meta.electrolyte_thickness_m is None:
         out.append("no electrolyte layer with 'thickness_um': conductivity will be null")
     if meta.cathode_mass_kg is None:

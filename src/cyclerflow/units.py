@@ -73,7 +73,9 @@ def unit_factor(unit: str) -> tuple[str, float]:
     raise ValueError(f"unknown unit {unit!r}")
 
 
-def parse_quantity(value: object, dimension: str, *, default_unit: str | None = None, where: str = "") -> float:
+def parse_quantity(
+    value: object, dimension: str, *, default_unit: str | None = None, where: str = ""
+) -> float:
     """Parse ``value`` (number or ``"10 uA"``) into the SI value of ``dimension``.
 
     A bare number is taken in ``default_unit`` (error if there is none). Temperatures
@@ -84,7 +86,9 @@ def parse_quantity(value: object, dimension: str, *, default_unit: str | None = 
         raise InputError(f"{label}: expected a {dimension}, got {value!r}")
     if isinstance(value, (int, float)):
         if default_unit is None:
-            raise InputError(f"{label}: {value!r} has no unit; expected a {dimension} such as '10 uA'")
+            raise InputError(
+                f"{label}: {value!r} has no unit; expected a {dimension} such as '10 uA'"
+            )
         text = f"{value!r} {default_unit}"
     elif isinstance(value, str):
         text = value
@@ -102,7 +106,9 @@ def parse_quantity(value: object, dimension: str, *, default_unit: str | None = 
     try:
         dim, factor = unit_factor(unit)
     except ValueError:
-        raise InputError(f"{label}: unknown unit {unit!r} in {text!r} (expected a {dimension})") from None
+        raise InputError(
+            f"{label}: unknown unit {unit!r} in {text!r} (expected a {dimension})"
+        ) from None
     if dim != dimension:
         raise InputError(f"{label}: {text!r} is a {dim}, expected a {dimension}")
     return number * factor

@@ -26,7 +26,9 @@ def meta_file(tmp_path, lipon_metadata):
 @pytest.fixture
 def cycling_csv(tmp_path):
     p = tmp_path / "cyc.csv"
-    pd.DataFrame(galvanostatic_cycles(n_cycles=3, points_per_half=20)).to_csv(p, index=False, float_format="%.17g")
+    pd.DataFrame(galvanostatic_cycles(n_cycles=3, points_per_half=20)).to_csv(
+        p, index=False, float_format="%.17g"
+    )
     return p
 
 
@@ -40,7 +42,14 @@ def test_import_inspect_export_roundtrip(tmp_path, capsys, meta_file, cycling_cs
     f = np.logspace(6, -1, 40)
     z = rc_spectrum(f)
     eis = tmp_path / "eis.csv"
-    pd.DataFrame({"frequency_hertz": f, "real_impedance_ohm": z.real, "imaginary_impedance_ohm": z.imag, "temperature_kelvin": 298.15}).to_csv(eis, index=False, float_format="%.17g")
+    pd.DataFrame(
+        {
+            "frequency_hertz": f,
+            "real_impedance_ohm": z.real,
+            "imaginary_impedance_ohm": z.imag,
+            "temperature_kelvin": 298.15,
+        }
+    ).to_csv(eis, index=False, float_format="%.17g")
     out = tmp_path / "cell.h5"
     code, _, err = _run(capsys, "import", cycling_csv, eis, "--cell", meta_file, "-o", out)
     assert code == 0, err
@@ -57,14 +66,23 @@ def test_import_inspect_export_roundtrip(tmp_path, capsys, meta_file, cycling_cs
     out2 = tmp_path / "cell2.h5"
     assert _run(capsys, "import", csv2, "-o", out2)[0] == 0
     a, b = read_cycling(out), read_cycling(out2)
-    for c in ("test_time_second", "voltage_volt", "current_ampere", "cycle_count", "step_count", "unix_time_second"):
+    for c in (
+        "test_time_second",
+        "voltage_volt",
+        "current_ampere",
+        "cycle_count",
+        "step_count",
+        "unix_time_second",
+    ):
         np.testing.assert_array_equal(a[c].values, b[c].values)
     eis2 = tmp_path / "back_eis.csv"
     assert _run(capsys, "export", out, "--eis", "-o", eis2)[0] == 0
     out3 = tmp_path / "cell3.h5"
     assert _run(capsys, "import", eis2, "-o", out3)[0] == 0
     (s1,), (s3,) = read_spectra(out), read_spectra(out3)
-    np.testing.assert_array_equal(s1["imaginary_impedance_ohm"].values, s3["imaginary_impedance_ohm"].values)
+    np.testing.assert_array_equal(
+        s1["imaginary_impedance_ohm"].values, s3["imaginary_impedance_ohm"].values
+    )
     assert s3.attrs["temperature_kelvin"] == 298.15
 
 
@@ -89,15 +107,30 @@ def test_refuses_overwrite_without_force(tmp_path, capsys, cycling_csv):
 
 
 BAD_CSV = {
-    "missing_column": ("test_time_second,voltage_volt\n0,3\n1,3\n", ["missing column", "current_ampere", "line 1"]),
-    "renamed_column": ("time,voltage_volt,current_ampere\n0,3,1\n1,3,1\n", ["missing column", "test_time_second"]),
-    "non_numeric": (HEADER + "0,3.0,1e-6,1\n1,3.1,abc,1\n", ["non-numeric", "'abc'", "line 3", "current_ampere"]),
-    "nan": (HEADER + "0,3.0,1e-6,1\n1,,1e-6,1\n", ["missing or non-finite", "line 3", "voltage_volt"]),
+    "missing_column": (
+        "test_time_second,voltage_volt\n0,3\n1,3\n",
+        ["missing column", "current_ampere", "line 1"],
+    ),
+    "renamed_column": (
+        "time,voltage_volt,current_ampere\n0,3,1\n1,3,1\n",
+        ["missing column", "test_time_second"],
+    ),
+    "non_numeric": (
+        HEADER + "0,3.0,1e-6,1\n1,3.1,abc,1\n",
+        ["non-numeric", "'abc'", "line 3", "current_ampere"],
+    ),
+    "nan": (
+        HEADER + "0,3.0,1e-6,1\n1,,1e-6,1\n",
+        ["missing or non-finite", "line 3", "voltage_volt"],
+    ),
     "nan_literal": (HEADER + "0,3.0,1e-6,1\n1,nan,1e-6,1\n", ["non-finite", "line 3"]),
     "time_backwards": (HEADER + "0,3,1e-6,1\n2,3,1e-6,1\n1,3,1e-6,1\n", ["backwards", "line 4"]),
     "empty": ("", ["empty"]),
     "header_only": (HEADER, ["no data rows"]),
-    "wrong_delimiter": ("test_time_second|voltage_volt|current_ampere\n0|3|1\n", ["missing column", "header line reads", "separated"]),
+    "wrong_delimiter": (
+        "test_time_second|voltage_volt|current_ampere\n0|3|1\n",
+        ["missing column", "header line reads", "separated"],
+    ),
     "ragged": (HEADER + "0,3,1e-6,1\n1,3,1e-6,1,9,9\n", ["line 3"]),
     "fractional_cycle": (HEADER + "0,3,1e-6,1\n1,3,1e-6,1.5\n", ["whole numbers", "line 3"]),
 }
@@ -147,7 +180,13 @@ def test_inspect_a_live_file(tmp_path, capsys):
     p = tmp_path / "live.h5"
     w = create_cell(p, None, flush_interval=0)
     try:
-        w.append_cycling({"test_time_second": np.arange(10.0), "voltage_volt": np.ones(10), "current_ampere": np.ones(10)})
+        w.append_cycling(
+            {
+                "test_time_second": np.arange(10.0),
+                "voltage_volt": np.ones(10),
+                "current_ampere": np.ones(10),
+            }
+        )
         w.flush()
         code, out, _ = _run(capsys, "inspect", p)
         assert code == 0 and "live" in out and "10" in out
@@ -161,7 +200,15 @@ def test_truncated_hdf5_is_a_clear_error(tmp_path, capsys):
     src = tmp_path / "ok.h5"
     from cyclerflow.store import write_cell
 
-    write_cell(src, None, cycling={"test_time_second": np.arange(1000.0), "voltage_volt": np.ones(1000), "current_ampere": np.ones(1000)})
+    write_cell(
+        src,
+        None,
+        cycling={
+            "test_time_second": np.arange(1000.0),
+            "voltage_volt": np.ones(1000),
+            "current_ampere": np.ones(1000),
+        },
+    )
     bad = tmp_path / "trunc.h5"
     bad.write_bytes(src.read_bytes()[:1500])
     code, _, err = _run(capsys, "inspect", bad)

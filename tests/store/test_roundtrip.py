@@ -38,7 +38,13 @@ def test_layout_units_and_roundtrip(tmp_path, lipon_metadata):
     with create_cell(p, meta, metadata_text="cell_id: W07-D12-C3\n", protocol="name: x\n") as w:
         for k in range(10):
             w.append_cycling(_rows(1000, 1000 * k))
-        sid = w.append_spectrum([1e6, 1e3, 1.0], [10.0, 500.0, 900.0], [-1.0, -200.0, -5e3], temperature_kelvin=298.15, cycle_count=3)
+        sid = w.append_spectrum(
+            [1e6, 1e3, 1.0],
+            [10.0, 500.0, 900.0],
+            [-1.0, -200.0, -5e3],
+            temperature_kelvin=298.15,
+            cycle_count=3,
+        )
         w.add_event("safety_stop", "voltage 4.31 V > 4.30 V", step=4, test_time_second=12.5)
     assert sid == 1
     with h5py.File(p, "r") as f:
@@ -71,7 +77,12 @@ def test_layout_units_and_roundtrip(tmp_path, lipon_metadata):
     assert read_metadata(p).cell_id == "W07-D12-C3"
     assert read_protocol(p) == "name: x\n"
     info = summary(p)
-    assert info["rows"] == 10_000 and info["cycles"] == 50 and info["spectra"] == 1 and info["state"] == "closed"
+    assert (
+        info["rows"] == 10_000
+        and info["cycles"] == 50
+        and info["spectra"] == 1
+        and info["state"] == "closed"
+    )
 
 
 def test_resume_appends_and_numbers_spectra(tmp_path):

@@ -24,7 +24,9 @@ def main(path: str, chunk: int, seconds: float, flush_interval: float) -> None:
     print("ready", flush=True)
     while time.monotonic() < t_end:
         t = np.arange(k, k + chunk, dtype="f8")
-        w.append_cycling({"test_time_second": t, "voltage_volt": 3 + t * 1e-6, "current_ampere": -t})
+        w.append_cycling(
+            {"test_time_second": t, "voltage_volt": 3 + t * 1e-6, "current_ampere": -t}
+        )
         k += chunk
         w.maybe_flush()
         if w.rows_flushed != reported:

@@ -60,7 +60,12 @@ class SourceMeterChannel(Protocol):
         """Drain the instrument's error queue (empty list = no errors)."""
 
     def measure_eis(
-        self, f_start_hz: float, f_stop_hz: float, points_per_decade: int, amplitude: float, dc_level: float = 0.0
+        self,
+        f_start_hz: float,
+        f_stop_hz: float,
+        points_per_decade: int,
+        amplitude: float,
+        dc_level: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run a spectrum; returns (frequency_hertz, complex impedance in Ohm, signed)."""
 

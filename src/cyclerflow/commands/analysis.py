@@ -18,7 +18,9 @@ def print_analysis(res: dict, console: Console) -> None:
     console.rule(f"[bold]{res.get('cell_id') or '(no cell id)'}")
     cyc = res.get("cycling")
     if cyc:
-        t = Table(title=f"cycling (reference cycle {cyc.get('reference_cycle')}, fade {_fmt(cyc.get('fade_rate_per_cycle'), '.3e')}/cycle)")
+        t = Table(
+            title=f"cycling (reference cycle {cyc.get('reference_cycle')}, fade {_fmt(cyc.get('fade_rate_per_cycle'), '.3e')}/cycle)"
+        )
         for c in ("cycle", "charge µAh", "discharge µAh", "CE", "retention", "µAh/cm²"):
             t.add_column(c, justify="right")
         rows = cyc.get("cycles", [])
@@ -29,8 +31,16 @@ def print_analysis(res: dict, console: Console) -> None:
                 continue
             t.add_row(
                 str(r["cycle"]),
-                _fmt(None if r["charge_capacity_ah"] is None else r["charge_capacity_ah"] * 1e6, ".5g"),
-                _fmt(None if r["discharge_capacity_ah"] is None else r["discharge_capacity_ah"] * 1e6, ".5g"),
+                _fmt(
+                    None if r["charge_capacity_ah"] is None else r["charge_capacity_ah"] * 1e6,
+                    ".5g",
+                ),
+                _fmt(
+                    None
+                    if r["discharge_capacity_ah"] is None
+                    else r["discharge_capacity_ah"] * 1e6,
+                    ".5g",
+                ),
                 _fmt(r["coulombic_efficiency"], ".5f"),
                 _fmt(r["capacity_retention"], ".5f"),
                 _fmt(r["discharge_capacity_uah_per_cm2"], ".4g"),
@@ -39,7 +49,16 @@ def print_analysis(res: dict, console: Console) -> None:
     eis = res.get("eis")
     if eis:
         t = Table(title="impedance")
-        for c in ("spectrum", "T / K", "cycle", "method", "R bulk / Ω", "R int / Ω·cm²", "σ / S cm⁻¹", "fit ok"):
+        for c in (
+            "spectrum",
+            "T / K",
+            "cycle",
+            "method",
+            "R bulk / Ω",
+            "R int / Ω·cm²",
+            "σ / S cm⁻¹",
+            "fit ok",
+        ):
             t.add_column(c, justify="right")
         for s in eis.get("spectra", []):
             t.add_row(
@@ -68,12 +87,26 @@ def register(app: typer.Typer) -> None:
     @app.command("analyze")
     def analyze_cmd(
         cell: Path = typer.Argument(..., help="Cell file (.h5)."),
-        reference_cycle: int = typer.Option(None, "--reference-cycle", help="Retention reference (default: first complete cycle)."),
-        first_half: str = typer.Option(None, "--first-half", help="'charge' or 'discharge' (default: detected)."),
-        circuit: str = typer.Option(None, "--circuit", help="Equivalent circuit for all spectra (default: chosen per spectrum)."),
-        convention: str = typer.Option("sigma_T", "--arrhenius", help="Arrhenius fit: 'sigma_T' (ln σT vs 1/T) or 'sigma' (ln σ vs 1/T)."),
+        reference_cycle: int = typer.Option(
+            None, "--reference-cycle", help="Retention reference (default: first complete cycle)."
+        ),
+        first_half: str = typer.Option(
+            None, "--first-half", help="'charge' or 'discharge' (default: detected)."
+        ),
+        circuit: str = typer.Option(
+            None,
+            "--circuit",
+            help="Equivalent circuit for all spectra (default: chosen per spectrum).",
+        ),
+        convention: str = typer.Option(
+            "sigma_T",
+            "--arrhenius",
+            help="Arrhenius fit: 'sigma_T' (ln σT vs 1/T) or 'sigma' (ln σ vs 1/T).",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the JSON object."),
-        out: Path = typer.Option(None, "-o", "--out", help="Results file (default: <cell>.results.nc)."),
+        out: Path = typer.Option(
+            None, "-o", "--out", help="Results file (default: <cell>.results.nc)."
+        ),
     ) -> None:
         """Capacity, retention, CE, energy, fade; EIS fits, conductivity, Arrhenius."""
         from cyclerflow.analysis import analyze_cell
@@ -83,7 +116,14 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--first-half must be 'charge' or 'discharge', got {first_half!r}")
         if convention not in ("sigma_T", "sigma"):
             raise InputError(f"--arrhenius must be 'sigma_T' or 'sigma', got {convention!r}")
-        res = analyze_cell(cell, out=out, reference_cycle=reference_cycle, first_half=first_half, circuit=circuit, arrhenius_convention=convention)
+        res = analyze_cell(
+            cell,
+            out=out,
+            reference_cycle=reference_cycle,
+            first_half=first_half,
+            circuit=circuit,
+            arrhenius_convention=convention,
+        )
         if as_json:
             typer.echo(json.dumps(res))
         else:

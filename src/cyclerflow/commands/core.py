@@ -48,12 +48,17 @@ def print_summary(info: dict, console: Console) -> None:
     t.add_row("cycles", "-" if info["cycles"] is None else str(info["cycles"]))
     span = info["test_time_span_second"]
     if span[0] is not None:
-        t.add_row("test time", f"{span[0]:g} s -> {span[1]:g} s ({_fmt_duration(span[1] - span[0])})")
+        t.add_row(
+            "test time", f"{span[0]:g} s -> {span[1]:g} s ({_fmt_duration(span[1] - span[0])})"
+        )
     t.add_row("last sample", _fmt_time(info["last_unix_time_second"]))
     t.add_row("spectra", str(info["spectra"]))
     t.add_row("events", str(info["events"]))
     t.add_row("columns", escape(", ".join(f"{c} [{u}]" for c, u in info["columns"].items())))
-    t.add_row("written by", f"cyclerflow {info['software_version']} (format {info['format_version']}), {info['created']}")
+    t.add_row(
+        "written by",
+        f"cyclerflow {info['software_version']} (format {info['format_version']}), {info['created']}",
+    )
     console.print(t)
     layers = meta.get("layers") or []
     if layers:
@@ -69,7 +74,9 @@ def print_summary(info: dict, console: Console) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("import")
     def import_cmd(
-        sources: list[Path] = typer.Argument(..., help="Vendor or neutral files, joined in the order given."),
+        sources: list[Path] = typer.Argument(
+            ..., help="Vendor or neutral files, joined in the order given."
+        ),
         cell: Path = typer.Option(None, "--cell", help="Cell metadata (YAML or JSON)."),
         out: Path = typer.Option(..., "-o", "--out", help="Cell file to write (.h5)."),
         fmt: str = typer.Option(None, "--format", help="Force a format instead of detecting it."),
@@ -132,7 +139,9 @@ def register(app: typer.Typer) -> None:
         if res["rows"] is None:
             typer.echo(f"{cell}: closed cleanly, nothing to recover")
         else:
-            typer.echo(f"{cell}: recovered {res['rows']:,} rows and {res['spectra']} streamed spectra")
+            typer.echo(
+                f"{cell}: recovered {res['rows']:,} rows and {res['spectra']} streamed spectra"
+            )
 
     @app.command("demo")
     def demo_cmd(

@@ -18,14 +18,18 @@ INTEGER = ("cycle_count", "step_count", "step_index", "vendor_cycle_index", "ven
 
 def sniff(path: Path, head: bytes) -> bool:
     _, fields = split_header(read_header_line(path, head))
-    known = {RENAME.get(f) or {k.lower(): v for k, v in RENAME.items()}.get(f.lower()) for f in fields}
+    known = {
+        RENAME.get(f) or {k.lower(): v for k, v in RENAME.items()}.get(f.lower()) for f in fields
+    }
     return "test_time_second" in known and ("voltage_volt" in known or "current_ampere" in known)
 
 
 def read(path: str | Path) -> Imported:
     """Read a BDF CSV; cycle_count is optional (cycles are then found from the current)."""
     path = Path(path)
-    cols, first = read_numeric_table(path, rename=RENAME, required=REQUIRED_CYCLING, integer=INTEGER, what="BDF cycling CSV")
+    cols, first = read_numeric_table(
+        path, rename=RENAME, required=REQUIRED_CYCLING, integer=INTEGER, what="BDF cycling CSV"
+    )
     check_time_increasing(path, "test_time_second", cols["test_time_second"], first_line=first)
     if "unix_time_second" in cols:
         check_time_increasing(path, "unix_time_second", cols["unix_time_second"], first_line=first)

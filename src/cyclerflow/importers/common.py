@@ -18,7 +18,9 @@ class Imported(TypedDict, total=False):
     source: str
     cycling: dict[str, np.ndarray]  # column -> 1-D array, equal lengths
     units: dict[str, str]  # units of non-BDF columns
-    spectra: list[dict[str, Any]]  # frequency_hertz, real_impedance_ohm, imaginary_impedance_ohm + attrs
+    spectra: list[
+        dict[str, Any]
+    ]  # frequency_hertz, real_impedance_ohm, imaginary_impedance_ohm + attrs
     events: list[dict[str, Any]]
     header: str  # vendor header text, kept in /cell attrs
 
@@ -27,7 +29,11 @@ def check_finite(path: str | Path, name: str, values: np.ndarray, *, first_line:
     """Raise naming the line of the first NaN/inf in a numeric column."""
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
-        raise InputError(f"column {name!r} has a missing or non-finite value", path=path, where=f"line {first_line + int(bad[0])}")
+        raise InputError(
+            f"column {name!r} has a missing or non-finite value",
+            path=path,
+            where=f"line {first_line + int(bad[0])}",
+        )
 
 
 def check_time_increasing(path: str | Path, name: str, t: np.ndarray, *, first_line: int) -> None:
@@ -36,7 +42,9 @@ def check_time_increasing(path: str | Path, name: str, t: np.ndarray, *, first_l
     if len(back):
         i = int(back[0]) + 1
         raise InputError(
-            f"{name} goes backwards ({t[i - 1]!r} -> {t[i]!r})", path=path, where=f"line {first_line + i}"
+            f"{name} goes backwards ({t[i - 1]!r} -> {t[i]!r})",
+            path=path,
+            where=f"line {first_line + i}",
         )
 
 
@@ -57,12 +65,26 @@ def merge_imports(parts: Sequence[Imported]) -> Imported:
     units: dict[str, str] = {}
     for p in parts:
         units.update(p.get("units", {}))
-    header = "\n\n".join(f"# {p.get('source', '')} ({p.get('format', '')})\n{p.get('header', '')}" for p in parts)
+    header = "\n\n".join(
+        f"# {p.get('source', '')} ({p.get('format', '')})\n{p.get('header', '')}" for p in parts
+    )
     events = [e for p in parts for e in p.get("events", [])]
     if not cyc_parts:
-        return {"cycling": {}, "spectra": spectra, "units": units, "header": header, "events": events}
+        return {
+            "cycling": {},
+            "spectra": spectra,
+            "units": units,
+            "header": header,
+            "events": events,
+        }
     if len(cyc_parts) == 1:
-        return {"cycling": cyc_parts[0], "spectra": spectra, "units": units, "header": header, "events": events}
+        return {
+            "cycling": cyc_parts[0],
+            "spectra": spectra,
+            "units": units,
+            "header": header,
+            "events": events,
+        }
     columns = list(dict.fromkeys(c for p in cyc_parts for c in p))
     out: dict[str, list[np.ndarray]] = {c: [] for c in columns}
     offset = 0.0
@@ -83,4 +105,10 @@ def merge_imports(parts: Sequence[Imported]) -> Imported:
         if n:
             last = float(t[-1] + offset)
     merged = {c: np.concatenate(v) for c, v in out.items()}
-    return {"cycling": merged, "spectra": spectra, "units": units, "header": header, "events": events}
+    return {
+        "cycling": merged,
+        "spectra": spectra,
+        "units": units,
+        "header": header,
+        "events": events,
+    }

@@ -87,7 +87,11 @@ def read_numeric_table(
         line = ""
         if "line" in msg:
             line = msg.split("line", 1)[1].strip().split()[0].rstrip(",")
-        raise InputError(f"rows do not match the header: {msg.strip()}", path=path, where=f"line {line}" if line else None) from None
+        raise InputError(
+            f"rows do not match the header: {msg.strip()}",
+            path=path,
+            where=f"line {line}" if line else None,
+        ) from None
     except UnicodeDecodeError as err:
         raise InputError(f"not UTF-8 text (byte offset {err.start})", path=path) from None
     if len(df) == 0:
@@ -98,12 +102,16 @@ def read_numeric_table(
         col = df[label]
         if not pd.api.types.is_numeric_dtype(col):
             col = col.astype(object)
-            num = pd.to_numeric(col.map(lambda x: x.strip() if isinstance(x, str) else x), errors="coerce")
+            num = pd.to_numeric(
+                col.map(lambda x: x.strip() if isinstance(x, str) else x), errors="coerce"
+            )
             bad = np.flatnonzero(num.isna().to_numpy() & col.notna().to_numpy())
             if len(bad):
                 i = int(bad[0])
                 raise InputError(
-                    f"column {label!r} has a non-numeric value {col.iloc[i]!r}", path=path, where=f"line {first_line + i}"
+                    f"column {label!r} has a non-numeric value {col.iloc[i]!r}",
+                    path=path,
+                    where=f"line {first_line + i}",
                 )
             col = num
         values = col.to_numpy(dtype="f8")
@@ -111,7 +119,11 @@ def read_numeric_table(
         if canon in integer:
             if np.any(values != np.round(values)):
                 i = int(np.flatnonzero(values != np.round(values))[0])
-                raise InputError(f"column {label!r} must hold whole numbers", path=path, where=f"line {first_line + i}")
+                raise InputError(
+                    f"column {label!r} must hold whole numbers",
+                    path=path,
+                    where=f"line {first_line + i}",
+                )
             values = values.astype("i8")
         out[canon] = values
     return out, first_line

@@ -26,7 +26,11 @@ def read(path: str | Path) -> Imported:
     """Read the long EIS CSV; rows without spectrum_id form one spectrum."""
     path = Path(path)
     cols, first = read_numeric_table(
-        path, rename=RENAME, required=REQUIRED, integer=("spectrum_id", "cycle_count"), what="long-format EIS CSV"
+        path,
+        rename=RENAME,
+        required=REQUIRED,
+        integer=("spectrum_id", "cycle_count"),
+        what="long-format EIS CSV",
     )
     f = cols["frequency_hertz"]
     if np.any(f <= 0):
@@ -48,7 +52,9 @@ def read(path: str | Path) -> Imported:
             if k in cols:
                 vals = np.unique(cols[k][m])
                 if len(vals) > 1:
-                    raise InputError(f"spectrum {int(s)} has more than one {k} ({vals[:3].tolist()})", path=path)
+                    raise InputError(
+                        f"spectrum {int(s)} has more than one {k} ({vals[:3].tolist()})", path=path
+                    )
                 sp[k] = vals[0].item()
         spectra.append(sp)
     return {"cycling": {}, "spectra": spectra, "header": read_header_line(path)}

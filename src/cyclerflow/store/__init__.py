@@ -1,5 +1,6 @@
 """HDF5 cell store: one file per cell, streaming writer (SWMR), xarray reader, recovery."""
 
+from cyclerflow.store.oneshot import write_cell
 from cyclerflow.store.reader import (
     open_cell_file,
     read_cell_attrs,
@@ -12,7 +13,6 @@ from cyclerflow.store.reader import (
 )
 from cyclerflow.store.recovery import needs_recovery, recover
 from cyclerflow.store.writer import LIVE_COLUMNS, CellWriter, create_cell, resume_cell
-from cyclerflow.store.oneshot import write_cell
 
 __all__ = [
     "LIVE_COLUMNS",

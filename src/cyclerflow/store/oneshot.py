@@ -37,7 +37,13 @@ def write_cell(
     columns = list(cycling) or ["test_time_second", "voltage_volt", "current_ampere"]
     with atomic_output(path, force=force) as tmp:
         w = create_cell(
-            tmp, metadata, metadata_text=metadata_text, protocol=protocol, columns=columns, units=units, swmr=False
+            tmp,
+            metadata,
+            metadata_text=metadata_text,
+            protocol=protocol,
+            columns=columns,
+            units=units,
+            swmr=False,
         )
         try:
             if source_header is not None:
@@ -46,7 +52,12 @@ def write_cell(
                 w.append_cycling({k: np.asarray(v) for k, v in cycling.items()})
             for sp in spectra:
                 sp = dict(sp)
-                w.append_spectrum(sp.pop("frequency_hertz"), sp.pop("real_impedance_ohm"), sp.pop("imaginary_impedance_ohm"), **sp)
+                w.append_spectrum(
+                    sp.pop("frequency_hertz"),
+                    sp.pop("real_impedance_ohm"),
+                    sp.pop("imaginary_impedance_ohm"),
+                    **sp,
+                )
             for ev in events:
                 ev = dict(ev)
                 w.add_event(ev.pop("kind"), ev.pop("message", ""), flush=False, **ev)

@@ -34,10 +34,15 @@ def open_cell_file(path: str | Path) -> Iterator[h5py.File]:
         live = needs_recovery(path)
         f = h5py.File(path, "r", libver="latest", swmr=True) if live else h5py.File(path, "r")
     except OSError as err:
-        raise InputError(f"cannot open as HDF5 ({str(err).split('(')[0].strip()})", path=path) from None
+        raise InputError(
+            f"cannot open as HDF5 ({str(err).split('(')[0].strip()})", path=path
+        ) from None
     try:
         if f.attrs.get("format") != L.FORMAT:
-            raise InputError(f"not a cyclerflow cell file (format attribute {f.attrs.get('format')!r})", path=path)
+            raise InputError(
+                f"not a cyclerflow cell file (format attribute {f.attrs.get('format')!r})",
+                path=path,
+            )
         yield f
     finally:
         f.close()
@@ -74,13 +79,20 @@ def read_cycling(path: str | Path, columns: Sequence[str] | None = None) -> xr.D
         data_vars = {}
         for c in names:
             if c not in cyc:
-                raise InputError(f"column {c!r} not in /cycling (has {sorted(cyc.keys())})", path=path)
+                raise InputError(
+                    f"column {c!r} not in /cycling (has {sorted(cyc.keys())})", path=path
+                )
             d = cyc[c]
             arr = np.empty(n, dtype=d.dtype)
             if n:
                 d.read_direct(arr, np.s_[0:n])
-            data_vars[c] = xr.Variable(("sample",), arr, attrs={"units": _decode(d.attrs.get("units", "1"))})
-        return xr.Dataset(data_vars, attrs={"cell_id": _decode(f[L.CELL].attrs.get("cell_id", "")), "source": str(path)})
+            data_vars[c] = xr.Variable(
+                ("sample",), arr, attrs={"units": _decode(d.attrs.get("units", "1"))}
+            )
+        return xr.Dataset(
+            data_vars,
+            attrs={"cell_id": _decode(f[L.CELL].attrs.get("cell_id", "")), "source": str(path)},
+        )
 
 
 def _spectrum_dataset(fr, zr, zi, attrs: dict[str, Any]) -> xr.Dataset:
@@ -106,7 +118,10 @@ def read_spectra(path: str | Path) -> list[xr.Dataset]:
                 attrs = {k: _decode(v) for k, v in g.attrs.items()}
                 attrs["spectrum_id"] = int(name)
                 out[int(name)] = _spectrum_dataset(
-                    g["frequency_hertz"][...], g["real_impedance_ohm"][...], g["imaginary_impedance_ohm"][...], attrs
+                    g["frequency_hertz"][...],
+                    g["real_impedance_ohm"][...],
+                    g["imaginary_impedance_ohm"][...],
+                    attrs,
                 )
         if L.EIS_STREAM in f:
             st = f[L.EIS_STREAM]
@@ -114,16 +129,32 @@ def read_spectra(path: str | Path) -> list[xr.Dataset]:
                 if f.swmr_mode:
                     d.refresh()
             meta = st["spectra"][...]
-            n_pts = min(st[c].shape[0] for c in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"))
+            n_pts = min(
+                st[c].shape[0]
+                for c in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")
+            )
             for row in meta:
                 sid = int(row["spectrum_id"])
                 lo, hi = int(row["start_row"]), int(row["start_row"]) + int(row["n_points"])
                 if sid in out or hi > n_pts:
                     continue
-                attrs = {k: _decode(row[k]) for k in ("unix_time_second", "cycle_count", "temperature_kelvin", "amplitude", "dc_level", "technique")}
+                attrs = {
+                    k: _decode(row[k])
+                    for k in (
+                        "unix_time_second",
+                        "cycle_count",
+                        "temperature_kelvin",
+                        "amplitude",
+                        "dc_level",
+                        "technique",
+                    )
+                }
                 attrs["spectrum_id"] = sid
                 out[sid] = _spectrum_dataset(
-                    st["frequency_hertz"][lo:hi], st["real_impedance_ohm"][lo:hi], st["imaginary_impedance_ohm"][lo:hi], attrs
+                    st["frequency_hertz"][lo:hi],
+                    st["real_impedance_ohm"][lo:hi],
+                    st["imaginary_impedance_ohm"][lo:hi],
+                    attrs,
                 )
     return [out[k] for k in sorted(out)]
 
@@ -188,7 +219,11 @@ def summary(path: str | Path) -> dict[str, Any]:
         events = f[L.EVENTS].shape[0] if L.EVENTS in f else 0
     spectra = read_spectra(path)
     if needs_recovery(path):
-        state = "live" if live_writer_pid(path) is not None else "unclosed (writer gone: run `cyclerflow recover`)"
+        state = (
+            "live"
+            if live_writer_pid(path) is not None
+            else "unclosed (writer gone: run `cyclerflow recover`)"
+        )
     else:
         state = "closed"
     meta = read_metadata(path)

@@ -43,7 +43,9 @@ def needs_recovery(path: str | Path) -> bool:
     return bool(superblock_flags(path) & 0x05)
 
 
-def _copy_dataset(src: h5py.Dataset, dst_group: h5py.Group, name: str, n: int | None = None) -> None:
+def _copy_dataset(
+    src: h5py.Dataset, dst_group: h5py.Group, name: str, n: int | None = None
+) -> None:
     kwargs = {}
     if src.chunks is not None:
         kwargs.update(chunks=src.chunks, maxshape=src.maxshape)
@@ -51,7 +53,9 @@ def _copy_dataset(src: h5py.Dataset, dst_group: h5py.Group, name: str, n: int | 
     if src.dtype.kind == "O" or h5py.check_string_dtype(src.dtype):
         d = dst_group.create_dataset(name, data=src[()], dtype=src.dtype)
     else:
-        d = dst_group.create_dataset(name, data=data, dtype=src.dtype, fillvalue=src.fillvalue, **kwargs)
+        d = dst_group.create_dataset(
+            name, data=data, dtype=src.dtype, fillvalue=src.fillvalue, **kwargs
+        )
     for k, v in src.attrs.items():
         d.attrs[k] = v
 
@@ -84,7 +88,9 @@ def recover(path: str | Path, *, _locked: bool = False) -> dict:
     try:
         src = h5py.File(path, "r", libver="latest", swmr=True)
     except OSError as err:
-        raise InputError(f"cannot open the half-written file even as a SWMR reader ({err})", path=path) from None
+        raise InputError(
+            f"cannot open the half-written file even as a SWMR reader ({err})", path=path
+        ) from None
     try:
         with src, h5py.File(tmp, "w", libver="latest") as dst:
             rows = 0

@@ -85,13 +85,20 @@ def _take_lock(path: Path) -> Path:
     pid = live_writer_pid(path)
     if pid is not None:
         raise InputError(f"file is being written by process {pid}", path=path)
-    lp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}))
+    lp.write_text(
+        json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+    )
     return lp
 
 
 def _make_column(group: h5py.Group, name: str, dtype: np.dtype, units: str) -> h5py.Dataset:
     ds = group.create_dataset(
-        name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(L.CHUNK_ROWS,), fillvalue=_fill_of(dtype)
+        name,
+        shape=(0,),
+        maxshape=(None,),
+        dtype=dtype,
+        chunks=(L.CHUNK_ROWS,),
+        fillvalue=_fill_of(dtype),
     )
     ds.attrs["units"] = units
     return ds
@@ -106,7 +113,9 @@ def _append(ds: h5py.Dataset, values: np.ndarray) -> None:
 class CellWriter:
     """Append-only writer of one cell file. Use :func:`create_cell` / :func:`resume_cell`."""
 
-    def __init__(self, file: h5py.File, path: Path, *, swmr: bool, flush_interval: float, lock: Path | None):
+    def __init__(
+        self, file: h5py.File, path: Path, *, swmr: bool, flush_interval: float, lock: Path | None
+    ):
         self.path = path
         self._f = file
         self._swmr = swmr
@@ -129,7 +138,9 @@ class CellWriter:
         """Append rows given as column -> array (equal lengths). Missing columns get NaN/-1."""
         unknown = set(rows) - set(self.columns)
         if unknown:
-            raise InputError(f"columns {sorted(unknown)} are not in this file's /cycling", path=self.path)
+            raise InputError(
+                f"columns {sorted(unknown)} are not in this file's /cycling", path=self.path
+            )
         arrays = {c: np.atleast_1d(np.asarray(v)) for c, v in rows.items()}
         lengths = {len(a) for a in arrays.values()}
         if len(lengths) != 1:
@@ -140,7 +151,9 @@ class CellWriter:
         for c in self.columns:
             dt = self._ds[c].dtype
             a = arrays.get(c)
-            self._buf[c].append(np.full(n, _fill_of(dt), dtype=dt) if a is None else a.astype(dt, copy=False))
+            self._buf[c].append(
+                np.full(n, _fill_of(dt), dtype=dt) if a is None else a.astype(dt, copy=False)
+            )
         self._buffered += n
         if self._buffered >= L.CHUNK_ROWS:
             self._write_buffer()
@@ -177,11 +190,21 @@ class CellWriter:
         if self._swmr:
             st = self._f[L.EIS_STREAM]
             start = st["frequency_hertz"].shape[0]
-            for name, arr in (("frequency_hertz", f), ("real_impedance_ohm", zr), ("imaginary_impedance_ohm", zi)):
+            for name, arr in (
+                ("frequency_hertz", f),
+                ("real_impedance_ohm", zr),
+                ("imaginary_impedance_ohm", zi),
+            ):
                 _append(st[name], arr)
             row = np.zeros(1, dtype=L.SPECTRUM_META_DTYPE)
             row["spectrum_id"], row["start_row"], row["n_points"] = sid, start, len(f)
-            for k in ("unix_time_second", "cycle_count", "temperature_kelvin", "amplitude", "dc_level"):
+            for k in (
+                "unix_time_second",
+                "cycle_count",
+                "temperature_kelvin",
+                "amplitude",
+                "dc_level",
+            ):
                 row[k] = full[k]
             row["technique"] = str(full["technique"]).encode()[:8]
             _append(st["spectra"], row)
@@ -203,7 +226,9 @@ class CellWriter:
     ) -> None:
         """Record an event (step_start, step_end, limit, safety_stop, resume, disconnect, note)."""
         t = time.time() if unix_time_second is None else unix_time_second
-        self._events.append((t, test_time_second, kind.encode()[:16], step, message.encode("utf-8")[:240]))
+        self._events.append(
+            (t, test_time_second, kind.encode()[:16], step, message.encode("utf-8")[:240])
+        )
         if flush:
             self.flush()
 
@@ -248,7 +273,11 @@ class CellWriter:
 
 def _write_spectrum_group(f: h5py.File, sid: int, fr, zr, zi, attrs: Mapping[str, Any]) -> None:
     g = f.create_group(L.spectrum_group_name(sid))
-    for name, arr in (("frequency_hertz", fr), ("real_impedance_ohm", zr), ("imaginary_impedance_ohm", zi)):
+    for name, arr in (
+        ("frequency_hertz", fr),
+        ("real_impedance_ohm", zr),
+        ("imaginary_impedance_ohm", zi),
+    ):
         d = g.create_dataset(name, data=np.asarray(arr, dtype="f8"))
         d.attrs["units"] = units_of(name)
     for k, v in attrs.items():
@@ -271,7 +300,10 @@ def finalize_stream(path: str | Path) -> int:
             return 0
         st = f[L.EIS_STREAM]
         meta = st["spectra"][...]
-        cols = {n: st[n][...] for n in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")}
+        cols = {
+            n: st[n][...]
+            for n in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")
+        }
         moved = 0
         for row in meta:
             sid = int(row["spectrum_id"])
@@ -280,9 +312,25 @@ def finalize_stream(path: str | Path) -> int:
             sl = slice(int(row["start_row"]), int(row["start_row"]) + int(row["n_points"]))
             if sl.stop > len(cols["frequency_hertz"]):
                 continue  # torn spectrum from a killed writer: points never flushed
-            attrs = {k: row[k].item() for k in ("unix_time_second", "cycle_count", "temperature_kelvin", "amplitude", "dc_level")}
+            attrs = {
+                k: row[k].item()
+                for k in (
+                    "unix_time_second",
+                    "cycle_count",
+                    "temperature_kelvin",
+                    "amplitude",
+                    "dc_level",
+                )
+            }
             attrs["technique"] = row["technique"].decode()
-            _write_spectrum_group(f, sid, cols["frequency_hertz"][sl], cols["real_impedance_ohm"][sl], cols["imaginary_impedance_ohm"][sl], attrs)
+            _write_spectrum_group(
+                f,
+                sid,
+                cols["frequency_hertz"][sl],
+                cols["real_impedance_ohm"][sl],
+                cols["imaginary_impedance_ohm"][sl],
+                attrs,
+            )
             moved += 1
         del f[L.EIS_STREAM]
     return moved
@@ -310,7 +358,9 @@ def _create_objects(
     for c in columns:
         _make_column(cyc, c, _dtype_of(c), units.get(c, units_of(c)))
     f.create_group(L.EIS)
-    ev = f.create_dataset(L.EVENTS, shape=(0,), maxshape=(None,), dtype=L.EVENT_DTYPE, chunks=(256,))
+    ev = f.create_dataset(
+        L.EVENTS, shape=(0,), maxshape=(None,), dtype=L.EVENT_DTYPE, chunks=(256,)
+    )
     ev.attrs["units"] = "unix_time_second: s; test_time_second: s"
     f.create_dataset(L.PROTOCOL, data=protocol or "", dtype=h5py.string_dtype())
 
@@ -321,7 +371,9 @@ def _ensure_stream(f: h5py.File) -> None:
     st = f.create_group(L.EIS_STREAM)
     for name in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"):
         _make_column(st, name, np.dtype("f8"), units_of(name))
-    st.create_dataset("spectra", shape=(0,), maxshape=(None,), dtype=L.SPECTRUM_META_DTYPE, chunks=(64,))
+    st.create_dataset(
+        "spectra", shape=(0,), maxshape=(None,), dtype=L.SPECTRUM_META_DTYPE, chunks=(64,)
+    )
 
 
 def create_cell(
