@@ -1,0 +1,289 @@
+"""BioLogic EC-Lab binary ``.mpr`` files (written from the format's description).
+
+Layout (all little-endian):
+
+- file header: ``BIO-LOGIC MODULAR FILE\\x1a`` padded with spaces to 48 bytes + 4 zero bytes;
+- then modules, each ``MODULE`` + short name (10 bytes) + long name (25 bytes) + a header
+  in one of two layouts:
+
+  - older (EC-Lab < 11.50): length u4, version u4, date 8 chars (``MM/DD/YY``);
+  - newer (EC-Lab >= 11.50): 0xFFFFFFFF u4, length u4, u4 (0), version u4, date 8 chars;
+
+  followed by ``length`` bytes of content.
+- ``VMP Set``: settings; its first byte is the technique id.
+- ``VMP data``: number of points u4, number of columns (u1 in data versions 2-3, u2
+  in 11), column ids (u2 each), then at a fixed offset (405 / 406 / 1007 for
+  versions 2 / 3 / 11; other versions are refused) the packed records: one flags
+  byte when any flag column (mode, ox/red, ...) is present, then each column in the
+  order of the ids.
+- ``VMP LOG``: at offset 585, the acquisition start as an OLE date (f8 days since 1899-12-30).
+- ``VMP loop`` (loop indexes) and ``VMP ext`` are not needed for the data.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cyclerflow.errors import InputError
+from cyclerflow.importers.biologic_common import (
+    DATA_COLUMNS,
+    FLAG_COLUMNS,
+    TECHNIQUES,
+    ole_to_unix,
+    table_to_imported,
+)
+from cyclerflow.importers.common import Imported
+
+FORMAT = "biologic-mpr"
+EXTENSIONS = (".mpr",)
+MAGIC = b"BIO-LOGIC MODULAR FILE\x1a"
+FILE_HEADER_SIZE = 52
+WHAT = "BioLogic .mpr"
+
+#: data-module version -> (bytes of the column count, offset of the first record)
+DATA_LAYOUTS: dict[int, tuple[int, int]] = {2: (1, 0x195), 3: (1, 0x196), 11: (2, 0x3EF)}
+LOG_START_OFFSET = 585
+#: length-prefixed (Pascal) strings in the LOG module: label -> offset of the length byte
+LOG_STRINGS = {
+    "Saved on (file)": 593,
+    "Host": 849,
+    "Address": 900,
+    "EC-Lab (software)": 951,
+    "Internet server (firmware)": 958,
+    "Command interpretor (firmware)": 965,
+    "Device serial number": 975,
+    "Loaded Setting File": 1001,
+}
+
+
+@dataclass
+class Module:
+    """One module of an .mpr file."""
+
+    short_name: str
+    long_name: str
+    version: int
+    date: str
+    offset: int  # byte offset of the content in the file
+    data: memoryview = field(repr=False)  # a view into the file's bytes (no copy)
+
+
+@dataclass
+class MprFile:
+    """The parsed content of an .mpr file."""
+
+    modules: list[Module]
+    columns: dict[str, np.ndarray]  # EC-Lab export names -> arrays (n_points each, stored dtype)
+    column_ids: list[int]
+    technique: str
+    start_unix: float | None
+    log_info: dict[str, str] = field(default_factory=dict)
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """True for files starting with the BioLogic modular-file magic."""
+    return head.startswith(MAGIC)
+
+
+def _err(path: Path, msg: str, offset: int) -> InputError:
+    return InputError(f"{WHAT}: {msg}", path=path, where=f"byte {offset}")
+
+
+def _u32(buf: bytes, off: int) -> int:
+    return struct.unpack_from("<I", buf, off)[0]
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("latin-1").strip(" \x00")
+
+
+def read_modules(path: Path, buf: bytes) -> list[Module]:
+    """Split the file into modules; clear errors for a wrong magic or truncation."""
+    if len(buf) == 0:
+        raise InputError(f"{WHAT}: file is empty", path=path)
+    if not buf.startswith(MAGIC):
+        raise _err(path, "not a BioLogic modular file (magic 'BIO-LOGIC MODULAR FILE' missing)", 0)
+    pos = FILE_HEADER_SIZE
+    if len(buf) < pos:
+        raise _err(path, "file ends inside the file header", len(buf))
+    modules: list[Module] = []
+    view = memoryview(buf)
+    while pos < len(buf):
+        if buf[pos : pos + 6] != b"MODULE":
+            raise _err(path, f"expected 'MODULE', found {buf[pos : pos + 6]!r}", pos)
+        names_end = pos + 6 + 35
+        if len(buf) < names_end + 16:
+            raise _err(path, "file ends inside a module header", len(buf))
+        short, long = _text(buf[pos + 6 : pos + 16]), _text(buf[pos + 16 : names_end])
+        if _u32(buf, names_end) == 0xFFFFFFFF:  # newer layout (EC-Lab 11.50+)
+            if len(buf) < names_end + 24:
+                raise _err(path, "file ends inside a module header", len(buf))
+            length, version = _u32(buf, names_end + 4), _u32(buf, names_end + 12)
+            date_at, start = names_end + 16, names_end + 24
+        else:
+            length, version = _u32(buf, names_end), _u32(buf, names_end + 4)
+            date_at, start = names_end + 8, names_end + 16
+        end = start + length
+        if end > len(buf):
+            raise _err(
+                path,
+                f"module {short!r} declares {length} bytes but the file ends {len(buf) - start} bytes later",
+                start,
+            )
+        modules.append(
+            Module(short, long, version, _text(buf[date_at : date_at + 8]), start, view[start:end])
+        )
+        pos = end
+    return modules
+
+
+def _record_dtype(path: Path, ids: list[int], offset: int) -> tuple[np.dtype, list[str]]:
+    """Packed record dtype for the column ids (flags byte first)."""
+    fields: list[tuple[str, str]] = []
+    flags: list[str] = []
+    seen: set[str] = set()
+    for cid in ids:
+        if cid in FLAG_COLUMNS:
+            flags.append(FLAG_COLUMNS[cid][0])
+            continue
+        if cid not in DATA_COLUMNS:
+            raise _err(
+                path,
+                f"unknown column id {cid} in the data module (this reader knows {len(DATA_COLUMNS)} ids)",
+                offset,
+            )
+        name, dt = DATA_COLUMNS[cid]
+        if name in seen:
+            name = f"{name} ({cid})"
+        seen.add(name)
+        fields.append((name, dt))
+    if flags:
+        fields.insert(0, ("__flags__", "u1"))
+    return np.dtype(fields), flags
+
+
+def _parse_data(path: Path, mod: Module) -> tuple[dict[str, np.ndarray], list[int]]:
+    d, base = mod.data, mod.offset
+    if mod.version not in DATA_LAYOUTS:
+        raise _err(
+            path,
+            f"unsupported VMP data module version {mod.version} (known: {sorted(DATA_LAYOUTS)})",
+            base,
+        )
+    ncol_size, data_off = DATA_LAYOUTS[mod.version]
+    if len(d) < 4 + ncol_size:
+        raise _err(path, "data module too short for its header", base + len(d))
+    n_points = _u32(d, 0)
+    n_cols = d[4] if ncol_size == 1 else struct.unpack_from("<H", d, 4)[0]
+    ids_at = 4 + ncol_size
+    if ids_at + 2 * n_cols > data_off:
+        raise _err(path, f"{n_cols} column ids do not fit before the records", base + 4)
+    if len(d) < data_off:
+        raise _err(path, "data module ends before its first record", base + len(d))
+    ids = list(struct.unpack_from(f"<{n_cols}H", d, ids_at))
+    dtype, flags = _record_dtype(path, ids, base + ids_at)
+    need = n_points * dtype.itemsize
+    have = len(d) - data_off
+    if have < need:
+        raise _err(
+            path,
+            f"data module holds {have} bytes of records, {n_points} points x {dtype.itemsize} bytes need {need}",
+            base + data_off,
+        )
+    rec = np.frombuffer(d, dtype=dtype, count=n_points, offset=data_off)
+    # columns are strided views into the file's bytes, in their stored dtype (no copy);
+    # flag columns are unpacked from the flags byte
+    ordered: dict[str, np.ndarray] = {}
+    names = iter(n for n in dtype.names if n != "__flags__")
+    for cid in ids:
+        if cid in FLAG_COLUMNS:
+            name, mask = FLAG_COLUMNS[cid]
+            shift = (mask & -mask).bit_length() - 1
+            ordered[name] = (rec["__flags__"] & mask) >> shift
+        else:
+            name = next(names)
+            ordered[name] = rec[name]
+    return ordered, ids
+
+
+def parse_mpr(path: str | Path) -> MprFile:
+    """Read an .mpr file into EC-Lab-named columns (raw vendor units: mA, mA.h, ...).
+
+    The arrays keep the stored dtypes (f4/f8/u2/u4, flags u1) and are read-only views
+    into the file's bytes.
+    """
+    path = Path(path)
+    try:
+        buf = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read file ({err.strerror})", path=path) from None
+    modules = read_modules(path, buf)
+    by_name = {m.short_name: m for m in modules}
+    if "VMP data" not in by_name:
+        raise InputError(
+            f"{WHAT}: no 'VMP data' module (modules: {[m.short_name for m in modules]})", path=path
+        )
+    columns, ids = _parse_data(path, by_name["VMP data"])
+    technique = "unknown"
+    settings = by_name.get("VMP Set")
+    if settings is not None and settings.data:
+        code = settings.data[0]
+        technique = TECHNIQUES.get(code, f"technique 0x{code:02x}")
+    start = None
+    log = by_name.get("VMP LOG")
+    if log is not None and len(log.data) >= LOG_START_OFFSET + 8:
+        days = struct.unpack_from("<d", log.data, LOG_START_OFFSET)[0]
+        if np.isfinite(days) and 1.0 < days < 2958465.0:  # year 1900 .. 9999
+            start = ole_to_unix(days)
+    return MprFile(modules, columns, ids, technique, start, _log_info(log))
+
+
+def _log_info(log: Module | None) -> dict[str, str]:
+    """Readable strings of the LOG module (file name, host, versions, serial number)."""
+    info: dict[str, str] = {}
+    if log is None:
+        return info
+    d = log.data
+    for label, off in LOG_STRINGS.items():
+        if off < len(d) and off + 1 + d[off] <= len(d):
+            text = bytes(d[off + 1 : off + 1 + d[off]]).decode("latin-1").strip()
+            if text and text.isprintable():
+                info[label] = text
+    return info
+
+
+def header_text(mpr: MprFile) -> str:
+    """A readable summary of the file's modules (the .mpr has no text header)."""
+    from datetime import UTC, datetime
+
+    lines = ["BioLogic EC-Lab .mpr", f"Technique : {mpr.technique}"]
+    if mpr.start_unix is not None:
+        lines.append(
+            f"Acquisition started on : {datetime.fromtimestamp(mpr.start_unix, UTC):%Y-%m-%d %H:%M:%S.%f} (file clock)"
+        )
+    lines += [f"{k} : {v}" for k, v in mpr.log_info.items()]
+    for m in mpr.modules:
+        lines.append(
+            f"Module {m.short_name!r} ({m.long_name}) version {m.version} dated {m.date}, {len(m.data)} bytes"
+        )
+    lines.append("Column ids : " + ", ".join(str(i) for i in mpr.column_ids))
+    lines.append("Columns : " + "\t".join(mpr.columns))
+    return "\n".join(lines)
+
+
+def read(path: str | Path) -> Imported:
+    """Read an .mpr file: cycling rows in BDF names/SI, impedance rows split into spectra."""
+    path = Path(path)
+    mpr = parse_mpr(path)
+    return table_to_imported(
+        path,
+        mpr.columns,
+        start_unix=mpr.start_unix,
+        technique=mpr.technique,
+        header=header_text(mpr),
+        row_word="record",
+    )

@@ -1,0 +1,240 @@
+"""BioLogic EC-Lab text export ``.mpt`` (also BT-Lab).
+
+Layout: ``EC-Lab ASCII FILE``, ``Nb header lines : N``, free-text header (technique
+title on line 4, ``Acquisition started on : MM/DD/YYYY hh:mm:ss.fff``, settings
+table), the tab-separated column line as line N, then tab-separated data. Numbers use
+the Windows locale of the PC: decimal point or decimal comma. Text is Latin-1.
+Exports without the header (first line = column names) are read too.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cyclerflow.errors import InputError
+from cyclerflow.importers.biologic_common import (
+    INTEGER_COLUMNS,
+    TECHNIQUE_TITLES,
+    table_to_imported,
+)
+from cyclerflow.importers.common import Imported
+from cyclerflow.units import parse_quantity
+
+FORMAT = "biologic-mpt"
+EXTENSIONS = (".mpt",)
+WHAT = "BioLogic .mpt"
+MAGICS = (b"EC-Lab ASCII FILE", b"BT-Lab ASCII FILE")
+#: names that mark a header-less export's column line
+TYPICAL = {"time/s", "Ewe/V", "<Ewe>/V", "I/mA", "<I>/mA", "freq/Hz", "mode", "Ns", "cycle number"}
+
+_START = re.compile(
+    r"Acquisition started on\s*:\s*(\d+)[/.-](\d+)[/.-](\d+)\s+(\d+):(\d+):(\d+(?:[.,]\d*)?)"
+)
+_NLINES = re.compile(r"Nb header lines\s*:\s*(\d+)")
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """EC-Lab/BT-Lab text export, with or without its header."""
+    if head.startswith(MAGICS):
+        return True
+    first = head.split(b"\n", 1)[0].decode("latin-1").rstrip("\r")
+    fields = set(first.split("\t"))
+    return "time/s" in fields and len(fields & TYPICAL) >= 2
+
+
+def _err(path: Path, msg: str, line: int | None = None) -> InputError:
+    return InputError(f"{WHAT}: {msg}", path=path, where=None if line is None else f"line {line}")
+
+
+def _start_time(header: str) -> float | None:
+    m = _START.search(header)
+    if not m:
+        return None
+    mo, d, y, hh, mm, ss = m.groups()
+    try:
+        sec = float(ss.replace(",", "."))
+        dt = datetime(int(y), int(mo), int(d), int(hh), int(mm), tzinfo=UTC)
+    except ValueError:
+        return None
+    return dt.timestamp() + sec
+
+
+def settings_table(header_lines: list[str]) -> dict[str, list[str]]:
+    """EC-Lab's settings table: key (first 20 characters) -> one value per 20-character column."""
+    table: dict[str, list[str]] = {}
+    for ln in header_lines:
+        ln = ln.rstrip("\r")
+        if len(ln) < 21 or " : " in ln or ln[:1] in ("\t", " "):
+            continue
+        key = ln[:20].strip()
+        if key and key not in table:
+            table[key] = [ln[i : i + 20].strip() for i in range(20, len(ln), 20)]
+    return table
+
+
+def _step_techniques(table: dict[str, list[str]]) -> dict[int, str]:
+    """Ns -> control type from a Modulo Bat settings table (``Ns`` and ``ctrl_type`` rows)."""
+    ns, types = table.get("Ns", []), table.get("ctrl_type", [])
+    if len(ns) != len(types) or not all(x.isdigit() for x in ns):
+        return {}
+    return {int(n): t for n, t in zip(ns, types, strict=True) if t in ("PEIS", "GEIS")}
+
+
+def _quantity(value: str, unit: str, dimension: str) -> float | None:
+    try:
+        return parse_quantity(f"{value.replace(',', '.')} {unit}", dimension)
+    except (InputError, ValueError):
+        return None
+
+
+def _amplitudes(table: dict[str, list[str]]) -> dict[int, float]:
+    """Column (Ns) -> excitation amplitude in V (PEIS) or A (GEIS), where the header says."""
+    out: dict[int, float] = {}
+    ns = table.get("Ns")
+    cols = [int(n) for n in ns] if ns and all(x.isdigit() for x in ns) else None
+
+    def put(i: int, v: float | None) -> None:
+        if v is not None:
+            out[cols[i] if cols and i < len(cols) else i] = v
+
+    for i, v in enumerate(table.get("Va (mV)", [])):
+        put(i, _quantity(v, "mV", "voltage"))
+    units_ia = table.get("unit Ia") or table.get("unit  Ia") or []
+    for i, v in enumerate(table.get("Ia", [])):
+        if i < len(units_ia):
+            put(i, _quantity(v, units_ia[i].replace("µ", "u"), "current"))
+    # Modulo Bat: a PEIS/GEIS sequence's amplitude is its ctrl1_val
+    types = table.get("ctrl_type", [])
+    vals, units = table.get("ctrl1_val", []), table.get("ctrl1_val_unit", [])
+    for i, t in enumerate(types):
+        if t in ("PEIS", "GEIS") and i < len(vals) and i < len(units):
+            put(
+                i,
+                _quantity(
+                    vals[i], units[i].replace("µ", "u"), "voltage" if t == "PEIS" else "current"
+                ),
+            )
+    return out
+
+
+def _find_bad_line(
+    path: Path, lines: list[str], ncols: int, first_line: int, comma: bool
+) -> InputError:
+    for i, ln in enumerate(lines):
+        fields = ln.rstrip("\r").split("\t")
+        if fields and fields[-1] == "":
+            fields = fields[:-1]
+        if not fields:
+            continue
+        if len(fields) != ncols:
+            return _err(
+                path, f"expected {ncols} tab-separated values, found {len(fields)}", first_line + i
+            )
+        for f in fields:
+            try:
+                float(f.replace(",", ".") if comma else f)
+            except ValueError:
+                return _err(path, f"not a number: {f!r}", first_line + i)
+    return _err(path, "cannot parse the data table", first_line)
+
+
+def parse_mpt(path: str | Path) -> tuple[dict[str, np.ndarray], str, int]:
+    """Read an .mpt file into EC-Lab-named columns (vendor units), header text, first data line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read file ({err.strerror})", path=path) from None
+    if not raw:
+        raise _err(path, "file is empty")
+    text = raw.decode("latin-1")
+    lines = text.split("\n")
+    if raw.startswith(MAGICS):
+        m = _NLINES.match(lines[1]) if len(lines) > 1 else None
+        if not m:
+            raise _err(path, "expected 'Nb header lines : N'", 2)
+        nhead = int(m.group(1))
+        if nhead < 3 or nhead > len(lines):
+            raise _err(path, f"header declares {nhead} lines but the file has {len(lines)}", 2)
+    else:
+        nhead = 1
+    names = lines[nhead - 1].rstrip("\r").split("\t")
+    if names and names[-1] == "":
+        names = names[:-1]
+    if "time/s" not in names:
+        raise _err(path, f"column line has no 'time/s' (found {names[:6]})", nhead)
+    if len(set(names)) != len(names):
+        raise _err(path, "repeated column names", nhead)
+    header = "\n".join(ln.rstrip("\r") for ln in lines[:nhead])
+    data_lines = lines[nhead:]
+    while data_lines and not data_lines[-1].strip():
+        data_lines.pop()
+    first_line = nhead + 1
+    if not data_lines:
+        raise _err(path, "no data rows after the column line", first_line)
+    comma = bool(re.search(r"\d,\d", data_lines[0]))
+    body = "\n".join(data_lines)
+    try:
+        df = pd.read_csv(
+            io.StringIO(body),
+            sep="\t",
+            header=None,
+            usecols=range(len(names)),
+            dtype="float64",
+            decimal="," if comma else ".",
+            na_filter=False,
+            engine="c",
+            skip_blank_lines=False,
+        )
+    except (ValueError, pd.errors.ParserError):
+        raise _find_bad_line(path, data_lines, len(names), first_line, comma) from None
+    arr = df.to_numpy()
+    if arr.shape[0] != len(data_lines) or not np.isfinite(arr).all():
+        raise _find_bad_line(path, data_lines, len(names), first_line, comma)
+    cols: dict[str, np.ndarray] = {}
+    for j, name in enumerate(names):
+        v = arr[:, j]
+        if name in INTEGER_COLUMNS:
+            bad = np.flatnonzero(v != np.rint(v))
+            if len(bad):
+                raise _err(
+                    path,
+                    f"column {name!r} is not an integer: {float(v[bad[0]])!r}",
+                    first_line + int(bad[0]),
+                )
+            v = v.astype("i8")
+        cols[name] = v
+    return cols, header, first_line
+
+
+def read(path: str | Path) -> Imported:
+    """Read an .mpt export: cycling rows in BDF names/SI, impedance rows split into spectra."""
+    path = Path(path)
+    cols, header, first_line = parse_mpt(path)
+    hl = header.split("\n")
+    technique = "unknown"
+    if len(hl) > 3:
+        technique = TECHNIQUE_TITLES.get(hl[3].strip(), hl[3].strip() or "unknown")
+    table = settings_table(hl)
+    imp = table_to_imported(
+        path,
+        cols,
+        start_unix=_start_time(header),
+        technique=technique,
+        header=header,
+        row_word="line",
+        first_row=first_line,
+        step_techniques=_step_techniques(table),
+    )
+    amps = _amplitudes(table)
+    for sp in imp["spectra"]:
+        a = amps.get(sp.get("vendor_step_index", 0), amps.get(0) if len(amps) == 1 else None)
+        if a is not None:
+            sp["amplitude"] = a
+    return imp

@@ -1,0 +1,239 @@
+"""Neware BTS ``.ndax`` (zip of XML + binary ``.ndc``) and ``.nda`` files, via fastnda (BSD-3).
+
+fastnda decodes the records; this module checks the container first (zip structure and
+CRCs, so a damaged file fails with the name of the damaged member), maps the columns to
+BDF names in SI units and keeps the vendor's numbering:
+
+- ``vendor_cycle_index``: Neware's cycle number as stored in the file;
+- ``cycle_count`` (ours): starts at 1 and goes up at each charge step that follows a
+  discharge step (same rule as the other importers: a cycle is charge then discharge);
+- ``vendor_step_index`` / ``step_index``: the step number in the Neware protocol;
+  ``step_count``: Neware's running step counter;
+- ``vendor_step_type``: Neware step type code (1 CC_Chg, 2 CC_DChg, 4 Rest, 7 CCCV_Chg ...;
+  the table is in the header text).
+
+Neware's current is already > 0 when charging. Capacity and energy restart at each step:
+``charge_capacity_ampere_hour`` holds the step's charge capacity on charge steps and 0
+elsewhere, ``discharge_capacity_ampere_hour`` likewise on discharge steps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from cyclerflow.errors import InputError
+from cyclerflow.importers.common import Imported
+
+FORMAT = "neware-ndax"
+EXTENSIONS = (".ndax", ".nda")
+WHAT = "Neware .ndax"
+NDA_MAGIC = b"NEWARE"
+
+#: Neware step type codes that charge / discharge the cell
+CHARGE_TYPES = frozenset({1, 3, 7, 9, 11, 18, 27, 29})
+DISCHARGE_TYPES = frozenset({2, 8, 10, 19, 20, 26, 28})
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """A zip holding ``data.ndc`` (.ndax) or a file starting with ``NEWARE`` (.nda)."""
+    if head.startswith(NDA_MAGIC):
+        return True
+    if not head.startswith(b"PK\x03\x04"):
+        return False
+    if b"data.ndc" in head or b"VersionInfo.xml" in head or b"TestInfo.xml" in head:
+        return True
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "data.ndc" in z.namelist()
+    except Exception:  # noqa: BLE001 - sniffing never raises
+        return False
+
+
+def _check_container(path: Path) -> None:
+    """Zip structure and CRCs; raises naming the damaged member."""
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"{WHAT}: file is empty", path=path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            if "data.ndc" not in names:
+                raise InputError(
+                    f"{WHAT}: zip has no 'data.ndc' member (members: {names[:8]})", path=path
+                )
+            for info in z.infolist():
+                try:
+                    with z.open(info) as fh:
+                        while fh.read(1 << 20):
+                            pass
+                except Exception as err:  # noqa: BLE001 - zlib/isal/zipfile errors on damage
+                    raise InputError(
+                        f"{WHAT}: damaged zip member {info.filename!r} ({err})",
+                        path=path,
+                        where=f"byte {info.header_offset}",
+                    ) from None
+    except zipfile.BadZipFile as err:
+        raise InputError(
+            f"{WHAT}: not a valid zip container ({err}); truncated or not an .ndax file", path=path
+        ) from None
+    except InputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - zipfile raises many kinds on damaged headers
+        raise InputError(
+            f"{WHAT}: cannot open the zip container ({type(err).__name__}: {err})", path=path
+        ) from None
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _run_fastnda(path: Path, what: str):
+    """Call fastnda; any failure inside it becomes one InputError."""
+    try:
+        import fastnda
+    except ImportError:
+        raise InputError(
+            f"{what}: reading Neware files needs fastnda (pip install fastnda)", path=path
+        ) from None
+
+    log = logging.getLogger("fastnda")
+    cap = _Capture()
+    old_propagate = log.propagate
+    log.addHandler(cap)
+    log.propagate = False
+    try:
+        df = fastnda.read(path, cycle_mode="raw", raw_categories=True)
+        meta = fastnda.read_metadata(path) if path.suffix.lower() == ".ndax" else {}
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException as err:  # noqa: BLE001 - fastnda/polars may raise anything on damaged data (incl. Rust panics)
+        raise InputError(
+            f"{what}: cannot decode the records ({type(err).__name__}: {err})", path=path
+        ) from None
+    finally:
+        log.removeHandler(cap)
+        log.propagate = old_propagate
+    return df, meta, cap.messages
+
+
+def our_cycle_count(step_type: np.ndarray) -> np.ndarray:
+    """Cycle number from 1, +1 at each charge step that follows a discharge step."""
+    st = np.asarray(step_type, dtype="i8")
+    chg = np.isin(st, list(CHARGE_TYPES))
+    dchg = np.isin(st, list(DISCHARGE_TYPES))
+    out = np.ones(len(st), dtype="i8")
+    cycle, seen_dchg = 1, False
+    # work per run of equal step type (fast on long files)
+    starts = np.flatnonzero(np.r_[True, st[1:] != st[:-1]])
+    ends = np.r_[starts[1:], len(st)]
+    for a, b in zip(starts, ends, strict=True):
+        if chg[a] and seen_dchg:
+            cycle += 1
+            seen_dchg = False
+        elif dchg[a]:
+            seen_dchg = True
+        out[a:b] = cycle
+    return out
+
+
+def read(path: str | Path) -> Imported:
+    """Read a Neware .ndax/.nda file into BDF columns (SI, current > 0 charging)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("input file not found", path=path)
+    suffix = path.suffix.lower()
+    what = WHAT
+    if suffix == ".nda" or path.read_bytes()[:6] == NDA_MAGIC:
+        what = "Neware .nda"
+        if path.stat().st_size == 0:
+            raise InputError(f"{what}: file is empty", path=path)
+        if suffix != ".nda":
+            raise InputError(f"{what}: rename the file to .nda to read it", path=path)
+    else:
+        _check_container(path)
+        if suffix != ".ndax":
+            raise InputError(f"{WHAT}: rename the file to .ndax to read it", path=path)
+    df, meta, warnings = _run_fastnda(path, what)
+    n = df.height
+    if n == 0:
+        raise InputError(f"{what}: the file holds no records", path=path)
+    need = ("voltage_V", "current_mA", "total_time_s")
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise InputError(f"{what}: decoded records lack {missing}", path=path)
+
+    def col(name: str, dtype: str = "f8") -> np.ndarray:
+        return df.get_column(name).to_numpy().astype(dtype)
+
+    cyc: dict[str, np.ndarray] = {
+        "test_time_second": col("total_time_s"),
+        "voltage_volt": col("voltage_V"),
+        "current_ampere": col("current_mA") * 1e-3,
+    }
+    if "unix_time_s" in df.columns:
+        cyc["unix_time_second"] = col("unix_time_s")
+    units: dict[str, str] = {}
+    if "step_type" in df.columns:
+        st = col("step_type", "i8")
+        cyc["cycle_count"] = our_cycle_count(st)
+        cyc["vendor_step_type"] = st
+        units["vendor_step_type"] = "1"
+    if "cycle_count" in df.columns:
+        cyc["vendor_cycle_index"] = col("cycle_count", "i8")
+        cyc.setdefault("cycle_count", cyc["vendor_cycle_index"])
+    if "step_index" in df.columns:
+        cyc["vendor_step_index"] = col("step_index", "i8")
+        cyc["step_index"] = cyc["vendor_step_index"]
+    if "step_count" in df.columns:
+        cyc["step_count"] = col("step_count", "i8")
+    if "step_time_s" in df.columns:
+        cyc["step_time_second"] = col("step_time_s")
+        units["step_time_second"] = "s"
+    if "index" in df.columns:
+        cyc["vendor_record_index"] = col("index", "i8")
+        units["vendor_record_index"] = "1"
+    if "capacity_mAh" in df.columns:
+        q = col("capacity_mAh") * 1e-3
+        cyc["charge_capacity_ampere_hour"] = np.where(q > 0, q, 0.0)
+        cyc["discharge_capacity_ampere_hour"] = np.where(q < 0, -q, 0.0)
+    if "energy_mWh" in df.columns:
+        e = col("energy_mWh") * 1e-3
+        cyc["charge_energy_watt_hour"] = np.where(e > 0, e, 0.0)
+        cyc["discharge_energy_watt_hour"] = np.where(e < 0, -e, 0.0)
+    # auxiliary channels: the first temperature channel that is not all zero becomes
+    # temperature_kelvin; every aux column is also kept under its fastnda name
+    temps = [c for c in df.columns if c.startswith("aux") and c.endswith("_temperature_degC")]
+    for c in temps:
+        v = col(c)
+        if np.any(v != 0):
+            cyc["temperature_kelvin"] = v + 273.15
+            break
+    for c in df.columns:
+        if c.startswith("aux"):
+            base = "".join(ch if ch.isalnum() else "_" for ch in c).strip("_")
+            if c.endswith("_V"):
+                name, unit = base[: -len("_V")] + "_volt", "V"
+            elif c.endswith("_degC"):
+                name, unit = base[: -len("_degC")] + "_celsius", "degC"
+            else:
+                name, unit = base + "_unknown", "1"
+            cyc["neware_" + name] = col(c)
+            units["neware_" + name] = unit
+    from fastnda.dicts import STEP_TYPE_MAP
+
+    header = json.dumps(meta, default=str, ensure_ascii=False, indent=1)
+    header += "\n# step type codes: " + ", ".join(f"{k}={v}" for k, v in STEP_TYPE_MAP.items())
+    if warnings:
+        header += "\n# reader warnings: " + " | ".join(warnings)
+    return {"cycling": cyc, "spectra": [], "units": units, "header": header}

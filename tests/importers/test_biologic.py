@@ -1,0 +1,403 @@
+"""BioLogic .mpr / .mpt importers against EC-Lab's own text exports of the same data."""
+
+from __future__ import annotations
+
+import re
+import struct
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cyclerflow.errors import InputError
+from cyclerflow.importers import biologic_mpr, biologic_mpt, detect
+from cyclerflow.importers.biologic_common import INTEGER_COLUMNS
+
+PAIRS = ["gcpl.issue_149", "peis", "mb"]
+ROWS = {"gcpl.issue_149": 132, "peis": 32, "mb": 1588}
+
+
+def _printed_decimals(mpt: Path) -> dict[str, int]:
+    """Mantissa decimals EC-Lab printed for each column (from the first data line)."""
+    lines = mpt.read_bytes().decode("latin-1").splitlines()
+    n = int(re.search(r"Nb header lines\s*:\s*(\d+)", lines[1]).group(1))
+    names = [c for c in lines[n - 1].split("\t") if c]
+    fields = lines[n].split("\t")
+    out = {}
+    for name, f in zip(names, fields, strict=False):
+        m = re.match(r"-?\d[.,](\d+)E", f)
+        out[name] = len(m.group(1)) if m else 0
+    return out
+
+
+@pytest.mark.parametrize("stem", PAIRS)
+def test_mpr_columns_equal_vendor_export(shared_data: Path, stem: str) -> None:
+    mpr = biologic_mpr.parse_mpr(shared_data / "biologic" / f"{stem}.mpr")
+    mpt_path = shared_data / "biologic" / f"{stem}.mpt"
+    mpt, _, _ = biologic_mpt.parse_mpt(mpt_path)
+    decimals = _printed_decimals(mpt_path)
+    common = [c for c in mpr.columns if c in mpt]
+    # every column the .mpr stores is in the export (the export adds computed ones)
+    assert common == list(mpr.columns)
+    assert len(common) == {"gcpl.issue_149": 16, "peis": 25, "mb": 25}[stem]
+    for name in common:
+        a, b = mpr.columns[name], mpt[name]
+        assert len(a) == len(b) == ROWS[stem], name
+        if name in INTEGER_COLUMNS or decimals[name] == 0:
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        else:
+            # printed as d.ddd...E+xxx with `d` decimals: half a unit in the last place
+            tol = (
+                0.5
+                * 10.0 ** -decimals[name]
+                * 10.0 ** np.floor(np.log10(np.where(b == 0, 1, np.abs(b))))
+            )
+            # (+ 2 ulp: the printed decimal and the parsed double each round once)
+            assert np.all(np.abs(a - b) <= tol + 2 * np.spacing(np.abs(b))), name
+            assert np.all((a == 0) == (b == 0)), name
+
+
+@pytest.mark.parametrize("stem", PAIRS)
+def test_mpr_and_mpt_import_the_same(shared_data: Path, stem: str) -> None:
+    a = biologic_mpr.read(shared_data / "biologic" / f"{stem}.mpr")
+    b = biologic_mpt.read(shared_data / "biologic" / f"{stem}.mpt")
+    assert set(a["cycling"]) <= set(b["cycling"])
+    for k, v in a["cycling"].items():
+        w = b["cycling"][k]
+        assert len(v) == len(w)
+        if v.dtype.kind == "i":
+            np.testing.assert_array_equal(v, w, err_msg=k)
+        else:
+            np.testing.assert_allclose(v, w, rtol=2e-7, atol=1e-15, err_msg=k)
+    assert len(a["spectra"]) == len(b["spectra"])
+    for s, t in zip(a["spectra"], b["spectra"], strict=True):
+        for k in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"):
+            np.testing.assert_allclose(s[k], t[k], rtol=3e-7, err_msg=k)
+        for k in ("cycle_count", "vendor_step_index", "unix_time_second"):
+            assert s.get(k) == pytest.approx(t.get(k), abs=1e-6), k
+
+
+def test_gcpl_current_sign_units_and_cycles(shared_data: Path) -> None:
+    imp = biologic_mpr.read(shared_data / "biologic" / "gcpl.issue_149.mpr")
+    c = imp["cycling"]
+    assert len(c["test_time_second"]) == 132
+    ns, i = c["vendor_step_index"], c["current_ampere"]
+    # settings: Ns 1 charges at +30 µA, Ns 2 discharges at -30 µA, Ns 0 rests
+    steady = np.r_[False, np.diff(c["test_time_second"]) > 0.5]
+    assert np.allclose(i[(ns == 1) & steady], 30e-6, rtol=0.01)
+    assert np.allclose(i[(ns == 2) & steady], -30e-6, rtol=0.01)
+    assert np.all(i[ns == 0] == 0)
+    # 4 loops of rest/charge/discharge: 8 half cycles -> cycles 1..4, vendor 0..3
+    assert sorted(set(c["cycle_count"])) == [1, 2, 3, 4]
+    assert sorted(set(c["vendor_cycle_index"])) == [0, 1, 2, 3]
+    # charge counted during charge steps: 10 s at 30 µA = 8.33e-8 Ah per half cycle
+    qc = c["charge_capacity_ampere_hour"]
+    assert qc.max() == pytest.approx(30e-6 * 10 / 3600, rel=0.01)
+    # start time from the LOG module, as the export's header says (01/10/2024 11:02:29.886)
+    t0 = datetime(2024, 1, 10, 11, 2, 29, 886000, tzinfo=UTC).timestamp()
+    assert c["unix_time_second"][0] - c["test_time_second"][0] == pytest.approx(t0, abs=1e-3)
+    assert imp["spectra"] == []
+
+
+def test_peis_spectrum_sign_and_attrs(shared_data: Path) -> None:
+    imp = biologic_mpr.read(shared_data / "biologic" / "peis.mpr")
+    assert imp["cycling"] == {}
+    (sp,) = imp["spectra"]
+    f = sp["frequency_hertz"]
+    assert len(f) == 32 and f[0] == pytest.approx(1.9999814e5, rel=1e-7)
+    # first row of the export: Re 1.0512296E+001, -Im 7.3047662E-001
+    assert sp["real_impedance_ohm"][0] == pytest.approx(10.512296, rel=1e-7)
+    assert sp["imaginary_impedance_ohm"][0] == pytest.approx(-0.73047662, rel=1e-7)
+    assert sp["technique"] == "PEIS" and sp["cycle_count"] == 1
+
+
+def test_mb_spectra_split_and_cycling_rows(shared_data: Path) -> None:
+    imp = biologic_mpr.read(shared_data / "biologic" / "mb.mpr")
+    assert len(imp["spectra"]) == 8
+    assert all(len(s["frequency_hertz"]) == 70 for s in imp["spectra"])
+    n_eis = sum(len(s["frequency_hertz"]) for s in imp["spectra"])
+    assert len(imp["cycling"]["test_time_second"]) + n_eis == 1588
+    for s in imp["spectra"]:
+        f = s["frequency_hertz"]
+        assert np.all(np.diff(f) < 0)  # one sweep, 1 MHz -> 100 mHz
+        # |Z|/phase -> Re/Im: the low-frequency tail is capacitive
+        assert s["imaginary_impedance_ohm"][-1] < 0
+    # the .mpt header names the sequence technique
+    assert {
+        s["technique"] for s in biologic_mpt.read(shared_data / "biologic" / "mb.mpt")["spectra"]
+    } == {"PEIS"}
+
+
+def test_mpt_decimal_comma_latin1(shared_data: Path) -> None:
+    cols, header, first = biologic_mpt.parse_mpt(shared_data / "biologic" / "gcpl.issue_149.mpt")
+    assert first == 82 and "Électrode" not in header and "cm²" in header
+    assert cols["time/s"][0] == pytest.approx(30.15299923827115, rel=1e-15)
+    assert "Capacitance charge/µF" in cols
+
+
+def test_detection(shared_data: Path) -> None:
+    assert detect(shared_data / "biologic" / "mb.mpr") is biologic_mpr
+    assert detect(shared_data / "biologic" / "mb.mpt") is biologic_mpt
+    assert detect(shared_data / "eis" / "exampleDataBioLogic.mpt") is biologic_mpt
+
+
+def test_other_biologic_export(shared_data: Path) -> None:
+    imp = biologic_mpt.read(shared_data / "eis" / "exampleDataBioLogic.mpt")
+    assert imp["cycling"] == {} and len(imp["spectra"]) == 1
+    sp = imp["spectra"][0]
+    assert np.all(sp["frequency_hertz"] > 0)
+
+
+# --- bad input ----------------------------------------------------------------------
+
+
+def _copy(src: Path, dst: Path, data: bytes | None = None) -> Path:
+    dst.write_bytes(src.read_bytes() if data is None else data)
+    return dst
+
+
+def test_mpr_bad_inputs(shared_data: Path, tmp_path: Path) -> None:
+    good = (shared_data / "biologic" / "peis.mpr").read_bytes()
+    p = tmp_path / "x.mpr"
+    cases = {
+        b"": "empty",
+        good[:10]: "magic",
+        good[:30]: "file header",
+        good[:60]: "module header",
+        good[:9000]: "declares",
+        b"EC-Lab ASCII FILE\nNb header lines : 3\n": "magic",
+    }
+    for data, words in cases.items():
+        p.write_bytes(data)
+        with pytest.raises(InputError) as e:
+            biologic_mpr.read(p)
+        assert str(p) in str(e.value) and words in str(e.value)
+    # unknown data-module version
+    data_at = good.index(b"MODULEVMP data") + 6 + 35
+    bad = bytearray(good)
+    struct.pack_into("<I", bad, data_at + 4, 99)
+    p.write_bytes(bytes(bad))
+    with pytest.raises(InputError, match=r"unsupported VMP data module version 99") as e:
+        biologic_mpr.read(p)
+    assert "byte" in str(e.value)
+    # unknown column id
+    bad = bytearray(good)
+    struct.pack_into("<H", bad, data_at + 16 + 5, 9999)
+    p.write_bytes(bytes(bad))
+    with pytest.raises(InputError, match=r"unknown column id 9999"):
+        biologic_mpr.read(p)
+
+
+def test_mpt_bad_inputs(shared_data: Path, tmp_path: Path) -> None:
+    lines = (shared_data / "biologic" / "peis.mpt").read_bytes().split(b"\n")
+    p = tmp_path / "x.mpt"
+    bad_number = lines.copy()
+    bad_number[75] = bad_number[75].replace(b"E+000", b"E+0x0", 1)
+    short_row = lines.copy()
+    short_row[80] = b"\t".join(short_row[80].split(b"\t")[:5])
+    frac_range = lines.copy()
+    fields = frac_range[72].split(b"\t")
+    fields[11] = b"37.5"  # I Range is an integer code
+    frac_range[72] = b"\t".join(fields)
+    cases = [
+        (b"\n".join(frac_range), "'I Range' is not an integer: 37.5", "line 73"),
+        (b"", "empty", None),
+        (b"EC-Lab ASCII FILE\nfoo\n", "Nb header lines", "line 2"),
+        (b"\n".join(bad_number), "not a number", "line 76"),
+        (b"\n".join(short_row), "expected 30", "line 81"),
+        (b"\n".join(lines[:70]), "no data rows", "line 71"),
+        ((shared_data / "biologic" / "peis.mpr").read_bytes(), "no 'time/s'", "line 1"),
+    ]
+    for data, words, where in cases:
+        p.write_bytes(data)
+        with pytest.raises(InputError) as e:
+            biologic_mpt.read(p)
+        assert str(p) in str(e.value) and words in str(e.value), str(e.value)
+        if where:
+            assert where in str(e.value)
+
+
+@settings(
+    max_examples=40, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    which=st.sampled_from(["gcpl.issue_149.mpr", "peis.mpr", "mb.mpr"]),
+    cut=st.floats(0, 1),
+    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=4),
+)
+def test_mpr_fuzz(shared_data: Path, tmp_path: Path, which: str, cut: float, flips: list) -> None:
+    data = bytearray((shared_data / "biologic" / which).read_bytes())
+    for pos, x in flips:
+        data[int(pos * (len(data) - 1))] ^= x
+    if cut < 0.5:  # half the examples truncated
+        data = data[: int(cut * 2 * len(data))]
+    p = tmp_path / "fuzz.mpr"
+    p.write_bytes(bytes(data))
+    try:
+        biologic_mpr.read(p)
+    except InputError as e:
+        assert str(p) in str(e)
+
+
+def test_cli_import_corrupt_leaves_no_file(shared_data: Path, tmp_path: Path) -> None:
+    from cyclerflow.cli import main
+
+    good = (shared_data / "biologic" / "mb.mpr").read_bytes()
+    src = _copy(shared_data / "biologic" / "mb.mpr", tmp_path / "cut.mpr", good[: len(good) // 2])
+    out = tmp_path / "out.h5"
+    assert main(["import", str(src), "-o", str(out), "-q"]) == 2
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [src]
+
+
+def test_cli_import_round_trip(shared_data: Path, tmp_path: Path) -> None:
+    from cyclerflow.cli import main
+    from cyclerflow.store import read_cycling, read_spectra
+
+    out = tmp_path / "mb.h5"
+    assert main(["import", str(shared_data / "biologic" / "mb.mpr"), "-o", str(out), "-q"]) == 0
+    ds = read_cycling(out)
+    spectra = read_spectra(out)
+    assert len(spectra) == 8 and ds.sizes["sample"] == 1588 - 8 * 70
+    assert ds["current_ampere"].attrs["units"] == "A"
+
+
+def test_spectra_split_on_sweep_restart_and_keys() -> None:
+    from cyclerflow.importers.biologic_common import _split_spectra
+
+    down = np.logspace(5, -1, 13)
+    # two sweeps back to back in one run, a cycling row (f = 0), then a third sweep
+    # whose second half has another cycle number
+    freq = np.r_[down, down, 0.0, down]
+    cyc = np.r_[np.zeros(27), np.zeros(6), np.ones(7)]
+    groups = _split_spectra(freq, [cyc])
+    assert [len(g) for g in groups] == [13, 13, 6, 7]
+    assert groups[2][0] == 27 and groups[3][0] == 33
+    # an upward sweep is one spectrum too
+    assert [len(g) for g in _split_spectra(down[::-1].copy(), [])] == [13]
+
+
+@pytest.mark.parametrize("stem", PAIRS)
+def test_mpr_header_agrees_with_export_header(shared_data: Path, stem: str) -> None:
+    info = biologic_mpr.parse_mpr(shared_data / "biologic" / f"{stem}.mpr").log_info
+    _, header, _ = biologic_mpt.parse_mpt(shared_data / "biologic" / f"{stem}.mpt")
+    assert f"Host : {info['Host']}" in header
+    assert f"Address : {info['Address']}" in header
+    assert f"EC-Lab for windows v{info['EC-Lab (software)']} (software)" in header
+    assert f"Internet server v{info['Internet server (firmware)']} (firmware)" in header
+    assert f"(SN {info['Device serial number']})" in header
+
+
+# --- synthetic files: mapping paths the vendor files here do not exercise ----------------
+
+
+def _module(short: bytes, long: bytes, content: bytes, version: int, new: bool) -> bytes:
+    head = b"MODULE" + short.ljust(10) + long.ljust(25)
+    if new:
+        head += struct.pack("<iIII", -1, len(content), 0, version)
+    else:
+        head += struct.pack("<II", len(content), version)
+    return head + b"01/02/25" + content
+
+
+def _make_mpr(ids: list[int], records: np.ndarray, *, new: bool, technique: int = 0x04) -> bytes:
+    version, (ncol_size, off) = (11, (2, 0x3EF)) if new else (3, (1, 0x196))
+    data = struct.pack("<I", len(records)) + (
+        struct.pack("<H", len(ids)) if new else bytes([len(ids)])
+    )
+    data += struct.pack(f"<{len(ids)}H", *ids)
+    data = data.ljust(off, b"\0") + records.tobytes()
+    settings_ = bytes([technique]) + bytes(100)
+    log = bytearray(1100)
+    struct.pack_into("<d", log, 585, 45659.5)  # 2025-01-02 12:00:00 (OLE days)
+    out = biologic_mpr.MAGIC.ljust(48) + bytes(4)
+    out += _module(b"VMP Set", b"VMP settings", settings_, 0, new)
+    out += _module(b"VMP data", b"VMP data", data, version, new)
+    out += _module(b"VMP LOG", b"VMP LOG", bytes(log), 0, new)
+    return out
+
+
+@pytest.mark.parametrize("new", [False, True])
+def test_synthetic_cp_with_current_and_temperature(tmp_path: Path, new: bool) -> None:
+    # flags (mode), Ns, time/s, Ewe/V, I/mA, cycle number, Temperature/°C
+    ids = [1, 131, 4, 6, 8, 24, 462]
+    dt = np.dtype(
+        [
+            ("flags", "u1"),
+            ("Ns", "<u2"),
+            ("t", "<f8"),
+            ("E", "<f4"),
+            ("I", "<f4"),
+            ("cyc", "<f8"),
+            ("T", "<f4"),
+        ]
+    )
+    n = 40
+    rec = np.zeros(n, dtype=dt)
+    rec["flags"] = np.where(np.arange(n) < 20, 1, 3)  # CC then rest
+    rec["Ns"] = np.where(np.arange(n) < 20, 0, 1)
+    rec["t"] = np.arange(n) * 0.5
+    rec["E"] = np.linspace(3.0, 4.0, n)
+    rec["I"] = np.where(np.arange(n) < 20, -0.015, 0.0)  # -15 µA, discharge
+    rec["cyc"] = np.where(np.arange(n) < 30, 2.0, 3.0)
+    rec["T"] = 25.0
+    p = tmp_path / "cp.mpr"
+    p.write_bytes(_make_mpr(ids, rec, new=new))
+    raw = biologic_mpr.parse_mpr(p)
+    assert list(raw.columns) == [
+        "mode",
+        "Ns",
+        "time/s",
+        "Ewe/V",
+        "I/mA",
+        "cycle number",
+        "Temperature/°C",
+    ]
+    c = biologic_mpr.read(p)["cycling"]
+    np.testing.assert_allclose(c["current_ampere"][:20], -15e-6, rtol=1e-6)
+    np.testing.assert_allclose(c["temperature_kelvin"], 298.15)
+    np.testing.assert_array_equal(c["vendor_cycle_index"], rec["cyc"].astype(int))
+    np.testing.assert_array_equal(c["cycle_count"], np.where(np.arange(n) < 30, 1, 2))
+    np.testing.assert_array_equal(c["step_count"], np.where(np.arange(n) < 20, 1, 2))
+    np.testing.assert_array_equal(c["vendor_mode"], rec["flags"])
+    assert c["unix_time_second"][0] == pytest.approx(
+        datetime(2025, 1, 2, 12, tzinfo=UTC).timestamp(), abs=1e-3
+    )
+
+
+def test_synthetic_record_size_mismatch(tmp_path: Path) -> None:
+    ids = [4, 6]
+    rec = np.zeros(10, dtype=[("t", "<f8"), ("E", "<f4")])
+    blob = bytearray(_make_mpr(ids, rec, new=False))
+    # claim 11 points while 10 are stored
+    at = blob.index(b"MODULEVMP data") + 6 + 35 + 16
+    struct.pack_into("<I", blob, at, 11)
+    p = tmp_path / "short.mpr"
+    p.write_bytes(bytes(blob))
+    with pytest.raises(InputError, match=r"11 points x 12 bytes need 132") as e:
+        biologic_mpr.read(p)
+    assert "byte" in str(e.value)
+
+
+def test_mpt_spectrum_amplitude_from_settings(shared_data: Path) -> None:
+    # "Va (mV)  10.0" (PEIS), Modulo Bat PEIS sequences "ctrl1_val 10.000 mV", v11.18 "Va (mV) 20.0"
+    (sp,) = biologic_mpt.read(shared_data / "biologic" / "peis.mpt")["spectra"]
+    assert sp["amplitude"] == pytest.approx(0.010)
+    mb = biologic_mpt.read(shared_data / "biologic" / "mb.mpt")["spectra"]
+    assert [s["amplitude"] for s in mb] == pytest.approx([0.010] * 8)
+    assert {s["vendor_step_index"] for s in mb} == {1, 6}
+    (sp,) = biologic_mpt.read(shared_data / "eis" / "exampleDataBioLogic.mpt")["spectra"]
+    assert sp["amplitude"] == pytest.approx(0.020)
+
+
+def test_synthetic_nan_cycle_number_is_a_clear_error(tmp_path: Path) -> None:
+    rec = np.zeros(5, dtype=[("t", "<f8"), ("E", "<f4"), ("I", "<f4"), ("cyc", "<f8")])
+    rec["t"] = np.arange(5)
+    rec["cyc"][3] = np.nan
+    p = tmp_path / "nan.mpr"
+    p.write_bytes(_make_mpr([4, 6, 8, 24], rec, new=False))
+    with pytest.raises(InputError, match=r"record 4\): column 'cycle number' holds nan"):
+        biologic_mpr.read(p)
