@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from cyclerflow.errors import InputError
+from cyclerflow.errors import InputError, InstrumentError
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +91,14 @@ def load_driver(name: str) -> ModuleType:
     if name not in eps:
         raise InputError(f"unknown driver {name!r} (installed: {', '.join(sorted(eps)) or 'none'})")
     return eps[name].load()
+
+
+class ConnectionLost(InstrumentError):
+    """The link to an instrument is gone (closed socket, hang-up, no reply in time).
+
+    Drivers should raise this (or a subclass) for a lost link so the engine retries
+    with back-off; any other :class:`InstrumentError` (garbled reply, error queue)
+    switches the output off and stops the channel. The engine also recognises
+    ``ConnectionError``/``TimeoutError``/``EOFError`` and InstrumentError messages that
+    say "connection lost", "not connected" or "no reply within".
+    """

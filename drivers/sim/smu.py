@@ -1,0 +1,115 @@
+"""Simulated source-measure units (Keithley 2450, Keysight B2900) over the cell model.
+
+The SMU's own sign: positive current flows out of the HI terminal. With the cell's
+positive electrode on HI (the usual wiring), positive current charges the cell, which
+is the model's sign too.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .scpi import ScpiProtocol, choice_arg, number_arg
+
+
+class SmuSim(ScpiProtocol):
+    """Source/measure state shared by the SMU simulators (kept on the server)."""
+
+    current_max = 1.05
+    voltage_max = 210.0
+
+    def __init__(self, server):
+        super().__init__(server)
+        self.smu = server.state.setdefault(
+            "smu",
+            {
+                "output": False,
+                "source": "VOLT",
+                "sense": "CURR",
+                "curr": 0.0,
+                "volt": 0.0,
+                "vlim": 21.0,
+                "ilim": 1.05e-4,
+                "applied": None,
+                "t0": 0.0,
+            },
+        )
+
+    # model link ---------------------------------------------------------------------
+    def apply(self) -> None:
+        """Push the source state to the model (a new segment only when it changed)."""
+        s = self.smu
+        if not s["output"]:
+            want = ("ocv",)
+        elif s["source"] == "CURR":
+            want = ("cc", s["curr"], s["vlim"])
+        else:
+            want = ("cv", s["volt"], s["ilim"])
+        if want == s["applied"]:
+            return
+        with self.server.lock:
+            self.server.sync()
+            if want[0] == "ocv":
+                self.model.set_open_circuit()
+            elif want[0] == "cc":
+                self.model.set_current(want[1], want[2])
+            else:
+                self.model.set_voltage(want[1], want[2])
+        s["applied"] = want
+
+    def measure(self) -> tuple[float, float, float]:
+        """(voltage V, current A, simulated time s) now."""
+        with self.server.lock:
+            t = self.server.sync()
+            v, i = self.model.measure()
+        if not self.smu["output"]:
+            i = 0.0
+        return v, i, t
+
+    # shared handlers ------------------------------------------------------------------
+    def idn(self, args: str) -> str:
+        return self.IDN
+
+    def cls(self, args: str) -> None:
+        self.errors.clear()
+
+    def rst(self, args: str) -> None:
+        self.smu.update(output=False, source="VOLT", sense="CURR", curr=0.0, volt=0.0)
+        self.apply()
+
+    def output(self, args: str) -> None:
+        self.smu["output"] = choice_arg(args, "ON", "OFF", "1", "0") in ("ON", "1")
+        self.apply()
+
+    def output_q(self, args: str) -> str:
+        return "1" if self.smu["output"] else "0"
+
+    def source_level_curr(self, args: str) -> None:
+        self.smu["curr"] = number_arg(args, -self.current_max, self.current_max)
+        self.apply()
+
+    def source_level_volt(self, args: str) -> None:
+        self.smu["volt"] = number_arg(args, -self.voltage_max, self.voltage_max)
+        self.apply()
+
+    def vlim(self, args: str) -> None:
+        self.smu["vlim"] = number_arg(args, 0.02, self.voltage_max)
+        self.apply()
+
+    def ilim(self, args: str) -> None:
+        self.smu["ilim"] = number_arg(args, 1e-9, self.current_max)
+        self.apply()
+
+    def accept(self, args: str) -> None:
+        """Settings the model does not need (ranges, read-back, output-off mode)."""
+
+    def syst_err(self, args: str) -> str:
+        return self.next_error()
+
+    def reset_time(self, args: str) -> None:
+        with self.server.lock:
+            self.smu["t0"] = self.server.sync()
+
+
+def fmt(x: float) -> str:
+    return "9.9E+37" if not math.isfinite(x) else f"{x:.6E}"

@@ -1,0 +1,124 @@
+"""Byte-level protocol tests of the Keysight B2900 driver."""
+
+from __future__ import annotations
+
+import pytest
+from cyclerflow.drivers import b2900
+from cyclerflow.drivers.transports import ScriptedTransport
+from protocol_helpers import uncovered
+
+from cyclerflow.acquire.instrument import SourceMeterChannel
+from cyclerflow.errors import InputError, InstrumentError
+
+IDN = "Keysight Technologies,B2901A,MY51140001,3.4.2011.5100"
+NOERR = '+0,"No error"'
+CONNECT = [
+    ("*IDN?", IDN),
+    ("*CLS", None),
+    (":OUTP:OFF:MODE HIZ", None),
+    (':SENS:FUNC "VOLT","CURR"', None),
+    (":SENS:VOLT:RANG:AUTO ON", None),
+    (":SENS:CURR:RANG:AUTO ON", None),
+    (":FORM:ELEM:SENS VOLT,CURR,TIME", None),
+    (":SYST:TIME:TIM:COUN:RES", None),
+    (":SYST:ERR:NEXT?", NOERR),
+]
+WRITTEN: list[str] = []
+
+
+def channel(exchanges, **options):
+    t = ScriptedTransport(exchanges, name="b2900")
+    return b2900.open_channel("TCPIP0::192.0.2.11::5025::SOCKET", transport=t, **options), t
+
+
+def finish(t):
+    t.assert_done()
+    WRITTEN.extend(t.written)
+
+
+def test_connect_identify_and_type():
+    ch, t = channel(CONNECT)
+    assert isinstance(ch, SourceMeterChannel)
+    ch.connect()
+    assert ch.identify() == IDN
+    finish(t)
+
+
+def test_current_source_sets_level_before_mode_and_reads_meas():
+    ch, t = channel(
+        CONNECT
+        + [
+            (":SENS:VOLT:PROT 4.2", None),
+            (":SOUR:CURR 1.5e-5", None),
+            (":SOUR:FUNC:MODE CURR", None),
+            (":OUTP ON", None),
+            (":SYST:ERR:NEXT?", NOERR),
+            (":MEAS?", "+3.912345E+00,+1.500000E-05,+1.250000E+01"),
+            (":SENS:CURR:PROT 2e-5", None),
+            (":SOUR:VOLT 4.2", None),
+            (":SOUR:FUNC:MODE VOLT", None),
+            (":OUTP ON", None),
+            (":SYST:ERR:NEXT?", NOERR),
+            (":MEAS?", "+4.200000E+00,+1.100000E-05,+1.300000E+01"),
+        ]
+    )
+    ch.connect()
+    ch.source_current(15e-6, 4.2)
+    s = ch.read()
+    assert (s.voltage_v, s.current_a, s.time_s) == (3.912345, 1.5e-5, 12.5)
+    ch.source_voltage(4.2, 20e-6)
+    s = ch.read()
+    assert (s.voltage_v, s.current_a, s.time_s) == (4.2, 1.1e-5, 13.0)
+    finish(t)
+
+
+def test_open_circuit_and_output_off():
+    ch, t = channel(
+        CONNECT
+        + [
+            (":SENS:VOLT:PROT 20", None),
+            (":SOUR:CURR 0", None),
+            (":SOUR:FUNC:MODE CURR", None),
+            (":OUTP ON", None),
+            (":SYST:ERR:NEXT?", NOERR),
+            (":OUTP OFF", None),
+            (":OUTP OFF", None),
+        ]
+    )
+    ch.connect()
+    ch.open_circuit()
+    ch.output_off()
+    ch.close()
+    finish(t)
+
+
+def test_error_queue_surfaced_with_command():
+    ch, t = channel(
+        CONNECT
+        + [
+            (":SENS:VOLT:PROT 4.2", None),
+            (":SOUR:CURR 1.5e-5", None),
+            (":SOUR:FUNC:MODE CURR", None),
+            (":OUTP ON", None),
+            (":SYST:ERR:NEXT?", '+802,"Output relay must be ON"'),
+            (":SYST:ERR:NEXT?", NOERR),
+        ]
+    )
+    ch.connect()
+    with pytest.raises(
+        InstrumentError, match=r'b2900 .*:SOUR:FUNC:MODE CURR.*802,"Output relay must be ON"'
+    ):
+        ch.source_current(15e-6, 4.2)
+    finish(t)
+
+
+def test_garbled_meas_and_range():
+    ch, t = channel([(":MEAS?", "+3.9E+00;+1.5E-05")])
+    with pytest.raises(InstrumentError, match="b2900.*':MEAS\\?'.*garbled"):
+        ch.read()
+    with pytest.raises(InputError, match="current_limit = 5 A is outside"):
+        ch.source_voltage(4.2, 5.0)
+
+
+def test_every_command_is_covered():
+    assert uncovered(b2900.COMMANDS, WRITTEN) == []
