@@ -213,3 +213,16 @@ def test_truncated_hdf5_is_a_clear_error(tmp_path, capsys):
     bad.write_bytes(src.read_bytes()[:1500])
     code, _, err = _run(capsys, "inspect", bad)
     assert code == 2 and "trunc.h5" in err and "Traceback" not in err
+
+
+def test_split_maccor_files_join_in_order_only(tmp_path, capsys, shared_data):
+    a, b = (
+        shared_data / "maccor" / "maccor_example.001",
+        shared_data / "maccor" / "maccor_example.002",
+    )
+    out = tmp_path / "m.h5"
+    assert _run(capsys, "import", a, b, "-o", out)[0] == 0
+    assert read_cycling(out).sizes["sample"] == 16
+    bad = tmp_path / "rev.h5"
+    code, _, err = _run(capsys, "import", b, a, "-o", bad)
+    assert code == 2 and "maccor_example" in err and not bad.exists()

@@ -72,16 +72,21 @@ def detect(path: str | Path) -> ModuleType:
     return (by_ext or hits)[0]
 
 
+def _module_for(path: str | Path, fmt: str | None) -> ModuleType:
+    if fmt is None:
+        return detect(path)
+    mods = {m.FORMAT: m for m in available_importers()}
+    if fmt not in mods:
+        raise InputError(f"unknown format {fmt!r} (known: {', '.join(sorted(mods))})")
+    if not Path(path).exists():
+        raise InputError("input file not found", path=path)
+    return mods[fmt]
+
+
 def read_any(path: str | Path, fmt: str | None = None) -> Imported:
     """Read one file with the named format, or the detected one."""
     path = Path(path)
-    if fmt is None:
-        mod = detect(path)
-    else:
-        mods = {m.FORMAT: m for m in available_importers()}
-        if fmt not in mods:
-            raise InputError(f"unknown format {fmt!r} (known: {', '.join(sorted(mods))})")
-        mod = mods[fmt]
+    mod = _module_for(path, fmt)
     data = mod.read(path)
     data.setdefault("format", mod.FORMAT)
     data.setdefault("source", str(path))
@@ -112,12 +117,23 @@ def import_files(
                 warn(f"{metadata_path}: {w}")
     if not sources:
         raise InputError("no input files given")
-    parts = []
-    for src in sources:
-        parts.append(read_any(src, fmt))
+    mods = [_module_for(src, fmt) for src in sources]
+    if len(sources) > 1 and all(m is mods[0] for m in mods) and hasattr(mods[0], "read_many"):
+        # formats that split one test over several files (Maccor .001/.002) join themselves
+        merged = mods[0].read_many([Path(s) for s in sources])
         if progress is not None:
-            progress()
-    merged = merge_imports(parts)
+            for _ in sources:
+                progress()
+    else:
+        parts = []
+        for src, mod in zip(sources, mods, strict=True):
+            data = mod.read(Path(src))
+            data.setdefault("format", mod.FORMAT)
+            data.setdefault("source", str(src))
+            parts.append(data)
+            if progress is not None:
+                progress()
+        merged = merge_imports(parts)
     return write_cell(
         out,
         meta,

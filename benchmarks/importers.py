@@ -1,0 +1,329 @@
+"""Rows per second of every importer on the files in ../shared/data (run by hand).
+
+For the text formats the vendor file is grown to at least 1M rows (data rows repeated
+with their time columns shifted so time keeps increasing) and read once; the figure
+is compared with ``pandas.read_csv`` parsing the same data rows (the floor cost of
+turning text into numbers), printed as a ratio. XLSX is grown to 1M rows too (one sheet
+holds up to 1,048,576; writing it takes a minute or two) and read with python-calamine
+when installed, else openpyxl (``--xlsx-rows`` to change). Formats
+that cannot be grown by text edits (.res, .mpr, .ndax and the other helper's files)
+are read as they are, repeatedly for at least a second.
+
+    python benchmarks/importers.py [--rows N] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def _rows(data: dict) -> int:
+    n = 0
+    c = data.get("cycling") or {}
+    if c:
+        n += len(next(iter(c.values())))
+    n += sum(len(s["frequency_hertz"]) for s in data.get("spectra", []))
+    return n
+
+
+def _grow_text(
+    src: Path,
+    dst: Path,
+    *,
+    header_lines: int,
+    sep: str,
+    time_fields: tuple[int, ...],
+    target: int,
+    footer_lines: int = 0,
+    encoding: str = "latin-1",
+) -> int:
+    """Repeat the data rows of ``src`` until ``target`` rows, shifting the time fields."""
+    lines = src.read_bytes().decode(encoding).splitlines()
+    head = lines[:header_lines]
+    body = [ln for ln in lines[header_lines : len(lines) - footer_lines] if ln.strip()]
+    foot = lines[len(lines) - footer_lines :] if footer_lines else []
+    split = [ln.split(sep) if sep != " " else ln.split() for ln in body]
+    times = {f: np.array([float(r[f]) for r in split]) for f in time_fields}
+    span = {f: (t[-1] - t[0]) + (t[1] - t[0] if len(t) > 1 else 1.0) for f, t in times.items()}
+    reps = -(-target // len(body))
+    out = io.StringIO()
+    out.write("\n".join(head) + "\n")
+    joiner = sep if sep != " " else "\t"
+    for k in range(reps):
+        if k == 0 or not time_fields:
+            out.write("\n".join(body) + "\n")
+            continue
+        for r in split:
+            rr = list(r)
+            for f in time_fields:
+                rr[f] = repr(float(float(r[f]) + k * span[f]))
+            out.write(joiner.join(rr) + "\n")
+    if foot:
+        out.write("\n".join(foot) + "\n")
+    dst.write_bytes(out.getvalue().encode(encoding))
+    return reps * len(body)
+
+
+def _grow_xlsx(src: Path, dst: Path, target: int) -> int:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(src, read_only=True, data_only=True)
+    ws = wb["Channel_11_1"]
+    rows = list(ws.iter_rows(values_only=True))
+    wb.close()
+    head, body = rows[0], rows[1:]
+    out = openpyxl.Workbook(write_only=True)
+    sheet = out.create_sheet("Channel_11_1")
+    sheet.append(head)
+    span = body[-1][1] - body[0][1] + 1.0
+    n = 0
+    k = 0
+    while n < target:
+        for r in body:
+            rr = list(r)
+            rr[1] = r[1] + k * span
+            sheet.append(rr)
+            n += 1
+            if n >= target:
+                break
+        k += 1
+    out.save(dst)
+    return n
+
+
+def _time(fn: Callable[[], dict], min_seconds: float = 1.0) -> tuple[float, int]:
+    """(seconds per call, rows) — best of repeated calls taking at least min_seconds."""
+    best = float("inf")
+    rows = 0
+    total = 0.0
+    while total < min_seconds or best == float("inf"):
+        t0 = time.perf_counter()
+        data = fn()
+        dt = time.perf_counter() - t0
+        rows = _rows(data)
+        best = min(best, dt)
+        total += dt
+    return best, rows
+
+
+def _pandas_floor(path: Path, header_lines: int, sep: str, encoding: str = "latin-1") -> float:
+    t0 = time.perf_counter()
+    pd.read_csv(
+        path,
+        sep=r"\s+" if sep == " " else sep,
+        skiprows=header_lines,
+        header=None,
+        encoding=encoding,
+        engine="c",
+        low_memory=False,
+    )
+    return time.perf_counter() - t0
+
+
+def xlsx_label() -> str:
+    """Which xlsx reader arbin.py will use."""
+    try:
+        import python_calamine  # noqa: F401
+    except ModuleNotFoundError:
+        return "arbin xlsx (openpyxl)"
+    return "arbin xlsx (python-calamine)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--xlsx-rows", type=int, default=1_000_000)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--as-is-only", action="store_true", help="skip the grown files")
+    args = ap.parse_args()
+    d = args.data
+    from cyclerflow.importers import arbin, eis_text, gamry_dta, maccor, zplot
+
+    # (label, module, source, grow kwargs)
+    grown = [
+        (
+            "arbin csv",
+            arbin,
+            d / "arbin/arbin_example.csv",
+            dict(header_lines=1, sep=",", time_fields=(1, 2)),
+        ),
+        (
+            "maccor (key/value header)",
+            maccor,
+            d / "cellpy/maccor_002.txt",
+            dict(header_lines=15, sep="\t", time_fields=(4,)),
+        ),
+        (
+            "maccor (Today's Date)",
+            maccor,
+            d / "maccor/maccor_example.001",
+            dict(header_lines=2, sep="\t", time_fields=(3,)),
+        ),
+        (
+            "gamry dta (CHRONOA)",
+            gamry_dta,
+            d / "gamry/chronoa_data.dta",
+            dict(header_lines=66, sep="\t", time_fields=(2,)),
+        ),
+        (
+            "gamry dta (ZCURVE)",
+            gamry_dta,
+            d / "eis/exampleDataGamry.DTA",
+            dict(header_lines=448, sep="\t", time_fields=()),
+        ),
+        (
+            "zplot .z",
+            zplot,
+            d / "eis/exampleDataZPlot.z",
+            dict(header_lines=123, sep="\t", time_fields=()),
+        ),
+        (
+            "eis text: headerless csv",
+            eis_text,
+            d / "eis/exampleData.csv",
+            dict(header_lines=0, sep=",", time_fields=()),
+        ),
+        (
+            "eis text: ZView/Autolab",
+            eis_text,
+            d / "eis/exampleDataAutolab.txt",
+            dict(header_lines=11, sep=",", time_fields=(), encoding="utf-8"),
+        ),
+        (
+            "eis text: CH Instruments",
+            eis_text,
+            d / "eis/exampleDataCHInstruments.txt",
+            dict(header_lines=18, sep=",", time_fields=()),
+        ),
+        (
+            "eis text: Parstat (AC rows)",
+            eis_text,
+            d / "eis/exampleDataParstat.txt",
+            dict(header_lines=782, sep="\t", time_fields=()),
+        ),
+    ]
+    print(
+        f"{'format':32s} {'rows':>10s} {'seconds':>8s} {'rows/s':>12s} {'pandas floor rows/s':>20s} {'ratio':>6s}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        for label, mod, src, kw in [] if args.as_is_only else grown:
+            if not src.exists():
+                print(f"{label:32s} (missing {src})")
+                continue
+            dst = tmpd / ("big" + src.suffix)
+            n = _grow_text(src, dst, target=args.rows, **kw)
+            t0 = time.perf_counter()
+            data = mod.read(dst)
+            dt = time.perf_counter() - t0
+            rows = _rows(data)
+            assert rows >= n * 0.99, (label, rows, n)
+            floor = _pandas_floor(dst, kw["header_lines"], kw["sep"], kw.get("encoding", "latin-1"))
+            print(
+                f"{label:32s} {rows:10d} {dt:8.2f} {rows / dt:12,.0f} {rows / floor:20,.0f} {floor / dt:6.2f}"
+            )
+        src = d / "arbin/bs542_004_gr_li_50ua_50mv_1v_191020_Channel_11.xlsx"
+        if src.exists() and not args.as_is_only:
+            dst = tmpd / "big.xlsx"
+            n = _grow_xlsx(src, dst, args.xlsx_rows)
+            t0 = time.perf_counter()
+            data = arbin.read(dst)
+            dt = time.perf_counter() - t0
+            print(
+                f"{xlsx_label():32s} {_rows(data):10d} {dt:8.2f} {_rows(data) / dt:12,.0f} {'-':>20s} {'-':>6s}"
+            )
+    print()
+    print("as-is files (best of repeated reads):")
+    # (label, module, function, file, extra args)
+    res = "cellpy/20160805_test001_45_cc_01.res"
+    as_is = [
+        ("arbin .res (mdb-export)", "cyclerflow.importers.arbin", "read_res", res, ("mdb-export",)),
+        (
+            "arbin .res (access-parser)",
+            "cyclerflow.importers.arbin",
+            "read_res",
+            res,
+            ("access-parser",),
+        ),
+        (
+            "biologic .mpr GCPL",
+            "cyclerflow.importers.biologic_mpr",
+            "read",
+            "biologic/gcpl.issue_149.mpr",
+            (),
+        ),
+        (
+            "biologic .mpr Modulo Bat",
+            "cyclerflow.importers.biologic_mpr",
+            "read",
+            "biologic/mb.mpr",
+            (),
+        ),
+        (
+            "biologic .mpt Modulo Bat",
+            "cyclerflow.importers.biologic_mpt",
+            "read",
+            "biologic/mb.mpt",
+            (),
+        ),
+        (
+            "biologic .mpt PEIS",
+            "cyclerflow.importers.biologic_mpt",
+            "read",
+            "eis/exampleDataBioLogic.mpt",
+            (),
+        ),
+        (
+            "neware .ndax",
+            "cyclerflow.importers.neware_ndax",
+            "read",
+            "cellpy/20260302_IFE_BTS85_2_9_8_1.ndax",
+            (),
+        ),
+        (
+            "eis text: VersaStudio .par",
+            "cyclerflow.importers.eis_text",
+            "read",
+            "eis/exampleDataVersaStudio.par",
+            (),
+        ),
+        (
+            "arbin xlsx (vendor file)",
+            "cyclerflow.importers.arbin",
+            "read",
+            "arbin/bs542_004_gr_li_50ua_50mv_1v_191020_Channel_11.xlsx",
+            (),
+        ),
+    ]
+    for label, modname, func, rel, extra in as_is:
+        try:
+            fn = getattr(importlib.import_module(modname), func)
+        except ModuleNotFoundError:
+            print(f"{label:32s} (module {modname} not present)")
+            continue
+        path = d / rel
+        if not path.exists():
+            print(f"{label:32s} (missing {path})")
+            continue
+        try:
+            dt, rows = _time(lambda fn=fn, path=path, extra=extra: fn(path, *extra))
+        except Exception as err:  # report, keep going
+            print(f"{label:32s} failed: {err}")
+            continue
+        print(f"{label:32s} {rows:10d} {dt:8.3f} {rows / dt:12,.0f}")
+
+
+if __name__ == "__main__":
+    main()

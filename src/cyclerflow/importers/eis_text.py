@@ -1,0 +1,425 @@
+"""Common impedance text exports, recognised by their content:
+
+- ``zview``: ZView ``Z60W Data File`` layout (Metrohm Autolab and others export it):
+  quoted header lines, a quoted column line ``Freq (Hz) Ampl Bias Time(Sec) Z'(a) Z''(b)
+  GD Err Range``, then comma-separated rows in that fixed order.
+- ``versastudio``: AMETEK/PAR VersaStudio ``.par`` (INI-like ``<Section>`` blocks); each
+  ``<SegmentN>`` has a ``Definition=`` line naming its comma-separated columns
+  (``Frequency(Hz)``, ``Z Real``, ``Z Imag`` ...) followed by the rows; one spectrum per
+  segment. Amplitude from ``Amplitude (mV RMS)``, date from ``DateAcquired``/``TimeAcquired``.
+- ``chi``: CH Instruments ``A.C. Impedance`` text: free header (``Amplitude (V) = ..``,
+  ``Init E (V) = ..``), column line ``Freq/Hz, Z'/ohm, Z"/ohm, Z/ohm, Phase/deg``, rows.
+- ``table``: any delimited text whose column line names frequency, real and imaginary
+  impedance, e.g. Princeton Applied Research Parstat ``Frequency (Hz) Zre (ohms) Zim
+  (ohms)``. Rows with frequency 0 are DC records: with potential, current and time
+  columns they become cycling rows (current as printed); each run of rows with
+  frequency > 0 is one spectrum. ``-Im(Z)`` / ``-Z''`` columns are negated.
+- ``headerless``: numeric rows only, ``frequency, Z', Z''`` (comma, semicolon, tab or
+  space separated), ``Z''`` signed.
+
+All these exports print the imaginary part signed (negative = capacitive) unless the
+column is named ``-Z''``/``-Im(Z)``. Naive dates are taken as UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import numpy as np
+
+from cyclerflow.importers.arbin import fail, naive_to_unix, parse_block, read_text
+from cyclerflow.importers.common import Imported
+
+FORMAT = "eis-text"
+EXTENSIONS = (".txt", ".par", ".csv", ".dat")
+
+_NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+_OHM = r"(?:[(\[/]\s*(?P<unit>[kmMµu]?(?:ohms?|Ohms?|Ω))\s*[)\]]?)?"
+_ROLES = [
+    ("f", re.compile(r"^(?:freq(?:uency)?)\s*(?:[(\[/]\s*(?P<unit>[kmM]?Hz)\s*[)\]]?)?$", re.I)),
+    (
+        "minus_im",
+        re.compile(r"^-\s*(?:z''|z\"|im\s*\(z\)|zim(?:ag)?|z\s*imag)\s*" + _OHM + "$", re.I),
+    ),
+    (
+        "re",
+        re.compile(r"^(?:z'|zre(?:al)?|z\s*real|re\s*\(z\))\s*(?:\(a\))?\s*" + _OHM + "$", re.I),
+    ),
+    (
+        "im",
+        re.compile(
+            r"^(?:z''|z\"|zim(?:ag)?|z\s*imag|im\s*\(z\))\s*(?:\(b\))?\s*" + _OHM + "$", re.I
+        ),
+    ),
+    ("v", re.compile(r"^(?:potential|e|ewe|voltage)\s*[(\[/]\s*V\s*[)\]]?$", re.I)),
+    ("i", re.compile(r"^(?:current|i)\s*[(\[/]\s*A\s*[)\]]?$", re.I)),
+    ("t", re.compile(r"^(?:elapsed\s*time|time)\s*[(\[/]\s*s(?:ec)?\s*[)\]]?$", re.I)),
+]
+_OHM_SCALE = {"k": 1e3, "m": 1e-3, "M": 1e6, "µ": 1e-6, "u": 1e-6}
+
+
+def _roles(fields: list[str]) -> dict[str, tuple[int, float]]:
+    """role -> (field index, scale to SI) for the labels of a column line."""
+    out: dict[str, tuple[int, float]] = {}
+    for i, f in enumerate(fields):
+        f = f.strip().strip('"').strip()
+        for role, rx in _ROLES:
+            m = rx.match(f)
+            if m and role not in out:
+                unit = (m.groupdict().get("unit") or "").strip()
+                scale = 1.0
+                if unit and unit[0] in _OHM_SCALE and unit[:2].lower() != "oh":
+                    scale = _OHM_SCALE[unit[0]]
+                if role == "f" and unit[:1] in ("k", "M"):
+                    scale = {"k": 1e3, "M": 1e6}[unit[0]]
+                out[role] = (i, scale)
+                break
+    if "minus_im" in out and "im" not in out:
+        i, s = out.pop("minus_im")
+        out["im"] = (i, -s)
+    return out
+
+
+def _split(line: str) -> tuple[str, list[str]]:
+    for d in ("\t", ";", ","):
+        if d in line:
+            return d, line.split(d)
+    return " ", line.split()
+
+
+def _labelled(
+    lines: list[str], limit: int = 80
+) -> tuple[int, str, dict[str, tuple[int, float]], int] | None:
+    """(line index, delimiter, roles, n fields) of the first column line naming f, Re, Im."""
+    for k, ln in enumerate(lines[:limit]):
+        d, fields = _split(ln)
+        if len(fields) < 3:
+            continue
+        r = _roles(fields)
+        if {"f", "re", "im"} <= set(r):
+            return k, d, r, len(fields)
+    return None
+
+
+def _numeric_fields(line: str) -> list[str] | None:
+    d, fields = _split(line.strip())
+    fields = [x.strip() for x in fields]
+    if d == " ":
+        fields = line.split()
+    if (
+        len(fields) >= 3
+        and all(_NUMBER.match(x) for x in fields if x)
+        and sum(1 for x in fields if x) >= 3
+    ):
+        return fields
+    return None
+
+
+def _kind(lines: list[str]) -> str | None:
+    if not lines:
+        return None
+    first = lines[0].lstrip("\ufeff").strip()
+    if first.startswith('"Z60W') or first.startswith('"ZView') or first.startswith("Z60W"):
+        return "zview"
+    if first == "<Application>" and any(
+        ln.startswith("<Segment") or ln.startswith("Name=VersaStudio") for ln in lines
+    ):
+        return "versastudio"
+    if len(lines) > 1 and lines[1].strip() == "A.C. Impedance":
+        return "chi"
+    if _labelled(lines) is not None:
+        return "table"
+    body = [ln for ln in lines[:200] if ln.strip()]  # the rest is checked when parsed
+    if body and all(_numeric_fields(ln) is not None for ln in body):
+        return "headerless"
+    return None
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """One of the layouts above, judged from the first 4 KiB."""
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        # a multi-byte character cut by the 4 KiB limit is fine; other bytes: Latin-1
+        text = (
+            head[: err.start].decode("utf-8-sig")
+            if err.start > len(head) - 4
+            else head.decode("latin-1")
+        )
+    if "\x00" in text:
+        return False
+    lines = text.splitlines()
+    if len(head) >= 4096 and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut
+    return _kind(lines) is not None
+
+
+def _spectrum(c: dict[str, np.ndarray], scales: dict[str, float], **attrs) -> dict:
+    return {
+        "frequency_hertz": c["f"] * scales.get("f", 1.0),
+        "real_impedance_ohm": c["re"] * scales.get("re", 1.0),
+        "imaginary_impedance_ohm": c["im"] * scales.get("im", 1.0),
+        **{k: v for k, v in attrs.items() if v is not None},
+    }
+
+
+def _data_rows(lines: list[str], start: int) -> tuple[int, list[str]]:
+    """(index of the first row, rows) after a column line: blank lines skipped at both ends."""
+    while start < len(lines) and not lines[start].strip():
+        start += 1
+    end = len(lines)
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    return start, lines[start:end]
+
+
+def _read_table(path: Path, lines: list[str]) -> Imported:
+    found = _labelled(lines)
+    assert found is not None
+    k, d, roles, nf = found
+    start, rows = _data_rows(lines, k + 1)
+    if not rows:
+        raise fail(FORMAT, path, "no data rows after the column line", f"line {start + 1}")
+    sep = None if d == " " else d
+    c = parse_block(path, FORMAT, rows, start + 1, {r: i for r, (i, _) in roles.items()}, sep=sep)
+    scales = {r: s for r, (_, s) in roles.items()}
+    f = c["f"]
+    ac = f > 0
+    spectra = []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ac.astype("i1"), [0]])))
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        part = {r: v[a:b] for r, v in c.items()}
+        attrs = {}
+        if "t" in part:
+            attrs["elapsed_time_second"] = float(part["t"][0])
+        if "v" in part:
+            attrs["dc_level"] = float(np.median(part["v"]))
+        spectra.append(_spectrum(part, scales, technique="PEIS", **attrs))
+    if not spectra:
+        raise fail(FORMAT, path, "no rows with frequency > 0", f"line {start + 1}")
+    cycling: dict[str, np.ndarray] = {}
+    dc = ~ac
+    if dc.any() and {"t", "v", "i"} <= set(c):
+        cycling = {
+            "test_time_second": c["t"][dc],
+            "voltage_volt": c["v"][dc],
+            "current_ampere": c["i"][dc],
+        }
+        back = np.flatnonzero(np.diff(cycling["test_time_second"]) < 0)
+        if len(back):
+            row = int(np.flatnonzero(dc)[int(back[0]) + 1])
+            raise fail(FORMAT, path, "elapsed time goes backwards", f"line {start + 1 + row}")
+    return {"cycling": cycling, "spectra": spectra, "header": "\n".join(lines[: k + 1])}
+
+
+def _read_zview(path: Path, lines: list[str]) -> Imported:
+    k = next((i for i, ln in enumerate(lines[:60]) if "Freq" in ln and "Z'" in ln), None)
+    if k is None:
+        raise fail(
+            FORMAT,
+            path,
+            "ZView file without its column line (Freq (Hz) ... Z'(a) Z''(b))",
+            "line 1",
+        )
+    start, rows = _data_rows(lines, k + 1)
+    # Z60W columns in fixed order: Freq, Ampl, Bias, Time, Z', Z'', GD, Err, Range
+    c = parse_block(
+        path, FORMAT, rows, start + 1, {"f": 0, "ampl": 1, "bias": 2, "re": 4, "im": 5}, sep=","
+    )
+    amp = float(c["ampl"][0]) if c["ampl"][0] != 0 else None
+    sp = _spectrum(
+        c, {}, technique="PEIS", amplitude=amp, dc_level=float(c["bias"][0]), source_layout="Z60W"
+    )
+    return {"cycling": {}, "spectra": [sp], "header": "\n".join(lines[: k + 1])}
+
+
+def _read_chi(path: Path, lines: list[str]) -> Imported:
+    found = _labelled(lines)
+    if found is None:
+        raise fail(
+            FORMAT,
+            path,
+            "CH Instruments file without a 'Freq/Hz, Z'/ohm, Z\"/ohm' column line",
+            "line 1",
+        )
+    k, d, roles, nf = found
+    start, rows = _data_rows(lines, k + 1)
+    if not rows:
+        raise fail(FORMAT, path, "no data rows after the column line", f"line {start + 1}")
+    c = parse_block(
+        path,
+        FORMAT,
+        rows,
+        start + 1,
+        {r: i for r, (i, _) in roles.items() if r in ("f", "re", "im")},
+        sep=d,
+        n_fields=nf,
+    )
+    header = lines[:k]
+    settings = {}
+    for ln in header:
+        key, eq, val = ln.partition("=")
+        if eq:
+            settings[key.strip()] = val.strip()
+
+    def num(key: str) -> float | None:
+        try:
+            return float(settings[key])
+        except (KeyError, ValueError):
+            return None
+
+    unix = None
+    m = re.match(
+        r"^\s*([A-Za-z]{3})[a-z]*\.?\s+(\d{1,2}),\s*(\d{4})\s+(\d{1,2}:\d{2}:\d{2})", lines[0]
+    )
+    if m:
+        try:
+            unix = naive_to_unix(
+                dt.datetime.strptime(
+                    f"{m.group(1)} {m.group(2)} {m.group(3)} {m.group(4)}", "%b %d %Y %H:%M:%S"
+                )
+            )
+        except ValueError:
+            unix = None
+    sp = _spectrum(
+        c,
+        {r: s for r, (_, s) in roles.items()},
+        technique="PEIS",
+        amplitude=num("Amplitude (V)"),
+        dc_level=num("Init E (V)"),
+        unix_time_second=unix,
+    )
+    return {"cycling": {}, "spectra": [sp], "header": "\n".join(lines[: k + 1])}
+
+
+def _read_versastudio(path: Path, lines: list[str]) -> Imported:
+    settings: dict[str, str] = {}
+    spectra = []
+    header: list[str] = []
+    i = 0
+    n = len(lines)
+    while i < n:
+        ln = lines[i]
+        if ln.startswith("Definition="):
+            names = [x.strip() for x in ln.partition("=")[2].split(",")]
+            roles = _roles(names)
+            if not {"f", "re", "im"} <= set(roles):
+                header.append(ln)
+                i += 1
+                continue
+            header.append(ln)
+            j = i + 1
+            while j < n and lines[j].strip() and not lines[j].startswith("<"):
+                j += 1
+            rows = lines[i + 1 : j]
+            if not rows:
+                raise fail(FORMAT, path, "segment without data rows", f"line {i + 2}")
+            if j >= n:
+                raise fail(
+                    FORMAT,
+                    path,
+                    "segment not closed by '</Segment...>' (truncated file?)",
+                    f"line {n}",
+                )
+            want = {r: idx for r, (idx, _) in roles.items()}
+            c = parse_block(
+                path,
+                FORMAT,
+                rows,
+                i + 2,
+                want,
+                sep=",",
+                n_fields=len(names) - (names[-1] in ("", "0")),
+            )
+            spectra.append(c)
+            spectra[-1]["_scales"] = {r: s for r, (_, s) in roles.items()}  # type: ignore[assignment]
+            i = j
+            continue
+        header.append(ln)
+        key, eq, val = ln.partition("=")
+        if eq:
+            settings.setdefault(key.strip(), val.strip())
+        i += 1
+    if not spectra:
+        raise fail(
+            FORMAT, path, "no <Segment> with Frequency, Z Real and Z Imag columns", f"line {n}"
+        )
+    unix = None
+    if "DateAcquired" in settings and "TimeAcquired" in settings:
+        try:
+            t = dt.datetime.strptime(
+                f"{settings['DateAcquired']} {settings['TimeAcquired']}",
+                "%A, %B %d, %Y %I:%M:%S %p",
+            )
+            unix = naive_to_unix(t)
+        except ValueError:
+            unix = None
+    amp = None
+    try:
+        amp = float(settings["Amplitude (mV RMS)"]) * 1e-3
+    except (KeyError, ValueError):
+        pass
+    technique = "GEIS" if "galvanostatic eis" in " ".join(header).lower() else "PEIS"
+    out = []
+    for c in spectra:
+        scales = c.pop("_scales")  # type: ignore[arg-type]
+        t0 = float(c["t"][0]) if "t" in c else 0.0
+        out.append(
+            _spectrum(
+                c,
+                scales,  # type: ignore[arg-type]
+                technique=technique,
+                amplitude=amp,
+                amplitude_kind="rms" if amp is not None else None,
+                unix_time_second=None if unix is None else unix + t0,
+            )
+        )
+    # keep the header short: drop the GUI layout XML that VersaStudio appends
+    text = "\n".join(
+        ln
+        for ln in header
+        if not ln.lstrip().startswith("<Dock") and not ln.lstrip().startswith("</Dock")
+    )
+    return {"cycling": {}, "spectra": out, "header": text}
+
+
+def _read_headerless(path: Path, lines: list[str]) -> Imported:
+    start, rows = _data_rows(lines, 0)
+    d, fields = _split(rows[0].strip())
+    sep = None if d == " " else d
+    c = parse_block(path, FORMAT, rows, start + 1, {"f": 0, "re": 1, "im": 2}, sep=sep)
+    return {"cycling": {}, "spectra": [_spectrum(c, {}, technique="PEIS")], "header": ""}
+
+
+_READERS = {
+    "zview": _read_zview,
+    "versastudio": _read_versastudio,
+    "chi": _read_chi,
+    "table": _read_table,
+    "headerless": _read_headerless,
+}
+
+
+def read(path: str | Path) -> Imported:
+    """Read one of the EIS text exports listed in the module docstring."""
+    path = Path(path)
+    text = read_text(path, FORMAT)
+    lines = text.splitlines()
+    kind = _kind(lines)
+    if kind is None:
+        raise fail(
+            FORMAT,
+            path,
+            "not a recognised impedance text export (no Z60W, VersaStudio, CH Instruments header, "
+            "no column line naming frequency / Z' / Z'', and not all rows numeric)",
+            "line 1",
+        )
+    data = _READERS[kind](path, lines)
+    for i, sp in enumerate(data["spectra"]):
+        f = sp["frequency_hertz"]
+        if np.any(f <= 0):
+            raise fail(FORMAT, path, f"spectrum {i + 1} has a frequency <= 0 Hz")
+        sp.setdefault("source_layout", kind)
+    return data

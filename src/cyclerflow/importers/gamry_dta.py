@@ -1,0 +1,253 @@
+"""Gamry Framework ``.DTA`` files (EXPLAIN text format): EIS, CV, chrono and OCV tables.
+
+Layout: ``EXPLAIN`` on line 1, ``TAG <tab> EISPOT`` (the technique), then one setting
+per line ``KEY <tab> TYPE <tab> value ...`` (``NOTES`` is followed by as many note lines
+as its count says), and data tables ``NAME <tab> TABLE [<tab> declared points]`` followed
+by a line of column names, a line of units and the rows (indented by a tab). The declared
+point count is not trusted: a table ends at the first line that is not indented.
+
+- ``ZCURVE`` tables become spectra (Freq, Zreal, Zimag; Gamry prints Zimag signed,
+  negative = capacitive), with the technique (EISPOT -> PEIS, EISGALV -> GEIS), the AC
+  amplitude (VAC mV rms -> V, IACREQ mA rms -> A) and DC level as attributes.
+- Tables with time and ``Vf`` (``CURVE``, ``CURVE1``..., ``OCVCURVE``) become cycling
+  rows: test_time from ``T``, voltage from ``Vf``, current from ``Im`` (0 for open-circuit
+  tables). Gamry's default convention (``CONVENTION`` 1) is anodic current positive,
+  i.e. charging for a cathode on the working lead; ``CONVENTION`` 0 flips the sign.
+  An ``OCVCURVE`` measured before the experiment comes first; the experiment's tables
+  are shifted by the end time of that OCV so time keeps increasing.
+- ``cycle_count`` is the curve number (CURVE3 -> 3; 0 for OCV); ``step_index`` numbers
+  the tables in file order.
+
+``DATE``/``TIME`` (local time of the instrument PC, no zone) give ``unix_time_second``
+(taken as UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import numpy as np
+
+from cyclerflow.importers.arbin import fail, naive_to_unix, parse_block, read_text
+from cyclerflow.importers.common import Imported
+
+FORMAT = "gamry-dta"
+EXTENSIONS = (".dta",)
+
+_TECHNIQUES = {"EISPOT": "PEIS", "EISGALV": "GEIS", "EISMON": "PEIS"}
+_TIME = ("T", "Time")
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """``EXPLAIN`` on line 1 and a ``TAG`` line on line 2."""
+    text = head.decode("latin-1").lstrip("\ufeff\xef\xbb\xbf")
+    lines = text.splitlines()
+    return len(lines) >= 2 and lines[0].strip() == "EXPLAIN" and lines[1].startswith("TAG")
+
+
+def _settings(lines: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for ln in lines:
+        if ln[:1] in ("\t", " ") or "\t" not in ln:
+            continue
+        parts = ln.split("\t")
+        out.setdefault(parts[0].strip(), [p.strip() for p in parts[1:]])
+    return out
+
+
+def _num(settings: dict[str, list[str]], key: str, index: int = 1) -> float | None:
+    try:
+        return float(settings[key][index])
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def _start(settings: dict[str, list[str]]) -> float | None:
+    try:
+        d = settings["DATE"][1]
+        t = settings["TIME"][1]
+    except (KeyError, IndexError):
+        return None
+    for fmtstr in ("%m/%d/%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return naive_to_unix(dt.datetime.strptime(f"{d} {t}", fmtstr))
+        except ValueError:
+            continue
+    return None
+
+
+def _tables(
+    path: Path, lines: list[str]
+) -> tuple[list[tuple[str, list[str], int, list[str]]], list[str]]:
+    """[(name, column names, first data line no., data lines)], header lines (non-data)."""
+    tables = []
+    header: list[str] = []
+    i = 0
+    n = len(lines)
+    while i < n:
+        ln = lines[i]
+        parts = ln.split("\t")
+        key = parts[0].strip()
+        kind = parts[1].strip() if len(parts) > 1 else ""
+        if kind == "NOTES" and ln[:1] not in ("\t", " "):
+            header.append(ln)
+            try:
+                count = int(parts[2])
+            except (IndexError, ValueError):
+                count = 0
+            header.extend(lines[i + 1 : i + 1 + count])
+            i += 1 + count
+            continue
+        if kind == "TABLE" and ln[:1] not in ("\t", " "):
+            if i + 2 >= n:
+                raise fail(
+                    FORMAT,
+                    path,
+                    f"table {key} is cut off before its column and unit lines",
+                    f"line {i + 1}",
+                )
+            names = [x.strip() for x in lines[i + 1].split("\t")]
+            if names and names[0] == "":
+                names = names[1:]
+            header.extend(lines[i : i + 3])
+            j = i + 3
+            while j < n and lines[j][:1] in ("\t", " ") and lines[j].strip():
+                j += 1
+            tables.append((key, names, i + 4, lines[i + 3 : j]))
+            i = j
+            continue
+        header.append(ln)
+        i += 1
+    return tables, header
+
+
+def _col(names: list[str], *candidates: str) -> int | None:
+    for c in candidates:
+        if c in names:
+            return names.index(c)
+    return None
+
+
+def read(path: str | Path) -> Imported:
+    """Read a Gamry .DTA: spectra from ZCURVE tables, cycling rows from curve tables."""
+    path = Path(path)
+    text = read_text(path, FORMAT)
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "EXPLAIN":
+        raise fail(
+            FORMAT,
+            path,
+            f"not a Gamry EXPLAIN file (line 1 reads {lines[0][:60]!r}, expected 'EXPLAIN')",
+            "line 1",
+        )
+    if len(lines) < 2 or not lines[1].startswith("TAG"):
+        raise fail(FORMAT, path, "no 'TAG' line naming the technique", "line 2")
+    tag = lines[1].split("\t")[1].strip() if "\t" in lines[1] else ""
+    tables, header = _tables(path, lines)
+    settings = _settings(header)
+    start = _start(settings)
+    sign = -1.0 if _num(settings, "CONVENTION") == 0 else 1.0
+
+    spectra: list[dict] = []
+    cyc_parts: list[dict[str, np.ndarray]] = []
+    ocv_end = 0.0  # experiment tables start after a preceding OCV measurement
+    for order, (name, names, first, rows) in enumerate(tables, start=1):
+        if not rows:
+            continue
+        ifreq, ire, iim = _col(names, "Freq"), _col(names, "Zreal"), _col(names, "Zimag")
+        if ifreq is not None and ire is not None and iim is not None:
+            want = {"Freq": ifreq, "Zreal": ire, "Zimag": iim}
+            it = _col(names, *_TIME)
+            if it is not None:
+                want["T"] = it
+            c = parse_block(path, FORMAT, rows, first, want)
+            c = {
+                "f": c["Freq"],
+                "re": c["Zreal"],
+                "im": c["Zimag"],
+                **({"t": c["T"]} if "T" in c else {}),
+            }
+            sp = {
+                "frequency_hertz": c["f"],
+                "real_impedance_ohm": c["re"],
+                "imaginary_impedance_ohm": c["im"],
+                "technique": _TECHNIQUES.get(tag, tag or "PEIS"),
+                "table": name,
+            }
+            if _TECHNIQUES.get(tag) == "GEIS":
+                amp, dc = _num(settings, "IACREQ"), _num(settings, "IDC")
+                sp["amplitude"] = None if amp is None else amp * 1e-3
+                sp["dc_level"] = dc
+            else:
+                amp, dc = _num(settings, "VAC"), _num(settings, "VDC")
+                sp["amplitude"] = None if amp is None else amp * 1e-3
+                sp["dc_level"] = dc
+                if "VDC" in settings and len(settings["VDC"]) > 2:
+                    sp["dc_level_vs_open_circuit"] = int(settings["VDC"][2] == "T")
+            sp["amplitude_kind"] = "rms"
+            if start is not None:
+                sp["unix_time_second"] = start + ocv_end + (float(c["t"][0]) if "t" in c else 0.0)
+            spectra.append({k: v for k, v in sp.items() if v is not None})
+            continue
+        it, iv = _col(names, *_TIME), _col(names, "Vf")
+        if it is None or iv is None:
+            continue  # a table we do not use (kept in the header text)
+        ii = _col(names, "Im")
+        want = {"T": it, "Vf": iv}
+        if ii is not None:
+            want["Im"] = ii
+        c = parse_block(path, FORMAT, rows, first, want)
+        c = {"t": c["T"], "v": c["Vf"], **({"i": c["Im"]} if "Im" in c else {})}
+        if name.startswith("OCV"):
+            ocv_end += float(c["t"][-1])
+        m = re.match(r"^CURVE(\d*)$", name)
+        cycle = 0 if name.startswith("OCV") else (int(m.group(1)) if m and m.group(1) else 1)
+        cyc_parts.append(
+            {
+                "test_time_second": c["t"],
+                "voltage_volt": c["v"],
+                "current_ampere": sign * c["i"] if "i" in c else np.zeros(len(c["t"])),
+                "cycle_count": np.full(len(c["t"]), cycle, "i8"),
+                "step_index": np.full(len(c["t"]), order, "i8"),
+                "_ocv": name.startswith("OCV"),  # type: ignore[dict-item]
+                "_line": first,  # type: ignore[dict-item]
+            }
+        )
+    if not spectra and not cyc_parts:
+        raise fail(
+            FORMAT,
+            path,
+            f"no data table with rows (technique {tag or '?'}): truncated or unsupported file",
+            f"line {len(lines)}",
+        )
+    cycling: dict[str, np.ndarray] = {}
+    if cyc_parts:
+        offset = 0.0
+        pieces = []
+        for p in cyc_parts:
+            t = p["test_time_second"] + offset
+            if p["_ocv"]:
+                offset = float(t[-1])
+            pieces.append({**p, "test_time_second": t})
+        for k in (
+            "test_time_second",
+            "voltage_volt",
+            "current_ampere",
+            "cycle_count",
+            "step_index",
+        ):
+            cycling[k] = np.concatenate([p[k] for p in pieces])
+        back = np.flatnonzero(np.diff(cycling["test_time_second"]) < 0)
+        if len(back):
+            # locate the line of the offending row
+            k = int(back[0]) + 1
+            for p in pieces:
+                if k < len(p["test_time_second"]):
+                    break
+                k -= len(p["test_time_second"])
+            raise fail(FORMAT, path, "time goes backwards", f"line {p['_line'] + k}")
+        if start is not None:
+            cycling["unix_time_second"] = start + cycling["test_time_second"]
+    return {"cycling": cycling, "spectra": spectra, "header": "\n".join(header)}

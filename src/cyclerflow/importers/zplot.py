@@ -1,0 +1,111 @@
+"""Scribner ZPlot ``.z`` files (``ZPLOT2 ASCII``): one impedance sweep per file.
+
+Layout: ``ZPLOT2 ASCII`` on line 1, ``Key: value`` header lines (``Date``, ``Time``,
+``Experiment Type`` ...), a tab-separated column line ``Freq(Hz) Ampl Bias Time(Sec)
+Z'(a) Z''(b) GD Err Range`` and the line ``End Comments``; then whitespace-separated
+rows. ``Z''`` is signed (negative = capacitive). The header's ``Data Points`` count is
+not trusted (rows are read to the end of the file). ``Ampl`` (V rms for a voltage-
+controlled sweep, A for current control) and ``Bias`` of the first row become the
+spectrum's ``amplitude`` and ``dc_level``. ``Date`` (MM-DD-YYYY) and ``Time`` give
+``unix_time_second`` (local time taken as UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from cyclerflow.importers.arbin import fail, naive_to_unix, parse_block, read_text
+from cyclerflow.importers.common import Imported
+
+FORMAT = "zplot"
+EXTENSIONS = (".z",)
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """Starts with ``ZPLOT`` (``ZPLOT2 ASCII``)."""
+    return head.lstrip(b"\xef\xbb\xbf").startswith(b"ZPLOT")
+
+
+def _value(header: list[str], key: str) -> str | None:
+    for ln in header:
+        k, sep, v = ln.partition(":")
+        if sep and k.strip().lower() == key.lower():
+            return v.strip()
+    return None
+
+
+def read(path: str | Path) -> Imported:
+    """Read a ZPlot .z file into one spectrum (signed imaginary part)."""
+    path = Path(path)
+    text = read_text(path, FORMAT)
+    lines = text.splitlines()
+    if not lines[0].startswith("ZPLOT"):
+        raise fail(
+            FORMAT,
+            path,
+            f"not a ZPlot file (line 1 reads {lines[0][:40]!r}, expected 'ZPLOT2 ASCII')",
+            "line 1",
+        )
+    end = next((i for i, ln in enumerate(lines) if ln.strip() == "End Comments"), None)
+    if end is None:
+        raise fail(
+            FORMAT,
+            path,
+            "no 'End Comments' line ending the header (truncated file?)",
+            f"line {len(lines)}",
+        )
+    labels_line = next(
+        (i for i in range(end - 1, -1, -1) if "Freq" in lines[i] and "Z'" in lines[i]), None
+    )
+    if labels_line is None:
+        raise fail(
+            FORMAT,
+            path,
+            "no column line (Freq(Hz) ... Z'(a) Z''(b)) before 'End Comments'",
+            f"line {end + 1}",
+        )
+    names = [x.strip() for x in lines[labels_line].split("\t") if x.strip()]
+    try:
+        cols = {
+            "f": names.index("Freq(Hz)"),
+            "re": names.index("Z'(a)"),
+            "im": names.index("Z''(b)"),
+        }
+    except ValueError:
+        raise fail(
+            FORMAT,
+            path,
+            f"column line lacks Freq(Hz), Z'(a) or Z''(b): {names}",
+            f"line {labels_line + 1}",
+        ) from None
+    extra = {
+        k: names.index(n)
+        for k, n in (("ampl", "Ampl"), ("bias", "Bias"), ("t", "Time(Sec)"))
+        if n in names
+    }
+    rows = lines[end + 1 :]
+    while rows and not rows[-1].strip():
+        rows.pop()
+    c = parse_block(path, FORMAT, rows, end + 2, {**cols, **extra}, n_fields=len(names))
+    header = lines[: end + 1]
+    etype = _value(header, "Experiment Type") or ""
+    sp = {
+        "frequency_hertz": c["f"],
+        "real_impedance_ohm": c["re"],
+        "imaginary_impedance_ohm": c["im"],
+        "technique": "GEIS" if "control current" in etype.lower() else "PEIS",
+    }
+    if "ampl" in c:
+        sp["amplitude"] = float(c["ampl"][0])
+        sp["amplitude_kind"] = "rms"
+    if "bias" in c:
+        sp["dc_level"] = float(c["bias"][0])
+    date, time = _value(header, "Date"), _value(header, "Time")
+    if date and time:
+        try:
+            start = naive_to_unix(dt.datetime.strptime(f"{date} {time}", "%m-%d-%Y %H:%M:%S"))
+            sp["unix_time_second"] = start + (float(c["t"][0]) if "t" in c else 0.0)
+        except ValueError:
+            pass
+    return {"cycling": {}, "spectra": [sp], "header": "\n".join(header)}
