@@ -1,1 +1,31 @@
-"""cyclerflow.eis."""
+"""Impedance analysis: circuits, fitter, Kramers-Kronig, conductivity, interface, Arrhenius.
+
+Public API::
+
+    from cyclerflow.eis import fit_spectrum, analyze_spectra, parse_circuit, kramers_kronig, arrhenius_fit
+
+See docs/eis.md for the models, weighting, starts, identifiability fallback and conventions.
+"""
+
+from cyclerflow.eis.analysis import analyze_spectra, conductivity_s_per_cm, fit_many
+from cyclerflow.eis.arrhenius import arrhenius_fit
+from cyclerflow.eis.circuits import Circuit, parse_circuit
+from cyclerflow.eis.fit import fit_spectrum
+from cyclerflow.eis.kk import kramers_kronig, linkk_impedance_py
+from cyclerflow.eis.models import MODELS
+from cyclerflow.eis.spectrum import MIN_POINTS, check_spectrum
+
+__all__ = [
+    "MIN_POINTS",
+    "MODELS",
+    "Circuit",
+    "analyze_spectra",
+    "arrhenius_fit",
+    "check_spectrum",
+    "conductivity_s_per_cm",
+    "fit_many",
+    "fit_spectrum",
+    "kramers_kronig",
+    "linkk_impedance_py",
+    "parse_circuit",
+]

@@ -1,0 +1,190 @@
+"""EIS fitter benchmark: speed and accuracy against impedance.py's CustomCircuit.fit.
+
+Run by hand:  .venv/bin/python benchmarks/eis.py [--n 2000] [--n-ref 40] [--big 10000] [--jobs 2]
+
+All figures come from one run on the same synthetic set: 60-point spectra (1 MHz ..
+0.1 Hz) of the two-arc circuit R0-p(R1,CPE1)-p(R2,CPE2)-CPE3 with random parameters
+and 0.5 % noise. impedance.py gets modulus weighting (``weight_by_modulus=True``) and
+the same data-derived starting vector our fitter starts from. Accuracy = median over
+spectra of the median relative error of R1, R2, CPE1_0, CPE2_0 (the quantities a user
+reads), plus the same for every parameter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+import numpy as np
+
+CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)-CPE3"
+KEY = ["R1", "CPE1_0", "R2", "CPE2_0"]
+
+
+def make_set(n: int, seed: int = 0):
+    from cyclerflow.eis import parse_circuit
+
+    rng = np.random.default_rng(seed)
+    c = parse_circuit(CIRCUIT)
+    f = np.logspace(6, -1, 60)
+    out = []
+    for _ in range(n):
+        rb = 10 ** rng.uniform(1.5, 3.5)
+        ri = rb * 10 ** rng.uniform(-0.3, 0.7)
+        tb = 10 ** rng.uniform(-6.5, -5.5)  # bulk arc 50-500 kHz
+        ti = tb * 10 ** rng.uniform(2.5, 3.5)  # interface arc 2.5-3.5 decades lower
+        n1, n2 = rng.uniform(0.85, 0.97), rng.uniform(0.7, 0.9)
+        p = np.array(
+            [
+                rb * 0.01,
+                rb,
+                tb**n1 / rb,
+                n1,
+                ri,
+                ti**n2 / ri,
+                n2,
+                1.0 / (ri * 0.1),
+                rng.uniform(0.5, 0.8),
+            ]
+        )
+        z = c.impedance(p, f)
+        z = z + 0.005 * np.abs(z) * (rng.normal(size=f.size) + 1j * rng.normal(size=f.size))
+        out.append((f, z, p))
+    return out
+
+
+def rel_err(names, est: dict, truth: np.ndarray, which) -> float:
+    idx = [names.index(k) for k in which]
+    return float(np.median([abs(est[names[i]] / truth[i] - 1) for i in idx]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1000, help="spectra for our single-core rate")
+    ap.add_argument("--n-ref", type=int, default=40, help="spectra for impedance.py (slow)")
+    ap.add_argument(
+        "--big", type=int, default=10000, help="spectra for the multi-process run (0: skip)"
+    )
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--only-big", action="store_true", help="only the multi-process run")
+    args = ap.parse_args()
+    if args.only_big:
+        big_run(args.big, args.jobs)
+        return
+
+    from impedance.models.circuits import CustomCircuit
+
+    from cyclerflow.eis import fit_spectrum, parse_circuit
+    from cyclerflow.eis.guess import initial_guesses
+
+    names = list(parse_circuit(CIRCUIT).param_names)
+    data = make_set(max(args.n, args.n_ref))
+    print(f"set: {len(data)} spectra x 60 points, circuit {CIRCUIT}, 0.5 % noise")
+
+    # ours, single process, circuit given (includes the KK test of every spectrum)
+    cpu0 = time.process_time()
+    fit_spectrum(data[0][0], data[0][1], CIRCUIT)  # warm up imports/caches
+    t0 = time.perf_counter()
+    ours = [fit_spectrum(f, z, CIRCUIT) for f, z, _ in data[: args.n]]
+    t_ours = (time.perf_counter() - t0) / args.n
+    cpu_ours = (time.process_time() - cpu0) / args.n
+    t0 = time.perf_counter()
+    n_auto = min(args.n, 300)
+    auto = [fit_spectrum(f, z) for f, z, _ in data[:n_auto]]
+    t_auto = (time.perf_counter() - t0) / n_auto
+    ok = sum(r["fit_ok"] for r in ours)
+    print(
+        f"machine load average at start: {os.getloadavg()[0]:.2f} (2 cores shared: wall-clock rates drop under load)"
+    )
+    print(
+        f"cyclerflow, circuit given, CPU time:  {1 / cpu_ours:8.1f} spectra/s per core ({cpu_ours * 1e3:.2f} ms CPU each)"
+    )
+    print(
+        f"cyclerflow, circuit given, with KK:   {1 / t_ours:8.1f} spectra/s per core ({t_ours * 1e3:.2f} ms each), fit_ok {ok}/{args.n}"
+    )
+    print(
+        f"cyclerflow, automatic model choice:   {1 / t_auto:8.1f} spectra/s per core ({t_auto * 1e3:.2f} ms each), "
+        f"chose cell for {sum(r['model'] == 'cell' for r in auto)}/{n_auto}"
+    )
+
+    # impedance.py on the first n_ref spectra, same starting vector as ours
+    sub = data[: args.n_ref]
+    t_ref = 0.0
+    ref_res = []
+    fails = 0
+    for f, z, _ in sub:
+        p0 = initial_guesses(parse_circuit(CIRCUIT), f, z)[0]
+        cc = CustomCircuit(CIRCUIT, initial_guess=list(map(float, p0)))
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cc.fit(f, z, weight_by_modulus=True)
+            ref_res.append(dict(zip(names, cc.parameters_, strict=True)))
+        except Exception:  # noqa: BLE001 - count any failure
+            fails += 1
+            ref_res.append(dict(zip(names, p0, strict=True)))
+        t_ref += time.perf_counter() - t0
+    t_ref /= len(sub)
+    acc_ours = np.median(
+        [rel_err(names, r["params"], p, KEY) for r, (_, _, p) in zip(ours, sub, strict=False)]
+    )
+    acc_ref = np.median(
+        [rel_err(names, r, p, KEY) for r, (_, _, p) in zip(ref_res, sub, strict=True)]
+    )
+    all_ours = np.median(
+        [rel_err(names, r["params"], p, names) for r, (_, _, p) in zip(ours, sub, strict=False)]
+    )
+    all_ref = np.median(
+        [rel_err(names, r, p, names) for r, (_, _, p) in zip(ref_res, sub, strict=True)]
+    )
+    bad_ours = sum(
+        rel_err(names, r["params"], p, KEY) > 0.1 for r, (_, _, p) in zip(ours, sub, strict=False)
+    )
+    bad_ref = sum(
+        rel_err(names, r, p, KEY) > 0.1 for r, (_, _, p) in zip(ref_res, sub, strict=True)
+    )
+    print(
+        f"impedance.py CustomCircuit.fit (modulus weighting): {1 / t_ref:8.1f} spectra/s ({t_ref * 1e3:.1f} ms each), {fails} exceptions"
+    )
+    print(f"speed ratio (cyclerflow incl. KK test / impedance.py): {t_ref / t_ours:.1f}x")
+    print(
+        f"accuracy on the same {len(sub)} spectra, median relative error of R1,Q1,R2,Q2: "
+        f"cyclerflow {acc_ours:.4f}, impedance.py {acc_ref:.4f}; all 9 parameters: {all_ours:.4f} vs {all_ref:.4f}; "
+        f"spectra with >10 % error: {bad_ours} vs {bad_ref}"
+    )
+
+    if args.big:
+        big_run(args.big, args.jobs)
+
+
+def big_run(n: int, jobs: int) -> None:
+    import resource
+
+    from cyclerflow.eis import fit_many
+
+    big = make_set(n, seed=1)
+    print(f"load average before the {n}-spectra run: {os.getloadavg()[0]:.2f}")
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    s0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    res = fit_many([(f, z) for f, z, _ in big], CIRCUIT, n_jobs=jobs, chunk=250)
+    dt = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    s1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = sum(
+        getattr(b, k) - getattr(a, k)
+        for a, b in ((c0, c1), (s0, s1))
+        for k in ("ru_utime", "ru_stime")
+    )
+    okb = sum(r.get("fit_ok", False) for r in res)
+    print(
+        f"{n} spectra with {jobs} processes: {dt:.1f} s wall ({n / dt:.0f} spectra/s), fit_ok {okb}/{n}; "
+        f"CPU {cpu:.1f} s in total = {cpu / jobs:.1f} s on {jobs} otherwise idle cores"
+    )
+
+
+if __name__ == "__main__":
+    main()

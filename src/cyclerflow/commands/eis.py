@@ -1,0 +1,158 @@
+"""`cyclerflow fit-eis SPECTRUM [--circuit STR] [--json]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cyclerflow.errors import InputError
+
+
+def _datasets_from_file(path: Path):
+    """(spectra as xr.Datasets, CellMetadata or None) from a cell file or any EIS file."""
+    import xarray as xr
+
+    if not path.exists():
+        raise InputError("input file not found", path=path)
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        from cyclerflow.store import read_metadata, read_spectra
+
+        return read_spectra(path), read_metadata(path)
+    from cyclerflow.importers import read_any
+
+    data = read_any(path)
+    out = []
+    for i, sp in enumerate(data.get("spectra", [])):
+        attrs = {
+            "spectrum_id": int(sp.get("spectrum_id", i + 1)),
+            "temperature_kelvin": float(sp.get("temperature_kelvin", np.nan)),
+            "cycle_count": int(sp.get("cycle_count", -1)),
+            "unix_time_second": float(sp.get("unix_time_second", np.nan)),
+        }
+        out.append(
+            xr.Dataset(
+                {
+                    "real_impedance_ohm": (
+                        "frequency_hertz",
+                        np.asarray(sp["real_impedance_ohm"], "f8"),
+                    ),
+                    "imaginary_impedance_ohm": (
+                        "frequency_hertz",
+                        np.asarray(sp["imaginary_impedance_ohm"], "f8"),
+                    ),
+                },
+                coords={"frequency_hertz": np.asarray(sp["frequency_hertz"], "f8")},
+                attrs=attrs,
+            )
+        )
+    return out, None
+
+
+def _fmt(v, spec: str = ".4g") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_eis(summary: dict, console: Console, title: str) -> None:
+    rows = summary["spectra"]
+    cols: list[tuple[str, object]] = [("id", lambda s: str(s["spectrum_id"]))]
+    if any(s["temperature_kelvin"] is not None for s in rows):
+        cols.append(("T/K", lambda s: _fmt(s["temperature_kelvin"], ".1f")))
+    if any(s["cycle"] is not None for s in rows):
+        cols.append(("cycle", lambda s: "-" if s["cycle"] is None else str(s["cycle"])))
+    cols += [
+        ("model", lambda s: s.get("model") or "-"),
+        ("method", lambda s: s["method"] or "-"),
+        ("R_bulk/Ω", lambda s: _fmt(s["r_bulk_ohm"])),
+    ]
+    if any(s["r_interface_ohm"] is not None for s in rows):
+        cols.append(("R_int/Ω", lambda s: _fmt(s["r_interface_ohm"])))
+    if any(s["conductivity_s_per_cm"] is not None for s in rows):
+        cols.append(("σ/(S/cm)", lambda s: _fmt(s["conductivity_s_per_cm"], ".3e")))
+    cols += [
+        ("χ²", lambda s: _fmt(s["chi2"], ".2e")),
+        ("KK", lambda s: _fmt(s["kk_residual_max"], ".3f")),
+        ("ok", lambda s: "yes" if s["fit_ok"] else "[red]no"),
+    ]
+    t = Table(title=title)
+    for name, _ in cols:
+        t.add_column(name, justify="right", no_wrap=True)
+    for s in rows:
+        t.add_row(*(fn(s) for _, fn in cols))
+    console.print(t)
+    for s in summary["spectra"]:
+        head = f"spectrum {s['spectrum_id']}: "
+        if s.get("circuit"):
+            head += f"{s['circuit']} [{s['model_selection']}]"
+        console.print(escape(head + ("" if s["message"] == "ok" else f" {s['message']}")))
+    arr = summary.get("arrhenius")
+    if arr:
+        console.print(
+            f"Arrhenius ({arr['convention']}, {arr['n_points']} points): Ea = {arr['activation_energy_ev']:.4f} "
+            f"± {_fmt(arr['activation_energy_stderr_ev'], '.4f')} eV, σ(25 °C) = "
+            f"{_fmt(arr['conductivity_25c_s_per_cm'], '.3e')} S/cm"
+        )
+    g = summary.get("interface_growth")
+    if g:
+        console.print(
+            f"interfacial resistance growth: {g['interface_growth_ohm_per_cycle']:.4g} Ω/cycle"
+        )
+    if summary.get("conductivity_note"):
+        console.print(f"[yellow]{summary['conductivity_note']}")
+    if summary.get("arrhenius_note"):
+        console.print(f"[yellow]Arrhenius fit not done: {summary['arrhenius_note']}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("fit-eis")
+    def fit_eis_cmd(
+        spectrum: Path = typer.Argument(
+            ..., help="Long-format EIS CSV, any supported EIS file, or a cell .h5."
+        ),
+        circuit: str = typer.Option(
+            None,
+            "--circuit",
+            help="impedance.py circuit string or model name (blocking, cell, ...); default: auto.",
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the JSON 'eis' object."),
+        cell: Path = typer.Option(
+            None, "--cell", help="Cell metadata (YAML/JSON) for conductivity and Ω·cm²."
+        ),
+        convention: str = typer.Option(
+            "sigma_T", "--arrhenius", help="sigma_T (default) or sigma."
+        ),
+        weighting: str = typer.Option(
+            "modulus", "--weighting", help="modulus, proportional or unit."
+        ),
+    ) -> None:
+        """Fit equivalent circuits to impedance spectra; conductivity and Arrhenius if possible."""
+        from cyclerflow.eis import analyze_spectra
+
+        spectra, meta = _datasets_from_file(spectrum)
+        if cell is not None:
+            from cyclerflow.schema import load_metadata
+
+            meta, _ = load_metadata(cell)
+        if not spectra:
+            raise InputError("no impedance spectra in the file", path=spectrum)
+        try:
+            summary, _ = analyze_spectra(
+                spectra, meta, circuit=circuit, arrhenius_convention=convention, weighting=weighting
+            )
+        except InputError as err:
+            raise InputError(err.bare_message, path=spectrum) from None
+        errors = [s for s in summary["spectra"] if "input_error" in (s.get("flags") or [])]
+        if errors and len(errors) == len(summary["spectra"]):
+            first = errors[0]
+            raise InputError(
+                first["message"], path=spectrum, where=f"spectrum {first['spectrum_id']}"
+            )
+        if as_json:
+            typer.echo(json.dumps(summary, allow_nan=False))
+        else:
+            print_eis(summary, Console(), str(spectrum))
