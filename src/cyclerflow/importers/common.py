@@ -1,7 +1,9 @@
-"""Shared pieces of the importers: the result type, validation, merging."""
+"""Shared pieces of the importers: the result type, validation, vendor counters, merging."""
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypedDict
@@ -46,6 +48,30 @@ def check_time_increasing(path: str | Path, name: str, t: np.ndarray, *, first_l
             path=path,
             where=f"line {first_line + i}",
         )
+
+
+def vendor_counts(
+    vendor_cycle: np.ndarray, vendor_step: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Our ``cycle_count`` and ``step_count`` (both from 1) from the vendor's numbers.
+
+    ``cycle_count`` goes up by one whenever the vendor's cycle number changes;
+    ``step_count`` whenever the vendor's step or cycle number changes.
+    """
+    c = np.asarray(vendor_cycle)
+    s = np.asarray(vendor_step)
+    if len(c) == 0:
+        return np.zeros(0, "i8"), np.zeros(0, "i8")
+    cyc_change = np.concatenate([[False], c[1:] != c[:-1]])
+    step_change = cyc_change | np.concatenate([[False], s[1:] != s[:-1]])
+    return 1 + np.cumsum(cyc_change, dtype="i8"), 1 + np.cumsum(step_change, dtype="i8")
+
+
+def naive_to_unix(t: dt.datetime) -> float:
+    """Seconds since 1970 UTC of a timestamp; a naive one (no time zone) is taken as UTC."""
+    if t.tzinfo is not None:
+        return t.timestamp()
+    return calendar.timegm(t.timetuple()) + t.microsecond * 1e-6
 
 
 def merge_imports(parts: Sequence[Imported]) -> Imported:

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclerflow.importers.arbin import fail, naive_to_unix, parse_block, read_text
-from cyclerflow.importers.common import Imported
+from cyclerflow.importers.common import Imported, naive_to_unix
+from cyclerflow.importers.textfmt import fail, parse_block, read_text
 
 FORMAT = "eis-text"
 EXTENSIONS = (".txt", ".par", ".csv", ".dat")

@@ -30,17 +30,15 @@ import numpy as np
 import pandas as pd
 
 from cyclerflow.errors import InputError
-from cyclerflow.importers.arbin import (
+from cyclerflow.importers.common import Imported, merge_imports, naive_to_unix, vendor_counts
+from cyclerflow.importers.textfmt import (
     as_int,
     data_block,
     fail,
     head_lines,
-    naive_to_unix,
     parse_block,
     read_raw,
-    vendor_counts,
 )
-from cyclerflow.importers.common import Imported, merge_imports
 
 FORMAT = "maccor"
 EXTENSIONS = (".txt", ".csv") + tuple(f".{i:03d}" for i in range(1, 100))

@@ -15,8 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from cyclerflow.importers.arbin import fail, naive_to_unix, parse_block, read_text
-from cyclerflow.importers.common import Imported
+from cyclerflow.importers.common import Imported, naive_to_unix
+from cyclerflow.importers.textfmt import fail, parse_block, read_text
 
 FORMAT = "zplot"
 EXTENSIONS = (".z",)

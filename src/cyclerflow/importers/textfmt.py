@@ -1,0 +1,210 @@
+"""Vendor text exports: reading, decoding and parsing numeric blocks.
+
+Shared by the text importers (Arbin CSV, Maccor, Gamry DTA, ZPlot, EIS text). Every
+error is an :class:`InputError` naming the format, the file and the line or byte.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cyclerflow.errors import InputError
+
+
+def fail(fmt: str, path: str | Path, message: str, where: str | None = None) -> InputError:
+    """An :class:`InputError` naming the format, the file and the place."""
+    return InputError(f"{fmt}: {message}", path=path, where=where)
+
+
+def read_raw(path: str | Path, fmt: str, *, allow_nul: bool = False) -> bytes:
+    """Whole file as bytes; an empty (or all-blank) file is an error.
+
+    A NUL byte in the first 4 KiB means a binary file given to a text reader (error),
+    unless ``allow_nul``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("input file not found", path=path)
+    raw = path.read_bytes()
+    if not raw or raw.isspace():
+        raise fail(fmt, path, "file is empty", "byte 0")
+    if not allow_nul and b"\x00" in raw[:4096]:
+        off = raw.index(b"\x00")
+        raise fail(
+            fmt, path, "binary content (NUL byte) in what should be a text export", f"byte {off}"
+        )
+    return raw
+
+
+def decode(raw: bytes) -> str:
+    """UTF-8 (BOM stripped) when valid, else Latin-1."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def read_text(path: str | Path, fmt: str, *, allow_nul: bool = False) -> str:
+    """Whole file as text (see :func:`read_raw` and :func:`decode`)."""
+    return decode(read_raw(path, fmt, allow_nul=allow_nul))
+
+
+def head_lines(raw: bytes, n: int) -> list[str]:
+    """The first ``n`` lines (split at LF, CR stripped), each decoded on its own."""
+    pieces = raw.split(b"\n", n)[:n]
+    if pieces and pieces[0].startswith(b"\xef\xbb\xbf"):
+        pieces[0] = pieces[0][3:]
+    return [decode(p.rstrip(b"\r")) for p in pieces]
+
+
+def data_block(raw: bytes, start_line: int) -> bytes:
+    """Bytes from 0-based line ``start_line`` to the end, trailing blank lines dropped."""
+    off = 0
+    for _ in range(start_line):
+        nl = raw.find(b"\n", off)
+        if nl < 0:
+            return b""
+        off = nl + 1
+    end = len(raw)
+    while end > off and raw[end - 1 : end] in (b" ", b"\t", b"\r", b"\n"):
+        end -= 1
+    return raw[off:end]
+
+
+def parse_block(
+    path: str | Path,
+    fmt: str,
+    lines: Sequence[str] | bytes,
+    first_line: int,
+    columns: dict[str, int],
+    *,
+    sep: str | None = None,
+    n_fields: int | None = None,
+    text_columns: dict[str, int] | None = None,
+) -> dict[str, np.ndarray]:
+    """Parse numeric columns (name -> field index) from data lines of a text table.
+
+    ``sep=None`` splits on any run of whitespace. ``first_line`` is the 1-based line
+    number of ``lines[0]`` in the file (used in errors); ``lines`` may also be the raw
+    bytes of the data rows (faster: no decoding round trip). ``text_columns`` (name ->
+    field index) are returned as arrays of stripped strings. Raises naming the line for
+    a short or long row, a non-numeric or a missing value.
+    """
+    text_columns = text_columns or {}
+    if not lines:
+        raise fail(fmt, path, "table has no data rows", f"line {first_line}")
+    if isinstance(lines, bytes):
+        body = lines
+        n_lines = body.count(b"\n") + 1
+        last = body[body.rfind(b"\n") + 1 :].decode("latin-1")
+    else:
+        body = "\n".join(lines).encode("utf-8")
+        n_lines = len(lines)
+        last = lines[-1]
+    wanted = {**columns, **text_columns}
+    width = max(wanted.values()) + 1 if n_fields is None else n_fields
+    try:
+        df = pd.read_csv(
+            io.BytesIO(body),
+            encoding="utf-8",
+            encoding_errors="replace",
+            sep=r"\s+" if sep is None else sep,
+            header=None,
+            usecols=sorted(set(wanted.values())),
+            dtype={i: str for i in text_columns.values()},
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=False,
+            engine="c",
+            low_memory=False,
+        )
+    except pd.errors.ParserError as err:
+        m = re.search(r"line (\d+), saw (\d+)", str(err))
+        if m:
+            i = int(m.group(1)) - 1
+            raise fail(
+                fmt,
+                path,
+                f"row has {m.group(2)} fields, more than the table's",
+                f"line {first_line + i}",
+            ) from None
+        raise fail(fmt, path, f"cannot parse the table: {err}", f"line {first_line}") from None
+    except ValueError as err:  # usecols out of range: every row is short
+        raise fail(
+            fmt, path, f"rows have fewer than {width} fields ({err})", f"line {first_line}"
+        ) from None
+    if len(df) != n_lines:
+        raise fail(
+            fmt, path, "blank or unreadable line inside the table", f"line {first_line + len(df)}"
+        )
+    out: dict[str, np.ndarray] = {}
+    for name, idx in columns.items():
+        col = df[idx]
+        if not pd.api.types.is_numeric_dtype(col):
+            num = pd.to_numeric(col.astype(str).str.strip(), errors="coerce")
+            bad = np.flatnonzero(num.isna().to_numpy() & col.notna().to_numpy())
+            if len(bad):
+                i = int(bad[0])
+                raise fail(
+                    fmt,
+                    path,
+                    f"column {name!r} has a non-numeric value {col.iloc[i]!r}",
+                    f"line {first_line + i}",
+                )
+            col = num
+        values = col.to_numpy(dtype="f8")
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            i = int(bad[0])
+            raise fail(
+                fmt,
+                path,
+                f"column {name!r} is missing (short or truncated row)",
+                f"line {first_line + i}",
+            )
+        out[name] = values
+    for name, idx in text_columns.items():
+        col = df[idx]
+        miss = np.flatnonzero(col.isna().to_numpy())
+        if len(miss):
+            i = int(miss[0])
+            raise fail(
+                fmt,
+                path,
+                f"column {name!r} is missing (short or truncated row)",
+                f"line {first_line + i}",
+            )
+        out[name] = col.str.strip().to_numpy(dtype=object)
+    if n_fields is not None and sep is not None:
+        # a cut-off file ends in a short row (short rows elsewhere show up as missing values)
+        got = last.count(sep) + 1
+        if got < n_fields:
+            raise fail(
+                fmt,
+                path,
+                f"row has {got} fields, expected {n_fields} (truncated?)",
+                f"line {first_line + n_lines - 1}",
+            )
+    return out
+
+
+def as_int(
+    path: str | Path, fmt: str, name: str, values: np.ndarray, first_line: int
+) -> np.ndarray:
+    """Whole-number column as int64, error naming the line of the first fraction."""
+    frac = np.flatnonzero(values != np.round(values))
+    if len(frac):
+        i = int(frac[0])
+        raise fail(
+            fmt,
+            path,
+            f"column {name!r} must hold whole numbers (got {values[i]!r})",
+            f"line {first_line + i}",
+        )
+    return values.astype("i8")
