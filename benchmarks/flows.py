@@ -1,0 +1,328 @@
+"""Orchestration overhead and Dask scale-out of the lab flow (run by hand).
+
+    python benchmarks/flows.py [--cells 200] [--dask-cells 60] [--server] [--dask-mode tasks|direct] [--batch-size N] [--skip-overhead] [--skip-dask]
+
+1. Overhead: a folder of N small cells analysed (a) bare, in one process with
+   :func:`cyclerflow.lab.analyze_batch` (no Prefect), and (b) by ``analyze_lab_flow``
+   (cache off, report off) with one worker thread, so parallelism cannot hide the
+   overhead. Prints (flow - bare) / N; the target is < 0.2 s per cell. The flow time
+   includes Prefect start-up (the ephemeral server, unless ``--server``).
+2. Scale-out: CPU-bound cells (many cycles, many spectra) analysed bare in one
+   process vs. by the flow with ``dask_address`` pointing at a LocalCluster of 2
+   worker *processes* started (and warmed up) beforehand, as a lab would run it
+   against an existing cluster. Prints the throughput ratio; the target is >= 1.6x.
+
+``--server`` starts ``prefect server start`` on a free local port, points
+PREFECT_API_URL at it (so Dask worker processes report to one server instead of
+starting one ephemeral server each), and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+K_B_EV = 8.617333262e-5
+
+
+def make_lab(root: Path, n: int, *, n_cycles: int, n_spectra: int, points_per_half: int) -> None:
+    from cyclerflow.schema import parse_metadata
+    from cyclerflow.store import write_cell
+    from cyclerflow.synthetic import galvanostatic_cycles, rc_spectrum
+
+    f = np.logspace(6, -1, 50)
+    for k in range(n):
+        wafer, die = f"W{k // 50:02d}", f"D{(k // 10) % 5:02d}"
+        meta = {
+            "cell_id": f"{wafer}-{die}-C{k:03d}",
+            "wafer": wafer,
+            "die": die,
+            "active_area_cm2": 0.25,
+            "layers": [
+                {
+                    "role": "cathode",
+                    "material": "LiCoO2",
+                    "thickness_um": 1.0,
+                    "density_g_cm3": 4.8,
+                },
+                {"role": "electrolyte", "material": "LiPON", "thickness_um": 1.0},
+            ],
+        }
+        cyc = galvanostatic_cycles(
+            n_cycles=n_cycles,
+            capacity_ah=15e-6,
+            current_a=7.5e-6,
+            fade_per_cycle=1e-4 * (1 + k % 7),
+            points_per_half=points_per_half,
+            t0_unix=1.79e9 + k,
+        )
+        spectra = []
+        for j in range(n_spectra):
+            t_k = 273.15 + 25 + 50 * j / max(1, n_spectra - 1)
+            factor = (298.15 / t_k) * np.exp(-0.55 / K_B_EV * (1 / t_k - 1 / 298.15))
+            z = rc_spectrum(
+                f,
+                r_lead_ohm=5.0,
+                r_bulk_ohm=1e-4 / (2.4e-6 * factor * 0.25),
+                q_bulk=2e-9,
+                q_electrode=5e-6,
+            )
+            spectra.append(
+                {
+                    "frequency_hertz": f,
+                    "real_impedance_ohm": z.real,
+                    "imaginary_impedance_ohm": z.imag,
+                    "temperature_kelvin": t_k,
+                    "cycle_count": 1 + j,
+                }
+            )
+        path = root / wafer / die / f"{meta['cell_id']}.h5"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_cell(path, parse_metadata(meta), cycling=cyc, spectra=spectra, force=True)
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its live descendants (the
+    ephemeral Prefect server, Dask workers, a local `prefect server`), from /proc."""
+    me = os.getpid()
+    parent, cpu = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d)] = int(fields[1])
+        cpu[int(d)] = (int(fields[11]) + int(fields[12])) / _TICK
+    total = 0.0
+    for pid in cpu:
+        p = pid
+        while p and p != me and p in parent:
+            p = parent[p]
+        if p == me:
+            total += cpu[pid]
+    return total
+
+
+class Timer:
+    def __enter__(self):
+        self.wall0, self.cpu0 = time.perf_counter(), tree_cpu_s()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall0
+        self.cpu = tree_cpu_s() - self.cpu0
+
+
+def bare(root: Path) -> tuple[Timer, int]:
+    from cyclerflow.lab import LabSettings, analyze_batch, discover_cells
+
+    with Timer() as dt:
+        rows = analyze_batch(discover_cells(root), LabSettings())
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        raise SystemExit(f"bare analysis failed on {len(failed)} cells: {failed[0]['reason']}")
+    return dt, len(rows)
+
+
+def flow_run(root: Path, out: Path, **kw) -> tuple[Timer, dict]:
+    from cyclerflow.flows.lab import analyze_lab_flow
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    threads = kw.pop("threads", None)
+    f = (
+        analyze_lab_flow
+        if threads is None
+        else analyze_lab_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=threads))
+    )
+    with Timer() as dt:
+        res = f(root=str(root), out=str(out), use_cache=False, report=False, **kw)
+    return dt, res
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-services",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    import urllib.request
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 180:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    print(f"prefect server up at {url} after {time.monotonic() - t0:.1f} s")
+                    return proc, url
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGTERM)
+    raise SystemExit("prefect server did not start in 180 s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--cells", type=int, default=200)
+    ap.add_argument("--dask-cells", type=int, default=60)
+    ap.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="cells per task in the Dask run (default: the flow's)",
+    )
+    ap.add_argument(
+        "--server", action="store_true", help="start a local `prefect server` and use it"
+    )
+    ap.add_argument("--skip-overhead", action="store_true")
+    ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--dask-mode", default="tasks", choices=["tasks", "direct"])
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="cyclerflow-bench-flows-"))
+    server = None
+    try:
+        if args.server:
+            import atexit
+
+            server, url = start_server(work / "prefect-home")
+            os.environ["PREFECT_API_URL"] = url
+            # registered before Prefect is imported, so it runs after Prefect's own exit
+            # handlers (which flush logs to the server)
+            atexit.register(stop_server, server, work)
+        else:
+            os.environ.pop("PREFECT_API_URL", None)
+            os.environ["PREFECT_HOME"] = str(work / "prefect-home")
+        import cyclerflow.flows  # noqa: F401  (embedded defaults before Prefect loads)
+        from cyclerflow.flows.runtime import api_mode
+
+        print(f"Prefect API: {api_mode()}; {os.cpu_count()} CPUs; load average {os.getloadavg()}")
+        if not args.skip_overhead:
+            lab = work / "small"
+            t0 = time.perf_counter()
+            make_lab(lab, args.cells, n_cycles=5, n_spectra=2, points_per_half=40)
+            print(f"made {args.cells} small cells in {time.perf_counter() - t0:.1f} s")
+            t_bare, n = bare(lab)
+            t_flow, res = flow_run(lab, work / "out-overhead", threads=1)
+            assert res["counts"]["ok"] == n, res["counts"]
+            t_bare2, _ = bare(lab)
+            print(
+                f"[overhead] bare, run 1: wall {t_bare.wall:.2f} s, CPU {t_bare.cpu:.2f} s ({t_bare.cpu / n * 1e3:.1f} ms CPU/cell)"
+            )
+            print(f"[overhead] bare, run 2: wall {t_bare2.wall:.2f} s, CPU {t_bare2.cpu:.2f} s")
+            print(
+                f"[overhead] flow, 1 worker thread (incl. Prefect start-up): wall {t_flow.wall:.2f} s, CPU {t_flow.cpu:.2f} s (this process + Prefect server)"
+            )
+            cpu_bare = (t_bare.cpu + t_bare2.cpu) / 2
+            wall_bare = (t_bare.wall + t_bare2.wall) / 2
+            per_cpu = (t_flow.cpu - cpu_bare) / n
+            per_wall = (t_flow.wall - wall_bare) / n
+            print(
+                f"[overhead] per cell: wall {per_wall * 1e3:+.1f} ms, CPU {per_cpu * 1e3:+.1f} ms (target < 200 ms): {'PASS' if max(per_wall, per_cpu) < 0.2 else 'FAIL'}"
+            )
+            print(
+                f"[overhead] load average now {os.getloadavg()} (other processes share the cores: wall times are noisy, CPU times less so)"
+            )
+        if not args.skip_dask:
+            lab = work / "cpu"
+            make_lab(lab, args.dask_cells, n_cycles=200, n_spectra=8, points_per_half=200)
+            t_bare, n = bare(lab)
+            from distributed import Client, LocalCluster
+
+            # an existing cluster, as with --dask-address (workers warmed: prefect and
+            # cyclerflow imported); the cold start of a temporary cluster is timed apart
+            with Timer() as t_start:
+                cluster = LocalCluster(
+                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+                client = Client(cluster)
+                client.run(lambda: __import__("cyclerflow.flows.lab"))
+            try:
+                t_dask, res = flow_run(
+                    lab,
+                    work / "out-dask",
+                    dask_address=cluster.scheduler_address,
+                    batch_size=args.batch_size,
+                    dask_mode=args.dask_mode,
+                )
+            finally:
+                client.close()
+                cluster.close()
+            assert res["counts"]["ok"] == n, res["counts"]
+            ratio = t_bare.wall / t_dask.wall
+            print(
+                f"[dask] bare single process: wall {t_bare.wall:.2f} s ({n / t_bare.wall:.3f} cells/s), CPU {t_bare.cpu:.2f} s"
+            )
+            print(
+                f"[dask] starting a LocalCluster of 2 worker processes and importing cyclerflow on them: {t_start.wall:.1f} s (once per cluster)"
+            )
+            print(
+                f"[dask] flow with --dask-address on that cluster: wall {t_dask.wall:.2f} s ({n / t_dask.wall:.3f} cells/s), CPU {t_dask.cpu:.2f} s (incl. workers)"
+            )
+            print(
+                f"[dask] throughput ratio: {ratio:.2f}x (target >= 1.6x): {'PASS' if ratio >= 1.6 else 'FAIL'}; load average now {os.getloadavg()}"
+            )
+    finally:
+        if server is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def stop_server(proc: subprocess.Popen, work: Path) -> None:
+    """Stop the local Prefect server, then remove the work folder (its database too)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""``acquire-station``: a station's channels as Prefect tasks, live cells re-analysed.
+
+The acquisition engine (:mod:`cyclerflow.acquire.station`) does the work: validation of
+the station file and everything it names, safety limits, reconnects, resume. This flow
+
+1. validates the station (a bad file fails the flow before anything is switched on);
+2. checks every instrument (connect, identify, output off) in a task with a timeout and
+   retries with backoff on a lost link; a channel whose instrument does not answer is
+   reported and not started, the others go on;
+3. runs every channel as a task (threads in this process: the instruments are attached
+   to this machine, so these tasks never go to Dask);
+4. while channels run, re-analyses their cell files every ``reanalyze_every_s``
+   (SWMR reads; the results go to ``<cell>.results.nc``, never into the cell file);
+5. stops safely on cancellation: a watcher polls the flow run's state, and a
+   ``Cancelling`` state (UI, ``prefect flow-run cancel``) or a termination signal
+   (the runner's SIGTERM) sets every channel's stop flag; each channel switches its
+   output off, records the stop and closes its file, and the run ends ``Cancelled``.
+
+A per-channel wall-clock limit (``channel_timeout_s``) stops a channel the same safe
+way (not by killing its thread, which could leave an output on).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cyclerflow.flows.lab import _logger, analyze_cell_task
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.futures import wait
+from prefect.states import Cancelled
+from prefect.tasks import exponential_backoff
+
+#: live runs of this process: token -> {"plan", "stops", "clocks"} (tasks run as threads here)
+_RUNS: dict[str, dict[str, Any]] = {}
+
+INSTRUMENT_CHECK_TIMEOUT_S = 60.0
+
+
+def _retry_on_link_error(task: Any, task_run: Any, state: Any) -> bool:
+    from cyclerflow.acquire.runner import is_connection_error
+
+    try:
+        state.result()
+    except Exception as err:
+        return is_connection_error(err) or isinstance(err, (TimeoutError, ConnectionError))
+    return False
+
+
+def _channel(token: str, name: str):
+    run = _RUNS[token]
+    return next(ch for ch in run["plan"].channels if ch.name == name)
+
+
+@task(
+    name="check-instrument",
+    timeout_seconds=INSTRUMENT_CHECK_TIMEOUT_S,
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_condition_fn=_retry_on_link_error,
+)
+def check_instrument_task(token: str, channel: str) -> str:
+    """Connect, identify, switch the output off, close. Returns the identification."""
+    plan = _channel(token, channel)
+    dev = plan.device.module.open_channel(plan.device.resource, **plan.device.options)
+    try:
+        dev.connect()
+        idn = dev.identify()
+        dev.output_off()
+        return str(idn)
+    finally:
+        try:
+            dev.close()
+        except Exception:
+            pass
+
+
+@task(name="acquire-channel")
+def acquire_channel_task(token: str, channel: str) -> dict[str, Any]:
+    """Run one channel's recipe to its end or to a stop (output off either way)."""
+    from cyclerflow.acquire.station import run_channel
+
+    run = _RUNS[token]
+    plan = _channel(token, channel)
+    res = run_channel(
+        plan,
+        clock=run["clocks"][channel],
+        flush_interval=run["plan"].flush_interval,
+        reconnect=run["plan"].reconnect,
+    )
+    return {
+        "name": res.name,
+        "out": str(res.out),
+        "status": res.status,
+        "message": res.message,
+        "rows_written": res.rows_written,
+        "cycles": res.cycles,
+        "spectra": res.spectra,
+    }
+
+
+class CancelWatcher:
+    """Polls the flow run's state; on ``Cancelling``/``Cancelled`` calls ``on_cancel`` once."""
+
+    def __init__(self, flow_run_id: Any, on_cancel, *, interval_s: float = 1.0):
+        self.flow_run_id = flow_run_id
+        self.on_cancel = on_cancel
+        self.interval_s = interval_s
+        self.cancelled = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, name="acquire-cancel-watcher", daemon=True
+        )
+
+    def start(self) -> CancelWatcher:
+        if self.flow_run_id is not None:
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        log = _logger()
+        with get_client(sync_client=True) as client:
+            while not self._done.wait(self.interval_s):
+                try:
+                    state = client.read_flow_run(self.flow_run_id).state
+                except Exception as err:  # the API may be briefly unreachable: keep going
+                    log.debug("cancel watcher: %s", err)
+                    continue
+                if state is not None and (state.is_cancelling() or state.is_cancelled()):
+                    self.cancelled.set()
+                    self.on_cancel()
+                    return
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+def _flow_run_id() -> Any:
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    return None if ctx is None or ctx.flow_run is None else ctx.flow_run.id
+
+
+def _markdown(results: dict[str, dict[str, Any]], station: str) -> str:
+    lines = [
+        f"# Station {station}",
+        "",
+        "| channel | status | rows | cycles | file | message |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results.values():
+        lines.append(
+            f"| {r['name']} | {r['status']} | {r.get('rows_written', 0)} | {r.get('cycles', 0)} | `{r['out']}` | {r.get('message', '')} |"
+        )
+    return "\n".join(lines)
+
+
+@flow(name="acquire-station")
+def acquire_station_flow(
+    station: str,
+    reanalyze_every_s: float | None = 900.0,
+    speedup: float | None = None,
+    channel_timeout_s: float | None = None,
+    check_instruments: bool = True,
+    analyze_at_end: bool = True,
+    resume_after_safety_stop: bool = False,
+    settings: dict[str, Any] | None = None,
+    stop_grace_s: float = 120.0,
+):
+    """Run every channel of ``station`` (a station.yaml) as a task; see the module doc.
+
+    Returns {channel name: {"status", "message", "out", "rows_written", "cycles", ...},
+    "_analyses": {out: "ok" | reason}}; a cancelled run ends in a ``Cancelled`` state
+    carrying the same data.
+    """
+    from cyclerflow.acquire.clock import Clock
+    from cyclerflow.acquire.station import load_station
+
+    log = _logger()
+    plan = load_station(station, resume_after_safety_stop=resume_after_safety_stop)
+    token = uuid.uuid4().hex
+    stops = {ch.name: threading.Event() for ch in plan.channels}
+    clocks = {ch.name: Clock(speedup or plan.speedup, stops[ch.name]) for ch in plan.channels}
+    _RUNS[token] = {"plan": plan, "stops": stops, "clocks": clocks}
+
+    def stop_all() -> None:
+        log.warning("stopping every channel safely (output off, file closed)")
+        for ev in stops.values():
+            ev.set()
+
+    watcher = CancelWatcher(_flow_run_id(), stop_all).start()
+    results: dict[str, dict[str, Any]] = {}
+    analyses: dict[str, str] = {}
+    timers: list[threading.Timer] = []
+    running: dict[str, Any] = {}
+    try:
+        startable = [ch.name for ch in plan.channels]
+        if check_instruments:
+            checks = {n: check_instrument_task.submit(token, n) for n in startable}
+            startable = []
+            for n, fut in checks.items():
+                try:
+                    log.info("%s: %s", n, fut.result())
+                    startable.append(n)
+                except Exception as err:
+                    ch = _channel(token, n)
+                    results[n] = {
+                        "name": n,
+                        "out": str(ch.out),
+                        "status": "disconnected",
+                        "message": f"instrument check failed: {err}",
+                        "rows_written": 0,
+                        "cycles": 0,
+                        "spectra": 0,
+                    }
+                    log.error("%s: instrument check failed, channel not started: %s", n, err)
+        if not watcher.cancelled.is_set():
+            running = {n: acquire_channel_task.submit(token, n) for n in startable}
+            if channel_timeout_s:
+                for n in startable:
+                    t = threading.Timer(float(channel_timeout_s), stops[n].set)
+                    t.daemon = True
+                    t.start()
+                    timers.append(t)
+        pending = list(running.values())
+        next_analysis = time.monotonic() + reanalyze_every_s if reanalyze_every_s else None
+        analysis_futs: dict[str, Any] = {}
+        while pending:
+            _, not_done = wait(pending, timeout=1.0)
+            pending = list(not_done)
+            if next_analysis is not None and pending and time.monotonic() >= next_analysis:
+                next_analysis = time.monotonic() + reanalyze_every_s
+                for n, fut in running.items():
+                    out = _channel(token, n).out
+                    if fut in pending and out.exists() and not _busy(analysis_futs.get(str(out))):
+                        analysis_futs[str(out)] = analyze_cell_task.submit(str(out), settings)
+        for n, fut in running.items():
+            try:
+                results[n] = fut.result()
+            except Exception as err:
+                results[n] = {
+                    "name": n,
+                    "out": str(_channel(token, n).out),
+                    "status": "failed",
+                    "message": f"{type(err).__name__}: {err}",
+                }
+        for out, fut in analysis_futs.items():
+            analyses[out] = _outcome(fut)
+        if analyze_at_end:
+            for r in results.values():
+                if Path(r["out"]).exists() and r.get("rows_written"):
+                    analyses[r["out"]] = _outcome(analyze_cell_task.submit(r["out"], settings))
+    except BaseException:
+        # cancellation by signal (TerminationSignal), Ctrl-C, or a bug here: stop the
+        # channels safely and wait for them to switch off and close their files
+        stop_all()
+        deadline = time.monotonic() + stop_grace_s
+        for fut in running.values():
+            try:
+                fut.wait(max(0.1, deadline - time.monotonic()))
+            except BaseException:
+                pass
+        raise
+    finally:
+        for t in timers:
+            t.cancel()
+        watcher.stop()
+        _RUNS.pop(token, None)
+    for n, r in results.items():
+        if r["status"] != "complete":
+            log.warning("%s: %s (%s)", n, r["status"], r.get("message", ""))
+    create_markdown_artifact(
+        _markdown(results, station), key="acquire-station", description=f"channels of {station}"
+    )
+    data = {**results, "_analyses": analyses}
+    if watcher.cancelled.is_set():
+        return Cancelled(message="acquisition cancelled: every output off, files closed", data=data)
+    return data
+
+
+def _busy(fut: Any) -> bool:
+    return fut is not None and not fut.state.is_final()
+
+
+def _outcome(fut: Any) -> str:
+    try:
+        fut.result()
+        return "ok"
+    except Exception as err:
+        return f"{type(err).__name__}: {err}"
