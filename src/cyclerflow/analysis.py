@@ -18,7 +18,7 @@ import xarray as xr
 
 from cyclerflow import __version__
 from cyclerflow.errors import InputError
-from cyclerflow.store import read_cycling, read_metadata, read_spectra
+from cyclerflow.store import read_cycling, read_events, read_metadata, read_spectra
 from cyclerflow.store.atomic import atomic_output
 
 
@@ -61,6 +61,7 @@ def analyze_datasets(
     first_half: str | None = None,
     circuit: str | None = None,
     arrhenius_convention: str = "sigma_T",
+    events: list[dict] | None = None,
 ) -> tuple[dict, dict[str, xr.Dataset], list[str]]:
     """Run the cycling and EIS analyses on loaded data. Returns (json parts, datasets, warnings)."""
     from cyclerflow.cycling import analyze_cycling
@@ -72,7 +73,11 @@ def analyze_datasets(
     if cycling is not None and cycling.sizes.get("sample", 0) > 1:
         try:
             summary, per_cycle = analyze_cycling(
-                cycling, meta, reference_cycle=reference_cycle, first_half=first_half
+                cycling,
+                meta,
+                reference_cycle=reference_cycle,
+                first_half=first_half,
+                events=events,
             )
             out["cycling"] = summary
             datasets["cycling"] = per_cycle
@@ -117,6 +122,7 @@ def analyze_cell(
         first_half=first_half,
         circuit=circuit,
         arrhenius_convention=arrhenius_convention,
+        events=read_events(path),
     )
     settings = {
         "reference_cycle": reference_cycle,

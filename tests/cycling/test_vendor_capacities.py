@@ -132,3 +132,20 @@ def test_arbin_csv(shared_data):
     x = d[cc]
     slope = np.polyfit(x["Test_Time"], x["Discharge_Capacity"] * 3600, 1)[0]
     assert slope / -x["Current"].mean() - 1 == pytest.approx(-1.7e-4, abs=0.3e-4)
+
+
+def test_imported_biologic_cell_is_integrated_as_interval_mean(shared_data, tmp_path):
+    """The importer marks <I> as an interval mean; `analyze` then uses the rectangle
+    rule by itself and matches EC-Lab's capacities without any option."""
+    from cyclerflow.analysis import analyze_cell
+    from cyclerflow.importers import import_files
+    from cyclerflow.store import read_cycling
+
+    cell = import_files([shared_data / "biologic" / "gcpl.issue_149.mpt"], tmp_path / "c.h5")
+    assert read_cycling(cell).current_ampere.attrs["sampling"] == "interval_mean"
+    res = analyze_cell(cell, write_results=False)
+    assert res["cycling"]["current_sampling"] == "interval_mean"
+    b = _biologic(shared_data)
+    q_dis = b.groupby("half cycle")["Q discharge/mA.h"].last().to_numpy()[1::2] * 1e-3
+    got = [c["discharge_capacity_ah"] for c in res["cycling"]["cycles"]]
+    np.testing.assert_allclose(got[: len(q_dis)], q_dis, rtol=1e-9)

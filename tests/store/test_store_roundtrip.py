@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import h5py
 import numpy as np
 import pytest
@@ -136,3 +139,53 @@ def test_reading_a_non_cell_file_is_a_clear_error(tmp_path):
     junk.write_bytes(b"hello")
     with pytest.raises(InputError, match=r"junk\.h5"):
         read_cycling(junk)
+
+
+def test_small_cells_stay_small_and_live_files_use_small_chunks(tmp_path):
+    """Chunks follow the data: a 50-row import is kB, not one 512 KiB chunk per column."""
+    small = write_cell(tmp_path / "small.h5", None, cycling=_rows(50))
+    assert small.stat().st_size < 100_000
+    with h5py.File(small) as f:
+        assert f["cycling/voltage_volt"].chunks[0] < 65536
+    big = write_cell(tmp_path / "big.h5", None, cycling=_rows(200_000))
+    with h5py.File(big) as f:
+        assert f["cycling/voltage_volt"].chunks == (65536,)
+    np.testing.assert_array_equal(read_cycling(big).voltage_volt, _rows(200_000)["voltage_volt"])
+    w = create_cell(tmp_path / "live.h5", None)
+    w.append_cycling(_rows(10))
+    w.close()
+    assert (tmp_path / "live.h5").stat().st_size < 300_000
+
+
+def test_close_while_a_reader_holds_the_file(tmp_path):
+    """A live reader keeps HDF5's file lock: close() still succeeds, releases our lock,
+    and the streamed spectrum stays readable (moved into /eis/<id> on the next resume)."""
+    from cyclerflow.store.writer import live_writer_pid
+
+    path = tmp_path / "live.h5"
+    w = create_cell(path, None)
+    w.append_cycling(_rows(10))
+    w.append_spectrum([1e3, 1e2], [10.0, 12.0], [-1.0, -3.0], temperature_kelvin=298.15)
+    w.flush()
+    hold = (
+        "import h5py, sys, time\n"
+        "f = h5py.File(sys.argv[1], 'r', libver='latest', swmr=True)\n"
+        "print('open', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", hold, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        w.close()
+    finally:
+        reader.kill()
+        reader.wait()
+    assert live_writer_pid(path) is None
+    (sp,) = read_spectra(path)
+    np.testing.assert_array_equal(sp.real_impedance_ohm, [10.0, 12.0])
+    resume_cell(path).close()
+    with h5py.File(path) as f:
+        assert list(f["eis"]) == ["00000001"]
+    assert len(read_spectra(path)) == 1

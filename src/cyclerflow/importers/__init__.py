@@ -143,5 +143,6 @@ def import_files(
         metadata_text=meta_text,
         units=merged.get("units"),
         source_header=merged.get("header"),
+        column_attrs=merged.get("column_attrs"),
         force=force,
     )

@@ -242,9 +242,13 @@ def table_to_imported(
         if name in table:
             cyc["voltage_volt"] = np.asarray(table[name], dtype="f8")
             break
+    column_attrs: dict[str, dict[str, str]] = {}
     for name in ("I/mA", "<I>/mA"):
         if name in table:
             cyc["current_ampere"] = np.asarray(table[name], dtype="f8") * 1e-3
+            # <I> is the mean over the interval ending at the record (docs/cycling.md)
+            sampling = "interval_mean" if name == "<I>/mA" else "instantaneous"
+            column_attrs["current_ampere"] = {"sampling": sampling}
             break
     else:
         if "dq/mA.h" in table:
@@ -339,4 +343,10 @@ def table_to_imported(
             raise InputError(
                 f"no column for {', '.join(missing)} (columns: {', '.join(table)})", path=path
             )
-    return {"cycling": cycling, "spectra": spectra, "units": units, "header": header}
+    return {
+        "cycling": cycling,
+        "spectra": spectra,
+        "units": units,
+        "header": header,
+        "column_attrs": column_attrs if cycling else {},
+    }

@@ -20,6 +20,7 @@ class Imported(TypedDict, total=False):
     source: str
     cycling: dict[str, np.ndarray]  # column -> 1-D array, equal lengths
     units: dict[str, str]  # units of non-BDF columns
+    column_attrs: dict[str, dict[str, str]]  # e.g. {"current_ampere": {"sampling": ...}}
     spectra: list[
         dict[str, Any]
     ]  # frequency_hertz, real_impedance_ohm, imaginary_impedance_ohm + attrs
@@ -95,22 +96,16 @@ def merge_imports(parts: Sequence[Imported]) -> Imported:
         f"# {p.get('source', '')} ({p.get('format', '')})\n{p.get('header', '')}" for p in parts
     )
     events = [e for p in parts for e in p.get("events", [])]
-    if not cyc_parts:
-        return {
-            "cycling": {},
-            "spectra": spectra,
-            "units": units,
-            "header": header,
-            "events": events,
-        }
-    if len(cyc_parts) == 1:
-        return {
-            "cycling": cyc_parts[0],
-            "spectra": spectra,
-            "units": units,
-            "header": header,
-            "events": events,
-        }
+    column_attrs = _merged_column_attrs([p for p in parts if p.get("cycling")])
+    common: Imported = {
+        "spectra": spectra,
+        "units": units,
+        "header": header,
+        "events": events,
+        "column_attrs": column_attrs,
+    }
+    if len(cyc_parts) <= 1:
+        return {"cycling": cyc_parts[0] if cyc_parts else {}, **common}
     columns = list(dict.fromkeys(c for p in cyc_parts for c in p))
     out: dict[str, list[np.ndarray]] = {c: [] for c in columns}
     offset = 0.0
@@ -131,10 +126,22 @@ def merge_imports(parts: Sequence[Imported]) -> Imported:
         if n:
             last = float(t[-1] + offset)
     merged = {c: np.concatenate(v) for c, v in out.items()}
-    return {
-        "cycling": merged,
-        "spectra": spectra,
-        "units": units,
-        "header": header,
-        "events": events,
-    }
+    return {"cycling": merged, **common}
+
+
+def _merged_column_attrs(parts: Sequence[Imported]) -> dict[str, dict[str, str]]:
+    """Column attributes that every file with cycling rows agrees on (a joined column
+    whose files disagree, e.g. on ``sampling``, keeps only what they share)."""
+    out: dict[str, dict[str, str]] = {}
+    for i, p in enumerate(parts):
+        attrs = p.get("column_attrs", {})
+        if i == 0:
+            out = {c: dict(a) for c, a in attrs.items()}
+            continue
+        for c in list(out):
+            shared = {k: v for k, v in out[c].items() if attrs.get(c, {}).get(k) == v}
+            if shared:
+                out[c] = shared
+            else:
+                del out[c]
+    return out

@@ -16,7 +16,21 @@ EIS_STREAM = "eis/_stream"
 EVENTS = "events"
 PROTOCOL = "protocol"
 
-CHUNK_ROWS = 1 << 16  # 65,536 rows per chunk: 512 KiB per float64 column
+CHUNK_ROWS = 1 << 16  # 65,536 rows per chunk: 512 KiB per float64 column (bulk files)
+#: live (SWMR) files grow a few rows a second: small chunks keep a young file small and
+#: each flush cheap (32 KiB per float64 column).
+LIVE_CHUNK_ROWS = 1 << 12
+MIN_CHUNK_ROWS = 1 << 10
+
+
+def chunk_rows_for(n_rows: int) -> int:
+    """Chunk length for a column written with ``n_rows`` rows at once: the next power
+    of two, between MIN_CHUNK_ROWS and CHUNK_ROWS (a 50-row cell stays a few kB)."""
+    n = MIN_CHUNK_ROWS
+    while n < n_rows and n < CHUNK_ROWS:
+        n <<= 1
+    return n
+
 
 EVENT_DTYPE = np.dtype(
     [

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from cyclerflow.schema import CellMetadata
+from cyclerflow.store import layout as L
 from cyclerflow.store.atomic import atomic_output
 from cyclerflow.store.writer import create_cell
 
@@ -25,6 +26,7 @@ def write_cell(
     units: Mapping[str, str] | None = None,
     source_header: str | None = None,
     force: bool = False,
+    column_attrs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Path:
     """Write a closed cell file in one go, to a temporary name renamed at the end.
 
@@ -32,9 +34,11 @@ def write_cell(
     ``spectra``: dicts with ``frequency_hertz``, ``real_impedance_ohm``,
     ``imaginary_impedance_ohm`` and optional attributes.
     ``source_header``: vendor header text kept as ``/cell`` attribute ``source_header``.
+    ``column_attrs``: extra attributes per cycling column (e.g. ``sampling``).
     """
     cycling = dict(cycling or {})
     columns = list(cycling) or ["test_time_second", "voltage_volt", "current_ampere"]
+    n_rows = max((len(np.atleast_1d(v)) for v in cycling.values()), default=0)
     with atomic_output(path, force=force) as tmp:
         w = create_cell(
             tmp,
@@ -44,6 +48,8 @@ def write_cell(
             columns=columns,
             units=units,
             swmr=False,
+            chunk_rows=L.chunk_rows_for(n_rows),
+            column_attrs=column_attrs,
         )
         try:
             if source_header is not None:

@@ -86,9 +86,9 @@ def read_cycling(path: str | Path, columns: Sequence[str] | None = None) -> xr.D
             arr = np.empty(n, dtype=d.dtype)
             if n:
                 d.read_direct(arr, np.s_[0:n])
-            data_vars[c] = xr.Variable(
-                ("sample",), arr, attrs={"units": _decode(d.attrs.get("units", "1"))}
-            )
+            attrs = {k: _decode(v) for k, v in d.attrs.items()}  # units, sampling, ...
+            attrs.setdefault("units", "1")
+            data_vars[c] = xr.Variable(("sample",), arr, attrs=attrs)
         return xr.Dataset(
             data_vars,
             attrs={"cell_id": _decode(f[L.CELL].attrs.get("cell_id", "")), "source": str(path)},

@@ -91,13 +91,15 @@ def _take_lock(path: Path) -> Path:
     return lp
 
 
-def _make_column(group: h5py.Group, name: str, dtype: np.dtype, units: str) -> h5py.Dataset:
+def _make_column(
+    group: h5py.Group, name: str, dtype: np.dtype, units: str, chunk_rows: int
+) -> h5py.Dataset:
     ds = group.create_dataset(
         name,
         shape=(0,),
         maxshape=(None,),
         dtype=dtype,
-        chunks=(L.CHUNK_ROWS,),
+        chunks=(chunk_rows,),
         fillvalue=_fill_of(dtype),
     )
     ds.attrs["units"] = units
@@ -256,13 +258,17 @@ class CellWriter:
         """Flush, close, and move streamed spectra into /eis/<id> groups."""
         if self.closed:
             return
-        self.flush()
-        self._f.close()
-        self.closed = True
-        if self._swmr:
-            finalize_stream(self.path)
-        if self._lock is not None:
-            self._lock.unlink(missing_ok=True)
+        try:
+            try:
+                self.flush()
+            finally:
+                self._f.close()
+                self.closed = True
+            if self._swmr:
+                _finalize_when_unlocked(self.path)
+        finally:
+            if self._lock is not None:
+                self._lock.unlink(missing_ok=True)
 
     def __enter__(self) -> CellWriter:
         return self
@@ -336,6 +342,20 @@ def finalize_stream(path: str | Path) -> int:
     return moved
 
 
+def _finalize_when_unlocked(path: Path, attempts: int = 10, wait_s: float = 0.2) -> None:
+    """Move streamed spectra into groups; a reader holding the file (HDF5's file lock)
+    makes that impossible for now: retry for ~2 s, then leave the stream table, which
+    every reader reads like groups and the next resume/recover finalizes."""
+    for i in range(attempts):
+        try:
+            finalize_stream(path)
+            return
+        except OSError:
+            if i == attempts - 1:
+                return
+            time.sleep(wait_s)
+
+
 def _create_objects(
     f: h5py.File,
     metadata: CellMetadata | None,
@@ -343,6 +363,8 @@ def _create_objects(
     protocol: str | None,
     columns: Sequence[str],
     units: Mapping[str, str],
+    chunk_rows: int,
+    column_attrs: Mapping[str, Mapping[str, str]],
 ) -> None:
     f.attrs["format"] = L.FORMAT
     f.attrs["format_version"] = L.FORMAT_VERSION
@@ -356,7 +378,9 @@ def _create_objects(
         cell.attrs["original_text"] = metadata_text
     cyc = f.create_group(L.CYCLING)
     for c in columns:
-        _make_column(cyc, c, _dtype_of(c), units.get(c, units_of(c)))
+        d = _make_column(cyc, c, _dtype_of(c), units.get(c, units_of(c)), chunk_rows)
+        for k, v in column_attrs.get(c, {}).items():
+            d.attrs[k] = v
     f.create_group(L.EIS)
     ev = f.create_dataset(
         L.EVENTS, shape=(0,), maxshape=(None,), dtype=L.EVENT_DTYPE, chunks=(256,)
@@ -370,7 +394,7 @@ def _ensure_stream(f: h5py.File) -> None:
         return
     st = f.create_group(L.EIS_STREAM)
     for name in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"):
-        _make_column(st, name, np.dtype("f8"), units_of(name))
+        _make_column(st, name, np.dtype("f8"), units_of(name), L.LIVE_CHUNK_ROWS)
     st.create_dataset(
         "spectra", shape=(0,), maxshape=(None,), dtype=L.SPECTRUM_META_DTYPE, chunks=(64,)
     )
@@ -387,8 +411,15 @@ def create_cell(
     swmr: bool = True,
     flush_interval: float = 1.0,
     overwrite: bool = False,
+    chunk_rows: int | None = None,
+    column_attrs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> CellWriter:
-    """Create a new cell file and return its writer (SWMR on by default)."""
+    """Create a new cell file and return its writer (SWMR on by default).
+
+    ``chunk_rows``: HDF5 chunk length of the /cycling columns (default: 4096 rows for
+    live files, 65,536 otherwise). ``column_attrs``: extra attributes per column, e.g.
+    ``{"current_ampere": {"sampling": "interval_mean"}}``.
+    """
     path = Path(path)
     if not path.parent.exists():
         raise InputError(f"output folder {str(path.parent)!r} does not exist", path=path)
@@ -397,7 +428,10 @@ def create_cell(
     lock = _take_lock(path) if swmr else None
     f = h5py.File(path, "w", libver="latest")
     try:
-        _create_objects(f, metadata, metadata_text, protocol, columns, units or {})
+        rows = chunk_rows or (L.LIVE_CHUNK_ROWS if swmr else L.CHUNK_ROWS)
+        _create_objects(
+            f, metadata, metadata_text, protocol, columns, units or {}, rows, column_attrs or {}
+        )
         if swmr:
             _ensure_stream(f)
             f.swmr_mode = True
