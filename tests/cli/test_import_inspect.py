@@ -226,3 +226,15 @@ def test_split_maccor_files_join_in_order_only(tmp_path, capsys, shared_data):
     bad = tmp_path / "rev.h5"
     code, _, err = _run(capsys, "import", b, a, "-o", bad)
     assert code == 2 and "maccor_example" in err and not bad.exists()
+
+
+def test_every_command_group_loads():
+    """A broken plugin is left out of the CLI quietly; here none may be broken."""
+    from cyclerflow.cli import PLUGIN_ERRORS, _load_plugins, app, command_modules
+
+    _load_plugins()
+    assert PLUGIN_ERRORS == {}
+    assert set(command_modules()) >= {"core", "analysis", "eis", "report", "acquire", "flows"}
+    names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    for cmd in ("import", "inspect", "export", "analyze", "fit-eis", "report", "acquire", "demo"):
+        assert cmd in names, cmd

@@ -1,0 +1,58 @@
+"""`cyclerflow demo` end to end: synthetic files and simulated instruments -> HDF5 ->
+analysis -> HTML report, checked against the answers the demo built in."""
+
+from __future__ import annotations
+
+import pytest
+from rich.console import Console
+
+from cyclerflow.demo import DEMO_CELLS, run_demo
+from cyclerflow.store import read_events, read_spectra, summary
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return out, run_demo(out, console=Console(quiet=True))
+
+
+def test_demo_recovers_the_synthetic_answers(demo):
+    _, made = demo
+    by_id = {r["cell_id"]: r for r in made["results"].values()}
+    for cell_id, _area, cap_uah, fade, sigma in DEMO_CELLS:
+        res = by_id[cell_id]
+        cyc = res["cycling"]
+        assert cyc["fade_rate_per_cycle"] == pytest.approx(fade, rel=0.02)
+        assert cyc["cycles"][0]["discharge_capacity_ah"] * 1e6 == pytest.approx(cap_uah, rel=0.01)
+        arr = res["eis"]["arrhenius"]
+        assert arr["activation_energy_ev"] == pytest.approx(0.55, abs=0.01)
+        assert arr["conductivity_25c_s_per_cm"] == pytest.approx(sigma, rel=0.05)
+
+
+def test_demo_acquires_from_the_simulators(demo):
+    out, made = demo
+    acquired = sorted((out / "acquire").glob("*.h5"))
+    assert [p.stem for p in acquired] == ["W02-D01-C1", "W02-D01-C2"]
+    for p in acquired:
+        info = summary(p)
+        assert info["state"] == "closed"
+        assert read_events(p)[-1]["message"] == "recipe complete"
+    cycling = made["results"][out / "acquire" / "W02-D01-C1.h5"]["cycling"]
+    assert cycling["n_complete_cycles"] == 6
+    assert 0.99 < cycling["ce_mean"] < 1.01  # real-time clock at 2000x: run-to-run jitter
+    # the simulated LiPON: sigma(25 °C) = 2.5 µS/cm, Ea = 0.52 eV (drivers/sim/cell_model.py)
+    spectra = read_spectra(out / "acquire" / "W02-D01-C2.h5")
+    assert [round(s.attrs["temperature_kelvin"] - 273.15) for s in spectra] == [-20, -5, 10, 25, 40]
+    eis = made["results"][out / "acquire" / "W02-D01-C2.h5"]["eis"]
+    assert eis["arrhenius"]["activation_energy_ev"] == pytest.approx(0.52, abs=0.01)
+    assert eis["arrhenius"]["conductivity_25c_s_per_cm"] == pytest.approx(2.5e-6, rel=0.05)
+    assert [s["method"] for s in eis["spectra"]][-1] == "hf_intercept"  # arc above 1 MHz
+
+
+def test_demo_writes_a_report_naming_every_cell(demo):
+    out, made = demo
+    html = made["report"].read_text()
+    assert made["report"] == out / "report.html"
+    for p in made["cells"]:
+        assert p.stem in html
+    assert "<script src=" not in html  # self-contained
