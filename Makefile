@@ -33,8 +33,22 @@ test: $(STAMP) browser
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not flows and not browser"
 
-bench: $(STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+## make bench: every benchmark with its peer libraries, in venvs of their own
+BENCH := .venv-bench
+CELLPY := .venv-cellpy
+$(BENCH)/.installed: pyproject.toml $(CONSTRAINTS) benchmarks/requirements-peers.txt
+	test -x $(BENCH)/bin/python || $(PY) -m venv $(BENCH)
+	$(BENCH)/bin/pip install -q -c $(CONSTRAINTS) -e '.[dev]' -r benchmarks/requirements-peers.txt
+	touch $@
+$(CELLPY)/.installed: benchmarks/requirements-cellpy.txt
+	test -x $(CELLPY)/bin/python || $(PY) -m venv $(CELLPY)
+	$(CELLPY)/bin/pip install -q -r benchmarks/requirements-cellpy.txt || echo "cellpy could not be installed: its ratio is not measured"
+	touch $@
+
+bench: $(BENCH)/.installed $(CELLPY)/.installed
+	@for b in benchmarks/*.py; do echo "== $$b"; \
+	  if [ $$b = benchmarks/cycling.py ]; then $(BENCH)/bin/python $$b --cellpy-python $(CELLPY)/bin/python || exit 1; \
+	  else $(BENCH)/bin/python $$b || exit 1; fi; done
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src drivers flows tests benchmarks
@@ -45,4 +59,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src drivers flows tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo-out build dist .pytest_cache
+	rm -rf $(VENV) .venv-bench .venv-cellpy demo-out build dist .pytest_cache

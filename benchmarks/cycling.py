@@ -4,11 +4,11 @@ Prints, from one run:
 - file read time (cell file -> xr.Dataset, reported separately, excluded from analysis);
 - ``analyze_cycling`` wall time on one core, and peak extra memory vs the raw columns;
 - the same per-cycle table by cellpy's summary step (cellpy runs in its own venv,
-  /tmp/cellpy-venv, because it pins pandas<3 which the project venv must not get),
+  .venv-cellpy, because it pins pandas<3 which the project venv must not get),
   and by a plain pandas groupby implementation (always), with the ratios.
 
 Usage: .venv/bin/python benchmarks/cycling.py [--rows 10_000_000] [--cycles 2000]
-       [--cellpy-python /tmp/cellpy-venv/bin/python] [--no-peers]
+       [--cellpy-python .venv-cellpy/bin/python] [--no-peers]
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ BEEP_SCRIPT = textwrap.dedent(
 
 def _run_peer(python: str, script_text: str, rec: dict[str, np.ndarray], *args: str):
     if not Path(python).exists():
-        return f"interpreter {python} not found (python3 -m venv /tmp/cellpy-venv; pip install cellpy==1.0.3 beep==2026.2.7)"
+        return f"interpreter {python} not found (python3 -m venv .venv-cellpy; pip install cellpy==1.0.3 beep==2026.2.7)"
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "rec.npz"
         np.savez(
@@ -255,7 +255,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--cycles", type=int, default=2000)
-    ap.add_argument("--cellpy-python", default="/tmp/cellpy-venv/bin/python")
+    ap.add_argument("--cellpy-python", default=".venv-cellpy/bin/python")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument(
         "--beep-structure-cycles",
