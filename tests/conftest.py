@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cyclerflow.synthetic import lipon_stack
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
@@ -27,28 +29,6 @@ def lipon_metadata() -> dict:
         "die": "D12",
         "active_area_cm2": 0.0035,
         "nominal_capacity_uah": 0.35,
-        "layers": [
-            {"role": "current_collector", "material": "Pt", "thickness_um": 0.2},
-            {
-                "role": "cathode",
-                "material": "LiCoO2",
-                "thickness_um": 1.0,
-                "density_g_cm3": 4.8,
-                "deposition": "RF sputtering",
-                "anneal_c": 700,
-            },
-            {
-                "role": "electrolyte",
-                "material": "LiPON",
-                "thickness_um": 1.0,
-                "deposition": "RF sputtering in N2",
-            },
-            {
-                "role": "anode",
-                "material": "Li",
-                "thickness_um": 3.0,
-                "deposition": "thermal evaporation",
-            },
-        ],
+        "layers": lipon_stack(),
         "notes": "free text",
     }

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from cyclerflow.synthetic import galvanostatic_cycles, rc_spectrum
+from cyclerflow.synthetic import galvanostatic_cycles, lipon_stack, rc_spectrum
 
 DEMO_CELLS = [
     # cell id, area cm², capacity µAh, fade per cycle, sigma S/cm
@@ -40,29 +40,7 @@ def _metadata(cell_id: str, area_cm2: float, cap_uah: float) -> dict:
         "die": die,
         "active_area_cm2": area_cm2,
         "nominal_capacity_uah": cap_uah,
-        "layers": [
-            {"role": "current_collector", "material": "Pt", "thickness_um": 0.2},
-            {
-                "role": "cathode",
-                "material": "LiCoO2",
-                "thickness_um": 1.0,
-                "density_g_cm3": 4.8,
-                "deposition": "RF sputtering",
-                "anneal_c": 700,
-            },
-            {
-                "role": "electrolyte",
-                "material": "LiPON",
-                "thickness_um": 1.0,
-                "deposition": "RF sputtering in N2",
-            },
-            {
-                "role": "anode",
-                "material": "Li",
-                "thickness_um": 3.0,
-                "deposition": "thermal evaporation",
-            },
-        ],
+        "layers": lipon_stack(),
         "notes": "synthetic demo cell",
     }
 

@@ -94,3 +94,31 @@ def rc_spectrum(
     z_arc = 1.0 / (1.0 / r_bulk_ohm + 1.0 / z_cpe_b)
     z_el = 1.0 / (q_electrode * (1j * w) ** n_electrode)
     return r_lead_ohm + z_arc + z_el
+
+
+def lipon_stack() -> list[dict]:
+    """Layer stack (metadata ``layers``, lab units) of the usual thin-film test cell:
+    Pt | LiCoO2 1 µm (4.8 g/cm³) | LiPON 1 µm | Li 3 µm, bottom to top."""
+    return [
+        {"role": "current_collector", "material": "Pt", "thickness_um": 0.2},
+        {
+            "role": "cathode",
+            "material": "LiCoO2",
+            "thickness_um": 1.0,
+            "density_g_cm3": 4.8,
+            "deposition": "RF sputtering",
+            "anneal_c": 700,
+        },
+        {
+            "role": "electrolyte",
+            "material": "LiPON",
+            "thickness_um": 1.0,
+            "deposition": "RF sputtering in N2",
+        },
+        {
+            "role": "anode",
+            "material": "Li",
+            "thickness_um": 3.0,
+            "deposition": "thermal evaporation",
+        },
+    ]

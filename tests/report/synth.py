@@ -11,7 +11,7 @@ from cyclerflow.report.data import CellData
 from cyclerflow.report.figures import decimate
 from cyclerflow.schema import parse_metadata
 from cyclerflow.store import write_cell
-from cyclerflow.synthetic import galvanostatic_cycles, rc_spectrum
+from cyclerflow.synthetic import galvanostatic_cycles, lipon_stack, rc_spectrum
 
 K_B = 8.617333262e-5
 TEMPS_C = (0, 25, 50, 75)
@@ -25,29 +25,7 @@ def metadata(
         "wafer": wafer,
         "die": die,
         "nominal_capacity_uah": 15.0,
-        "layers": [
-            {"role": "current_collector", "material": "Pt", "thickness_um": 0.2},
-            {
-                "role": "cathode",
-                "material": "LiCoO2",
-                "thickness_um": 1.0,
-                "density_g_cm3": 4.8,
-                "deposition": "RF sputtering",
-                "anneal_c": 700,
-            },
-            {
-                "role": "electrolyte",
-                "material": "LiPON",
-                "thickness_um": 1.0,
-                "deposition": "RF sputtering in N2",
-            },
-            {
-                "role": "anode",
-                "material": "Li",
-                "thickness_um": 3.0,
-                "deposition": "thermal evaporation",
-            },
-        ],
+        "layers": lipon_stack(),
     }
     if area is not None:
         meta["active_area_cm2"] = area

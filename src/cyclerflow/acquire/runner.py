@@ -56,7 +56,7 @@ from cyclerflow.acquire.safety import (
     check_temperature,
 )
 from cyclerflow.errors import InstrumentError, SafetyStop
-from cyclerflow.store import CellWriter
+from cyclerflow.store import LIVE_COLUMNS, CellWriter
 
 log = logging.getLogger("cyclerflow.acquire")
 
@@ -197,7 +197,7 @@ class ChannelRunner:
         self._iteration = 0
         self._step_index = 0
         # rows waiting to go to the writer (pushed every flush interval)
-        self._rows: dict[str, list[float]] = {c: [] for c in _ROW_COLUMNS}
+        self._rows: dict[str, list[float]] = {c: [] for c in LIVE_COLUMNS}
         # channels of a station push at staggered moments (``flush_phase`` in [0, 1) of
         # the flush interval) so their HDF5 writes do not all land at once
         self._last_push = time.monotonic() - (flush_phase % 1.0) * writer.flush_interval
@@ -596,7 +596,7 @@ class ChannelRunner:
         self._last_push = time.monotonic()
         if self._rows["test_time_second"]:
             rows = {c: np.asarray(v) for c, v in self._rows.items()}
-            self._rows = {c: [] for c in _ROW_COLUMNS}
+            self._rows = {c: [] for c in LIVE_COLUMNS}
             self.w.append_cycling(rows)
         if flush:
             self.w.flush()
@@ -907,15 +907,3 @@ class ChannelRunner:
             last = n == step.max_pulses
             self._end_step(run, reason, phase="rest", n=n, done=int(last))
             n, phase = n + 1, "pulse"
-
-
-_ROW_COLUMNS = (
-    "test_time_second",
-    "unix_time_second",
-    "voltage_volt",
-    "current_ampere",
-    "cycle_count",
-    "step_count",
-    "step_index",
-    "temperature_kelvin",
-)

@@ -154,6 +154,21 @@ def _strptime(values: np.ndarray, fmtstr: str) -> pd.Series:
     return pd.to_datetime(pd.Series(values, dtype=object), format=fmtstr, errors="coerce")
 
 
+def _parse_all(path: Path, values: np.ndarray, fmtstr: str, first_line: int) -> pd.Series:
+    """Every DPt Time value parsed with ``fmtstr``; the first that does not match fails."""
+    t = _strptime(values, fmtstr)
+    bad = np.flatnonzero(t.isna().to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise fail(
+            FORMAT,
+            path,
+            f"DPt Time {values[i]!r} does not match {fmtstr!r}",
+            f"line {first_line + i}",
+        )
+    return t
+
+
 def _timestamps(
     path: Path, values: np.ndarray, header: Sequence[str], first_line: int
 ) -> np.ndarray:
@@ -164,16 +179,7 @@ def _timestamps(
             dt.datetime.strptime(first, fmtstr)
         except ValueError:
             continue
-        t = _strptime(values, fmtstr)
-        bad = np.flatnonzero(t.isna().to_numpy())
-        if len(bad):
-            i = int(bad[0])
-            raise fail(
-                FORMAT,
-                path,
-                f"DPt Time {values[i]!r} does not match {fmtstr!r}",
-                f"line {first_line + i}",
-            )
+        t = _parse_all(path, values, fmtstr, first_line)
         return (t - pd.Timestamp(0)).dt.total_seconds().to_numpy("f8")
     for fmtstr in _TIME_FORMATS:
         try:
@@ -188,16 +194,7 @@ def _timestamps(
                 "DPt Time holds only the time of day and the header has no 'Date of Test' or 'Started' date",
                 f"line {first_line}",
             )
-        t = _strptime(values, fmtstr)
-        bad = np.flatnonzero(t.isna().to_numpy())
-        if len(bad):
-            i = int(bad[0])
-            raise fail(
-                FORMAT,
-                path,
-                f"DPt Time {values[i]!r} does not match {fmtstr!r}",
-                f"line {first_line + i}",
-            )
+        t = _parse_all(path, values, fmtstr, first_line)
         tod = (t - t.dt.normalize()).dt.total_seconds().to_numpy("f8")
         wraps = np.concatenate([[0], np.cumsum(np.diff(tod) < 0)])
         base = naive_to_unix(dt.datetime(day.year, day.month, day.day))

@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from cyclerflow.report.curves import REST_FRACTION
-from cyclerflow.store import open_cell_file, read_events, read_metadata
+from cyclerflow.store import LIVE_COLUMNS, open_cell_file, read_events, read_metadata
 from cyclerflow.store.reader import summary
 
 TAIL_ROWS = 8
@@ -45,20 +45,7 @@ def _tail(path: str | Path) -> dict[str, Any]:
             diff = np.flatnonzero(cc != last)
             start = int(diff[-1]) + 1 if len(diff) else 0
         lo = min(start, max(0, n - TAIL_ROWS))
-        cols = {
-            c: cyc[c][lo:n]
-            for c in (
-                "test_time_second",
-                "unix_time_second",
-                "voltage_volt",
-                "current_ampere",
-                "cycle_count",
-                "step_count",
-                "step_index",
-                "temperature_kelvin",
-            )
-            if c in cyc
-        }
+        cols = {c: cyc[c][lo:n] for c in LIVE_COLUMNS if c in cyc}
     return {"rows": n, "first": lo, "cycle_start": start, "cols": cols}
 
 
