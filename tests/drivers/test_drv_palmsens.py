@@ -121,6 +121,24 @@ LOOP_BODY = [
 ]
 
 
+def ocp_lines(interval: str, duration: str, *, timer: bool = True) -> list[str]:
+    """The MethodSCRIPT the driver sends for open-circuit potential readings."""
+    return [
+        "var p",
+        "var t",
+        *(["timer_start"] if timer else []),
+        "set_pgstat_chan 0",
+        "set_pgstat_mode 2",
+        f"meas_loop_ocp p {interval} {duration}",
+        "  timer_get t",
+        "  pck_start",
+        "    pck_add t",
+        "    pck_add p",
+        "  pck_end",
+        "endloop",
+    ]
+
+
 def script(lines, replies):
     ex = [("e", None)] + [(x, None) for x in lines]
     return ex + [("", replies)]
@@ -189,19 +207,7 @@ def test_discharge_cv_ocv_and_abort():
         "on_finished:",
         "  cell_off",
     ]
-    ocv = [
-        "var p",
-        "var t",
-        "set_pgstat_chan 0",
-        "set_pgstat_mode 2",
-        "meas_loop_ocp p 500m 3600",
-        "  timer_get t",
-        "  pck_start",
-        "    pck_add t",
-        "    pck_add p",
-        "  pck_end",
-        "endloop",
-    ]
+    ocv = ocp_lines("500m", "3600", timer=False)
     ch, t = channel(
         CONNECT
         + script(dis, ["e", "M0008", "Peb80030D4m;ab83BB299u;ba78D8F20p"])
@@ -224,20 +230,7 @@ def test_discharge_cv_ocv_and_abort():
 
 
 def test_eis_script_around_measured_ocv():
-    ocv = [
-        "var p",
-        "var t",
-        "timer_start",
-        "set_pgstat_chan 0",
-        "set_pgstat_mode 2",
-        "meas_loop_ocp p 100m 100m",
-        "  timer_get t",
-        "  pck_start",
-        "    pck_add t",
-        "    pck_add p",
-        "  pck_end",
-        "endloop",
-    ]
+    ocv = ocp_lines("100m", "100m")
     eis = [
         "var f",
         "var r",
@@ -258,19 +251,7 @@ def test_eis_script_around_measured_ocv():
         "on_finished:",
         "  cell_off",
     ]
-    rest = [
-        "var p",
-        "var t",
-        "set_pgstat_chan 0",
-        "set_pgstat_mode 2",
-        "meas_loop_ocp p 1 1000000",
-        "  timer_get t",
-        "  pck_start",
-        "    pck_add t",
-        "    pck_add p",
-        "  pck_end",
-        "endloop",
-    ]
+    rest = ocp_lines("1", "1000000", timer=False)
     ch, t = channel(
         CONNECT
         + script(ocv, ["e", "M000B", "Peb80030D4m;ab83BB299u", "*", ""])
@@ -291,18 +272,7 @@ def test_script_error_is_raised_with_line():
         + [
             (x, None)
             for x in [
-                "var p",
-                "var t",
-                "timer_start",
-                "set_pgstat_chan 0",
-                "set_pgstat_mode 2",
-                "meas_loop_ocp p 1 1000000",
-                "  timer_get t",
-                "  pck_start",
-                "    pck_add t",
-                "    pck_add p",
-                "  pck_end",
-                "endloop",
+                *ocp_lines("1", "1000000"),
             ]
         ]
         + [("", ["!0004: Line 6, Col 1", ""])]
@@ -315,20 +285,7 @@ def test_script_error_is_raised_with_line():
 
 
 def test_in_stream_error_and_garbled_packet():
-    ocv = [
-        "var p",
-        "var t",
-        "timer_start",
-        "set_pgstat_chan 0",
-        "set_pgstat_mode 2",
-        "meas_loop_ocp p 1 1000000",
-        "  timer_get t",
-        "  pck_start",
-        "    pck_add t",
-        "    pck_add p",
-        "  pck_end",
-        "endloop",
-    ]
+    ocv = ocp_lines("1", "1000000")
     ch, t = channel(
         CONNECT + script(ocv, ["e", "M000B", "Peb80030D4m;ab83BB299u", "!0005", "P#@!~"])
     )
