@@ -41,11 +41,15 @@ CELL = "cell_id: BENCH\nactive_area_cm2: 0.25\nnominal_capacity_uah: 15\n"
 
 SIM_HOST = textwrap.dedent(
     """
-    import sys, json, time
+    import gc, sys, json, time
     from cyclerflow.drivers.sim import start_simulator
     sys.setswitchinterval(0.001)  # 16 instruments in one process: keep each one's reply prompt
     n, speed = int(sys.argv[1]), float(sys.argv[2])
     servers = [start_simulator("keithley2450", speedup=speed)[0] for _ in range(n)]
+    # a full garbage collection here stops all 16 simulated instruments for ~10 ms (their
+    # timestamps then lag the engine's requests); real instruments have no such pauses
+    gc.collect()
+    gc.freeze()
     print(json.dumps([s.resource for s in servers]), flush=True)
     sys.stdin.read()  # until the benchmark closes our stdin
     for s in servers:

@@ -3,6 +3,7 @@ resume through the station, and the `acquire` command's exit codes."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 import yaml
 
 from cyclerflow.acquire.cli import acquire
-from cyclerflow.acquire.station import load_station, run_station
+from cyclerflow.acquire.runner import ChannelRunner
+from cyclerflow.acquire.station import freeze_heap, load_station, run_station, unfreeze_heap
 from cyclerflow.errors import InputError
 from cyclerflow.store import read_cycling, read_events
 
@@ -96,6 +98,34 @@ def test_one_failing_channel_does_not_stop_the_others(tmp_path):
     assert any(e["message"] == "recipe complete" for e in read_events(tmp_path / "data" / "ch1.h5"))
     ev4 = read_events(tmp_path / "data" / "ch4.h5")
     assert [e["kind"] for e in ev4 if e["kind"] == "disconnect"] == ["disconnect", "disconnect"]
+
+
+def test_heap_is_frozen_while_channels_sample_and_released_after(tmp_path, monkeypatch):
+    """No full garbage collection walks the whole heap while channels sample (it stops
+    every channel at once); the station gives the objects back to the collector after."""
+    assert gc.get_freeze_count() == 0
+    freeze_heap()
+    freeze_heap()  # nested (two stations at once)
+    assert gc.get_freeze_count() > 0
+    unfreeze_heap()
+    assert gc.get_freeze_count() > 0  # the other station still runs
+    unfreeze_heap()
+    assert gc.get_freeze_count() == 0
+    unfreeze_heap()  # an extra release is harmless
+    assert gc.get_freeze_count() == 0
+
+    seen = []
+    original = ChannelRunner.run
+
+    def run(self):
+        seen.append(gc.get_freeze_count())
+        return original(self)
+
+    monkeypatch.setattr(ChannelRunner, "run", run)
+    results = run_station(load_station(_setup(tmp_path, [{}, {}])))
+    assert [r.status for r in results] == ["complete", "complete"]
+    assert len(seen) == 2 and min(seen) > 0
+    assert gc.get_freeze_count() == 0
 
 
 def test_stop_flag_then_resume_through_the_station(tmp_path):

@@ -189,3 +189,27 @@ def test_close_while_a_reader_holds_the_file(tmp_path):
     with h5py.File(path) as f:
         assert list(f["eis"]) == ["00000001"]
     assert len(read_spectra(path)) == 1
+
+
+def test_live_appends_keep_their_positions_and_idle_flushes_skip_the_file(tmp_path):
+    p = tmp_path / "live.h5"
+    with create_cell(p, None) as w:
+        w.add_event("note", "first")
+        w.append_cycling(_rows(3))
+        assert w.flush() == 3
+        n = w.flush_count
+        assert w.flush() == 3  # nothing new: the file is not flushed again
+        assert w.flush_count == n
+        w.append_cycling({"test_time_second": [3.0, 4.0]})  # other columns: NaN / -1
+        w.add_event("note", "second", flush=False)
+        assert w.flush() == 5
+        assert w.flush_count == n + 1
+    with resume_cell(p) as w:  # row and event counts come back from the file
+        assert w.rows_flushed == 5
+        w.append_cycling(_rows(2, 5))
+        w.add_event("note", "third")
+    ds = read_cycling(p)
+    np.testing.assert_array_equal(ds["test_time_second"].values, np.arange(7.0))
+    np.testing.assert_array_equal(ds["cycle_count"].values, [1, 1, 1, -1, -1, 1, 1])
+    assert np.isnan(ds["voltage_volt"].values[3:5]).all()
+    assert [e["message"] for e in read_events(p)] == ["first", "second", "third"]

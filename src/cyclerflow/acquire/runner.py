@@ -431,7 +431,9 @@ class ChannelRunner:
                 **extra,
             ),
             t=t,
-            flush=False,
+            # durable at once: after a kill, resume then continues the step the instrument
+            # was in instead of re-running steps that ended within the last flush interval
+            flush=True,
         )
 
     def _event(
