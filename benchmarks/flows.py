@@ -1,6 +1,6 @@
 """Orchestration overhead and Dask scale-out of the lab flow (run by hand).
 
-    python benchmarks/flows.py [--cells 200] [--dask-cells 60] [--server] [--dask-mode tasks|direct] [--batch-size N] [--skip-overhead] [--skip-dask]
+    python benchmarks/flows.py [--cells 200] [--dask-cells 60] [--server] [--dask-mode tasks|direct] [--batch-size N] [--cold] [--skip-overhead] [--skip-dask]
 
 1. Overhead: a folder of N small cells analysed (a) bare, in one process with
    :func:`cyclerflow.lab.analyze_batch` (no Prefect), and (b) by ``analyze_lab_flow``
@@ -11,6 +11,14 @@
    process vs. by the flow with ``dask_address`` pointing at a LocalCluster of 2
    worker *processes* started (and warmed up) beforehand, as a lab would run it
    against an existing cluster. Prints the throughput ratio; the target is >= 1.6x.
+   The baseline is one process on one core: BLAS/OpenMP are limited to one thread
+   (set below, before NumPy loads; Dask's nanny does the same in its workers), and
+   its CPU time / wall time is printed to show it. Prefect is warmed up like the
+   cluster (one small flow run first: the ephemeral server starts and creates its
+   database), and that start-up is printed apart; ``--cold`` times the flow with a
+   cold Prefect instead (end to end, as one ``cyclerflow flows run`` would see it).
+   CPU time during the timed run is split into the flow process, the Prefect
+   server and the Dask workers.
 
 ``--server`` starts ``prefect server start`` on a free local port, points
 PREFECT_API_URL at it (so Dask worker processes report to one server instead of
@@ -30,7 +38,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+#: one BLAS/OpenMP thread per process, set before NumPy loads: the single-process
+#: baseline must not use the second core through threaded linear algebra
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+for _var in BLAS_THREAD_VARS:
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 K_B_EV = 8.617333262e-5
 
@@ -94,39 +108,88 @@ def make_lab(root: Path, n: int, *, n_cycles: int, n_spectra: int, points_per_ha
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_s() -> float:
-    """CPU seconds (user + system) of this process and its live descendants (the
-    ephemeral Prefect server, Dask workers, a local `prefect server`), from /proc."""
-    me = os.getpid()
-    parent, cpu = {}, {}
+def _role(pid: int, me: int, cmdline: str) -> str:
+    """``flow`` (this process), ``server`` (a Prefect server: uvicorn / `prefect server`)
+    or ``workers`` (anything else below this process: Dask workers, pool processes)."""
+    if pid == me:
+        return "flow"
+    if "uvicorn" in cmdline or "prefect server" in cmdline:
+        return "server"
+    return "workers"
+
+
+def _proc_table() -> dict[int, tuple[int, float, str]]:
+    """pid -> (parent pid, CPU seconds user + system, command line) from /proc."""
+    table = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{d}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        parent[int(d)] = int(fields[1])
-        cpu[int(d)] = (int(fields[11]) + int(fields[12])) / _TICK
-    total = 0.0
-    for pid in cpu:
+        table[int(d)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK, cmd)
+    return table
+
+
+def tree_cpu_by_pid() -> dict[int, tuple[str, float]]:
+    """pid -> (role, CPU seconds) of this process and its live descendants (the
+    ephemeral Prefect server, Dask workers, a local `prefect server`)."""
+    me = os.getpid()
+    table = _proc_table()
+    out = {}
+    for pid, (_, cpu, cmd) in table.items():
         p = pid
-        while p and p != me and p in parent:
-            p = parent[p]
+        while p and p != me and p in table:
+            p = table[p][0]
         if p == me:
-            total += cpu[pid]
-    return total
+            out[pid] = (_role(pid, me, cmd), cpu)
+    return out
+
+
+def tree_cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its live descendants."""
+    return sum(cpu for _, cpu in tree_cpu_by_pid().values())
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all processes on the machine have used since boot (/proc/stat)."""
+    with open("/proc/stat") as fh:
+        v = [int(x) for x in fh.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / _TICK
 
 
 class Timer:
+    """Wall time (s), CPU time of this process tree (s), split by role (flow, server,
+    workers), and CPU time of the whole machine (s: other users' load shows as the
+    difference)."""
+
     def __enter__(self):
-        self.wall0, self.cpu0 = time.perf_counter(), tree_cpu_s()
+        self.cpu0 = tree_cpu_by_pid()
+        self.busy0 = machine_busy_s()
+        self.wall0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.wall = time.perf_counter() - self.wall0
-        self.cpu = tree_cpu_s() - self.cpu0
+        self.busy = machine_busy_s() - self.busy0
+        self.roles: dict[str, float] = {}
+        for pid, (role, cpu) in tree_cpu_by_pid().items():
+            prev = self.cpu0.get(pid, (role, 0.0))[1]
+            self.roles[role] = self.roles.get(role, 0.0) + cpu - prev
+        self.cpu = sum(self.roles.values())
+
+    def describe(self) -> str:
+        """One line: wall, CPU by role, CPU used by others on the machine."""
+        roles = ", ".join(f"{k} {v:.1f}" for k, v in sorted(self.roles.items()))
+        others = max(0.0, self.busy - self.cpu)
+        return (
+            f"wall {self.wall:.2f} s, CPU {self.cpu:.2f} s ({roles}); "
+            f"other processes on the machine {others:.1f} s CPU"
+        )
 
 
 def bare(root: Path) -> tuple[Timer, int]:
@@ -204,6 +267,64 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("prefect server did not start in 180 s")
 
 
+def start_cluster(n_workers: int = 2):
+    """A LocalCluster of ``n_workers`` one-thread worker processes with cyclerflow and
+    Prefect imported on them (an existing cluster, as with --dask-address).
+    Returns (cluster, client, Timer of the start)."""
+    from distributed import Client, LocalCluster
+
+    with Timer() as t_start:
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+        client.run(lambda: __import__("cyclerflow.flows.lab"))
+    return cluster, client, t_start
+
+
+def scale_out(work: Path, args: argparse.Namespace) -> None:
+    """Part 2: bare single process vs. the flow on a 2-worker cluster; prints the ratio."""
+    lab = work / "cpu"
+    make_lab(lab, args.dask_cells, n_cycles=200, n_spectra=8, points_per_half=200)
+    t_bare, n = bare(lab)
+    cluster, client, t_start = start_cluster()
+    kw = {
+        "dask_address": cluster.scheduler_address,
+        "batch_size": args.batch_size,
+        "dask_mode": args.dask_mode,
+    }
+    t_warm = None
+    try:
+        if not args.cold:
+            warm = work / "warm"
+            make_lab(warm, 2, n_cycles=5, n_spectra=2, points_per_half=40)
+            t_warm, _ = flow_run(warm, work / "out-warm", **kw)
+        t_dask, res = flow_run(lab, work / "out-dask", **kw)
+    finally:
+        client.close()
+        cluster.close()
+    assert res["counts"]["ok"] == n, res["counts"]
+    ratio = t_bare.wall / t_dask.wall
+    print(
+        f"[dask] bare single process, {', '.join(f'{v}={os.environ[v]}' for v in BLAS_THREAD_VARS)}: "
+        f"{t_bare.describe()}; {n / t_bare.wall:.3f} cells/s; CPU/wall {t_bare.cpu / t_bare.wall:.2f} (1.00 = one core)"
+    )
+    print(
+        f"[dask] starting a LocalCluster of 2 worker processes and importing cyclerflow on them: {t_start.wall:.1f} s (once per cluster)"
+    )
+    if t_warm is not None:
+        print(
+            f"[dask] warm-up flow run, 2 small cells (Prefect start-up: server, database; once per process): {t_warm.describe()}"
+        )
+    print(
+        f"[dask] flow ({args.dask_mode}, Prefect {'cold' if args.cold else 'warm'}) with --dask-address on that cluster: "
+        f"{t_dask.describe()}; {n / t_dask.wall:.3f} cells/s"
+    )
+    print(
+        f"[dask] throughput ratio: {ratio:.2f}x (target >= 1.6x): {'PASS' if ratio >= 1.6 else 'FAIL'}; load average now {os.getloadavg()}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -222,6 +343,11 @@ def main() -> None:
     ap.add_argument("--skip-overhead", action="store_true")
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--dask-mode", default="tasks", choices=["tasks", "direct"])
+    ap.add_argument(
+        "--cold",
+        action="store_true",
+        help="time the Dask flow with a cold Prefect (no warm-up flow run first)",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cyclerflow-bench-flows-"))
@@ -269,44 +395,7 @@ def main() -> None:
                 f"[overhead] load average now {os.getloadavg()} (other processes share the cores: wall times are noisy, CPU times less so)"
             )
         if not args.skip_dask:
-            lab = work / "cpu"
-            make_lab(lab, args.dask_cells, n_cycles=200, n_spectra=8, points_per_half=200)
-            t_bare, n = bare(lab)
-            from distributed import Client, LocalCluster
-
-            # an existing cluster, as with --dask-address (workers warmed: prefect and
-            # cyclerflow imported); the cold start of a temporary cluster is timed apart
-            with Timer() as t_start:
-                cluster = LocalCluster(
-                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-                )
-                client = Client(cluster)
-                client.run(lambda: __import__("cyclerflow.flows.lab"))
-            try:
-                t_dask, res = flow_run(
-                    lab,
-                    work / "out-dask",
-                    dask_address=cluster.scheduler_address,
-                    batch_size=args.batch_size,
-                    dask_mode=args.dask_mode,
-                )
-            finally:
-                client.close()
-                cluster.close()
-            assert res["counts"]["ok"] == n, res["counts"]
-            ratio = t_bare.wall / t_dask.wall
-            print(
-                f"[dask] bare single process: wall {t_bare.wall:.2f} s ({n / t_bare.wall:.3f} cells/s), CPU {t_bare.cpu:.2f} s"
-            )
-            print(
-                f"[dask] starting a LocalCluster of 2 worker processes and importing cyclerflow on them: {t_start.wall:.1f} s (once per cluster)"
-            )
-            print(
-                f"[dask] flow with --dask-address on that cluster: wall {t_dask.wall:.2f} s ({n / t_dask.wall:.3f} cells/s), CPU {t_dask.cpu:.2f} s (incl. workers)"
-            )
-            print(
-                f"[dask] throughput ratio: {ratio:.2f}x (target >= 1.6x): {'PASS' if ratio >= 1.6 else 'FAIL'}; load average now {os.getloadavg()}"
-            )
+            scale_out(work, args)
     finally:
         if server is None:
             shutil.rmtree(work, ignore_errors=True)

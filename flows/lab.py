@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cyclerflow.flows.runtime import batches, make_task_runner
+from cyclerflow.flows.runtime import api_shared_with_workers, batches, make_task_runner
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
@@ -324,7 +324,8 @@ def _analyse(
             dask_address, local_dask_workers=local_dask_workers, processes=dask_processes
         )
         sub = analyze_batches_flow.with_options(task_runner=runner)
-        return sub(entries, sdict, batch_size=batch_size)
+        with api_shared_with_workers(dask_address):
+            return sub(entries, sdict, batch_size=batch_size)
     return _run_batches(todo, sdict, batch_size=batch_size, n_workers=_worker_count())
 
 

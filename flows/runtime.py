@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -45,6 +46,59 @@ def api_mode() -> str:
 
     url = PREFECT_API_URL.value()
     return f"server {url}" if url else "ephemeral"
+
+
+def _run_api_url() -> str | None:
+    """The HTTP API URL the current flow run talks to (its client's base URL), or None
+    outside a flow run or with an in-process (ASGI) client that workers cannot reach."""
+    from prefect.context import FlowRunContext
+
+    client = getattr(FlowRunContext.get(), "client", None)
+    url = str(getattr(client, "api_url", "") or "").rstrip("/")
+    return (
+        url if url.startswith(("http://", "https://")) and "ephemeral-prefect" not in url else None
+    )
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def api_reachable_by_workers(api_url: str, dask_address: str | None) -> bool:
+    """Whether Dask workers can reach ``api_url``: a loopback API (the ephemeral server
+    listens on 127.0.0.1) only from a local cluster (``dask_address`` None, i.e. a
+    LocalCluster of this run, or a scheduler on a loopback address)."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(api_url).hostname not in _LOOPBACK or not dask_address:
+        return True
+    return urlsplit(dask_address).hostname in _LOOPBACK
+
+
+@contextmanager
+def api_shared_with_workers(dask_address: str | None = None) -> Iterator[str | None]:
+    """Within this block, tasks submitted to other processes (Dask workers) report to the
+    server this flow run uses. Yields that API URL (None: nothing to share).
+
+    With no ``PREFECT_API_URL`` the flow runs against Prefect's ephemeral server, and a
+    Dask worker process that receives a Prefect task would start an ephemeral server of
+    its own (measured: about 7.5 s CPU per worker on a 2-core machine, competing with the
+    analyses, and the task runs land in throw-away databases). The settings travel with
+    each submitted task (Prefect serialises the settings context), so setting the URL
+    here is enough; a URL already configured is left alone. Workers of a cluster at a
+    non-loopback ``dask_address`` cannot reach the ephemeral server on 127.0.0.1: they
+    keep Prefect's default (give them ``PREFECT_API_URL``, see docs/flows.md).
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield PREFECT_API_URL.value()
+        return
+    url = _run_api_url()
+    if url is None or not api_reachable_by_workers(url, dask_address):
+        yield None
+        return
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield url
 
 
 def make_task_runner(

@@ -28,3 +28,47 @@ def test_batches_cover_every_item_once():
     assert batches(items[:3], n_workers=2) == [[0], [1], [2]]
     assert [len(g) for g in batches(items[:7], batch_size=3)] == [3, 3, 1]
     assert batches([], n_workers=4) == []
+
+
+def test_no_api_to_share_outside_a_flow_run(monkeypatch):
+    """Outside a flow run with no PREFECT_API_URL there is nothing to hand to workers."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    from cyclerflow.flows.runtime import api_shared_with_workers
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        with api_shared_with_workers() as url:
+            assert url is None and not PREFECT_API_URL.value()
+
+
+def test_workers_get_the_flow_runs_api_url(prefect_harness):
+    """Inside a flow run on an unconfigured API (ephemeral server), the settings that
+    travel with submitted tasks name the flow run's server, so Dask worker processes do
+    not start an ephemeral server each; the setting is undone afterwards."""
+    from cyclerflow.flows.runtime import api_shared_with_workers
+    from prefect import flow
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    @flow
+    def probe() -> tuple:
+        client_url = str(FlowRunContext.get().client.api_url).rstrip("/")
+        with temporary_settings(restore_defaults={PREFECT_API_URL}):
+            with api_shared_with_workers() as url:
+                inside = PREFECT_API_URL.value()
+            after = PREFECT_API_URL.value()
+        return client_url, url, inside, after
+
+    client_url, url, inside, after = probe()
+    assert client_url.startswith("http") and url == inside == client_url
+    assert not after
+
+
+def test_a_loopback_api_is_shared_only_with_a_local_cluster():
+    from cyclerflow.flows.runtime import api_reachable_by_workers
+
+    local_api = "http://127.0.0.1:8123/api"
+    assert api_reachable_by_workers(local_api, None)  # LocalCluster of this run
+    assert api_reachable_by_workers(local_api, "tcp://127.0.0.1:8786")
+    assert not api_reachable_by_workers(local_api, "tcp://dask-sched.lab:8786")
+    assert api_reachable_by_workers("http://prefect.lab:4200/api", "tcp://dask-sched.lab:8786")
