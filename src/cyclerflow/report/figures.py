@@ -681,8 +681,13 @@ def cell_card_figure(
         ax[3].set_title(_spectrum_label(nyquist), fontsize=7, loc="right", color="0.35")
     else:
         _say(ax[3], "no impedance spectra")
-    for a in ax:
+    for a in fig.axes:
         a.tick_params(labelsize=7)
+        # small panels read well with ~4 ticks, and each tick costs draw time (a lab
+        # report draws hundreds of these cards); the CE and Nyquist axes set their own
+        for axis in (a.xaxis, a.yaxis):
+            if type(axis.get_major_locator()).__name__ == "AutoLocator":
+                axis.set_major_locator(MaxNLocator(4))
     fig.subplots_adjust(left=0.08, right=0.97, top=0.94, bottom=0.12, wspace=0.45, hspace=0.45)
     return fig
 
