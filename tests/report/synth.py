@@ -17,6 +17,21 @@ K_B = 8.617333262e-5
 TEMPS_C = (0, 25, 50, 75)
 
 
+#: every figure of a full single-cell section, in page order
+ALL_FIGURES = [
+    "timeline",
+    "capacity",
+    "ce",
+    "voltage",
+    "dqdv",
+    "nyquist",
+    "residuals",
+    "bode",
+    "arrhenius",
+    "interface",
+]
+
+
 def metadata(
     cell_id: str = "W07-D12-C3", *, wafer: str = "W07", die: str = "D12", area: float | None = 0.25
 ) -> dict:

@@ -78,18 +78,7 @@ def test_synthetic_reports(browser, tmp_path):
     one = tmp_path / "one.html"
     one.write_text(render_html([cell_context(synth.cell_data(), 0)]), encoding="utf-8")
     res = _check_page(browser, one, tmp_path, name="synthetic-one.png")
-    assert [f["kind"] for f in res["figures"]] == [
-        "timeline",
-        "capacity",
-        "ce",
-        "voltage",
-        "dqdv",
-        "nyquist",
-        "residuals",
-        "bode",
-        "arrhenius",
-        "interface",
-    ]
+    assert [f["kind"] for f in res["figures"]] == synth.ALL_FIGURES
     assert browser.eval("document.querySelectorAll('table.layers tbody tr').length") == 4
     assert browser.eval("document.querySelectorAll('table.events tbody tr').length") == 2
 

@@ -27,18 +27,7 @@ def test_single_cell_report_has_every_section():
     html = render_html([cell_context(synth.cell_data(), 0)])
     _self_contained(html)
     figs = _figures(html)
-    assert figs == [
-        "timeline",
-        "capacity",
-        "ce",
-        "voltage",
-        "dqdv",
-        "nyquist",
-        "residuals",
-        "bode",
-        "arrhenius",
-        "interface",
-    ]
+    assert figs == synth.ALL_FIGURES
     for text in (
         "layer stack",
         "LiPON",
