@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -131,10 +132,24 @@ def test_heap_is_frozen_while_channels_sample_and_released_after(tmp_path, monke
 def test_stop_flag_then_resume_through_the_station(tmp_path):
     station = _setup(tmp_path, [{}, {}])
     stop = threading.Event()
-    timer = threading.Timer(0.15, stop.set)
-    timer.start()
+    files = [tmp_path / "data" / f"ch{k}.h5" for k in (1, 2)]
+
+    def stop_once_both_started() -> None:
+        # stop after a step is on disk in both files (not after a fixed time: start-up
+        # takes longer on a loaded machine)
+        while not stop.is_set():
+            try:
+                if all(any(e["kind"] == "step_end" for e in read_events(f)) for f in files):
+                    stop.set()
+            except Exception:
+                pass  # not created yet
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=stop_once_both_started, daemon=True)
+    watcher.start()
     first = run_station(load_station(station), stop=stop)
-    timer.cancel()
+    stop.set()
+    watcher.join()
     assert {r.status for r in first} == {"stopped"}
     n0 = {k: read_cycling(tmp_path / "data" / f"ch{k}.h5").sizes["sample"] for k in (1, 2)}
     plan = load_station(station)
