@@ -201,7 +201,7 @@ class ChannelRunner:
         # channels of a station push at staggered moments (``flush_phase`` in [0, 1) of
         # the flush interval) so their HDF5 writes do not all land at once
         self._last_push = time.monotonic() - (flush_phase % 1.0) * writer.flush_interval
-        self._flush_after_source = False
+        self._flush_at_first_reading = False
         self._t_offset = 0.0
         self._unix0 = time.time()
         self._anchor: tuple[float, float, float] | None = (
@@ -437,7 +437,7 @@ class ChannelRunner:
         # made durable at the next step's first reading (see _poll): never between the
         # end condition and the switch, where every ms of a flush is charge the file
         # does not see
-        self._flush_after_source = True
+        self._flush_at_first_reading = True
 
     def _event(
         self,
@@ -653,13 +653,13 @@ class ChannelRunner:
                 raise SafetyStop(breach)
             if reads_here == 1:  # errors from the source command just sent
                 self._drain_errors(f"in {run.kind}")
-                if self._flush_after_source:
+                if self._flush_at_first_reading:
                     # the previous step's end and this step's start become durable now,
                     # once this step has its first reading (a flush between the switch
                     # and that reading would hide charge from the file): after a kill, a
                     # resume continues the step the instrument is in instead of re-running
                     # steps that ended within the last flush interval
-                    self._flush_after_source = False
+                    self._flush_at_first_reading = False
                     self._push_rows()
             reason = end(run, s, t)
             if (
