@@ -105,7 +105,7 @@ def make_raw_files(raw: Path, *, n_cycles: int = 40) -> list[dict]:
 DEMO_SPEEDUP = 2000.0
 
 CYCLING_RECIPE = """\
-# 2C cycling of a 15 uAh LiCoO2 | LiPON | Li film, then one EIS
+# 2C cycling of a 15 uAh LiCoO2 | LiPON | Li film (six cycles after a rest)
 name: demo-cycling
 limits: {voltage_max: 4.3 V, voltage_min: 2.9 V, current_max: 100 uA}
 sample_interval: 10 s
