@@ -87,8 +87,8 @@ class B2900Channel(ScpiSmuChannel):
         # mode's programmed level at once (a 0 V level would short the cell)
         return body + (head + [("output_on", None)] if new_mode else [])
 
-    def _read_raw(self):
-        voltage, current, time_s = self._q("read")
+    def _reading(self, values, mode):
+        voltage, current, time_s = values
         return voltage, current, time_s
 
 

@@ -99,9 +99,9 @@ class Keithley2450Channel(ScpiSmuChannel):
         # limit before level; changing the source function turns the 2450's output off
         return (head if new_mode else []) + body + ([("output_on", None)] if new_mode else [])
 
-    def _read_raw(self):
-        reading, source, rel = self._q("read")
-        if self._mode == "cv":
+    def _reading(self, values, mode):
+        reading, source, rel = values
+        if mode == "cv":
             return source, reading, rel
         return reading, source, rel
 

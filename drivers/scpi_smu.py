@@ -25,7 +25,9 @@ class ScpiSmuChannel:
     commands: CommandSet
     driver = "scpi"
     model_keyword = ""  # must appear in *IDN?
-    capabilities = frozenset({"cc", "cv", "ocv"})
+    # read_around_switch: a source change can be sent in one program message between two
+    # readings (see :meth:`_configure`)
+    capabilities = frozenset({"cc", "cv", "ocv", "read_around_switch"})
     max_errors = 32
 
     def __init__(
@@ -111,18 +113,29 @@ class ScpiSmuChannel:
             out.append(f'{code},"{message}"')
         return out
 
-    def source_current(self, current_a: float, voltage_limit_v: float) -> None:
-        self._configure("cc", self.polarity * current_a, abs(voltage_limit_v))
+    def source_current(
+        self, current_a: float, voltage_limit_v: float, *, read_around: bool = False
+    ) -> tuple[Sample, Sample] | None:
+        return self._configure(
+            "cc", self.polarity * current_a, abs(voltage_limit_v), read_around=read_around
+        )
 
-    def source_voltage(self, voltage_v: float, current_limit_a: float) -> None:
-        self._configure("cv", self.polarity * voltage_v, abs(current_limit_a))
+    def source_voltage(
+        self, voltage_v: float, current_limit_a: float, *, read_around: bool = False
+    ) -> tuple[Sample, Sample] | None:
+        return self._configure(
+            "cv", self.polarity * voltage_v, abs(current_limit_a), read_around=read_around
+        )
 
-    def open_circuit(self) -> None:
+    def open_circuit(self, *, read_around: bool = False) -> tuple[Sample, Sample] | None:
         """Source 0 A (a current source at zero is high-impedance): reads still work."""
-        self._configure("cc", 0.0, self.ocv_voltage_limit_v)
+        return self._configure("cc", 0.0, self.ocv_voltage_limit_v, read_around=read_around)
 
     def read(self) -> Sample:
-        voltage, current, time_s = self._read_raw()
+        return self._sample(self._q("read"), self._mode)
+
+    def _sample(self, values: list[float], mode: str | None) -> Sample:
+        voltage, current, time_s = self._reading(values, mode)
         return Sample(
             time_s=time_s, voltage_v=self.polarity * voltage, current_a=self.polarity * current
         )
@@ -131,21 +144,47 @@ class ScpiSmuChannel:
         raise InstrumentError(f"{self._label()}: EIS is not available on a DC source-measure unit")
 
     # per instrument ----------------------------------------------------------------------
-    def _configure(self, mode: str, level: float, limit: float) -> None:
+    def _configure(
+        self, mode: str, level: float, limit: float, *, read_around: bool = False
+    ) -> tuple[Sample, Sample] | None:
+        """Send the source sequence for ``mode``. With ``read_around``, the sequence goes
+        in one program message between two reading queries (``READ?;<source
+        commands>;READ?``): the instrument takes the last reading before the change and
+        the first after it back to back, however long the host takes between its own
+        reads. Returns ``(before, after)`` then, else None."""
         # format (and range-check) the whole sequence before anything is sent
         sent = [
             self.commands.format(n, v)
             for n, v in self.configure_sequence(mode, level, limit, self._mode != mode)
         ]
-        for text in sent:
-            self.transport.write(text)
+        old_mode = self._mode
+        if not read_around:
+            for text in sent:
+                self.transport.write(text)
+            self._mode = mode
+            self.check_errors(" / ".join(repr(s) for s in sent))
+            return None
+        read = self.commands.format("read")
+        message = ";".join([read, *sent, read])
+        reply = self.transport.query(message)
         self._mode = mode
-        self.check_errors(" / ".join(repr(s) for s in sent))
+        parts = reply.split(";")
+        if len(parts) != 2:
+            raise InstrumentError(
+                f"{self._label()}: {message!r}: garbled reply {reply[:80]!r} "
+                "(expected two readings separated by ';')"
+            )
+        source = getattr(self.transport, "resource", "")
+        before = self._sample(self.commands.parse("read", parts[0], message, source), old_mode)
+        after = self._sample(self.commands.parse("read", parts[1], message, source), mode)
+        self.check_errors(repr(message))
+        return before, after
 
     def configure_sequence(self, mode: str, level: float, limit: float, new_mode: bool):
         raise NotImplementedError
 
-    def _read_raw(self) -> tuple[float, float, float]:
+    def _reading(self, values: list[float], mode: str | None) -> tuple[float, float, float]:
+        """(voltage V, current A, instrument time s) from a reading's values in ``mode``."""
         raise NotImplementedError
 
 

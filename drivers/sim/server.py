@@ -12,6 +12,7 @@ import random
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,14 @@ GARBLE = "#@!\x7f%&?~;:,,E+E-"
 
 
 class SimClock:
-    """Simulated seconds = speedup x wall seconds since start + explicit advances."""
+    """Simulated seconds = speedup x wall seconds since start + explicit advances.
+
+    :meth:`hold` stops the clock while one program message is processed: a real
+    instrument parses a line in microseconds, which at a speed-up of 1000 would
+    otherwise become the simulator's fraction of a millisecond of Python = fractions of
+    a simulated second between commands sent together (the wall time is caught up
+    afterwards).
+    """
 
     def __init__(self, speedup: float = 1.0):
         if speedup < 0:
@@ -31,12 +39,35 @@ class SimClock:
         self.speedup = float(speedup)
         self._t0 = time.monotonic()
         self._offset = 0.0
+        self._held: float | None = None
+        self._holds = 0
+        self._hold_lock = threading.Lock()
 
     def now(self) -> float:
+        held = self._held
+        if held is not None:
+            return held
         return self.speedup * (time.monotonic() - self._t0) + self._offset
 
     def advance(self, seconds: float) -> None:
         self._offset += float(seconds)
+        if self._held is not None:
+            self._held += float(seconds)
+
+    @contextmanager
+    def hold(self):
+        """The simulated time stands still inside the block (re-entrant)."""
+        with self._hold_lock:
+            if self._holds == 0:
+                self._held = self.now()
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._hold_lock:
+                self._holds -= 1
+                if self._holds == 0:
+                    self._held = None
 
     def wall_seconds(self, simulated_s: float) -> float:
         """Wall time that ``simulated_s`` takes (0 when the clock only moves by advance)."""
@@ -297,7 +328,9 @@ class SimServer:
                     line = raw.decode("latin-1").rstrip("\r")
                     if self.faults.take("error") is not None:
                         proto.inject_error()
-                    ok = send(proto.handle(line))
+                    with self.clock.hold():  # one line = one simulated instant
+                        replies = proto.handle(line)
+                    ok = send(replies)
                 if ok:
                     ok = send(proto.tick())
                 if not ok:

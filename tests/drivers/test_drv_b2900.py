@@ -72,6 +72,31 @@ def test_current_source_sets_level_before_mode_and_reads_meas():
     finish(t)
 
 
+def test_switch_between_two_readings_in_one_message():
+    ch, t = channel(
+        CONNECT
+        + [
+            (":SENS:VOLT:PROT 4.2", None),
+            (":SOUR:CURR 1.5e-5", None),
+            (":SOUR:FUNC:MODE CURR", None),
+            (":OUTP ON", None),
+            (":SYST:ERR:NEXT?", NOERR),
+            (
+                ":MEAS?;:SENS:VOLT:PROT 20;:SOUR:CURR 0;:MEAS?",
+                "+4.150200E+00,+1.500000E-05,+3.000000E+03;"
+                "+4.101000E+00,+0.000000E+00,+3.000001E+03",
+            ),
+            (":SYST:ERR:NEXT?", NOERR),
+        ]
+    )
+    ch.connect()
+    ch.source_current(15e-6, 4.2)
+    before, after = ch.open_circuit(read_around=True)
+    assert (before.voltage_v, before.current_a, before.time_s) == (4.1502, 1.5e-5, 3000.0)
+    assert (after.voltage_v, after.current_a, after.time_s) == (4.101, 0.0, 3000.001)
+    finish(t)
+
+
 def test_open_circuit_and_output_off():
     ch, t = channel(
         CONNECT

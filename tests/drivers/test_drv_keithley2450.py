@@ -49,7 +49,7 @@ def finish(t):
 def test_is_a_source_meter_channel():
     ch, _ = channel([])
     assert isinstance(ch, SourceMeterChannel)
-    assert ch.capabilities == frozenset({"cc", "cv", "ocv"})
+    assert ch.capabilities == frozenset({"cc", "cv", "ocv", "read_around_switch"})
 
 
 def test_connect_and_identify():
@@ -81,6 +81,58 @@ def test_charge_then_new_current_then_read():
     s = ch.read()
     assert s.current_a == -7.5e-6 and s.voltage_v == 3.801
     finish(t)
+
+
+def test_switch_between_two_readings_in_one_message():
+    # end of a charge, then a constant-voltage hold: the 2450 reads in CC (reading =
+    # voltage), switches, and reads again in CV (reading = current) in one exchange
+    switch = ";".join(
+        [
+            READ,
+            ":SOUR:FUNC VOLT",
+            ":SOUR:VOLT:RANG:AUTO ON",
+            ':SENS:FUNC "CURR"',
+            ":SENS:CURR:RANG:AUTO ON",
+            ":SOUR:VOLT:ILIM 1.5e-5",
+            ":SOUR:VOLT 4.2",
+            ":OUTP ON",
+            READ,
+        ]
+    )
+    ch, t = channel(
+        CONNECT
+        + CC_FIRST
+        + [
+            (
+                switch,
+                "4.200100E+00,1.500000E-05,3.600000E+03;1.499000E-05,4.200000E+00,3.600001E+03",
+            ),
+            (":SYST:ERR?", NOERR),
+        ]
+    )
+    ch.connect()
+    ch.source_current(15e-6, 4.2)
+    before, after = ch.source_voltage(4.2, 15e-6, read_around=True)
+    assert (before.voltage_v, before.current_a, before.time_s) == (4.2001, 1.5e-5, 3600.0)
+    assert (after.voltage_v, after.current_a, after.time_s) == (4.2, 1.499e-5, 3600.001)
+    finish(t)
+
+
+def test_switch_with_readings_garbled_reply_names_the_message():
+    ch, t = channel(
+        CONNECT
+        + CC_FIRST
+        + [
+            (
+                f"{READ};:SOUR:CURR:VLIM 4.2;:SOUR:CURR -1.5e-5;{READ}",
+                "4.2,1.5e-5,3600.0",
+            )
+        ]
+    )
+    ch.connect()
+    ch.source_current(15e-6, 4.2)
+    with pytest.raises(InstrumentError, match="keithley2450.*two readings"):
+        ch.source_current(-15e-6, 4.2, read_around=True)
 
 
 def test_constant_voltage_reads_current_from_reading_element():

@@ -60,6 +60,28 @@ def test_smu_charge_matches_model_charge(sim, driver):
     ch.close()
 
 
+@pytest.mark.parametrize("driver", ["keithley2450", "b2900"])
+def test_switch_with_readings_is_one_simulated_instant(sim, driver):
+    # real time at 1000x: the simulator answers one program message at one simulated
+    # instant, so the readings around a switch bracket it exactly
+    server = sim(driver, speedup=1000.0)
+    ch = connect(server, driver)
+    _, on = ch.source_current(15e-6, 4.2, read_around=True)
+    assert on.current_a == pytest.approx(15e-6)
+    time.sleep(0.05)
+    before, after = ch.open_circuit(read_around=True)
+    assert before.time_s == after.time_s > 10.0
+    assert before.current_a == pytest.approx(15e-6) and after.current_a == 0.0
+    assert after.voltage_v < before.voltage_v  # the ohmic drop is gone at once
+    time.sleep(0.05)
+    later = ch.read()
+    assert later.time_s > after.time_s + 10.0  # the clock caught up with the wall time
+    with server.lock:
+        (half,) = server.model.half_cycles()
+    assert half.charge_ah == pytest.approx(15e-6 * (before.time_s - on.time_s) / 3600, rel=1e-9)
+    ch.close()
+
+
 def test_smu_polarity_converts_the_instrument_sign(sim):
     server = sim("keithley2450")
     ch = connect(server, "keithley2450", polarity=-1)

@@ -7,6 +7,14 @@ Core never imports drivers: the engine finds a driver module through the
 - ``serve_simulator(*, host, port, cell, speedup, faults) -> None`` for ``cyclerflow simulate``
   (blocking; serves the instrument's real protocol on loopback TCP or a pty)
 
+Optional capability ``read_around_switch``: the channel's ``source_current``,
+``source_voltage`` and ``open_circuit`` accept ``read_around=True`` and then return
+``(before, after)``, a reading taken right before the source change and one right
+after it, by the instrument in one exchange (SCPI: ``READ?;<source commands>;READ?``).
+The engine uses it at step changes so the charge passed between the end condition's
+reading and the switch, and between the switch and the next step's first reading, is
+in the file however late the host is.
+
 Sign convention at this interface: current > 0 charges the cell. Drivers convert
 from the instrument's own sign. All values SI (A, V, s, K, Hz, Ohm).
 """
@@ -38,7 +46,8 @@ class SourceMeterChannel(Protocol):
     """A galvanostat/potentiostat channel (SMU, potentiostat or cycler channel)."""
 
     name: str
-    capabilities: frozenset[str]  # subset of {"cc", "cv", "ocv", "eis", "temperature"}
+    # subset of {"cc", "cv", "ocv", "eis", "temperature", "read_around_switch"}
+    capabilities: frozenset[str]
 
     def connect(self) -> None: ...
     def close(self) -> None: ...

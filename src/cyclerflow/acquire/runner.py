@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -191,7 +192,7 @@ class ChannelRunner:
         self.step_count = 0
         self.cycle_has_current = False
         self.step_ends: list[tuple[Pos, float]] = []
-        self._source: Callable[[], None] | None = None
+        self._source: Callable[[], object] | None = None
         self._setpoint: float | None = None
         self._break_loop = False
         self._iteration = 0
@@ -202,6 +203,12 @@ class ChannelRunner:
         # the flush interval) so their HDF5 writes do not all land at once
         self._last_push = time.monotonic() - (flush_phase % 1.0) * writer.flush_interval
         self._flush_at_first_reading = False
+        # a step's end and the next step's start are written at the switch between them
+        # (see _set_source): (run, reason, fields, (cycle, step_count, step_index), k)
+        self._pending_end: tuple | None = None
+        self._pending_start: tuple[_StepRun, str] | None = None
+        # the next step's first reading, taken by the instrument right after the switch
+        self._first_reading: tuple[Sample, float] | None = None
         self._t_offset = 0.0
         self._unix0 = time.time()
         self._anchor: tuple[float, float, float] | None = (
@@ -252,7 +259,10 @@ class ChannelRunner:
                     "note",
                     "instrument error queue at start (cleared): " + "; ".join(map(str, stale)),
                 )
-            self._run_block(self.recipe.steps, (), self._resume.pos if self._resume else None)
+            try:
+                self._run_block(self.recipe.steps, (), self._resume.pos if self._resume else None)
+            finally:
+                self._settle_open_events()
             self._safe_off()
             self._push_rows()
             self._event("note", COMPLETE_MESSAGE)
@@ -400,25 +410,43 @@ class ChannelRunner:
             self.step_count += 1
             if kind in CURRENT_KINDS:
                 self.cycle_has_current = True
-            # buffered (written with the next rows): the source command goes out first
-            self._event(
-                "step_start",
-                format_fields(
-                    pos=format_pos(pos),
-                    kind=kind,
-                    cycle=self.cycle,
-                    step_count=self.step_count,
-                    step_index=self._step_index,
-                    **extra,
-                ),
-                t=t,
-                flush=False,
+            # written at the switch (see _set_source): the source command goes out first
+            message = format_fields(
+                pos=format_pos(pos),
+                kind=kind,
+                cycle=self.cycle,
+                step_count=self.step_count,
+                step_index=self._step_index,
+                **extra,
             )
+            self._pending_start = (run, message)
         return run
 
     def _end_step(self, run: _StepRun, reason: str, **extra: object) -> None:
+        """The step is over; its step_end event is written at the switch to the next step
+        (:meth:`_set_source`), after the reading taken with that switch where the
+        instrument can (its charge belongs to this step)."""
+        self._settle_end()
         self.step_ends.append((run.pos, run.total_charge))
-        t = run.last_t if math.isfinite(run.last_t) else self.test_time()
+        ctx = (self.cycle, self.step_count, self._step_index)
+        self._pending_end = (run, reason, extra, ctx, len(self.step_ends) - 1)
+
+    def _settle_end(self, before: Sample | None = None, t: float = math.nan) -> None:
+        """Write the pending step_end (``before``: the step's last reading, taken with
+        the switch at test time ``t``)."""
+        if self._pending_end is None:
+            return
+        run, reason, extra, ctx, k = self._pending_end
+        self._pending_end = None
+        if before is not None:
+            if run.n:
+                run.charge += 0.5 * (before.current_a + run.last_i) * (t - run.last_t) / 3600.0
+            run.n += 1
+            run.last_t, run.last_i = t, before.current_a
+            self._record_row(t, before, ctx)
+            self.step_ends[k] = (run.pos, run.total_charge)
+        cycle, step_count, step_index = ctx
+        tt = run.last_t if math.isfinite(run.last_t) else self.test_time()
         self._event(
             "step_end",
             format_fields(
@@ -426,18 +454,37 @@ class ChannelRunner:
                 kind=run.kind,
                 reason=reason,
                 q_ah=run.total_charge,
-                duration_s=run.elapsed(t),
-                cycle=self.cycle,
-                step_count=self.step_count,
+                duration_s=run.elapsed(tt),
+                cycle=cycle,
+                step_count=step_count,
                 **extra,
             ),
-            t=t,
+            step=step_index,
+            t=tt,
             flush=False,
         )
         # made durable at the next step's first reading (see _poll): never between the
         # end condition and the switch, where every ms of a flush is charge the file
         # does not see
         self._flush_at_first_reading = True
+
+    def _emit_start(self, t: float | None = None) -> None:
+        """Write the pending step_start (``t``: the switch, which then starts the step)."""
+        if self._pending_start is None:
+            return
+        run, message = self._pending_start
+        self._pending_start = None
+        if t is not None:
+            run.start_t = t
+        self._event("step_start", message, t=run.start_t, flush=False)
+
+    def _settle_open_events(self) -> None:
+        """On the way out of the recipe: write what is pending (never masks an error)."""
+        try:
+            self._settle_end()
+            self._emit_start()
+        except Exception:
+            log.exception("%s: writing the last step events failed", self.result.name)
 
     def _event(
         self,
@@ -513,11 +560,49 @@ class ChannelRunner:
             f"link lost ({type(err).__name__}: {err}); not restored after {self.reconnect.attempts} attempts (last: {last})"
         )
 
-    def _set_source(self, fn: Callable[[], None]) -> None:
-        """Send a source command (re-sent after a reconnect); the error queue is read
-        after the first reading that follows it."""
-        self._source = fn
-        self._io(fn)
+    def _set_source(self, fn: Callable[..., object], *args: object) -> None:
+        """Send a source command ``fn(*args)`` (re-sent after a reconnect); the error
+        queue is read after the first reading that follows it.
+
+        At a step change on a channel with ``read_around_switch``, the instrument reads
+        right before and right after the switch in the same exchange: the reading before
+        closes the previous step (its charge up to the switch is in the file however
+        late the host reacted to the end condition), the one after is this step's first.
+        """
+        self._source = partial(fn, *args)
+        if self._pending_end is None or "read_around_switch" not in getattr(
+            self.ch, "capabilities", ()
+        ):
+            self._settle_end()
+            self._emit_start()
+            self._io(self._source)
+            return
+        t0 = self.clock.now()
+        got = self._io(partial(fn, *args, read_around=True))
+        t1 = self.clock.now()
+        try:
+            before, after = got  # type: ignore[misc]
+            if not (isinstance(before, Sample) and isinstance(after, Sample)):
+                raise TypeError
+        except (TypeError, ValueError):
+            raise InstrumentFault(
+                f"driver returned {got!r} for a switch with readings, not two Samples"
+            ) from None
+        self.result.samples_read += 2
+        if self.tc is not None:
+            temp = float(self._io(self.tc.read_temperature))
+            before = Sample(before.time_s, before.voltage_v, before.current_a, temp)
+            after = Sample(after.time_s, after.voltage_v, after.current_a, temp)
+        tb = self._sample_time(before.time_s, self._t_offset + t0, self._t_offset + t1)
+        ta = self._sample_time(after.time_s, self._t_offset + t0, self._t_offset + t1)
+        self._settle_end(before, tb)
+        breach = check_sample(self.limits, before)
+        if breach is not None:
+            self._safe_off()
+            self._push_rows()
+            raise SafetyStop(breach)
+        self._emit_start(tb)
+        self._first_reading = (after, ta)
 
     def _drain_errors(self, when: str) -> None:
         errors = self._io(self.ch.errors)
@@ -559,42 +644,48 @@ class ChannelRunner:
         if self.tc is not None:
             temp = float(self._io(self.tc.read_temperature))
             s = Sample(s.time_s, s.voltage_v, s.current_a, temp)
-        return s, self._sample_time(s.time_s, self._t_offset + 0.5 * (t0 + t1))
+        return s, self._sample_time(s.time_s, self._t_offset + t0, self._t_offset + t1)
 
-    def _sample_time(self, instrument_t: float, host_t: float) -> float:
-        """Test time of a reading: the instrument's own timestamps where they run in step
-        with the host clock (anchored to it), else the host time of the request.
+    def _sample_time(self, instrument_t: float, host_t0: float, host_t1: float) -> float:
+        """Test time of a reading taken between host test times ``host_t0`` (request
+        sent) and ``host_t1`` (reply received): the instrument's own timestamp where it
+        runs in step with the host clock (anchored to it), else the request's midpoint.
 
-        Instrument timestamps are immune to host scheduling hiccups; a timestamp that
-        goes backwards (new buffer, reconnect, restarted script) or strays more than
-        :data:`TIME_TOLERANCE_S` (x speed-up) from the host clock re-anchors.
+        Instrument timestamps are immune to host scheduling hiccups: a reading is taken
+        inside its request, so a mapped timestamp is accepted anywhere in that window
+        (however long a stall made it) plus :data:`TIME_TOLERANCE_S` (x speed-up) of
+        drift; one that goes backwards (new buffer, reconnect, restarted script) or
+        falls outside re-anchors.
         """
-        t = host_t
+        t = 0.5 * (host_t0 + host_t1)
         if math.isfinite(instrument_t):
             a = self._anchor
+            tol = TIME_TOLERANCE_S * self.clock.speedup
             if a is not None and instrument_t >= a[2]:
                 mapped = a[1] + (instrument_t - a[0])
-                if abs(mapped - host_t) <= TIME_TOLERANCE_S * self.clock.speedup:
+                if host_t0 - tol <= mapped <= host_t1 + tol:
                     t = mapped
                     self._anchor = (a[0], a[1], instrument_t)
                 else:
-                    self._anchor = (instrument_t, host_t, instrument_t)
+                    self._anchor = (instrument_t, t, instrument_t)
             else:
-                self._anchor = (instrument_t, host_t, instrument_t)
+                self._anchor = (instrument_t, t, instrument_t)
         if t <= self._last_t:
             t = self._last_t + 1e-6
         self._last_t = t
         return t
 
-    def _record_row(self, t: float, s: Sample) -> None:
+    def _record_row(self, t: float, s: Sample, ctx: tuple[int, int, int] | None = None) -> None:
+        """Buffer one row; ``ctx`` = (cycle, step_count, step_index), default: now."""
+        cycle, step_count, step_index = ctx or (self.cycle, self.step_count, self._step_index)
         r = self._rows
         r["test_time_second"].append(t)
         r["unix_time_second"].append(self._unix0 + t)
         r["voltage_volt"].append(s.voltage_v)
         r["current_ampere"].append(s.current_a)
-        r["cycle_count"].append(self.cycle)
-        r["step_count"].append(self.step_count)
-        r["step_index"].append(self._step_index)
+        r["cycle_count"].append(cycle)
+        r["step_count"].append(step_count)
+        r["step_index"].append(step_index)
         r["temperature_kelvin"].append(s.temperature_k)
 
     def _push_rows(self, flush: bool = True) -> None:
@@ -633,7 +724,13 @@ class ChannelRunner:
                 self.result.max_lateness_s = late
             if lateness is not None and run.n:
                 lateness.append(late)
-            s, t = self._read()
+            if self._first_reading is not None:
+                s, t = self._first_reading  # taken with the switch (see _set_source)
+                self._first_reading = None
+            else:
+                self._settle_end()
+                self._emit_start()
+                s, t = self._read()
             reads_here += 1
             # integrate the charge between polls (trapezoid, Ah)
             if run.n:
@@ -753,7 +850,7 @@ class ChannelRunner:
             vlim = step.voltage_limit
         else:
             vlim = self._compliance(i, step.until.voltage)
-        self._set_source(lambda: self.ch.source_current(i, vlim))
+        self._set_source(self.ch.source_current, i, vlim)
         sign = 1.0 if i > 0 else -1.0
 
         def end(run: _StepRun, s: Sample, t: float) -> str | None:
@@ -764,7 +861,7 @@ class ChannelRunner:
     def _cv(self, step: CvHold, run: _StepRun) -> str:
         ilim = step.current_limit if step.current_limit is not None else self.limits.current_max
         v = step.voltage
-        self._set_source(lambda: self.ch.source_voltage(v, ilim))
+        self._set_source(self.ch.source_voltage, v, ilim)
         return self._poll(run, self._record_of(step), self._cv_end(step.until))
 
     def _cv_end(self, until) -> Callable[[_StepRun, Sample, float], str | None]:
@@ -785,7 +882,7 @@ class ChannelRunner:
         i, v = step.current, step.voltage
         sign = 1.0 if i > 0 else -1.0
         vlim = self._compliance(i, v)
-        self._set_source(lambda: self.ch.source_current(i, vlim))
+        self._set_source(self.ch.source_current, i, vlim)
         until = step.until
 
         def cc_end(run: _StepRun, s: Sample, t: float) -> str | None:
@@ -797,7 +894,7 @@ class ChannelRunner:
         reason = self._poll(run, self._record_of(step), cc_end, charging=i > 0)
         if reason != "cv":
             return reason
-        self._set_source(lambda: self.ch.source_voltage(v, abs(i)))
+        self._set_source(self.ch.source_voltage, v, abs(i))
         n_cc = run.n
         end = self._cv_end(until)
 
@@ -904,7 +1001,7 @@ class ChannelRunner:
             if phase == "pulse":
                 run = self._start_step("gitt", pos, rest_rp, phase="pulse", n=n)
                 rest_rp = None
-                self._set_source(lambda: self.ch.source_current(i, vlim))
+                self._set_source(self.ch.source_current, i, vlim)
                 reason = self._poll(
                     run, self._record_of(step), pulse_end, charging=i > 0, max_time=step.pulse
                 )
