@@ -23,6 +23,14 @@ CONNECT = [
     (":SYST:TIME:TIM:COUN:RES", None),
     (":SYST:ERR:NEXT?", NOERR),
 ]
+# the first constant-current source after connect: levels, then the mode, then on
+CC_FIRST = [
+    (":SENS:VOLT:PROT 4.2", None),
+    (":SOUR:CURR 1.5e-5", None),
+    (":SOUR:FUNC:MODE CURR", None),
+    (":OUTP ON", None),
+    (":SYST:ERR:NEXT?", NOERR),
+]
 WRITTEN: list[str] = []
 
 
@@ -47,12 +55,8 @@ def test_connect_identify_and_type():
 def test_current_source_sets_level_before_mode_and_reads_meas():
     ch, t = channel(
         CONNECT
+        + CC_FIRST
         + [
-            (":SENS:VOLT:PROT 4.2", None),
-            (":SOUR:CURR 1.5e-5", None),
-            (":SOUR:FUNC:MODE CURR", None),
-            (":OUTP ON", None),
-            (":SYST:ERR:NEXT?", NOERR),
             (":MEAS?", "+3.912345E+00,+1.500000E-05,+1.250000E+01"),
             (":SENS:CURR:PROT 2e-5", None),
             (":SOUR:VOLT 4.2", None),
@@ -75,12 +79,8 @@ def test_current_source_sets_level_before_mode_and_reads_meas():
 def test_switch_between_two_readings_in_one_message():
     ch, t = channel(
         CONNECT
+        + CC_FIRST
         + [
-            (":SENS:VOLT:PROT 4.2", None),
-            (":SOUR:CURR 1.5e-5", None),
-            (":SOUR:FUNC:MODE CURR", None),
-            (":OUTP ON", None),
-            (":SYST:ERR:NEXT?", NOERR),
             (
                 ":MEAS?;:SENS:VOLT:PROT 20;:SOUR:CURR 0;:MEAS?",
                 "+4.150200E+00,+1.500000E-05,+3.000000E+03;"
