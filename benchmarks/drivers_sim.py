@@ -37,19 +37,29 @@ def t_offset(driver: str, server) -> float:
     )
 
 
-def charge_wall_time(driver: str, **options) -> tuple[float, float, float]:
-    """Wall seconds for a 15 µA charge to 4.2 V; (wall s, simulated s, file-vs-model charge error)."""
+def charge_wall_time(
+    driver: str, *, read_around: bool = False, **options
+) -> tuple[float, float, float, float]:
+    """Wall seconds for a 15 µA charge to 4.2 V; (wall s, simulated s, file-vs-model
+    charge error over the sampled window, charge outside the samples / whole charge).
+    ``read_around``: switch on and off with readings in the same message (SCPI SMUs)."""
     server, _ = start_simulator(driver, speedup=1000.0)
     try:
         ch = load_driver(driver).open_channel(server.resource, **options)
         ch.connect()
-        ch.source_current(15e-6, 4.2)
         t0 = time.perf_counter()
-        samples = [ch.read()]
+        if read_around:
+            samples = [ch.source_current(15e-6, 4.2, read_around=True)[1]]
+        else:
+            ch.source_current(15e-6, 4.2)
+            samples = [ch.read()]
         while samples[-1].voltage_v < 4.2 - 1e-3:
             samples.append(ch.read())
-        ch.open_circuit()
-        samples.append(ch.read())
+        if read_around:
+            samples.append(ch.open_circuit(read_around=True)[0])
+        else:
+            ch.open_circuit()
+            samples.append(ch.read())
         wall = time.perf_counter() - t0
         q = (
             sum(
@@ -97,10 +107,15 @@ def sixteen_at_once(seconds: float = 2.0) -> float:
 if __name__ == "__main__":
     for drv, opts in [("keithley2450", {}), ("b2900", {}), ("palmsens", {"interval_s": 1.0})]:
         print(f"{drv:13s} reads/s over loopback: {reads_per_second(drv, **opts):8.0f}")
-    for drv, opts in [("keithley2450", {}), ("palmsens", {"interval_s": 1.0})]:
+    for drv, opts in [
+        ("keithley2450", {}),
+        ("keithley2450", {"read_around": True}),
+        ("palmsens", {"interval_s": 1.0}),
+    ]:
         wall, sim_s, err, missed = charge_wall_time(drv, **opts)
+        how = " (readings around the switches)" if opts.get("read_around") else ""
         print(
-            f"{drv:13s} 15 µA charge to 4.2 V: {sim_s:7.0f} simulated s in {wall:5.2f} wall s "
+            f"{drv:13s} 15 µA charge to 4.2 V{how}: {sim_s:7.0f} simulated s in {wall:5.2f} wall s "
             f"(x{sim_s / wall:6.0f}); trapezoid over the samples vs model charge over the same "
             f"window: {err:.1e} relative; charge before the first/after the last sample: {missed:.1e}"
         )
