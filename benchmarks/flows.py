@@ -213,7 +213,9 @@ def flow_run(root: Path, out: Path, **kw) -> tuple[Timer, dict]:
         if threads is None
         else analyze_lab_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=threads))
     )
-    with Timer() as dt:
+    from cyclerflow.flows.runtime import embedded_run_settings
+
+    with Timer() as dt, embedded_run_settings():
         res = f(root=str(root), out=str(out), use_cache=False, report=False, **kw)
     return dt, res
 

@@ -66,18 +66,21 @@ def _check_root(root: Path) -> Path:
 def _run(fn, *args, **kwargs):
     """Call a flow; if the ephemeral server timed out on its first start (a new machine,
     a busy one), say so and try once more (the database is migrated by then)."""
-    try:
-        return fn(*args, **kwargs)
-    except RuntimeError as err:
-        if "ephemeral" not in str(err).lower() or "timed out" not in str(err).lower():
-            raise
-        typer.echo(
-            "Prefect's ephemeral server was slow to start; trying once more "
-            "(to avoid this: `prefect server database upgrade -y`, or raise "
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)",
-            err=True,
-        )
-        return fn(*args, **kwargs)
+    from cyclerflow.flows.runtime import embedded_run_settings
+
+    with embedded_run_settings():
+        try:
+            return fn(*args, **kwargs)
+        except RuntimeError as err:
+            if "ephemeral" not in str(err).lower() or "timed out" not in str(err).lower():
+                raise
+            typer.echo(
+                "Prefect's ephemeral server was slow to start; trying once more "
+                "(to avoid this: `prefect server database upgrade -y`, or raise "
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)",
+                err=True,
+            )
+            return fn(*args, **kwargs)
 
 
 def _starting_message() -> None:

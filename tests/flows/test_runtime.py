@@ -72,3 +72,25 @@ def test_a_loopback_api_is_shared_only_with_a_local_cluster():
     assert api_reachable_by_workers(local_api, "tcp://127.0.0.1:8786")
     assert not api_reachable_by_workers(local_api, "tcp://dask-sched.lab:8786")
     assert api_reachable_by_workers("http://prefect.lab:4200/api", "tcp://dask-sched.lab:8786")
+
+
+def test_heartbeats_are_off_only_without_a_server(monkeypatch):
+    """Ephemeral mode: flow-run heartbeats off (nobody outlives the process to read
+    them; each costs up to 1 s at a flow's end). A configured server keeps Prefect's."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    from cyclerflow.flows.runtime import embedded_run_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        default = PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value()
+        assert default is not None and default >= 30
+        with embedded_run_settings():
+            assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() is None
+        assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() == default
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:4200/api"}):
+        with embedded_run_settings():
+            assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() == default
