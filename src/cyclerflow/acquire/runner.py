@@ -588,13 +588,7 @@ class ChannelRunner:
             raise InstrumentFault(
                 f"driver returned {got!r} for a switch with readings, not two Samples"
             ) from None
-        self.result.samples_read += 2
-        if self.tc is not None:
-            temp = float(self._io(self.tc.read_temperature))
-            before = Sample(before.time_s, before.voltage_v, before.current_a, temp)
-            after = Sample(after.time_s, after.voltage_v, after.current_a, temp)
-        tb = self._sample_time(before.time_s, self._t_offset + t0, self._t_offset + t1)
-        ta = self._sample_time(after.time_s, self._t_offset + t0, self._t_offset + t1)
+        (before, tb), (after, ta) = self._stamp((before, after), t0, t1)
         self._settle_end(before, tb)
         breach = check_sample(self.limits, before)
         if breach is not None:
@@ -633,18 +627,26 @@ class ChannelRunner:
 
     # -- sampling -------------------------------------------------------------------------
     def _read(self) -> tuple[Sample, float]:
-        """One reading and its test time (midpoint of the request)."""
+        """One reading and its test time (see :meth:`_sample_time`)."""
         t0 = self.clock.now()
         s = self._io(self.ch.read)
         t1 = self.clock.now()
         if not isinstance(s, Sample):
             raise InstrumentFault(f"driver returned {type(s).__name__}, not a Sample")
-        self.result.samples_read += 1
-        temp = s.temperature_k
+        ((s, t),) = self._stamp((s,), t0, t1)
+        return s, t
+
+    def _stamp(
+        self, samples: tuple[Sample, ...], t0: float, t1: float
+    ) -> list[tuple[Sample, float]]:
+        """Readings taken in one request (clock times ``t0`` .. ``t1``) with their test
+        times and, with a temperature controller, its temperature (read once)."""
+        self.result.samples_read += len(samples)
         if self.tc is not None:
             temp = float(self._io(self.tc.read_temperature))
-            s = Sample(s.time_s, s.voltage_v, s.current_a, temp)
-        return s, self._sample_time(s.time_s, self._t_offset + t0, self._t_offset + t1)
+            samples = tuple(Sample(s.time_s, s.voltage_v, s.current_a, temp) for s in samples)
+        h0, h1 = self._t_offset + t0, self._t_offset + t1
+        return [(s, self._sample_time(s.time_s, h0, h1)) for s in samples]
 
     def _sample_time(self, instrument_t: float, host_t0: float, host_t1: float) -> float:
         """Test time of a reading taken between host test times ``host_t0`` (request
