@@ -41,6 +41,66 @@ class Sample:
     temperature_k: float = float("nan")
 
 
+@dataclass(frozen=True, slots=True)
+class StepGuard:
+    """Limits the instrument itself must hold during one step, without the host (SI).
+
+    ``voltage_min_v``/``voltage_max_v``: the cell voltage window (the step's own end
+    voltage where it has one, else the recipe's safety limits); ``current_max_a``: a
+    magnitude. ``None`` means no limit of that kind. When the instrument sees a reading
+    outside the window it stops sourcing by itself (output off, or zero current).
+    """
+
+    voltage_min_v: float | None = None
+    voltage_max_v: float | None = None
+    current_max_a: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What an instrument reports about its source when the host (re)connects.
+
+    ``mode``: "current", "voltage", "open_circuit" or "off"; ``setpoint``: A or V (signed,
+    current > 0 charges); ``tripped``: the instrument stopped the step itself (a guard
+    limit was reached) since it was programmed; ``charge_ah``: the instrument's own charge
+    counter since the last source change, where it has one (else ``None``).
+    """
+
+    output_on: bool
+    mode: str
+    setpoint: float
+    reading: Sample | None = None
+    tripped: bool = False
+    charge_ah: float | None = None
+
+
+@runtime_checkable
+class GuardedSource(Protocol):
+    """Capability: the instrument holds a :class:`StepGuard` itself (second line of safety).
+
+    ``guarded_modes`` is the subset of {"cc", "cv", "ocv"} whose guard the instrument
+    holds without the host; ``source_current``/``source_voltage``/``open_circuit`` accept
+    ``guard=StepGuard(...)`` and program it with the source change.
+    """
+
+    guarded_modes: frozenset[str]
+
+    def source_state(self) -> SourceState:
+        """Read back output state, mode, set point and a reading (on reconnect)."""
+
+
+@runtime_checkable
+class ReportsClock(Protocol):
+    """Capability: the instrument says how fast its clock runs relative to real time.
+
+    ``clock_rate()`` is 1.0 for a real instrument and the speed-up for a simulator (the
+    simulators answer it from their identification string or a query); the engine uses it
+    for the time axis and stops a run whose timestamps disagree with it by more than 1 %.
+    """
+
+    def clock_rate(self) -> float: ...
+
+
 @runtime_checkable
 class SourceMeterChannel(Protocol):
     """A galvanostat/potentiostat channel (SMU, potentiostat or cycler channel)."""
