@@ -183,12 +183,18 @@ def test_mpr_bad_inputs(shared_data: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"unsupported VMP data module version 99") as e:
         biologic_mpr.read(p)
     assert "byte" in str(e.value)
-    # unknown column id
+    # one unknown column id: kept, width from the module size; two: refused
     bad = bytearray(good)
     struct.pack_into("<H", bad, data_at + 16 + 5, 9999)
     p.write_bytes(bytes(bad))
-    with pytest.raises(InputError, match=r"unknown column id 9999"):
+    with pytest.warns(biologic_mpr.UnknownColumnWarning, match=r"unknown column id 9999"):
+        cols = biologic_mpr.parse_mpr(p).columns
+    assert cols["vendor_col_9999"].dtype == np.dtype("<f4")
+    struct.pack_into("<H", bad, data_at + 16 + 7, 9998)
+    p.write_bytes(bytes(bad))
+    with pytest.raises(InputError, match=r"unknown column ids \[9999, 9998\]") as e:
         biologic_mpr.read(p)
+    assert str(p) in str(e.value)
 
 
 def test_mpt_bad_inputs(shared_data: Path, tmp_path: Path) -> None:

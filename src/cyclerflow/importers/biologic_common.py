@@ -27,86 +27,8 @@ from typing import Any
 import numpy as np
 
 from cyclerflow.errors import InputError
+from cyclerflow.importers.biologic_columns import FLAG_COLUMNS
 from cyclerflow.importers.common import Imported
-
-#: one-bit/two-bit flag columns packed into the first byte of each .mpr record:
-#: id -> (name, bit mask)
-FLAG_COLUMNS: dict[int, tuple[str, int]] = {
-    1: ("mode", 0x03),
-    2: ("ox/red", 0x04),
-    3: ("error", 0x08),
-    21: ("control changes", 0x10),
-    31: ("Ns changes", 0x20),
-    65: ("counter inc.", 0x80),
-}
-
-#: .mpr column id -> (name as in the EC-Lab text export, little-endian numpy dtype).
-#: Ids met in the shared vendor files (checked against EC-Lab's own export) and the
-#: other common ones of the VMP data module.
-DATA_COLUMNS: dict[int, tuple[str, str]] = {
-    4: ("time/s", "<f8"),
-    5: ("control/V/mA", "<f4"),
-    6: ("Ewe/V", "<f4"),
-    7: ("dq/mA.h", "<f8"),
-    8: ("I/mA", "<f4"),
-    9: ("Ece/V", "<f4"),
-    11: ("<I>/mA", "<f8"),
-    13: ("(Q-Qo)/mA.h", "<f8"),
-    16: ("Analog IN 1/V", "<f4"),
-    19: ("control/V", "<f4"),
-    20: ("control/mA", "<f4"),
-    23: ("dQ/mA.h", "<f8"),
-    24: ("cycle number", "<f8"),
-    26: ("Rapp/Ohm", "<f4"),
-    27: ("Ewe-Ece/V", "<f4"),
-    32: ("freq/Hz", "<f4"),
-    33: ("|Ewe|/V", "<f4"),
-    34: ("|I|/A", "<f4"),
-    35: ("Phase(Z)/deg", "<f4"),
-    36: ("|Z|/Ohm", "<f4"),
-    37: ("Re(Z)/Ohm", "<f4"),
-    38: ("-Im(Z)/Ohm", "<f4"),
-    39: ("I Range", "<u2"),
-    69: ("R/Ohm", "<f4"),
-    70: ("P/W", "<f4"),
-    74: ("|Energy|/W.h", "<f8"),
-    75: ("Analog OUT/V", "<f4"),
-    76: ("<I>/mA", "<f4"),
-    77: ("<Ewe>/V", "<f4"),
-    78: ("Cs-2/µF-2", "<f4"),
-    96: ("|Ece|/V", "<f4"),
-    98: ("Phase(Zce)/deg", "<f4"),
-    99: ("|Zce|/Ohm", "<f4"),
-    100: ("Re(Zce)/Ohm", "<f4"),
-    101: ("-Im(Zce)/Ohm", "<f4"),
-    123: ("Energy charge/W.h", "<f8"),
-    124: ("Energy discharge/W.h", "<f8"),
-    125: ("Capacitance charge/µF", "<f8"),
-    126: ("Capacitance discharge/µF", "<f8"),
-    131: ("Ns", "<u2"),
-    163: ("|Estack|/V", "<f4"),
-    168: ("Rcmp/Ohm", "<f4"),
-    169: ("Cs/µF", "<f4"),
-    172: ("Cp/µF", "<f4"),
-    173: ("Cp-2/µF-2", "<f4"),
-    174: ("<Ewe>/V", "<f4"),
-    178: ("(Q-Qo)/C", "<f4"),
-    179: ("dQ/C", "<f4"),
-    211: ("Q charge/discharge/mA.h", "<f8"),
-    212: ("half cycle", "<u4"),
-    213: ("z cycle", "<u4"),
-    430: ("Phase(Zwe-ce)/deg", "<f4"),
-    431: ("|Zwe-ce|/Ohm", "<f4"),
-    432: ("Re(Zwe-ce)/Ohm", "<f4"),
-    433: ("-Im(Zwe-ce)/Ohm", "<f4"),
-    438: ("step time/s", "<f8"),
-    441: ("<Ecv>/V", "<f4"),
-    462: ("Temperature/°C", "<f4"),
-    467: ("Q charge/discharge/mA.h", "<f8"),
-    468: ("half cycle", "<u4"),
-    469: ("z cycle", "<u4"),
-    471: ("<Ece>/V", "<f4"),
-}
 
 #: technique byte of the settings module -> EC-Lab short name (the ones seen in real files)
 TECHNIQUES: dict[int, str] = {0x04: "GCPL", 0x1D: "PEIS", 0x7F: "MB"}

@@ -23,19 +23,22 @@ Layout (all little-endian):
 from __future__ import annotations
 
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cyclerflow.errors import InputError
-from cyclerflow.importers.biologic_common import (
+from cyclerflow.importers.biologic_columns import (
     DATA_COLUMNS,
     FLAG_COLUMNS,
-    TECHNIQUES,
-    ole_to_unix,
-    table_to_imported,
+    WIDTH_ONLY,
+    Layout,
+    LayoutError,
+    record_layout,
 )
+from cyclerflow.importers.biologic_common import TECHNIQUES, ole_to_unix, table_to_imported
 from cyclerflow.importers.common import Imported
 
 FORMAT = "biologic-mpr"
@@ -60,6 +63,10 @@ LOG_STRINGS = {
 }
 
 
+class UnknownColumnWarning(UserWarning):
+    """An unknown column id was kept as ``vendor_col_<id>`` (width from the module size)."""
+
+
 @dataclass
 class Module:
     """One module of an .mpr file."""
@@ -82,6 +89,7 @@ class MprFile:
     technique: str
     start_unix: float | None
     log_info: dict[str, str] = field(default_factory=dict)
+    inferred_ids: list[int] = field(default_factory=list)  # unknown ids kept as vendor_col_<id>
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -141,32 +149,36 @@ def read_modules(path: Path, buf: bytes) -> list[Module]:
     return modules
 
 
-def _record_dtype(path: Path, ids: list[int], offset: int) -> tuple[np.dtype, list[str]]:
-    """Packed record dtype for the column ids (flags byte first)."""
-    fields: list[tuple[str, str]] = []
-    flags: list[str] = []
-    seen: set[str] = set()
-    for cid in ids:
-        if cid in FLAG_COLUMNS:
-            flags.append(FLAG_COLUMNS[cid][0])
-            continue
-        if cid not in DATA_COLUMNS:
-            raise _err(
-                path,
-                f"unknown column id {cid} in the data module (this reader knows {len(DATA_COLUMNS)} ids)",
-                offset,
-            )
-        name, dt = DATA_COLUMNS[cid]
-        if name in seen:
-            name = f"{name} ({cid})"
-        seen.add(name)
-        fields.append((name, dt))
-    if flags:
-        fields.insert(0, ("__flags__", "u1"))
-    return np.dtype(fields), flags
+def _record_size(n_points: int, have: int) -> int | None:
+    """Bytes per record when the records fill the module exactly, else None."""
+    if n_points and have % n_points == 0:
+        return have // n_points
+    return None
 
 
-def _parse_data(path: Path, mod: Module) -> tuple[dict[str, np.ndarray], list[int]]:
+def _layout(path: Path, ids: list[int], n_points: int, have: int, at: int) -> Layout:
+    """Record layout of the data module; unknown ids get their width from the size."""
+    size = _record_size(n_points, have)
+    try:
+        layout = record_layout(ids, size)
+    except LayoutError as err:
+        if size is None or not _all_known(ids):
+            raise _err(path, f"data module: {err}", at) from None
+        layout = record_layout(ids, None)  # records do not fill the module: checked below
+    for cid, width in layout.inferred:
+        msg = (
+            f"{WHAT}: unknown column id {cid} in the data module of {path}; its width "
+            f"({width} bytes) was found from the module size, kept as 'vendor_col_{cid}'"
+        )
+        warnings.warn(msg, UnknownColumnWarning, stacklevel=3)
+    return layout
+
+
+def _all_known(ids: list[int]) -> bool:
+    return all(c in FLAG_COLUMNS or c in DATA_COLUMNS or c in WIDTH_ONLY for c in ids)
+
+
+def _parse_data(path: Path, mod: Module) -> tuple[dict[str, np.ndarray], list[int], Layout]:
     d, base = mod.data, mod.offset
     if mod.version not in DATA_LAYOUTS:
         raise _err(
@@ -185,20 +197,25 @@ def _parse_data(path: Path, mod: Module) -> tuple[dict[str, np.ndarray], list[in
     if len(d) < data_off:
         raise _err(path, "data module ends before its first record", base + len(d))
     ids = list(struct.unpack_from(f"<{n_cols}H", d, ids_at))
-    dtype, flags = _record_dtype(path, ids, base + ids_at)
-    need = n_points * dtype.itemsize
     have = len(d) - data_off
+    layout = _layout(path, ids, n_points, have, base + ids_at)
+    need = n_points * layout.dtype.itemsize
     if have < need:
         raise _err(
             path,
-            f"data module holds {have} bytes of records, {n_points} points x {dtype.itemsize} bytes need {need}",
+            f"data module holds {have} bytes of records, {n_points} points x "
+            f"{layout.dtype.itemsize} bytes need {need}",
             base + data_off,
         )
-    rec = np.frombuffer(d, dtype=dtype, count=n_points, offset=data_off)
-    # columns are strided views into the file's bytes, in their stored dtype (no copy);
-    # flag columns are unpacked from the flags byte
+    rec = np.frombuffer(d, dtype=layout.dtype, count=n_points, offset=data_off)
+    return _columns(rec, ids, layout), ids, layout
+
+
+def _columns(rec: np.ndarray, ids: list[int], layout: Layout) -> dict[str, np.ndarray]:
+    """Columns in id order: strided views into the file's bytes (stored dtype, no copy);
+    flag columns unpacked from the flags byte."""
     ordered: dict[str, np.ndarray] = {}
-    names = iter(n for n in dtype.names if n != "__flags__")
+    names = iter(layout.names)
     for cid in ids:
         if cid in FLAG_COLUMNS:
             name, mask = FLAG_COLUMNS[cid]
@@ -207,7 +224,7 @@ def _parse_data(path: Path, mod: Module) -> tuple[dict[str, np.ndarray], list[in
         else:
             name = next(names)
             ordered[name] = rec[name]
-    return ordered, ids
+    return ordered
 
 
 def parse_mpr(path: str | Path) -> MprFile:
@@ -227,7 +244,7 @@ def parse_mpr(path: str | Path) -> MprFile:
         raise InputError(
             f"{WHAT}: no 'VMP data' module (modules: {[m.short_name for m in modules]})", path=path
         )
-    columns, ids = _parse_data(path, by_name["VMP data"])
+    columns, ids, layout = _parse_data(path, by_name["VMP data"])
     technique = "unknown"
     settings = by_name.get("VMP Set")
     if settings is not None and settings.data:
@@ -239,7 +256,9 @@ def parse_mpr(path: str | Path) -> MprFile:
         days = struct.unpack_from("<d", log.data, LOG_START_OFFSET)[0]
         if np.isfinite(days) and 1.0 < days < 2958465.0:  # year 1900 .. 9999
             start = ole_to_unix(days)
-    return MprFile(modules, columns, ids, technique, start, _log_info(log))
+    return MprFile(
+        modules, columns, ids, technique, start, _log_info(log), [c for c, _ in layout.inferred]
+    )
 
 
 def _log_info(log: Module | None) -> dict[str, str]:
@@ -272,6 +291,10 @@ def header_text(mpr: MprFile) -> str:
         )
     lines.append("Column ids : " + ", ".join(str(i) for i in mpr.column_ids))
     lines.append("Columns : " + "\t".join(mpr.columns))
+    for cid in mpr.inferred_ids:
+        lines.append(
+            f"Warning : unknown column id {cid} kept as vendor_col_{cid} (width from module size)"
+        )
     return "\n".join(lines)
 
 
