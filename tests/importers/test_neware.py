@@ -15,12 +15,14 @@ from hypothesis import strategies as st
 from cyclerflow.errors import InputError
 from cyclerflow.importers import detect, neware_ndax
 
-NDAX = "cellpy/20260302_IFE_BTS85_2_9_8_1.ndax"
+ROOT = Path(__file__).resolve().parents[2]
+#: MIT (cellpy), kept in the repository: fixtures/vendor/manifest.csv
+NDAX_PATH = ROOT / "fixtures" / "vendor" / "neware" / "20260302_IFE_BTS85_2_9_8_1.ndax"
 
 
 @pytest.fixture(scope="module")
-def ndax(shared_data: Path) -> dict:
-    return neware_ndax.read(shared_data / NDAX)
+def ndax() -> dict:
+    return neware_ndax.read(NDAX_PATH)
 
 
 def test_rows_time_and_numbering(ndax: dict) -> None:
@@ -86,17 +88,17 @@ def test_capacity_and_energy_from_integration(ndax: dict) -> None:
     assert checked == 3
 
 
-def test_detect(shared_data: Path) -> None:
-    assert detect(shared_data / NDAX) is neware_ndax
+def test_detect() -> None:
+    assert detect(NDAX_PATH) is neware_ndax
 
 
-def test_bad_inputs(shared_data: Path, tmp_path: Path) -> None:
-    good = (shared_data / NDAX).read_bytes()
+def test_bad_inputs(tmp_path: Path) -> None:
+    good = (NDAX_PATH).read_bytes()
     p = tmp_path / "x.ndax"
     for data, words in [
         (b"", "empty"),
         (good[: len(good) // 2], "not a valid zip"),
-        ((shared_data / "biologic" / "peis.mpr").read_bytes(), "not a valid zip"),
+        (b"BIO-LOGIC MODULAR FILE\x1a" + bytes(100), "not a valid zip"),
     ]:
         p.write_bytes(data)
         with pytest.raises(InputError) as e:
@@ -108,7 +110,7 @@ def test_bad_inputs(shared_data: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no 'data.ndc'"):
         neware_ndax.read(p)
     # a damaged member (CRC) is named with its offset
-    with zipfile.ZipFile(shared_data / NDAX) as z:
+    with zipfile.ZipFile(NDAX_PATH) as z:
         info = z.getinfo("data.ndc")
     bad = bytearray(good)
     bad[info.header_offset + 30 + len(info.filename) + 1000] ^= 0xFF
@@ -124,8 +126,8 @@ def test_bad_inputs(shared_data: Path, tmp_path: Path) -> None:
 @given(
     cut=st.floats(0, 1), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=3)
 )
-def test_ndax_fuzz(shared_data: Path, tmp_path: Path, cut: float, flips: list) -> None:
-    data = bytearray((shared_data / NDAX).read_bytes())
+def test_ndax_fuzz(tmp_path: Path, cut: float, flips: list) -> None:
+    data = bytearray((NDAX_PATH).read_bytes())
     for pos, x in flips:
         data[int(pos * (len(data) - 1))] ^= x
     if cut < 0.5:
@@ -138,10 +140,10 @@ def test_ndax_fuzz(shared_data: Path, tmp_path: Path, cut: float, flips: list) -
         assert str(p) in str(e)
 
 
-def test_cli_import_corrupt_leaves_no_file(shared_data: Path, tmp_path: Path) -> None:
+def test_cli_import_corrupt_leaves_no_file(tmp_path: Path) -> None:
     from cyclerflow.cli import main
 
-    good = (shared_data / NDAX).read_bytes()
+    good = (NDAX_PATH).read_bytes()
     src = tmp_path / "cut.ndax"
     src.write_bytes(good[:-100])
     out = tmp_path / "out.h5"

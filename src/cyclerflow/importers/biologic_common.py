@@ -21,6 +21,7 @@ Conventions (see docs/importers-biologic-neware.md):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,215 @@ def _split_spectra(freq: np.ndarray, keys: list[np.ndarray]) -> list[np.ndarray]
     return groups
 
 
+@dataclass(frozen=True)
+class _Counters:
+    """EC-Lab's cycle and sequence numbers of each row (None when the table has none)."""
+
+    vcyc: np.ndarray | None
+    ns: np.ndarray | None
+
+
+def _f8(table: Mapping[str, np.ndarray], name: str, scale: float = 1.0) -> np.ndarray:
+    """A column as float64 in one pass (scaled when ``scale`` != 1)."""
+    v = np.asarray(table[name], dtype="f8")
+    return v * scale if scale != 1.0 else v
+
+
+def _current(
+    path: Path, table: Mapping[str, np.ndarray], t: np.ndarray
+) -> tuple[np.ndarray | None, dict[str, str]]:
+    """Current in A and its column attributes, from the first source the table has.
+
+    Order: ``I/mA`` (instantaneous), ``<I>/mA`` (mean over the interval ending at the
+    record), then the charge counters ``dq/mA.h`` (charge since the previous record)
+    and ``(Q-Qo)/mA.h`` (running charge), both as the interval mean dQ/dt.
+    """
+    if "I/mA" in table:
+        return _f8(table, "I/mA", 1e-3), {"sampling": "instantaneous"}
+    if "<I>/mA" in table:
+        return _f8(table, "<I>/mA", 1e-3), {"sampling": "interval_mean"}
+    if "dq/mA.h" in table:
+        return current_from_dq(table["dq/mA.h"], t), {"sampling": "interval_mean"}
+    if "(Q-Qo)/mA.h" in table:
+        back = np.flatnonzero(np.diff(t) <= 0)
+        if len(back):
+            raise InputError(
+                "no current column, and the current cannot be derived from the charge "
+                f"counter (Q-Qo)/mA.h: time does not increase ({t[back[0]]!r} -> {t[back[0] + 1]!r})",
+                path=path,
+                where=f"record {int(back[0]) + 2}",
+            )
+        dq = np.diff(_f8(table, "(Q-Qo)/mA.h"))
+        cur = np.concatenate([[0.0], dq * 3.6 / np.diff(t)])
+        attrs = {"sampling": "interval_mean", "derived_from": "(Q-Qo)/mA.h"}
+        return cur, attrs
+    return None, {}
+
+
+def _counters(
+    path: Path, table: Mapping[str, np.ndarray], row_word: str, first_row: int
+) -> _Counters:
+    """EC-Lab cycle number (or half cycle // 2) and Ns, as int64."""
+    if "cycle number" in table:
+        vcyc = _as_int(path, "cycle number", table["cycle number"], row_word, first_row)
+    elif "half cycle" in table:
+        vcyc = _as_int(path, "half cycle", table["half cycle"], row_word, first_row) // 2
+    else:
+        vcyc = None
+    ns = _as_int(path, "Ns", table["Ns"], row_word, first_row) if "Ns" in table else None
+    return _Counters(vcyc, ns)
+
+
+def _counter_columns(c: _Counters, n: int) -> dict[str, np.ndarray]:
+    """BDF cycle/step columns and the vendor's numbers."""
+    out: dict[str, np.ndarray] = {}
+    if c.vcyc is not None:
+        first_cycle = int(c.vcyc.min()) if len(c.vcyc) else 0
+        out["cycle_count"] = c.vcyc - first_cycle + 1
+        out["vendor_cycle_index"] = c.vcyc
+    if c.ns is not None:
+        out["vendor_step_index"] = c.ns
+        out["step_index"] = c.ns
+        change = np.zeros(n, dtype="i8")
+        change[1:] = c.ns[1:] != c.ns[:-1]
+        out["step_count"] = 1 + np.cumsum(change)
+    return out
+
+
+def _capacity_energy(table: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Charge/discharge capacity (A h), energy (W h) and temperature (K) columns."""
+    out: dict[str, np.ndarray] = {}
+    if "Q charge/mA.h" in table and "Q discharge/mA.h" in table:
+        out["charge_capacity_ampere_hour"] = _f8(table, "Q charge/mA.h", 1e-3)
+        out["discharge_capacity_ampere_hour"] = _f8(table, "Q discharge/mA.h", 1e-3)
+    elif "Q charge/discharge/mA.h" in table:
+        q = _f8(table, "Q charge/discharge/mA.h", 1e-3)
+        out["charge_capacity_ampere_hour"] = np.where(q > 0, q, 0.0)
+        out["discharge_capacity_ampere_hour"] = np.where(q < 0, -q, 0.0)
+    if "Energy charge/W.h" in table and "Energy discharge/W.h" in table:
+        out["charge_energy_watt_hour"] = _f8(table, "Energy charge/W.h")
+        out["discharge_energy_watt_hour"] = _f8(table, "Energy discharge/W.h")
+    if "Temperature/°C" in table:
+        out["temperature_kelvin"] = _f8(table, "Temperature/°C") + 273.15
+    return out
+
+
+def _extra_columns(
+    table: Mapping[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Non-BDF columns kept (EXTRA_COLUMNS) and their units."""
+    cols: dict[str, np.ndarray] = {}
+    units: dict[str, str] = {}
+    for name, (ours, scale, unit) in EXTRA_COLUMNS.items():
+        if name in table:
+            v = np.asarray(table[name])
+            cols[ours] = v.astype("i8") if unit == "1" else _f8(table, name, scale)
+            units[ours] = unit
+    return cols, units
+
+
+def _cycling_columns(
+    path: Path,
+    table: Mapping[str, np.ndarray],
+    t: np.ndarray,
+    start_unix: float | None,
+    counters: _Counters,
+) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, dict[str, str]]]:
+    """All per-row columns in BDF names/SI, their units and column attributes."""
+    cyc: dict[str, np.ndarray] = {"test_time_second": t}
+    if start_unix is not None:
+        cyc["unix_time_second"] = start_unix + t
+    for name in ("Ewe/V", "<Ewe>/V"):
+        if name in table:
+            cyc["voltage_volt"] = _f8(table, name)
+            break
+    column_attrs: dict[str, dict[str, str]] = {}
+    current, attrs = _current(path, table, t)
+    if current is not None:
+        cyc["current_ampere"] = current
+        column_attrs["current_ampere"] = attrs
+    cyc.update(_counter_columns(counters, len(t)))
+    cyc.update(_capacity_energy(table))
+    extra, units = _extra_columns(table)
+    cyc.update(extra)
+    return cyc, units, column_attrs
+
+
+def _impedance(path: Path, table: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Re(Z), Im(Z) in ohm (Im < 0 capacitive) from Re/-Im or |Z|/Phase."""
+    if "Re(Z)/Ohm" in table and "-Im(Z)/Ohm" in table:
+        return _f8(table, "Re(Z)/Ohm"), -_f8(table, "-Im(Z)/Ohm")
+    if "|Z|/Ohm" in table and "Phase(Z)/deg" in table:
+        mag = _f8(table, "|Z|/Ohm")
+        ph = np.deg2rad(_f8(table, "Phase(Z)/deg"))
+        return mag * np.cos(ph), mag * np.sin(ph)
+    raise InputError("impedance rows without Re(Z)/-Im(Z) or |Z|/Phase(Z)", path=path)
+
+
+@dataclass(frozen=True)
+class _SpectrumContext:
+    """What every spectrum of one table shares."""
+
+    technique: str
+    start_unix: float | None
+    step_techniques: Mapping[int, str]
+
+
+def _spectrum(
+    rows: np.ndarray,
+    number: int,
+    z: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cyc: Mapping[str, np.ndarray],
+    ctx: _SpectrumContext,
+) -> dict[str, Any]:
+    """One spectrum (rows of the table) with its attributes."""
+    freq, re, im = z
+    t0 = float(cyc["test_time_second"][rows[0]])
+    sp: dict[str, Any] = {
+        "spectrum_id": number,
+        "frequency_hertz": freq[rows],
+        "real_impedance_ohm": re[rows],
+        "imaginary_impedance_ohm": im[rows],
+        "technique": ctx.technique,
+        "test_time_second": t0,
+    }
+    if ctx.start_unix is not None:
+        sp["unix_time_second"] = float(ctx.start_unix + t0)
+    if "cycle_count" in cyc:
+        sp["cycle_count"] = int(cyc["cycle_count"][rows[0]])
+    if "vendor_step_index" in cyc:
+        ns0 = int(cyc["vendor_step_index"][rows[0]])
+        sp["vendor_step_index"] = ns0
+        sp["technique"] = ctx.step_techniques.get(ns0, ctx.technique)
+    if "voltage_volt" in cyc:
+        sp["dc_level"] = float(np.mean(cyc["voltage_volt"][rows]))
+    return sp
+
+
+def _spectra(
+    path: Path,
+    table: Mapping[str, np.ndarray],
+    cyc: Mapping[str, np.ndarray],
+    counters: _Counters,
+    ctx: _SpectrumContext,
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Impedance rows split into spectra, and the mask of the rows they use."""
+    n = len(cyc["test_time_second"])
+    eis_rows = np.zeros(n, dtype=bool)
+    if "freq/Hz" not in table:
+        return [], eis_rows
+    freq = _f8(table, "freq/Hz")
+    re, im = _impedance(path, table)
+    keys = [k for k in (counters.vcyc, counters.ns) if k is not None]
+    if "z cycle" in table:
+        keys.append(np.asarray(table["z cycle"]))
+    spectra = []
+    for rows in _split_spectra(freq, keys):
+        eis_rows[rows] = True
+        spectra.append(_spectrum(rows, len(spectra) + 1, (freq, re, im), cyc, ctx))
+    return spectra, eis_rows
+
+
 def table_to_imported(
     path: str | Path,
     table: Mapping[str, np.ndarray],
@@ -151,109 +361,13 @@ def table_to_imported(
     ``step_techniques``: Ns -> technique (Modulo Bat sequences), for spectrum attributes.
     """
     path = Path(path)
-    n = len(next(iter(table.values()))) if table else 0
-    t = np.asarray(table["time/s"], dtype="f8") if "time/s" in table else None
-    if t is None:
+    if "time/s" not in table:
         raise InputError("no 'time/s' column", path=path)
-
-    # --- columns common to all rows -----------------------------------------------
-    cyc: dict[str, np.ndarray] = {"test_time_second": t}
-    if start_unix is not None:
-        cyc["unix_time_second"] = start_unix + t
-    for name in ("Ewe/V", "<Ewe>/V"):
-        if name in table:
-            cyc["voltage_volt"] = np.asarray(table[name], dtype="f8")
-            break
-    column_attrs: dict[str, dict[str, str]] = {}
-    for name in ("I/mA", "<I>/mA"):
-        if name in table:
-            cyc["current_ampere"] = np.asarray(table[name], dtype="f8") * 1e-3
-            # <I> is the mean over the interval ending at the record (docs/cycling.md)
-            sampling = "interval_mean" if name == "<I>/mA" else "instantaneous"
-            column_attrs["current_ampere"] = {"sampling": sampling}
-            break
-    else:
-        if "dq/mA.h" in table:
-            cyc["current_ampere"] = current_from_dq(table["dq/mA.h"], t)
-    if "cycle number" in table:
-        vcyc = _as_int(path, "cycle number", table["cycle number"], row_word, first_row)
-    elif "half cycle" in table:
-        vcyc = _as_int(path, "half cycle", table["half cycle"], row_word, first_row) // 2
-    else:
-        vcyc = None
-    if vcyc is not None:
-        first_cycle = int(vcyc.min()) if len(vcyc) else 0
-        cyc["cycle_count"] = vcyc - first_cycle + 1
-        cyc["vendor_cycle_index"] = vcyc
-    if "Ns" in table:
-        ns = _as_int(path, "Ns", table["Ns"], row_word, first_row)
-        cyc["vendor_step_index"] = ns
-        cyc["step_index"] = ns
-        change = np.zeros(n, dtype="i8")
-        change[1:] = ns[1:] != ns[:-1]
-        cyc["step_count"] = 1 + np.cumsum(change)
-    else:
-        ns = None
-    if "Q charge/mA.h" in table and "Q discharge/mA.h" in table:
-        cyc["charge_capacity_ampere_hour"] = np.asarray(table["Q charge/mA.h"], dtype="f8") * 1e-3
-        cyc["discharge_capacity_ampere_hour"] = (
-            np.asarray(table["Q discharge/mA.h"], dtype="f8") * 1e-3
-        )
-    elif "Q charge/discharge/mA.h" in table:
-        q = np.asarray(table["Q charge/discharge/mA.h"], dtype="f8") * 1e-3
-        cyc["charge_capacity_ampere_hour"] = np.where(q > 0, q, 0.0)
-        cyc["discharge_capacity_ampere_hour"] = np.where(q < 0, -q, 0.0)
-    if "Energy charge/W.h" in table and "Energy discharge/W.h" in table:
-        cyc["charge_energy_watt_hour"] = np.asarray(table["Energy charge/W.h"], dtype="f8")
-        cyc["discharge_energy_watt_hour"] = np.asarray(table["Energy discharge/W.h"], dtype="f8")
-    if "Temperature/°C" in table:
-        cyc["temperature_kelvin"] = np.asarray(table["Temperature/°C"], dtype="f8") + 273.15
-    units: dict[str, str] = {}
-    for name, (ours, scale, unit) in EXTRA_COLUMNS.items():
-        if name in table:
-            v = np.asarray(table[name])
-            cyc[ours] = v.astype("i8") if unit == "1" else v.astype("f8") * scale
-            units[ours] = unit
-
-    # --- impedance rows -> spectra ---------------------------------------------------
-    spectra: list[dict[str, Any]] = []
-    eis_rows = np.zeros(n, dtype=bool)
-    if "freq/Hz" in table:
-        freq = np.asarray(table["freq/Hz"], dtype="f8")
-        if "Re(Z)/Ohm" in table and "-Im(Z)/Ohm" in table:
-            re = np.asarray(table["Re(Z)/Ohm"], dtype="f8")
-            im = -np.asarray(table["-Im(Z)/Ohm"], dtype="f8")
-        elif "|Z|/Ohm" in table and "Phase(Z)/deg" in table:
-            mag = np.asarray(table["|Z|/Ohm"], dtype="f8")
-            ph = np.deg2rad(np.asarray(table["Phase(Z)/deg"], dtype="f8"))
-            re, im = mag * np.cos(ph), mag * np.sin(ph)
-        else:
-            raise InputError("impedance rows without Re(Z)/-Im(Z) or |Z|/Phase(Z)", path=path)
-        keys = [k for k in (vcyc, ns) if k is not None]
-        if "z cycle" in table:
-            keys.append(np.asarray(table["z cycle"]))
-        for rows in _split_spectra(freq, keys):
-            eis_rows[rows] = True
-            sp: dict[str, Any] = {
-                "spectrum_id": len(spectra) + 1,
-                "frequency_hertz": freq[rows],
-                "real_impedance_ohm": re[rows],
-                "imaginary_impedance_ohm": im[rows],
-                "technique": technique,
-                "test_time_second": float(t[rows[0]]),
-            }
-            if start_unix is not None:
-                sp["unix_time_second"] = float(start_unix + t[rows[0]])
-            if vcyc is not None:
-                sp["cycle_count"] = int(cyc["cycle_count"][rows[0]])
-            if ns is not None:
-                sp["vendor_step_index"] = int(ns[rows[0]])
-                if step_techniques and int(ns[rows[0]]) in step_techniques:
-                    sp["technique"] = step_techniques[int(ns[rows[0]])]
-            v = cyc.get("voltage_volt")
-            if v is not None:
-                sp["dc_level"] = float(np.mean(v[rows]))
-            spectra.append(sp)
+    t = _f8(table, "time/s")
+    counters = _counters(path, table, row_word, first_row)
+    cyc, units, column_attrs = _cycling_columns(path, table, t, start_unix, counters)
+    ctx = _SpectrumContext(technique, start_unix, step_techniques or {})
+    spectra, eis_rows = _spectra(path, table, cyc, counters, ctx)
     keep = ~eis_rows
     if not keep.any():
         cycling: dict[str, np.ndarray] = {}

@@ -144,45 +144,63 @@ def _find_bad_line(
     return _err(path, "cannot parse the data table", first_line)
 
 
-def parse_mpt(path: str | Path) -> tuple[dict[str, np.ndarray], str, int]:
-    """Read an .mpt file into EC-Lab-named columns (vendor units), header text, first data line."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"cannot read file ({err.strerror})", path=path) from None
-    if not raw:
-        raise _err(path, "file is empty")
-    text = raw.decode("latin-1")
-    lines = text.split("\n")
-    if raw.startswith(MAGICS):
-        m = _NLINES.match(lines[1]) if len(lines) > 1 else None
-        if not m:
-            raise _err(path, "expected 'Nb header lines : N'", 2)
-        nhead = int(m.group(1))
-        if nhead < 3 or nhead > len(lines):
-            raise _err(path, f"header declares {nhead} lines but the file has {len(lines)}", 2)
-    else:
-        nhead = 1
-    names = lines[nhead - 1].rstrip("\r").split("\t")
+def _check_column_count(path: Path, names: list[str], data_lines: list[str], nhead: int) -> None:
+    """The column line must name every value of the data rows (no silent misalignment)."""
+    first = data_lines[0].rstrip("\r").split("\t")
+    trailing = int(len(first) > 1 and first[-1] == "")
+    nvals = len(first) - trailing
+    if nvals != len(names):
+        raise _err(
+            path,
+            f"the column line names {len(names)} columns but the first data row "
+            f"(line {nhead + 1}) has {nvals} values: a column name is "
+            f"{'missing' if nvals > len(names) else 'extra'}; refusing to guess the alignment",
+            nhead,
+        )
+    tabs = len(first) - 1
+    total = sum(ln.count("\t") for ln in data_lines)
+    if total != tabs * len(data_lines):
+        for i, ln in enumerate(data_lines):
+            if ln.count("\t") != tabs and ln.strip():
+                n = len(ln.rstrip("\r").split("\t")) - trailing
+                raise _err(
+                    path,
+                    f"expected {len(names)} tab-separated values as named by the column "
+                    f"line (line {nhead}), found {n}",
+                    nhead + 1 + i,
+                )
+
+
+def _header_lines(path: Path, raw: bytes, lines: list[str]) -> int:
+    """Number of header lines (the column line is the last); 1 for a header-less export."""
+    if not raw.startswith(MAGICS):
+        return 1
+    m = _NLINES.match(lines[1]) if len(lines) > 1 else None
+    if not m:
+        raise _err(path, "expected 'Nb header lines : N'", 2)
+    nhead = int(m.group(1))
+    if nhead < 3 or nhead > len(lines):
+        raise _err(path, f"header declares {nhead} lines but the file has {len(lines)}", 2)
+    return nhead
+
+
+def _column_names(path: Path, line: str, nhead: int) -> list[str]:
+    names = line.rstrip("\r").split("\t")
     if names and names[-1] == "":
         names = names[:-1]
     if "time/s" not in names:
         raise _err(path, f"column line has no 'time/s' (found {names[:6]})", nhead)
     if len(set(names)) != len(names):
         raise _err(path, "repeated column names", nhead)
-    header = "\n".join(ln.rstrip("\r") for ln in lines[:nhead])
-    data_lines = lines[nhead:]
-    while data_lines and not data_lines[-1].strip():
-        data_lines.pop()
-    first_line = nhead + 1
-    if not data_lines:
-        raise _err(path, "no data rows after the column line", first_line)
+    return names
+
+
+def _numbers(path: Path, names: list[str], data_lines: list[str], first_line: int) -> np.ndarray:
+    """The data rows as a float64 array (C parser); a clear error naming the bad line."""
     comma = bool(re.search(r"\d,\d", data_lines[0]))
-    body = "\n".join(data_lines)
     try:
         df = pd.read_csv(
-            io.StringIO(body),
+            io.StringIO("\n".join(data_lines)),
             sep="\t",
             header=None,
             usecols=range(len(names)),
@@ -197,6 +215,12 @@ def parse_mpt(path: str | Path) -> tuple[dict[str, np.ndarray], str, int]:
     arr = df.to_numpy()
     if arr.shape[0] != len(data_lines) or not np.isfinite(arr).all():
         raise _find_bad_line(path, data_lines, len(names), first_line, comma)
+    return arr
+
+
+def _named_columns(
+    path: Path, names: list[str], arr: np.ndarray, first_line: int
+) -> dict[str, np.ndarray]:
     cols: dict[str, np.ndarray] = {}
     for j, name in enumerate(names):
         v = arr[:, j]
@@ -210,7 +234,31 @@ def parse_mpt(path: str | Path) -> tuple[dict[str, np.ndarray], str, int]:
                 )
             v = v.astype("i8")
         cols[name] = v
-    return cols, header, first_line
+    return cols
+
+
+def parse_mpt(path: str | Path) -> tuple[dict[str, np.ndarray], str, int]:
+    """Read an .mpt file into EC-Lab-named columns (vendor units), header text, first data line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read file ({err.strerror})", path=path) from None
+    if not raw:
+        raise _err(path, "file is empty")
+    lines = raw.decode("latin-1").split("\n")
+    nhead = _header_lines(path, raw, lines)
+    names = _column_names(path, lines[nhead - 1], nhead)
+    header = "\n".join(ln.rstrip("\r") for ln in lines[:nhead])
+    data_lines = lines[nhead:]
+    while data_lines and not data_lines[-1].strip():
+        data_lines.pop()
+    first_line = nhead + 1
+    if not data_lines:
+        raise _err(path, "no data rows after the column line", first_line)
+    _check_column_count(path, names, data_lines, nhead)
+    arr = _numbers(path, names, data_lines, first_line)
+    return _named_columns(path, names, arr, first_line), header, first_line
 
 
 def read(path: str | Path) -> Imported:
