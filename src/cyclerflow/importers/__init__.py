@@ -28,6 +28,7 @@ IMPORTER_MODULES: list[str] = [
     "cyclerflow.importers.biologic_mpt",
     "cyclerflow.importers.gamry_dta",
     "cyclerflow.importers.neware_ndax",
+    "cyclerflow.importers.neware_csv",
     "cyclerflow.importers.arbin",
     "cyclerflow.importers.maccor",
     "cyclerflow.importers.zplot",

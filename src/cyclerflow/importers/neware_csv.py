@@ -1,0 +1,264 @@
+"""Neware BTSDA CSV exports, the flat one-row-per-record kind.
+
+Two header variants are seen in the wild (both comma-separated, one header line):
+
+- ``DataPoint, Cycle Index, Step Index, Step Type, Time, Total Time, Current(uA),
+  Voltage(mV), Capacity(mAs), Energy(mWs), Date, ...`` (BTSDA 7/8 "record" export; the
+  micro sign is often a single Latin-1 byte ``0xB5``);
+- ``DataPoint, Cycle Index, Step Index, Step Type, Time, Cumulative Time, Current(A),
+  Voltage(V), Capacity(Ah), Chg. Cap.(Ah), DChg. Cap.(Ah), Energy(Wh), ..., Date,
+  Power(W), dQ/dV(mAh/V), ...``.
+
+Times are ``hh:mm:ss`` or ``hh:mm:ss.fff`` (hours may exceed 24). Units come from the
+column headers (any SI prefix n/u/µ/m/k); a unit this reader does not know is refused,
+never guessed. Neware's current is > 0 when charging; the reader checks that sign
+against the step type (``CC Chg``/``CC DChg`` ...) and refuses a file where they
+disagree. Columns kept: BDF time/voltage/current/capacity/energy, Neware's cycle and
+step numbers (``vendor_*``), our ``cycle_count``/``step_count``, the step time, power.
+The three-level "regular" export (cycle/step/record rows interleaved) is not this format.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cyclerflow.errors import InputError
+from cyclerflow.importers.common import Imported, naive_to_unix, vendor_counts
+
+FORMAT = "neware-csv"
+EXTENSIONS = (".csv",)
+WHAT = "Neware BTSDA CSV"
+REQUIRED = ("DataPoint", "Cycle Index", "Step Index", "Step Type")
+_UNIT = re.compile(r"^(?P<name>[^()]*?)\s*\((?P<unit>[^()]*)\)\s*$")
+PREFIXES = {"": 1.0, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "μ": 1e-6, "m": 1e-3, "k": 1e3}
+#: base unit -> (dimension, factor to our unit: A, V, A h, W h, W)
+BASE_UNITS = {
+    "A": ("current", 1.0),
+    "V": ("voltage", 1.0),
+    "Ah": ("charge", 1.0),
+    "As": ("charge", 1.0 / 3600.0),
+    "Wh": ("energy", 1.0),
+    "Ws": ("energy", 1.0 / 3600.0),
+    "W": ("power", 1.0),
+}
+#: column name -> (our column, dimension)
+MEASURED = {
+    "Current": ("current_ampere", "current"),
+    "Voltage": ("voltage_volt", "voltage"),
+    "Capacity": ("capacity", "charge"),
+    "Chg. Cap.": ("charge_capacity_ampere_hour", "charge"),
+    "DChg. Cap.": ("discharge_capacity_ampere_hour", "charge"),
+    "Energy": ("energy", "energy"),
+    "Chg. Energy": ("charge_energy_watt_hour", "energy"),
+    "DChg. Energy": ("discharge_energy_watt_hour", "energy"),
+    "Power": ("power_watt", "power"),
+}
+TEST_TIME = ("Total Time", "Cumulative Time")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One header field: position, bare name, unit text and factor to our unit."""
+
+    index: int
+    name: str
+    unit: str
+    factor: float
+
+
+def _first_line(head: bytes) -> list[str]:
+    line = head.split(b"\n", 1)[0].decode("latin-1").strip("\r\ufeff\xef\xbb\xbf")
+    return [f.strip() for f in line.split(",")]
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """A comma-separated header starting with BTSDA's record columns."""
+    fields = _first_line(head)
+    return all(r in fields for r in REQUIRED) and any(t in fields for t in TEST_TIME)
+
+
+def _err(path: Path, msg: str, line: int | None = None) -> InputError:
+    return InputError(f"{WHAT}: {msg}", path=path, where=None if line is None else f"line {line}")
+
+
+def unit_factor(path: Path, header: str, unit: str, dimension: str) -> float:
+    """Factor from ``unit`` (as written in ``header``) to our unit of ``dimension``."""
+    u = unit.replace("\xb5", "µ").strip()
+    for base, (dim, f) in BASE_UNITS.items():
+        if u.endswith(base) and u[: -len(base)] in PREFIXES and dim == dimension:
+            return PREFIXES[u[: -len(base)]] * f
+    raise _err(path, f"column {header!r}: unit {unit!r} is not a known {dimension} unit", 1)
+
+
+def _columns(path: Path, fields: list[str]) -> dict[str, Column]:
+    """Header fields by bare name, with the unit factor of the measured ones."""
+    out: dict[str, Column] = {}
+    for i, f in enumerate(fields):
+        m = _UNIT.match(f)
+        name, unit = (m["name"].strip(), m["unit"]) if m else (f, "")
+        factor = 1.0
+        if name in MEASURED:
+            factor = unit_factor(path, f, unit, MEASURED[name][1])
+        out.setdefault(name, Column(i, name, unit, factor))
+    missing = [r for r in (*REQUIRED, "Current", "Voltage") if r not in out]
+    if missing:
+        raise _err(path, f"header lacks {missing} (found {fields[:12]})", 1)
+    return out
+
+
+def parse_durations(path: Path, name: str, values: pd.Series) -> np.ndarray:
+    """``[h]h:mm:ss[.fff]`` (or plain seconds) -> seconds; a clear error on anything else."""
+    s = values.astype(str).str.strip()
+    parts = s.str.split(":", expand=True)
+    try:
+        if parts.shape[1] == 1:
+            return parts[0].astype("f8").to_numpy()
+        if parts.shape[1] != 3 or parts.isna().any().any():
+            raise ValueError
+        h, m, sec = (parts[k].astype("f8").to_numpy() for k in range(3))
+    except (ValueError, TypeError):
+        bad = next(
+            i for i, v in enumerate(s) if not re.fullmatch(r"\d+:\d{1,2}:\d{1,2}(\.\d*)?", v)
+        )
+        raise _err(path, f"column {name!r}: {s.iloc[bad]!r} is not hh:mm:ss", bad + 2) from None
+    return h * 3600.0 + m * 60.0 + sec
+
+
+def _numeric(path: Path, df: pd.DataFrame, col: Column) -> np.ndarray:
+    v = pd.to_numeric(df.iloc[:, col.index], errors="coerce").to_numpy(dtype="f8")
+    bad = np.flatnonzero(~np.isfinite(v))
+    if len(bad):
+        raw = df.iloc[int(bad[0]), col.index]
+        raise _err(path, f"column {col.name!r}: {raw!r} is not a number", int(bad[0]) + 2)
+    return v * col.factor
+
+
+def _step_kind(types: np.ndarray) -> np.ndarray:
+    """+1 charge, -1 discharge, 0 other, from BTSDA's step type names."""
+    t = pd.Series(types).astype(str).str.replace(" ", "").str.lower()
+    dchg = t.str.contains("dchg|discharge", regex=True).to_numpy()
+    chg = t.str.contains("chg|charge", regex=True).to_numpy() & ~dchg
+    return np.where(dchg, -1, np.where(chg, 1, 0))
+
+
+def _check_sign(path: Path, kind: np.ndarray, current: np.ndarray) -> None:
+    """Current > 0 on charge steps, < 0 on discharge steps (Neware's convention)."""
+    wrong = np.flatnonzero(((kind > 0) & (current < 0)) | ((kind < 0) & (current > 0)))
+    if len(wrong):
+        i = int(wrong[0])
+        raise _err(
+            path,
+            f"current {current[i]!r} A has the wrong sign for a "
+            f"{'charge' if kind[i] > 0 else 'discharge'} step; refusing to guess the convention",
+            i + 2,
+        )
+
+
+def our_cycles(kind: np.ndarray) -> np.ndarray:
+    """Cycle number from 1, +1 at each charge step that follows a discharge step."""
+    starts = np.flatnonzero(np.r_[True, kind[1:] != kind[:-1]])
+    ends = np.r_[starts[1:], len(kind)]
+    out = np.empty(len(kind), dtype="i8")
+    cycle, seen_dchg = 1, False
+    for a, b in zip(starts, ends, strict=True):  # one pass per run of steps, not per row
+        if kind[a] > 0 and seen_dchg:
+            cycle, seen_dchg = cycle + 1, False
+        elif kind[a] < 0:
+            seen_dchg = True
+        out[a:b] = cycle
+    return out
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read file ({err.strerror})", path=path) from None
+    if not raw.strip():
+        raise _err(path, "file is empty")
+    text = raw.decode("latin-1").lstrip("\ufeff\xef\xbb\xbf")
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, engine="c")
+    except (ValueError, pd.errors.ParserError) as err:
+        raise _err(path, f"not a consistent comma-separated table ({err})") from None
+    if len(df) == 0:
+        raise _err(path, "no data rows after the header", 2)
+    if (df.iloc[:, -1] == "").all() and df.columns[-1].startswith("Unnamed"):
+        df = df.iloc[:, :-1]
+    return df
+
+
+def _capacities(cols: dict[str, Column], df: pd.DataFrame, path: Path, kind: np.ndarray) -> dict:
+    out: dict[str, np.ndarray] = {}
+    for name in ("Chg. Cap.", "DChg. Cap.", "Chg. Energy", "DChg. Energy", "Power"):
+        if name in cols:
+            out[MEASURED[name][0]] = _numeric(path, df, cols[name])
+    for name, (chg, dchg) in {
+        "Capacity": ("charge_capacity_ampere_hour", "discharge_capacity_ampere_hour"),
+        "Energy": ("charge_energy_watt_hour", "discharge_energy_watt_hour"),
+    }.items():
+        if name in cols and chg not in out:
+            v = np.abs(_numeric(path, df, cols[name]))
+            out[chg] = np.where(kind > 0, v, 0.0)
+            out[dchg] = np.where(kind < 0, v, 0.0)
+    return out
+
+
+def read(path: str | Path) -> Imported:
+    """Read a BTSDA record export into BDF columns (SI, current > 0 charging)."""
+    path = Path(path)
+    df = _read_table(path)
+    cols = _columns(path, [str(c) for c in df.columns])
+    tname = next((t for t in TEST_TIME if t in cols), None)
+    if tname is None:
+        raise _err(path, f"header has no test-time column ({' or '.join(TEST_TIME)})", 1)
+    t = parse_durations(path, tname, df.iloc[:, cols[tname].index])
+    back = np.flatnonzero(np.diff(t) < 0)
+    if len(back):
+        raise _err(path, f"{tname} goes backwards", int(back[0]) + 3)
+    kind = _step_kind(df.iloc[:, cols["Step Type"].index].to_numpy())
+    current = _numeric(path, df, cols["Current"])
+    _check_sign(path, kind, current)
+    vcyc = _numeric(path, df, cols["Cycle Index"]).astype("i8")
+    vstep = _numeric(path, df, cols["Step Index"]).astype("i8")
+    _, step_count = vendor_counts(vcyc, vstep)
+    cyc: dict[str, np.ndarray] = {
+        "test_time_second": t,
+        "voltage_volt": _numeric(path, df, cols["Voltage"]),
+        "current_ampere": current,
+        "cycle_count": our_cycles(kind),
+        "step_count": step_count,
+        "vendor_cycle_index": vcyc,
+        "vendor_step_index": vstep,
+        "step_index": vstep,
+        "vendor_record_index": _numeric(path, df, cols["DataPoint"]).astype("i8"),
+    }
+    units = {"vendor_record_index": "1"}
+    if "Time" in cols:
+        cyc["step_time_second"] = parse_durations(path, "Time", df.iloc[:, cols["Time"].index])
+        units["step_time_second"] = "s"
+    if "Date" in cols:
+        cyc.update(_unix_time(path, df.iloc[:, cols["Date"].index]))
+    extra = _capacities(cols, df, path, kind)
+    if "power_watt" in extra:
+        units["power_watt"] = "W"
+    cyc.update(extra)
+    header = ",".join(str(c) for c in df.columns)
+    return {"cycling": cyc, "spectra": [], "units": units, "header": header}
+
+
+def _unix_time(path: Path, dates: pd.Series) -> dict[str, np.ndarray]:
+    """``Date`` (local wall clock, no zone: stored as if UTC, like the other readers)."""
+    ts = pd.to_datetime(dates, errors="coerce", format="mixed")
+    if ts.isna().any():
+        i = int(np.flatnonzero(ts.isna().to_numpy())[0])
+        raise _err(path, f"column 'Date': {dates.iloc[i]!r} is not a date", i + 2)
+    t0 = naive_to_unix(ts.iloc[0].to_pydatetime())
+    rel = (ts - ts.iloc[0]).dt.total_seconds().to_numpy()
+    return {"unix_time_second": t0 + rel}

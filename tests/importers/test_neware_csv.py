@@ -1,0 +1,187 @@
+"""Neware BTSDA CSV exports (both header variants), built by the test with known values:
+a 1 A h-scale cell charged at +0.5 A then discharged at -0.25 A, sampled every 10 s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cyclerflow.errors import InputError
+from cyclerflow.importers import detect, neware_csv
+
+
+def _hms(t: float, frac: bool) -> str:
+    h, rem = divmod(t, 3600)
+    m, s = divmod(rem, 60)
+    return (
+        f"{int(h):02d}:{int(m):02d}:{s:06.3f}"
+        if frac
+        else f"{int(h):02d}:{int(m):02d}:{int(s):02d}"
+    )
+
+
+def _truth(cycles: int = 2):
+    """Rows: rest 3, charge 6, rest 3, discharge 6 per cycle; step time and capacity reset per step."""
+    rows = []
+    t = 0.0
+    step = 0
+    for c in range(1, cycles + 1):
+        for kind, name, i, n in [
+            (0, "Rest", 0.0, 3),
+            (1, "CC Chg", 0.5, 6),
+            (0, "Rest", 0.0, 3),
+            (-1, "CC DChg", -0.25, 6),
+        ]:
+            step += 1
+            for k in range(n):
+                rows.append(
+                    dict(
+                        c=c,
+                        s=step,
+                        name=name,
+                        ts=10.0 * k,
+                        t=t,
+                        i=i,
+                        v=3.5 + 0.01 * k * kind,
+                        q=abs(i) * 10.0 * k / 3600.0,
+                    )
+                )
+                t += 10.0
+    return rows
+
+
+def write_uA(path: Path, rows, frac: bool = True) -> None:
+    head = "DataPoint,Cycle Index,Step Index,Step Type,Time,Total Time,Current(\xb5A),Voltage(mV),Capacity(mAs),Energy(mWs),Date\n"
+    lines = [head]
+    for n, r in enumerate(rows, 1):
+        date = f"2024-03-01 10:{int(r['t'] // 60) % 60:02d}:{int(r['t'] % 60):02d}"
+        lines.append(
+            f"{n},{r['c']},{r['s']},{r['name']},{_hms(r['ts'], frac)},{_hms(r['t'], frac)},"
+            f"{r['i'] * 1e6:.1f},{r['v'] * 1e3:.1f},{r['q'] * 3.6e6:.3f},{r['q'] * 3.5 * 3.6e6:.3f},{date}\n"
+        )
+    path.write_bytes("".join(lines).encode("latin-1"))
+
+
+def write_A(path: Path, rows) -> None:
+    head = (
+        "DataPoint,Cycle Index,Step Index,Step Type,Time,Cumulative Time,Current(A),Voltage(V),"
+        "Capacity(Ah),Chg. Cap.(Ah),DChg. Cap.(Ah),Energy(Wh),Date,Power(W),dQ/dV(mAh/V)\n"
+    )
+    lines = [head]
+    for n, r in enumerate(rows, 1):
+        chg = r["q"] if r["i"] > 0 else 0.0
+        dchg = r["q"] if r["i"] < 0 else 0.0
+        lines.append(
+            f"{n},{r['c']},{r['s']},{r['name']},{_hms(r['ts'], False)},{_hms(r['t'], False)},"
+            f"{r['i']:.8f},{r['v']:.4f},{r['q']:.9f},{chg:.9f},{dchg:.9f},{r['q'] * 3.5:.8f},"
+            f"2022-05-18 16:27:52,{r['i'] * r['v']:.8f},0.0000\n"
+        )
+    path.write_text("".join(lines))
+
+
+@pytest.mark.parametrize("variant", ["uA", "uA-int-seconds", "A"])
+def test_both_variants_give_the_known_values(tmp_path: Path, variant: str) -> None:
+    rows = _truth()
+    p = tmp_path / "export.csv"
+    if variant == "A":
+        write_A(p, rows)
+    else:
+        write_uA(p, rows, frac=variant == "uA")
+    assert detect(p) is neware_csv
+    c = neware_csv.read(p)["cycling"]
+    np.testing.assert_allclose(c["test_time_second"], [r["t"] for r in rows])
+    np.testing.assert_allclose(c["step_time_second"], [r["ts"] for r in rows])
+    np.testing.assert_allclose(c["current_ampere"], [r["i"] for r in rows], atol=1e-7)
+    np.testing.assert_allclose(c["voltage_volt"], [r["v"] for r in rows], atol=1e-4)
+    q = np.array([r["q"] for r in rows])
+    i = np.array([r["i"] for r in rows])
+    np.testing.assert_allclose(c["charge_capacity_ampere_hour"], np.where(i > 0, q, 0), atol=1e-8)
+    np.testing.assert_allclose(
+        c["discharge_capacity_ampere_hour"], np.where(i < 0, q, 0), atol=1e-8
+    )
+    # capacity at the end of each charge step = integral of the current (known: 0.5 A x 50 s)
+    assert c["charge_capacity_ampere_hour"].max() == pytest.approx(0.5 * 50 / 3600, rel=1e-6)
+    # our cycles (docs/importers-biologic-neware.md): +1 at a charge step after a discharge,
+    # so the rest before the second charge still belongs to cycle 1
+    first_chg2 = next(k for k, r in enumerate(rows) if r["c"] == 2 and r["i"] > 0)
+    np.testing.assert_array_equal(
+        c["cycle_count"], np.where(np.arange(len(rows)) < first_chg2, 1, 2)
+    )
+    np.testing.assert_array_equal(c["vendor_cycle_index"], [r["c"] for r in rows])
+    np.testing.assert_array_equal(c["vendor_step_index"], [r["s"] for r in rows])
+    assert c["step_count"][-1] == 8
+
+
+def test_unknown_unit_refused(tmp_path: Path) -> None:
+    p = tmp_path / "x.csv"
+    write_A(p, _truth(1))
+    p.write_text(p.read_text().replace("Current(A)", "Current(furlong)"))
+    with pytest.raises(InputError, match=r"line 1\).*'Current\(furlong\)'.*unit 'furlong'"):
+        neware_csv.read(p)
+
+
+def test_sign_against_step_type_refused(tmp_path: Path) -> None:
+    rows = _truth(1)
+    for r in rows:
+        r["i"] = -r["i"]
+    p = tmp_path / "x.csv"
+    write_A(p, rows)
+    with pytest.raises(InputError, match=r"line 5\).*wrong sign for a charge step"):
+        neware_csv.read(p)
+
+
+def test_bad_time_and_short_row(tmp_path: Path) -> None:
+    p = tmp_path / "x.csv"
+    write_A(p, _truth(1))
+    lines = p.read_text().split("\n")
+    lines[4] = lines[4].replace("00:00:30", "00:0x:30", 1)
+    p.write_text("\n".join(lines))
+    with pytest.raises(InputError, match=r"line 5\).*not hh:mm:ss"):
+        neware_csv.read(p)
+    lines = p.read_text().split("\n")
+    lines[4] = ",".join(lines[4].split(",")[:5])
+    p.write_text("\n".join(lines))
+    with pytest.raises(InputError, match=r"line 5"):
+        neware_csv.read(p)
+
+
+@settings(
+    max_examples=40, deadline=3000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cut=st.floats(0, 1),
+    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=4),
+    a_variant=st.booleans(),
+)
+def test_fuzz(tmp_path: Path, cut: float, flips: list, a_variant: bool) -> None:
+    p = tmp_path / "fuzz.csv"
+    (write_A if a_variant else write_uA)(p, _truth(1))
+    data = bytearray(p.read_bytes())
+    for pos, x in flips:
+        data[int(pos * (len(data) - 1))] ^= x
+    if cut < 0.3:
+        data = data[: int(cut / 0.3 * len(data))]
+    p.write_bytes(bytes(data))
+    try:
+        neware_csv.read(p)
+    except InputError as e:
+        assert str(p) in str(e)
+
+
+def test_cli_import_bad_file_leaves_no_output(tmp_path: Path) -> None:
+    from cyclerflow.cli import main
+
+    src = tmp_path / "x.csv"
+    rows = _truth(1)
+    rows[5]["i"] = -0.5
+    write_A(src, rows)
+    out = tmp_path / "out.h5"
+    assert main(["import", str(src), "-o", str(out), "-q"]) == 2
+    assert not out.exists()
+    write_A(src, _truth(1))
+    assert main(["import", str(src), "-o", str(out), "-q"]) == 0
+    assert out.exists()
