@@ -150,3 +150,25 @@ def test_cli_import_corrupt_leaves_no_file(tmp_path: Path) -> None:
     assert main(["import", str(src), "-o", str(out), "-q"]) == 2
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [src]
+
+
+def test_ndax_inside_a_zip(ndax: dict, tmp_path: Path) -> None:
+    z = tmp_path / "export.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.write(NDAX_PATH, arcname="cell 7/" + NDAX_PATH.name)
+    assert detect(z) is neware_ndax
+    imp = neware_ndax.read(z)
+    assert set(imp["cycling"]) == set(ndax["cycling"])
+    for k, v in ndax["cycling"].items():
+        np.testing.assert_array_equal(imp["cycling"][k], v, err_msg=k)
+    assert NDAX_PATH.name in imp["header"]
+    # a zip without any Neware file, and one whose member is damaged
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("notes.txt", "x")
+    with pytest.raises(InputError, match="no .nda/.ndax"):
+        neware_ndax.read(z)
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("a.ndax", NDAX_PATH.read_bytes()[:5000])
+    with pytest.raises(InputError, match=r"zip member 'a.ndax'") as e:
+        neware_ndax.read(z)
+    assert str(z) in str(e.value)

@@ -118,16 +118,21 @@ def parse_durations(path: Path, name: str, values: pd.Series) -> np.ndarray:
     parts = s.str.split(":", expand=True)
     try:
         if parts.shape[1] == 1:
-            return parts[0].astype("f8").to_numpy()
-        if parts.shape[1] != 3 or parts.isna().any().any():
+            h, m, sec = 0.0, 0.0, parts[0].astype("f8").to_numpy()
+        elif parts.shape[1] != 3 or parts.isna().any().any():
             raise ValueError
-        h, m, sec = (parts[k].astype("f8").to_numpy() for k in range(3))
+        else:
+            h, m, sec = (parts[k].astype("f8").to_numpy() for k in range(3))
     except (ValueError, TypeError):
-        bad = next(
-            i for i, v in enumerate(s) if not re.fullmatch(r"\d+:\d{1,2}:\d{1,2}(\.\d*)?", v)
-        )
+        pat = r"\d+:\d{1,2}:\d{1,2}(\.\d*)?"
+        bad = next((i for i, v in enumerate(s) if not re.fullmatch(pat, v)), 0)
         raise _err(path, f"column {name!r}: {s.iloc[bad]!r} is not hh:mm:ss", bad + 2) from None
-    return h * 3600.0 + m * 60.0 + sec
+    out = h * 3600.0 + m * 60.0 + sec
+    bad_rows = np.flatnonzero(~np.isfinite(out) | (out < 0))
+    if len(bad_rows):
+        i = int(bad_rows[0])
+        raise _err(path, f"column {name!r}: {s.iloc[i]!r} is not a duration", i + 2)
+    return out
 
 
 def _numeric(path: Path, df: pd.DataFrame, col: Column) -> np.ndarray:

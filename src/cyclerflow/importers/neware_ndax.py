@@ -30,7 +30,7 @@ from cyclerflow.errors import InputError
 from cyclerflow.importers.common import Imported
 
 FORMAT = "neware-ndax"
-EXTENSIONS = (".ndax", ".nda")
+EXTENSIONS = (".ndax", ".nda", ".zip")
 WHAT = "Neware .ndax"
 NDA_MAGIC = b"NEWARE"
 
@@ -49,7 +49,8 @@ def sniff(path: Path, head: bytes) -> bool:
         return True
     try:
         with zipfile.ZipFile(path) as z:
-            return "data.ndc" in z.namelist()
+            names = z.namelist()
+        return "data.ndc" in names or any(n.lower().endswith((".nda", ".ndax")) for n in names)
     except Exception:  # noqa: BLE001 - sniffing never raises
         return False
 
@@ -147,13 +148,43 @@ def our_cycle_count(step_type: np.ndarray) -> np.ndarray:
     return out
 
 
-def read(path: str | Path) -> Imported:
-    """Read a Neware .ndax/.nda file into BDF columns (SI, current > 0 charging)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("input file not found", path=path)
+def _inner_member(path: Path) -> str | None:
+    """The one .nda/.ndax inside a plain .zip (not an .ndax container), else None."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except Exception:  # noqa: BLE001 - not a readable zip: the container check reports it
+        return None
+    if "data.ndc" in names:
+        return None
+    inner = [n for n in names if n.lower().endswith((".nda", ".ndax")) and not n.endswith("/")]
+    if len(inner) > 1:
+        raise InputError(f"{WHAT}: the zip holds several Neware files {inner[:4]}", path=path)
+    return inner[0] if inner else None
+
+
+def _read_zipped(path: Path, member: str) -> Imported:
+    """Extract the Neware file of a .zip to a temporary folder and read it there."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / Path(member).name
+        try:
+            with zipfile.ZipFile(path) as z, z.open(member) as src:
+                target.write_bytes(src.read())
+        except Exception as err:  # noqa: BLE001 - zlib/zipfile errors on damage
+            raise InputError(f"{WHAT}: damaged zip member {member!r} ({err})", path=path) from None
+        try:
+            imp = read(target)
+        except InputError as err:
+            raise InputError(f"{err.bare_message} (zip member {member!r})", path=path) from None
+    imp["header"] = f"# read from zip member {member}\n" + imp["header"]
+    return imp
+
+
+def _decode(path: Path) -> tuple[object, dict, list[str], str]:
+    """Check the file and run fastnda: (frame, metadata, reader warnings, what)."""
     suffix = path.suffix.lower()
-    what = WHAT
     if suffix == ".nda" or path.read_bytes()[:6] == NDA_MAGIC:
         what = "Neware .nda"
         if path.stat().st_size == 0:
@@ -161,75 +192,103 @@ def read(path: str | Path) -> Imported:
         if suffix != ".nda":
             raise InputError(f"{what}: rename the file to .nda to read it", path=path)
     else:
+        what = WHAT
         _check_container(path)
         if suffix != ".ndax":
             raise InputError(f"{WHAT}: rename the file to .ndax to read it", path=path)
     df, meta, warnings = _run_fastnda(path, what)
-    n = df.height
-    if n == 0:
+    if df.height == 0:
         raise InputError(f"{what}: the file holds no records", path=path)
-    need = ("voltage_V", "current_mA", "total_time_s")
-    missing = [c for c in need if c not in df.columns]
+    missing = [c for c in ("voltage_V", "current_mA", "total_time_s") if c not in df.columns]
     if missing:
         raise InputError(f"{what}: decoded records lack {missing}", path=path)
+    return df, meta, warnings, what
 
-    def col(name: str, dtype: str = "f8") -> np.ndarray:
-        return df.get_column(name).to_numpy().astype(dtype)
 
-    cyc: dict[str, np.ndarray] = {
-        "test_time_second": col("total_time_s"),
-        "voltage_volt": col("voltage_V"),
-        "current_ampere": col("current_mA") * 1e-3,
-    }
-    if "unix_time_s" in df.columns:
-        cyc["unix_time_second"] = col("unix_time_s")
-    units: dict[str, str] = {}
+def _col(df, name: str, dtype: str = "f8") -> np.ndarray:
+    return df.get_column(name).to_numpy().astype(dtype)
+
+
+def _numbering(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
+    """Step type, cycle and step numbers, step time, record index."""
     if "step_type" in df.columns:
-        st = col("step_type", "i8")
+        st = _col(df, "step_type", "i8")
         cyc["cycle_count"] = our_cycle_count(st)
         cyc["vendor_step_type"] = st
         units["vendor_step_type"] = "1"
     if "cycle_count" in df.columns:
-        cyc["vendor_cycle_index"] = col("cycle_count", "i8")
+        cyc["vendor_cycle_index"] = _col(df, "cycle_count", "i8")
         cyc.setdefault("cycle_count", cyc["vendor_cycle_index"])
     if "step_index" in df.columns:
-        cyc["vendor_step_index"] = col("step_index", "i8")
+        cyc["vendor_step_index"] = _col(df, "step_index", "i8")
         cyc["step_index"] = cyc["vendor_step_index"]
     if "step_count" in df.columns:
-        cyc["step_count"] = col("step_count", "i8")
+        cyc["step_count"] = _col(df, "step_count", "i8")
     if "step_time_s" in df.columns:
-        cyc["step_time_second"] = col("step_time_s")
+        cyc["step_time_second"] = _col(df, "step_time_s")
         units["step_time_second"] = "s"
     if "index" in df.columns:
-        cyc["vendor_record_index"] = col("index", "i8")
+        cyc["vendor_record_index"] = _col(df, "index", "i8")
         units["vendor_record_index"] = "1"
+
+
+def _capacity_energy(df, cyc: dict[str, np.ndarray]) -> None:
     if "capacity_mAh" in df.columns:
-        q = col("capacity_mAh") * 1e-3
+        q = _col(df, "capacity_mAh") * 1e-3
         cyc["charge_capacity_ampere_hour"] = np.where(q > 0, q, 0.0)
         cyc["discharge_capacity_ampere_hour"] = np.where(q < 0, -q, 0.0)
     if "energy_mWh" in df.columns:
-        e = col("energy_mWh") * 1e-3
+        e = _col(df, "energy_mWh") * 1e-3
         cyc["charge_energy_watt_hour"] = np.where(e > 0, e, 0.0)
         cyc["discharge_energy_watt_hour"] = np.where(e < 0, -e, 0.0)
-    # auxiliary channels: the first temperature channel that is not all zero becomes
-    # temperature_kelvin; every aux column is also kept under its fastnda name
+
+
+def _aux(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
+    """Auxiliary channels: the first non-zero temperature becomes temperature_kelvin;
+    every aux column is also kept under its fastnda name."""
     temps = [c for c in df.columns if c.startswith("aux") and c.endswith("_temperature_degC")]
     for c in temps:
-        v = col(c)
+        v = _col(df, c)
         if np.any(v != 0):
             cyc["temperature_kelvin"] = v + 273.15
             break
     for c in df.columns:
-        if c.startswith("aux"):
-            base = "".join(ch if ch.isalnum() else "_" for ch in c).strip("_")
-            if c.endswith("_V"):
-                name, unit = base[: -len("_V")] + "_volt", "V"
-            elif c.endswith("_degC"):
-                name, unit = base[: -len("_degC")] + "_celsius", "degC"
-            else:
-                name, unit = base + "_unknown", "1"
-            cyc["neware_" + name] = col(c)
-            units["neware_" + name] = unit
+        if not c.startswith("aux"):
+            continue
+        base = "".join(ch if ch.isalnum() else "_" for ch in c).strip("_")
+        if c.endswith("_V"):
+            name, unit = base[: -len("_V")] + "_volt", "V"
+        elif c.endswith("_degC"):
+            name, unit = base[: -len("_degC")] + "_celsius", "degC"
+        else:
+            name, unit = base + "_unknown", "1"
+        cyc["neware_" + name] = _col(df, c)
+        units["neware_" + name] = unit
+
+
+def read(path: str | Path) -> Imported:
+    """Read a Neware .ndax/.nda file (or a .zip holding one) into BDF columns
+    (SI, current > 0 charging)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("input file not found", path=path)
+    if path.suffix.lower() == ".zip":
+        member = _inner_member(path)
+        if member is None:
+            raise InputError(f"{WHAT}: the zip holds no .nda/.ndax file", path=path)
+        return _read_zipped(path, member)
+    df, meta, warnings, _what = _decode(path)
+    cyc: dict[str, np.ndarray] = {
+        "test_time_second": _col(df, "total_time_s"),
+        "voltage_volt": _col(df, "voltage_V"),
+        "current_ampere": _col(df, "current_mA") * 1e-3,
+    }
+    if "unix_time_s" in df.columns:
+        cyc["unix_time_second"] = _col(df, "unix_time_s")
+    units: dict[str, str] = {}
+    _numbering(df, cyc, units)
+    _capacity_energy(df, cyc)
+    _aux(df, cyc, units)
     from fastnda.dicts import STEP_TYPE_MAP
 
     header = json.dumps(meta, default=str, ensure_ascii=False, indent=1)
