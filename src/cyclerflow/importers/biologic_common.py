@@ -87,15 +87,17 @@ def _as_int(path: Path, name: str, values: np.ndarray, what: str, first: int) ->
 def current_from_dq(dq_mah: np.ndarray, time_s: np.ndarray) -> np.ndarray:
     """Mean current in A over each record from EC-Lab's ``dq/mA.h`` (charge since the previous record).
 
-    This is how EC-Lab computes ``<I>/mA`` in its export; the first record gets 0.
+    This is how EC-Lab computes ``<I>/mA`` in its export; the first record, and a record
+    whose time does not advance, get 0.
     """
-    dq = np.asarray(dq_mah, dtype="f8")
-    dt = np.diff(np.asarray(time_s, dtype="f8"))
-    out = np.zeros(len(dq))
-    if len(dq) > 1:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            i = dq[1:] * 3.6 / dt
-        out[1:] = np.where(dt > 0, i, 0.0)
+    t = np.asarray(time_s, dtype="f8")
+    out = np.zeros(len(t))
+    if len(t) > 1:
+        dt = t[1:] - t[:-1]
+        cur = out[1:]
+        np.multiply(np.asarray(dq_mah)[1:], 3.6, out=cur, casting="unsafe")
+        np.divide(cur, dt, out=cur, where=dt > 0)
+        cur[~(dt > 0)] = 0.0
     return out
 
 
@@ -137,10 +139,29 @@ def _split_spectra(freq: np.ndarray, keys: list[np.ndarray]) -> list[np.ndarray]
 
 @dataclass(frozen=True)
 class _Counters:
-    """EC-Lab's cycle and sequence numbers of each row (None when the table has none)."""
+    """EC-Lab's cycle and sequence numbers of each row (None when the table has none);
+    ``first_cycle``: the smallest cycle number of the whole file (cycle_count 1)."""
 
     vcyc: np.ndarray | None
     ns: np.ndarray | None
+    first_cycle: int = 0
+
+    def subset(self, keep: np.ndarray) -> _Counters:
+        """The same counters for the rows in ``keep`` (first_cycle unchanged)."""
+        return _Counters(
+            None if self.vcyc is None else self.vcyc[keep],
+            None if self.ns is None else self.ns[keep],
+            self.first_cycle,
+        )
+
+
+def subset_table(table: Mapping[str, np.ndarray], keep: np.ndarray) -> Mapping[str, np.ndarray]:
+    """The rows of ``table`` in the boolean mask ``keep`` (a table with its own
+    ``subset`` method, like the .mpr record table, filters its records in one pass)."""
+    sub = getattr(table, "subset", None)
+    if sub is not None:
+        return sub(keep)
+    return {k: np.asarray(v)[keep] for k, v in table.items()}
 
 
 def _f8(table: Mapping[str, np.ndarray], name: str, scale: float = 1.0) -> np.ndarray:
@@ -191,15 +212,15 @@ def _counters(
     else:
         vcyc = None
     ns = _as_int(path, "Ns", table["Ns"], row_word, first_row) if "Ns" in table else None
-    return _Counters(vcyc, ns)
+    first = int(vcyc.min()) if vcyc is not None and len(vcyc) else 0
+    return _Counters(vcyc, ns, first)
 
 
 def _counter_columns(c: _Counters, n: int) -> dict[str, np.ndarray]:
     """BDF cycle/step columns and the vendor's numbers."""
     out: dict[str, np.ndarray] = {}
     if c.vcyc is not None:
-        first_cycle = int(c.vcyc.min()) if len(c.vcyc) else 0
-        out["cycle_count"] = c.vcyc - first_cycle + 1
+        out["cycle_count"] = c.vcyc - c.first_cycle + 1
         out["vendor_cycle_index"] = c.vcyc
     if c.ns is not None:
         out["vendor_step_index"] = c.ns
@@ -248,6 +269,7 @@ def _cycling_columns(
     t: np.ndarray,
     start_unix: float | None,
     counters: _Counters,
+    current: tuple[np.ndarray | None, dict[str, str]],
 ) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, dict[str, str]]]:
     """All per-row columns in BDF names/SI, their units and column attributes."""
     cyc: dict[str, np.ndarray] = {"test_time_second": t}
@@ -258,10 +280,9 @@ def _cycling_columns(
             cyc["voltage_volt"] = _f8(table, name)
             break
     column_attrs: dict[str, dict[str, str]] = {}
-    current, attrs = _current(path, table, t)
-    if current is not None:
-        cyc["current_ampere"] = current
-        column_attrs["current_ampere"] = attrs
+    if current[0] is not None:
+        cyc["current_ampere"] = current[0]
+        column_attrs["current_ampere"] = current[1]
     cyc.update(_counter_columns(counters, len(t)))
     cyc.update(_capacity_energy(table))
     extra, units = _extra_columns(table)
@@ -293,12 +314,14 @@ def _spectrum(
     rows: np.ndarray,
     number: int,
     z: tuple[np.ndarray, np.ndarray, np.ndarray],
-    cyc: Mapping[str, np.ndarray],
+    volt: np.ndarray | None,
+    t: np.ndarray,
+    counters: _Counters,
     ctx: _SpectrumContext,
 ) -> dict[str, Any]:
     """One spectrum (rows of the table) with its attributes."""
     freq, re, im = z
-    t0 = float(cyc["test_time_second"][rows[0]])
+    t0 = float(t[rows[0]])
     sp: dict[str, Any] = {
         "spectrum_id": number,
         "frequency_hertz": freq[rows],
@@ -309,39 +332,48 @@ def _spectrum(
     }
     if ctx.start_unix is not None:
         sp["unix_time_second"] = float(ctx.start_unix + t0)
-    if "cycle_count" in cyc:
-        sp["cycle_count"] = int(cyc["cycle_count"][rows[0]])
-    if "vendor_step_index" in cyc:
-        ns0 = int(cyc["vendor_step_index"][rows[0]])
+    if counters.vcyc is not None:
+        sp["cycle_count"] = int(counters.vcyc[rows[0]]) - counters.first_cycle + 1
+    if counters.ns is not None:
+        ns0 = int(counters.ns[rows[0]])
         sp["vendor_step_index"] = ns0
         sp["technique"] = ctx.step_techniques.get(ns0, ctx.technique)
-    if "voltage_volt" in cyc:
-        sp["dc_level"] = float(np.mean(cyc["voltage_volt"][rows]))
+    if volt is not None:
+        sp["dc_level"] = float(np.mean(volt[rows]))
     return sp
 
 
 def _spectra(
     path: Path,
     table: Mapping[str, np.ndarray],
-    cyc: Mapping[str, np.ndarray],
+    t: np.ndarray,
     counters: _Counters,
     ctx: _SpectrumContext,
 ) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Impedance rows split into spectra, and the mask of the rows they use."""
-    n = len(cyc["test_time_second"])
-    eis_rows = np.zeros(n, dtype=bool)
+    eis_rows = np.zeros(len(t), dtype=bool)
     if "freq/Hz" not in table:
         return [], eis_rows
     freq = _f8(table, "freq/Hz")
+    groups = _split_spectra(freq, _split_keys(table, counters))
+    if not groups:
+        return [], eis_rows
     re, im = _impedance(path, table)
+    name = next((n for n in ("Ewe/V", "<Ewe>/V") if n in table), None)
+    volt = None if name is None else _f8(table, name)
+    spectra = []
+    for rows in groups:
+        eis_rows[rows] = True
+        z = (freq, re, im)
+        spectra.append(_spectrum(rows, len(spectra) + 1, z, volt, t, counters, ctx))
+    return spectra, eis_rows
+
+
+def _split_keys(table: Mapping[str, np.ndarray], counters: _Counters) -> list[np.ndarray]:
     keys = [k for k in (counters.vcyc, counters.ns) if k is not None]
     if "z cycle" in table:
         keys.append(np.asarray(table["z cycle"]))
-    spectra = []
-    for rows in _split_spectra(freq, keys):
-        eis_rows[rows] = True
-        spectra.append(_spectrum(rows, len(spectra) + 1, (freq, re, im), cyc, ctx))
-    return spectra, eis_rows
+    return keys
 
 
 def table_to_imported(
@@ -359,30 +391,37 @@ def table_to_imported(
 
     ``start_unix``: acquisition start (Unix s) or None; ``time/s`` counts from it.
     ``step_techniques``: Ns -> technique (Modulo Bat sequences), for spectrum attributes.
+    Impedance rows are split off first, so the cycling columns are converted for the
+    cycling rows only.
     """
     path = Path(path)
     if "time/s" not in table:
         raise InputError("no 'time/s' column", path=path)
     t = _f8(table, "time/s")
     counters = _counters(path, table, row_word, first_row)
-    cyc, units, column_attrs = _cycling_columns(path, table, t, start_unix, counters)
     ctx = _SpectrumContext(technique, start_unix, step_techniques or {})
-    spectra, eis_rows = _spectra(path, table, cyc, counters, ctx)
+    spectra, eis_rows = _spectra(path, table, t, counters, ctx)
     keep = ~eis_rows
     if not keep.any():
-        cycling: dict[str, np.ndarray] = {}
-        units = {}
-    else:
-        cycling = {k: v[keep] for k, v in cyc.items()} if eis_rows.any() else cyc
-        missing = [c for c in ("voltage_volt", "current_ampere") if c not in cycling]
-        if missing:
-            raise InputError(
-                f"no column for {', '.join(missing)} (columns: {', '.join(table)})", path=path
-            )
+        return {"cycling": {}, "spectra": spectra, "units": {}, "header": header}
+    # a current from a charge counter needs every row (dQ/dt across impedance rows)
+    from_counter = "I/mA" not in table and "<I>/mA" not in table
+    current = _current(path, table, t) if from_counter else (None, {})
+    if eis_rows.any():
+        table, t, counters = subset_table(table, keep), t[keep], counters.subset(keep)
+        current = (None if current[0] is None else current[0][keep], current[1])
+    if not from_counter:
+        current = _current(path, table, t)
+    cycling, units, column_attrs = _cycling_columns(path, table, t, start_unix, counters, current)
+    missing = [c for c in ("voltage_volt", "current_ampere") if c not in cycling]
+    if missing:
+        raise InputError(
+            f"no column for {', '.join(missing)} (columns: {', '.join(table)})", path=path
+        )
     return {
         "cycling": cycling,
         "spectra": spectra,
         "units": units,
         "header": header,
-        "column_attrs": column_attrs if cycling else {},
+        "column_attrs": column_attrs,
     }

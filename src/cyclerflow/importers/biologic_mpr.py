@@ -22,8 +22,11 @@ Layout (all little-endian):
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +87,7 @@ class MprFile:
     """The parsed content of an .mpr file."""
 
     modules: list[Module]
-    columns: dict[str, np.ndarray]  # EC-Lab export names -> arrays (n_points each, stored dtype)
+    columns: Mapping[str, np.ndarray]  # EC-Lab export names -> arrays (n_points, stored dtype)
     column_ids: list[int]
     technique: str
     start_unix: float | None
@@ -109,11 +112,11 @@ def _text(raw: bytes) -> str:
     return raw.decode("latin-1").strip(" \x00")
 
 
-def read_modules(path: Path, buf: bytes) -> list[Module]:
+def read_modules(path: Path, buf: bytes | mmap.mmap) -> list[Module]:
     """Split the file into modules; clear errors for a wrong magic or truncation."""
     if len(buf) == 0:
         raise InputError(f"{WHAT}: file is empty", path=path)
-    if not buf.startswith(MAGIC):
+    if bytes(buf[: len(MAGIC)]) != MAGIC:
         raise _err(path, "not a BioLogic modular file (magic 'BIO-LOGIC MODULAR FILE' missing)", 0)
     pos = FILE_HEADER_SIZE
     if len(buf) < pos:
@@ -178,7 +181,7 @@ def _all_known(ids: list[int]) -> bool:
     return all(c in FLAG_COLUMNS or c in DATA_COLUMNS or c in WIDTH_ONLY for c in ids)
 
 
-def _parse_data(path: Path, mod: Module) -> tuple[dict[str, np.ndarray], list[int], Layout]:
+def _parse_data(path: Path, mod: Module) -> tuple[RecordTable, list[int], Layout]:
     d, base = mod.data, mod.offset
     if mod.version not in DATA_LAYOUTS:
         raise _err(
@@ -208,23 +211,59 @@ def _parse_data(path: Path, mod: Module) -> tuple[dict[str, np.ndarray], list[in
             base + data_off,
         )
     rec = np.frombuffer(d, dtype=layout.dtype, count=n_points, offset=data_off)
-    return _columns(rec, ids, layout), ids, layout
+    return RecordTable(rec, ids, layout), ids, layout
 
 
-def _columns(rec: np.ndarray, ids: list[int], layout: Layout) -> dict[str, np.ndarray]:
-    """Columns in id order: strided views into the file's bytes (stored dtype, no copy);
-    flag columns unpacked from the flags byte."""
-    ordered: dict[str, np.ndarray] = {}
-    names = iter(layout.names)
-    for cid in ids:
-        if cid in FLAG_COLUMNS:
-            name, mask = FLAG_COLUMNS[cid]
-            shift = (mask & -mask).bit_length() - 1
-            ordered[name] = (rec["__flags__"] & mask) >> shift
-        else:
-            name = next(names)
-            ordered[name] = rec[name]
-    return ordered
+class RecordTable(Mapping[str, np.ndarray]):
+    """The data module's columns by EC-Lab export name, made on first use.
+
+    Values are views into the records in their stored dtype (no copy); flag columns
+    are unpacked from the flags byte when asked for. :meth:`subset` filters the
+    records in one pass (one contiguous copy) instead of column by column.
+    """
+
+    def __init__(self, rec: np.ndarray, ids: list[int], layout: Layout) -> None:
+        self._rec = rec
+        self._ids = ids
+        self._layout = layout
+        self._where: dict[str, tuple[str, int]] = {}
+        names = iter(layout.names)
+        for cid in ids:
+            if cid in FLAG_COLUMNS:
+                name, mask = FLAG_COLUMNS[cid]
+                self._where[name] = ("__flags__", mask)
+            else:
+                name = next(names)
+                self._where[name] = (name, 0)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            field_name, mask = self._where[name]
+            v = self._rec[field_name]
+            if mask:
+                shift = (mask & -mask).bit_length() - 1
+                v = (v & mask) >> shift
+            self._cache[name] = v
+        return self._cache[name]
+
+    def __iter__(self):
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def subset(self, keep: np.ndarray) -> RecordTable:
+        """The records in the boolean mask ``keep``."""
+        return RecordTable(self._rec[keep], self._ids, self._layout)
+
+
+def _map(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes, memory-mapped read-only (no copy; the columns are views into it)."""
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def parse_mpr(path: str | Path) -> MprFile:
@@ -235,7 +274,7 @@ def parse_mpr(path: str | Path) -> MprFile:
     """
     path = Path(path)
     try:
-        buf = path.read_bytes()
+        buf = _map(path)
     except OSError as err:
         raise InputError(f"cannot read file ({err.strerror})", path=path) from None
     modules = read_modules(path, buf)
