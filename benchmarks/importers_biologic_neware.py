@@ -1,23 +1,24 @@
 """Rows per second of the BioLogic .mpr/.mpt and Neware .ndax importers, against peers.
 
 Run by hand: ``python benchmarks/importers_biologic_neware.py``. Peers (not dependencies
-of cyclerflow, run here only): galvani (GPL, ``pip install galvani``) for .mpr and
-fastnda (BSD-3) for .ndax. Files come from ../shared/data; the .mpr is also grown to
->= 1M records by repeating mb.mpr's records (the format allows any count), the .ndax is
+of cyclerflow, run here only): galvani (GPL, ``pip install galvani``) for .mpr,
+fastnda (BSD-3) for .ndax, pandas.read_csv for the BTSDA CSV. Files come from
+fixtures/vendor (and mb.mpr from ../shared/data when present); each .mpr is also grown
+to >= 1M records by repeating its records (the format allows any count), the .ndax is
 read repeatedly until >= 1M rows have been read (a bigger .ndax cannot be made without
-rewriting its binary pages).
+rewriting its binary pages). Ratios > 1 mean we are faster.
 """
 
 from __future__ import annotations
 
 import struct
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+VENDOR = ROOT / "fixtures" / "vendor"
 TARGET_ROWS = 1_000_000
 
 
@@ -55,54 +56,50 @@ def grow_mpr(src: Path, dst: Path, min_rows: int) -> int:
     return n * k
 
 
-def main() -> int:
-    from cyclerflow.importers import biologic_mpr, biologic_mpt, neware_ndax
+def _mpr_rows(biologic_mpr, path: Path, nbig: int | None, label: str, peer) -> None:
+    n = nbig or len(next(iter(biologic_mpr.parse_mpr(path).columns.values())))
+    reps = 3 if n > 100_000 else 20
+    ours_raw = best_rate(lambda: biologic_mpr.parse_mpr(path), n, reps)
+    ours_full = best_rate(lambda: biologic_mpr.read(path), n, reps)
+    other = best_rate(lambda: peer(str(path)), n, reps) if peer else float("nan")
+    for what, rate in (("parse, lazy", ours_raw), ("BDF import", ours_full)):
+        print(
+            f"{'.mpr':<8} {label + f' [{what}]':<40} {n:>9} {rate:>12.3g} {other:>12.3g} {rate / other:>9.2f}"
+        )
 
-    if not DATA.is_dir():
-        print("../shared/data not found", file=sys.stderr)
-        return 1
-    print(
-        f"{'format':<8} {'file':<34} {'rows':>9} {'ours rows/s':>12} {'peer rows/s':>12} {'ours/peer':>9}"
-    )
+
+def bench_mpr() -> None:
+    """.mpr whole import (parse + BDF columns) against galvani's parse, same files."""
+    import warnings
+
+    from cyclerflow.importers import biologic_mpr
 
     try:
         from galvani.BioLogic import MPRfile  # GPL peer, benchmark only
     except ImportError:
         MPRfile = None
+    sources = [VENDOR / "biologic" / "jdb11-1_e1_s3_squidTest_data_C15.mpr"]
+    if DATA.is_dir():
+        sources.append(DATA / "biologic" / "mb.mpr")
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for src in sources:
+            _mpr_rows(biologic_mpr, src, None, src.name[:24], MPRfile)
+            big = Path(tmp) / "big.mpr"
+            nbig = grow_mpr(src, big, TARGET_ROWS)
+            _mpr_rows(biologic_mpr, big, nbig, f"{src.name[:16]} grown", MPRfile)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        big = Path(tmp) / "mb_big.mpr"
-        nbig = grow_mpr(DATA / "biologic" / "mb.mpr", big, TARGET_ROWS)
-        files = [
-            (DATA / "biologic" / f, None) for f in ("gcpl.issue_149.mpr", "peis.mpr", "mb.mpr")
-        ]
-        files.append((big, nbig))
-        for path, n in files:
-            n = n or len(next(iter(biologic_mpr.parse_mpr(path).columns.values())))
-            reps = 3 if n > 100_000 else 20
-            ours_raw = best_rate(lambda p=path: biologic_mpr.parse_mpr(p), n, reps)
-            ours_full = best_rate(lambda p=path: biologic_mpr.read(p), n, reps)
-            peer = best_rate(lambda p=path: MPRfile(str(p)), n, reps) if MPRfile else float("nan")
-            name = path.name if path != big else f"mb.mpr x{nbig // 1588} (grown)"
-            print(
-                f"{'.mpr':<8} {name + ' [columns]':<34} {n:>9} {ours_raw:>12.3g} {peer:>12.3g} {ours_raw / peer:>9.2f}"
-            )
-            print(
-                f"{'.mpr':<8} {name + ' [BDF import]':<34} {n:>9} {ours_full:>12.3g} {peer:>12.3g} {ours_full / peer:>9.2f}"
-            )
 
-    for f in ("gcpl.issue_149.mpt", "peis.mpt", "mb.mpt"):
-        path = DATA / "biologic" / f
-        n = len(biologic_mpt.parse_mpt(path)[0]["time/s"])
-        rate = best_rate(lambda p=path: biologic_mpt.read(p), n, 5)
-        print(f"{'.mpt':<8} {f:<34} {n:>9} {rate:>12.3g} {'-':>12} {'-':>9}")
-
+def bench_ndax() -> None:
+    """.ndax import against fastnda's own read of the same file."""
     import logging
 
     import fastnda
 
+    from cyclerflow.importers import neware_ndax
+
     logging.getLogger("fastnda").setLevel(logging.ERROR)  # its per-read clock-jump warning
-    path = DATA / "cellpy" / "20260302_IFE_BTS85_2_9_8_1.ndax"
+    path = VENDOR / "neware" / "20260302_IFE_BTS85_2_9_8_1.ndax"
     n = len(neware_ndax.read(path)["cycling"]["test_time_second"])
     reps = -(-TARGET_ROWS // n)
 
@@ -116,9 +113,47 @@ def main() -> int:
 
     ours = best_rate(ours_loop, n * reps, 3)
     peer = best_rate(peer_loop, n * reps, 3)
+    label = path.name[:22] + f" x{reps}"
+    print(f"{'.ndax':<8} {label:<40} {n * reps:>9} {ours:>12.3g} {peer:>12.3g} {ours / peer:>9.2f}")
+
+
+def bench_neware_csv() -> None:
+    """BTSDA CSV import against pandas.read_csv of the same file (text only, no conversion)."""
+    import pandas as pd
+
+    from cyclerflow.importers import neware_csv
+
+    rows = 200_000
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "btsda.csv"
+        lines = [
+            "DataPoint,Cycle Index,Step Index,Step Type,Time,Total Time,Current(A),Voltage(V),Capacity(Ah),Energy(Wh),Date,Power(W)"
+        ]
+        for i in range(rows):
+            step = i // 1000
+            chg = step % 2 == 0
+            s, t = (i % 1000) * 10, i * 10
+            lines.append(
+                f"{i + 1},{step // 2 + 1},{step + 1},{'CC Chg' if chg else 'CC DChg'},"
+                f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d},{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d},"
+                f"{0.5 if chg else -0.5:.5f},3.{i % 9000:04d},{s * 0.5 / 3600:.6f},{s * 1.8 / 3600:.6f},"
+                f"2024-03-01 10:00:00,{1.8 if chg else -1.8:.5f}"
+            )
+        p.write_text("\n".join(lines) + "\n")
+        ours = best_rate(lambda: neware_csv.read(p), rows, 3)
+        peer = best_rate(lambda: pd.read_csv(p, encoding="latin-1"), rows, 3)
     print(
-        f"{'.ndax':<8} {path.name[:22] + f' x{reps}':<34} {n * reps:>9} {ours:>12.3g} {peer:>12.3g} {ours / peer:>9.2f}"
+        f"{'csv':<8} {'BTSDA A/V/Ah (synthetic)':<40} {rows:>9} {ours:>12.3g} {peer:>12.3g} {ours / peer:>9.2f}"
     )
+
+
+def main() -> int:
+    print(
+        f"{'format':<8} {'file':<40} {'rows':>9} {'ours rows/s':>12} {'peer rows/s':>12} {'ours/peer':>9}"
+    )
+    bench_mpr()
+    bench_ndax()
+    bench_neware_csv()
     return 0
 
 

@@ -60,6 +60,8 @@ MEASURED = {
     "Power": ("power_watt", "power"),
 }
 TEST_TIME = ("Total Time", "Cumulative Time")
+#: read as text (times are parsed strictly here; names are compared)
+TEXT_COLUMNS = ("Step Type", "Time", "Date")
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def _err(path: Path, msg: str, line: int | None = None) -> InputError:
 
 def unit_factor(path: Path, header: str, unit: str, dimension: str) -> float:
     """Factor from ``unit`` (as written in ``header``) to our unit of ``dimension``."""
-    u = unit.replace("\xb5", "µ").strip()
+    u = unit.replace("\xc2\xb5", "µ").replace("\xb5", "µ").strip()  # UTF-8 read as Latin-1
     for base, (dim, f) in BASE_UNITS.items():
         if u.endswith(base) and u[: -len(base)] in PREFIXES and dim == dimension:
             return PREFIXES[u[: -len(base)]] * f
@@ -112,31 +114,83 @@ def _columns(path: Path, fields: list[str]) -> dict[str, Column]:
     return out
 
 
-def parse_durations(path: Path, name: str, values: pd.Series) -> np.ndarray:
-    """``[h]h:mm:ss[.fff]`` (or plain seconds) -> seconds; a clear error on anything else."""
-    s = values.astype(str).str.strip()
-    parts = s.str.split(":", expand=True)
+#: widest duration text the fast parser takes (longer text is refused)
+DURATION_WIDTH = 32
+
+
+def _duration_bytes(values: pd.Series) -> np.ndarray | None:
+    """Fixed-width ASCII bytes of the texts (n, DURATION_WIDTH), None for non-ASCII."""
     try:
-        if parts.shape[1] == 1:
-            h, m, sec = 0.0, 0.0, parts[0].astype("f8").to_numpy()
-        elif parts.shape[1] != 3 or parts.isna().any().any():
-            raise ValueError
+        b = np.array(values.to_numpy(dtype=object), dtype=f"S{DURATION_WIDTH}")
+    except (UnicodeEncodeError, ValueError, TypeError):
+        return None
+    return b.view(np.uint8).reshape(len(b), DURATION_WIDTH)
+
+
+def _duration_values(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds of ``[h]h:mm:ss[.fff]`` or ``ss[.fff]`` rows of bytes, and a validity mask.
+
+    Vectorised over rows: one pass per character position (no per-row Python).
+    """
+    ok = m[:, -1] == 0
+    width = int(np.flatnonzero(m.any(axis=0))[-1]) + 1 if m.any() else 1
+    c = np.ascontiguousarray(m[:, :width].T)  # (position, row): each position contiguous
+    colon, dot = c == 58, c == 46
+    digit = (c >= 48) & (c <= 57)
+    ncolon = colon.sum(axis=0)
+    blank = (c == 0) | (c == 32)
+    ok &= (colon | dot | digit | blank).all(axis=0) & ((ncolon == 0) | (ncolon == 2))
+    ok &= dot.sum(axis=0) <= 1
+    # blanks only around the text, never inside it
+    started = np.logical_or.accumulate(~blank, axis=0)
+    ended = np.logical_or.accumulate((~blank)[::-1], axis=0)[::-1]
+    ok &= ~(blank & started & ended).any(axis=0)
+    field = np.cumsum(colon, axis=0, dtype=np.int8) + np.where(ncolon == 0, 2, 0).astype(np.int8)
+    after_dot = np.logical_or.accumulate(dot, axis=0)
+    ok &= ~(dot & (field != 2)).any(axis=0)
+    d = c.astype("f8") - 48.0
+    vals = np.zeros((3, c.shape[1]))
+    seen = np.zeros((3, c.shape[1]), dtype=bool)
+    scale = np.ones(c.shape[1])
+    for j in range(width):
+        whole_j = digit[j] & ~after_dot[j]
+        for k in range(3):
+            w = whole_j & (field[j] == k)
+            vals[k] += w * (vals[k] * 9.0 + d[j])
+            seen[k] |= w
+        frac = digit[j] & after_dot[j]
+        scale *= np.where(frac, 0.1, 1.0)
+        vals[2] += frac * d[j] * scale
+    ok &= seen[2] & ((ncolon == 0) | (seen[0] & seen[1]))
+    return vals[0] * 3600.0 + vals[1] * 60.0 + vals[2], ok
+
+
+def parse_durations(path: Path, name: str, values: pd.Series) -> np.ndarray:
+    """``[h]h:mm:ss[.fff]`` (hours may exceed 24) or plain seconds -> seconds (float64).
+
+    Strict: any other text is refused naming its line.
+    """
+    if values.dtype.kind in "fiu":
+        out, ok = values.to_numpy(dtype="f8"), np.ones(len(values), dtype=bool)
+    else:
+        m = _duration_bytes(values)
+        if m is None:
+            out, ok = np.zeros(len(values)), np.zeros(len(values), dtype=bool)
         else:
-            h, m, sec = (parts[k].astype("f8").to_numpy() for k in range(3))
-    except (ValueError, TypeError):
-        pat = r"\d+:\d{1,2}:\d{1,2}(\.\d*)?"
-        bad = next((i for i, v in enumerate(s) if not re.fullmatch(pat, v)), 0)
-        raise _err(path, f"column {name!r}: {s.iloc[bad]!r} is not hh:mm:ss", bad + 2) from None
-    out = h * 3600.0 + m * 60.0 + sec
-    bad_rows = np.flatnonzero(~np.isfinite(out) | (out < 0))
-    if len(bad_rows):
-        i = int(bad_rows[0])
-        raise _err(path, f"column {name!r}: {s.iloc[i]!r} is not a duration", i + 2)
+            out, ok = _duration_values(m)
+    ok &= np.isfinite(out) & (out >= 0)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise _err(path, f"column {name!r}: {values.iloc[i]!r} is not hh:mm:ss", i + 2)
     return out
 
 
 def _numeric(path: Path, df: pd.DataFrame, col: Column) -> np.ndarray:
-    v = pd.to_numeric(df.iloc[:, col.index], errors="coerce").to_numpy(dtype="f8")
+    s = df.iloc[:, col.index]
+    if s.dtype.kind in "fiu":
+        v = s.to_numpy(dtype="f8")
+    else:
+        v = pd.to_numeric(s, errors="coerce").to_numpy(dtype="f8")
     bad = np.flatnonzero(~np.isfinite(v))
     if len(bad):
         raw = df.iloc[int(bad[0]), col.index]
@@ -144,12 +198,19 @@ def _numeric(path: Path, df: pd.DataFrame, col: Column) -> np.ndarray:
     return v * col.factor
 
 
-def _step_kind(types: np.ndarray) -> np.ndarray:
-    """+1 charge, -1 discharge, 0 other, from BTSDA's step type names."""
-    t = pd.Series(types).astype(str).str.replace(" ", "").str.lower()
-    dchg = t.str.contains("dchg|discharge", regex=True).to_numpy()
-    chg = t.str.contains("chg|charge", regex=True).to_numpy() & ~dchg
-    return np.where(dchg, -1, np.where(chg, 1, 0))
+def _step_kind(types: pd.Series) -> np.ndarray:
+    """+1 charge, -1 discharge, 0 other, from BTSDA's step type names (per distinct name)."""
+    codes, names = pd.factorize(types.astype(str))
+    kinds = []
+    for n in names:
+        t = str(n).replace(" ", "").lower()
+        if "dchg" in t or "discharge" in t:
+            kinds.append(-1)
+        elif "chg" in t or "charge" in t:
+            kinds.append(1)
+        else:
+            kinds.append(0)
+    return np.asarray(kinds, dtype="i8")[codes]
 
 
 def _check_sign(path: Path, kind: np.ndarray, current: np.ndarray) -> None:
@@ -187,9 +248,14 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise InputError(f"cannot read file ({err.strerror})", path=path) from None
     if not raw.strip():
         raise _err(path, "file is empty")
-    text = raw.decode("latin-1").lstrip("\ufeff\xef\xbb\xbf")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    fields = raw.split(b"\n", 1)[0].decode("latin-1").rstrip("\r").split(",")
+    as_text = {f: object for f in fields if f.strip() in (*TEXT_COLUMNS, *TEST_TIME)}
     try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, engine="c")
+        df = pd.read_csv(
+            io.BytesIO(raw), dtype=as_text, keep_default_na=False, encoding="latin-1", engine="c"
+        )
     except (ValueError, pd.errors.ParserError) as err:
         raise _err(path, f"not a consistent comma-separated table ({err})") from None
     if len(df) == 0:
@@ -227,7 +293,7 @@ def read(path: str | Path) -> Imported:
     back = np.flatnonzero(np.diff(t) < 0)
     if len(back):
         raise _err(path, f"{tname} goes backwards", int(back[0]) + 3)
-    kind = _step_kind(df.iloc[:, cols["Step Type"].index].to_numpy())
+    kind = _step_kind(df.iloc[:, cols["Step Type"].index])
     current = _numeric(path, df, cols["Current"])
     _check_sign(path, kind, current)
     vcyc = _numeric(path, df, cols["Cycle Index"]).astype("i8")
@@ -260,7 +326,9 @@ def read(path: str | Path) -> Imported:
 
 def _unix_time(path: Path, dates: pd.Series) -> dict[str, np.ndarray]:
     """``Date`` (local wall clock, no zone: stored as if UTC, like the other readers)."""
-    ts = pd.to_datetime(dates, errors="coerce", format="mixed")
+    ts = pd.to_datetime(dates, errors="coerce", format="%Y-%m-%d %H:%M:%S")
+    if ts.isna().any():
+        ts = pd.to_datetime(dates, errors="coerce", format="mixed")
     if ts.isna().any():
         i = int(np.flatnonzero(ts.isna().to_numpy())[0])
         raise _err(path, f"column 'Date': {dates.iloc[i]!r} is not a date", i + 2)
