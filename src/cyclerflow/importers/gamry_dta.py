@@ -134,8 +134,8 @@ def read(path: str | Path) -> Imported:
     """Read a Gamry .DTA: spectra from ZCURVE tables, cycling rows from curve tables."""
     path = Path(path)
     text = read_text(path, FORMAT)
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != "EXPLAIN":
+    lines = text.splitlines() or [""]
+    if lines[0].strip() != "EXPLAIN":
         raise fail(
             FORMAT,
             path,
