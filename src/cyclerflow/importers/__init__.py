@@ -134,6 +134,9 @@ def import_files(
             if progress is not None:
                 progress()
         merged = merge_imports(parts)
+    if warn is not None:
+        for w in merged.get("warnings", []):
+            warn(w)
     return write_cell(
         out,
         meta,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclerflow.importers.common import Imported, naive_to_unix
+from cyclerflow.importers.common import Imported, naive_to_unix, name_temperature
 from cyclerflow.importers.textfmt import fail, parse_block, read_text
 
 FORMAT = "gamry-dta"
@@ -319,4 +319,5 @@ def read(path: str | Path) -> Imported:
             f"line {len(lines)}",
         )
     cycling = _join_curves(path, curves, start)
-    return {"cycling": cycling, "spectra": spectra, "header": "\n".join(header)}
+    data: Imported = {"cycling": cycling, "spectra": spectra, "header": "\n".join(header)}
+    return name_temperature(data, path)

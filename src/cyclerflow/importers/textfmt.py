@@ -51,8 +51,12 @@ def decode(raw: bytes) -> str:
 
 
 def read_text(path: str | Path, fmt: str, *, allow_nul: bool = False) -> str:
-    """Whole file as text (see :func:`read_raw` and :func:`decode`)."""
-    return decode(read_raw(path, fmt, allow_nul=allow_nul))
+    """Whole file as text (see :func:`read_raw` and :func:`decode`).
+
+    ``CR CR LF`` line ends (PAR PowerSuite text written through a second CR/LF
+    conversion) are one line end, not a blank line after every row.
+    """
+    return decode(read_raw(path, fmt, allow_nul=allow_nul)).replace("\r\r\n", "\n")
 
 
 def head_lines(raw: bytes, n: int) -> list[str]:
