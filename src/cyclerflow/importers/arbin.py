@@ -30,6 +30,8 @@ from cyclerflow.units import unit_factor
 
 FORMAT = "arbin"
 EXTENSIONS = (".csv", ".xlsx", ".res")
+#: what :func:`sniff` looks for (said when no reader fits)
+SIGNATURE = "an Arbin CSV header (Test_Time, Current, Voltage, Cycle_Index, Step_Index), an .xlsx workbook or a .res Jet database"
 _JET = b"Standard Jet DB"
 
 # --- Arbin columns -------------------------------------------------------------------

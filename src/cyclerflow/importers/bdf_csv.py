@@ -11,6 +11,8 @@ from cyclerflow.schema import BDF_LABELS, CYCLING_COLUMNS, REQUIRED_CYCLING
 
 FORMAT = "bdf-csv"
 EXTENSIONS = (".csv", ".txt")
+#: what :func:`sniff` looks for (said when no reader fits)
+SIGNATURE = "a header naming test time and voltage or current (BDF names or labels)"
 
 RENAME = {**{c: c for c in CYCLING_COLUMNS}, **BDF_LABELS}
 INTEGER = ("cycle_count", "step_count", "step_index", "vendor_cycle_index", "vendor_step_index")

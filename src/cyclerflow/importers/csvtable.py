@@ -12,6 +12,7 @@ import pandas as pd
 
 from cyclerflow.errors import InputError
 from cyclerflow.importers.common import check_finite
+from cyclerflow.importers.textfmt import check_row_widths, data_block
 
 DELIMITERS = (",", ";", "\t")
 
@@ -35,6 +36,20 @@ def split_header(line: str) -> tuple[str, list[str]]:
         return ",", [line.strip()]
     fields = next(csv.reader(io.StringIO(line), delimiter=best))
     return best, [f.strip() for f in fields]
+
+
+def check_widths(path: Path, delim: str, n_names: int) -> None:
+    """Every row after the header has one value per header name (the shared guard of
+    :func:`cyclerflow.importers.textfmt.check_row_widths`): a header with a name missing
+    would otherwise shift every column by one (pandas takes the extra value as an index)."""
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    k = next((i for i, ln in enumerate(lines) if ln.strip()), 0) + 1  # first line after the header
+    while k < len(lines) and not lines[k].strip():  # blank lines right after it are skipped
+        k += 1
+    body = data_block(raw, k)
+    if body:
+        check_row_widths(path, "table", body, k + 1, n_names, delim)
 
 
 def read_numeric_table(
@@ -73,6 +88,7 @@ def read_numeric_table(
             path=path,
             where="line 1",
         )
+    check_widths(path, delim, len(fields))
     try:
         df = pd.read_csv(
             path,

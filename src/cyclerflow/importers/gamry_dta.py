@@ -35,6 +35,8 @@ from cyclerflow.importers.textfmt import fail, parse_block, read_text
 
 FORMAT = "gamry-dta"
 EXTENSIONS = (".dta",)
+#: what :func:`sniff` looks for (said when no reader fits)
+SIGNATURE = "'EXPLAIN' on line 1 and a 'TAG' line on line 2"
 
 _TECHNIQUES = {"EISPOT": "PEIS", "EISGALV": "GEIS", "EISMON": "PEIS"}
 _TIME = ("T", "Time")

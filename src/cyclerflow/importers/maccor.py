@@ -43,6 +43,8 @@ from cyclerflow.importers.textfmt import (
 
 FORMAT = "maccor"
 EXTENSIONS = (".txt", ".csv") + tuple(f".{i:03d}" for i in range(1, 100))
+#: what :func:`sniff` looks for (said when no reader fits)
+SIGNATURE = "a tab-separated Maccor column line (Rec#, Amps/Current, Volts/Voltage, State/Md) in the first 60 lines"
 
 _ROLE = {
     "rec#": "record",

@@ -21,6 +21,8 @@ from cyclerflow.importers.textfmt import fail, parse_block, read_text
 
 FORMAT = "zplot"
 EXTENSIONS = (".z",)
+#: what :func:`sniff` looks for (said when no reader fits)
+SIGNATURE = "'ZPLOT' at the start of the file"
 
 
 def sniff(path: Path, head: bytes) -> bool:
