@@ -34,6 +34,7 @@ IMPORTER_MODULES: list[str] = [
     "cyclerflow.importers.eis_text",
     "cyclerflow.importers.eis_csv",
     "cyclerflow.importers.bdf_csv",
+    "cyclerflow.importers.bdf_parquet",
 ]
 
 
