@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,15 +10,53 @@ import pytest
 from cyclerflow.synthetic import lipon_stack
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+#: real vendor files that may be redistributed (MIT/BSD/Apache), inside the repository
+VENDOR_DATA = ROOT / "fixtures" / "vendor"
+#: ../shared/data: the source they were copied from; also holds GPL files that stay outside
+#: (CYCLERFLOW_SHARED_DATA=/nonexistent simulates a fresh clone without it)
+SHARED_DATA = Path(os.environ.get("CYCLERFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+class VendorData:
+    """``vendor / "arbin/x.csv"`` -> the file in fixtures/vendor.
+
+    A path not in the repository (the GPL BioLogic pairs) falls back to ../shared/data
+    when that is present, else the test skips naming the file: only files that may not
+    be redistributed can be missing, never the permissively licensed ones.
+    """
+
+    def __init__(self, root: Path = VENDOR_DATA) -> None:
+        self.root = root
+
+    def __truediv__(self, rel: str | os.PathLike) -> Path:
+        here = self.root / rel
+        if here.exists():
+            return here
+        rel_path = here.relative_to(VENDOR_DATA)
+        outside = SHARED_DATA / rel_path
+        if outside.exists():
+            return outside
+        if (VENDOR_DATA / rel_path.parts[0]).is_dir():
+            return here  # a missing file in a folder we ship: let the test fail loudly
+        pytest.skip(f"{rel_path} is not redistributable (GPL) and ../shared/data is absent")
+
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    def __str__(self) -> str:
+        return str(self.root)
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data (real vendor files); tests using it skip when it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not present")
-    return SHARED_DATA
+def vendor_data() -> VendorData:
+    """Real vendor files in fixtures/vendor (see fixtures/vendor/manifest.csv)."""
+    return VendorData()
+
+
+@pytest.fixture(scope="session")
+def shared_data(vendor_data: VendorData) -> VendorData:
+    """Old name of :func:`vendor_data` (the files used to live in ../shared/data)."""
+    return vendor_data
 
 
 @pytest.fixture

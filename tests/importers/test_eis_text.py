@@ -112,7 +112,7 @@ def test_bad_inputs(tmp_path, shared_data):
     src = (shared_data / "eis/exampleDataCHInstruments.txt").read_text()
     lines = src.splitlines()
     p.write_text("\n".join(lines[:-1] + [lines[-1][:12]]))
-    with pytest.raises(InputError, match=rf"line {len(lines)}\).*missing"):
+    with pytest.raises(InputError, match=rf"line {len(lines)}\).*last row has 2 fields.*truncated"):
         eis_text.read(p)
     par = (shared_data / "eis/exampleDataVersaStudio.par").read_text()
     p.write_text(par[: par.index("</Segment1>")])

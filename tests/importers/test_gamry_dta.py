@@ -99,7 +99,7 @@ def test_bad_inputs_name_file_and_line(tmp_path, shared_data):
     # truncated inside the last row: Vf of that row is missing
     cut = src[: src.rindex("\t600.") + 3]
     last = cut.count("\n") + 1
-    with pytest.raises(InputError, match=rf"line {last}\).*'Vf' is missing"):
+    with pytest.raises(InputError, match=rf"line {last}\).*last row has 2 fields.*truncated"):
         gamry_dta.read(_write(tmp_path, cut))
     # header only
     head = "\n".join(lines[:20])
@@ -126,3 +126,39 @@ def test_fuzz_truncation_gives_input_error_or_data(tmp_path, shared_data, cut, j
     n = len(c["test_time_second"])
     assert all(len(v) == n for v in c.values())
     assert np.all(np.isfinite(c["voltage_volt"]))
+
+
+def _comma_locale(raw: bytes) -> bytes:
+    """The same file as Gamry writes it on a decimal-comma locale (5,00000E-001)."""
+    import re
+
+    return re.sub(rb"(\d)\.(\d)", rb"\1,\2", raw)
+
+
+def test_decimal_comma_locale_reads_the_same(shared_data, tmp_path):
+    src = shared_data / "eis/exampleDataGamry.DTA"
+    p = tmp_path / "comma.DTA"
+    p.write_bytes(_comma_locale(src.read_bytes()))
+    assert b"E-001" in p.read_bytes() and b",0000" in p.read_bytes()
+    a, b = gamry_dta.read(src), gamry_dta.read(p)
+    assert len(a["spectra"]) == len(b["spectra"]) == 1
+    for k in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"):
+        np.testing.assert_array_equal(a["spectra"][0][k], b["spectra"][0][k])
+    assert b["spectra"][0]["amplitude"] == a["spectra"][0]["amplitude"] == pytest.approx(0.01)
+    assert b["spectra"][0]["dc_level"] == a["spectra"][0]["dc_level"]
+    for k, v in a["cycling"].items():
+        np.testing.assert_array_equal(v, b["cycling"][k])
+
+
+def test_mixed_separators_and_unknown_technique_are_refused(shared_data, tmp_path):
+    raw = (shared_data / "gamry/cv_data.dta").read_bytes()
+    lines = raw.split(b"\n")
+    i = next(k for k, ln in enumerate(lines) if ln.startswith(b"\t0\t"))
+    lines[i] = _comma_locale(lines[i])
+    p = tmp_path / "mixed.dta"
+    p.write_bytes(b"\n".join(lines))
+    with pytest.raises(InputError, match="mixes decimal commas and decimal points"):
+        gamry_dta.read(p)
+    p.write_bytes(raw.replace(b"TAG\tCV", b"TAG\tMYSTERY", 1))
+    with pytest.raises(InputError, match=r"line 2\).*unknown technique TAG 'MYSTERY'"):
+        gamry_dta.read(p)

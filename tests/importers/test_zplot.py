@@ -56,7 +56,7 @@ def test_bad_inputs(tmp_path, shared_data):
         zplot.read(p)
     lines = src.splitlines()
     p.write_text("\n".join(lines[:-1] + [lines[-1][:40]]))  # last row cut after Time
-    with pytest.raises(InputError, match=rf"line {len(lines)}\).*missing"):
+    with pytest.raises(InputError, match=rf"line {len(lines)}\).*last row has 4 fields.*truncated"):
         zplot.read(p)
 
 

@@ -119,13 +119,28 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
         cell: Path = typer.Argument(...),
-        out: Path = typer.Option(..., "-o", "--out"),
-        eis: bool = typer.Option(False, "--eis", help="Export the spectra as long-format EIS CSV."),
+        out: Path | None = typer.Option(None, "-o", "--out"),
+        fmt: str = typer.Option(
+            "csv",
+            "--format",
+            help="csv (machine names), bdf-csv or bdf-parquet (BDF labels; default name "
+            "<cell_id>.bdf.csv / .bdf.parquet beside the cell file).",
+        ),
+        eis: bool = typer.Option(False, "--eis", help="Export the spectra (long format)."),
         force: bool = typer.Option(False, "--force"),
     ) -> None:
-        """Export /cycling as BDF CSV, or the spectra as long EIS CSV (--eis)."""
-        from cyclerflow.export import export_cycling_csv, export_eis_csv
+        """Export /cycling as CSV / BDF CSV / BDF Parquet, or the spectra (--eis)."""
+        from cyclerflow.export import BDF_FORMATS, export_bdf, export_cycling_csv, export_eis_csv
 
+        if fmt in BDF_FORMATS:
+            export_bdf(cell, out, fmt=fmt, eis=eis, force=force)
+            return
+        if fmt != "csv":
+            raise InputError(
+                f"unknown export format {fmt!r} (known: csv, {', '.join(BDF_FORMATS)})"
+            )
+        if out is None:
+            raise InputError("--format csv needs -o OUT")
         (export_eis_csv if eis else export_cycling_csv)(cell, out, force=force)
 
     @app.command("recover")

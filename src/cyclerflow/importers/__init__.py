@@ -35,6 +35,7 @@ IMPORTER_MODULES: list[str] = [
     "cyclerflow.importers.eis_text",
     "cyclerflow.importers.eis_csv",
     "cyclerflow.importers.bdf_csv",
+    "cyclerflow.importers.bdf_parquet",
 ]
 
 
@@ -50,8 +51,26 @@ def available_importers() -> list[ModuleType]:
     return mods
 
 
+def _sniff(mod: ModuleType, path: Path, head: bytes) -> tuple[bool, str]:
+    """(accepted, why not) of one module's content check."""
+    try:
+        ok = bool(mod.sniff(path, head))
+    except InputError as err:
+        return False, err.bare_message
+    if ok:
+        return True, ""
+    sig = getattr(mod, "SIGNATURE", None)
+    if sig is None:
+        doc = (mod.sniff.__doc__ or "").strip().split("\n")[0].rstrip(".")
+        return False, f"its content check ({doc}) did not match"
+    return False, f"expected {sig}"
+
+
 def detect(path: str | Path) -> ModuleType:
-    """The importer module for ``path``, chosen by content (extension as a tie-break)."""
+    """The importer module for ``path``, chosen by content (extension as a tie-break).
+
+    When nothing fits, the error names every reader tried and why each rejected the file.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError("input file not found", path=path)
@@ -60,15 +79,15 @@ def detect(path: str | Path) -> ModuleType:
     with open(path, "rb") as fh:
         head = fh.read(4096)
     mods = available_importers()
-    hits = [m for m in mods if m.sniff(path, head)]
+    verdicts = [(m, *_sniff(m, path, head)) for m in mods]
+    hits = [m for m, ok, _ in verdicts if ok]
     if not hits and path.suffix.lower() in (".csv", ".txt", ".tsv"):
         # a table nobody recognises: read it as the neutral BDF CSV, whose errors
         # say which column is missing and what the header reads
-        neutral = [m for m in mods if m.FORMAT == "bdf-csv"]
-        hits = neutral
+        hits = [m for m in mods if m.FORMAT == "bdf-csv"]
     if not hits:
-        names = ", ".join(m.FORMAT for m in mods)
-        raise InputError(f"unknown file format (tried {names})", path=path)
+        why = "; ".join(f"{m.FORMAT}: {reason}" for m, _, reason in verdicts)
+        raise InputError(f"unknown file format (tried {len(mods)} readers: {why})", path=path)
     by_ext = [m for m in hits if path.suffix.lower() in getattr(m, "EXTENSIONS", ())]
     return (by_ext or hits)[0]
 
@@ -135,6 +154,9 @@ def import_files(
             if progress is not None:
                 progress()
         merged = merge_imports(parts)
+    if warn is not None:
+        for w in merged.get("warnings", []):
+            warn(w)
     return write_cell(
         out,
         meta,

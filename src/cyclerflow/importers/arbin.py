@@ -12,6 +12,7 @@ The XLSX reader needs ``openpyxl`` (MIT).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 import shutil
 import subprocess
@@ -29,6 +30,8 @@ from cyclerflow.units import unit_factor
 
 FORMAT = "arbin"
 EXTENSIONS = (".csv", ".xlsx", ".res")
+#: what :func:`sniff` looks for (said when no reader fits)
+SIGNATURE = "an Arbin CSV header (Test_Time, Current, Voltage, Cycle_Index, Step_Index), an .xlsx workbook or a .res Jet database"
 _JET = b"Standard Jet DB"
 
 # --- Arbin columns -------------------------------------------------------------------
@@ -122,30 +125,44 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 def _finish(
-    path: Path, cols: dict[str, np.ndarray], first_line: int, header: str, sheet: str = ""
+    path: Path,
+    cols: dict[str, np.ndarray],
+    first_line: int,
+    header: str,
+    sheet: str = "",
+    empty: Sequence[str] = (),
 ) -> Imported:
     """Checks, sign/units done; add our counters and vendor step as step_index."""
     where = f"sheet {sheet!r} " if sheet else ""
-    for need in (
-        "test_time_second",
-        "voltage_volt",
-        "current_ampere",
-        "vendor_cycle_index",
-        "vendor_step_index",
-    ):
+    counters = ("vendor_cycle_index", "vendor_step_index")
+    needed = ("test_time_second", "voltage_volt", "current_ampere")
+    for need in needed + (() if empty else counters):
         if need not in cols:
             raise fail(FORMAT, path, f"{where}missing the column for {need}", "line 1")
     n = len(cols["test_time_second"])
     if n == 0:
         raise fail(FORMAT, path, f"{where}no data rows after the header", f"line {first_line}")
-    for k in ("vendor_cycle_index", "vendor_step_index"):
-        cols[k] = as_int(path, FORMAT, k, cols[k], first_line)
     check_time_increasing(path, "Test_Time", cols["test_time_second"], first_line=first_line)
-    cols["cycle_count"], cols["step_count"] = vendor_counts(
-        cols["vendor_cycle_index"], cols["vendor_step_index"]
-    )
-    cols["step_index"] = cols["vendor_step_index"].copy()
-    return {"cycling": cols, "spectra": [], "header": header}
+    events = []
+    if all(c in cols for c in counters):
+        for k in counters:
+            cols[k] = as_int(path, FORMAT, k, cols[k], first_line)
+        cols["cycle_count"], cols["step_count"] = vendor_counts(
+            cols["vendor_cycle_index"], cols["vendor_step_index"]
+        )
+        cols["step_index"] = cols["vendor_step_index"].copy()
+    else:
+        for k in counters:
+            cols.pop(k, None)  # one counter without the other: steps come from the current
+        events.append(
+            {
+                "kind": "note",
+                "message": f"{', '.join(empty)} present but empty: steps and cycles are "
+                "found from the current",
+                "test_time_second": float(cols["test_time_second"][0]),
+            }
+        )
+    return {"cycling": cols, "spectra": [], "header": header, "events": events}
 
 
 def _read_csv(path: Path, text: str | None = None, *, ole_dates: bool = False) -> Imported:
@@ -168,12 +185,15 @@ def _read_csv(path: Path, text: str | None = None, *, ole_dates: bool = False) -
     date_idx = next((i for i, m in mapping.items() if m[0] == "unix_time_second"), None)
     numeric = {m[3]: i for i, m in mapping.items() if i != date_idx or ole_dates}
     texts = {} if date_idx is None or ole_dates else {mapping[date_idx][3]: date_idx}
+    empty = _empty_columns(path, data, labels, [i for i in mapping if i != date_idx])
+    for i in empty:
+        numeric.pop(mapping[i][3], None)
     by_label = parse_block(
         path, FORMAT, data, 2, numeric, sep=",", n_fields=len(labels), text_columns=texts
     )
     cols = {mapping[i][0]: by_label[label] for label, i in numeric.items()}
     for i, (bdf, scale, offset, _) in mapping.items():
-        if i != date_idx and (scale != 1.0 or offset != 0.0):
+        if i != date_idx and i not in empty and (scale != 1.0 or offset != 0.0):
             cols[bdf] = cols[bdf] * scale + offset
     if date_idx is not None and ole_dates:
         # OLE Automation date: days since 1899-12-30 (local time of the tester, taken as UTC)
@@ -181,7 +201,37 @@ def _read_csv(path: Path, text: str | None = None, *, ole_dates: bool = False) -
         cols["unix_time_second"] = np.round((cols["unix_time_second"] - 25569.0) * 86400.0, 3)
     elif date_idx is not None:
         cols["unix_time_second"] = _parse_dates(path, by_label[mapping[date_idx][3]], 2)
-    return _finish(path, cols, 2, lines[0])
+    return _finish(path, cols, 2, lines[0], empty=[labels[i] for i in empty])
+
+
+def _empty_columns(path: Path, data: bytes, labels: list[str], candidates: list[int]) -> list[int]:
+    """Columns that are present but empty on every row (Arbin exports ``Cycle_Index``,
+    ``Step_Index`` ... that way when the tester did not record them). A column empty on
+    some rows only is refused, naming the first empty row."""
+    first = data.split(b"\n", 1)[0].rstrip(b"\r").split(b",")
+    maybe = [i for i in candidates if i < len(first) and not first[i].strip()]
+    if not maybe:
+        return []
+    df = pd.read_csv(
+        io.BytesIO(data),
+        header=None,
+        usecols=maybe,
+        dtype=str,
+        keep_default_na=False,
+        skip_blank_lines=False,
+        engine="c",
+    )
+    for i in maybe:
+        filled = np.flatnonzero(df[i].str.strip().to_numpy() != "")
+        if len(filled):
+            raise fail(
+                FORMAT,
+                path,
+                f"column {labels[i]!r} is empty on the first row but not on this one: "
+                "half-filled column",
+                f"line {2 + int(filled[0])}",
+            )
+    return maybe
 
 
 def _mdb_export(path: Path, table: str) -> str:

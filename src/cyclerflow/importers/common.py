@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypedDict
@@ -26,6 +27,7 @@ class Imported(TypedDict, total=False):
     ]  # frequency_hertz, real_impedance_ohm, imaginary_impedance_ohm + attrs
     events: list[dict[str, Any]]
     header: str  # vendor header text, kept in /cell attrs
+    warnings: list[str]  # said to the user at import (e.g. a value taken from the file name)
 
 
 def check_finite(path: str | Path, name: str, values: np.ndarray, *, first_line: int) -> None:
@@ -96,6 +98,7 @@ def merge_imports(parts: Sequence[Imported]) -> Imported:
         f"# {p.get('source', '')} ({p.get('format', '')})\n{p.get('header', '')}" for p in parts
     )
     events = [e for p in parts for e in p.get("events", [])]
+    warnings = [f"{p.get('source', '')}: {w}" for p in parts for w in p.get("warnings", [])]
     column_attrs = _merged_column_attrs([p for p in parts if p.get("cycling")])
     common: Imported = {
         "spectra": spectra,
@@ -103,6 +106,7 @@ def merge_imports(parts: Sequence[Imported]) -> Imported:
         "header": header,
         "events": events,
         "column_attrs": column_attrs,
+        "warnings": warnings,
     }
     if len(cyc_parts) <= 1:
         return {"cycling": cyc_parts[0] if cyc_parts else {}, **common}
@@ -145,3 +149,48 @@ def _merged_column_attrs(parts: Sequence[Imported]) -> dict[str, dict[str, str]]
             else:
                 del out[c]
     return out
+
+
+_NAME_TEMPERATURE = re.compile(
+    r"(?:^|[_\s-])(?P<sign>[-m]?)(?P<v>\d+(?:[.p]\d+)?)\s*(?P<u>degC|deg|°C|C|K)(?=$|[^A-Za-z0-9])"
+)
+
+
+def temperature_from_name(path: str | Path) -> tuple[float | None, str | None]:
+    """(kelvin, warning) from a temperature written in the file name, or (None, None).
+
+    ``...-140deg.txt`` and ``..._25C.txt`` are degrees Celsius (a ``-`` right after a
+    letter separates, ``_-20C``/``_m20C`` is minus 20), ``_298K`` kelvin. A name with two
+    different temperatures gives none, with a warning saying so.
+    """
+    stem = Path(path).stem
+    found = []
+    for m in _NAME_TEMPERATURE.finditer(stem):
+        v = float(m.group("v").replace("p", "."))
+        v = -v if m.group("sign") else v
+        found.append((v + (0.0 if m.group("u") == "K" else 273.15), m.group(0).lstrip("_ -")))
+    kelvins = {round(k, 6) for k, _ in found}
+    if not found:
+        return None, None
+    if len(kelvins) > 1:
+        names = ", ".join(repr(t) for _, t in found)
+        return None, f"the file name holds several temperatures ({names}): none taken"
+    k, text = found[0]
+    if k <= 0:
+        return None, f"the file name's temperature {text!r} is below absolute zero: not taken"
+    return k, f"temperature {k - 273.15:g} degC ({k:g} K) taken from the file name ({text!r})"
+
+
+def name_temperature(data: Imported, path: str | Path) -> Imported:
+    """Give spectra without a temperature the one in the file name, with a warning."""
+    spectra = [sp for sp in data.get("spectra", []) if sp.get("temperature_kelvin") is None]
+    if not spectra:
+        return data
+    kelvin, warning = temperature_from_name(path)
+    if warning is not None:
+        data.setdefault("warnings", []).append(warning)
+    if kelvin is not None:
+        for sp in spectra:
+            sp["temperature_kelvin"] = kelvin
+            sp["temperature_source"] = "file name"
+    return data

@@ -12,6 +12,8 @@ from cyclerflow.importers.csvtable import read_header_line, read_numeric_table, 
 
 FORMAT = "eis-csv"
 EXTENSIONS = (".csv", ".txt")
+#: what :func:`sniff` looks for (said when no reader fits)
+SIGNATURE = "a header naming frequency_hertz, real_impedance_ohm and imaginary_impedance_ohm"
 REQUIRED = ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")
 OPTIONAL = ("spectrum_id", "temperature_kelvin", "cycle_count", "unix_time_second")
 RENAME = {c: c for c in REQUIRED + OPTIONAL}

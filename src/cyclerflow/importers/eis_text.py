@@ -29,30 +29,26 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclerflow.importers.common import Imported, naive_to_unix
+from cyclerflow.importers.common import Imported, naive_to_unix, name_temperature
 from cyclerflow.importers.textfmt import fail, parse_block, read_text
 
 FORMAT = "eis-text"
 EXTENSIONS = (".txt", ".par", ".csv", ".dat")
+#: what :func:`sniff` looks for (said when no reader fits)
+SIGNATURE = "a Z60W/ZView, VersaStudio or CH Instruments header, a column line naming frequency, Z' and Z'', or rows of numbers only"
 
 _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 _OHM = r"(?:[(\[/]\s*(?P<unit>[kmMµu]?(?:ohms?|Ohms?|Ω))\s*[)\]]?)?"
+_ZRE = r"(?:z'|zs'|zre(?:al)?|z\s*real|re\s*\(z\))"
+_ZIM = r"(?:z''|zs''|z\"|zim(?:ag|g)?|z\s*imag|im\s*\(z\))"
 _ROLES = [
-    ("f", re.compile(r"^(?:freq(?:uency)?)\s*(?:[(\[/]\s*(?P<unit>[kmM]?Hz)\s*[)\]]?)?$", re.I)),
     (
-        "minus_im",
-        re.compile(r"^-\s*(?:z''|z\"|im\s*\(z\)|zim(?:ag)?|z\s*imag)\s*" + _OHM + "$", re.I),
+        "f",
+        re.compile(r"^(?:freq(?:uency)?\.?)\s*(?:[(\[/]\s*(?P<unit>[kmM]?Hz)\s*[)\]]?)?$", re.I),
     ),
-    (
-        "re",
-        re.compile(r"^(?:z'|zre(?:al)?|z\s*real|re\s*\(z\))\s*(?:\(a\))?\s*" + _OHM + "$", re.I),
-    ),
-    (
-        "im",
-        re.compile(
-            r"^(?:z''|z\"|zim(?:ag)?|z\s*imag|im\s*\(z\))\s*(?:\(b\))?\s*" + _OHM + "$", re.I
-        ),
-    ),
+    ("minus_im", re.compile(r"^-\s*" + _ZIM + r"\s*" + _OHM + "$", re.I)),
+    ("re", re.compile(r"^" + _ZRE + r"\s*(?:\(a\))?\s*" + _OHM + "$", re.I)),
+    ("im", re.compile(r"^" + _ZIM + r"\s*(?:\(b\))?\s*" + _OHM + "$", re.I)),
     ("v", re.compile(r"^(?:potential|e|ewe|voltage)\s*[(\[/]\s*V\s*[)\]]?$", re.I)),
     ("i", re.compile(r"^(?:current|i)\s*[(\[/]\s*A\s*[)\]]?$", re.I)),
     ("t", re.compile(r"^(?:elapsed\s*time|time)\s*[(\[/]\s*s(?:ec)?\s*[)\]]?$", re.I)),
@@ -99,7 +95,8 @@ def _labelled(
             continue
         r = _roles(fields)
         if {"f", "re", "im"} <= set(r):
-            return k, d, r, len(fields)
+            trailing = d != " " and not fields[-1].strip()  # a separator ending the line
+            return k, d, r, len(fields) - trailing
     return None
 
 
@@ -183,7 +180,9 @@ def _read_table(path: Path, lines: list[str]) -> Imported:
     if not rows:
         raise fail(FORMAT, path, "no data rows after the column line", f"line {start + 1}")
     sep = None if d == " " else d
-    c = parse_block(path, FORMAT, rows, start + 1, {r: i for r, (i, _) in roles.items()}, sep=sep)
+    c = parse_block(
+        path, FORMAT, rows, start + 1, {r: i for r, (i, _) in roles.items()}, sep=sep, n_fields=nf
+    )
     scales = {r: s for r, (_, s) in roles.items()}
     f = c["f"]
     ac = f > 0
@@ -226,7 +225,13 @@ def _read_zview(path: Path, lines: list[str]) -> Imported:
     start, rows = _data_rows(lines, k + 1)
     # Z60W columns in fixed order: Freq, Ampl, Bias, Time, Z', Z'', GD, Err, Range
     c = parse_block(
-        path, FORMAT, rows, start + 1, {"f": 0, "ampl": 1, "bias": 2, "re": 4, "im": 5}, sep=","
+        path,
+        FORMAT,
+        rows,
+        start + 1,
+        {"f": 0, "ampl": 1, "bias": 2, "re": 4, "im": 5},
+        sep=",",
+        n_fields=9,
     )
     amp = float(c["ampl"][0]) if c["ampl"][0] != 0 else None
     sp = _spectrum(
@@ -389,7 +394,8 @@ def _read_headerless(path: Path, lines: list[str]) -> Imported:
     start, rows = _data_rows(lines, 0)
     d, fields = _split(rows[0].strip())
     sep = None if d == " " else d
-    c = parse_block(path, FORMAT, rows, start + 1, {"f": 0, "re": 1, "im": 2}, sep=sep)
+    nf = len(fields) - (sep is not None and not fields[-1].strip())
+    c = parse_block(path, FORMAT, rows, start + 1, {"f": 0, "re": 1, "im": 2}, sep=sep, n_fields=nf)
     return {"cycling": {}, "spectra": [_spectrum(c, {}, technique="PEIS")], "header": ""}
 
 
@@ -422,4 +428,4 @@ def read(path: str | Path) -> Imported:
         if np.any(f <= 0):
             raise fail(FORMAT, path, f"spectrum {i + 1} has a frequency <= 0 Hz")
         sp.setdefault("source_layout", kind)
-    return data
+    return name_temperature(data, path)

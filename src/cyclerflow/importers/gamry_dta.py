@@ -30,11 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclerflow.importers.common import Imported, naive_to_unix
+from cyclerflow.importers.common import Imported, naive_to_unix, name_temperature
 from cyclerflow.importers.textfmt import fail, parse_block, read_text
 
 FORMAT = "gamry-dta"
 EXTENSIONS = (".dta",)
+#: what :func:`sniff` looks for (said when no reader fits)
+SIGNATURE = "'EXPLAIN' on line 1 and a 'TAG' line on line 2"
 
 _TECHNIQUES = {"EISPOT": "PEIS", "EISGALV": "GEIS", "EISMON": "PEIS"}
 _TIME = ("T", "Time")
@@ -58,10 +60,48 @@ def _settings(lines: list[str]) -> dict[str, list[str]]:
 
 
 def _num(settings: dict[str, list[str]], key: str, index: int = 1) -> float | None:
+    """A numeric setting; a decimal comma (``5,00000E-001``) is read as a point."""
     try:
-        return float(settings[key][index])
+        return float(settings[key][index].replace(",", "."))
     except (KeyError, IndexError, ValueError):
         return None
+
+
+#: Gamry Framework script tags whose tables this reader understands
+KNOWN_TAGS = (
+    "EISPOT",
+    "EISGALV",
+    "EISMON",
+    "CV",
+    "LSV",
+    "CHRONOA",
+    "CHRONOC",
+    "CHRONOP",
+    "CORPOT",
+    "OCP",
+    "LPR",
+    "GALVANOSTATIC",
+    "POTENTIOSTATIC",
+)
+_COMMA = re.compile(r"\d,\d")
+_POINT = re.compile(r"\d\.\d")
+
+
+def _rows_text(path: Path, name: str, first: int, rows: list[str]) -> list[str]:
+    """Rows of a table with a decimal comma turned into a point (tab-separated tables
+    never use the comma as a separator); a table mixing both is refused."""
+    block = "\n".join(rows)
+    if not _COMMA.search(block):
+        return rows
+    if _POINT.search(block):
+        m = next(i for i, r in enumerate(rows) if _POINT.search(r))
+        raise fail(
+            FORMAT,
+            path,
+            f"table {name} mixes decimal commas and decimal points: refusing to guess",
+            f"line {first + m}",
+        )
+    return [r.replace(",", ".") for r in rows]
 
 
 def _start(settings: dict[str, list[str]]) -> float | None:
@@ -130,12 +170,11 @@ def _col(names: list[str], *candidates: str) -> int | None:
     return None
 
 
-def read(path: str | Path) -> Imported:
-    """Read a Gamry .DTA: spectra from ZCURVE tables, cycling rows from curve tables."""
-    path = Path(path)
+def _open(path: Path) -> tuple[list[str], str]:
+    """Lines of the file and its technique tag; not EXPLAIN, no TAG, unknown TAG fail."""
     text = read_text(path, FORMAT)
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != "EXPLAIN":
+    lines = text.splitlines() or [""]
+    if lines[0].strip() != "EXPLAIN":
         raise fail(
             FORMAT,
             path,
@@ -145,109 +184,142 @@ def read(path: str | Path) -> Imported:
     if len(lines) < 2 or not lines[1].startswith("TAG"):
         raise fail(FORMAT, path, "no 'TAG' line naming the technique", "line 2")
     tag = lines[1].split("\t")[1].strip() if "\t" in lines[1] else ""
+    if tag not in KNOWN_TAGS:
+        raise fail(
+            FORMAT,
+            path,
+            f"unknown technique TAG {tag!r} (known: {', '.join(KNOWN_TAGS)}): "
+            "its tables may not mean what their names suggest",
+            "line 2",
+        )
+    return lines, tag
+
+
+def _table(
+    path: Path, name: str, names: list[str], first: int, rows: list[str], want: dict[str, int]
+) -> dict[str, np.ndarray]:
+    """The wanted columns of one table; every row must have one value per column name."""
+    rows = _rows_text(path, name, first, rows)
+    return parse_block(path, FORMAT, rows, first, want, n_fields=len(names))
+
+
+def _spectrum(
+    path: Path, table: tuple[str, list[str], int, list[str]], tag: str, settings, t0: float | None
+) -> dict:
+    """One ZCURVE table as a spectrum with technique, amplitude and DC level."""
+    name, names, first, rows = table
+    want = {"Freq": names.index("Freq"), "Zreal": names.index("Zreal")}
+    want["Zimag"] = names.index("Zimag")
+    it = _col(names, *_TIME)
+    if it is not None:
+        want["T"] = it
+    c = _table(path, name, names, first, rows, want)
+    sp = {
+        "frequency_hertz": c["Freq"],
+        "real_impedance_ohm": c["Zreal"],
+        "imaginary_impedance_ohm": c["Zimag"],
+        "technique": _TECHNIQUES.get(tag, tag or "PEIS"),
+        "table": name,
+    }
+    galv = _TECHNIQUES.get(tag) == "GEIS"
+    amp, dc = (
+        (_num(settings, "IACREQ"), _num(settings, "IDC"))
+        if galv
+        else (_num(settings, "VAC"), _num(settings, "VDC"))
+    )
+    sp["amplitude"] = None if amp is None else amp * 1e-3
+    sp["dc_level"] = dc
+    if not galv and "VDC" in settings and len(settings["VDC"]) > 2:
+        sp["dc_level_vs_open_circuit"] = int(settings["VDC"][2] == "T")
+    sp["amplitude_kind"] = "rms"
+    if t0 is not None:
+        sp["unix_time_second"] = t0 + (float(c["T"][0]) if "T" in c else 0.0)
+    return {k: v for k, v in sp.items() if v is not None}
+
+
+def _curve(
+    path: Path, table: tuple[str, list[str], int, list[str]], order: int, sign: float
+) -> dict | None:
+    """A table with time and Vf as cycling rows (None for tables we do not use)."""
+    name, names, first, rows = table
+    it, iv = _col(names, *_TIME), _col(names, "Vf")
+    if it is None or iv is None:
+        return None  # a table we do not use (kept in the header text)
+    ii = _col(names, "Im")
+    want = {"T": it, "Vf": iv, **({"Im": ii} if ii is not None else {})}
+    c = _table(path, name, names, first, rows, want)
+    m = re.match(r"^CURVE(\d*)$", name)
+    ocv = name.startswith("OCV")
+    cycle = 0 if ocv else (int(m.group(1)) if m and m.group(1) else 1)
+    n = len(c["T"])
+    return {
+        "test_time_second": c["T"],
+        "voltage_volt": c["Vf"],
+        "current_ampere": sign * c["Im"] if "Im" in c else np.zeros(n),
+        "cycle_count": np.full(n, cycle, "i8"),
+        "step_index": np.full(n, order, "i8"),
+        "_ocv": ocv,
+        "_line": first,
+    }
+
+
+def _join_curves(path: Path, parts: list[dict], start: float | None) -> dict[str, np.ndarray]:
+    """Curve tables in file order; the experiment continues after a preceding OCV."""
+    if not parts:
+        return {}
+    offset = 0.0
+    pieces = []
+    for p in parts:
+        t = p["test_time_second"] + offset
+        if p["_ocv"]:
+            offset = float(t[-1])
+        pieces.append({**p, "test_time_second": t})
+    keys = ("test_time_second", "voltage_volt", "current_ampere", "cycle_count", "step_index")
+    cycling = {k: np.concatenate([p[k] for p in pieces]) for k in keys}
+    back = np.flatnonzero(np.diff(cycling["test_time_second"]) < 0)
+    if len(back):
+        k = int(back[0]) + 1  # locate the line of the offending row
+        for p in pieces:
+            if k < len(p["test_time_second"]):
+                break
+            k -= len(p["test_time_second"])
+        raise fail(FORMAT, path, "time goes backwards", f"line {p['_line'] + k}")
+    if start is not None:
+        cycling["unix_time_second"] = start + cycling["test_time_second"]
+    return cycling
+
+
+def read(path: str | Path) -> Imported:
+    """Read a Gamry .DTA: spectra from ZCURVE tables, cycling rows from curve tables."""
+    path = Path(path)
+    lines, tag = _open(path)
     tables, header = _tables(path, lines)
     settings = _settings(header)
     start = _start(settings)
     sign = -1.0 if _num(settings, "CONVENTION") == 0 else 1.0
-
     spectra: list[dict] = []
-    cyc_parts: list[dict[str, np.ndarray]] = []
+    curves: list[dict] = []
     ocv_end = 0.0  # experiment tables start after a preceding OCV measurement
-    for order, (name, names, first, rows) in enumerate(tables, start=1):
+    for order, table in enumerate(tables, start=1):
+        name, names, _, rows = table
         if not rows:
             continue
-        ifreq, ire, iim = _col(names, "Freq"), _col(names, "Zreal"), _col(names, "Zimag")
-        if ifreq is not None and ire is not None and iim is not None:
-            want = {"Freq": ifreq, "Zreal": ire, "Zimag": iim}
-            it = _col(names, *_TIME)
-            if it is not None:
-                want["T"] = it
-            c = parse_block(path, FORMAT, rows, first, want)
-            c = {
-                "f": c["Freq"],
-                "re": c["Zreal"],
-                "im": c["Zimag"],
-                **({"t": c["T"]} if "T" in c else {}),
-            }
-            sp = {
-                "frequency_hertz": c["f"],
-                "real_impedance_ohm": c["re"],
-                "imaginary_impedance_ohm": c["im"],
-                "technique": _TECHNIQUES.get(tag, tag or "PEIS"),
-                "table": name,
-            }
-            if _TECHNIQUES.get(tag) == "GEIS":
-                amp, dc = _num(settings, "IACREQ"), _num(settings, "IDC")
-                sp["amplitude"] = None if amp is None else amp * 1e-3
-                sp["dc_level"] = dc
-            else:
-                amp, dc = _num(settings, "VAC"), _num(settings, "VDC")
-                sp["amplitude"] = None if amp is None else amp * 1e-3
-                sp["dc_level"] = dc
-                if "VDC" in settings and len(settings["VDC"]) > 2:
-                    sp["dc_level_vs_open_circuit"] = int(settings["VDC"][2] == "T")
-            sp["amplitude_kind"] = "rms"
-            if start is not None:
-                sp["unix_time_second"] = start + ocv_end + (float(c["t"][0]) if "t" in c else 0.0)
-            spectra.append({k: v for k, v in sp.items() if v is not None})
+        if all(x in names for x in ("Freq", "Zreal", "Zimag")):
+            t0 = None if start is None else start + ocv_end
+            spectra.append(_spectrum(path, table, tag, settings, t0))
             continue
-        it, iv = _col(names, *_TIME), _col(names, "Vf")
-        if it is None or iv is None:
-            continue  # a table we do not use (kept in the header text)
-        ii = _col(names, "Im")
-        want = {"T": it, "Vf": iv}
-        if ii is not None:
-            want["Im"] = ii
-        c = parse_block(path, FORMAT, rows, first, want)
-        c = {"t": c["T"], "v": c["Vf"], **({"i": c["Im"]} if "Im" in c else {})}
-        if name.startswith("OCV"):
-            ocv_end += float(c["t"][-1])
-        m = re.match(r"^CURVE(\d*)$", name)
-        cycle = 0 if name.startswith("OCV") else (int(m.group(1)) if m and m.group(1) else 1)
-        cyc_parts.append(
-            {
-                "test_time_second": c["t"],
-                "voltage_volt": c["v"],
-                "current_ampere": sign * c["i"] if "i" in c else np.zeros(len(c["t"])),
-                "cycle_count": np.full(len(c["t"]), cycle, "i8"),
-                "step_index": np.full(len(c["t"]), order, "i8"),
-                "_ocv": name.startswith("OCV"),  # type: ignore[dict-item]
-                "_line": first,  # type: ignore[dict-item]
-            }
-        )
-    if not spectra and not cyc_parts:
+        part = _curve(path, table, order, sign)
+        if part is not None:
+            if part["_ocv"]:
+                ocv_end += float(part["test_time_second"][-1])
+            curves.append(part)
+    if not spectra and not curves:
         raise fail(
             FORMAT,
             path,
             f"no data table with rows (technique {tag or '?'}): truncated or unsupported file",
             f"line {len(lines)}",
         )
-    cycling: dict[str, np.ndarray] = {}
-    if cyc_parts:
-        offset = 0.0
-        pieces = []
-        for p in cyc_parts:
-            t = p["test_time_second"] + offset
-            if p["_ocv"]:
-                offset = float(t[-1])
-            pieces.append({**p, "test_time_second": t})
-        for k in (
-            "test_time_second",
-            "voltage_volt",
-            "current_ampere",
-            "cycle_count",
-            "step_index",
-        ):
-            cycling[k] = np.concatenate([p[k] for p in pieces])
-        back = np.flatnonzero(np.diff(cycling["test_time_second"]) < 0)
-        if len(back):
-            # locate the line of the offending row
-            k = int(back[0]) + 1
-            for p in pieces:
-                if k < len(p["test_time_second"]):
-                    break
-                k -= len(p["test_time_second"])
-            raise fail(FORMAT, path, "time goes backwards", f"line {p['_line'] + k}")
-        if start is not None:
-            cycling["unix_time_second"] = start + cycling["test_time_second"]
-    return {"cycling": cycling, "spectra": spectra, "header": "\n".join(header)}
+    cycling = _join_curves(path, curves, start)
+    data: Imported = {"cycling": cycling, "spectra": spectra, "header": "\n".join(header)}
+    return name_temperature(data, path)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,8 @@ from cyclerflow.importers.textfmt import (
 
 FORMAT = "maccor"
 EXTENSIONS = (".txt", ".csv") + tuple(f".{i:03d}" for i in range(1, 100))
+#: what :func:`sniff` looks for (said when no reader fits)
+SIGNATURE = "a tab-separated Maccor column line (Rec#, Amps/Current, Volts/Voltage, State/Md) in the first 60 lines"
 
 _ROLE = {
     "rec#": "record",
@@ -67,7 +70,11 @@ _ROLE = {
     "md": "state",
     "dpt time": "dpt",
     "dpt": "dpt",
+    "es": "es",
 }
+_AUX = re.compile(r"^aux\s*#\s*(\d+)$", re.I)
+#: ``Nd hh:mm:ss.ssss`` durations (also shortened ``0d 00:00:5``) of newer Maccor exports
+_DURATION = r"^\s*(?P<d>\d+)d\s+(?P<h>\d{1,2}):(?P<m>\d{1,2}):(?P<s>\d+(?:\.\d*)?)\s*$"
 _UNIT = re.compile(r"^(.*?)\s*[(\[]\s*([^)\]]*)\s*[)\]]\s*$")
 _TIME_UNITS = {"min": 60.0, "sec": 1.0, "s": 1.0, "hr": 3600.0, "h": 3600.0}
 _SCALE = {
@@ -113,13 +120,23 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 def _header_date(header: Sequence[str]) -> dt.date | None:
-    """The test's date from 'Date of Test:' or 'Started' in the header lines."""
+    """The test's date from 'Date of Test:' or 'Started' in the header lines.
+
+    Both ``Date of Test:<tab>03/31/2016`` and the long form ``Date of Test:<tab>11
+    December 2020, 12:22:12 PM`` are read.
+    """
     for line in header:
         m = re.search(r"Date of Test:\s*(\d{1,2})/(\d{1,2})/(\d{4})", line)
         if not m:
             m = re.match(r"\s*Started:?\s+(\d{1,2})/(\d{1,2})/(\d{4})", line)
         if m:
             return dt.date(int(m.group(3)), int(m.group(1)), int(m.group(2)))
+        m = re.search(r"Date of Test:\s*(\d{1,2}) ([A-Za-z]+) (\d{4})", line)
+        if m:
+            try:
+                return dt.datetime.strptime(" ".join(m.groups()), "%d %B %Y").date()
+            except ValueError:
+                return None
     return None
 
 
@@ -207,10 +224,21 @@ def _timestamps(
     )
 
 
-def read(path: str | Path) -> Imported:
-    """Read one Maccor text export (SI units, BDF names, current > 0 charging)."""
-    path = Path(path)
-    raw = read_raw(path, FORMAT, allow_nul=True)
+@dataclass(frozen=True)
+class _Layout:
+    """Where things are in one Maccor export (0-based field indexes)."""
+
+    column_line: int  # 0-based index of the column-name line
+    labels: list[str]
+    roles: dict[str, tuple[int, str]]  # role -> (field, unit in the label)
+    aux: list[tuple[int, int, int | None]]  # (aux number, value field, units field)
+    first_line: int  # 1-based line number of the first data row
+    start: int  # 0-based index of the first data row
+    duration_time: bool  # test time printed as ``Nd hh:mm:ss.s``
+
+
+def _layout(path: Path, raw: bytes) -> _Layout:
+    """Find the column line, the role of each column and the first data row."""
     lines = head_lines(raw, 80)  # header discovery only; the rows are parsed from bytes
     ci = _find_columns(lines)
     if ci is None:
@@ -223,7 +251,13 @@ def read(path: str | Path) -> Imported:
         )
     labels = lines[ci].split("\t")
     roles: dict[str, tuple[int, str]] = {}
+    aux: list[tuple[int, int, int | None]] = []
     for i, label in enumerate(labels):
+        m = _AUX.match(label.strip())
+        if m:
+            units = i + 1 if i + 1 < len(labels) and labels[i + 1].strip() == "Units" else None
+            aux.append((int(m.group(1)), i, units))
+            continue
         role, unit = _role(label)
         if role and role not in roles:
             roles[role] = (i, unit)
@@ -235,31 +269,72 @@ def read(path: str | Path) -> Imported:
     start = ci + 1
     while start < len(lines) and not lines[start].strip():
         start += 1
-    data = data_block(raw, start)
-    first_line = start + 1
+    first_row = lines[start].split("\t") if start < len(lines) else []
+    it = roles["test_time"][0]
+    duration = it < len(first_row) and re.match(_DURATION, first_row[it]) is not None
+    return _Layout(ci, labels, roles, aux, start + 1, start, duration)
+
+
+def _parse_rows(path: Path, raw: bytes, lay: _Layout) -> dict[str, np.ndarray]:
+    """Numeric and text columns of every data row (the row-width guard included)."""
+    data = data_block(raw, lay.start)
     if not data:
-        raise fail(FORMAT, path, "no data rows after the column line", f"line {ci + 2}")
-    numeric = {
-        r: roles[r][0]
-        for r in (
-            "record",
-            "cycle",
-            "step",
-            "test_time",
-            "capacity",
-            "current",
-            "voltage",
-            "energy",
+        raise fail(
+            FORMAT, path, "no data rows after the column line", f"line {lay.column_line + 2}"
         )
-        if r in roles
-    }
-    text_cols = {r: roles[r][0] for r in ("state", "dpt") if r in roles}
+    numeric = {r: lay.roles[r][0] for r in _NUMERIC if r in lay.roles}
+    text = {r: lay.roles[r][0] for r in ("state", "dpt") if r in lay.roles}
+    if lay.duration_time:
+        text["test_time"] = numeric.pop("test_time")
+    for n, value, units in lay.aux:
+        numeric[f"aux{n}"] = value
+        if units is not None:
+            text[f"aux{n}_units"] = units
+    labels = lay.labels
     n_fields = len(labels) if labels[-1].strip() else len(labels) - 1
-    cols = parse_block(
-        path, FORMAT, data, first_line, numeric, sep="\t", n_fields=n_fields, text_columns=text_cols
+    return parse_block(
+        path, FORMAT, data, lay.first_line, numeric, sep="\t", n_fields=n_fields, text_columns=text
     )
 
-    header = lines[: ci + 1]
+
+_NUMERIC = (
+    "record",
+    "cycle",
+    "step",
+    "test_time",
+    "capacity",
+    "current",
+    "voltage",
+    "energy",
+    "es",
+)
+
+
+def durations(path: Path, values: np.ndarray, name: str, first_line: int) -> np.ndarray:
+    """Seconds of ``Nd hh:mm:ss.ssss`` strings (vectorised); a value not of that form
+    fails naming its line."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(values.tolist(), type=pa.string())
+    m = pc.extract_regex(arr, _DURATION)
+    ok = m.is_valid().to_numpy(zero_copy_only=False)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise fail(
+            FORMAT,
+            path,
+            f"{name} {values[i]!r} is not a duration 'Nd hh:mm:ss.s' like the rows before",
+            f"line {first_line + i}",
+        )
+    part = {k: pc.cast(m.field(k), pa.float64()).to_numpy() for k in ("d", "h", "m", "s")}
+    return part["d"] * 86400.0 + part["h"] * 3600.0 + part["m"] * 60.0 + part["s"]
+
+
+def _signed(
+    cols: dict[str, np.ndarray], roles: dict[str, tuple[int, str]]
+) -> dict[str, np.ndarray]:
+    """Current, voltage, capacities and energies in SI, current > 0 on charge rows."""
     out: dict[str, np.ndarray] = {}
     state = cols["state"].astype("U1")
     charge = state == "C"
@@ -274,29 +349,90 @@ def read(path: str | Path) -> Imported:
         e = cols["energy"] * _SCALE.get(roles["energy"][1], 1.0)
         out["charge_energy_watt_hour"] = np.where(charge, e, 0.0)
         out["discharge_energy_watt_hour"] = np.where(discharge, e, 0.0)
-    unix = _timestamps(path, cols["dpt"], header, first_line) if "dpt" in cols else None
-    tunit = roles["test_time"][1]
-    if tunit:
-        if tunit not in _TIME_UNITS:
-            raise fail(FORMAT, path, f"unknown test time unit {tunit!r}", f"line {ci + 1}")
-        scale = _TIME_UNITS[tunit]
+    return out
+
+
+def _test_time(
+    path: Path, cols: dict[str, np.ndarray], lay: _Layout, unix: np.ndarray | None
+) -> np.ndarray:
+    """Test time in seconds: durations, a unit from the label, or minutes vs the clock."""
+    if lay.duration_time:
+        t = durations(path, cols["test_time"], "test time", lay.first_line)
     else:
-        scale = _guess_time_scale(cols["test_time"], unix)
-    out["test_time_second"] = cols["test_time"] * scale
-    back = np.flatnonzero(np.diff(out["test_time_second"]) < 0)
+        tunit = lay.roles["test_time"][1]
+        if tunit and tunit not in _TIME_UNITS:
+            raise fail(
+                FORMAT, path, f"unknown test time unit {tunit!r}", f"line {lay.column_line + 1}"
+            )
+        scale = _TIME_UNITS[tunit] if tunit else _guess_time_scale(cols["test_time"], unix)
+        t = cols["test_time"] * scale
+    back = np.flatnonzero(np.diff(t) < 0)
     if len(back):
         raise fail(
-            FORMAT, path, "test time goes backwards", f"line {first_line + int(back[0]) + 1}"
+            FORMAT, path, "test time goes backwards", f"line {lay.first_line + int(back[0]) + 1}"
         )
+    return t
+
+
+def _aux_columns(
+    cols: dict[str, np.ndarray], lay: _Layout
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``Aux #n`` values as ``vendor_aux_<n>`` with the unit printed beside them."""
+    out: dict[str, np.ndarray] = {}
+    units: dict[str, str] = {}
+    for n, _, ufield in lay.aux:
+        name = f"vendor_aux_{n}"
+        out[name] = cols[f"aux{n}"]
+        unit = str(cols[f"aux{n}_units"][0]).strip() if ufield is not None else ""
+        units[name] = {"C": "degC", "": "1"}.get(unit, unit)
+    return out, units
+
+
+def stop_events(out: dict[str, np.ndarray], state: np.ndarray) -> list[dict]:
+    """A ``stop`` event at the first row of every run of Maccor state ``S`` (stopped)."""
+    stopped = state.astype("U1") == "S"
+    starts = np.flatnonzero(stopped & ~np.concatenate([[False], stopped[:-1]]))
+    events = []
+    for i in starts:
+        ev = {
+            "kind": "stop",
+            "message": f"Maccor state S (test stopped) at data row {int(i) + 1}",
+            "test_time_second": float(out["test_time_second"][i]),
+            "step": int(out["step_count"][i]),
+        }
+        if "unix_time_second" in out:
+            ev["unix_time_second"] = float(out["unix_time_second"][i])
+        events.append(ev)
+    return events
+
+
+def read(path: str | Path) -> Imported:
+    """Read one Maccor text export (SI units, BDF names, current > 0 charging)."""
+    path = Path(path)
+    raw = read_raw(path, FORMAT, allow_nul=True)
+    lay = _layout(path, raw)
+    cols = _parse_rows(path, raw, lay)
+    header = head_lines(raw, lay.column_line + 1)
+    out = _signed(cols, lay.roles)
+    unix = _timestamps(path, cols["dpt"], header, lay.first_line) if "dpt" in cols else None
+    out["test_time_second"] = _test_time(path, cols, lay, unix)
     if unix is not None:
         out["unix_time_second"] = unix
-    out["vendor_cycle_index"] = as_int(path, FORMAT, "cycle", cols["cycle"], first_line)
-    out["vendor_step_index"] = as_int(path, FORMAT, "step", cols["step"], first_line)
+    out["vendor_cycle_index"] = as_int(path, FORMAT, "cycle", cols["cycle"], lay.first_line)
+    out["vendor_step_index"] = as_int(path, FORMAT, "step", cols["step"], lay.first_line)
     out["step_index"] = out["vendor_step_index"].copy()
     out["cycle_count"], out["step_count"] = vendor_counts(
         out["vendor_cycle_index"], out["vendor_step_index"]
     )
-    return {"cycling": out, "spectra": [], "header": "\n".join(header)}
+    aux, units = _aux_columns(cols, lay)
+    out.update(aux)
+    return {
+        "cycling": out,
+        "spectra": [],
+        "units": units,
+        "events": stop_events(out, cols["state"]),
+        "header": "\n".join(header),
+    }
 
 
 def _guess_time_scale(test: np.ndarray, unix: np.ndarray | None) -> float:
@@ -315,6 +451,42 @@ def _guess_time_scale(test: np.ndarray, unix: np.ndarray | None) -> float:
 _PART = re.compile(r"\.(\d{3})$")
 
 
+def _part_key(path: Path) -> tuple[str, int, bool] | None:
+    """(base name, part number, continuation?) of ``name.001`` / ``namecon.001``."""
+    m = _PART.search(path.name.lower())
+    if not m:
+        return None
+    stem = path.name[: m.start()]
+    con = stem.lower().endswith("con")
+    return (stem[:-3] if con else stem).lower(), int(m.group(1)), con
+
+
+def _check_part_order(paths: Sequence[Path]) -> None:
+    """Parts must be given in order: .001 before .002, ``a.078`` before ``acon.078``."""
+    keys = [_part_key(p) for p in paths]
+    if not all(keys):
+        return
+    for ka, kb, pa, pb in zip(keys, keys[1:], paths, paths[1:], strict=False):
+        assert ka is not None and kb is not None
+        later = kb[1] > ka[1] or (kb[1] == ka[1] and kb[2] and not ka[2] and kb[0] == ka[0])
+        if not later:
+            raise fail(
+                FORMAT,
+                pb,
+                f"split Maccor files out of order: {pb.name} given after {pa.name} "
+                "(give .001, .002, ... and a continuation file <name>con.<ext> after <name>.<ext>)",
+            )
+    for k, p in zip(keys, paths, strict=True):
+        assert k is not None
+        if k[2] and not any(o is not None and o[:2] == k[:2] and not o[2] for o in keys):
+            raise fail(
+                FORMAT,
+                p,
+                f"continuation file {p.name} given without its first part "
+                f"({k[0]}.{k[1]:03d}): give both, the first part first",
+            )
+
+
 def read_many(paths: Sequence[str | Path]) -> Imported:
     """Read the parts of a split Maccor test (.001, .002, ...) in order and join them.
 
@@ -326,17 +498,7 @@ def read_many(paths: Sequence[str | Path]) -> Imported:
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no Maccor files given")
-    nums = [_PART.search(p.name.lower()) for p in paths]
-    if all(nums):
-        vals = [int(m.group(1)) for m in nums]  # type: ignore[union-attr]
-        for a, b, pa, pb in zip(vals, vals[1:], paths, paths[1:], strict=False):
-            if b <= a:
-                raise fail(
-                    FORMAT,
-                    pb,
-                    f"split Maccor files out of order: part .{b:03d} given after {pa.name} "
-                    "(give .001, .002, ... in order)",
-                )
+    _check_part_order(paths)
     parts = [read(p) for p in paths]
     for p, src in zip(parts, paths, strict=True):
         p["source"] = str(src)
@@ -359,6 +521,8 @@ def read_many(paths: Sequence[str | Path]) -> Imported:
                     first["unix_time_second"][0] - first["test_time_second"][0]
                 )
                 cc["test_time_second"] = t + shift
+                for ev in cur.get("events", []):
+                    ev["test_time_second"] += shift
     merged = merge_imports(parts)
     merged["format"] = FORMAT
     merged["source"] = ", ".join(str(p) for p in paths)

@@ -51,8 +51,12 @@ def decode(raw: bytes) -> str:
 
 
 def read_text(path: str | Path, fmt: str, *, allow_nul: bool = False) -> str:
-    """Whole file as text (see :func:`read_raw` and :func:`decode`)."""
-    return decode(read_raw(path, fmt, allow_nul=allow_nul))
+    """Whole file as text (see :func:`read_raw` and :func:`decode`).
+
+    ``CR CR LF`` line ends (PAR PowerSuite text written through a second CR/LF
+    conversion) are one line end, not a blank line after every row.
+    """
+    return decode(read_raw(path, fmt, allow_nul=allow_nul)).replace("\r\r\n", "\n")
 
 
 def head_lines(raw: bytes, n: int) -> list[str]:
@@ -77,6 +81,77 @@ def data_block(raw: bytes, start_line: int) -> bytes:
     return raw[off:end]
 
 
+def field_counts(body: bytes, sep: str | None, *, trailing_sep_ok: bool = True) -> np.ndarray:
+    """Number of fields on every line of ``body`` (split at LF; a CR before it ignored).
+
+    ``sep=None`` counts runs of non-blank characters (whitespace-separated tables);
+    otherwise fields = separators + 1, and with ``trailing_sep_ok`` a separator that
+    ends the line (``1,2,3,``) does not open a field. A blank line counts 0. Vectorised
+    over the bytes (no per-row Python).
+    """
+    a = np.frombuffer(body, np.uint8)
+    nl = np.flatnonzero(a == 10)
+    n_lines = len(nl) + 1
+    starts = np.concatenate([[0], nl + 1])
+    ends = np.concatenate([nl, [len(a)]])  # exclusive
+    cr = (ends > starts) & (a[np.maximum(ends - 1, 0)] == 13) if len(a) else ends > starts
+    ends = ends - cr
+    if sep is None:
+        ws = (a == 32) | (a == 9) | (a == 13) | (a == 10)
+        prev_ws = np.concatenate([[True], ws[:-1]])
+        tok = np.flatnonzero(~ws & prev_ws)
+        return np.bincount(np.searchsorted(nl, tok), minlength=n_lines)
+    code = ord(sep)
+    pos = np.flatnonzero(a == code)
+    counts = np.bincount(np.searchsorted(nl, pos), minlength=n_lines) + 1
+    blank = ends <= starts
+    if trailing_sep_ok:
+        last = a[np.maximum(ends - 1, 0)] if len(a) else np.zeros(n_lines, np.uint8)
+        counts = counts - ((last == code) & ~blank)
+    counts[blank & (counts <= 1)] = 0
+    return counts
+
+
+def check_row_widths(
+    path: str | Path,
+    fmt: str,
+    body: bytes,
+    first_line: int,
+    n_names: int,
+    sep: str | None,
+    *,
+    what: str = "the column line",
+) -> None:
+    """The guard against silent misreads: every data row has exactly as many fields as
+    the column line names (a trailing separator tolerated).
+
+    Raises naming the first line that differs, with both counts: a header with one
+    name missing, a row cut short, a row with an extra value or a blank line inside
+    the table all stop the import instead of shifting columns.
+    """
+    counts = field_counts(body, sep)
+    bad = np.flatnonzero(counts != n_names)
+    if not len(bad):
+        return
+    i = int(bad[0])
+    got = int(counts[i])
+    if got == 0:
+        msg = "blank line inside the table (half-written or concatenated file?)"
+    elif i == len(counts) - 1 and got < n_names:
+        msg = f"last row has {got} fields, {what} names {n_names} (truncated file?)"
+    else:
+        msg = (
+            f"row has {got} fields but {what} names {n_names} columns "
+            "(a column name missing, or a value too many/few): refusing to guess which"
+        )
+    raise fail(fmt, path, msg, f"line {first_line + i}")
+
+
+def as_bytes(lines: Sequence[str] | bytes) -> bytes:
+    """Data rows as bytes (joined with LF when given as decoded lines)."""
+    return lines if isinstance(lines, bytes) else "\n".join(lines).encode("utf-8")
+
+
 def parse_block(
     path: str | Path,
     fmt: str,
@@ -93,24 +168,52 @@ def parse_block(
     ``sep=None`` splits on any run of whitespace. ``first_line`` is the 1-based line
     number of ``lines[0]`` in the file (used in errors); ``lines`` may also be the raw
     bytes of the data rows (faster: no decoding round trip). ``text_columns`` (name ->
-    field index) are returned as arrays of stripped strings. Raises naming the line for
-    a short or long row, a non-numeric or a missing value.
+    field index) are returned as arrays of stripped strings. With ``n_fields`` (the
+    number of names on the column line) every row must have exactly that many fields
+    (:func:`check_row_widths`). Raises naming the line for a short or long row, a
+    non-numeric or a missing value.
     """
     text_columns = text_columns or {}
     if not lines:
         raise fail(fmt, path, "table has no data rows", f"line {first_line}")
-    if isinstance(lines, bytes):
-        body = lines
-        n_lines = body.count(b"\n") + 1
-        last = body[body.rfind(b"\n") + 1 :].decode("latin-1")
-    else:
-        body = "\n".join(lines).encode("utf-8")
-        n_lines = len(lines)
-        last = lines[-1]
+    body = as_bytes(lines)
+    if n_fields is not None:
+        check_row_widths(path, fmt, body, first_line, n_fields, sep)
+    n_lines = body.count(b"\n") + 1
+    df = _frame(path, fmt, body, first_line, columns, text_columns, sep)
+    if len(df) != n_lines:
+        raise fail(
+            fmt, path, "blank or unreadable line inside the table", f"line {first_line + len(df)}"
+        )
+    out = {name: _numeric(path, fmt, name, df[idx], first_line) for name, idx in columns.items()}
+    for name, idx in text_columns.items():
+        col = df[idx]
+        miss = np.flatnonzero(col.isna().to_numpy())
+        if len(miss):
+            raise fail(
+                fmt,
+                path,
+                f"column {name!r} is missing (short or truncated row)",
+                f"line {first_line + int(miss[0])}",
+            )
+        out[name] = col.str.strip().to_numpy(dtype=object)
+    return out
+
+
+def _frame(
+    path: str | Path,
+    fmt: str,
+    body: bytes,
+    first_line: int,
+    columns: dict[str, int],
+    text_columns: dict[str, int],
+    sep: str | None,
+) -> pd.DataFrame:
+    """The wanted fields of every row (pandas' C parser), errors naming the line."""
     wanted = {**columns, **text_columns}
-    width = max(wanted.values()) + 1 if n_fields is None else n_fields
+    width = max(wanted.values()) + 1
     try:
-        df = pd.read_csv(
+        return pd.read_csv(
             io.BytesIO(body),
             encoding="utf-8",
             encoding_errors="replace",
@@ -127,71 +230,43 @@ def parse_block(
     except pd.errors.ParserError as err:
         m = re.search(r"line (\d+), saw (\d+)", str(err))
         if m:
-            i = int(m.group(1)) - 1
             raise fail(
                 fmt,
                 path,
                 f"row has {m.group(2)} fields, more than the table's",
-                f"line {first_line + i}",
+                f"line {first_line + int(m.group(1)) - 1}",
             ) from None
         raise fail(fmt, path, f"cannot parse the table: {err}", f"line {first_line}") from None
     except ValueError as err:  # usecols out of range: every row is short
         raise fail(
             fmt, path, f"rows have fewer than {width} fields ({err})", f"line {first_line}"
         ) from None
-    if len(df) != n_lines:
-        raise fail(
-            fmt, path, "blank or unreadable line inside the table", f"line {first_line + len(df)}"
-        )
-    out: dict[str, np.ndarray] = {}
-    for name, idx in columns.items():
-        col = df[idx]
-        if not pd.api.types.is_numeric_dtype(col):
-            num = pd.to_numeric(col.astype(str).str.strip(), errors="coerce")
-            bad = np.flatnonzero(num.isna().to_numpy() & col.notna().to_numpy())
-            if len(bad):
-                i = int(bad[0])
-                raise fail(
-                    fmt,
-                    path,
-                    f"column {name!r} has a non-numeric value {col.iloc[i]!r}",
-                    f"line {first_line + i}",
-                )
-            col = num
-        values = col.to_numpy(dtype="f8")
-        bad = np.flatnonzero(~np.isfinite(values))
+
+
+def _numeric(path: str | Path, fmt: str, name: str, col: pd.Series, first_line: int) -> np.ndarray:
+    """One column as float64; a non-numeric, missing or non-finite value fails with its line."""
+    if not pd.api.types.is_numeric_dtype(col):
+        num = pd.to_numeric(col.astype(str).str.strip(), errors="coerce")
+        bad = np.flatnonzero(num.isna().to_numpy() & col.notna().to_numpy())
         if len(bad):
             i = int(bad[0])
             raise fail(
                 fmt,
                 path,
-                f"column {name!r} is missing (short or truncated row)",
+                f"column {name!r} has a non-numeric value {col.iloc[i]!r}",
                 f"line {first_line + i}",
             )
-        out[name] = values
-    for name, idx in text_columns.items():
-        col = df[idx]
-        miss = np.flatnonzero(col.isna().to_numpy())
-        if len(miss):
-            i = int(miss[0])
-            raise fail(
-                fmt,
-                path,
-                f"column {name!r} is missing (short or truncated row)",
-                f"line {first_line + i}",
-            )
-        out[name] = col.str.strip().to_numpy(dtype=object)
-    if n_fields is not None and sep is not None:
-        # a cut-off file ends in a short row (short rows elsewhere show up as missing values)
-        got = last.count(sep) + 1
-        if got < n_fields:
-            raise fail(
-                fmt,
-                path,
-                f"row has {got} fields, expected {n_fields} (truncated?)",
-                f"line {first_line + n_lines - 1}",
-            )
-    return out
+        col = num
+    values = col.to_numpy(dtype="f8")
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise fail(
+            fmt,
+            path,
+            f"column {name!r} is missing (short or truncated row)",
+            f"line {first_line + int(bad[0])}",
+        )
+    return values
 
 
 def as_int(

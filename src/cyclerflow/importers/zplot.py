@@ -13,13 +13,16 @@ spectrum's ``amplitude`` and ``dc_level``. ``Date`` (MM-DD-YYYY) and ``Time`` gi
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
-from cyclerflow.importers.common import Imported, naive_to_unix
+from cyclerflow.importers.common import Imported, naive_to_unix, name_temperature
 from cyclerflow.importers.textfmt import fail, parse_block, read_text
 
 FORMAT = "zplot"
 EXTENSIONS = (".z",)
+#: what :func:`sniff` looks for (said when no reader fits)
+SIGNATURE = "'ZPLOT' at the start of the file"
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -35,11 +38,53 @@ def _value(header: list[str], key: str) -> str | None:
     return None
 
 
+_NUM = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+
+
+def _is_row(line: str) -> bool:
+    """A data row: only numbers, separated by whitespace and/or commas."""
+    fields = [x for x in re.split(r"[,\s]+", line.strip()) if x]
+    return len(fields) >= 3 and all(_NUM.match(x) for x in fields)
+
+
+def _column_line(path: Path, lines: list[str]) -> tuple[int, int]:
+    """(index of the column line, index of the first data row).
+
+    The header ends at ``End Comments``; files without that marker (some ZPlot versions
+    and converters) end it at the column line, the rows starting at the first all-numeric
+    line after it.
+    """
+    end = next((i for i, ln in enumerate(lines) if ln.strip() == "End Comments"), None)
+    top = end if end is not None else len(lines)
+    labels = next(
+        (i for i in range(top - 1, -1, -1) if "Freq" in lines[i] and "Z'" in lines[i]), None
+    )
+    if labels is None:
+        where = "before 'End Comments'" if end is not None else "(and no 'End Comments' line)"
+        raise fail(
+            FORMAT,
+            path,
+            f"no column line (Freq(Hz) ... Z'(a) Z''(b)) {where}: truncated file?",
+            f"line {top}",
+        )
+    if end is not None:
+        return labels, end + 1
+    first = next((i for i in range(labels + 1, len(lines)) if lines[i].strip()), None)
+    if first is None or not _is_row(lines[first]):
+        raise fail(
+            FORMAT,
+            path,
+            "no data rows after the column line (and no 'End Comments' line)",
+            f"line {labels + 2}",
+        )
+    return labels, first
+
+
 def read(path: str | Path) -> Imported:
     """Read a ZPlot .z file into one spectrum (signed imaginary part)."""
     path = Path(path)
     text = read_text(path, FORMAT)
-    lines = text.splitlines()
+    lines = text.splitlines() or [""]
     if not lines[0].startswith("ZPLOT"):
         raise fail(
             FORMAT,
@@ -47,24 +92,7 @@ def read(path: str | Path) -> Imported:
             f"not a ZPlot file (line 1 reads {lines[0][:40]!r}, expected 'ZPLOT2 ASCII')",
             "line 1",
         )
-    end = next((i for i, ln in enumerate(lines) if ln.strip() == "End Comments"), None)
-    if end is None:
-        raise fail(
-            FORMAT,
-            path,
-            "no 'End Comments' line ending the header (truncated file?)",
-            f"line {len(lines)}",
-        )
-    labels_line = next(
-        (i for i in range(end - 1, -1, -1) if "Freq" in lines[i] and "Z'" in lines[i]), None
-    )
-    if labels_line is None:
-        raise fail(
-            FORMAT,
-            path,
-            "no column line (Freq(Hz) ... Z'(a) Z''(b)) before 'End Comments'",
-            f"line {end + 1}",
-        )
+    labels_line, first = _column_line(path, lines)
     names = [x.strip() for x in lines[labels_line].split("\t") if x.strip()]
     try:
         cols = {
@@ -84,11 +112,18 @@ def read(path: str | Path) -> Imported:
         for k, n in (("ampl", "Ampl"), ("bias", "Bias"), ("t", "Time(Sec)"))
         if n in names
     }
-    rows = lines[end + 1 :]
+    rows = lines[first:]
     while rows and not rows[-1].strip():
         rows.pop()
-    c = parse_block(path, FORMAT, rows, end + 2, {**cols, **extra}, n_fields=len(names))
-    header = lines[: end + 1]
+    if not rows:
+        raise fail(FORMAT, path, "no data rows after the header", f"line {first + 1}")
+    sep = "," if "," in rows[0] else None
+    c = parse_block(path, FORMAT, rows, first + 1, {**cols, **extra}, sep=sep, n_fields=len(names))
+    return name_temperature(_result(c, lines[:first]), path)
+
+
+def _result(c: dict, header: list[str]) -> Imported:
+    """The spectrum with technique, amplitude, DC level and start time from the header."""
     etype = _value(header, "Experiment Type") or ""
     sp = {
         "frequency_hertz": c["f"],
