@@ -96,3 +96,22 @@ def test_fit_eis_all_spectra_bad_exits_2(tmp_path, capsys):
     assert main(["fit-eis", str(src)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "short.csv" in err and "at least 10" in err
+
+
+def test_fit_eis_fix_and_bounds(tmp_path, capsys):
+    src = tmp_path / "film.csv"
+    write_long_csv(src, (298.15,), np.random.default_rng(5))
+    args = ["fit-eis", str(src), "--circuit", "blocking", "--json"]
+    assert main([*args, "--fix", "CPE1_1=0.9", "--bounds", "R1=0:1e9"]) == 0
+    row = json.loads(capsys.readouterr().out)["spectra"][0]
+    assert row["params"]["CPE1_1"] == 0.9 and row["fixed"] == ["CPE1_1"] and row["fit_ok"]
+    for bad, what in (
+        (["--fix", "CPE1_1"], "expected NAME=VALUE"),
+        (["--fix", "CPE1_1=abc"], "is not a number"),
+        (["--bounds", "R1=5:1"], "is not below upper"),
+        (["--bounds", "R1=0-5"], "expected NAME=LO:HI"),
+        (["--fix", "R7=3"], "'R7' is not in circuit"),
+    ):
+        assert main([*args, *bad]) == 2, bad
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and what in err, err
