@@ -610,6 +610,21 @@ def _role_note(model: Model, role_map: dict) -> str | None:
     return "roles by capacitance: " + ", ".join(changed) if changed else None
 
 
+def _other_resistances(comp, res, role_map, keep_curve, flags, notes):
+    """(R_interface, R_gb, its stderr); an undetermined grain boundary is not reported."""
+    if not keep_curve:
+        return None, None, None
+    r_int, _ = _value(comp, res.params, res.stderr, role_map.get("interface"))
+    r_gb, s_gb = _value(comp, res.params, res.stderr, role_map.get("grain_boundary"))
+    if r_gb is not None and not (s_gb is not None and s_gb <= MAX_REL_STDERR_BULK * r_gb):
+        notes.append(
+            f"grain-boundary arc not resolved (R {r_gb:.4g} +- {s_gb:.2g} Ohm): not reported"
+        )
+        flags.append("grain_boundary_not_resolved")
+        r_gb = s_gb = None
+    return r_int, r_gb, s_gb
+
+
 def _assemble(
     model,
     comp,
@@ -633,16 +648,7 @@ def _assemble(
         stderr = dict(zip(comp.param_names, map(float, res.stderr), strict=True))
     else:
         z_fit, params, stderr = np.full(prep.f.size, np.nan + 0j), {}, {}
-    r_int, _ = (
-        _value(comp, res.params, res.stderr, role_map.get("interface"))
-        if keep_curve
-        else (None, None)
-    )
-    r_gb, s_gb = (
-        _value(comp, res.params, res.stderr, role_map.get("grain_boundary"))
-        if keep_curve
-        else (None, None)
-    )
+    r_int, r_gb, s_gb = _other_resistances(comp, res, role_map, keep_curve, flags, notes)
     r_lead = None
     if est.method == "fit" and role_map.get("lead"):
         r_lead, _ = _value(comp, res.params, res.stderr, role_map["lead"])
