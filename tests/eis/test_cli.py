@@ -117,3 +117,15 @@ def test_fit_eis_fix_and_bounds(tmp_path, capsys):
         assert main([*args, *bad]) == 2, bad
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and what in err, err
+
+
+def test_fit_eis_global(tmp_path, capsys):
+    src = tmp_path / "film.csv"
+    write_long_csv(src, (263.15, 283.15, 298.15, 313.15), np.random.default_rng(6))
+    assert main(["fit-eis", str(src), "--json", "--global"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    g = out["global_fit"]
+    assert g["circuit"] == "R0-p(R1,CPE1)-CPE2" and set(g["shared"]) == {"CPE1_1", "CPE2_1"}
+    assert abs(g["arrhenius"]["activation_energy_ev"] - 0.55) < 0.02
+    assert main(["fit-eis", str(src), "--global"]) == 0
+    assert "global fit" in capsys.readouterr().out

@@ -209,3 +209,54 @@ def test_sample_type_key_overrides_the_stack():
     )
     row = summary["spectra"][0]
     assert row["model"] != "cell" and row["r_interface_ohm"] is None
+
+
+def test_global_fit_shares_exponents_and_recovers_the_series():
+    from cyclerflow.eis.global_fit import global_fit
+
+    from .synth import PELLET
+
+    rng = np.random.default_rng(40)
+    series = pellet_series(range(20, 201, 20), rng)
+    names = ["R0", "R1", "CPE1_0", "CPE1_1", "R2", "CPE2_0", "CPE2_1", "CPE3_0", "CPE3_1"]
+    # starts 10 % off the truth, exponents scattered per temperature
+    starts = [
+        np.array([tr[n] for n in names]) * np.exp(rng.normal(0, 0.1, 9)) for _, tr, _ in series
+    ]
+    for s in starts:
+        s[[3, 6, 8]] = np.minimum(s[[3, 6, 8]], 0.99)
+    g = global_fit([t for t, _, _ in series], [(F_PELLET, z) for _, _, z in series], PELLET, starts)
+    assert g.success and set(g.shared) == {"CPE1_1", "CPE2_1", "CPE3_1"}
+    assert g.shared["CPE1_1"] == pytest.approx(0.95, abs=0.002)
+    assert g.shared["CPE2_1"] == pytest.approx(0.85, abs=0.002)
+    assert all(p["CPE1_1"] == g.shared["CPE1_1"] for p in g.params)
+    assert g.chi2 < 3.5e-5  # 0.5 % noise gives ~2.5e-5
+    for p, (_, tr, _) in zip(g.params, series, strict=True):
+        assert p["R1"] == pytest.approx(tr["R1"], rel=0.03)
+        assert p["R2"] == pytest.approx(tr["R2"], rel=0.03)
+    q = global_fit(
+        [t for t, _, _ in series],
+        [(F_PELLET, z) for _, _, z in series],
+        PELLET,
+        [np.array(list(p.values())) for p in g.params],
+        share_q=True,
+    )
+    assert {"CPE1_0", "CPE2_0", "CPE3_0"} <= set(q.shared)
+    assert len({p["CPE3_0"] for p in q.params}) == 1
+
+
+def test_analysis_global_block(pellet):
+    series, _, _ = pellet
+    spectra = [
+        as_dataset(F_PELLET, z, spectrum_id=i + 1, temperature_kelvin=t)
+        for i, (t, _, z) in enumerate(series)
+    ]
+    summary, _ = analyze_spectra(spectra, parse_metadata(pellet_metadata()), global_fit=True)
+    g = summary["global_fit"]
+    assert g["circuit"] == "R0-p(R1,CPE1)-p(R2,CPE2)-CPE3" and len(g["per_temperature"]) == 12
+    assert abs(g["arrhenius"]["activation_energy_ev"] - 0.55) < 0.01
+    assert g["arrhenius_total"] is not None and g["chi2"] < 3.5e-5
+    for row, (_, tr, _) in zip(g["per_temperature"], series, strict=True):
+        assert row["r_bulk_ohm"] == pytest.approx(tr["R1"], rel=0.05)
+    # the per-temperature results stay as they were
+    assert summary["arrhenius"]["n_points"] >= 11

@@ -97,6 +97,7 @@ def print_eis(summary: dict, console: Console, title: str) -> None:
             f"± {_fmt(arr['activation_energy_stderr_ev'], '.4f')} eV, σ(25 °C) = "
             f"{_fmt(arr['conductivity_25c_s_per_cm'], '.3e')} S/cm"
         )
+    _print_global(summary.get("global_fit"), console)
     g = summary.get("interface_growth")
     if g:
         console.print(
@@ -143,6 +144,24 @@ def parse_bounds(items: list[str]) -> dict[str, tuple[float, float]]:
             raise InputError(f"--bounds {name.strip()}: lower {a:g} is not below upper {b:g}")
         out[name.strip()] = (a, b)
     return out
+
+
+def _print_global(g: dict | None, console: Console) -> None:
+    if not g:
+        return
+    if "note" in g:
+        console.print(f"[yellow]global fit not done: {g['note']}")
+        return
+    shared = ", ".join(f"{k} = {v:.4f}" for k, v in g["shared"].items())
+    console.print(
+        escape(
+            f"global fit {g['circuit']} over {len(g['per_temperature'])} spectra: {shared}; "
+            f"chi2 {g['chi2']:.3g}, {g['seconds']:.2f} s"
+        )
+    )
+    arr = g.get("arrhenius")
+    if arr:
+        console.print(f"  global Arrhenius: Ea = {arr['activation_energy_ev']:.4f} eV")
 
 
 def register(app: typer.Typer) -> None:
