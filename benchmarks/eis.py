@@ -94,7 +94,7 @@ def main() -> None:
     n_auto = min(args.n, 300)
     auto = [fit_spectrum(f, z) for f, z, _ in data[:n_auto]]
     t_auto = (time.perf_counter() - t0) / n_auto
-    ok = sum(r["fit_ok"] for r in ours)
+    ok = sum(r.fit_ok for r in ours)
     print(
         f"machine load average at start: {os.getloadavg()[0]:.2f} (2 cores shared: wall-clock rates drop under load)"
     )
@@ -129,19 +129,19 @@ def main() -> None:
         t_ref += time.perf_counter() - t0
     t_ref /= len(sub)
     acc_ours = np.median(
-        [rel_err(names, r["params"], p, KEY) for r, (_, _, p) in zip(ours, sub, strict=False)]
+        [rel_err(names, r.params, p, KEY) for r, (_, _, p) in zip(ours, sub, strict=False)]
     )
     acc_ref = np.median(
         [rel_err(names, r, p, KEY) for r, (_, _, p) in zip(ref_res, sub, strict=True)]
     )
     all_ours = np.median(
-        [rel_err(names, r["params"], p, names) for r, (_, _, p) in zip(ours, sub, strict=False)]
+        [rel_err(names, r.params, p, names) for r, (_, _, p) in zip(ours, sub, strict=False)]
     )
     all_ref = np.median(
         [rel_err(names, r, p, names) for r, (_, _, p) in zip(ref_res, sub, strict=True)]
     )
     bad_ours = sum(
-        rel_err(names, r["params"], p, KEY) > 0.1 for r, (_, _, p) in zip(ours, sub, strict=False)
+        rel_err(names, r.params, p, KEY) > 0.1 for r, (_, _, p) in zip(ours, sub, strict=False)
     )
     bad_ref = sum(
         rel_err(names, r, p, KEY) > 0.1 for r, (_, _, p) in zip(ref_res, sub, strict=True)
@@ -179,7 +179,7 @@ def big_run(n: int, jobs: int) -> None:
         for a, b in ((c0, c1), (s0, s1))
         for k in ("ru_utime", "ru_stime")
     )
-    okb = sum(r.get("fit_ok", False) for r in res)
+    okb = sum(getattr(r, "fit_ok", False) for r in res)
     print(
         f"{n} spectra with {jobs} processes: {dt:.1f} s wall ({n / dt:.0f} spectra/s), fit_ok {okb}/{n}; "
         f"CPU {cpu:.1f} s in total = {cpu / jobs:.1f} s on {jobs} otherwise idle cores"

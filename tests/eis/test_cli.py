@@ -76,15 +76,17 @@ def test_fit_eis_and_analyze_on_cell_file(tmp_path, capsys, lipon_metadata):
     write_cell(cell, parse_metadata(lipon_metadata), spectra=spectra)
     assert main(["fit-eis", str(cell), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [s["method"] for s in out["spectra"]] == ["fit"] * 4 + ["hf_intercept"]
+    assert [s["method"] for s in out["spectra"]] == ["fit"] * 4 + ["fixed_capacitance"]
     assert abs(out["arrhenius"]["activation_energy_ev"] - 0.55) < 0.02
     # the lead's `analyze` writes our Dataset into the results file
     res = analyze_cell(cell, out=tmp_path / "film.results.nc")
-    assert res["eis"]["arrhenius"]["n_points"] == 4
+    n_in = sum(s["in_arrhenius"] for s in res["eis"]["spectra"])
+    assert res["eis"]["arrhenius"]["n_points"] == n_in >= 4
+    assert all(s["in_arrhenius"] for s in res["eis"]["spectra"][:4])
     summary, groups = load_results(tmp_path / "film.results.nc")
     assert (
         groups["eis"].sizes["spectrum"] == 5
-        and summary["eis"]["spectra"][4]["method"] == "hf_intercept"
+        and summary["eis"]["spectra"][4]["method"] == "fixed_capacitance"
     )
 
 
@@ -96,3 +98,34 @@ def test_fit_eis_all_spectra_bad_exits_2(tmp_path, capsys):
     assert main(["fit-eis", str(src)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "short.csv" in err and "at least 10" in err
+
+
+def test_fit_eis_fix_and_bounds(tmp_path, capsys):
+    src = tmp_path / "film.csv"
+    write_long_csv(src, (298.15,), np.random.default_rng(5))
+    args = ["fit-eis", str(src), "--circuit", "blocking", "--json"]
+    assert main([*args, "--fix", "CPE1_1=0.9", "--bounds", "R1=0:1e9"]) == 0
+    row = json.loads(capsys.readouterr().out)["spectra"][0]
+    assert row["params"]["CPE1_1"] == 0.9 and row["fixed"] == ["CPE1_1"] and row["fit_ok"]
+    for bad, what in (
+        (["--fix", "CPE1_1"], "expected NAME=VALUE"),
+        (["--fix", "CPE1_1=abc"], "is not a number"),
+        (["--bounds", "R1=5:1"], "is not below upper"),
+        (["--bounds", "R1=0-5"], "expected NAME=LO:HI"),
+        (["--fix", "R7=3"], "'R7' is not in circuit"),
+    ):
+        assert main([*args, *bad]) == 2, bad
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and what in err, err
+
+
+def test_fit_eis_global(tmp_path, capsys):
+    src = tmp_path / "film.csv"
+    write_long_csv(src, (263.15, 283.15, 298.15, 313.15), np.random.default_rng(6))
+    assert main(["fit-eis", str(src), "--json", "--global"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    g = out["global_fit"]
+    assert g["circuit"] == "R0-p(R1,CPE1)-CPE2" and set(g["shared"]) == {"CPE1_1", "CPE2_1"}
+    assert abs(g["arrhenius"]["activation_energy_ev"] - 0.55) < 0.02
+    assert main(["fit-eis", str(src), "--global"]) == 0
+    assert "global fit" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""`cyclerflow fit-eis SPECTRUM [--circuit STR] [--json]`."""
+"""`cyclerflow fit-eis SPECTRUM [--circuit STR] [--json] [--fix NAME=V] [--bounds NAME=LO:HI] [--global]`."""
 
 from __future__ import annotations
 
@@ -97,6 +97,7 @@ def print_eis(summary: dict, console: Console, title: str) -> None:
             f"± {_fmt(arr['activation_energy_stderr_ev'], '.4f')} eV, σ(25 °C) = "
             f"{_fmt(arr['conductivity_25c_s_per_cm'], '.3e')} S/cm"
         )
+    _print_global(summary.get("global_fit"), console)
     g = summary.get("interface_growth")
     if g:
         console.print(
@@ -106,6 +107,61 @@ def print_eis(summary: dict, console: Console, title: str) -> None:
         console.print(f"[yellow]{summary['conductivity_note']}")
     if summary.get("arrhenius_note"):
         console.print(f"[yellow]Arrhenius fit not done: {summary['arrhenius_note']}")
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise InputError(f"{what}: {text!r} is not a number") from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise InputError(f"{what}: {text!r} is not a finite number")
+    return v
+
+
+def parse_fix(items: list[str]) -> dict[str, float]:
+    """``["CPE1_1=0.9", ...]`` -> {name: value}; InputError naming the bad item."""
+    out = {}
+    for it in items:
+        name, sep, val = it.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--fix {it!r}: expected NAME=VALUE (e.g. CPE1_1=0.9)")
+        out[name.strip()] = _number(val.strip(), f"--fix {name.strip()}")
+    return out
+
+
+def parse_bounds(items: list[str]) -> dict[str, tuple[float, float]]:
+    """``["R1=0:1e6", ...]`` -> {name: (lo, hi)}; InputError naming the bad item."""
+    out = {}
+    for it in items:
+        name, sep, rng = it.partition("=")
+        lo, colon, hi = rng.partition(":")
+        if not sep or not colon or not name.strip():
+            raise InputError(f"--bounds {it!r}: expected NAME=LO:HI (e.g. R1=0:1e6)")
+        a = _number(lo.strip(), f"--bounds {name.strip()} lower")
+        b = _number(hi.strip(), f"--bounds {name.strip()} upper")
+        if not a < b:
+            raise InputError(f"--bounds {name.strip()}: lower {a:g} is not below upper {b:g}")
+        out[name.strip()] = (a, b)
+    return out
+
+
+def _print_global(g: dict | None, console: Console) -> None:
+    if not g:
+        return
+    if "note" in g:
+        console.print(f"[yellow]global fit not done: {g['note']}")
+        return
+    shared = ", ".join(f"{k} = {v:.4f}" for k, v in g["shared"].items())
+    console.print(
+        escape(
+            f"global fit {g['circuit']} over {len(g['per_temperature'])} spectra: {shared}; "
+            f"chi2 {g['chi2']:.3g}, {g['seconds']:.2f} s"
+        )
+    )
+    arr = g.get("arrhenius")
+    if arr:
+        console.print(f"  global Arrhenius: Ea = {arr['activation_energy_ev']:.4f} eV")
 
 
 def register(app: typer.Typer) -> None:
@@ -129,10 +185,23 @@ def register(app: typer.Typer) -> None:
         weighting: str = typer.Option(
             "modulus", "--weighting", help="modulus, proportional or unit."
         ),
+        fix: list[str] = typer.Option(
+            None, "--fix", help="Hold a parameter: NAME=VALUE (CPE1_1=0.9); repeatable."
+        ),
+        bounds: list[str] = typer.Option(
+            None, "--bounds", help="Bound a parameter: NAME=LO:HI (R1=0:1e6); repeatable."
+        ),
+        global_: bool = typer.Option(
+            False, "--global", help="Also fit the series globally (shared CPE exponents per arc)."
+        ),
+        global_q: bool = typer.Option(
+            False, "--global-share-q", help="With --global: share the CPE Q values too."
+        ),
     ) -> None:
         """Fit equivalent circuits to impedance spectra; conductivity and Arrhenius if possible."""
         from cyclerflow.eis import analyze_spectra
 
+        fixed, bnds = parse_fix(fix or []), parse_bounds(bounds or [])
         spectra, meta = _datasets_from_file(spectrum)
         if cell is not None:
             from cyclerflow.schema import load_metadata
@@ -142,7 +211,14 @@ def register(app: typer.Typer) -> None:
             raise InputError("no impedance spectra in the file", path=spectrum)
         try:
             summary, _ = analyze_spectra(
-                spectra, meta, circuit=circuit, arrhenius_convention=convention, weighting=weighting
+                spectra,
+                meta,
+                circuit=circuit,
+                arrhenius_convention=convention,
+                weighting=weighting,
+                fixed=fixed,
+                bounds=bnds,
+                global_fit=("q" if global_q else True) if global_ else False,
             )
         except InputError as err:
             raise InputError(err.bare_message, path=spectrum) from None

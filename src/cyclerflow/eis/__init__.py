@@ -13,11 +13,14 @@ from cyclerflow.eis.circuits import Circuit, parse_circuit
 from cyclerflow.eis.fit import fit_spectrum
 from cyclerflow.eis.kk import kramers_kronig, linkk_impedance_py
 from cyclerflow.eis.models import MODELS
+from cyclerflow.eis.result import SpectrumFit
+from cyclerflow.eis.roles import CellContext, context_from_metadata
 from cyclerflow.eis.spectrum import MIN_POINTS, check_spectrum
 
 __all__ = [
     "MIN_POINTS",
     "MODELS",
+    "CellContext",
     "Circuit",
     "analyze_spectra",
     "arrhenius_fit",
@@ -28,4 +31,6 @@ __all__ = [
     "kramers_kronig",
     "linkk_impedance_py",
     "parse_circuit",
+    "SpectrumFit",
+    "context_from_metadata",
 ]

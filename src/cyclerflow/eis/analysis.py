@@ -1,45 +1,50 @@
 """Many spectra of one cell -> per-spectrum results, conductivity, interface, Arrhenius.
 
-:func:`analyze_spectra` fits every spectrum (warm-started from its neighbour in a
-temperature / cycle series), turns resistances into conductivity and area-specific
-resistance with the cell metadata, fits the Arrhenius law and the interfacial-resistance
-growth per cycle, and returns the DESIGN.md ``eis`` JSON object plus an xarray Dataset.
+:func:`analyze_spectra` runs named steps: sort the spectra (temperature, cycle, time),
+fit them in that order with warm starts (:func:`fit_many`), make the series consistent
+(:func:`cyclerflow.eis.series.refine_series`: monotonic resistances, the same roles as
+the neighbours, the bulk capacitance fixed from colder temperatures where the bulk arc
+leaves the window), subtract the lead resistance from fallback estimates, build the rows,
+the Arrhenius fits and the interface growth, optionally a global fit
+(:func:`cyclerflow.eis.global_fit.global_fit`). Returns the DESIGN.md ``eis`` JSON object
+plus an xarray Dataset.
 """
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from cyclerflow.eis.arrhenius import arrhenius_fit
 from cyclerflow.eis.fit import fit_spectrum
 from cyclerflow.eis.kk import KK_THRESHOLD
 from cyclerflow.eis.models import resolve_model
+from cyclerflow.eis.result import SpectrumFit
+from cyclerflow.eis.roles import CellContext, context_from_metadata
+from cyclerflow.eis.summary import (
+    FitError,
+    Geometry,
+    arrhenius_block,
+    bulk_points,
+    clean,
+    conductivity_s_per_cm,
+    interface_growth,
+    row_of,
+    total_points,
+)
 from cyclerflow.errors import InputError
 
-
-def conductivity_s_per_cm(
-    resistance_ohm: float | None, thickness_m: float | None, area_m2: float | None
-) -> float:
-    """sigma = L / (R * A), in S/cm. Raises :class:`InputError` naming what is missing."""
-    missing = [
-        n for n, v in (("electrolyte thickness", thickness_m), ("active area", area_m2)) if not v
-    ]
-    if missing:
-        raise InputError(f"conductivity needs the {' and '.join(missing)} in the cell metadata")
-    if resistance_ohm is None or not resistance_ohm > 0:
-        raise InputError("conductivity needs a positive resistance")
-    return thickness_m / (resistance_ohm * area_m2) / 100.0
+__all__ = ["analyze_spectra", "conductivity_s_per_cm", "fit_many"]
 
 
-def _geometry(meta) -> tuple[float | None, float | None, str | None]:
-    """(thickness m, area m², reason when conductivity cannot be computed)."""
+def _geometry(meta) -> Geometry:
+    """Thickness (m), area (m²) and the reason when conductivity cannot be computed."""
     if meta is None:
-        return None, None, "no cell metadata: conductivity and area-specific resistance are null"
+        return Geometry(
+            None, None, "no cell metadata: conductivity and area-specific resistance are null"
+        )
     L = getattr(meta, "electrolyte_thickness_m", None)
     A = getattr(meta, "active_area_m2", None)
     missing = []
@@ -50,7 +55,7 @@ def _geometry(meta) -> tuple[float | None, float | None, str | None]:
     reason = None
     if missing:
         reason = "cell metadata lacks " + " and ".join(missing) + ": conductivity is null"
-    return L, A, reason
+    return Geometry(L, A, reason)
 
 
 def _spectrum_inputs(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -72,17 +77,17 @@ def _spectrum_inputs(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, dict]:
     return f, z, info
 
 
-def _fit_chain(args) -> list[dict]:
+def _fit_chain(args) -> list[SpectrumFit | FitError]:
     """Fit spectra in the given order, each warm-started from the previous result."""
     items, kw = args
-    out = []
+    out: list[SpectrumFit | FitError] = []
     warm: dict = {}
     for sid, f, z in items:
         try:
             r = fit_spectrum(f, z, warm=warm, where=f"spectrum {sid}", **kw)
-            warm = r["warm"] or warm
+            warm = r.warm or warm
         except InputError as err:
-            r = {"error": err.bare_message if hasattr(err, "bare_message") else str(err)}
+            r = FitError(err.bare_message if hasattr(err, "bare_message") else str(err))
         out.append(r)
     return out
 
@@ -94,42 +99,66 @@ def fit_many(
     n_jobs: int = 1,
     chunk: int = 64,
     **kwargs,
-) -> list[dict]:
+) -> list[SpectrumFit | FitError]:
     """Fit many (frequency_hertz, z) spectra in the given order with warm starts.
 
-    Spectra that cannot be fitted come back as ``{"error": reason}``. ``n_jobs > 1``
-    fits chunks of ``chunk`` spectra in worker processes (each chunk warm-starts
-    internally).
+    Spectra that cannot be fitted come back as :class:`FitError` (``.message``).
+    ``n_jobs > 1`` fits chunks of ``chunk`` spectra in worker processes (each chunk
+    warm-starts internally). Keyword arguments go to :func:`fit_spectrum`.
     """
     items = [(i, f, z) for i, (f, z) in enumerate(spectra)]
     kw = {"circuit": circuit, **kwargs}
     if n_jobs <= 1 or len(items) <= chunk:
         return _fit_chain((items, kw))
     chunks = [(items[i : i + chunk], kw) for i in range(0, len(items), chunk)]
-    out: list[dict] = []
+    out: list[SpectrumFit | FitError] = []
     with ProcessPoolExecutor(max_workers=n_jobs) as ex:
         for part in ex.map(_fit_chain, chunks):
             out.extend(part)
     return out
 
 
-def _clean(v: Any) -> Any:
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, (np.floating, np.integer)):
-        return _clean(v.item())
-    return v
+def _series_order(inputs) -> list[int]:
+    """Warm-start order: temperature, then cycle, then time, then id."""
+    return sorted(
+        range(len(inputs)),
+        key=lambda i: (
+            np.nan_to_num(inputs[i][2]["temperature_kelvin"], nan=np.inf),
+            inputs[i][2]["cycle"],
+            np.nan_to_num(inputs[i][2]["unix_time_second"], nan=np.inf),
+            inputs[i][2]["spectrum_id"],
+        ),
+    )
 
 
-def _linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float | None, float]:
-    a = np.column_stack([np.ones_like(x), x])
-    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
-    se = None
-    if x.size > 2:
-        res = y - a @ coef
-        cov = np.linalg.inv(a.T @ a) * float(res @ res) / (x.size - 2)
-        se = float(np.sqrt(cov[1, 1]))
-    return float(coef[1]), se, float(coef[0])
+def _subtract_lead(fits: list) -> tuple[list, float | None]:
+    """Median fitted lead of resolved fits, subtracted from high-frequency estimates."""
+    leads = [
+        r.r_lead_ohm
+        for r in fits
+        if isinstance(r, SpectrumFit)
+        and r.fit_ok
+        and r.method == "fit"
+        and r.r_lead_ohm is not None
+        and r.stderr.get(r.roles.get("lead", ""), np.inf) < 0.3 * r.r_lead_ohm
+    ]
+    lead = float(np.median(leads)) if leads else None
+    out = []
+    for r in fits:
+        if (
+            lead is not None
+            and isinstance(r, SpectrumFit)
+            and r.method in ("hf_intercept", "phase_min")
+            and not r.bulk_resolved
+            and r.r_bulk_ohm is not None
+            and r.r_bulk_ohm - lead > 0
+        ):
+            r = r.with_note(
+                f"lead resistance {lead:.4g} Ohm (median of resolved fits) subtracted",
+                r_bulk_ohm=r.r_bulk_ohm - lead,
+            )
+        out.append(r)
+    return out, lead
 
 
 def analyze_spectra(
@@ -143,14 +172,21 @@ def analyze_spectra(
     arrhenius_methods: tuple[str, ...] = ("fit",),
     kk_threshold: float = KK_THRESHOLD,
     n_jobs: int = 1,
+    fixed: dict | None = None,
+    bounds: dict | None = None,
+    global_fit: bool | str = False,
+    series: bool = True,
 ) -> tuple[dict, xr.Dataset]:
     """Fit all spectra of a cell and derive conductivity, interface and Arrhenius results.
 
     ``spectra``: datasets as :func:`cyclerflow.store.read_spectra` returns them;
-    ``meta``: :class:`cyclerflow.schema.CellMetadata` (thickness and area) or None.
-    ``arrhenius_methods``: which bulk-resistance methods enter the Arrhenius fit (by
-    default only resolved fits; add ``"hf_intercept"``/``"phase_min"`` to include
-    fallback estimates). Returns (JSON-ready ``eis`` dict, per-spectrum Dataset).
+    ``meta``: :class:`cyclerflow.schema.CellMetadata` (thickness, area, layer stack,
+    ``sample_type``) or None. ``arrhenius_methods``: bulk-resistance methods that always
+    enter the Arrhenius fit (fallback estimates enter when their uncertainty is
+    comparable, see docs/eis.md). ``fixed``/``bounds``: {name: value} / {name: (lo, hi)}
+    for every fit. ``global_fit``: True (shared CPE exponents per arc) or ``"q"`` (also
+    shared Q) adds a ``global_fit`` block. ``series=False`` skips the series-level
+    consistency step. Returns (JSON-ready ``eis`` dict, per-spectrum Dataset).
     """
     from cyclerflow.eis.fitter import WEIGHTINGS
 
@@ -158,209 +194,44 @@ def analyze_spectra(
         raise InputError(f"unknown weighting {weighting!r} (use one of {', '.join(WEIGHTINGS)})")
     if circuit is not None:
         resolve_model(circuit, roles)  # bad circuit string: fail before any fitting
-    L, A, geo_reason = _geometry(meta)
+    context = context_from_metadata(meta)
+    geo = _geometry(meta)
     inputs = [_spectrum_inputs(ds) for ds in spectra]
-    # warm-start order: temperature, then cycle, then time
-    order = sorted(
-        range(len(inputs)),
-        key=lambda i: (
-            np.nan_to_num(inputs[i][2]["temperature_kelvin"], nan=np.inf),
-            inputs[i][2]["cycle"],
-            np.nan_to_num(inputs[i][2]["unix_time_second"], nan=np.inf),
-            inputs[i][2]["spectrum_id"],
-        ),
-    )
-    fits_sorted = fit_many(
-        [(inputs[i][0], inputs[i][1]) for i in order],
-        circuit,
-        n_jobs=n_jobs,
+    order = _series_order(inputs)
+    kw = dict(
         weighting=weighting,
         roles=roles,
         kk_threshold=kk_threshold,
+        fixed=fixed,
+        bounds=bounds,
+        context=context,
     )
-    fits: list[dict] = [None] * len(inputs)  # type: ignore[list-item]
+    fits_sorted = fit_many(
+        [(inputs[i][0], inputs[i][1]) for i in order], circuit, n_jobs=n_jobs, **kw
+    )
+    if series and not roles:
+        from cyclerflow.eis.series import refine_series
+
+        fits_sorted = refine_series([inputs[i] for i in order], fits_sorted, kw)
+    fits: list = [None] * len(inputs)
     for i, r in zip(order, fits_sorted, strict=True):
         fits[i] = r
+    fits, lead_est = _subtract_lead(fits)
+    summary = _summary(inputs, fits, geo, context, arrhenius_convention, arrhenius_methods)
+    summary["lead_resistance_ohm"] = clean(lead_est)
+    if global_fit:
+        from cyclerflow.eis.global_fit import global_block
 
-    # lead resistance from resolved fits, subtracted from fallback estimates
-    leads = [
-        r["r_lead_ohm"]
-        for r in fits
-        if "error" not in r
-        and r["fit_ok"]
-        and r["method"] == "fit"
-        and r["r_lead_ohm"] is not None
-        and r["stderr"].get(r["roles"].get("lead", ""), np.inf) < 0.3 * r["r_lead_ohm"]
-    ]
-    lead_est = float(np.median(leads)) if leads else None
-    for r in fits:
-        if (
-            "error" in r
-            or r["method"] not in ("hf_intercept", "phase_min")
-            or r["r_bulk_ohm"] is None
-        ):
-            continue
-        if r["bulk_resolved"]:
-            continue  # series-resistance models (cell_ohmic): nothing to subtract
-        if lead_est is not None and r["r_bulk_ohm"] - lead_est > 0:
-            r["r_bulk_ohm"] -= lead_est
-            r["message"] += (
-                f"; lead resistance {lead_est:.4g} Ohm (median of resolved fits) subtracted"
-            )
-
-    has_gb = any("error" not in r and r.get("roles", {}).get("grain_boundary") for r in fits)
-    rows = []
-    for (_, _, info), r in zip(inputs, fits, strict=True):
-        row: dict[str, Any] = {
-            "spectrum_id": info["spectrum_id"],
-            "cycle": info["cycle"] if info["cycle"] >= 0 else None,
-            "temperature_kelvin": _clean(info["temperature_kelvin"]),
-        }
-        if "error" in r:
-            row.update(
-                circuit=None,
-                model=None,
-                model_selection=None,
-                method=None,
-                r_bulk_ohm=None,
-                r_interface_ohm=None,
-                r_interface_ohm_cm2=None,
-                conductivity_s_per_cm=None,
-                fit_ok=False,
-                chi2=None,
-                kk_residual_max=None,
-                r_bulk_stderr_ohm=None,
-                f_bulk_hertz=None,
-                message=r["error"],
-                flags=["input_error"],
-            )
-            if has_gb:
-                row.update(r_grain_boundary_ohm=None, conductivity_total_s_per_cm=None)
-            rows.append(row)
-            continue
-        rb = r["r_bulk_ohm"]
-        sigma = None
-        if rb is not None and L and A:
-            sigma = conductivity_s_per_cm(rb, L, A)
-        ri = r["r_interface_ohm"]
-        row.update(
-            circuit=r["circuit"],
-            model=r["model"],
-            model_selection=r["model_selection"],
-            method=r["method"],
-            r_bulk_ohm=_clean(rb),
-            r_interface_ohm=_clean(ri),
-            r_interface_ohm_cm2=_clean(ri * A * 1e4) if ri is not None and A else None,
-            conductivity_s_per_cm=_clean(sigma),
-            fit_ok=bool(r["fit_ok"]),
-            chi2=_clean(r["chi2"]),
-            kk_residual_max=_clean(r["kk_residual_max"]),
-            r_bulk_stderr_ohm=_clean(r["r_bulk_stderr_ohm"]),
-            f_bulk_hertz=_clean(r["f_bulk_hertz"]),
-            message=r["message"],
-            flags=list(r["flags"]),
+        summary["global_fit"] = global_block(
+            [inputs[i] for i in order],
+            [fits[i] for i in order],
+            geo,
+            arrhenius_convention,
+            share_q=global_fit == "q",
+            weighting=weighting,
         )
-        if has_gb:
-            rg = r["r_grain_boundary_ohm"]
-            row["r_grain_boundary_ohm"] = _clean(rg)
-            row["conductivity_total_s_per_cm"] = (
-                _clean(conductivity_s_per_cm(rb + rg, L, A))
-                if rb is not None and rg is not None and L and A
-                else None
-            )
-        rows.append(row)
-
-    summary: dict[str, Any] = {"spectra": rows}
-    summary["lead_resistance_ohm"] = _clean(lead_est)
-    if geo_reason:
-        summary["conductivity_note"] = geo_reason
-
-    # Arrhenius (bulk, and total when there is a grain boundary)
-    def arr(key_r: str, extra_r: str | None = None):
-        pts = []
-        for row, r in zip(rows, fits, strict=True):
-            if "error" in r or not row["fit_ok"] or row["method"] not in arrhenius_methods:
-                continue
-            t = row["temperature_kelvin"]
-            rr = (
-                row[key_r]
-                if extra_r is None
-                else (
-                    None
-                    if row.get(extra_r) is None or row[key_r] is None
-                    else row[key_r] + row[extra_r]
-                )
-            )
-            if t is None or rr is None:
-                continue
-            se = r["r_bulk_stderr_ohm"] if extra_r is None else None
-            pts.append((t, rr, (se / rr) if se else np.nan))
-        temps = {round(p[0], 3) for p in pts}
-        if len(temps) < 2:
-            return (
-                None,
-                f"needs resolved fits at two or more known temperatures (have {len(temps)})",
-            )
-        t, rr, rel = (np.array(v) for v in zip(*pts, strict=True))
-        if L and A:
-            s = L / (rr * A) / 100.0
-            note = None
-        else:
-            s = 1.0 / rr
-            note = "no geometry: fitted to conductance 1/R (Ea is valid, conductivity_25c_s_per_cm is null)"
-        res = arrhenius_fit(
-            t,
-            s,
-            convention=arrhenius_convention,
-            rel_stderr=rel if np.all(np.isfinite(rel)) else None,
-        )
-        res["methods"] = list(arrhenius_methods)
-        if note:
-            res["conductivity_25c_s_per_cm"] = None
-            res["note"] = note
-        return {k: (_clean(v) if not isinstance(v, list) else v) for k, v in res.items()}, None
-
-    summary["arrhenius"], why = arr("r_bulk_ohm")
-    if why:
-        summary["arrhenius_note"] = why
-    if has_gb:
-        summary["arrhenius_total"], _ = arr("r_bulk_ohm", "r_grain_boundary_ohm")
-
-    # interfacial resistance vs cycle
-    pts = [
-        (row["cycle"], row["r_interface_ohm"], row["temperature_kelvin"])
-        for row in rows
-        if row["fit_ok"] and row["cycle"] is not None and row["r_interface_ohm"] is not None
-    ]
-    growth = None
-    if len({p[0] for p in pts}) >= 3:
-        temps = np.array([np.nan if p[2] is None else round(p[2]) for p in pts])
-        if np.any(np.isfinite(temps)):
-            vals, counts = np.unique(temps[np.isfinite(temps)], return_counts=True)
-            t0 = vals[np.argmax(counts)]
-            sel = [p for p, tt in zip(pts, temps, strict=True) if tt == t0]
-        else:
-            t0, sel = None, pts
-        if len({p[0] for p in sel}) >= 3:
-            x = np.array([p[0] for p in sel], dtype="f8")
-            y = np.array([p[1] for p in sel], dtype="f8")
-            slope, se, icpt = _linear_fit(x, y)
-            growth = {
-                "interface_growth_ohm_per_cycle": slope,
-                "interface_growth_stderr_ohm_per_cycle": se,
-                "interface_growth_ohm_cm2_per_cycle": slope * A * 1e4 if A else None,
-                "interface_ohm_at_cycle_0": icpt,
-                "n_points": len(sel),
-                "temperature_kelvin": None if t0 is None else float(t0),
-            }
-            growth = {k: _clean(v) for k, v in growth.items()}
-    summary["interface_growth"] = growth
-    summary["interface_growth_ohm_per_cycle"] = (
-        None if growth is None else growth["interface_growth_ohm_per_cycle"]
-    )
-
     ds = _results_dataset(
-        rows,
+        summary["spectra"],
         fits,
         inputs,
         weighting=weighting,
@@ -369,6 +240,34 @@ def analyze_spectra(
         kk_threshold=kk_threshold,
     )
     return summary, ds
+
+
+def _summary(inputs, fits, geo: Geometry, context: CellContext, convention, methods) -> dict:
+    """Rows, Arrhenius (bulk and total) and interface growth."""
+    has_gb = any(isinstance(r, SpectrumFit) and r.roles.get("grain_boundary") for r in fits)
+    rows = [row_of(info, r, geo, has_gb) for (_, _, info), r in zip(inputs, fits, strict=True)]
+    summary: dict[str, Any] = {
+        "spectra": rows,
+        "sample_type": context.sample_type,
+        "sample_type_source": context.source,
+    }
+    if geo.reason:
+        summary["conductivity_note"] = geo.reason
+    summary["arrhenius"], why = arrhenius_block(
+        bulk_points(rows, methods), geo, convention, methods
+    )
+    if why:
+        summary["arrhenius_note"] = why
+    if has_gb:
+        summary["arrhenius_total"], _ = arrhenius_block(
+            total_points(rows), geo, convention, ("fit", "hf_intercept", "fixed_capacitance")
+        )
+    growth = interface_growth(rows, geo.area_m2)
+    summary["interface_growth"] = growth
+    summary["interface_growth_ohm_per_cycle"] = (
+        None if growth is None else growth["interface_growth_ohm_per_cycle"]
+    )
+    return summary
 
 
 def _results_dataset(
@@ -413,6 +312,10 @@ def _results_dataset(
         "method": ("spectrum", np.array([r["method"] or "" for r in rows], dtype=object)),
         "circuit": ("spectrum", np.array([r["circuit"] or "" for r in rows], dtype=object)),
         "message": ("spectrum", np.array([r["message"] or "" for r in rows], dtype=object)),
+        "role_evidence_json": (
+            "spectrum",
+            np.array([json.dumps(r.get("role_evidence")) for r in rows], dtype=object),
+        ),
     }
     if "r_grain_boundary_ohm" in (rows[0] if rows else {}):
         data["r_grain_boundary_ohm"] = ("spectrum", col("r_grain_boundary_ohm"), {"units": "ohm"})
@@ -429,8 +332,8 @@ def _results_dataset(
     for k, ((f, z, _), r) in enumerate(zip(inputs, fits, strict=True)):
         m = f.size
         fr[k, :m], zr[k, :m], zi[k, :m] = f, z.real, z.imag
-        if "error" not in r:
-            fr_fit[k, :m], fi_fit[k, :m] = r["z_fit"].real, r["z_fit"].imag
+        if isinstance(r, SpectrumFit):
+            fr_fit[k, :m], fi_fit[k, :m] = r.z_fit.real, r.z_fit.imag
     data.update(
         frequency_hertz=(("spectrum", "point"), fr, {"units": "Hz"}),
         real_impedance_ohm=(("spectrum", "point"), zr, {"units": "ohm"}),

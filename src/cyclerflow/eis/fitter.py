@@ -79,24 +79,35 @@ def fit_circuit(
     max_nfev: int = 300,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
     tol: float = 1e-10,
+    fixed: np.ndarray | None = None,
 ) -> FitResult:
-    """Fit ``circuit`` to ``z`` (Ohm, complex) at ``frequency_hertz`` from ``p0``."""
+    """Fit ``circuit`` to ``z`` (Ohm, complex) at ``frequency_hertz`` from ``p0``.
+
+    ``bounds``: (lower, upper) in natural units per parameter (default
+    :func:`param_bounds`); ``fixed``: boolean mask of parameters held at their ``p0``
+    value (their standard error is 0).
+    """
     omega = 2 * np.pi * np.asarray(frequency_hertz, dtype="f8")
     ljw = np.log(omega) + 0.5j * np.pi
     z = np.asarray(z, dtype=complex)
     wr, wi = weights(z, weighting)
-    expo = circuit.exponent_mask
+    free = np.ones(circuit.n_params, bool) if fixed is None else ~np.asarray(fixed, bool)
+    expo_all = circuit.exponent_mask
+    expo = expo_all[free]
     lo, hi = bounds if bounds is not None else param_bounds(circuit, float(np.max(np.abs(z))))
+    lo, hi = lo[free], hi[free]
     xlo = np.where(expo, lo, np.log(lo))
     xhi = np.where(expo, hi, np.log(hi))
-    p0 = np.asarray(p0, dtype="f8")
+    p_full = np.asarray(p0, dtype="f8").copy()
+    p0 = p_full[free]
     x0 = np.where(expo, p0, np.log(np.maximum(p0, 1e-300)))
     span = xhi - xlo
     x0 = np.clip(x0, xlo + 1e-9 * span, xhi - 1e-9 * span)
     cache: dict = {}
 
     def to_p(x):
-        return np.where(expo, x, np.exp(x))
+        p_full[free] = np.where(expo, x, np.exp(x))
+        return p_full.copy()
 
     def evaluate(x):
         key = x.tobytes()
@@ -105,7 +116,7 @@ def fit_circuit(
             zm, jac = circuit.impedance_and_jacobian(p, omega, ljw)
             d = zm - z
             r = np.concatenate([d.real * wr, d.imag * wi])
-            jx = jac * np.where(expo, 1.0, p)[:, None]
+            jx = jac[free] * np.where(expo, 1.0, p[free])[:, None]
             jr = np.concatenate([jx.real * wr, jx.imag * wi], axis=1).T
             cache.update(key=key, r=r, j=jr)
         return cache["r"], cache["j"]
@@ -118,6 +129,32 @@ def fit_circuit(
         j = evaluate(x)[1]
         return np.where(np.isfinite(j), j, 0.0)
 
+    if not free.any():
+        x, ok, msg, nfev = x0, True, "every parameter fixed", 0
+    else:
+        x, ok, msg, nfev = _solve(fun, jacf, x0, xlo, xhi, tol, max_nfev)
+    p = to_p(x)
+    r, jr = evaluate(x)
+    n_res, n_p = r.size, int(free.sum())
+    dof = max(n_res - n_p, 1)
+    ssr = float(r @ r)
+    zm = circuit.impedance(p, frequency_hertz)
+    chi2 = float(np.sum(np.abs(zm - z) ** 2 / np.abs(z) ** 2) / dof)
+    try:
+        cov = np.linalg.pinv(jr.T @ jr) * (ssr / dof)
+        sx = np.sqrt(np.clip(np.diag(cov), 0, None))
+    except np.linalg.LinAlgError:  # pragma: no cover - defensive
+        sx = np.full(n_p, np.inf)
+    stderr = np.zeros(p.size)
+    stderr[free] = np.where(expo, sx, p[free] * sx)
+    at_bound = np.zeros(p.size, bool)
+    at_bound[free] = (np.abs(x - xlo) < 1e-6 * span) | (np.abs(x - xhi) < 1e-6 * span)
+    ok = ok and bool(np.all(np.isfinite(p))) and np.isfinite(chi2)
+    return FitResult(p, stderr, chi2, 0.5 * ssr, ok, nfev, at_bound, zm, msg)
+
+
+def _solve(fun, jacf, x0, xlo, xhi, tol, max_nfev):
+    """scipy's trust-region reflective solver; (x, converged, message, evaluations)."""
     try:
         sol = least_squares(
             fun,
@@ -131,22 +168,6 @@ def fit_circuit(
             gtol=tol,
             max_nfev=max_nfev,
         )
-        x, ok, msg, nfev = sol.x, bool(sol.status > 0), sol.message, int(sol.nfev)
+        return sol.x, bool(sol.status > 0), sol.message, int(sol.nfev)
     except (ValueError, np.linalg.LinAlgError) as err:  # pragma: no cover - defensive
-        x, ok, msg, nfev = x0, False, str(err), 0
-    p = to_p(x)
-    r, jr = evaluate(x)
-    n_res, n_p = r.size, p.size
-    dof = max(n_res - n_p, 1)
-    ssr = float(r @ r)
-    zm = circuit.impedance(p, frequency_hertz)
-    chi2 = float(np.sum(np.abs(zm - z) ** 2 / np.abs(z) ** 2) / dof)
-    try:
-        cov = np.linalg.pinv(jr.T @ jr) * (ssr / dof)
-        sx = np.sqrt(np.clip(np.diag(cov), 0, None))
-    except np.linalg.LinAlgError:  # pragma: no cover - defensive
-        sx = np.full(n_p, np.inf)
-    stderr = np.where(expo, sx, p * sx)
-    at_bound = (np.abs(x - xlo) < 1e-6 * span) | (np.abs(x - xhi) < 1e-6 * span)
-    ok = ok and bool(np.all(np.isfinite(p))) and np.isfinite(chi2)
-    return FitResult(p, stderr, chi2, 0.5 * ssr, ok, nfev, at_bound, zm, msg)
+        return x0, False, str(err), 0

@@ -48,6 +48,7 @@ def kramers_kronig(
     inductance: bool = True,
     threshold: float = KK_THRESHOLD,
     search: str = "bisect",
+    min_m: int | None = None,
 ) -> dict:
     """Linear Kramers-Kronig test of one spectrum (modulus-weighted complex fit).
 
@@ -55,6 +56,9 @@ def kramers_kronig(
     ``capacitance`` adds a series capacitor (needed for ion-blocking electrodes, whose
     impedance grows without bound at low frequency), ``inductance`` a series inductor.
 
+    ``min_m``: smallest M tried (default: one RC element per decade of frequency; mu
+    can dip below ``c`` by chance at a handful of elements on a spectrum spanning many
+    decades, which leaves residuals of tens of per cent on a valid spectrum).
     ``search="linear"`` steps M up one by one as impedance.py's ``linKK`` does;
     the default bisection finds the same M when mu falls monotonically, in ~6 solves.
 
@@ -85,13 +89,16 @@ def kramers_kronig(
             cache[m] = (m, mu, coef, taus)
         return cache[m]
 
+    if min_m is None:  # one RC element per decade at least (mu can dip at a tiny M)
+        min_m = max(2, int(np.ceil(np.log10(omega.max() / omega.min()))))
+    min_m = min(max(2, int(min_m)), max_m)
     if search == "linear":
-        for m in range(2, max_m + 1):
+        for m in range(min_m, max_m + 1):
             best = solve(m)
             if best[1] <= c:
                 break
     else:  # galloping + bisection for the smallest M with mu <= c (mu falls with M)
-        lo, hi = 2, 4
+        lo, hi = min_m, min(2 * min_m, max_m)
         while hi < max_m and solve(hi)[1] > c:
             lo, hi = hi + 1, min(2 * hi, max_m)
         if solve(hi)[1] > c:

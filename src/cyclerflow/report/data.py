@@ -171,7 +171,7 @@ def _fits(
         except Exception as err:  # a fit failure must not stop the report
             notes.append(f"spectrum {s['spectrum_id']}: fit overlay failed ({err})")
             continue
-        zf = res.get("z_fit") if isinstance(res, dict) else None
+        zf = getattr(res, "z_fit", None)
         if zf is not None and len(zf) == len(s["z"]):
             out[s["spectrum_id"]] = np.asarray(zf, dtype=complex)
     return out, notes

@@ -1,0 +1,262 @@
+"""Temperature series: roles by capacitance, model from the stack, series consistency,
+fallbacks that estimate what they claim (synthetic data with known answers)."""
+
+import numpy as np
+import pytest
+
+from cyclerflow.eis import analyze_spectra, arrhenius_fit, fit_spectrum
+from cyclerflow.eis.roles import CellContext, context_from_metadata
+from cyclerflow.errors import InputError
+from cyclerflow.schema import parse_metadata
+
+from .synth import (
+    F_PELLET,
+    PELLET_AREA_CM2,
+    PELLET_THICKNESS_CM,
+    as_dataset,
+    cell_spectrum,
+    pellet_metadata,
+    pellet_series,
+)
+
+TEMPS_C = list(range(-20, 201, 20))
+F = np.logspace(6, -1, 71)
+
+
+@pytest.fixture(scope="module")
+def pellet():
+    series = pellet_series(TEMPS_C, np.random.default_rng(1))
+    spectra = [
+        as_dataset(F_PELLET, z, spectrum_id=i + 1, temperature_kelvin=t)
+        for i, (t, _, z) in enumerate(series)
+    ]
+    summary, ds = analyze_spectra(spectra, parse_metadata(pellet_metadata()))
+    return series, summary, ds
+
+
+def test_pellet_model_from_the_stack(pellet):
+    _, summary, _ = pellet
+    assert (
+        summary["sample_type"] == "pellet" and "current collectors" in summary["sample_type_source"]
+    )
+    for row in summary["spectra"]:
+        assert row["model"] == "bulk_gb" and row["r_interface_ohm"] is None
+        assert "r_grain_boundary_ohm" in row and "conductivity_total_s_per_cm" in row
+    assert summary["arrhenius_total"] is not None
+
+
+def test_pellet_bulk_and_total_activation_energies(pellet):
+    series, summary, _ = pellet
+    arr = summary["arrhenius"]
+    assert arr["n_points"] >= 11
+    assert abs(arr["activation_energy_ev"] - 0.55) < 0.01
+    # the total (bulk + grain boundary) has no single Ea: compare with the true totals
+    # at the temperatures the fit used
+    rows = [r for r in summary["spectra"] if r["fit_ok"] and r["r_grain_boundary_ohm"]]
+    truth = {round(t, 2): tr for t, tr, _ in series}
+    t = np.array([r["temperature_kelvin"] for r in rows])
+    r_true = np.array([truth[round(x, 2)]["R1"] + truth[round(x, 2)]["R2"] for x in t])
+    sigma = PELLET_THICKNESS_CM / (r_true * PELLET_AREA_CM2)
+    expect = arrhenius_fit(t, sigma)["activation_energy_ev"]
+    tot = summary["arrhenius_total"]
+    assert tot["n_points"] == len(rows) >= 10
+    assert abs(tot["activation_energy_ev"] - expect) < 0.005
+    assert 0.55 < expect < 0.85
+
+
+def test_pellet_every_role_right_and_no_swapped_point(pellet):
+    series, summary, _ = pellet
+    for (_, truth, _), row in zip(series, summary["spectra"], strict=True):
+        assert row["fit_ok"], row["message"]
+        arcs = {a["role"]: a for a in row["role_evidence"]["arcs"]}
+        assert set(arcs) == {"bulk", "grain_boundary"}
+        assert arcs["bulk"]["capacitance_farad"] == pytest.approx(truth["c_bulk"], rel=0.1)
+        assert arcs["grain_boundary"]["capacitance_farad"] == pytest.approx(truth["c_gb"], rel=0.1)
+        assert (
+            arcs["bulk"]["range"] == "bulk" and arcs["grain_boundary"]["range"] == "grain_boundary"
+        )
+        # the bulk is the bulk: within 1 % (resolved) or 3 standard errors + 1 % (fallback)
+        tol = 0.01 * truth["R1"] + (0 if row["method"] == "fit" else 3 * row["r_bulk_stderr_ohm"])
+        assert abs(row["r_bulk_ohm"] - truth["R1"]) < tol, row
+        if row["r_grain_boundary_ohm"] is not None:
+            assert row["r_grain_boundary_ohm"] == pytest.approx(truth["R2"], rel=0.03)
+
+
+def test_pellet_hot_end_bulk_from_fixed_capacitance_not_the_lf_intercept(pellet):
+    series, summary, _ = pellet
+    hot = [
+        (tr, row)
+        for (_, tr, _), row in zip(series, summary["spectra"], strict=True)
+        if row["temperature_kelvin"] > 445
+    ]
+    assert len(hot) == 2
+    for truth, row in hot:
+        assert row["method"] == "fixed_capacitance" and not row.get("bulk_resolved", False)
+        assert {"bulk_arc_above_window", "bulk_capacitance_fixed"} <= set(row["flags"])
+        assert row["f_bulk_hertz"] > 1e6
+        assert 0 < row["r_bulk_stderr_ohm"] < 0.05 * row["r_bulk_ohm"]
+        assert row["r_bulk_ohm"] < 0.7 * (truth["R1"] + truth["R2"])  # never bulk + gb
+        assert "fixed from 3 colder resolved fit(s)" in row["message"]
+        assert row["in_arrhenius"]  # its uncertainty is comparable to the resolved fits'
+
+
+def test_pellet_roles_same_as_neighbours_or_flagged(pellet):
+    _, summary, _ = pellet
+    sigs = [tuple(a["role"] for a in r["role_evidence"]["arcs"]) for r in summary["spectra"]]
+    for i, s in enumerate(sigs):
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(sigs) and sorted(sigs[j]) != sorted(s):
+                assert "roles_differ_from_neighbours" in summary["spectra"][i]["flags"]
+
+
+def test_pellet_role_evidence_in_results_dataset(pellet):
+    import json
+
+    _, summary, ds = pellet
+    ev = json.loads(ds["role_evidence_json"].values[0])
+    assert ev["sample_type"] == "pellet" and set(ev["ranges_farad"]) >= {"bulk", "grain_boundary"}
+    lo, hi = ev["ranges_farad"]["bulk"]
+    k = PELLET_AREA_CM2 / PELLET_THICKNESS_CM  # A/l in cm
+    assert lo == pytest.approx(1e-13 * k) and hi == pytest.approx(1e-11 * k)
+    assert "l/A = 0.4178" in ev["scaling"]
+
+
+def test_single_hot_spectrum_falls_back_to_the_high_frequency_side():
+    t, truth, z = pellet_series([200], np.random.default_rng(2))[0]
+    ctx = CellContext("pellet", PELLET_THICKNESS_CM, PELLET_AREA_CM2, "test")
+    r = fit_spectrum(F_PELLET, z, "bulk_gb", context=ctx)
+    assert not r.bulk_resolved and "bulk_arc_above_window" in r.flags
+    assert r.method == "hf_intercept" and r.r_bulk_stderr_ohm > 0
+    assert abs(r.r_bulk_ohm / truth["R1"] - 1) < 0.15  # a high-frequency estimate ...
+    assert r.r_bulk_ohm < 0.6 * (truth["R1"] + truth["R2"])  # ... not the low-frequency intercept
+    assert abs(r.r_bulk_ohm - truth["R1"]) < 3 * r.r_bulk_stderr_ohm + 0.02 * truth["R1"]
+
+
+def test_swapped_start_is_put_right_by_capacitance():
+    _, truth, z = pellet_series([100], np.random.default_rng(3))[0]
+    ctx = CellContext("pellet", PELLET_THICKNESS_CM, PELLET_AREA_CM2, "test")
+    # start with the arcs in the "wrong" order: p(R1,CPE1) on the grain boundary
+    start = {
+        "R0": 2.0,
+        "R1": truth["R2"],
+        "CPE1_0": truth["CPE2_0"],
+        "CPE1_1": 0.85,
+        "R2": truth["R1"],
+        "CPE2_0": truth["CPE1_0"],
+        "CPE2_1": 0.95,
+        "CPE3_0": truth["CPE3_0"],
+        "CPE3_1": 0.85,
+    }
+    r = fit_spectrum(F_PELLET, z, "bulk_gb", initial=start, context=ctx)
+    assert r.roles["bulk"] == "R2" and r.roles["grain_boundary"] == "R1"
+    assert r.r_bulk_ohm == pytest.approx(truth["R1"], rel=0.01)
+    assert r.r_grain_boundary_ohm == pytest.approx(truth["R2"], rel=0.02)
+    assert "roles by capacitance" in r.message
+    # without a sample type the model's order stands (and the evidence says which is which)
+    plain = fit_spectrum(F_PELLET, z, "bulk_gb", initial=start)
+    assert plain.roles["bulk"] == "R1"
+    assert plain.role_evidence.assigned_by == "model"
+
+
+def lipon_cell_meta(**extra):
+    return parse_metadata(
+        {
+            "cell_id": "tf",
+            "active_area_cm2": 0.25,
+            "layers": [
+                {"role": "current_collector", "material": "Pt", "thickness_um": 0.2},
+                {"role": "cathode", "material": "LiCoO2", "thickness_um": 1.0},
+                {"role": "electrolyte", "material": "LiPON", "thickness_um": 1.0},
+                {"role": "anode", "material": "Li", "thickness_um": 3.0},
+            ],
+            **extra,
+        }
+    )
+
+
+def test_thin_film_cell_second_arc_stays_interface():
+    rng = np.random.default_rng(30)
+    spectra, truth = [], []
+    for i, (tc, rb) in enumerate(((15, 260.0), (25, 174.0), (35, 120.0))):
+        p, z = cell_spectrum(F, 300.0, rng, r_bulk=rb)
+        truth.append(p)
+        spectra.append(as_dataset(F, z, spectrum_id=i + 1, temperature_kelvin=tc + 273.15))
+    summary, _ = analyze_spectra(spectra, lipon_cell_meta())
+    assert summary["sample_type"] == "thin_film_cell"
+    assert "arrhenius_total" not in summary
+    for row, p in zip(summary["spectra"], truth, strict=True):
+        assert row["model"] == "cell" and row["fit_ok"], row["message"]
+        roles = [a["role"] for a in row["role_evidence"]["arcs"]]
+        assert roles == ["bulk", "interface"]
+        assert row["r_interface_ohm"] == pytest.approx(300.0, rel=0.03)
+        assert row["r_interface_ohm_cm2"] == pytest.approx(row["r_interface_ohm"] * 0.25)
+        assert row["r_bulk_ohm"] == pytest.approx(p[1], rel=0.03)
+        assert "r_grain_boundary_ohm" not in row
+        assert "roles_differ_from_neighbours" not in row["flags"]
+
+
+def test_sample_type_key_overrides_the_stack():
+    meta = parse_metadata(pellet_metadata(sample_type="symmetric_cell"))
+    assert context_from_metadata(meta).sample_type == "symmetric_cell"
+    assert context_from_metadata(lipon_cell_meta(sample_type="pellet")).sample_type == "pellet"
+    with pytest.raises(InputError, match="sample_type: 'disc' is not one of pellet"):
+        context_from_metadata(parse_metadata(pellet_metadata(sample_type="disc")))
+    # a stack with electrodes declared a pellet: never an electrode-interface model
+    rng = np.random.default_rng(31)
+    _, z = cell_spectrum(F, 300.0, rng)
+    summary, _ = analyze_spectra(
+        [as_dataset(F, z, temperature_kelvin=298.15)], lipon_cell_meta(sample_type="pellet")
+    )
+    row = summary["spectra"][0]
+    assert row["model"] != "cell" and row["r_interface_ohm"] is None
+
+
+def test_global_fit_shares_exponents_and_recovers_the_series():
+    from cyclerflow.eis.global_fit import global_fit
+
+    from .synth import PELLET
+
+    rng = np.random.default_rng(40)
+    series = pellet_series(range(20, 201, 20), rng)
+    names = ["R0", "R1", "CPE1_0", "CPE1_1", "R2", "CPE2_0", "CPE2_1", "CPE3_0", "CPE3_1"]
+    # starts 10 % off the truth, exponents scattered per temperature
+    starts = [
+        np.array([tr[n] for n in names]) * np.exp(rng.normal(0, 0.1, 9)) for _, tr, _ in series
+    ]
+    for s in starts:
+        s[[3, 6, 8]] = np.minimum(s[[3, 6, 8]], 0.99)
+    g = global_fit([t for t, _, _ in series], [(F_PELLET, z) for _, _, z in series], PELLET, starts)
+    assert g.success and set(g.shared) == {"CPE1_1", "CPE2_1", "CPE3_1"}
+    assert g.shared["CPE1_1"] == pytest.approx(0.95, abs=0.002)
+    assert g.shared["CPE2_1"] == pytest.approx(0.85, abs=0.002)
+    assert all(p["CPE1_1"] == g.shared["CPE1_1"] for p in g.params)
+    assert g.chi2 < 3.5e-5  # 0.5 % noise gives ~2.5e-5
+    for p, (_, tr, _) in zip(g.params, series, strict=True):
+        assert p["R1"] == pytest.approx(tr["R1"], rel=0.03)
+        assert p["R2"] == pytest.approx(tr["R2"], rel=0.03)
+    q = global_fit(
+        [t for t, _, _ in series],
+        [(F_PELLET, z) for _, _, z in series],
+        PELLET,
+        [np.array(list(p.values())) for p in g.params],
+        share_q=True,
+    )
+    assert {"CPE1_0", "CPE2_0", "CPE3_0"} <= set(q.shared)
+    assert len({p["CPE3_0"] for p in q.params}) == 1
+
+
+def test_analysis_global_block(pellet):
+    series, _, _ = pellet
+    spectra = [
+        as_dataset(F_PELLET, z, spectrum_id=i + 1, temperature_kelvin=t)
+        for i, (t, _, z) in enumerate(series)
+    ]
+    summary, _ = analyze_spectra(spectra, parse_metadata(pellet_metadata()), global_fit=True)
+    g = summary["global_fit"]
+    assert g["circuit"] == "R0-p(R1,CPE1)-p(R2,CPE2)-CPE3" and len(g["per_temperature"]) == 12
+    assert abs(g["arrhenius"]["activation_energy_ev"] - 0.55) < 0.01
+    assert g["arrhenius_total"] is not None and g["chi2"] < 3.5e-5
+    for row, (_, tr, _) in zip(g["per_temperature"], series, strict=True):
+        assert row["r_bulk_ohm"] == pytest.approx(tr["R1"], rel=0.05)
+    # the per-temperature results stay as they were
+    assert summary["arrhenius"]["n_points"] >= 11
