@@ -43,18 +43,18 @@ GCV_RHO = 2.0
 PEAK_PROMINENCE = 0.03
 #: a listed peak counts as a resolved arc (``significant``) when its prominence is at least
 #: this fraction of the largest gamma (smaller bumps are regularisation ripples at 0.5 % noise)
-SIGNIFICANT_PROMINENCE = 0.15
+SIGNIFICANT_PROMINENCE = 0.1
 #: a ripple within this many decades of a resolved peak is merged into it
 MERGE_DECADES = 1.5
 #: a peak smaller than this share of the polarisation resistance is not an arc (count_arcs)
-MIN_ARC_SHARE = 0.02
+MIN_ARC_SHARE = 0.03
 #: decades the basis extends beyond the measured 1/(2 pi f) range on each side
 EXTEND_DECADES = 1.0
 #: Gaussian full width at half maximum, in basis spacings
 FWHM_SPACINGS = 1.5
 #: points per decade of the output gamma(tau) curve
 CURVE_POINTS_PER_DECADE = 50
-_HERMITE = np.polynomial.hermite.hermgauss(40)
+_HERMITE = np.polynomial.hermite.hermgauss(24)  # exact to rounding for the default basis
 
 
 @dataclass(frozen=True)
