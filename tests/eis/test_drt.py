@@ -69,7 +69,7 @@ def test_gcv_lambda_finite_positive_and_reported():
 def test_gcv_minimum_is_a_minimum():
     """The chosen lambda is no worse than every grid point of the GCV function."""
     f, z, _ = D.check_spectrum(F, spectrum(CASES["one_zarc"], 3))
-    prob = D._problem(f, z, D._basis(f, None), inductance=True, capacitance=False, order=1)
+    prob = D._problem(f, z, D._basis(f, None), inductance=True, cpe_n=None, order=1)
     lam = D.gcv_lambda(prob)
     curve = D._gcv_curve(prob)
     grid = np.linspace(*D.LOG10_LAMBDA_RANGE, 200)
@@ -95,18 +95,21 @@ def test_bad_values_and_options_are_input_errors():
         D.compute_drt(F, z, penalty_order=3)
 
 
-def test_inductance_and_blocking_capacitance_recovered():
+def test_inductance_and_blocking_electrode_recovered():
     els = [(100.0, 1e-4, 0.95)]
     w = 2 * np.pi * F
     z = spectrum(els, 1, extra=1j * w * 2e-6)  # 2 µH lead inductance
     res = D.compute_drt(F, z)
     assert res.inductance_henry == pytest.approx(2e-6, rel=0.1)
-    assert res.capacitance_farad is None
-    zb = spectrum(els, 2, extra=1.0 / (1j * w * 5e-3))  # blocking electrode, 5 mF
-    rb = D.compute_drt(F, zb)
-    assert rb.capacitance_farad == pytest.approx(5e-3, rel=0.05)
-    [arc] = [p for p in rb.peaks if p.significant and p.in_window]
-    assert abs(math.log10(arc.tau_second / 1e-4)) < 0.1 and abs(arc.r_ohm / 100 - 1) < 0.05
+    assert res.series_cpe_q is None and res.series_cpe_n is None
+    for n_el, q_el in ((1.0, 5e-3), (0.85, 2e-3)):  # ideal capacitor, CPE spike
+        zb = spectrum(els, 2, extra=1.0 / (q_el * (1j * w) ** n_el))
+        rb = D.compute_drt(F, zb)
+        assert rb.series_cpe_n == pytest.approx(n_el, abs=0.02)
+        assert rb.series_cpe_q == pytest.approx(q_el, rel=0.05)
+        [arc] = [p for p in rb.peaks if p.significant and p.in_window]
+        assert abs(math.log10(arc.tau_second / 1e-4)) < 0.1 and abs(arc.r_ohm / 100 - 1) < 0.05
+    assert D.compute_drt(F, zb, series_cpe=False).series_cpe_q is None
 
 
 def test_kernel_matches_direct_quadrature():
@@ -213,3 +216,21 @@ def test_analyze_json_has_eis_drt_list():
     assert drt[0]["method"] == "gcv" and drt[0]["n_arcs"] == 1
     assert "at least 10" in drt[1]["error"]
     json.dumps(drt, allow_nan=False)
+
+
+def test_second_opinion_on_thin_film_spectra():
+    """Blocking LiPON film (one arc + CPE spike) and a full cell (two arcs + diffusion CPE)."""
+    from .synth import cell_spectrum, lipon_spectrum
+
+    f = np.logspace(6, -1, 50)
+    rb, z = lipon_spectrum(f, 263.15, 0.0035, np.random.default_rng(1))
+    res = D.compute_drt(f, z)
+    assert D.count_arcs(res) == 1 and res.series_cpe_n == pytest.approx(0.88, abs=0.02)
+    [arc] = [p for p in res.peaks if p.significant]
+    assert arc.r_ohm == pytest.approx(rb, rel=0.05)
+    p, z = cell_spectrum(f, 500.0, np.random.default_rng(2))
+    res = D.compute_drt(f, z)
+    assert D.count_arcs(res) == 2 and res.series_cpe_n == pytest.approx(p[8], abs=0.02)
+    guess = D.drt_initial_guess(res)
+    assert [a.r_ohm for a in guess.arcs] == pytest.approx([p[1], p[4]], rel=0.1)
+    assert guess.series_cpe_q == pytest.approx(p[7], rel=0.05)

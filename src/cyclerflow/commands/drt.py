@@ -25,8 +25,8 @@ def _spectrum_arrays(ds) -> tuple[np.ndarray, np.ndarray]:
 
 def _print_result(res, sid: int, console: Console) -> None:
     extra = ""
-    if res.capacitance_farad is not None:
-        extra = f", series C = {res.capacitance_farad:.4g} F"
+    if res.series_cpe_q is not None:
+        extra = f", series CPE Q = {res.series_cpe_q:.4g}, n = {res.series_cpe_n:.3f}"
     console.print(
         f"spectrum {sid}: lambda = {res.lambda_:.3g} ({res.method}), R_inf = "
         f"{res.r_inf_ohm:.4g} Ω, R_pol = {res.r_polarisation_ohm:.4g} Ω{extra}, "

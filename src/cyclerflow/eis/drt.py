@@ -2,12 +2,13 @@
 
 Model (docs/eis-drt.md)::
 
-    Z(w) = R_inf + j w L + 1/(j w C) + integral gamma(ln tau) / (1 + j w tau) d ln tau
+    Z(w) = R_inf + j w L + 1/(Q (j w)^n) + integral gamma(ln tau) / (1 + j w tau) d ln tau
     gamma(y) = sum_k x_k exp(-(eps (y - y_k))^2),   x_k >= 0,  y = ln(tau / s)
 
 fitted to the real and imaginary parts together, each point weighted by 1/|Z|, with the
 penalty ``lambda * integral (d gamma / d ln tau)^2`` (first derivative; second on request).
-The inductance and the series capacitance (1/C) are optional, non-negative and not penalised.
+The inductance and a series CPE (blocking electrode or diffusion tail, 1/(Q (j w)^n) with n
+taken from the low-frequency slope) are optional, non-negative and not penalised.
 ``lambda`` is chosen by (modified, rho = GCV_RHO) generalised cross-validation (GCV) on the
 unconstrained ridge problem; the non-negative solution at that ``lambda`` is found by NNLS.
 
@@ -52,6 +53,8 @@ MIN_ARC_SHARE = 0.03
 EXTEND_DECADES = 1.0
 #: Gaussian full width at half maximum, in basis spacings
 FWHM_SPACINGS = 1.5
+#: lowest frequencies that decide whether a series CPE is in the model
+LOW_F_POINTS = 4
 #: points per decade of the output gamma(tau) curve
 CURVE_POINTS_PER_DECADE = 50
 _HERMITE = np.polynomial.hermite.hermgauss(24)  # exact to rounding for the default basis
@@ -103,7 +106,8 @@ class DrtResult:
     penalty: str  #: "first_derivative" or "second_derivative"
     r_inf_ohm: float  #: ohmic (high-frequency) resistance (Ohm)
     inductance_henry: float | None  #: series inductance (H); None when not in the model
-    capacitance_farad: float | None  #: series capacitance (F); None when not in the model
+    series_cpe_q: float | None  #: series CPE coefficient Q (F s^(n-1); F for n = 1) or None
+    series_cpe_n: float | None  #: its exponent (from the low-frequency slope) or None
     r_polarisation_ohm: float  #: area under gamma (Ohm)
     peaks: tuple[DrtPeak, ...]
     residual_rms_relative: float  #: rms of (Z_model - Z)/|Z| over real and imaginary parts
@@ -123,7 +127,8 @@ class DrtResult:
             "penalty": self.penalty,
             "r_inf_ohm": self.r_inf_ohm,
             "inductance_henry": self.inductance_henry,
-            "capacitance_farad": self.capacitance_farad,
+            "series_cpe_q": self.series_cpe_q,
+            "series_cpe_n": self.series_cpe_n,
             "r_polarisation_ohm": self.r_polarisation_ohm,
             "n_arcs": count_arcs(self),
             "peaks": [p.to_dict() for p in self.peaks],
@@ -189,25 +194,32 @@ def _penalty(basis: _Basis, order: int) -> np.ndarray:
     return (12 * s**2 - 48 * s**3 * d**2 + 16 * s**4 * d**4) * g
 
 
-def _free_columns(omega: np.ndarray, inductance: bool, capacitance: bool):
+def _free_columns(omega: np.ndarray, inductance: bool, cpe_n: float | None):
     cols_re, cols_im, names = [np.ones_like(omega)], [np.zeros_like(omega)], ["r_inf"]
     if inductance:
         cols_re.append(np.zeros_like(omega))
         cols_im.append(omega * 1e-6)  # unknown: L in microhenry
         names.append("inductance")
-    if capacitance:
-        cols_re.append(np.zeros_like(omega))
-        cols_im.append(-1.0 / omega)  # unknown: 1/C in 1/F
-        names.append("elastance")
+    if cpe_n is not None:
+        mag = omega**-cpe_n  # unknown: 1/Q
+        cols_re.append(math.cos(cpe_n * math.pi / 2) * mag)
+        cols_im.append(-math.sin(cpe_n * math.pi / 2) * mag)
+        names.append("inverse_q")
     return np.column_stack(cols_re), np.column_stack(cols_im), tuple(names)
 
 
 def _problem(
-    f: np.ndarray, z: np.ndarray, basis: _Basis, *, inductance: bool, capacitance: bool, order: int
+    f: np.ndarray,
+    z: np.ndarray,
+    basis: _Basis,
+    *,
+    inductance: bool,
+    cpe_n: float | None,
+    order: int,
 ) -> _Problem:
     omega = 2 * math.pi * f
     k_re, k_im = _kernels(omega, basis)
-    f_re, f_im, names = _free_columns(omega, inductance, capacitance)
+    f_re, f_im, names = _free_columns(omega, inductance, cpe_n)
     scale = float(np.abs(z).max())
     w = 1.0 / np.abs(z)
     a = np.vstack([np.hstack([f_re, k_re]) * w[:, None], np.hstack([f_im, k_im]) * w[:, None]])
@@ -268,12 +280,16 @@ def _solve(prob: _Problem, lam: float) -> np.ndarray:
     return x
 
 
-def _auto_capacitance(f: np.ndarray, z: np.ndarray) -> bool:
-    """A blocking (capacitive) low-frequency end: phase below -60 deg at the lowest
-    frequency and -Im(Z) still rising towards it."""
-    i = np.argsort(f)[:3]
-    phase = math.degrees(math.atan2(z[i[0]].imag, z[i[0]].real))
-    return phase < -60.0 and bool(np.all(np.diff(-z[i].imag) < 0))
+def _low_frequency_exponent(f: np.ndarray, z: np.ndarray) -> float | None:
+    """n of a series CPE when the low-frequency end is still rising (blocking spike or
+    diffusion tail): -Im(Z) grows over the lowest LOW_F_POINTS frequencies and the slope of
+    log(-Im Z) against log f is steeper than -0.5 (n = -slope, at most 1). Else None."""
+    i = np.argsort(f)[:LOW_F_POINTS]
+    mim = -z[i].imag
+    if np.any(mim <= 0) or not np.all(np.diff(mim) < 0):
+        return None
+    n = -float(np.polyfit(np.log(f[i]), np.log(mim), 1)[0])
+    return min(n, 1.0) if n >= 0.5 else None
 
 
 def _unpack(prob: _Problem, x: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
@@ -282,8 +298,8 @@ def _unpack(prob: _Problem, x: np.ndarray) -> tuple[dict[str, float], np.ndarray
     vals = dict(zip(prob.terms, free.tolist(), strict=True))
     out = {"r_inf_ohm": vals["r_inf"]}
     out["inductance_henry"] = vals["inductance"] * 1e-6 if "inductance" in vals else None
-    el = vals.get("elastance")
-    out["capacitance_farad"] = (1.0 / el if el > 0 else math.inf) if el is not None else None
+    inv_q = vals.get("inverse_q")
+    out["series_cpe_q"] = 1.0 / inv_q if inv_q is not None and inv_q > 0 else None
     return out, x[prob.n_free :] * prob.scale_ohm
 
 
@@ -391,7 +407,7 @@ def compute_drt(
     *,
     lam: float | None = None,
     inductance: bool = True,
-    capacitance: bool | None = None,
+    series_cpe: bool | None = None,
     penalty_order: int = 1,
     points_per_decade: float | None = None,
     path: object | None = None,
@@ -400,18 +416,19 @@ def compute_drt(
     """DRT of one spectrum (frequencies in Hz, complex Z in Ohm, Im negative = capacitive).
 
     ``lam``: fixed regularisation parameter; default None chooses it by GCV.
-    ``inductance``: include a series L >= 0. ``capacitance``: include a series C (blocking
-    electrodes); None decides from the low-frequency end (phase below -60 deg and rising
-    -Im(Z)). Raises :class:`InputError` for a spectrum that cannot be analysed.
+    ``inductance``: include a series L >= 0. ``series_cpe``: include a series CPE for a
+    blocking electrode or diffusion tail; None decides from the low-frequency end (see
+    :func:`_low_frequency_exponent`), True forces it (n = 1 if no slope), False leaves it out. Raises :class:`InputError` for a spectrum that cannot be analysed.
     """
     _check_options(lam, penalty_order)
     f, zc, _ = check_spectrum(frequency_hertz, z, path=path, where=where)
-    if capacitance is None:
-        capacitance = _auto_capacitance(f, zc)
+    cpe_n = _low_frequency_exponent(f, zc)
+    if series_cpe is True and cpe_n is None:
+        cpe_n = 1.0
+    elif series_cpe is False:
+        cpe_n = None
     basis = _basis(f, points_per_decade)
-    prob = _problem(
-        f, zc, basis, inductance=inductance, capacitance=capacitance, order=penalty_order
-    )
+    prob = _problem(f, zc, basis, inductance=inductance, cpe_n=cpe_n, order=penalty_order)
     chosen = gcv_lambda(prob) if lam is None else float(lam)
     x = _solve(prob, chosen)
     resid = prob.a @ x - prob.b
@@ -419,14 +436,14 @@ def compute_drt(
     y, g = _curve(basis, coef)
     window = (float(1 / (2 * math.pi * f.max())), float(1 / (2 * math.pi * f.min())))
     peaks, total = find_drt_peaks(y, g, window)
-    cap = terms["capacitance_farad"]
     return DrtResult(
         method=METHOD if lam is None else "fixed",
         lambda_=chosen,
         penalty="first_derivative" if penalty_order == 1 else "second_derivative",
         r_inf_ohm=terms["r_inf_ohm"],
         inductance_henry=terms["inductance_henry"],
-        capacitance_farad=None if cap is None or not math.isfinite(cap) else cap,
+        series_cpe_q=terms["series_cpe_q"],
+        series_cpe_n=cpe_n if terms["series_cpe_q"] is not None else None,
         r_polarisation_ohm=total,
         peaks=peaks,
         residual_rms_relative=float(np.sqrt(np.mean(resid**2))) * prob.scale_ohm,
@@ -469,7 +486,8 @@ class DrtGuess:
 
     r_inf_ohm: float
     arcs: tuple[ArcGuess, ...]
-    capacitance_farad: float | None  #: series (blocking) capacitance, if in the DRT model
+    series_cpe_q: float | None  #: series (blocking / diffusion) CPE Q, if in the DRT model
+    series_cpe_n: float | None  #: its exponent
 
 
 def _zarc_fwhm_decades(n: float) -> float:
@@ -505,7 +523,7 @@ def drt_initial_guess(result: DrtResult, n_arcs: int | None = None) -> DrtGuess:
     for p in sorted(chosen, key=lambda p: p.tau_second):
         n = _n_from_width(p.fwhm_decades, result.basis_fwhm_decades)
         arcs.append(ArcGuess(p.r_ohm, p.tau_second, n, p.tau_second**n / p.r_ohm))
-    return DrtGuess(result.r_inf_ohm, tuple(arcs), result.capacitance_farad)
+    return DrtGuess(result.r_inf_ohm, tuple(arcs), result.series_cpe_q, result.series_cpe_n)
 
 
 def drt_for_spectra(spectra: Sequence[Any]) -> list[dict[str, Any]]:
