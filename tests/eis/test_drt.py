@@ -234,3 +234,25 @@ def test_second_opinion_on_thin_film_spectra():
     guess = D.drt_initial_guess(res)
     assert [a.r_ohm for a in guess.arcs] == pytest.approx([p[1], p[4]], rel=0.1)
     assert guess.series_cpe_q == pytest.approx(p[7], rel=0.05)
+
+
+def test_drt_seeds_a_circuit_fit():
+    """The DRT start vector alone (no data-derived restarts needed) fits the full cell."""
+    from cyclerflow.eis import fit_spectrum, parse_circuit
+
+    from .synth import CELL, cell_spectrum
+
+    f = np.logspace(6, -1, 50)
+    p, z = cell_spectrum(f, 500.0, np.random.default_rng(2))
+    res = D.compute_drt(f, z)
+    start = D.drt_start_parameters(res, CELL)
+    circ = parse_circuit(CELL)
+    assert start is not None and list(start) == list(circ.param_names)
+    z0 = circ.impedance([start[n] for n in circ.param_names], f)
+    assert np.median(np.abs(z0 - z) / np.abs(z)) < 0.1  # the start is already close
+    fit = fit_spectrum(f, z, CELL, initial=start, kk=False)
+    assert fit["params"]["R1"] == pytest.approx(p[1], rel=0.02)
+    assert fit["params"]["R2"] == pytest.approx(p[4], rel=0.02)
+    # a circuit with more blocks than the DRT has arcs, or an element it cannot seed
+    assert D.drt_start_parameters(res, "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)-p(R4,C4)") is None
+    assert D.drt_start_parameters(res, "R0-p(R1,CPE1)-p(R2,CPE2)-Wo1") is None

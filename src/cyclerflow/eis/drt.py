@@ -526,6 +526,67 @@ def drt_initial_guess(result: DrtResult, n_arcs: int | None = None) -> DrtGuess:
     return DrtGuess(result.r_inf_ohm, tuple(arcs), result.series_cpe_q, result.series_cpe_n)
 
 
+def _block_values(cap, arc: ArcGuess) -> list[float] | None:
+    if cap is None:
+        return None
+    if cap.kind == "CPE":
+        return [arc.q, arc.n]
+    return [arc.c_farad]
+
+
+def _series_values(el, result: DrtResult, scale: float, r_done: bool) -> list[float] | None:
+    """Start values for a top-level series element, or None when the DRT says nothing."""
+    if el.kind == "R" and not r_done:
+        return [max(result.r_inf_ohm, 1e-6 * scale)]
+    if el.kind == "L":
+        return [max(result.inductance_henry or 0.0, 1e-12)]
+    if el.kind in ("CPE", "C") and result.series_cpe_q is not None:
+        n = result.series_cpe_n or 1.0
+        return [result.series_cpe_q, n] if el.kind == "CPE" else [result.series_cpe_q]
+    return None
+
+
+def drt_start_parameters(result: DrtResult, circuit: Any) -> dict[str, float] | None:
+    """Starting values {parameter name: value} for a circuit fit, from the DRT.
+
+    ``circuit``: an impedance.py circuit string or a parsed ``Circuit``. Top-level
+    ``p(R, C|CPE)`` blocks take the DRT arcs in order of increasing tau (the usual
+    high-to-low-frequency order of a circuit string); the first series R takes R_inf,
+    an L the inductance, a series C/CPE the DRT's series CPE. Returns None when the DRT
+    cannot seed every parameter (fewer arcs than blocks, elements it has no value for):
+    the caller then keeps its own guesses. Pass the result as ``initial=`` to
+    :func:`cyclerflow.eis.fit_spectrum`.
+    """
+    from cyclerflow.eis.circuits import Parallel, arcs, parse_circuit
+
+    circ = parse_circuit(circuit) if isinstance(circuit, str) else circuit
+    blocks = arcs(circ)
+    guess = drt_initial_guess(result)
+    if len(guess.arcs) != len(blocks):
+        guess = drt_initial_guess(result, n_arcs=len(blocks))
+    if len(guess.arcs) < len(blocks):
+        return None
+    values: dict[str, list[float] | None] = {}
+    for (_, res, cap), arc in zip(blocks, guess.arcs, strict=True):
+        if res is None:
+            return None
+        values[res.name] = [arc.r_ohm]
+        values[cap.name if cap else "?"] = _block_values(cap, arc)
+    r_done = False
+    for item in circ.top_level():
+        if not isinstance(item, Parallel):
+            values[item.name] = _series_values(item, result, result.r_polarisation_ohm, r_done)
+            r_done = r_done or item.kind == "R"
+    flat: dict[str, float] = {}
+    for el in circ.elements:
+        vals = values.get(el.name)
+        if vals is None or len(vals) != el.n_params:
+            return None
+        names = [el.name] if el.n_params == 1 else [f"{el.name}_{k}" for k in range(el.n_params)]
+        flat.update(zip(names, (float(v) for v in vals), strict=True))
+    return flat
+
+
 def drt_for_spectra(spectra: Sequence[Any]) -> list[dict[str, Any]]:
     """The ``eis.drt`` list of ``analyze --json``: one entry per spectrum (xarray Datasets
     as stored), ``spectrum_id`` plus :meth:`DrtResult.to_dict`, or ``error`` when the
