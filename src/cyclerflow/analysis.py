@@ -95,6 +95,9 @@ def analyze_datasets(
         )
         out["eis"] = summary
         datasets["eis"] = per_spec
+        from cyclerflow.eis.drt import drt_for_spectra  # DESIGN "eis.drt" list
+
+        summary["drt"] = drt_for_spectra(spectra)
     if out["cycling"] is None and out["eis"] is None and not warnings:
         warnings.append("no cycling rows and no spectra: nothing to analyse")
     return out, datasets, warnings
