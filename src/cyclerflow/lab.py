@@ -155,7 +155,7 @@ def probe_cell(path: str | Path) -> CellEntry | None:
     A file that does not open (truncated, not HDF5) gives an entry with ``error`` set.
     """
     from cyclerflow.store.recovery import needs_recovery
-    from cyclerflow.store.writer import live_writer_pid
+    from cyclerflow.store.lock import live_writer_pid
 
     path = Path(path)
     st = path.stat()

@@ -195,7 +195,7 @@ def read_protocol(path: str | Path) -> str | None:
 
 def summary(path: str | Path) -> dict[str, Any]:
     """What is in a cell file: metadata, rows, cycles, spectra, time span, state."""
-    from cyclerflow.store.writer import live_writer_pid
+    from cyclerflow.store.lock import live_writer_pid
 
     path = Path(path)
     with open_cell_file(path) as f:

@@ -17,6 +17,8 @@ import numpy as np
 
 from cyclerflow.errors import InputError
 from cyclerflow.store import layout as L
+from cyclerflow.store.lock import live_writer_pid
+from cyclerflow.store.stream import finalize_stream
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -77,8 +79,6 @@ def recover(path: str | Path, *, _locked: bool = False) -> dict:
     Returns ``{"rows": n, "spectra": m}``. Raises :class:`InputError` if a live writer
     holds the file or the file cannot be read at all.
     """
-    from cyclerflow.store.writer import finalize_stream, live_writer_pid
-
     path = Path(path)
     if not _locked and live_writer_pid(path) is not None:
         raise InputError("file is being written by a live process; not recovering", path=path)
