@@ -50,7 +50,7 @@ def _copy_dataset(
 ) -> None:
     kwargs = {}
     if src.chunks is not None:
-        kwargs.update(chunks=src.chunks, maxshape=src.maxshape)
+        kwargs.update(chunks=src.chunks, maxshape=src.maxshape, fletcher32=src.fletcher32)
     data = src[...] if n is None else src[:n]
     if src.dtype.kind == "O" or h5py.check_string_dtype(src.dtype):
         d = dst_group.create_dataset(name, data=src[()], dtype=src.dtype)

@@ -21,7 +21,9 @@ def write_spectrum_group(f: h5py.File, sid: int, fr, zr, zi, attrs: Mapping[str,
         ("real_impedance_ohm", zr),
         ("imaginary_impedance_ohm", zi),
     ):
-        d = g.create_dataset(name, data=np.asarray(arr, dtype="f8"))
+        data = np.asarray(arr, dtype="f8")
+        # chunked so that Fletcher-32 can checksum the points (it works per chunk)
+        d = g.create_dataset(name, data=data, chunks=(max(1, len(data)),), fletcher32=True)
         d.attrs["units"] = units_of(name)
     for k, v in attrs.items():
         if v is None:

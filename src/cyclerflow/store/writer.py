@@ -65,7 +65,12 @@ def _fill_of(dtype: np.dtype) -> Any:
 
 
 def _make_column(
-    group: h5py.Group, name: str, dtype: np.dtype, units: str, chunk_rows: int
+    group: h5py.Group,
+    name: str,
+    dtype: np.dtype,
+    units: str,
+    chunk_rows: int,
+    checksums: bool = True,
 ) -> h5py.Dataset:
     ds = group.create_dataset(
         name,
@@ -74,6 +79,7 @@ def _make_column(
         dtype=dtype,
         chunks=(chunk_rows,),
         fillvalue=_fill_of(dtype),
+        fletcher32=checksums,
     )
     ds.attrs["units"] = units
     return ds
@@ -315,6 +321,7 @@ def _create_objects(
     units: Mapping[str, str],
     chunk_rows: int,
     column_attrs: Mapping[str, Mapping[str, str]],
+    checksums: bool = True,
 ) -> None:
     f.attrs["format"] = L.FORMAT
     f.attrs["format_version"] = L.FORMAT_VERSION
@@ -328,12 +335,17 @@ def _create_objects(
         cell.attrs["original_text"] = metadata_text
     cyc = f.create_group(L.CYCLING)
     for c in columns:
-        d = _make_column(cyc, c, _dtype_of(c), units.get(c, units_of(c)), chunk_rows)
+        d = _make_column(cyc, c, _dtype_of(c), units.get(c, units_of(c)), chunk_rows, checksums)
         for k, v in column_attrs.get(c, {}).items():
             d.attrs[k] = v
     f.create_group(L.EIS)
     ev = f.create_dataset(
-        L.EVENTS, shape=(0,), maxshape=(None,), dtype=L.EVENT_DTYPE, chunks=(256,)
+        L.EVENTS,
+        shape=(0,),
+        maxshape=(None,),
+        dtype=L.EVENT_DTYPE,
+        chunks=(256,),
+        fletcher32=checksums,
     )
     ev.attrs["units"] = "unix_time_second: s; test_time_second: s"
     f.create_dataset(L.PROTOCOL, data=protocol or "", dtype=h5py.string_dtype())
@@ -346,7 +358,12 @@ def _ensure_stream(f: h5py.File) -> None:
     for name in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"):
         _make_column(st, name, np.dtype("f8"), units_of(name), L.LIVE_CHUNK_ROWS)
     st.create_dataset(
-        "spectra", shape=(0,), maxshape=(None,), dtype=L.SPECTRUM_META_DTYPE, chunks=(64,)
+        "spectra",
+        shape=(0,),
+        maxshape=(None,),
+        dtype=L.SPECTRUM_META_DTYPE,
+        chunks=(64,),
+        fletcher32=True,
     )
 
 
@@ -363,12 +380,14 @@ def create_cell(
     overwrite: bool = False,
     chunk_rows: int | None = None,
     column_attrs: Mapping[str, Mapping[str, str]] | None = None,
+    checksums: bool = True,
 ) -> CellWriter:
     """Create a new cell file and return its writer (SWMR on by default).
 
     ``chunk_rows``: HDF5 chunk length of the /cycling columns (default: 4096 rows for
     live files, 65,536 otherwise). ``column_attrs``: extra attributes per column, e.g.
-    ``{"current_ampere": {"sampling": "interval_mean"}}``.
+    ``{"current_ampere": {"sampling": "interval_mean"}}``. ``checksums``: Fletcher-32
+    on every chunked dataset (on by default; off only to measure its cost).
     """
     path = Path(path)
     if not path.parent.exists():
@@ -380,7 +399,15 @@ def create_cell(
     try:
         rows = chunk_rows or (L.LIVE_CHUNK_ROWS if swmr else L.CHUNK_ROWS)
         _create_objects(
-            f, metadata, metadata_text, protocol, columns, units or {}, rows, column_attrs or {}
+            f,
+            metadata,
+            metadata_text,
+            protocol,
+            columns,
+            units or {},
+            rows,
+            column_attrs or {},
+            checksums,
         )
         if swmr:
             _ensure_stream(f)
