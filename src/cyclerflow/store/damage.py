@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from cyclerflow.errors import InputError
 
 #: the exception types h5py raises on a damaged file (InputError, a ValueError, passes)
 HDF5_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, KeyError, ValueError)
+
+#: reads of a live file's chunk before a checksum failure counts as damage
+_LIVE_RETRIES = 4
 
 #: kinds of damage, from the outside in
 KINDS = ("not_hdf5", "truncated", "superblock", "metadata", "chunk", "checksum")
@@ -137,13 +141,18 @@ def read_rows(ds: h5py.Dataset, lo: int, hi: int, path: str | Path) -> np.ndarra
     out = np.empty(max(0, hi - lo), dtype=ds.dtype)
     if hi <= lo:
         return out
-    try:
-        ds.read_direct(out, np.s_[lo:hi])
-        return out
-    except HDF5_ERRORS as err:
-        if isinstance(err, InputError):
-            raise
-        first = err
+    first = None
+    # a live (SWMR) file: a chunk read while its writer rewrites it can fail its checksum
+    # once; damage fails every time
+    for attempt in range(_LIVE_RETRIES if ds.file.swmr_mode else 1):
+        try:
+            ds.read_direct(out, np.s_[lo:hi])
+            return out
+        except HDF5_ERRORS as err:
+            if isinstance(err, InputError):
+                raise
+            first = err
+            time.sleep(0.02 * (attempt + 1))
     with classified(path, ds.name, "chunk"):
         bad = bad_chunks(ds, lo, hi)
     if not bad:  # the whole read failed but every chunk reads: not a chunk's fault

@@ -10,6 +10,7 @@ Everything flushed before the kill is kept.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import h5py
@@ -17,6 +18,7 @@ import numpy as np
 
 from cyclerflow.errors import InputError
 from cyclerflow.store import layout as L
+from cyclerflow.store.damage import classified
 from cyclerflow.store.lock import live_writer_pid
 from cyclerflow.store.stream import finalize_stream
 
@@ -85,14 +87,14 @@ def recover(path: str | Path, *, _locked: bool = False) -> dict:
     if not needs_recovery(path):
         return {"rows": None, "spectra": 0}
     tmp = path.with_name(f".{path.name}.recover-{os.getpid()}")
-    try:
+    with classified(path, "superblock", "superblock"):
         src = h5py.File(path, "r", libver="latest", swmr=True)
-    except OSError as err:
-        raise InputError(
-            f"cannot open the half-written file even as a SWMR reader ({err})", path=path
-        ) from None
     try:
-        with src, h5py.File(tmp, "w", libver="latest") as dst:
+        with (
+            src,
+            h5py.File(tmp, "w", libver="latest") as dst,
+            classified(path, "the flushed data", "chunk"),
+        ):
             rows = 0
             if L.CYCLING in src and len(src[L.CYCLING]):
                 cyc = src[L.CYCLING]
@@ -104,6 +106,7 @@ def recover(path: str | Path, *, _locked: bool = False) -> dict:
                     if len(bad):
                         rows = int(bad[0])
             _copy_tree(src, dst, rows)
+            dst.attrs[L.RECOVERED_ATTR] = time.time()
         spectra = finalize_stream(tmp)
         os.replace(tmp, path)
     except BaseException:
