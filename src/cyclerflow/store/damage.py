@@ -125,13 +125,19 @@ def bad_chunks(ds: h5py.Dataset, lo: int, hi: int) -> list[tuple[int, int, str]]
     """Every chunk of rows [lo, hi) of ``ds`` that does not read: (first row, last row + 1,
     HDF5's reason)."""
     bad = []
+    tries = _LIVE_RETRIES if ds.file.swmr_mode else 1
     for a, b in chunk_ranges(ds, lo, hi):
-        try:
-            ds[a:b]
-        except HDF5_ERRORS as err:
-            if isinstance(err, InputError):
-                raise
-            bad.append((a, b, hdf5_detail(err)))
+        for attempt in range(tries):
+            try:
+                ds[a:b]
+                break
+            except HDF5_ERRORS as err:
+                if isinstance(err, InputError):
+                    raise
+                if attempt == tries - 1:
+                    bad.append((a, b, hdf5_detail(err)))
+                else:
+                    time.sleep(0.02 * (attempt + 1))
     return bad
 
 
