@@ -1,4 +1,4 @@
-"""Cell-store throughput against battdat's HDF5 writer and pandas/PyTables, same table, same run.
+"""Cell-store throughput (with and without the Fletcher-32 checksums) against battdat's HDF5 writer and pandas/PyTables, same table, same run.
 
 Targets (issue 3): bulk append of 10M rows x 6 float64 columns >= 1M rows/s and >= 20x
 battdat; streaming 1,000-row chunks with a flush every second >= 200k rows/s; reading the
@@ -45,18 +45,34 @@ def table(n: int) -> dict[str, np.ndarray]:
     }
 
 
-def bench_bulk(path: Path, data: dict) -> float:
+def bench_bulk(path: Path, data: dict, checksums: bool = True) -> float:
     t0 = time.perf_counter()
-    w = create_cell(path, None, columns=list(data), units={"step_index_f": "1"}, swmr=False)
+    w = create_cell(
+        path,
+        None,
+        columns=list(data),
+        units={"step_index_f": "1"},
+        swmr=False,
+        checksums=checksums,
+    )
     w.append_cycling(data)
     w.close()
     return time.perf_counter() - t0
 
 
-def bench_stream(path: Path, seconds: float, chunk: int = 1000) -> tuple[float, int, int]:
+def bench_stream(
+    path: Path, seconds: float, chunk: int = 1000, checksums: bool = True
+) -> tuple[float, int, int]:
     """Append 1,000-row chunks for ``seconds`` (SWMR, flush every 1 s). Returns (s, rows, flushes)."""
     data = table(chunk)
-    w = create_cell(path, None, columns=list(data), units={"step_index_f": "1"}, flush_interval=1.0)
+    w = create_cell(
+        path,
+        None,
+        columns=list(data),
+        units={"step_index_f": "1"},
+        flush_interval=1.0,
+        checksums=checksums,
+    )
     rows = 0
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -133,10 +149,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         ours = bench_bulk(d / "ours.h5", data)
+        plain = bench_bulk(d / "plain.h5", data, checksums=False)
+        ours = min(ours, bench_bulk(d / "ours.h5.2", data))
+        plain = min(plain, bench_bulk(d / "plain.h5.2", data, checksums=False))
         read_right_after = bench_read(d / "ours.h5")
         read = min(bench_read_fresh_process(d / "ours.h5") for _ in range(3))
         read_warm = bench_read(d / "ours.h5")
         stream, srows, flushes = bench_stream(d / "stream.h5", args.stream_seconds)
+        p_stream, p_srows, _ = bench_stream(
+            d / "stream_plain.h5", args.stream_seconds, checksums=False
+        )
         hs = bench_hdfstore(d / "hdfstore.h5", data)
         m = min(args.peer_rows, n)
         sub = {k: v[:m] for k, v in data.items()}
@@ -145,6 +167,10 @@ def main() -> None:
     print(f"rows: {n:,} x {len(data)} float64 columns ({n * len(data) * 8 / 1e6:.0f} MB)")
     print(
         f"bulk append (cyclerflow):   {ours:7.3f} s  {n / ours / 1e6:7.2f} M rows/s   (target >= 1 M rows/s)"
+    )
+    print(
+        f"  same without Fletcher-32 checksums: {plain:7.3f} s  {n / plain / 1e6:7.2f} M rows/s"
+        f"   (checksum cost {100 * (ours / plain - 1):+.0f} %; target >= 10 M rows/s with them)"
     )
     if hs is not None:
         print(
@@ -159,7 +185,8 @@ def main() -> None:
         print("battdat not installed (pip install battery-data-toolkit): ratio not measured")
     print(
         f"streaming 1,000-row chunks, flush every 1 s (SWMR): {srows / stream / 1e3:8.0f} k rows/s "
-        f"over {stream:.1f} s ({flushes} flushes; target >= 200 k rows/s)"
+        f"over {stream:.1f} s ({flushes} flushes; target >= 200 k rows/s); "
+        f"without checksums {p_srows / p_stream / 1e3:8.0f} k rows/s"
     )
     print(
         f"read {n:,} rows into xarray (target < 1 s): in a fresh process {read:6.3f} s (best of 3); "

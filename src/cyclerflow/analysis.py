@@ -170,6 +170,7 @@ def write_results_file(
     force: bool = True,
 ) -> Path:
     """Write the results file atomically: root attrs = provenance, one group per analysis."""
+    summary_json = json.dumps(result)
     root = xr.Dataset(
         attrs={
             "software": "cyclerflow",
@@ -177,15 +178,26 @@ def write_results_file(
             "input_file": str(input_path),
             "input_sha256": input_sha256,
             "settings_json": json.dumps(settings),
-            "summary_json": json.dumps(result),
+            "summary_json": summary_json,
+            # netCDF attributes carry no checksum: this one guards the summary
+            "summary_sha256": hashlib.sha256(summary_json.encode()).hexdigest(),
             "groups": ",".join(sorted(datasets)),
         }
     )
     with atomic_output(out, force=force) as tmp:
         root.to_netcdf(tmp, engine="h5netcdf", mode="w")
         for name, ds in datasets.items():
-            ds.to_netcdf(tmp, engine="h5netcdf", mode="a", group=name)
+            ds.to_netcdf(tmp, engine="h5netcdf", mode="a", group=name, encoding=_checksummed(ds))
     return Path(out)
+
+
+def _checksummed(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """Encoding with the Fletcher-32 checksum on every non-empty numeric variable."""
+    return {
+        k: {"fletcher32": True}
+        for k, v in ds.variables.items()
+        if v.dtype.kind in "fiucb" and v.size and v.ndim
+    }
 
 
 def load_results(path: str | Path) -> tuple[dict, dict[str, xr.Dataset]]:
@@ -198,14 +210,24 @@ def load_results(path: str | Path) -> tuple[dict, dict[str, xr.Dataset]]:
     path = Path(path)
     if not path.exists():
         raise InputError("results file not found", path=path)
+    from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, classify
+
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
             groups = [g for g in str(attrs.get("groups", "")).split(",") if g]
             datasets = {g: _read_netcdf_group(f, g) for g in groups}
-        return json.loads(attrs["summary_json"]), datasets
-    except (OSError, KeyError, ValueError) as err:
-        raise InputError(f"not a readable results file ({err})", path=path) from None
+        text = attrs["summary_json"]
+        digest = attrs.get("summary_sha256")  # absent in files of older versions
+        if digest is not None and hashlib.sha256(text.encode()).hexdigest() != digest:
+            raise DamagedFile(
+                path, "checksum", "summary_json", "SHA-256 mismatch", what="results file"
+            )
+        return json.loads(text), datasets
+    except InputError:
+        raise
+    except HDF5_ERRORS as err:
+        raise classify(err, path, "results", "metadata", what="results file") from None
 
 
 #: netCDF-4 bookkeeping attributes that are not the variable's own

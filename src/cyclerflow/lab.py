@@ -152,40 +152,50 @@ def _is_hidden(path: Path, root: Path) -> bool:
 def probe_cell(path: str | Path) -> CellEntry | None:
     """Describe one ``.h5`` file: a :class:`CellEntry`, or None when it is another HDF5 file.
 
-    A file that does not open (truncated, not HDF5) gives an entry with ``error`` set.
+    A file that does not open or whose cell metadata do not read (truncated, not HDF5,
+    damaged superblock or metadata) gives an entry with ``error`` set to the reason.
     """
+    from cyclerflow.store.damage import classified
+    from cyclerflow.store.lock import live_writer_pid
+    from cyclerflow.store.reader import open_hdf5
     from cyclerflow.store.recovery import needs_recovery
-    from cyclerflow.store.writer import live_writer_pid
 
     path = Path(path)
     st = path.stat()
     entry = CellEntry(path=str(path), size_bytes=st.st_size, mtime_ns=st.st_mtime_ns)
     try:
-        live = needs_recovery(path)
-        f = h5py.File(path, "r", libver="latest", swmr=True) if live else h5py.File(path, "r")
-    except (OSError, InputError) as err:
-        msg = err.bare_message if isinstance(err, InputError) else str(err).split("(")[0].strip()
-        entry.error = f"cannot open as HDF5 ({msg})"
+        f = open_hdf5(path)
+    except InputError as err:
+        entry.error = err.bare_message
         return entry
     try:
-        fmt = f.attrs.get("format")
-        if isinstance(fmt, bytes):
-            fmt = fmt.decode()
-        if fmt != L.FORMAT:
-            return None
-        cell = f[L.CELL].attrs if L.CELL in f else {}
-        text = cell.get("metadata_json")
-        if text is not None:
-            meta = json.loads(text.decode() if isinstance(text, bytes) else text)
-            entry.cell_id = meta.get("cell_id")
-            entry.wafer = meta.get("wafer")
-            entry.die = meta.get("die")
-    except (OSError, KeyError, ValueError) as err:
-        entry.error = f"cannot read cell metadata ({err})"
+        with classified(path, "/" + L.CELL):
+            fmt = f.attrs.get("format")
+            if (fmt.decode("utf-8", "replace") if isinstance(fmt, bytes) else fmt) != L.FORMAT:
+                return None
+            _entry_metadata(entry, f)
+    except InputError as err:
+        entry.error = err.bare_message
     finally:
         f.close()
-    entry.live = live and live_writer_pid(path) is not None
+    entry.live = needs_recovery(path) and live_writer_pid(path) is not None
     return entry
+
+
+def _entry_metadata(entry: CellEntry, f: h5py.File) -> None:
+    """cell id, wafer and die from the ``/cell`` metadata JSON (left None when absent)."""
+    text = f[L.CELL].attrs.get("metadata_json") if L.CELL in f else None
+    if text is None:
+        return
+    try:
+        meta = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"cell metadata JSON does not parse ({err})", where="/cell") from None
+    if not isinstance(meta, dict):
+        raise InputError("cell metadata JSON is not an object", where="/cell")
+    entry.cell_id = meta.get("cell_id")
+    entry.wafer = meta.get("wafer")
+    entry.die = meta.get("die")
 
 
 def discover_cells(root: str | Path, *, pattern: str = "*.h5") -> list[CellEntry]:
@@ -521,16 +531,30 @@ def analyze_one(
         try:
             result = analyze(entry.path, **settings.analysis_kwargs())
             return summary_row(result, entry, settings, results_path=str(results_path(entry.path)))
-        except Exception as err:  # one bad cell never stops the lab
+        except InputError as err:  # bad or damaged file (DamagedFile names what and where)
+            reason = err.bare_message
+        except OSError as err:  # the disk or share, not the file's bytes
             if is_transient_io_error(err) and attempt < retries:
                 time.sleep(backoff_s * 2**attempt)
                 attempt += 1
                 continue
-            reason = (
-                err.bare_message if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
-            )
-            log.warning("cell %s failed: %s", entry.path, reason)
-            return failed_row(entry, reason)
+            reason = f"I/O error: {err}"
+        except _PROGRAM_ERRORS as err:  # a fault of the analysis, reported per cell
+            log.exception("analysis of %s raised", entry.path)
+            reason = f"internal error {type(err).__name__}: {err}"
+        log.warning("cell %s failed: %s", entry.path, reason)
+        return failed_row(entry, reason)
+
+
+#: errors of the analysis code itself (not of the file): the cell fails, the lab goes on
+_PROGRAM_ERRORS = (
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    AttributeError,
+    ValueError,
+    RuntimeError,
+)
 
 
 def analyze_batch(

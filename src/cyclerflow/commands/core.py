@@ -1,4 +1,4 @@
-"""Core commands: import, inspect, export, recover, demo."""
+"""Core commands: import, inspect, export, demo (recover: commands/reliability.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-
-from cyclerflow.errors import InputError
 
 
 def _fmt_time(unix: float | None) -> str:
@@ -142,21 +140,6 @@ def register(app: typer.Typer) -> None:
         if out is None:
             raise InputError("--format csv needs -o OUT")
         (export_eis_csv if eis else export_cycling_csv)(cell, out, force=force)
-
-    @app.command("recover")
-    def recover_cmd(cell: Path = typer.Argument(...)) -> None:
-        """Make a file left open by a killed writer a normal file (keeps all flushed data)."""
-        from cyclerflow.store import recover
-
-        if not cell.exists():
-            raise InputError("cell file not found", path=cell)
-        res = recover(cell)
-        if res["rows"] is None:
-            typer.echo(f"{cell}: closed cleanly, nothing to recover")
-        else:
-            typer.echo(
-                f"{cell}: recovered {res['rows']:,} rows and {res['spectra']} streamed spectra"
-            )
 
     @app.command("demo")
     def demo_cmd(

@@ -17,6 +17,7 @@ import numpy as np
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata
 from cyclerflow.store import open_cell_file, read_events, read_metadata, read_spectra
+from cyclerflow.store.damage import HDF5_ERRORS
 
 
 @dataclass
@@ -70,10 +71,15 @@ def spectrum_dict(ds) -> dict[str, Any]:
 
 
 def _results_attrs(path: Path) -> dict[str, Any]:
+    """Root attributes of a results file; {} when it does not read (damaged, half
+    written): the cell is then analysed again."""
     try:
         with h5py.File(path, "r") as f:
-            return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    except OSError:
+            return {
+                k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+                for k, v in f.attrs.items()
+            }
+    except HDF5_ERRORS:
         return {}
 
 
@@ -104,8 +110,11 @@ def load_analysis(
             settings=attrs.get("settings_json"),
             analysis_version=attrs.get("software_version"),
         )
-        summary, datasets = load_results(rp)
-        return summary, datasets, prov, list(summary.get("warnings", []))
+        try:
+            summary, datasets = load_results(rp)
+            return summary, datasets, prov, list(summary.get("warnings", []))
+        except InputError as err:  # a damaged results file: analyse the cell again
+            prov.update(results_damaged=err.bare_message)
     try:
         from cyclerflow.analysis import analyze_cell
     except ImportError as err:  # pragma: no cover - analysis packages absent in this build

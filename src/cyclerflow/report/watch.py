@@ -20,6 +20,7 @@ from rich.table import Table
 
 from cyclerflow.report.curves import REST_FRACTION
 from cyclerflow.store import LIVE_COLUMNS, open_cell_file, read_events, read_metadata
+from cyclerflow.store.damage import read_rows
 from cyclerflow.store.reader import summary
 
 TAIL_ROWS = 8
@@ -34,18 +35,18 @@ def _tail(path: str | Path) -> dict[str, Any]:
                 d.refresh()
         n = min((d.shape[0] for d in cyc.values()), default=0)
         if n and "test_time_second" in cyc:  # rows written in only some columns yet read as NaN
-            tail = cyc["test_time_second"][max(0, n - 4096) : n]
+            tail = read_rows(cyc["test_time_second"], max(0, n - 4096), n, path)
             bad = np.flatnonzero(np.isnan(tail))
             if len(bad):
                 n = max(0, n - len(tail)) + int(bad[0])
         start = 0
         if n and "cycle_count" in cyc:
-            cc = cyc["cycle_count"][:n]
+            cc = read_rows(cyc["cycle_count"], 0, n, path)
             last = cc[-1]
             diff = np.flatnonzero(cc != last)
             start = int(diff[-1]) + 1 if len(diff) else 0
         lo = min(start, max(0, n - TAIL_ROWS))
-        cols = {c: cyc[c][lo:n] for c in LIVE_COLUMNS if c in cyc}
+        cols = {c: read_rows(cyc[c], lo, n, path) for c in LIVE_COLUMNS if c in cyc}
     return {"rows": n, "first": lo, "cycle_start": start, "cols": cols}
 
 

@@ -16,6 +16,9 @@ EIS_STREAM = "eis/_stream"
 EVENTS = "events"
 PROTOCOL = "protocol"
 
+#: root attribute set by recovery: unix time (s) at which a killed writer's file was closed
+RECOVERED_ATTR = "recovered_unix_time_second"
+
 CHUNK_ROWS = 1 << 16  # 65,536 rows per chunk: 512 KiB per float64 column (bulk files)
 #: live (SWMR) files grow a few rows a second: small chunks keep a young file small and
 #: each flush cheap (32 KiB per float64 column).

@@ -21,29 +21,43 @@ import xarray as xr
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata
 from cyclerflow.store import layout as L
+from cyclerflow.store.damage import classified, read_rows
 from cyclerflow.store.recovery import needs_recovery
 
 
-@contextlib.contextmanager
-def open_cell_file(path: str | Path) -> Iterator[h5py.File]:
-    """Open a cell file read-only; as a SWMR reader if a writer has it open."""
+def open_hdf5(path: str | Path) -> h5py.File:
+    """Open an HDF5 file read-only (as a SWMR reader when marked open for writing).
+
+    Raises :class:`InputError` for a missing file or one that is not HDF5, and
+    :class:`DamagedFile` for one whose superblock or root metadata do not decode.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError("cell file not found", path=path)
     try:
         live = needs_recovery(path)
-        f = h5py.File(path, "r", libver="latest", swmr=True) if live else h5py.File(path, "r")
     except OSError as err:
-        raise InputError(
-            f"cannot open as HDF5 ({str(err).split('(')[0].strip()})", path=path
-        ) from None
+        raise InputError(f"cannot read ({err.strerror or err})", path=path) from None
+    with classified(path, "superblock", "superblock"):
+        return h5py.File(path, "r", libver="latest", swmr=True) if live else h5py.File(path, "r")
+
+
+@contextlib.contextmanager
+def open_cell_file(path: str | Path) -> Iterator[h5py.File]:
+    """Open a cell file read-only; as a SWMR reader if a writer has it open.
+
+    Any h5py error inside the block (a damaged object, chunk or attribute) comes out as
+    :class:`DamagedFile`.
+    """
+    f = open_hdf5(path)
     try:
-        if f.attrs.get("format") != L.FORMAT:
-            raise InputError(
-                f"not a cyclerflow cell file (format attribute {f.attrs.get('format')!r})",
-                path=path,
-            )
-        yield f
+        with classified(path, "/"):
+            fmt = _decode(f.attrs.get("format"))
+            if fmt != L.FORMAT:
+                raise InputError(
+                    f"not a cyclerflow cell file (format attribute {fmt!r})", path=path
+                )
+            yield f
     finally:
         f.close()
 
@@ -63,7 +77,7 @@ def _consistent_rows(cyc: h5py.Group) -> int:
             d.refresh()
     n = min((d.shape[0] for d in cyc.values()), default=0)
     if n and "test_time_second" in cyc:
-        tail = cyc["test_time_second"][max(0, n - 4096) : n]
+        tail = read_rows(cyc["test_time_second"], max(0, n - 4096), n, cyc.file.filename)
         bad = np.flatnonzero(np.isnan(tail))
         if len(bad):
             n = max(0, n - len(tail)) + int(bad[0])
@@ -72,7 +86,7 @@ def _consistent_rows(cyc: h5py.Group) -> int:
 
 def read_cycling(path: str | Path, columns: Sequence[str] | None = None) -> xr.Dataset:
     """All (or the named) /cycling columns as an ``xr.Dataset`` over ``sample``."""
-    with open_cell_file(path) as f:
+    with open_cell_file(path) as f, classified(path, "/" + L.CYCLING):
         cyc = f[L.CYCLING]
         n = _consistent_rows(cyc)
         names = list(cyc.keys()) if columns is None else list(columns)
@@ -83,9 +97,7 @@ def read_cycling(path: str | Path, columns: Sequence[str] | None = None) -> xr.D
                     f"column {c!r} not in /cycling (has {sorted(cyc.keys())})", path=path
                 )
             d = cyc[c]
-            arr = np.empty(n, dtype=d.dtype)
-            if n:
-                d.read_direct(arr, np.s_[0:n])
+            arr = read_rows(d, 0, n, path)
             attrs = {k: _decode(v) for k, v in d.attrs.items()}  # units, sampling, ...
             attrs.setdefault("units", "1")
             data_vars[c] = xr.Variable(("sample",), arr, attrs=attrs)
@@ -107,28 +119,35 @@ def _spectrum_dataset(fr, zr, zi, attrs: dict[str, Any]) -> xr.Dataset:
     return ds
 
 
+_SPECTRUM_COLUMNS = ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")
+
+
+def _group_points(g: h5py.Group, path: str | Path) -> list[np.ndarray]:
+    """The three point arrays of a closed spectrum group (damage named by dataset)."""
+    out = []
+    for c in _SPECTRUM_COLUMNS:
+        d = g[c]
+        out.append(read_rows(d, 0, d.shape[0], path))
+    return out
+
+
 def read_spectra(path: str | Path) -> list[xr.Dataset]:
     """Every spectrum (closed groups and, in a live file, streamed ones), by id."""
     out: dict[int, xr.Dataset] = {}
-    with open_cell_file(path) as f:
+    with open_cell_file(path) as f, classified(path, "/" + L.EIS):
         if L.EIS in f:
             for name, g in f[L.EIS].items():
                 if not name.isdigit():
                     continue
                 attrs = {k: _decode(v) for k, v in g.attrs.items()}
                 attrs["spectrum_id"] = int(name)
-                out[int(name)] = _spectrum_dataset(
-                    g["frequency_hertz"][...],
-                    g["real_impedance_ohm"][...],
-                    g["imaginary_impedance_ohm"][...],
-                    attrs,
-                )
+                out[int(name)] = _spectrum_dataset(*_group_points(g, path), attrs)
         if L.EIS_STREAM in f:
             st = f[L.EIS_STREAM]
             for d in st.values():
                 if f.swmr_mode:
                     d.refresh()
-            meta = st["spectra"][...]
+            meta = read_rows(st["spectra"], 0, st["spectra"].shape[0], path)
             n_pts = min(
                 st[c].shape[0]
                 for c in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")
@@ -151,29 +170,26 @@ def read_spectra(path: str | Path) -> list[xr.Dataset]:
                 }
                 attrs["spectrum_id"] = sid
                 out[sid] = _spectrum_dataset(
-                    st["frequency_hertz"][lo:hi],
-                    st["real_impedance_ohm"][lo:hi],
-                    st["imaginary_impedance_ohm"][lo:hi],
-                    attrs,
+                    *(read_rows(st[c], lo, hi, path) for c in _SPECTRUM_COLUMNS), attrs
                 )
     return [out[k] for k in sorted(out)]
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """Events as a list of dicts (unix_time_second, test_time_second, kind, step, message)."""
-    with open_cell_file(path) as f:
+    with open_cell_file(path) as f, classified(path, "/" + L.EVENTS):
         if L.EVENTS not in f:
             return []
         d = f[L.EVENTS]
         if f.swmr_mode:
             d.refresh()
-        rows = d[...]
+        rows = read_rows(d, 0, d.shape[0], path)
     return [{k: _decode(r[k]) for k in L.EVENT_DTYPE.names} for r in rows]
 
 
 def read_metadata(path: str | Path) -> CellMetadata | None:
     """The cell metadata stored in /cell, or None if the file has none."""
-    with open_cell_file(path) as f:
+    with open_cell_file(path) as f, classified(path, "/" + L.CELL):
         text = f[L.CELL].attrs.get("metadata_json")
     if text is None:
         return None
@@ -181,12 +197,12 @@ def read_metadata(path: str | Path) -> CellMetadata | None:
 
 
 def read_cell_attrs(path: str | Path) -> dict[str, Any]:
-    with open_cell_file(path) as f:
+    with open_cell_file(path) as f, classified(path, "/" + L.CELL):
         return {k: _decode(v) for k, v in f[L.CELL].attrs.items()}
 
 
 def read_protocol(path: str | Path) -> str | None:
-    with open_cell_file(path) as f:
+    with open_cell_file(path) as f, classified(path, "/" + L.PROTOCOL):
         if L.PROTOCOL not in f:
             return None
         text = _decode(f[L.PROTOCOL][()])
@@ -195,10 +211,10 @@ def read_protocol(path: str | Path) -> str | None:
 
 def summary(path: str | Path) -> dict[str, Any]:
     """What is in a cell file: metadata, rows, cycles, spectra, time span, state."""
-    from cyclerflow.store.writer import live_writer_pid
+    from cyclerflow.store.lock import live_writer_pid
 
     path = Path(path)
-    with open_cell_file(path) as f:
+    with open_cell_file(path) as f, classified(path, "/" + L.CYCLING):
         root = {k: _decode(v) for k, v in f.attrs.items()}
         cyc = f[L.CYCLING]
         n = _consistent_rows(cyc)
@@ -206,14 +222,14 @@ def summary(path: str | Path) -> dict[str, Any]:
         span = (None, None)
         if n and "test_time_second" in cyc:
             t = cyc["test_time_second"]
-            span = (float(t[0]), float(t[n - 1]))
+            span = (float(read_rows(t, 0, 1, path)[0]), float(read_rows(t, n - 1, n, path)[0]))
         unix = None
         if n and "unix_time_second" in cyc:
-            u = float(cyc["unix_time_second"][n - 1])
+            u = float(read_rows(cyc["unix_time_second"], n - 1, n, path)[0])
             unix = None if np.isnan(u) else u
         cycles = None
         if n and "cycle_count" in cyc:
-            cc = cyc["cycle_count"][:n]
+            cc = read_rows(cyc["cycle_count"], 0, n, path)
             valid = cc[cc >= 0]
             cycles = int(len(np.unique(valid))) if len(valid) else None
         events = f[L.EVENTS].shape[0] if L.EVENTS in f else 0

@@ -10,6 +10,7 @@ Everything flushed before the kill is kept.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import h5py
@@ -17,6 +18,9 @@ import numpy as np
 
 from cyclerflow.errors import InputError
 from cyclerflow.store import layout as L
+from cyclerflow.store.damage import classified
+from cyclerflow.store.lock import live_writer_pid
+from cyclerflow.store.stream import finalize_stream
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -48,7 +52,7 @@ def _copy_dataset(
 ) -> None:
     kwargs = {}
     if src.chunks is not None:
-        kwargs.update(chunks=src.chunks, maxshape=src.maxshape)
+        kwargs.update(chunks=src.chunks, maxshape=src.maxshape, fletcher32=src.fletcher32)
     data = src[...] if n is None else src[:n]
     if src.dtype.kind == "O" or h5py.check_string_dtype(src.dtype):
         d = dst_group.create_dataset(name, data=src[()], dtype=src.dtype)
@@ -77,22 +81,20 @@ def recover(path: str | Path, *, _locked: bool = False) -> dict:
     Returns ``{"rows": n, "spectra": m}``. Raises :class:`InputError` if a live writer
     holds the file or the file cannot be read at all.
     """
-    from cyclerflow.store.writer import finalize_stream, live_writer_pid
-
     path = Path(path)
     if not _locked and live_writer_pid(path) is not None:
         raise InputError("file is being written by a live process; not recovering", path=path)
     if not needs_recovery(path):
         return {"rows": None, "spectra": 0}
     tmp = path.with_name(f".{path.name}.recover-{os.getpid()}")
-    try:
+    with classified(path, "superblock", "superblock"):
         src = h5py.File(path, "r", libver="latest", swmr=True)
-    except OSError as err:
-        raise InputError(
-            f"cannot open the half-written file even as a SWMR reader ({err})", path=path
-        ) from None
     try:
-        with src, h5py.File(tmp, "w", libver="latest") as dst:
+        with (
+            src,
+            h5py.File(tmp, "w", libver="latest") as dst,
+            classified(path, "the flushed data", "chunk"),
+        ):
             rows = 0
             if L.CYCLING in src and len(src[L.CYCLING]):
                 cyc = src[L.CYCLING]
@@ -104,6 +106,7 @@ def recover(path: str | Path, *, _locked: bool = False) -> dict:
                     if len(bad):
                         rows = int(bad[0])
             _copy_tree(src, dst, rows)
+            dst.attrs[L.RECOVERED_ATTR] = time.time()
         spectra = finalize_stream(tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -16,9 +16,6 @@ the file is closed (or recovered).
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -32,6 +29,20 @@ from cyclerflow import __version__
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CYCLING_COLUMNS, CellMetadata, metadata_to_attrs, units_of
 from cyclerflow.store import layout as L
+from cyclerflow.store.lock import live_writer_pid, lock_path, take_lock
+from cyclerflow.store.recovery import needs_recovery, recover
+from cyclerflow.store.stream import finalize_stream, write_spectrum_group
+
+#: re-exported for callers that import them from here (acquire.station)
+__all__ = [
+    "LIVE_COLUMNS",
+    "CellWriter",
+    "create_cell",
+    "finalize_stream",
+    "live_writer_pid",
+    "lock_path",
+    "resume_cell",
+]
 
 LIVE_COLUMNS = (
     "test_time_second",
@@ -53,46 +64,13 @@ def _fill_of(dtype: np.dtype) -> Any:
     return np.nan if dtype.kind == "f" else -1
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def lock_path(path: str | Path) -> Path:
-    path = Path(path)
-    return path.with_name(path.name + ".lock")
-
-
-def live_writer_pid(path: str | Path) -> int | None:
-    """PID of a live writer on this host holding the file's lock, else None."""
-    lp = lock_path(path)
-    try:
-        info = json.loads(lp.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    if info.get("host") == socket.gethostname() and _pid_alive(int(info.get("pid", -1))):
-        return int(info["pid"])
-    return None
-
-
-def _take_lock(path: Path) -> Path:
-    lp = lock_path(path)
-    pid = live_writer_pid(path)
-    if pid is not None:
-        raise InputError(f"file is being written by process {pid}", path=path)
-    lp.write_text(
-        json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
-    )
-    return lp
-
-
 def _make_column(
-    group: h5py.Group, name: str, dtype: np.dtype, units: str, chunk_rows: int
+    group: h5py.Group,
+    name: str,
+    dtype: np.dtype,
+    units: str,
+    chunk_rows: int,
+    checksums: bool = True,
 ) -> h5py.Dataset:
     ds = group.create_dataset(
         name,
@@ -101,6 +79,7 @@ def _make_column(
         dtype=dtype,
         chunks=(chunk_rows,),
         fillvalue=_fill_of(dtype),
+        fletcher32=checksums,
     )
     ds.attrs["units"] = units
     return ds
@@ -237,7 +216,7 @@ class CellWriter:
             self._dirty = True
             self.flush()
         else:
-            _write_spectrum_group(self._f, sid, f, zr, zi, {**full, **extra})
+            write_spectrum_group(self._f, sid, f, zr, zi, {**full, **extra})
             self._dirty = True
         return sid
 
@@ -312,69 +291,11 @@ class CellWriter:
         self.close()
 
 
-def _write_spectrum_group(f: h5py.File, sid: int, fr, zr, zi, attrs: Mapping[str, Any]) -> None:
-    g = f.create_group(L.spectrum_group_name(sid))
-    for name, arr in (
-        ("frequency_hertz", fr),
-        ("real_impedance_ohm", zr),
-        ("imaginary_impedance_ohm", zi),
-    ):
-        d = g.create_dataset(name, data=np.asarray(arr, dtype="f8"))
-        d.attrs["units"] = units_of(name)
-    for k, v in attrs.items():
-        if v is None:
-            continue
-        g.attrs[k] = v if isinstance(v, (str, int, float, np.number)) else json.dumps(v)
-
-
 def _next_spectrum_id(f: h5py.File) -> int:
     ids = [int(k) for k in f[L.EIS].keys() if k.isdigit()] if L.EIS in f else []
     if L.EIS_STREAM in f and f[L.EIS_STREAM]["spectra"].shape[0]:
         ids.append(int(f[L.EIS_STREAM]["spectra"]["spectrum_id"].max()))
     return max(ids, default=0) + 1
-
-
-def finalize_stream(path: str | Path) -> int:
-    """Move spectra from the live stream table into /eis/<id> groups. Returns count."""
-    with h5py.File(path, "a", libver="latest") as f:
-        if L.EIS_STREAM not in f:
-            return 0
-        st = f[L.EIS_STREAM]
-        meta = st["spectra"][...]
-        cols = {
-            n: st[n][...]
-            for n in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")
-        }
-        moved = 0
-        for row in meta:
-            sid = int(row["spectrum_id"])
-            if L.spectrum_group_name(sid) in f:
-                continue
-            sl = slice(int(row["start_row"]), int(row["start_row"]) + int(row["n_points"]))
-            if sl.stop > len(cols["frequency_hertz"]):
-                continue  # torn spectrum from a killed writer: points never flushed
-            attrs = {
-                k: row[k].item()
-                for k in (
-                    "unix_time_second",
-                    "cycle_count",
-                    "temperature_kelvin",
-                    "amplitude",
-                    "dc_level",
-                )
-            }
-            attrs["technique"] = row["technique"].decode()
-            _write_spectrum_group(
-                f,
-                sid,
-                cols["frequency_hertz"][sl],
-                cols["real_impedance_ohm"][sl],
-                cols["imaginary_impedance_ohm"][sl],
-                attrs,
-            )
-            moved += 1
-        del f[L.EIS_STREAM]
-    return moved
 
 
 def _finalize_when_unlocked(path: Path, attempts: int = 10, wait_s: float = 0.2) -> None:
@@ -400,6 +321,7 @@ def _create_objects(
     units: Mapping[str, str],
     chunk_rows: int,
     column_attrs: Mapping[str, Mapping[str, str]],
+    checksums: bool = True,
 ) -> None:
     f.attrs["format"] = L.FORMAT
     f.attrs["format_version"] = L.FORMAT_VERSION
@@ -413,12 +335,17 @@ def _create_objects(
         cell.attrs["original_text"] = metadata_text
     cyc = f.create_group(L.CYCLING)
     for c in columns:
-        d = _make_column(cyc, c, _dtype_of(c), units.get(c, units_of(c)), chunk_rows)
+        d = _make_column(cyc, c, _dtype_of(c), units.get(c, units_of(c)), chunk_rows, checksums)
         for k, v in column_attrs.get(c, {}).items():
             d.attrs[k] = v
     f.create_group(L.EIS)
     ev = f.create_dataset(
-        L.EVENTS, shape=(0,), maxshape=(None,), dtype=L.EVENT_DTYPE, chunks=(256,)
+        L.EVENTS,
+        shape=(0,),
+        maxshape=(None,),
+        dtype=L.EVENT_DTYPE,
+        chunks=(256,),
+        fletcher32=checksums,
     )
     ev.attrs["units"] = "unix_time_second: s; test_time_second: s"
     f.create_dataset(L.PROTOCOL, data=protocol or "", dtype=h5py.string_dtype())
@@ -431,7 +358,12 @@ def _ensure_stream(f: h5py.File) -> None:
     for name in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"):
         _make_column(st, name, np.dtype("f8"), units_of(name), L.LIVE_CHUNK_ROWS)
     st.create_dataset(
-        "spectra", shape=(0,), maxshape=(None,), dtype=L.SPECTRUM_META_DTYPE, chunks=(64,)
+        "spectra",
+        shape=(0,),
+        maxshape=(None,),
+        dtype=L.SPECTRUM_META_DTYPE,
+        chunks=(64,),
+        fletcher32=True,
     )
 
 
@@ -448,24 +380,34 @@ def create_cell(
     overwrite: bool = False,
     chunk_rows: int | None = None,
     column_attrs: Mapping[str, Mapping[str, str]] | None = None,
+    checksums: bool = True,
 ) -> CellWriter:
     """Create a new cell file and return its writer (SWMR on by default).
 
     ``chunk_rows``: HDF5 chunk length of the /cycling columns (default: 4096 rows for
     live files, 65,536 otherwise). ``column_attrs``: extra attributes per column, e.g.
-    ``{"current_ampere": {"sampling": "interval_mean"}}``.
+    ``{"current_ampere": {"sampling": "interval_mean"}}``. ``checksums``: Fletcher-32
+    on every chunked dataset (on by default; off only to measure its cost).
     """
     path = Path(path)
     if not path.parent.exists():
         raise InputError(f"output folder {str(path.parent)!r} does not exist", path=path)
     if path.exists() and not overwrite:
         raise InputError("file exists (resume it, or remove it first)", path=path)
-    lock = _take_lock(path) if swmr else None
+    lock = take_lock(path) if swmr else None
     f = h5py.File(path, "w", libver="latest")
     try:
         rows = chunk_rows or (L.LIVE_CHUNK_ROWS if swmr else L.CHUNK_ROWS)
         _create_objects(
-            f, metadata, metadata_text, protocol, columns, units or {}, rows, column_attrs or {}
+            f,
+            metadata,
+            metadata_text,
+            protocol,
+            columns,
+            units or {},
+            rows,
+            column_attrs or {},
+            checksums,
         )
         if swmr:
             _ensure_stream(f)
@@ -481,12 +423,10 @@ def create_cell(
 
 def resume_cell(path: str | Path, *, flush_interval: float = 1.0) -> CellWriter:
     """Open an existing cell file for more appends (recovering it first if needed)."""
-    from cyclerflow.store.recovery import needs_recovery, recover
-
     path = Path(path)
     if not path.exists():
         raise InputError("cell file not found", path=path)
-    lock = _take_lock(path)
+    lock = take_lock(path)
     try:
         if needs_recovery(path):
             recover(path, _locked=True)

@@ -1,0 +1,74 @@
+"""Spectra streamed while a file is live: moved into ``/eis/<id>`` groups on close."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from cyclerflow.schema import units_of
+from cyclerflow.store import layout as L
+
+
+def write_spectrum_group(f: h5py.File, sid: int, fr, zr, zi, attrs: Mapping[str, Any]) -> None:
+    g = f.create_group(L.spectrum_group_name(sid))
+    for name, arr in (
+        ("frequency_hertz", fr),
+        ("real_impedance_ohm", zr),
+        ("imaginary_impedance_ohm", zi),
+    ):
+        data = np.asarray(arr, dtype="f8")
+        # chunked so that Fletcher-32 can checksum the points (it works per chunk)
+        d = g.create_dataset(name, data=data, chunks=(max(1, len(data)),), fletcher32=True)
+        d.attrs["units"] = units_of(name)
+    for k, v in attrs.items():
+        if v is None:
+            continue
+        g.attrs[k] = v if isinstance(v, (str, int, float, np.number)) else json.dumps(v)
+
+
+def finalize_stream(path: str | Path) -> int:
+    """Move spectra from the live stream table into /eis/<id> groups. Returns count."""
+    with h5py.File(path, "a", libver="latest") as f:
+        if L.EIS_STREAM not in f:
+            return 0
+        st = f[L.EIS_STREAM]
+        meta = st["spectra"][...]
+        cols = {
+            n: st[n][...]
+            for n in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")
+        }
+        moved = 0
+        for row in meta:
+            sid = int(row["spectrum_id"])
+            if L.spectrum_group_name(sid) in f:
+                continue
+            sl = slice(int(row["start_row"]), int(row["start_row"]) + int(row["n_points"]))
+            if sl.stop > len(cols["frequency_hertz"]):
+                continue  # torn spectrum from a killed writer: points never flushed
+            attrs = {
+                k: row[k].item()
+                for k in (
+                    "unix_time_second",
+                    "cycle_count",
+                    "temperature_kelvin",
+                    "amplitude",
+                    "dc_level",
+                )
+            }
+            attrs["technique"] = row["technique"].decode()
+            write_spectrum_group(
+                f,
+                sid,
+                cols["frequency_hertz"][sl],
+                cols["real_impedance_ohm"][sl],
+                cols["imaginary_impedance_ohm"][sl],
+                attrs,
+            )
+            moved += 1
+        del f[L.EIS_STREAM]
+    return moved
