@@ -42,7 +42,7 @@ INSTRUMENT_CHECK_TIMEOUT_S = 60.0
 
 
 def _retry_on_link_error(task: Any, task_run: Any, state: Any) -> bool:
-    from cyclerflow.acquire.runner import is_connection_error
+    from cyclerflow.acquire.link import is_connection_error
 
     try:
         state.result()

@@ -14,9 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_channel import FakeChannel, FakeTemperatureController  # noqa: E402
 
 from cyclerflow.acquire.clock import Clock, VirtualClock  # noqa: E402
+from cyclerflow.acquire.engine import ChannelResult, ChannelRunner  # noqa: E402
+from cyclerflow.acquire.link import ReconnectPolicy  # noqa: E402
 from cyclerflow.acquire.progress import file_state  # noqa: E402
 from cyclerflow.acquire.recipe import CURRENT_KINDS, loads_recipe  # noqa: E402
-from cyclerflow.acquire.runner import ChannelResult, ChannelRunner, ReconnectPolicy  # noqa: E402
 from cyclerflow.schema import parse_metadata  # noqa: E402
 from cyclerflow.store import create_cell, resume_cell  # noqa: E402
 

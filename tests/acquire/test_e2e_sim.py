@@ -16,10 +16,11 @@ import pytest
 from conftest import half_cycles_from_file, step_charges
 
 from cyclerflow.acquire.clock import Clock, VirtualClock
+from cyclerflow.acquire.engine import ChannelRunner
 from cyclerflow.acquire.instrument import load_driver
+from cyclerflow.acquire.link import ReconnectPolicy
 from cyclerflow.acquire.progress import parse_fields
 from cyclerflow.acquire.recipe import loads_recipe
-from cyclerflow.acquire.runner import ChannelRunner, ReconnectPolicy
 from cyclerflow.schema import parse_metadata
 from cyclerflow.store import create_cell, read_cycling, read_events, read_spectra
 

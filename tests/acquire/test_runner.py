@@ -366,16 +366,22 @@ def test_positions_and_fields_round_trip():
 
 
 def test_link_errors_are_told_apart_from_bad_replies():
+    """By type, never by message text: a transport raises ConnectionLost for a lost link."""
     from cyclerflow.acquire.instrument import ConnectionLost
-    from cyclerflow.acquire.runner import InstrumentFault, is_connection_error
+    from cyclerflow.acquire.link import InstrumentFault, is_connection_error
     from cyclerflow.errors import InstrumentError
 
     assert is_connection_error(ConnectionLost("gone"))
     assert is_connection_error(ConnectionResetError("reset by peer"))
-    assert is_connection_error(
-        InstrumentError("k2450 (TCPIP0::h::5025::SOCKET): ':READ?': connection lost while reading")
-    )
-    assert is_connection_error(InstrumentError("k2450: ':READ?': no reply within 2 s (timeout)"))
+    assert is_connection_error(TimeoutError("no reply"))
+    assert is_connection_error(BrokenPipeError("broken pipe"))
+
+    class SerialException(OSError):  # the name pyserial's I/O error has
+        pass
+
+    assert is_connection_error(SerialException("device reports readiness but no data"))
+    # an InstrumentError that is not a ConnectionLost is a fault, whatever it says
+    assert not is_connection_error(InstrumentError("k2450: ':READ?': connection lost"))
     assert not is_connection_error(
         InstrumentError("k2450: ':READ?': garbled reply b'\\x8f' (not ascii text)")
     )
@@ -384,6 +390,7 @@ def test_link_errors_are_told_apart_from_bad_replies():
     )
     assert not is_connection_error(InstrumentFault("queue"))
     assert not is_connection_error(ValueError("could not convert string to float"))
+    assert not is_connection_error(FileNotFoundError("no such file"))
 
 
 def test_virtual_clock_stop_at():

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from cyclerflow.acquire.cli import acquire
-from cyclerflow.acquire.runner import ChannelRunner
+from cyclerflow.acquire.engine import ChannelRunner
 from cyclerflow.acquire.station import freeze_heap, load_station, run_station, unfreeze_heap
 from cyclerflow.errors import InputError
 from cyclerflow.store import read_cycling, read_events

@@ -27,10 +27,11 @@ from typing import Any
 import yaml
 
 from cyclerflow.acquire.clock import Clock
+from cyclerflow.acquire.engine import ChannelResult, ChannelRunner
 from cyclerflow.acquire.instrument import load_driver
+from cyclerflow.acquire.link import ReconnectPolicy, is_connection_error
 from cyclerflow.acquire.progress import FileState, file_state
 from cyclerflow.acquire.recipe import CURRENT_KINDS, Recipe, load_recipe
-from cyclerflow.acquire.runner import ChannelResult, ChannelRunner, ReconnectPolicy
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata, load_metadata
 from cyclerflow.store import create_cell, read_protocol, resume_cell
@@ -344,7 +345,7 @@ def run_channel(
                 tc = _open(plan.temperature, plan.name + "-temperature")
                 tc.connect()
         except Exception as err:
-            result.status = "disconnected" if _is_link(err) else "error"
+            result.status = "disconnected" if is_connection_error(err) else "error"
             result.message = f"cannot connect: {err}"
             return result
         need = plan.recipe.needs()
@@ -424,12 +425,6 @@ def _close_writer(writer, name: str, attempts: int = 20, delay_s: float = 0.25) 
             last,
         )
     lock_path(writer.path).unlink(missing_ok=True)
-
-
-def _is_link(err: BaseException) -> bool:
-    from cyclerflow.acquire.runner import is_connection_error
-
-    return is_connection_error(err)
 
 
 _heap_lock = threading.Lock()
