@@ -16,6 +16,7 @@ from cyclerflow.acquire.instrument import Sample
 from cyclerflow.errors import InputError, InstrumentError
 
 from .commands import CommandSet
+from .simclock import clock_rate_from
 from .transports import Transport, open_transport
 
 
@@ -100,6 +101,11 @@ class ScpiSmuChannel:
         if not self._idn:
             self._idn = self._q("identify")
         return self._idn
+
+    def clock_rate(self) -> float:
+        """How fast the instrument's clock runs relative to real time (1.0 on hardware;
+        a simulator's speed-up from the ``sim-clock=`` field of its ``*IDN?`` reply)."""
+        return clock_rate_from(self.identify(), source=self._label())
 
     def output_off(self) -> None:
         self._w("output_off")

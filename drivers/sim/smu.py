@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from ..simclock import with_clock
 from .scpi import ScpiProtocol, choice_arg, number_arg
 
 
@@ -68,7 +69,7 @@ class SmuSim(ScpiProtocol):
 
     # shared handlers ------------------------------------------------------------------
     def idn(self, args: str) -> str:
-        return self.IDN
+        return with_clock(self.IDN, self.server.clock.speedup)
 
     def cls(self, args: str) -> None:
         self.errors.clear()
