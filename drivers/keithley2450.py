@@ -77,7 +77,7 @@ COMMANDS = CommandSet(
             "block_limit",
             ":TRIG:BLOC:BRAN:LIM:CONS 2, {value}, {low}, {high}, 5, 1",
             type="str",
-            choices=("ABOV", "BEL", "OUTS"),
+            choices=("ABOVE", "BELOW", "OUTSIDE"),
             units="V",
             fields=(("low", -V_MAX, V_MAX), ("high", -V_MAX, V_MAX)),
             doc="limit type, limit A (low), limit B (high); branch to block 5 when met",
@@ -119,14 +119,14 @@ class Keithley2450Channel(ScpiSmuChannel):
     model_keyword = "2450"
 
     def setup_sequence(self, keep_clock=False):
-        # a trigger model left running by an earlier host keeps its buffer (and so the
-        # relative time origin): clearing it then would stop the guard
+        # a trigger model left running (or tripped) by an earlier host keeps its buffer
+        # and so the relative time origin: clearing it then would stop the guard
         return [
             ("clear_status", None),
             ("output_off_mode", "HIMP"),
             ("current_readback", None),
             ("voltage_readback", None),
-        ] + ([] if keep_clock else [("clear_buffer", None)])
+        ] + ([] if keep_clock or self._tripped_at_connect else [("clear_buffer", None)])
 
     def _trigger_state(self) -> tuple[str, int]:
         reply = self._q("trigger_state")
@@ -139,8 +139,13 @@ class Keithley2450Channel(ScpiSmuChannel):
                 "(expected STATE;STATE;BLOCK)"
             ) from None
 
+    _tripped_at_connect = False
+
     def program_running(self) -> bool:
-        return self._trigger_state()[0] == "RUNNING"
+        # a model that tripped keeps its buffer too: its last reading is the one that tripped
+        state, block = self._trigger_state()
+        self._tripped_at_connect = state == "IDLE" and block == TRIP_BLOCK
+        return state == "RUNNING"
 
     def program_status(self) -> tuple[bool, bool]:
         state, block = self._trigger_state()
@@ -148,11 +153,11 @@ class Keithley2450Channel(ScpiSmuChannel):
 
     def guard_sequence(self, v_min, v_max):
         if v_min is not None and v_max is not None:
-            kind, low, high = "OUTS", v_min, v_max
+            kind, low, high = "OUTSIDE", v_min, v_max
         elif v_min is not None:
-            kind, low, high = "BEL", v_min, v_min
+            kind, low, high = "BELOW", v_min, v_min
         else:
-            kind, low, high = "ABOV", v_max, v_max
+            kind, low, high = "ABOVE", v_max, v_max
         return [
             ("trigger_clear", None, {}),
             ("block_measure", None, {}),

@@ -59,7 +59,7 @@ def outside(kind: str, value: float, low: float, high: float) -> bool:
         "ABOV": value > high,
         "BEL": value < low,
         "IN": lo <= value <= hi,
-        "OUTS": value < lo or value > hi,
+        "OUT": value < lo or value > hi,
     }[kind]
 
 

@@ -270,7 +270,7 @@ def test_guarded_discharge_charge_state_and_cv():
         (":SOUR:CURR:VLIM 4.3", None),
         (":SOUR:CURR -1.5e-5", None),
         (":OUTP ON", None),
-        *guard_program("OUTS", "3", "4.3"),
+        *guard_program("OUTSIDE", "3", "4.3"),
         (":SYST:ERR?", NOERR),
         (FETCH, "3.500000E+00,-1.500000E-05,1.000000E+01"),
     ]
@@ -279,7 +279,7 @@ def test_guarded_discharge_charge_state_and_cv():
         (":SOUR:CURR:VLIM 4.3", None),
         (":SOUR:CURR 1.5e-5", None),
         (":OUTP ON", None),
-        *guard_program("ABOV", "4.2", "4.2", delay="0.5"),
+        *guard_program("ABOVE", "4.2", "4.2", delay="0.5"),
         (":SYST:ERR?", NOERR),
     ]
     state = [  # the program turned the output off at block 5: tripped
@@ -331,14 +331,14 @@ def test_guard_with_readings_around_the_switch_and_reversed_wiring():
             ":SOUR:CURR 1.5e-5",  # discharging 15 uA is +15 uA at a reversed instrument
             ":OUTP ON",
             READ,
-            *[w for w, _ in guard_program("ABOV", "-3", "-3")],
+            *[w for w, _ in guard_program("ABOVE", "-3", "-3")],
         ]
     )
     ch, t = channel(
         CONNECT
         + CC_FIRST[:4]
         + [(":SOUR:CURR:VLIM 4.3", None), (":SOUR:CURR -1.5e-5", None), (":OUTP ON", None)]
-        + guard_program("BEL", "-4.2", "-4.2")
+        + guard_program("BELOW", "-4.2", "-4.2")
         + [(":SYST:ERR?", NOERR)]
         + [(switch, "-4.1E+00,-1.5E-05,3.6E+03;-4.0E+00,1.5E-05,3.6E+03"), (":SYST:ERR?", NOERR)],
         polarity=-1,

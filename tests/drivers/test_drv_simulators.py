@@ -191,7 +191,9 @@ def test_slow_reply_on_serial_is_a_timeout(sim):
 
 def test_dropped_connection_raises(sim):
     server = sim("keithley2450", faults=("drop:after=4",))
-    ch = connect(server, "keithley2450", timeout_s=0.5)  # replies 1-3: *IDN?, :TRIG:STAT?, :SYST:ERR?
+    ch = connect(
+        server, "keithley2450", timeout_s=0.5
+    )  # replies 1-3: *IDN?, :TRIG:STAT?, :SYST:ERR?
     with pytest.raises(
         InstrumentError, match=r"keithley2450 \(TCPIP0::127.0.0.1::\d+::SOCKET\): ':SYST:ERR\?'"
     ):
