@@ -56,6 +56,41 @@ COMMANDS = CommandSet(
             doc="voltage V, current A, time s",
         ),
         Command("next_error", ":SYST:ERR:NEXT?", kind="query", type="error"),
+        # read-back (source_state on reconnect)
+        Command("output_q", ":OUTP?", kind="query", type="bool"),
+        Command("source_function_q", ":SOUR:FUNC:MODE?", kind="query", type="str"),
+        Command("source_current_q", ":SOUR:CURR?", kind="query", type="float", units="A"),
+        Command("source_voltage_q", ":SOUR:VOLT?", kind="query", type="float", units="V"),
+        # the guard: a timer-triggered acquisition whose limit test on the voltage stops
+        # it at the first failure; the channel then goes idle and auto output-off acts
+        Command("abort", ":ABOR:ACQ"),
+        Command("auto_output_off", ":OUTP:OFF:AUTO {value}", type="bool"),
+        Command("limit_feed", ":CALC:FEED VOLT"),
+        Command("limit_function", ":CALC:LIM:FUNC LIM"),
+        Command(
+            "limit_low", ":CALC:LIM:LOW {value}", type="float", range=(-V_MAX, V_MAX), units="V"
+        ),
+        Command(
+            "limit_high", ":CALC:LIM:UPP {value}", type="float", range=(-V_MAX, V_MAX), units="V"
+        ),
+        Command("limit_on", ":CALC:LIM:STAT ON"),
+        Command("limit_stop_at_fail", ":CALC:CLIM:UPD IMM"),
+        Command("trigger_source", ":TRIG:ACQ:SOUR TIM"),
+        Command(
+            "trigger_interval", ":TRIG:ACQ:TIM {value}", type="float", range=(1e-5, 1e5), units="s"
+        ),
+        Command("trigger_count", ":TRIG:ACQ:COUN 100000"),
+        Command("arm_count", ":ARM:ACQ:COUN INF"),
+        Command("initiate", ":INIT:ACQ"),
+        Command("limit_failed", ":CALC:LIM:FAIL?", kind="query", type="bool"),
+        Command(
+            "fetch",
+            ":FETC?",
+            kind="query",
+            type="floats",
+            count=3,
+            doc="newest reading of the acquisition (voltage V, current A, time s)",
+        ),
     ],
 )
 
@@ -65,7 +100,7 @@ class B2900Channel(ScpiSmuChannel):
     driver = "b2900"
     model_keyword = "B29"
 
-    def setup_sequence(self):
+    def setup_sequence(self, keep_clock=False):
         return [
             ("clear_status", None),
             ("output_off_mode", "HIZ"),
@@ -76,7 +111,34 @@ class B2900Channel(ScpiSmuChannel):
             ("reset_timer", None),
         ]
 
-    def configure_sequence(self, mode, level, limit, new_mode):
+    def abort_sequence(self):
+        # auto output-off off again: with it on, every :MEAS? would end with the output off
+        return [("abort", None), ("auto_output_off", False)]
+
+    def program_status(self) -> tuple[bool, bool]:
+        failed = self._q("limit_failed")
+        on = self._q("output_q")
+        return failed and not on, on and not failed
+
+    def guard_sequence(self, v_min, v_max):
+        low = -V_MAX if v_min is None else v_min
+        high = V_MAX if v_max is None else v_max
+        return [
+            ("limit_feed", None, {}),
+            ("limit_function", None, {}),
+            ("limit_low", low, {}),
+            ("limit_high", high, {}),
+            ("limit_on", None, {}),
+            ("limit_stop_at_fail", None, {}),
+            ("trigger_source", None, {}),
+            ("trigger_interval", self.guard_interval_s, {}),
+            ("trigger_count", None, {}),
+            ("arm_count", None, {}),
+            ("auto_output_off", True, {}),
+            ("initiate", None, {}),
+        ]
+
+    def configure_sequence(self, mode, level, limit, new_mode, after_abort=False):
         if mode == "cc":
             body = [("voltage_limit", limit), ("source_current", level)]
             head = [("source_function", "CURR")]
@@ -85,7 +147,9 @@ class B2900Channel(ScpiSmuChannel):
             head = [("source_function", "VOLT")]
         # levels first, then the mode: switching mode with the output on applies that
         # mode's programmed level at once (a 0 V level would short the cell)
-        return body + (head + [("output_on", None)] if new_mode else [])
+        if new_mode:
+            return body + head + [("output_on", None)]
+        return body + ([("output_on", None)] if after_abort else [])
 
     def _reading(self, values, mode):
         voltage, current, time_s = values

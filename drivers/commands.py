@@ -54,6 +54,8 @@ class Command:
     count: int | None = None
     number_format: str = "scpi"  # "scpi": 1.5e-05; "si": MethodSCRIPT text such as 15u
     doc: str = ""
+    # further numeric fields of the template, validated like ``value``: (name, lo, hi) in ``units``
+    fields: tuple[tuple[str, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("write", "query"):
@@ -91,6 +93,18 @@ class CommandSet:
             text = self._check(cmd, value)
         else:
             text = ""
+        for fname, lo, hi in cmd.fields:
+            if fname not in fields:
+                raise InputError(f"{self.instrument}: command {name} needs {fname!r}")
+            ranged = Command(
+                f"{name}.{fname}",
+                "",
+                type="float",
+                range=(lo, hi),
+                units=cmd.units,
+                number_format=cmd.number_format,
+            )
+            fields[fname] = self._check(ranged, fields[fname])
         if cmd.number_format == "si":
             from .methodscript import si_text
 

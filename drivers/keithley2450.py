@@ -13,6 +13,8 @@ electrode on HI that charges the cell (``polarity=-1`` for reversed wiring).
 
 from __future__ import annotations
 
+from cyclerflow.errors import InstrumentError
+
 from .commands import Command, CommandSet
 from .scpi_smu import ScpiSmuChannel
 
@@ -61,8 +63,54 @@ COMMANDS = CommandSet(
             doc="reading (sense function), source read-back, relative time (s)",
         ),
         Command("next_error", ":SYST:ERR?", kind="query", type="error"),
+        # read-back (source_state on reconnect)
+        Command("output_q", ":OUTP?", kind="query", type="bool"),
+        Command("source_function_q", ":SOUR:FUNC?", kind="query", type="str"),
+        Command("source_current_q", ":SOUR:CURR?", kind="query", type="float", units="A"),
+        Command("source_voltage_q", ":SOUR:VOLT?", kind="query", type="float", units="V"),
+        # the guard: a trigger model that measures, tests the reading against constant
+        # limits and turns the output off (block 5) when it is outside; else waits and loops
+        Command("abort", ":ABOR"),
+        Command("trigger_clear", ':TRIG:LOAD "Empty"'),
+        Command("block_measure", ':TRIG:BLOC:MEAS 1, "defbuffer1", 1'),
+        Command(
+            "block_limit",
+            ":TRIG:BLOC:BRAN:LIM:CONS 2, {value}, {low}, {high}, 5, 1",
+            type="str",
+            choices=("ABOVE", "BELOW", "OUTSIDE"),
+            units="V",
+            fields=(("low", -V_MAX, V_MAX), ("high", -V_MAX, V_MAX)),
+            doc="limit type, limit A (low), limit B (high); branch to block 5 when met",
+        ),
+        Command(
+            "block_delay",
+            ":TRIG:BLOC:DEL:CONS 3, {value}",
+            type="float",
+            range=(1e-3, 1e4),
+            units="s",
+        ),
+        Command("block_loop", ":TRIG:BLOC:BRAN:ALW 4, 1"),
+        Command("block_output_off", ":TRIG:BLOC:SOUR:STAT 5, OFF"),
+        Command("initiate", ":INIT"),
+        Command(
+            "trigger_state",
+            ":TRIG:STAT?",
+            kind="query",
+            type="str",
+            doc="model state;block state;last block executed (e.g. IDLE;IDLE;5)",
+        ),
+        Command(
+            "fetch",
+            ':FETC? "defbuffer1", READ, SOUR, REL',
+            kind="query",
+            type="floats",
+            count=3,
+            doc="newest buffered reading (the trigger model's), without measuring",
+        ),
     ],
 )
+
+TRIP_BLOCK = 5  # the output-off block of the guard program
 
 
 class Keithley2450Channel(ScpiSmuChannel):
@@ -70,16 +118,57 @@ class Keithley2450Channel(ScpiSmuChannel):
     driver = "keithley2450"
     model_keyword = "2450"
 
-    def setup_sequence(self):
+    def setup_sequence(self, keep_clock=False):
+        # a trigger model left running (or tripped) by an earlier host keeps its buffer
+        # and so the relative time origin: clearing it then would stop the guard
         return [
             ("clear_status", None),
             ("output_off_mode", "HIMP"),
             ("current_readback", None),
             ("voltage_readback", None),
-            ("clear_buffer", None),
+        ] + ([] if keep_clock or self._tripped_at_connect else [("clear_buffer", None)])
+
+    def _trigger_state(self) -> tuple[str, int]:
+        reply = self._q("trigger_state")
+        parts = reply.strip().split(";")
+        try:
+            return parts[0].upper(), int(parts[-1])
+        except (ValueError, IndexError):
+            raise InstrumentError(
+                f"{self._label()}: ':TRIG:STAT?': garbled reply {reply[:60]!r} "
+                "(expected STATE;STATE;BLOCK)"
+            ) from None
+
+    _tripped_at_connect = False
+
+    def program_running(self) -> bool:
+        # a model that tripped keeps its buffer too: its last reading is the one that tripped
+        state, block = self._trigger_state()
+        self._tripped_at_connect = state == "IDLE" and block == TRIP_BLOCK
+        return state == "RUNNING"
+
+    def program_status(self) -> tuple[bool, bool]:
+        state, block = self._trigger_state()
+        return state == "IDLE" and block == TRIP_BLOCK, state == "RUNNING"
+
+    def guard_sequence(self, v_min, v_max):
+        if v_min is not None and v_max is not None:
+            kind, low, high = "OUTSIDE", v_min, v_max
+        elif v_min is not None:
+            kind, low, high = "BELOW", v_min, v_min
+        else:
+            kind, low, high = "ABOVE", v_max, v_max
+        return [
+            ("trigger_clear", None, {}),
+            ("block_measure", None, {}),
+            ("block_limit", kind, {"low": low, "high": high}),
+            ("block_delay", self.guard_interval_s, {}),
+            ("block_loop", None, {}),
+            ("block_output_off", None, {}),
+            ("initiate", None, {}),
         ]
 
-    def configure_sequence(self, mode, level, limit, new_mode):
+    def configure_sequence(self, mode, level, limit, new_mode, after_abort=False):
         if mode == "cc":
             head = [
                 ("source_function", "CURR"),
@@ -96,8 +185,10 @@ class Keithley2450Channel(ScpiSmuChannel):
                 ("sense_current_autorange", None),
             ]
             body = [("current_limit", limit), ("source_voltage", level)]
-        # limit before level; changing the source function turns the 2450's output off
-        return (head if new_mode else []) + body + ([("output_on", None)] if new_mode else [])
+        # limit before level; changing the source function turns the 2450's output off, and
+        # so may the guard program that was running: output on again after those
+        on = [("output_on", None)] if (new_mode or after_abort) else []
+        return (head if new_mode else []) + body + on
 
     def _reading(self, values, mode):
         reading, source, rel = values

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from cyclerflow.errors import InputError, InstrumentError
 
 from .commands import Command, CommandSet
+from .simclock import clock_rate_from
 from .transports import Transport, open_transport
 
 ESR_BITS = {32: "command error", 16: "execution error (value out of range)", 4: "query error"}
@@ -94,6 +95,10 @@ class LakeShore335:
 
     def identify(self) -> str:
         return self._idn
+
+    def clock_rate(self) -> float:
+        """1.0 on hardware; a simulator's speed-up from the ``sim-clock=`` field of ``*IDN?``."""
+        return clock_rate_from(self._idn, source=self._label())
 
     def errors(self) -> list[str]:
         """Decode and clear the standard event status register."""

@@ -26,6 +26,7 @@ from cyclerflow.errors import InputError, InstrumentError
 
 from .commands import Command, CommandSet
 from .methodscript import Reply, packet_block, parse_reply
+from .simclock import clock_rate_from
 from .transports import Transport, open_transport
 
 I_MAX, V_MAX = 0.03, 10.0
@@ -238,6 +239,11 @@ class PalmSensChannel:
 
     def identify(self) -> str:
         return self._firmware
+
+    def clock_rate(self) -> float:
+        """1.0 on hardware; a simulator's speed-up from the ``sim-clock=`` field of its
+        firmware-version (``t``) reply."""
+        return clock_rate_from(self._firmware, source=self._label())
 
     def output_off(self) -> None:
         self._stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from ..simclock import with_clock
 from .server import Protocol
 
 TAU_S = 60.0
@@ -78,7 +79,7 @@ class LakeShore335Sim(Protocol):
     def _dispatch(self, head: str, p: list[str]) -> str | None:
         s = self.ls
         if head == "*IDN?":
-            return self.IDN
+            return with_clock(self.IDN, self.server.clock.speedup)
         if head == "*CLS":
             s["esr"] = 0
             return None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..methodscript import encode_value, parse_si_text
+from ..simclock import with_clock
 from .server import Protocol
 
 COMPLIANCE_V = 10.0
@@ -155,7 +156,7 @@ class PalmSensSim(Protocol):
                 return self._finish(aborted=True)
             return []
         if cmd == "t":
-            return [self.FIRMWARE]
+            return [with_clock(self.FIRMWARE, self.server.clock.speedup)]
         if cmd == "":
             return []
         return ["!0004"]

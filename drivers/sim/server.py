@@ -218,6 +218,10 @@ class SimServer:
         for f in self.faults.of_kind("short"):
             self.model.set_short(f.params.get("r", 1e6), f.params.get("at", 0.0))
         self.state: dict = {}  # instrument state shared by connections (protocols keep it here)
+        # the instrument's own program (a trigger model, a running script): called with the
+        # simulated time by :meth:`sync` before the model is stepped, with or without a
+        # connected host, so what the instrument does on its own happens in simulated time
+        self.instrument_program = None
         self._accept_thread = threading.Thread(
             target=self._accept_loop, name=f"sim-{self.port}", daemon=True
         )
@@ -264,6 +268,9 @@ class SimServer:
             if short is not None:
                 self.model.set_short(short.params.get("r", 1e6), short.params.get("at"))
             now = self.clock.now()
+            program = self.instrument_program
+            if program is not None:
+                program(now)  # steps the model up to now through the instrument's program
             self.model.advance_to(now)
             return self.model.time_s
 

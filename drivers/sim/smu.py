@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import math
 
-from .scpi import ScpiProtocol, choice_arg, number_arg
+from ..simclock import with_clock
+from .scpi import ScpiError, ScpiProtocol, choice_arg, number_arg
+from .trigger import apply_source, take_reading
+
+SETTINGS_CONFLICT = (-221, "Settings conflict; trigger model or acquisition running")
 
 
 class SmuSim(ScpiProtocol):
@@ -32,43 +36,51 @@ class SmuSim(ScpiProtocol):
                 "ilim": 1.05e-4,
                 "applied": None,
                 "t0": 0.0,
+                "last": None,  # newest reading in the buffer: (voltage, current, time)
             },
         )
+        self.program = self.smu.get("program")
+        if self.program is None:
+            self.program = self.smu["program"] = self.make_program()
+            server.instrument_program = self.program
+
+    def make_program(self):
+        """The instrument's own program (trigger model / acquisition), kept on the server."""
+        raise NotImplementedError
 
     # model link ---------------------------------------------------------------------
     def apply(self) -> None:
         """Push the source state to the model (a new segment only when it changed)."""
-        s = self.smu
-        if not s["output"]:
-            want = ("ocv",)
-        elif s["source"] == "CURR":
-            want = ("cc", s["curr"], s["vlim"])
-        else:
-            want = ("cv", s["volt"], s["ilim"])
-        if want == s["applied"]:
-            return
         with self.server.lock:
             self.server.sync()
-            if want[0] == "ocv":
-                self.model.set_open_circuit()
-            elif want[0] == "cc":
-                self.model.set_current(want[1], want[2])
-            else:
-                self.model.set_voltage(want[1], want[2])
-        s["applied"] = want
+            apply_source(self.model, self.smu)
 
     def measure(self) -> tuple[float, float, float]:
-        """(voltage V, current A, simulated time s) now."""
+        """(voltage V, current A, simulated time s) now: a new reading into the buffer."""
+        if self.program_running():
+            raise ScpiError(*SETTINGS_CONFLICT)
         with self.server.lock:
             t = self.server.sync()
-            v, i = self.model.measure()
-        if not self.smu["output"]:
-            i = 0.0
-        return v, i, t
+            return take_reading(self.model, self.smu, t)
+
+    def latest(self) -> tuple[float, float, float]:
+        """The buffer's newest reading (``FETCh?``); a new one when the buffer is empty."""
+        with self.server.lock:
+            t = self.server.sync()
+            if self.smu["last"] is None:
+                return take_reading(self.model, self.smu, t)
+            return self.smu["last"]
+
+    def program_running(self) -> bool:
+        raise NotImplementedError
+
+    def now(self) -> float:
+        with self.server.lock:
+            return self.server.sync()
 
     # shared handlers ------------------------------------------------------------------
     def idn(self, args: str) -> str:
-        return self.IDN
+        return with_clock(self.IDN, self.server.clock.speedup)
 
     def cls(self, args: str) -> None:
         self.errors.clear()
@@ -82,7 +94,14 @@ class SmuSim(ScpiProtocol):
         self.apply()
 
     def output_q(self, args: str) -> str:
+        self.now()  # the instrument's program may have switched it off meanwhile
         return "1" if self.smu["output"] else "0"
+
+    def source_level_curr_q(self, args: str) -> str:
+        return fmt(self.smu["curr"])
+
+    def source_level_volt_q(self, args: str) -> str:
+        return fmt(self.smu["volt"])
 
     def source_level_curr(self, args: str) -> None:
         self.smu["curr"] = number_arg(args, -self.current_max, self.current_max)

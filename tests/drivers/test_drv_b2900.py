@@ -7,7 +7,7 @@ from cyclerflow.drivers import b2900
 from cyclerflow.drivers.transports import ScriptedTransport
 from protocol_helpers import uncovered
 
-from cyclerflow.acquire.instrument import SourceMeterChannel
+from cyclerflow.acquire.instrument import GuardedSource, SourceMeterChannel, StepGuard
 from cyclerflow.errors import InputError, InstrumentError
 
 IDN = "Keysight Technologies,B2901A,MY51140001,3.4.2011.5100"
@@ -23,8 +23,11 @@ CONNECT = [
     (":SYST:TIME:TIM:COUN:RES", None),
     (":SYST:ERR:NEXT?", NOERR),
 ]
+# the first source change after connect stops a guard acquisition an earlier host may have
+# left running (the B2900 cannot tell) and turns auto output-off off
+ABORT = [(":ABOR:ACQ", None), (":OUTP:OFF:AUTO OFF", None)]
 # the first constant-current source after connect: levels, then the mode, then on
-CC_FIRST = [
+CC_FIRST = ABORT + [
     (":SENS:VOLT:PROT 4.2", None),
     (":SOUR:CURR 1.5e-5", None),
     (":SOUR:FUNC:MODE CURR", None),
@@ -100,6 +103,7 @@ def test_switch_between_two_readings_in_one_message():
 def test_open_circuit_and_output_off():
     ch, t = channel(
         CONNECT
+        + ABORT
         + [
             (":SENS:VOLT:PROT 20", None),
             (":SOUR:CURR 0", None),
@@ -120,6 +124,7 @@ def test_open_circuit_and_output_off():
 def test_error_queue_surfaced_with_command():
     ch, t = channel(
         CONNECT
+        + ABORT
         + [
             (":SENS:VOLT:PROT 4.2", None),
             (":SOUR:CURR 1.5e-5", None),
@@ -131,7 +136,8 @@ def test_error_queue_surfaced_with_command():
     )
     ch.connect()
     with pytest.raises(
-        InstrumentError, match=r'b2900 .*:SOUR:FUNC:MODE CURR.*802,"Output relay must be ON"'
+        InstrumentError,
+        match=r'b2900 .*:ABOR:ACQ.*:SOUR:FUNC:MODE CURR.*802,"Output relay must be ON"',
     ):
         ch.source_current(15e-6, 4.2)
     finish(t)
@@ -143,6 +149,72 @@ def test_garbled_meas_and_range():
         ch.read()
     with pytest.raises(InputError, match="current_limit = 5 A is outside"):
         ch.source_voltage(4.2, 5.0)
+
+
+def guard_program(low, high, interval="1"):
+    """The B2900 guard: limit test on the voltage, stop at the first failure, timer-triggered
+    acquisition, automatic output off when the channel goes idle."""
+    return [
+        (":CALC:FEED VOLT", None),
+        (":CALC:LIM:FUNC LIM", None),
+        (f":CALC:LIM:LOW {low}", None),
+        (f":CALC:LIM:UPP {high}", None),
+        (":CALC:LIM:STAT ON", None),
+        (":CALC:CLIM:UPD IMM", None),
+        (":TRIG:ACQ:SOUR TIM", None),
+        (f":TRIG:ACQ:TIM {interval}", None),
+        (":TRIG:ACQ:COUN 100000", None),
+        (":ARM:ACQ:COUN INF", None),
+        (":OUTP:OFF:AUTO ON", None),
+        (":INIT:ACQ", None),
+    ]
+
+
+def test_guarded_discharge_trip_read_back_and_hold():
+    ch, t = channel(
+        CONNECT
+        + ABORT
+        + [
+            (":SENS:VOLT:PROT 4.3", None),
+            (":SOUR:CURR -1.5e-5", None),
+            (":SOUR:FUNC:MODE CURR", None),
+            (":OUTP ON", None),
+            *guard_program("3", "210"),
+            (":SYST:ERR:NEXT?", NOERR),
+            (":FETC?", "+3.100000E+00,-1.500000E-05,+2.000000E+02"),
+            # reconnect-style read-back after the limit test stopped the acquisition
+            (":OUTP?", "0"),
+            (":SOUR:FUNC:MODE?", "CURR"),
+            (":SOUR:CURR?", "-1.500000E-05"),
+            (":CALC:LIM:FAIL?", "1"),
+            (":OUTP?", "0"),
+            (":FETC?", "+2.999000E+00,-1.500000E-05,+2.100000E+02"),
+            # a constant-voltage hold after it: no program, compliance <= current_max
+            (":SENS:CURR:PROT 2e-5", None),
+            (":SOUR:VOLT 4.2", None),
+            (":SOUR:FUNC:MODE VOLT", None),
+            (":OUTP ON", None),
+            (":SYST:ERR:NEXT?", NOERR),
+            (":OUTP?", "1"),
+            (":SOUR:FUNC:MODE?", "VOLT"),
+            (":SOUR:VOLT?", "+4.200000E+00"),
+            (":CALC:LIM:FAIL?", "0"),
+            (":OUTP?", "1"),
+            (":FETC?", "+4.200000E+00,+1.100000E-05,+2.200000E+02"),
+        ]
+    )
+    assert isinstance(ch, GuardedSource)
+    ch.connect()
+    ch.source_current(-15e-6, 4.3, guard=StepGuard(voltage_min_v=3.0))
+    s = ch.read()
+    assert (s.voltage_v, s.current_a, s.time_s) == (3.1, -1.5e-5, 200.0)
+    st = ch.source_state()
+    assert (st.output_on, st.mode, st.setpoint, st.tripped) == (False, "off", -1.5e-5, True)
+    assert st.reading.voltage_v == 2.999
+    ch.source_voltage(4.2, 1e-4, guard=StepGuard(3.0, 4.3, current_max_a=2e-5))
+    st = ch.source_state()
+    assert (st.output_on, st.mode, st.setpoint, st.tripped) == (True, "voltage", 4.2, False)
+    finish(t)
 
 
 def test_every_command_is_covered():

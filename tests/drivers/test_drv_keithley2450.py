@@ -7,13 +7,14 @@ from cyclerflow.drivers import keithley2450
 from cyclerflow.drivers.transports import ScriptedTransport
 from protocol_helpers import uncovered
 
-from cyclerflow.acquire.instrument import SourceMeterChannel
+from cyclerflow.acquire.instrument import GuardedSource, SourceMeterChannel, StepGuard
 from cyclerflow.errors import InputError, InstrumentError
 
 IDN = "KEITHLEY INSTRUMENTS,MODEL 2450,04451117,1.7.12b"
 NOERR = '0,"No error"'
 CONNECT = [
     ("*IDN?", IDN),
+    (":TRIG:STAT?", "IDLE;IDLE;0"),  # no trigger model left running by an earlier host
     ("*CLS", None),
     (":OUTP:SMOD HIMP", None),
     (":SOUR:CURR:READ:BACK ON", None),
@@ -241,6 +242,160 @@ def test_out_of_range_setpoint_sends_nothing():
     with pytest.raises(InputError, match="source_current = 2 A is outside -1.05 .. 1.05 A"):
         ch.source_current(2.0, 4.2)
     finish(t)
+
+
+FETCH = ':FETC? "defbuffer1", READ, SOUR, REL'
+
+
+# the guard program (2450 reference manual, trigger model blocks): measure, branch to the
+# output-off block 5 when the reading is outside the limits, else wait and loop
+def guard_program(kind, low, high, delay="1"):
+    return [
+        (':TRIG:LOAD "Empty"', None),
+        (':TRIG:BLOC:MEAS 1, "defbuffer1", 1', None),
+        (f":TRIG:BLOC:BRAN:LIM:CONS 2, {kind}, {low}, {high}, 5, 1", None),
+        (f":TRIG:BLOC:DEL:CONS 3, {delay}", None),
+        (":TRIG:BLOC:BRAN:ALW 4, 1", None),
+        (":TRIG:BLOC:SOUR:STAT 5, OFF", None),
+        (":INIT", None),
+    ]
+
+
+def test_guarded_discharge_charge_state_and_cv():
+    discharge = [
+        (":SOUR:FUNC CURR", None),
+        (":SOUR:CURR:RANG:AUTO ON", None),
+        (':SENS:FUNC "VOLT"', None),
+        (":SENS:VOLT:RANG:AUTO ON", None),
+        (":SOUR:CURR:VLIM 4.3", None),
+        (":SOUR:CURR -1.5e-5", None),
+        (":OUTP ON", None),
+        *guard_program("OUTSIDE", "3", "4.3"),
+        (":SYST:ERR?", NOERR),
+        (FETCH, "3.500000E+00,-1.500000E-05,1.000000E+01"),
+    ]
+    charge = [  # same function: abort the running program, level, output on again, program
+        (":ABOR", None),
+        (":SOUR:CURR:VLIM 4.3", None),
+        (":SOUR:CURR 1.5e-5", None),
+        (":OUTP ON", None),
+        *guard_program("ABOVE", "4.2", "4.2", delay="0.5"),
+        (":SYST:ERR?", NOERR),
+    ]
+    state = [  # the program turned the output off at block 5: tripped
+        (":OUTP?", "0"),
+        (":SOUR:FUNC?", "CURR"),
+        (":SOUR:CURR?", "1.500000E-05"),
+        (":TRIG:STAT?", "IDLE;IDLE;5"),
+        (FETCH, "4.200300E+00,1.500000E-05,3.600000E+03"),
+    ]
+    hold = [  # constant voltage: compliance limited to the guard's current_max
+        (":SOUR:FUNC VOLT", None),
+        (":SOUR:VOLT:RANG:AUTO ON", None),
+        (':SENS:FUNC "CURR"', None),
+        (":SENS:CURR:RANG:AUTO ON", None),
+        (":SOUR:VOLT:ILIM 2e-5", None),
+        (":SOUR:VOLT 4.2", None),
+        (":OUTP ON", None),
+        (":SYST:ERR?", NOERR),
+        (":OUTP?", "1"),
+        (":SOUR:FUNC?", "VOLT"),
+        (":SOUR:VOLT?", "4.200000E+00"),
+        (":TRIG:STAT?", "ABORTED;ABORTED;3"),  # stopped by the host: not a trip
+        (READ, "1.200000E-06,4.200000E+00,3.700000E+03"),
+    ]
+    ch, t = channel(CONNECT + discharge + charge + state + hold)
+    assert isinstance(ch, GuardedSource) and ch.guarded_modes == {"cc", "cv", "ocv"}
+    ch.connect()
+    ch.source_current(-15e-6, 4.3, guard=StepGuard(voltage_min_v=3.0, voltage_max_v=4.3))
+    s = ch.read()  # the trigger model's newest reading, no :READ? while it runs
+    assert (s.voltage_v, s.current_a, s.time_s) == (3.5, -1.5e-5, 10.0)
+    ch.guard_interval_s = 0.5
+    ch.source_current(15e-6, 4.3, guard=StepGuard(voltage_max_v=4.2))
+    st = ch.source_state()
+    assert (st.output_on, st.mode, st.setpoint, st.tripped) == (False, "off", 1.5e-5, True)
+    assert st.reading.voltage_v == 4.2003 and st.charge_ah is None
+    ch.source_voltage(4.2, 1e-4, guard=StepGuard(3.0, 4.3, current_max_a=2e-5))
+    st = ch.source_state()
+    assert (st.output_on, st.mode, st.setpoint, st.tripped) == (True, "voltage", 4.2, False)
+    assert (st.reading.voltage_v, st.reading.current_a) == (4.2, 1.2e-6)
+    finish(t)
+
+
+def test_guard_with_readings_around_the_switch_and_reversed_wiring():
+    switch = ";".join(
+        [
+            ":ABOR",
+            READ,
+            ":SOUR:CURR:VLIM 4.3",
+            ":SOUR:CURR 1.5e-5",  # discharging 15 uA is +15 uA at a reversed instrument
+            ":OUTP ON",
+            READ,
+            *[w for w, _ in guard_program("ABOVE", "-3", "-3")],
+        ]
+    )
+    ch, t = channel(
+        CONNECT
+        + CC_FIRST[:4]
+        + [(":SOUR:CURR:VLIM 4.3", None), (":SOUR:CURR -1.5e-5", None), (":OUTP ON", None)]
+        + guard_program("BELOW", "-4.2", "-4.2")
+        + [(":SYST:ERR?", NOERR)]
+        + [(switch, "-4.1E+00,-1.5E-05,3.6E+03;-4.0E+00,1.5E-05,3.6E+03"), (":SYST:ERR?", NOERR)],
+        polarity=-1,
+    )
+    ch.connect()
+    # charge, cell at most 4.2 V: the instrument reads -V, so "below -4.2"
+    ch.source_current(15e-6, 4.3, guard=StepGuard(voltage_max_v=4.2))
+    before, after = ch.source_current(
+        -15e-6, 4.3, read_around=True, guard=StepGuard(voltage_min_v=3.0)
+    )
+    assert (before.voltage_v, before.current_a) == (4.1, 1.5e-5)
+    assert (after.voltage_v, after.current_a) == (4.0, -1.5e-5)
+    finish(t)
+
+
+def test_reconnect_to_a_running_trigger_model_keeps_its_buffer():
+    ch, t = channel(
+        [
+            ("*IDN?", IDN),
+            (":TRIG:STAT?", "RUNNING;RUNNING;3"),
+            ("*CLS", None),
+            (":OUTP:SMOD HIMP", None),
+            (":SOUR:CURR:READ:BACK ON", None),
+            (":SOUR:VOLT:READ:BACK ON", None),
+            (":SYST:ERR?", NOERR),  # no :TRAC:CLE: it would stop the guard
+            (":OUTP?", "1"),
+            (":SOUR:FUNC?", "CURR"),
+            (":SOUR:CURR?", "-1.500000E-05"),
+            (":TRIG:STAT?", "RUNNING;RUNNING;3"),
+            (FETCH, "3.100000E+00,-1.500000E-05,5.400000E+03"),
+        ]
+    )
+    ch.connect()
+    st = ch.source_state()
+    assert (st.output_on, st.mode, st.setpoint, st.tripped) == (True, "current", -1.5e-5, False)
+    assert st.reading.time_s == 5400.0
+    finish(t)
+
+
+def test_guard_refusals_send_nothing():
+    ch, t = channel(CONNECT)
+    ch.connect()
+    with pytest.raises(InputError, match="exceeds the guard's current_max"):
+        ch.source_current(-2e-4, 4.2, guard=StepGuard(3.0, 4.2, current_max_a=1e-4))
+    with pytest.raises(InputError, match="outside the guard's window"):
+        ch.source_voltage(4.4, 1e-5, guard=StepGuard(3.0, 4.2))
+    with pytest.raises(InputError, match="block_limit.low = -300 V"):
+        ch.source_current(-1e-5, 4.2, guard=StepGuard(voltage_min_v=-300.0))
+    with pytest.raises(InputError, match="guard_interval_s"):
+        keithley2450.open_channel("TCPIP0::x::5025::SOCKET", transport=t, guard_interval_s=0)
+    finish(t)
+
+
+def test_garbled_trigger_state_is_named():
+    ch, t = channel([("*IDN?", IDN), (":TRIG:STAT?", "what")])
+    with pytest.raises(InstrumentError, match=r"TRIG:STAT\?.*garbled"):
+        ch.connect()
 
 
 def test_every_command_is_covered():

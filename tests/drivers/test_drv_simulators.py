@@ -190,8 +190,10 @@ def test_slow_reply_on_serial_is_a_timeout(sim):
 
 
 def test_dropped_connection_raises(sim):
-    server = sim("keithley2450", faults=("drop:after=3",))
-    ch = connect(server, "keithley2450", timeout_s=0.5)  # replies 1, 2: *IDN?, :SYST:ERR?
+    server = sim("keithley2450", faults=("drop:after=4",))
+    ch = connect(
+        server, "keithley2450", timeout_s=0.5
+    )  # replies 1-3: *IDN?, :TRIG:STAT?, :SYST:ERR?
     with pytest.raises(
         InstrumentError, match=r"keithley2450 \(TCPIP0::127.0.0.1::\d+::SOCKET\): ':SYST:ERR\?'"
     ):
@@ -300,11 +302,11 @@ def test_error_fault_on_methodscript_and_lakeshore(sim):
 
 
 def test_reconnect_after_a_dropped_link(sim):
-    server = sim("keithley2450", faults=("drop:after=4",))
-    ch = connect(server, "keithley2450", timeout_s=0.3)  # replies 1, 2
-    ch.source_current(2e-6, 4.2)  # reply 3 (:SYST:ERR?)
+    server = sim("keithley2450", faults=("drop:after=5",))
+    ch = connect(server, "keithley2450", timeout_s=0.3)  # replies 1-3
+    ch.source_current(2e-6, 4.2)  # reply 4 (:SYST:ERR?)
     with pytest.raises(ConnectionLost):
-        ch.read()  # reply 4 is dropped with the connection
+        ch.read()  # reply 5 is dropped with the connection
     ch.close()  # must not raise on a dead link
     ch.connect()  # a new connection; the instrument kept its state
     server.advance(36.0)
