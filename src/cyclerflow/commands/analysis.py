@@ -105,6 +105,12 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(
             None, "-o", "--out", help="Results file (default: <cell>.results.nc)."
         ),
+        count_gap_estimates: bool = typer.Option(
+            False,
+            "--count-gap-estimates",
+            help="Count a cycle interrupted by a recorded gap using the gap's estimated "
+            "charge (flagged) instead of leaving it out as incomplete.",
+        ),
     ) -> None:
         """Capacity, retention, CE, energy, fade; EIS fits, conductivity, Arrhenius."""
         from cyclerflow.analysis import analyze_cell
@@ -121,6 +127,7 @@ def register(app: typer.Typer) -> None:
             first_half=first_half,
             circuit=circuit,
             arrhenius_convention=convention,
+            count_gap_estimates=count_gap_estimates,
         )
         if as_json:
             typer.echo(json.dumps(res))
