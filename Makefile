@@ -10,7 +10,7 @@ CONSTRAINTS := constraints.txt
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[all,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -38,7 +38,7 @@ BENCH := .venv-bench
 CELLPY := .venv-cellpy
 $(BENCH)/.installed: pyproject.toml $(CONSTRAINTS) benchmarks/requirements-peers.txt
 	test -x $(BENCH)/bin/python || $(PY) -m venv $(BENCH)
-	$(BENCH)/bin/pip install -q -c $(CONSTRAINTS) -e '.[dev]' -r benchmarks/requirements-peers.txt
+	$(BENCH)/bin/pip install -q -c $(CONSTRAINTS) -e '.[all,dev]' -r benchmarks/requirements-peers.txt
 	touch $@
 $(CELLPY)/.installed: benchmarks/requirements-cellpy.txt
 	test -x $(CELLPY)/bin/python || $(PY) -m venv $(CELLPY)

@@ -24,19 +24,29 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cyclerflow.flows.lab import _logger, analyze_cell_task
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.states import Cancelled
 from prefect.tasks import exponential_backoff
 
-#: live runs of this process: token -> {"plan", "stops", "clocks"} (tasks run as threads here)
-_RUNS: dict[str, dict[str, Any]] = {}
+
+@dataclass(frozen=True)
+class ChannelRun:
+    """What a channel's tasks need, handed to them directly (the tasks run as threads of
+    the flow's process, so live objects such as the clock pass as they are; no cache)."""
+
+    plan: Any  # cyclerflow.acquire.station.ChannelPlan
+    clock: Any  # cyclerflow.acquire.clock.Clock
+    flush_interval: float
+    reconnect: Any
+
 
 INSTRUMENT_CHECK_TIMEOUT_S = 60.0
 
@@ -51,21 +61,17 @@ def _retry_on_link_error(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-def _channel(token: str, name: str):
-    run = _RUNS[token]
-    return next(ch for ch in run["plan"].channels if ch.name == name)
-
-
 @task(
     name="check-instrument",
     timeout_seconds=INSTRUMENT_CHECK_TIMEOUT_S,
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_condition_fn=_retry_on_link_error,
+    cache_policy=NO_CACHE,
 )
-def check_instrument_task(token: str, channel: str) -> str:
+def check_instrument_task(run: ChannelRun) -> str:
     """Connect, identify, switch the output off, close. Returns the identification."""
-    plan = _channel(token, channel)
+    plan = run.plan
     dev = plan.device.module.open_channel(plan.device.resource, **plan.device.options)
     try:
         dev.connect()
@@ -79,18 +85,13 @@ def check_instrument_task(token: str, channel: str) -> str:
             pass
 
 
-@task(name="acquire-channel")
-def acquire_channel_task(token: str, channel: str) -> dict[str, Any]:
+@task(name="acquire-channel", cache_policy=NO_CACHE)
+def acquire_channel_task(run: ChannelRun) -> dict[str, Any]:
     """Run one channel's recipe to its end or to a stop (output off either way)."""
     from cyclerflow.acquire.station import run_channel
 
-    run = _RUNS[token]
-    plan = _channel(token, channel)
     res = run_channel(
-        plan,
-        clock=run["clocks"][channel],
-        flush_interval=run["plan"].flush_interval,
-        reconnect=run["plan"].reconnect,
+        run.plan, clock=run.clock, flush_interval=run.flush_interval, reconnect=run.reconnect
     )
     return {
         "name": res.name,
@@ -187,10 +188,13 @@ def acquire_station_flow(
 
     log = _logger()
     plan = load_station(station, resume_after_safety_stop=resume_after_safety_stop)
-    token = uuid.uuid4().hex
     stops = {ch.name: threading.Event() for ch in plan.channels}
-    clocks = {ch.name: Clock(speedup or plan.speedup, stops[ch.name]) for ch in plan.channels}
-    _RUNS[token] = {"plan": plan, "stops": stops, "clocks": clocks}
+    runs = {
+        ch.name: ChannelRun(
+            ch, Clock(speedup or plan.speedup, stops[ch.name]), plan.flush_interval, plan.reconnect
+        )
+        for ch in plan.channels
+    }
 
     def stop_all() -> None:
         log.warning("stopping every channel safely (output off, file closed)")
@@ -205,14 +209,14 @@ def acquire_station_flow(
     try:
         startable = [ch.name for ch in plan.channels]
         if check_instruments:
-            checks = {n: check_instrument_task.submit(token, n) for n in startable}
+            checks = {n: check_instrument_task.submit(runs[n]) for n in startable}
             startable = []
             for n, fut in checks.items():
                 try:
                     log.info("%s: %s", n, fut.result())
                     startable.append(n)
                 except Exception as err:
-                    ch = _channel(token, n)
+                    ch = runs[n].plan
                     results[n] = {
                         "name": n,
                         "out": str(ch.out),
@@ -224,7 +228,7 @@ def acquire_station_flow(
                     }
                     log.error("%s: instrument check failed, channel not started: %s", n, err)
         if not watcher.cancelled.is_set():
-            running = {n: acquire_channel_task.submit(token, n) for n in startable}
+            running = {n: acquire_channel_task.submit(runs[n]) for n in startable}
             if channel_timeout_s:
                 for n in startable:
                     t = threading.Timer(float(channel_timeout_s), stops[n].set)
@@ -240,7 +244,7 @@ def acquire_station_flow(
             if next_analysis is not None and pending and time.monotonic() >= next_analysis:
                 next_analysis = time.monotonic() + reanalyze_every_s
                 for n, fut in running.items():
-                    out = _channel(token, n).out
+                    out = runs[n].plan.out
                     if fut in pending and out.exists() and not _busy(analysis_futs.get(str(out))):
                         analysis_futs[str(out)] = analyze_cell_task.submit(str(out), settings)
         for n, fut in running.items():
@@ -249,7 +253,7 @@ def acquire_station_flow(
             except Exception as err:
                 results[n] = {
                     "name": n,
-                    "out": str(_channel(token, n).out),
+                    "out": str(runs[n].plan.out),
                     "status": "failed",
                     "message": f"{type(err).__name__}: {err}",
                 }
@@ -274,7 +278,6 @@ def acquire_station_flow(
         for t in timers:
             t.cancel()
         watcher.stop()
-        _RUNS.pop(token, None)
     for n, r in results.items():
         if r["status"] != "complete":
             log.warning("%s: %s (%s)", n, r["status"], r.get("message", ""))

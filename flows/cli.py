@@ -325,5 +325,8 @@ def _check_cron(expr: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``flows`` command group to the cyclerflow CLI."""
+    """Add the ``flows`` command group and ``demo`` to the cyclerflow CLI."""
+    from cyclerflow.flows.demo import register as register_demo
+
     app.add_typer(flows_app)
+    register_demo(app)

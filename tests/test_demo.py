@@ -4,9 +4,9 @@ analysis -> HTML report, checked against the answers the demo built in."""
 from __future__ import annotations
 
 import pytest
+from cyclerflow.flows.demo import DEMO_CELLS, run_demo
 from rich.console import Console
 
-from cyclerflow.demo import DEMO_CELLS, run_demo
 from cyclerflow.store import read_events, read_spectra, summary
 
 
@@ -56,3 +56,27 @@ def test_demo_writes_a_report_naming_every_cell(demo):
     for p in made["cells"]:
         assert p.stem in html
     assert "<script src=" not in html  # self-contained
+
+
+def test_core_never_imports_drivers_or_flows():
+    """The demo is the flows' (it drives simulators); the core package stays free of both."""
+    import re
+    from pathlib import Path
+
+    import cyclerflow
+
+    src = Path(cyclerflow.__file__).parent
+    bad = [
+        f"{p.relative_to(src)}:{n}"
+        for p in sorted(src.rglob("*.py"))
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if re.match(r"\s*(from|import)\s+cyclerflow\.(drivers|flows)\b", line)
+    ]
+    assert bad == []
+
+
+def test_demo_command_is_registered():
+    from cyclerflow.cli import build_app
+
+    app = build_app().app
+    assert "demo" in {c.name for c in app.registered_commands}

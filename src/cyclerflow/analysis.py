@@ -64,6 +64,7 @@ def analyze_datasets(
     circuit: str | None = None,
     arrhenius_convention: str = "sigma_T",
     events: list[dict] | None = None,
+    count_gap_estimates: bool = False,
 ) -> tuple[dict, dict[str, xr.Dataset], list[str]]:
     """Run the cycling and EIS analyses on loaded data. Returns (json parts, datasets, warnings)."""
     from cyclerflow.cycling import analyze_cycling
@@ -80,6 +81,7 @@ def analyze_datasets(
                 reference_cycle=reference_cycle,
                 first_half=first_half,
                 events=events,
+                count_gap_estimates=count_gap_estimates,
             )
             out["cycling"] = summary
             datasets["cycling"] = per_cycle
@@ -113,6 +115,7 @@ def analyze_cell(
     circuit: str | None = None,
     arrhenius_convention: str = "sigma_T",
     force: bool = True,
+    count_gap_estimates: bool = False,
 ) -> dict:
     """Analyse one cell file; write ``<cell>.results.nc`` (or ``out``); return the JSON object."""
     path = Path(path)
@@ -128,12 +131,14 @@ def analyze_cell(
         circuit=circuit,
         arrhenius_convention=arrhenius_convention,
         events=read_events(path),
+        count_gap_estimates=count_gap_estimates,
     )
     settings = {
         "reference_cycle": reference_cycle,
         "first_half": first_half,
         "circuit": circuit,
         "arrhenius_convention": arrhenius_convention,
+        "count_gap_estimates": count_gap_estimates,
     }
     result = _clean(
         {

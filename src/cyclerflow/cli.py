@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 import typer
@@ -16,14 +17,25 @@ import typer
 from cyclerflow import __version__
 from cyclerflow.errors import InputError, InstrumentError, SafetyStop
 
-app = typer.Typer(
-    name="cyclerflow",
-    help="Battery-lab pipeline: instruments -> HDF5 cell files -> analysis -> reports.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-_STATE = {"debug": False}
+#: top-level module -> the extra that installs it (``pip install 'cyclerflow[EXTRA]'``)
+EXTRA_FOR_MODULE = {
+    "pyvisa": "instruments",
+    "pyvisa_py": "instruments",
+    "serial": "instruments",
+    "prefect": "flows",
+    "prefect_dask": "flows",
+    "dask": "flows",
+    "distributed": "flows",
+}
+
+
+@dataclass(frozen=True)
+class LoadedCLI:
+    """The root Typer app with every command group registered, and the groups that
+    failed to load (entry-point name -> ``"ErrorType: message"``)."""
+
+    app: typer.Typer
+    errors: dict[str, str]
 
 
 def _version(value: bool) -> None:
@@ -32,14 +44,13 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
-    _STATE["debug"] = debug
+    """Battery-lab pipeline: instruments -> HDF5 cell files -> analysis -> reports."""
 
 
 def command_modules() -> dict[str, str]:
@@ -47,31 +58,41 @@ def command_modules() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group="cyclerflow.commands")}
 
 
-PLUGIN_ERRORS: dict[str, str] = {}
+def missing_extra(err: ImportError) -> str | None:
+    """The extra that provides the module an ImportError is about, or None."""
+    name = (getattr(err, "name", None) or "").split(".")[0]
+    return EXTRA_FOR_MODULE.get(name)
 
 
-def _load_plugins(debug: bool = False) -> None:
-    """Register every command group; one that fails to import is left out (and
-    reported with --debug) so the rest of the CLI still works."""
-    if getattr(app, "_cyclerflow_loaded", False):
-        return
+def build_app(debug: bool = False) -> LoadedCLI:
+    """A fresh root app with every command group registered; a group that fails to
+    import is left out (and reported with --debug) so the rest of the CLI still works."""
+    app = typer.Typer(
+        name="cyclerflow",
+        help="Battery-lab pipeline: instruments -> HDF5 cell files -> analysis -> reports.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(_root)
+    errors: dict[str, str] = {}
     for name, module in sorted(command_modules().items()):
         try:
             importlib.import_module(module).register(app)
         except Exception as err:  # noqa: BLE001 - a broken plugin must not take the CLI down
-            PLUGIN_ERRORS[name] = f"{type(err).__name__}: {err}"
+            errors[name] = f"{type(err).__name__}: {err}"
             if debug:
                 typer.echo(
                     f"warning: command group {name!r} ({module}) unavailable: {err}", err=True
                 )
-    app._cyclerflow_loaded = True
+    return LoadedCLI(app, errors)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map bad input to exit code 2."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
-    _load_plugins(debug)
+    app = build_app(debug).app
     try:
         rv = app(args=argv, standalone_mode=False)
         if isinstance(rv, int):
@@ -80,6 +101,16 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         typer.echo(f"error: {err}", err=True)
+        return 2
+    except ModuleNotFoundError as err:
+        extra = missing_extra(err)
+        if extra is None or debug:
+            raise
+        typer.echo(
+            f"error: this command needs the '{extra}' extra (module {err.name!r} is missing): "
+            f"pip install 'cyclerflow[{extra}]'",
+            err=True,
+        )
         return 2
     except typer.Exit as e:
         return e.exit_code

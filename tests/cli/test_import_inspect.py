@@ -230,10 +230,11 @@ def test_split_maccor_files_join_in_order_only(tmp_path, capsys, shared_data):
 
 def test_every_command_group_loads():
     """A broken plugin is left out of the CLI quietly; here none may be broken."""
-    from cyclerflow.cli import PLUGIN_ERRORS, _load_plugins, app, command_modules
+    from cyclerflow.cli import build_app, command_modules
 
-    _load_plugins()
-    assert PLUGIN_ERRORS == {}
+    cli = build_app()
+    assert cli.errors == {}
+    app = cli.app
     assert set(command_modules()) >= {"core", "analysis", "eis", "report", "acquire", "flows"}
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     for cmd in ("import", "inspect", "export", "analyze", "fit-eis", "report", "acquire", "demo"):

@@ -59,7 +59,8 @@ def test_cycle_cut_short_is_incomplete_not_a_capacity_drop(with_cycle_count):
     s, pc = analyze_cycling(ds)
     c6 = next(c for c in s["cycles"] if c["cycle"] == 6)
     assert c6["complete"] is False
-    assert "short of the usual end voltage" in c6["incomplete_reason"]
+    assert c6["incomplete_reason"] == "cut_short"
+    assert "short of the usual end voltage" in c6["incomplete_detail"]
     assert c6["capacity_retention"] is None and c6["coulombic_efficiency"] is None
     assert c6["discharge_capacity_ah"] == pytest.approx(tr.discharge_ah[5], rel=1e-9)
     assert tr.discharge_ah[5] == pytest.approx(0.4 * tr.discharge_ah[4], rel=0.01)
@@ -72,6 +73,7 @@ def test_record_ending_mid_discharge_is_incomplete():
     ds, tr, _ = make_cell(current_a=1e-6, n_cycles=6, cut_short={"cycle": 6, "fraction": 0.5})
     s, _ = analyze_cycling(ds)
     assert s["cycles"][-1]["complete"] is False
+    assert s["cycles"][-1]["incomplete_reason"] == "end_of_record"
     assert s["n_complete_cycles"] == 5
 
 
@@ -87,7 +89,7 @@ def test_safety_stop_event_marks_the_cycle():
     events = [{"kind": "safety_stop", "test_time_second": t_stop, "message": "V<min"}]
     s, _ = analyze_cycling(ds, events=events)
     c4 = next(c for c in s["cycles"] if c["cycle"] == 4)
-    assert c4["complete"] is False and "safety_stop" in c4["incomplete_reason"]
+    assert c4["complete"] is False and c4["incomplete_reason"] == "safety_stop"
 
 
 @pytest.mark.parametrize("with_steps", [False, True])

@@ -62,7 +62,8 @@ def test_per_cycle_writes_to_netcdf(tmp_path):
     assert back["discharge_capacity_ah"].attrs["units"] == "A h"
     assert back.attrs["first_half"] == "charge" and back.attrs["reference_cycle"] == 1
     assert back["complete"].values.tolist() == [1, 1, 1, 1, 0]
-    assert "short" in str(back["incomplete_reason"].values[-1])
+    assert str(back["incomplete_reason"].values[-1]) == "end_of_record"
+    assert "short" in str(back["incomplete_detail"].values[-1])
     back.close()
 
 

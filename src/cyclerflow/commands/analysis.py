@@ -9,9 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-
-def _fmt(v, spec: str = ".4g") -> str:
-    return "-" if v is None else format(v, spec)
+from cyclerflow.numfmt import fmt_number
 
 
 def print_analysis(res: dict, console: Console) -> None:
@@ -19,7 +17,7 @@ def print_analysis(res: dict, console: Console) -> None:
     cyc = res.get("cycling")
     if cyc:
         t = Table(
-            title=f"cycling (reference cycle {cyc.get('reference_cycle')}, fade {_fmt(cyc.get('fade_rate_per_cycle'), '.3e')}/cycle)"
+            title=f"cycling (reference cycle {cyc.get('reference_cycle')}, fade {fmt_number(cyc.get('fade_rate_per_cycle'), '.3e')}/cycle)"
         )
         for c in ("cycle", "charge µAh", "discharge µAh", "CE", "retention", "µAh/cm²"):
             t.add_column(c, justify="right")
@@ -31,19 +29,19 @@ def print_analysis(res: dict, console: Console) -> None:
                 continue
             t.add_row(
                 str(r["cycle"]),
-                _fmt(
+                fmt_number(
                     None if r["charge_capacity_ah"] is None else r["charge_capacity_ah"] * 1e6,
                     ".5g",
                 ),
-                _fmt(
+                fmt_number(
                     None
                     if r["discharge_capacity_ah"] is None
                     else r["discharge_capacity_ah"] * 1e6,
                     ".5g",
                 ),
-                _fmt(r["coulombic_efficiency"], ".5f"),
-                _fmt(r["capacity_retention"], ".5f"),
-                _fmt(r["discharge_capacity_uah_per_cm2"], ".4g"),
+                fmt_number(r["coulombic_efficiency"], ".5f"),
+                fmt_number(r["capacity_retention"], ".5f"),
+                fmt_number(r["discharge_capacity_uah_per_cm2"], ".4g"),
             )
         console.print(t)
     eis = res.get("eis")
@@ -63,12 +61,12 @@ def print_analysis(res: dict, console: Console) -> None:
         for s in eis.get("spectra", []):
             t.add_row(
                 str(s["spectrum_id"]),
-                _fmt(s.get("temperature_kelvin"), ".2f"),
-                _fmt(s.get("cycle"), "d") if s.get("cycle") is not None else "-",
+                fmt_number(s.get("temperature_kelvin"), ".2f"),
+                fmt_number(s.get("cycle"), "d") if s.get("cycle") is not None else "-",
                 str(s.get("method")),
-                _fmt(s.get("r_bulk_ohm")),
-                _fmt(s.get("r_interface_ohm_cm2")),
-                _fmt(s.get("conductivity_s_per_cm"), ".3e"),
+                fmt_number(s.get("r_bulk_ohm")),
+                fmt_number(s.get("r_interface_ohm_cm2")),
+                fmt_number(s.get("conductivity_s_per_cm"), ".3e"),
                 "yes" if s.get("fit_ok") else "[red]no",
             )
         console.print(t)
@@ -76,8 +74,8 @@ def print_analysis(res: dict, console: Console) -> None:
         if arr and arr.get("activation_energy_ev") is not None:
             console.print(
                 f"Arrhenius ({arr.get('convention')}, {arr.get('n_points')} points): "
-                f"Ea = {arr['activation_energy_ev']:.3f} ± {_fmt(arr.get('activation_energy_stderr_ev'), '.3f')} eV, "
-                f"σ(25 °C) = {_fmt(arr.get('conductivity_25c_s_per_cm'), '.3e')} S/cm"
+                f"Ea = {arr['activation_energy_ev']:.3f} ± {fmt_number(arr.get('activation_energy_stderr_ev'), '.3f')} eV, "
+                f"σ(25 °C) = {fmt_number(arr.get('conductivity_25c_s_per_cm'), '.3e')} S/cm"
             )
     for w in res.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")
@@ -107,6 +105,12 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(
             None, "-o", "--out", help="Results file (default: <cell>.results.nc)."
         ),
+        count_gap_estimates: bool = typer.Option(
+            False,
+            "--count-gap-estimates",
+            help="Count a cycle interrupted by a recorded gap using the gap's estimated "
+            "charge (flagged) instead of leaving it out as incomplete.",
+        ),
     ) -> None:
         """Capacity, retention, CE, energy, fade; EIS fits, conductivity, Arrhenius."""
         from cyclerflow.analysis import analyze_cell
@@ -123,6 +127,7 @@ def register(app: typer.Typer) -> None:
             first_half=first_half,
             circuit=circuit,
             arrhenius_convention=convention,
+            count_gap_estimates=count_gap_estimates,
         )
         if as_json:
             typer.echo(json.dumps(res))

@@ -1,72 +1,15 @@
-"""Core commands: import, inspect, export, demo (recover: commands/reliability.py)."""
+"""Core commands: import, inspect, export (recover: commands/reliability.py; demo: flows)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-
-def _fmt_time(unix: float | None) -> str:
-    if unix is None:
-        return "-"
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _fmt_duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.2f} h"
-    return f"{seconds / 86400:.2f} d"
-
-
-def print_summary(info: dict, console: Console) -> None:
-    meta = info.get("metadata") or {}
-    title = f"{meta.get('cell_id', '(no metadata)')}  —  {info['path']}"
-    t = Table(title=title, show_header=False, box=None, pad_edge=False)
-    t.add_column(style="bold")
-    t.add_column()
-    for key in ("wafer", "die"):
-        if key in meta:
-            t.add_row(key, str(meta[key]))
-    if "active_area_cm2" in meta:
-        t.add_row("active area", f"{meta['active_area_cm2']:g} cm²")
-    if "nominal_capacity_uah" in meta:
-        t.add_row("nominal capacity", f"{meta['nominal_capacity_uah']:g} µAh")
-    t.add_row("state", info["state"])
-    t.add_row("rows", f"{info['rows']:,}")
-    t.add_row("cycles", "-" if info["cycles"] is None else str(info["cycles"]))
-    span = info["test_time_span_second"]
-    if span[0] is not None:
-        t.add_row(
-            "test time", f"{span[0]:g} s -> {span[1]:g} s ({_fmt_duration(span[1] - span[0])})"
-        )
-    t.add_row("last sample", _fmt_time(info["last_unix_time_second"]))
-    t.add_row("spectra", str(info["spectra"]))
-    t.add_row("events", str(info["events"]))
-    t.add_row("columns", escape(", ".join(f"{c} [{u}]" for c, u in info["columns"].items())))
-    t.add_row(
-        "written by",
-        f"cyclerflow {info['software_version']} (format {info['format_version']}), {info['created']}",
-    )
-    console.print(t)
-    layers = meta.get("layers") or []
-    if layers:
-        lt = Table(title="layer stack (bottom to top)")
-        for c in ("role", "material", "thickness", "deposition"):
-            lt.add_column(c)
-        for lay in layers:
-            th = f"{lay['thickness_um']:g} µm" if lay.get("thickness_um") else "-"
-            lt.add_row(lay["role"], lay["material"], th, lay.get("deposition") or "-")
-        console.print(lt)
+from cyclerflow.console import print_summary
+from cyclerflow.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
@@ -141,12 +84,3 @@ def register(app: typer.Typer) -> None:
             raise InputError("--format csv needs -o OUT")
         (export_eis_csv if eis else export_cycling_csv)(cell, out, force=force)
 
-    @app.command("demo")
-    def demo_cmd(
-        out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the demo lab."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
-    ) -> None:
-        """Simulated lab: acquire -> HDF5 -> analyze -> report, no server, no hardware."""
-        from cyclerflow.demo import run_demo
-
-        run_demo(out, console=Console(quiet=quiet))

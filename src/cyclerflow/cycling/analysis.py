@@ -10,12 +10,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from cyclerflow.cycling.fade import first_below, robust_line
+from cyclerflow.cycling.incomplete import (
+    Completeness,
+    CycleSpans,
+    Gap,
+    classify_cycles,
+    gap_events,
+)
 from cyclerflow.cycling.segment import (
     CHARGE,
     DIRECTION_NAME,
@@ -55,18 +63,6 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _safety_stop_times(events: Iterable[dict] | None) -> np.ndarray | None:
-    if not events:
-        return None
-    ts = [
-        e.get("test_time_second")
-        for e in events
-        if e.get("kind") == "safety_stop" and e.get("test_time_second") is not None
-    ]
-    ts = [float(t) for t in ts if math.isfinite(float(t))]
-    return np.asarray(ts, "f8") if ts else None
-
-
 def normalisation(meta: CellMetadata | None) -> tuple[dict[str, float | None], list[str]]:
     """Area (cm²), cathode thickness (µm) and cathode mass (g) from metadata, with notes."""
     notes: list[str] = []
@@ -96,8 +92,8 @@ def normalisation(meta: CellMetadata | None) -> tuple[dict[str, float | None], l
     )
 
 
-def _per_cycle(seg: Segmentation, s) -> dict[str, np.ndarray]:
-    """Sum run integrals into cycles (vectorised with bincount)."""
+def _spans_and_sums(seg: Segmentation, s) -> tuple[CycleSpans, dict[str, np.ndarray]]:
+    """Sum run integrals into cycles (vectorised with bincount): spans and Ah/Wh sums."""
     act = np.flatnonzero(seg.active)
     rc = seg.run_cycle[act]
     cycles, inv = np.unique(rc, return_inverse=True)
@@ -105,44 +101,249 @@ def _per_cycle(seg: Segmentation, s) -> dict[str, np.ndarray]:
     pos = seg.sign[act] > 0
     q = seg.q_as[act] / 3600.0
     e = seg.e_ws[act] / 3600.0
-    qc = np.bincount(inv, weights=np.where(pos, q, 0.0), minlength=m)
-    qd = -np.bincount(inv, weights=np.where(pos, 0.0, q), minlength=m)
-    ec = np.bincount(inv, weights=np.where(pos, e, 0.0), minlength=m)
-    ed = -np.bincount(inv, weights=np.where(pos, 0.0, e), minlength=m)
+    sums = {
+        "qc": np.bincount(inv, weights=np.where(pos, q, 0.0), minlength=m),
+        "qd": -np.bincount(inv, weights=np.where(pos, 0.0, q), minlength=m),
+        "ec": np.bincount(inv, weights=np.where(pos, e, 0.0), minlength=m),
+        "ed": -np.bincount(inv, weights=np.where(pos, 0.0, e), minlength=m),
+    }
     n_ch = np.bincount(inv, weights=pos.astype("f8"), minlength=m)
     n_dis = np.bincount(inv, weights=(~pos).astype("f8"), minlength=m)
     # first / last active run of each cycle
     _, first_idx = np.unique(inv, return_index=True)
     _, last_rev = np.unique(inv[::-1], return_index=True)
-    last_idx = len(inv) - 1 - last_rev
-    first_run, last_run = act[first_idx], act[last_idx]
-    t0 = s.t[seg.starts[first_run]]
-    t1 = s.t[seg.ends[last_run] - 1]
-    first_dir = seg.sign[first_run].astype("i8")
+    first_run, last_run = act[first_idx], act[len(inv) - 1 - last_rev]
     # cut-short halves -> cycles
     cut = np.zeros(m, bool)
     reason = [""] * m
     cyc_pos = {int(c): k for k, c in enumerate(cycles)}
     for h in np.flatnonzero(seg.half_cut_short):
-        runs = np.flatnonzero(seg.run_half == h)
-        for c in np.unique(seg.run_cycle[runs]):
+        for c in np.unique(seg.run_cycle[np.flatnonzero(seg.run_half == h)]):
             k = cyc_pos[int(c)]
             cut[k] = True
             reason[k] = reason[k] or seg.half_cut_reason[h]
+    charge_first = seg.first_half == CHARGE
+    spans = CycleSpans(
+        cycle=cycles.astype("i8"),
+        first_run=first_run,
+        last_run=last_run,
+        t0=s.t[seg.starts[first_run]],
+        t1=s.t[seg.ends[last_run] - 1],
+        n_in=n_ch if charge_first else n_dis,
+        n_out=n_dis if charge_first else n_ch,
+        first_dir=seg.sign[first_run].astype("i8"),
+        cut=cut,
+        cut_reason=reason,
+    )
+    return spans, sums
+
+
+@dataclass(frozen=True)
+class CycleTable:
+    """Per cycle, in cycle order: charge/discharge capacity (Ah) and energy (Wh), the
+    span of its active samples (s), and whether it counts (see cycling/incomplete.py)."""
+
+    cycle: np.ndarray
+    qc: np.ndarray
+    qd: np.ndarray
+    ec: np.ndarray
+    ed: np.ndarray
+    t0: np.ndarray
+    t1: np.ndarray
+    first_half: int
+    flags: Completeness
+
+    @property
+    def complete(self) -> np.ndarray:
+        return self.flags.complete
+
+    @property
+    def q_in_out(self) -> tuple[np.ndarray, np.ndarray]:
+        return (self.qc, self.qd) if self.first_half == CHARGE else (self.qd, self.qc)
+
+    @property
+    def e_in_out(self) -> tuple[np.ndarray, np.ndarray]:
+        return (self.ec, self.ed) if self.first_half == CHARGE else (self.ed, self.ec)
+
+
+def _unbridge_gaps(s, seg: Segmentation, gaps: list[Gap]) -> Segmentation:
+    """Remove from the run integrals what the integration rule put across each gap event
+    (the samples either side of an unrecorded interval are in one run when the engine
+    resumed the same step): only recorded charge stays in the capacities."""
+    if not gaps:
+        return seg
+    q, e = seg.q_as.copy(), seg.e_ws.copy()
+    n = len(s.t)
+    for g in gaps:
+        j = int(np.searchsorted(s.t, g.start_s, side="right")) - 1
+        tol = 1e-9 * max(1.0, abs(g.end_s))
+        if j < 0 or j + 1 >= n or s.t[j + 1] < g.end_s - tol:
+            continue
+        r = int(np.searchsorted(seg.starts, j, side="right")) - 1
+        if seg.ends[r] <= j + 1:  # the gap lies between two runs: nothing bridged
+            continue
+        dt = s.t[j + 1] - s.t[j]
+        if s.current_sampling == "interval_mean":
+            q[r] -= s.i[j + 1] * dt
+            e[r] -= s.i[j + 1] * s.v[j + 1] * dt
+        else:
+            q[r] -= 0.5 * (s.i[j] + s.i[j + 1]) * dt
+            e[r] -= 0.5 * (s.i[j] * s.v[j] + s.i[j + 1] * s.v[j + 1]) * dt
+    return replace(seg, q_as=q, e_ws=e)
+
+
+def cycle_table(
+    s, seg: Segmentation, events: Iterable[dict] | None, *, count_gap_estimates: bool = False
+) -> CycleTable:
+    """Per-cycle sums and completeness; gap estimates (Ah) added where they are counted."""
+    seg = _unbridge_gaps(s, seg, gap_events(events))
+    spans, sums = _spans_and_sums(seg, s)
+    flags = classify_cycles(s, seg, spans, events, count_gap_estimates=count_gap_estimates)
+    est = flags.estimate_ah
+    return CycleTable(
+        cycle=spans.cycle,
+        qc=sums["qc"] + np.clip(est, 0.0, None),
+        qd=sums["qd"] + np.clip(-est, 0.0, None),
+        ec=sums["ec"],
+        ed=sums["ed"],
+        t0=spans.t0,
+        t1=spans.t1,
+        first_half=seg.first_half,
+        flags=flags,
+    )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Reference cycle, its position and discharge capacity (Ah), and retention per cycle."""
+
+    cycle: int
+    k: int
+    q_ah: float
+    retention: np.ndarray
+
+
+def _reference(tab: CycleTable, reference_cycle: int | None, where) -> Reference:
+    complete_cycles = tab.cycle[tab.complete]
+    if reference_cycle is None:
+        ref = int(complete_cycles[0])
+    else:
+        ref = int(reference_cycle)
+        if ref not in set(complete_cycles.tolist()):
+            raise InputError(
+                f"reference cycle {ref} is not a complete cycle "
+                f"(complete cycles: {_ranges(complete_cycles)})",
+                path=where,
+                where="--reference-cycle",
+            )
+    k_ref = int(np.flatnonzero(tab.cycle == ref)[0])
+    q_ref = float(tab.qd[k_ref])
+    m = len(tab.cycle)
+    retention = np.where(tab.complete, tab.qd / q_ref, np.nan) if q_ref > 0 else np.full(m, np.nan)
+    return Reference(ref, k_ref, q_ref, retention)
+
+
+@dataclass(frozen=True)
+class Fade:
+    """Fade fit of retention vs cycle over ``window`` (complete cycles only)."""
+
+    window: tuple[int, int]
+    n: int
+    rate: float | None
+    stderr: float | None
+    intercept: float | None
+    below: int | None
+    extrapolated: float | None
+
+
+def _fade(tab: CycleTable, ref: Reference, fade_window: Sequence[int] | None) -> Fade:
+    complete, cycles = tab.complete, tab.cycle
+    if fade_window is None:
+        lo, hi = ref.cycle, int(cycles[complete][-1])
+    else:
+        lo, hi = int(fade_window[0]), int(fade_window[1])
+        if hi < lo:
+            raise InputError(f"fade window ({lo}, {hi}) is empty", where="fade_window")
+    sel = complete & (cycles >= lo) & (cycles <= hi) & np.isfinite(ref.retention)
+    fade = fade_se = intercept = None
+    n_fit = int(sel.sum())
+    if n_fit >= 3:
+        fit = robust_line(cycles[sel].astype("f8"), ref.retention[sel], x0=float(ref.cycle))
+        fade, fade_se, intercept = -fit.slope, fit.slope_stderr, fit.intercept
+    below = first_below(cycles[complete], ref.retention[complete], RETENTION_LEVEL)
+    extrap = None
+    if fade is not None and fade > 0 and intercept is not None:
+        extrap = ref.cycle + (intercept - RETENTION_LEVEL) / fade
+    return Fade((lo, hi), n_fit, fade, fade_se, intercept, below, extrap)
+
+
+def _ce_stats(tab: CycleTable, ce: np.ndarray) -> dict[str, Any]:
+    """CE statistics over complete cycles after the first complete one (formation)."""
+    ce_sel = tab.complete.copy()
+    ce_sel[int(np.flatnonzero(tab.complete)[0])] = False
+    if not ce_sel.any():
+        ce_sel = tab.complete.copy()
+    ce_vals = ce[ce_sel]
     return {
-        "cycle": cycles.astype("i8"),
-        "qc": qc,
-        "qd": qd,
-        "ec": ec,
-        "ed": ed,
-        "n_ch": n_ch,
-        "n_dis": n_dis,
-        "t0": t0,
-        "t1": t1,
-        "first_dir": first_dir,
-        "cut": cut,
-        "cut_reason": reason,
+        "ce_mean": _f(np.mean(ce_vals)),
+        "ce_median": _f(np.median(ce_vals)),
+        "ce_std": _f(np.std(ce_vals, ddof=1)) if len(ce_vals) > 1 else None,
+        "ce_min": _f(np.min(ce_vals)),
+        "ce_max": _f(np.max(ce_vals)),
+        "ce_cycles": [int(tab.cycle[ce_sel][0]), int(tab.cycle[ce_sel][-1])],
+        "ce_n": int(len(ce_vals)),
     }
+
+
+def _derived(tab: CycleTable, ref: Reference, meta: CellMetadata | None) -> dict[str, Any]:
+    """Per-cycle efficiencies, mean voltages and normalised capacities (arrays)."""
+    q_in, q_out = tab.q_in_out
+    e_in, e_out = tab.e_in_out
+    norm, notes = normalisation(meta)
+    area, thick, mass = norm["area_cm2"], norm["cathode_thickness_um"], norm["cathode_mass_g"]
+    nan = np.full(len(tab.cycle), np.nan)
+    per_area = tab.qd * 1e6 / area if area else nan
+    v_ch, v_dis = _div(tab.ec, tab.qc), _div(tab.ed, tab.qd)
+    return {
+        "ce": np.where(tab.complete, _div(q_out, q_in), np.nan),
+        "ee": np.where(tab.complete, _div(e_out, e_in), np.nan),
+        "retention": ref.retention,
+        "v_ch": v_ch,
+        "v_dis": v_dis,
+        "hyst": v_ch - v_dis,
+        "per_area": per_area,
+        "per_area_um": per_area / thick if (area and thick) else nan,
+        "per_g": tab.qd * 1e3 / mass if mass else nan,
+        "norm": norm,
+        "norm_notes": notes,
+    }
+
+
+def _rows(tab: CycleTable, d: dict[str, Any]) -> list[dict[str, Any]]:
+    fl = tab.flags
+    return [
+        {
+            "cycle": int(tab.cycle[k]),
+            "charge_capacity_ah": _f(tab.qc[k]),
+            "discharge_capacity_ah": _f(tab.qd[k]),
+            "coulombic_efficiency": _f(d["ce"][k]),
+            "capacity_retention": _f(d["retention"][k]),
+            "charge_energy_wh": _f(tab.ec[k]),
+            "discharge_energy_wh": _f(tab.ed[k]),
+            "discharge_capacity_uah_per_cm2": _f(d["per_area"][k]),
+            "discharge_capacity_uah_per_cm2_um": _f(d["per_area_um"][k]),
+            "discharge_capacity_mah_per_g": _f(d["per_g"][k]),
+            "energy_efficiency": _f(d["ee"][k]),
+            "mean_charge_voltage_v": _f(d["v_ch"][k]),
+            "mean_discharge_voltage_v": _f(d["v_dis"][k]),
+            "voltage_hysteresis_v": _f(d["hyst"][k]),
+            "complete": bool(fl.complete[k]),
+            "incomplete_reason": fl.reason[k],
+            "incomplete_detail": fl.detail[k] or None,
+            "estimated_charge_ah": _f(abs(fl.estimate_ah[k])) if fl.estimate_ah[k] else None,
+        }
+        for k in range(len(tab.cycle))
+    ]
 
 
 def analyze_cycling(
@@ -155,6 +356,7 @@ def analyze_cycling(
     thresholds: Thresholds | None = None,
     events: Iterable[dict] | None = None,
     current_sampling: str | None = None,
+    count_gap_estimates: bool = False,
 ) -> tuple[dict[str, Any], xr.Dataset]:
     """Per-cycle capacities (Ah), energies (Wh), CE, retention and the cell's fade.
 
@@ -168,11 +370,13 @@ def analyze_cycling(
     fade_window: ``(first, last)`` cycle numbers of the fade fit (default: reference
         cycle to the last complete cycle).
     thresholds: relative segmentation thresholds (:class:`Thresholds`).
-    events: the cell's events (``cyclerflow.store.read_events``); ``safety_stop``
-        events mark the half-cycle they fall in as cut short.
+    events: the cell's events (``cyclerflow.store.read_events``): ``safety_stop``,
+        ``stop`` and ``gap`` events make the cycle they interrupt incomplete.
     current_sampling: ``"instantaneous"`` (trapezoid, default) or ``"interval_mean"``
         (rectangle rule, for currents averaged over the preceding interval such as
         BioLogic ``<I>``); default from ``ds.current_ampere.attrs["sampling"]``.
+    count_gap_estimates: count a cycle whose only defect is a gap event carrying an
+        estimated charge, with that charge added (flagged in ``estimated_charge_ah``).
 
     Returns ``(summary, per_cycle)``: a JSON-ready dict (no NaN; ``None`` where a value
     cannot be computed) and an ``xr.Dataset`` over ``cycle``.
@@ -182,181 +386,67 @@ def analyze_cycling(
     th = thresholds or Thresholds()
     s = prepare_samples(ds, current_sampling)
     where = s.source or None
-    seg = segment(s, th, first_half=first_half, safety_stop_times=_safety_stop_times(events))
-    pc = _per_cycle(seg, s)
-    fh = seg.first_half
-    q_in, q_out = (pc["qc"], pc["qd"]) if fh == CHARGE else (pc["qd"], pc["qc"])
-    e_in, e_out = (pc["ec"], pc["ed"]) if fh == CHARGE else (pc["ed"], pc["ec"])
-    n_in, n_out = (pc["n_ch"], pc["n_dis"]) if fh == CHARGE else (pc["n_dis"], pc["n_ch"])
-    cycles = pc["cycle"]
-    m = len(cycles)
-
-    complete = np.ones(m, bool)
-    reasons = list(pc["cut_reason"])
-    for k in range(m):
-        r = ""
-        if n_in[k] == 0:
-            r = f"no {DIRECTION_NAME[fh]} half-cycle"
-        elif n_out[k] == 0:
-            r = f"no {DIRECTION_NAME[-fh]} half-cycle"
-        elif pc["first_dir"][k] != fh:
-            r = f"starts with {DIRECTION_NAME[-fh]} (cycles start with {DIRECTION_NAME[fh]})"
-        elif pc["cut"][k]:
-            r = reasons[k]
-        if r:
-            complete[k] = False
-            reasons[k] = r
-        else:
-            reasons[k] = ""
-    if seg.cycle_source.startswith("current") and m and cycles[0] == 0:
-        complete[0] = False
-        reasons[0] = reasons[0] or "half-cycle before the first full cycle"
-
-    if not complete.any():
-        why = "; ".join(f"cycle {c}: {r}" for c, r in zip(cycles[:5], reasons[:5], strict=True))
-        raise InputError(f"no complete cycle found ({why})", path=where)
-
-    ce = np.where(complete, _div(q_out, q_in), np.nan)
-    ee = np.where(complete, _div(e_out, e_in), np.nan)
-    v_ch = _div(pc["ec"], pc["qc"])
-    v_dis = _div(pc["ed"], pc["qd"])
-    hyst = v_ch - v_dis
-
-    complete_cycles = cycles[complete]
-    if reference_cycle is None:
-        ref = int(complete_cycles[0])
-    else:
-        ref = int(reference_cycle)
-        if ref not in set(complete_cycles.tolist()):
-            raise InputError(
-                f"reference cycle {ref} is not a complete cycle "
-                f"(complete cycles: {_ranges(complete_cycles)})",
-                path=where,
-                where="--reference-cycle",
+    seg = segment(s, th, first_half=first_half)
+    tab = cycle_table(s, seg, events, count_gap_estimates=count_gap_estimates)
+    if not tab.complete.any():
+        why = "; ".join(
+            f"cycle {c}: {r} ({d})"
+            for c, r, d in zip(
+                tab.cycle[:5], tab.flags.reason[:5], tab.flags.detail[:5], strict=True
             )
-    k_ref = int(np.flatnonzero(cycles == ref)[0])
-    q_ref = pc["qd"][k_ref]
-    retention = np.where(complete, pc["qd"] / q_ref, np.nan) if q_ref > 0 else np.full(m, np.nan)
-
-    k_first = int(np.flatnonzero(complete)[0])
-    irreversible = q_in[k_first] - q_out[k_first]
-
-    # fade fit
-    if fade_window is None:
-        lo, hi = ref, int(complete_cycles[-1])
-    else:
-        lo, hi = int(fade_window[0]), int(fade_window[1])
-        if hi < lo:
-            raise InputError(f"fade window ({lo}, {hi}) is empty", where="fade_window")
-    sel = complete & (cycles >= lo) & (cycles <= hi) & np.isfinite(retention)
-    fade = fade_se = intercept = None
-    n_fit = int(sel.sum())
-    if n_fit >= 3:
-        fit = robust_line(cycles[sel].astype("f8"), retention[sel], x0=float(ref))
-        fade, fade_se, intercept = -fit.slope, fit.slope_stderr, fit.intercept
-    below = first_below(cycles[complete], retention[complete], RETENTION_LEVEL)
-    extrap = None
-    if fade is not None and fade > 0 and intercept is not None:
-        extrap = ref + (intercept - RETENTION_LEVEL) / fade
-
-    # CE statistics: complete cycles after the first complete one (formation excluded)
-    ce_sel = complete.copy()
-    ce_sel[k_first] = False
-    if not ce_sel.any():
-        ce_sel = complete.copy()
-    ce_vals = ce[ce_sel]
-    ce_stats = {
-        "ce_mean": _f(np.mean(ce_vals)),
-        "ce_median": _f(np.median(ce_vals)),
-        "ce_std": _f(np.std(ce_vals, ddof=1)) if len(ce_vals) > 1 else None,
-        "ce_min": _f(np.min(ce_vals)),
-        "ce_max": _f(np.max(ce_vals)),
-        "ce_cycles": [int(cycles[ce_sel][0]), int(cycles[ce_sel][-1])],
-        "ce_n": int(len(ce_vals)),
-    }
-
-    norm, norm_notes = normalisation(meta)
-    area, thick, mass = norm["area_cm2"], norm["cathode_thickness_um"], norm["cathode_mass_g"]
-    qd_uah = pc["qd"] * 1e6
-    per_area = qd_uah / area if area else np.full(m, np.nan)
-    per_area_um = per_area / thick if (area and thick) else np.full(m, np.nan)
-    per_g = pc["qd"] * 1e3 / mass if mass else np.full(m, np.nan)
-
-    ce_conv = CE_CONVENTION_CHARGE_FIRST if fh == CHARGE else CE_CONVENTION_DISCHARGE_FIRST
-    rows = []
-    for k in range(m):
-        rows.append(
-            {
-                "cycle": int(cycles[k]),
-                "charge_capacity_ah": _f(pc["qc"][k]),
-                "discharge_capacity_ah": _f(pc["qd"][k]),
-                "coulombic_efficiency": _f(ce[k]),
-                "capacity_retention": _f(retention[k]),
-                "charge_energy_wh": _f(pc["ec"][k]),
-                "discharge_energy_wh": _f(pc["ed"][k]),
-                "discharge_capacity_uah_per_cm2": _f(per_area[k]),
-                "discharge_capacity_uah_per_cm2_um": _f(per_area_um[k]),
-                "discharge_capacity_mah_per_g": _f(per_g[k]),
-                "energy_efficiency": _f(ee[k]),
-                "mean_charge_voltage_v": _f(v_ch[k]),
-                "mean_discharge_voltage_v": _f(v_dis[k]),
-                "voltage_hysteresis_v": _f(hyst[k]),
-                "complete": bool(complete[k]),
-                "incomplete_reason": reasons[k] or None,
-            }
         )
-    summary: dict[str, Any] = {
-        "reference_cycle": ref,
-        "fade_rate_per_cycle": _f(fade),
-        "first_cycle_irreversible_ah": _f(irreversible),
-        "cycles": rows,
+        raise InputError(f"no complete cycle found ({why})", path=where)
+    ref = _reference(tab, reference_cycle, where)
+    fade = _fade(tab, ref, fade_window)
+    d = _derived(tab, ref, meta)
+    summary = _summary(tab, seg, s, ref, fade, d, th, count_gap_estimates)
+    return summary, _dataset(tab, d, summary=summary)
+
+
+def _summary(tab, seg, s, ref, fade, d, th, count_gap_estimates) -> dict[str, Any]:
+    q_in, q_out = tab.q_in_out
+    k_first = int(np.flatnonzero(tab.complete)[0])
+    fh = tab.first_half
+    fl = tab.flags
+    return {
+        "reference_cycle": ref.cycle,
+        "fade_rate_per_cycle": _f(fade.rate),
+        "first_cycle_irreversible_ah": _f(q_in[k_first] - q_out[k_first]),
+        "cycles": _rows(tab, d),
         "first_half": DIRECTION_NAME[fh],
         "first_half_detected": DIRECTION_NAME[seg.first_half_detected],
         "cycle_source": seg.cycle_source,
-        "ce_convention": ce_conv,
+        "ce_convention": (
+            CE_CONVENTION_CHARGE_FIRST if fh == CHARGE else CE_CONVENTION_DISCHARGE_FIRST
+        ),
         "retention_basis": RETENTION_BASIS,
-        "reference_discharge_capacity_ah": _f(q_ref),
-        "first_complete_cycle": int(cycles[k_first]),
-        "fade_rate_stderr_per_cycle": _f(fade_se),
-        "fade_fit_intercept": _f(intercept),
-        "fade_window": [lo, hi],
+        "reference_discharge_capacity_ah": _f(ref.q_ah),
+        "first_complete_cycle": int(tab.cycle[k_first]),
+        "fade_rate_stderr_per_cycle": _f(fade.stderr),
+        "fade_fit_intercept": _f(fade.intercept),
+        "fade_window": list(fade.window),
         "fade_method": "Huber-IRLS straight line of capacity_retention vs cycle (MAD scale)",
-        "fade_n_cycles": n_fit,
-        "cycles_to_80_percent": below,
-        "cycles_to_80_percent_extrapolated": _f(extrap),
-        **ce_stats,
-        "n_cycles": int(m),
-        "n_complete_cycles": int(complete.sum()),
+        "fade_n_cycles": fade.n,
+        "cycles_to_80_percent": fade.below,
+        "cycles_to_80_percent_extrapolated": _f(fade.extrapolated),
+        **_ce_stats(tab, d["ce"]),
+        "n_cycles": len(tab.cycle),
+        "n_complete_cycles": int(tab.complete.sum()),
         "incomplete_cycles": [
-            {"cycle": int(cycles[k]), "reason": reasons[k]} for k in np.flatnonzero(~complete)
+            {"cycle": int(tab.cycle[k]), "reason": fl.reason[k], "detail": fl.detail[k]}
+            for k in np.flatnonzero(~tab.complete)
         ],
+        "gaps": fl.gaps,
+        "count_gap_estimates": bool(count_gap_estimates),
         "dropped_samples": int(s.n_dropped),
         "current_sampling": s.current_sampling,
         "reference_current_a": _f(seg.i_ref_a),
         "current_noise_a": _f(seg.noise_a),
         "rest_threshold_a": _f(seg.threshold_a),
         "thresholds": th.as_attrs(),
-        "normalisation": {k: _f(v) for k, v in norm.items()},
-        "notes": seg.notes + norm_notes,
+        "normalisation": {k: _f(v) for k, v in d["norm"].items()},
+        "notes": seg.notes + d["norm_notes"],
     }
-
-    per_cycle = _dataset(
-        cycles,
-        pc,
-        ce=ce,
-        ee=ee,
-        retention=retention,
-        v_ch=v_ch,
-        v_dis=v_dis,
-        hyst=hyst,
-        complete=complete,
-        reasons=reasons,
-        per_area=per_area,
-        per_area_um=per_area_um,
-        per_g=per_g,
-        summary=summary,
-    )
-    return summary, per_cycle
 
 
 def _ranges(c: np.ndarray) -> str:
@@ -370,15 +460,18 @@ def _ranges(c: np.ndarray) -> str:
     return ", ".join(parts[:10]) + (" ..." if len(parts) > 10 else "")
 
 
-def _dataset(cycles, pc, *, summary, reasons, **v) -> xr.Dataset:
+def _dataset(tab: CycleTable, v: dict[str, Any], *, summary: dict[str, Any]) -> xr.Dataset:
+    """The per-cycle table as an ``xr.Dataset`` over ``cycle`` (units and provenance)."""
+
     def var(data, units, long_name):
         return ("cycle", np.asarray(data), {"units": units, "long_name": long_name})
 
+    fl = tab.flags
     data = {
-        "charge_capacity_ah": var(pc["qc"], "A h", "charge capacity"),
-        "discharge_capacity_ah": var(pc["qd"], "A h", "discharge capacity"),
-        "charge_energy_wh": var(pc["ec"], "W h", "charge energy"),
-        "discharge_energy_wh": var(pc["ed"], "W h", "discharge energy"),
+        "charge_capacity_ah": var(tab.qc, "A h", "charge capacity"),
+        "discharge_capacity_ah": var(tab.qd, "A h", "discharge capacity"),
+        "charge_energy_wh": var(tab.ec, "W h", "charge energy"),
+        "discharge_energy_wh": var(tab.ed, "W h", "discharge energy"),
         "coulombic_efficiency": var(v["ce"], "1", summary["ce_convention"]),
         "energy_efficiency": var(v["ee"], "1", "energy out / energy in, same cycle"),
         "capacity_retention": var(
@@ -396,12 +489,16 @@ def _dataset(cycles, pc, *, summary, reasons, **v) -> xr.Dataset:
         "discharge_capacity_mah_per_g": var(v["per_g"], "mA h g-1", "per cathode mass"),
         "complete": (
             "cycle",
-            v["complete"].astype("i1"),
+            fl.complete.astype("i1"),
             {"units": "1", "flag_values": [0, 1], "flag_meanings": "incomplete complete"},
         ),
-        "incomplete_reason": ("cycle", np.asarray([r or "" for r in reasons], dtype=object), {}),
-        "start_time_second": var(pc["t0"], "s", "test time of the first active sample"),
-        "end_time_second": var(pc["t1"], "s", "test time of the last active sample"),
+        "incomplete_reason": ("cycle", np.asarray([r or "" for r in fl.reason], object), {}),
+        "incomplete_detail": ("cycle", np.asarray(list(fl.detail), object), {}),
+        "estimated_charge_ah": var(
+            np.abs(fl.estimate_ah), "A h", "gap charge estimate counted in this cycle"
+        ),
+        "start_time_second": var(tab.t0, "s", "test time of the first active sample"),
+        "end_time_second": var(tab.t1, "s", "test time of the last active sample"),
     }
     attrs = {
         "method": METHOD,
@@ -431,6 +528,7 @@ def _dataset(cycles, pc, *, summary, reasons, **v) -> xr.Dataset:
     ):
         if summary[key] is not None:
             attrs[key] = summary[key]
-    ds = xr.Dataset(data, coords={"cycle": ("cycle", cycles, {"units": "1"})}, attrs=attrs)
-    ds["incomplete_reason"] = ds["incomplete_reason"].astype(str)
+    ds = xr.Dataset(data, coords={"cycle": ("cycle", tab.cycle, {"units": "1"})}, attrs=attrs)
+    for name in ("incomplete_reason", "incomplete_detail"):
+        ds[name] = ds[name].astype(str)
     return ds

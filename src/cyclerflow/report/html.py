@@ -8,7 +8,6 @@ in worker processes when there are many cells.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cyclerflow import __version__
 from cyclerflow.errors import InputError
+from cyclerflow.numfmt import fmt_number
 from cyclerflow.report import figures as F
 from cyclerflow.report.curves import dqdv
 from cyclerflow.report.data import CellData, load_cell, select_spectra
@@ -51,17 +51,8 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["fmt"] = _fmt
+    env.filters["fmt"] = fmt_number
     return env
-
-
-def _fmt(v: Any, spec: str = ".4g") -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
-    try:
-        return format(v, spec)
-    except (TypeError, ValueError):
-        return str(v)
 
 
 def _anchor(cell_id: str, k: int) -> str:
@@ -330,7 +321,7 @@ def _events(cell: CellData, limit: int = 200) -> tuple[list[dict], dict[str, int
         rows.append(
             {
                 "time": when,
-                "test_time": _fmt(e.get("test_time_second"), ".1f"),
+                "test_time": fmt_number(e.get("test_time_second"), ".1f"),
                 "kind": e["kind"],
                 "step": "" if e.get("step", -1) < 0 else e["step"],
                 "message": e.get("message", ""),

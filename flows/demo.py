@@ -9,6 +9,9 @@ Steps (each prints what it did):
    series), through a station file, at a high clock speed-up;
 4. analyse every cell (cycling + EIS) and print the headline table;
 5. write one self-contained HTML report for the whole demo lab.
+
+It lives with the flows because it drives the instrument simulators
+(``cyclerflow.drivers.sim``): the core library never imports drivers or flows.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import typer
 import yaml
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from cyclerflow.console import print_summary
+from cyclerflow.numfmt import fmt_number
 from cyclerflow.synthetic import galvanostatic_cycles, lipon_stack, rc_spectrum
 
 DEMO_CELLS = [
@@ -143,8 +149,9 @@ def acquire_from_simulators(folder: Path, *, speedup: float = DEMO_SPEEDUP) -> l
 
     Returns the cell files written. Raises InstrumentError if a channel fails.
     """
-    from cyclerflow.acquire.station import load_station, run_station
     from cyclerflow.drivers.sim import start_simulator
+
+    from cyclerflow.acquire.station import load_station, run_station
     from cyclerflow.errors import InstrumentError
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -202,7 +209,7 @@ def _headline_table(results: dict[Path, dict]) -> Table:
         t.add_column(col, justify="right")
 
     def f(v, spec):
-        return "—" if v is None else format(v, spec)
+        return fmt_number(v, spec, missing="—")
 
     for path, res in results.items():
         cyc = res.get("cycling") or {}
@@ -225,7 +232,6 @@ def _headline_table(results: dict[Path, dict]) -> Table:
 def run_demo(out: str | Path, *, console: Console | None = None) -> dict:
     """Run the demo lab into ``out``; returns the paths it made."""
     from cyclerflow.analysis import analyze_cell
-    from cyclerflow.commands.core import print_summary
     from cyclerflow.importers import import_files
     from cyclerflow.report import build_report
     from cyclerflow.store import summary
@@ -268,3 +274,15 @@ def run_demo(out: str | Path, *, console: Console | None = None) -> dict:
         build_report(cells, report)
     console.rule(f"[bold green]demo done: open {report}")
     return {"cells": cells, "results": results, "report": report}
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``cyclerflow demo`` to the CLI (called by :func:`cyclerflow.flows.cli.register`)."""
+
+    @app.command("demo")
+    def demo_cmd(
+        out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the demo lab."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """Simulated lab: acquire -> HDF5 -> analyze -> report, no server, no hardware."""
+        run_demo(out, console=Console(quiet=quiet))
