@@ -256,3 +256,15 @@ def test_drt_seeds_a_circuit_fit():
     # a circuit with more blocks than the DRT has arcs, or an element it cannot seed
     assert D.drt_start_parameters(res, "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)-p(R4,C4)") is None
     assert D.drt_start_parameters(res, "R0-p(R1,CPE1)-p(R2,CPE2)-Wo1") is None
+
+
+def test_notes_for_noise_free_data_and_a_spectrum_that_is_no_drt():
+    clean = D.compute_drt(F, spectrum(CASES["two_rc_zarc"], 0, noise=0.0))
+    assert clean.lambda_ == pytest.approx(10 ** D.LOG10_LAMBDA_RANGE[0])
+    assert any("lower end" in n for n in clean.notes)
+    assert D.compute_drt(F, spectrum(CASES["two_rc_zarc"], 0)).notes == ()
+    z = spectrum(CASES["two_rc_zarc"], 0)
+    z[20:30] *= np.array([1, 3] * 5)  # every other point tripled: not a causal spectrum
+    bad = D.compute_drt(F, z)
+    assert bad.residual_rms_relative > D.POOR_FIT_RESIDUAL
+    assert any("not a non-negative DRT" in n for n in bad.to_dict()["notes"])

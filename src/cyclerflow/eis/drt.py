@@ -55,6 +55,8 @@ EXTEND_DECADES = 1.0
 FWHM_SPACINGS = 1.5
 #: lowest frequencies that decide whether a series CPE is in the model
 LOW_F_POINTS = 4
+#: rms relative residual above which the result carries a note
+POOR_FIT_RESIDUAL = 0.05
 #: points per decade of the output gamma(tau) curve
 CURVE_POINTS_PER_DECADE = 50
 _HERMITE = np.polynomial.hermite.hermgauss(24)  # exact to rounding for the default basis
@@ -114,6 +116,7 @@ class DrtResult:
     n_points: int
     tau_window_second: tuple[float, float]  #: 1/(2 pi f_max), 1/(2 pi f_min)
     basis_fwhm_decades: float  #: width of one Gaussian basis function (resolution limit)
+    notes: tuple[str, ...]  #: warnings about this result (lambda at a bound, poor fit)
     tau_second: np.ndarray = field(repr=False)
     gamma_ohm: np.ndarray = field(repr=False)
 
@@ -136,6 +139,7 @@ class DrtResult:
             "n_points": self.n_points,
             "tau_window_second": list(self.tau_window_second),
             "basis_fwhm_decades": self.basis_fwhm_decades,
+            "notes": list(self.notes),
         }
         if curve:
             out["tau_second"] = self.tau_second.tolist()
@@ -394,6 +398,21 @@ def find_drt_peaks(
     return tuple(peaks), total
 
 
+def _notes(by_gcv: bool, lam: float, rms: float) -> tuple[str, ...]:
+    notes = []
+    lo, hi = LOG10_LAMBDA_RANGE
+    if by_gcv and lam <= 10**lo * 1.001:
+        notes.append("GCV lambda at the lower end of its range: the data are nearly noise-free")
+    if by_gcv and lam >= 10**hi / 1.001:
+        notes.append("GCV lambda at the upper end of its range: gamma is oversmoothed")
+    if rms > POOR_FIT_RESIDUAL:
+        notes.append(
+            f"residual {100 * rms:.1f} % of |Z|: the spectrum is not a non-negative DRT "
+            "(Kramers-Kronig violation, drift, noise or an inductive loop?)"
+        )
+    return tuple(notes)
+
+
 def _check_options(lam: float | None, penalty_order: int) -> None:
     if lam is not None and not (math.isfinite(lam) and lam > 0):
         raise InputError(f"lambda must be a finite number > 0, got {lam!r}")
@@ -431,7 +450,7 @@ def compute_drt(
     prob = _problem(f, zc, basis, inductance=inductance, cpe_n=cpe_n, order=penalty_order)
     chosen = gcv_lambda(prob) if lam is None else float(lam)
     x = _solve(prob, chosen)
-    resid = prob.a @ x - prob.b
+    rms = float(np.sqrt(np.mean((prob.a @ x - prob.b) ** 2))) * prob.scale_ohm
     terms, coef = _unpack(prob, x)
     y, g = _curve(basis, coef)
     window = (float(1 / (2 * math.pi * f.max())), float(1 / (2 * math.pi * f.min())))
@@ -446,10 +465,11 @@ def compute_drt(
         series_cpe_n=cpe_n if terms["series_cpe_q"] is not None else None,
         r_polarisation_ohm=total,
         peaks=peaks,
-        residual_rms_relative=float(np.sqrt(np.mean(resid**2))) * prob.scale_ohm,
+        residual_rms_relative=rms,
         n_points=int(f.size),
         tau_window_second=window,
         basis_fwhm_decades=2 * math.sqrt(math.log(2)) / basis.eps / math.log(10),
+        notes=_notes(lam is None, chosen, rms),
         tau_second=np.exp(y),
         gamma_ohm=g,
     )
