@@ -8,13 +8,13 @@ Model (docs/eis-drt.md)::
 fitted to the real and imaginary parts together, each point weighted by 1/|Z|, with the
 penalty ``lambda * integral (d gamma / d ln tau)^2`` (first derivative; second on request).
 The inductance and a series CPE (blocking electrode or diffusion tail, 1/(Q (j w)^n) with n
-taken from the low-frequency slope) are optional, non-negative and not penalised.
+from the low-frequency slope, refined by GCV) are optional, non-negative and not penalised.
 ``lambda`` is chosen by (modified, rho = GCV_RHO) generalised cross-validation (GCV) on the
 unconstrained ridge problem; the non-negative solution at that ``lambda`` is found by NNLS.
 
-Peaks are local maxima of gamma; the area between the minima either side of a peak is its
-resistance ``r_ohm`` (Ohm), and ``share`` is that area over the total polarisation
-resistance (the whole area under gamma).
+Peaks are local maxima of gamma; the area between the minima either side of a peak (ripples
+next to it merged in) is its resistance ``r_ohm`` (Ohm), and ``share`` is that area over the
+total polarisation resistance (the whole area under gamma).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from cyclerflow.errors import InputError
 #: how lambda is chosen (the only method implemented)
 METHOD = "gcv"
 #: search range of log10(lambda) (lambda is dimensionless: data weighted by 1/|Z|,
-#: gamma in units of max|Z|)
+#: gamma in units of the span of Re(Z))
 LOG10_LAMBDA_RANGE = (-10.0, 1.0)
 #: modified GCV: weight rho on the effective number of parameters (1 = plain GCV; rho > 1
 #: counters GCV's known under-smoothing at small n; 2 chosen on synthetic RC/ZARC spectra,
