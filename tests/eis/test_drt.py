@@ -69,7 +69,8 @@ def test_gcv_lambda_finite_positive_and_reported():
 def test_gcv_minimum_is_a_minimum():
     """The chosen lambda is no worse than every grid point of the GCV function."""
     f, z, _ = D.check_spectrum(F, spectrum(CASES["one_zarc"], 3))
-    prob = D._problem(f, z, D._basis(f, None), inductance=True, cpe_n=None, order=1)
+    design = D._design(f, z, D._basis(f, None), 1)
+    prob = D._problem(design, inductance=True, cpe_n=None)
     lam = D.gcv_lambda(prob)
     curve = D._gcv_curve(prob)
     grid = np.linspace(*D.LOG10_LAMBDA_RANGE, 200)
@@ -256,3 +257,50 @@ def test_drt_seeds_a_circuit_fit():
     # a circuit with more blocks than the DRT has arcs, or an element it cannot seed
     assert D.drt_start_parameters(res, "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)-p(R4,C4)") is None
     assert D.drt_start_parameters(res, "R0-p(R1,CPE1)-p(R2,CPE2)-Wo1") is None
+
+
+def test_notes_for_noise_free_data_and_a_spectrum_that_is_no_drt():
+    clean = D.compute_drt(F, spectrum(CASES["two_rc_zarc"], 0, noise=0.0))
+    assert clean.lambda_ == pytest.approx(10 ** D.LOG10_LAMBDA_RANGE[0])
+    assert any("lower end" in n for n in clean.notes)
+    assert D.compute_drt(F, spectrum(CASES["two_rc_zarc"], 0)).notes == ()
+    z = spectrum(CASES["two_rc_zarc"], 0)
+    z[20:30] *= np.array([1, 3] * 5)  # every other point tripled: not a causal spectrum
+    bad = D.compute_drt(F, z)
+    assert bad.residual_rms_relative > D.POOR_FIT_RESIDUAL
+    assert any("not a non-negative DRT" in n for n in bad.to_dict()["notes"])
+
+
+def test_cell_file_through_drt_and_analyze_cli(tmp_path, capsys, lipon_metadata):
+    """A cell .h5 with a LiPON temperature series: `drt` and `analyze --json` (eis.drt)."""
+    from cyclerflow.schema import parse_metadata
+    from cyclerflow.store import write_cell
+
+    from .synth import lipon_spectrum
+
+    f = np.logspace(6, -1, 50)
+    rng = np.random.default_rng(4)
+    truth, spectra = [], []
+    for t in (263.15, 283.15):
+        rb, z = lipon_spectrum(f, t, 0.0035, rng)
+        truth.append(rb)
+        spectra.append(
+            {
+                "frequency_hertz": f,
+                "real_impedance_ohm": z.real,
+                "imaginary_impedance_ohm": z.imag,
+                "temperature_kelvin": t,
+            }
+        )
+    cell = tmp_path / "film.h5"
+    write_cell(cell, parse_metadata(lipon_metadata), spectra=spectra)
+    assert main(["drt", str(cell), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)["spectra"]
+    assert [s["n_arcs"] for s in out] == [1, 1]
+    for s, rb in zip(out, truth, strict=True):
+        [arc] = [p for p in s["peaks"] if p["significant"]]
+        assert arc["r_ohm"] == pytest.approx(rb, rel=0.05)
+    assert main(["analyze", str(cell), "--json", "-o", str(tmp_path / "r.nc")]) == 0
+    drt = json.loads(capsys.readouterr().out)["eis"]["drt"]
+    assert [d["spectrum_id"] for d in drt] == [s["spectrum_id"] for s in out]
+    assert [d["n_arcs"] for d in drt] == [1, 1]

@@ -47,6 +47,8 @@ def _print_result(res, sid: int, console: Console) -> None:
             arc,
         )
     console.print(t)
+    for note in res.notes:
+        console.print(f"[yellow]note: {note}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,13 +8,13 @@ Model (docs/eis-drt.md)::
 fitted to the real and imaginary parts together, each point weighted by 1/|Z|, with the
 penalty ``lambda * integral (d gamma / d ln tau)^2`` (first derivative; second on request).
 The inductance and a series CPE (blocking electrode or diffusion tail, 1/(Q (j w)^n) with n
-taken from the low-frequency slope) are optional, non-negative and not penalised.
+from the low-frequency slope, refined by GCV) are optional, non-negative and not penalised.
 ``lambda`` is chosen by (modified, rho = GCV_RHO) generalised cross-validation (GCV) on the
 unconstrained ridge problem; the non-negative solution at that ``lambda`` is found by NNLS.
 
-Peaks are local maxima of gamma; the area between the minima either side of a peak is its
-resistance ``r_ohm`` (Ohm), and ``share`` is that area over the total polarisation
-resistance (the whole area under gamma).
+Peaks are local maxima of gamma; the area between the minima either side of a peak (ripples
+next to it merged in) is its resistance ``r_ohm`` (Ohm), and ``share`` is that area over the
+total polarisation resistance (the whole area under gamma).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from cyclerflow.errors import InputError
 #: how lambda is chosen (the only method implemented)
 METHOD = "gcv"
 #: search range of log10(lambda) (lambda is dimensionless: data weighted by 1/|Z|,
-#: gamma in units of max|Z|)
+#: gamma in units of the span of Re(Z))
 LOG10_LAMBDA_RANGE = (-10.0, 1.0)
 #: modified GCV: weight rho on the effective number of parameters (1 = plain GCV; rho > 1
 #: counters GCV's known under-smoothing at small n; 2 chosen on synthetic RC/ZARC spectra,
@@ -55,6 +55,10 @@ EXTEND_DECADES = 1.0
 FWHM_SPACINGS = 1.5
 #: lowest frequencies that decide whether a series CPE is in the model
 LOW_F_POINTS = 4
+#: the series-CPE exponent is searched within this distance of its low-frequency slope
+CPE_N_SEARCH = 0.1
+#: rms relative residual above which the result carries a note
+POOR_FIT_RESIDUAL = 0.05
 #: points per decade of the output gamma(tau) curve
 CURVE_POINTS_PER_DECADE = 50
 _HERMITE = np.polynomial.hermite.hermgauss(24)  # exact to rounding for the default basis
@@ -114,6 +118,7 @@ class DrtResult:
     n_points: int
     tau_window_second: tuple[float, float]  #: 1/(2 pi f_max), 1/(2 pi f_min)
     basis_fwhm_decades: float  #: width of one Gaussian basis function (resolution limit)
+    notes: tuple[str, ...]  #: warnings about this result (lambda at a bound, poor fit)
     tau_second: np.ndarray = field(repr=False)
     gamma_ohm: np.ndarray = field(repr=False)
 
@@ -136,6 +141,7 @@ class DrtResult:
             "n_points": self.n_points,
             "tau_window_second": list(self.tau_window_second),
             "basis_fwhm_decades": self.basis_fwhm_decades,
+            "notes": list(self.notes),
         }
         if curve:
             out["tau_second"] = self.tau_second.tolist()
@@ -208,29 +214,53 @@ def _free_columns(omega: np.ndarray, inductance: bool, cpe_n: float | None):
     return np.column_stack(cols_re), np.column_stack(cols_im), tuple(names)
 
 
-def _problem(
-    f: np.ndarray,
-    z: np.ndarray,
-    basis: _Basis,
-    *,
-    inductance: bool,
-    cpe_n: float | None,
-    order: int,
-) -> _Problem:
+@dataclass(frozen=True, eq=False)
+class _Design:
+    """What does not change when the extra terms change: kernels, weights, penalty root."""
+
+    omega: np.ndarray  #: rad/s
+    z: np.ndarray  #: Ohm
+    weight: np.ndarray  #: 1/|Z|
+    k_re: np.ndarray
+    k_im: np.ndarray
+    root: np.ndarray
+    scale_ohm: float  #: unit of the unknowns (span of Re Z)
+
+
+def _design(f: np.ndarray, z: np.ndarray, basis: _Basis, order: int) -> _Design:
     omega = 2 * math.pi * f
     k_re, k_im = _kernels(omega, basis)
-    f_re, f_im, names = _free_columns(omega, inductance, cpe_n)
-    scale = float(np.abs(z).max())
-    w = 1.0 / np.abs(z)
-    a = np.vstack([np.hstack([f_re, k_re]) * w[:, None], np.hstack([f_im, k_im]) * w[:, None]])
-    # free columns to unit norm so NNLS sees comparable columns (undone in _unpack)
-    norms = np.linalg.norm(a[:, : len(names)], axis=0)
-    a[:, : len(names)] /= norms
-    b = np.concatenate([z.real * w, z.imag * w]) / scale
     m = _penalty(basis, order)
     m += np.eye(m.shape[0]) * 1e-10 * np.trace(m) / m.shape[0]
     root = linalg.cholesky(m, lower=False)
-    return _Problem(a, b, root, len(names), scale, names, norms)
+    scale = max(float(np.ptp(z.real)), 1e-3 * float(np.abs(z).max()))
+    return _Design(omega, z, 1.0 / np.abs(z), k_re, k_im, root, scale)
+
+
+def _problem(d: _Design, *, inductance: bool, cpe_n: float | None) -> _Problem:
+    f_re, f_im, names = _free_columns(d.omega, inductance, cpe_n)
+    w = d.weight[:, None]
+    a = np.vstack([np.hstack([f_re, d.k_re]) * w, np.hstack([f_im, d.k_im]) * w])
+    # free columns to unit norm so NNLS sees comparable columns (undone in _unpack)
+    norms = np.linalg.norm(a[:, : len(names)], axis=0)
+    a[:, : len(names)] /= norms
+    b = np.concatenate([d.z.real * d.weight, d.z.imag * d.weight]) / d.scale_ohm
+    return _Problem(a, b, d.root, len(names), d.scale_ohm, names, norms)
+
+
+def _refine_cpe_n(d: _Design, inductance: bool, n0: float) -> float:
+    """Series-CPE exponent minimising the GCV minimum, within +-CPE_N_SEARCH of ``n0``."""
+    grid = np.linspace(*LOG10_LAMBDA_RANGE, 45)
+
+    def score(n: float) -> float:
+        prob = _problem(d, inductance=inductance, cpe_n=n)
+        return float(_gcv_curve(prob)(grid).min())
+
+    lo, hi = max(0.4, n0 - CPE_N_SEARCH), min(1.0, n0 + CPE_N_SEARCH)
+    res = optimize.minimize_scalar(
+        score, bounds=(lo, hi), method="bounded", options={"xatol": 2e-3}
+    )
+    return float(res.x) if res.success and res.fun <= score(n0) else n0
 
 
 def _gcv_curve(prob: _Problem):
@@ -394,6 +424,24 @@ def find_drt_peaks(
     return tuple(peaks), total
 
 
+def _notes(by_gcv: bool, lam: float, rms: float) -> tuple[str, ...]:
+    notes = []
+    lo, hi = LOG10_LAMBDA_RANGE
+    if by_gcv and lam <= 10**lo * 1.001:
+        notes.append(
+            "GCV lambda at the lower end of its search range: little smoothing "
+            "(low noise, or a dominant series CPE); small peaks may be ripples"
+        )
+    if by_gcv and lam >= 10**hi / 1.001:
+        notes.append("GCV lambda at the upper end of its range: gamma is oversmoothed")
+    if rms > POOR_FIT_RESIDUAL:
+        notes.append(
+            f"residual {100 * rms:.1f} % of |Z|: the spectrum is not a non-negative DRT "
+            "(Kramers-Kronig violation, drift, noise or an inductive loop?)"
+        )
+    return tuple(notes)
+
+
 def _check_options(lam: float | None, penalty_order: int) -> None:
     if lam is not None and not (math.isfinite(lam) and lam > 0):
         raise InputError(f"lambda must be a finite number > 0, got {lam!r}")
@@ -418,7 +466,8 @@ def compute_drt(
     ``lam``: fixed regularisation parameter; default None chooses it by GCV.
     ``inductance``: include a series L >= 0. ``series_cpe``: include a series CPE for a
     blocking electrode or diffusion tail; None decides from the low-frequency end (see
-    :func:`_low_frequency_exponent`), True forces it (n = 1 if no slope), False leaves it out. Raises :class:`InputError` for a spectrum that cannot be analysed.
+    :func:`_low_frequency_exponent`; n is then refined by GCV), True forces it, False
+    leaves it out. Raises :class:`InputError` for a spectrum that cannot be analysed.
     """
     _check_options(lam, penalty_order)
     f, zc, _ = check_spectrum(frequency_hertz, z, path=path, where=where)
@@ -428,10 +477,13 @@ def compute_drt(
     elif series_cpe is False:
         cpe_n = None
     basis = _basis(f, points_per_decade)
-    prob = _problem(f, zc, basis, inductance=inductance, cpe_n=cpe_n, order=penalty_order)
+    design = _design(f, zc, basis, penalty_order)
+    if cpe_n is not None:
+        cpe_n = _refine_cpe_n(design, inductance, cpe_n)
+    prob = _problem(design, inductance=inductance, cpe_n=cpe_n)
     chosen = gcv_lambda(prob) if lam is None else float(lam)
     x = _solve(prob, chosen)
-    resid = prob.a @ x - prob.b
+    rms = float(np.sqrt(np.mean((prob.a @ x - prob.b) ** 2))) * prob.scale_ohm
     terms, coef = _unpack(prob, x)
     y, g = _curve(basis, coef)
     window = (float(1 / (2 * math.pi * f.max())), float(1 / (2 * math.pi * f.min())))
@@ -446,10 +498,11 @@ def compute_drt(
         series_cpe_n=cpe_n if terms["series_cpe_q"] is not None else None,
         r_polarisation_ohm=total,
         peaks=peaks,
-        residual_rms_relative=float(np.sqrt(np.mean(resid**2))) * prob.scale_ohm,
+        residual_rms_relative=rms,
         n_points=int(f.size),
         tau_window_second=window,
         basis_fwhm_decades=2 * math.sqrt(math.log(2)) / basis.eps / math.log(10),
+        notes=_notes(lam is None, chosen, rms),
         tau_second=np.exp(y),
         gamma_ohm=g,
     )
