@@ -206,7 +206,7 @@ def _decode(path: Path) -> tuple[object, dict, list[str], str]:
 
 
 def _col(df, name: str, dtype: str = "f8") -> np.ndarray:
-    return df.get_column(name).to_numpy().astype(dtype)
+    return np.asarray(df.get_column(name).to_numpy(), dtype=dtype)
 
 
 def _numbering(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
@@ -234,9 +234,11 @@ def _numbering(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
 
 def _capacity_energy(df, cyc: dict[str, np.ndarray]) -> None:
     if "capacity_mAh" in df.columns:
-        q = _col(df, "capacity_mAh") * 1e-3
-        cyc["charge_capacity_ampere_hour"] = np.where(q > 0, q, 0.0)
-        cyc["discharge_capacity_ampere_hour"] = np.where(q < 0, -q, 0.0)
+        q = _col(df, "capacity_mAh")
+        q *= 1e-3
+        zero = np.zeros(1)
+        cyc["charge_capacity_ampere_hour"] = np.maximum(q, zero)
+        cyc["discharge_capacity_ampere_hour"] = np.maximum(-q, zero)
     if "energy_mWh" in df.columns:
         e = _col(df, "energy_mWh") * 1e-3
         cyc["charge_energy_watt_hour"] = np.where(e > 0, e, 0.0)
@@ -291,7 +293,7 @@ def read(path: str | Path) -> Imported:
     _aux(df, cyc, units)
     from fastnda.dicts import STEP_TYPE_MAP
 
-    header = json.dumps(meta, default=str, ensure_ascii=False, indent=1)
+    header = json.dumps(meta, default=str, ensure_ascii=False)
     header += "\n# step type codes: " + ", ".join(f"{k}={v}" for k, v in STEP_TYPE_MAP.items())
     if warnings:
         header += "\n# reader warnings: " + " | ".join(warnings)
