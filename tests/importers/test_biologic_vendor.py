@@ -234,3 +234,18 @@ def test_byte_built_mpr_fuzz(tmp_path: Path, cut: float, flips: list, new: bool)
             biologic_mpr.read(p)
         except InputError as e:
             assert str(p) in str(e)
+
+
+def test_unknown_technique_refused(tmp_path: Path) -> None:
+    rec = np.zeros(3, dtype=[("t", "<f8"), ("E", "<f4"), ("I", "<f4")])
+    p = tmp_path / "tech.mpr"
+    p.write_bytes(make_mpr([4, 6, 8], rec, new=True, technique=0x55))
+    with pytest.raises(InputError, match=r"byte \d+\).*unknown technique byte 0x55"):
+        biologic_mpr.read(p)
+    cols = {"time/s": np.arange(3.0), "Ewe/V": np.full(3, 3.5), "I/mA": np.full(3, 0.1)}
+    q = tmp_path / "tech.mpt"
+    q.write_bytes(make_mpt(cols, title="Some Future Technique"))
+    with pytest.raises(InputError, match=r"line 4\).*unknown technique 'Some Future Technique'"):
+        biologic_mpt.read(q)
+    q.write_bytes(make_mpt(cols, title="Chronopotentiometry"))
+    assert len(biologic_mpt.read(q)["cycling"]["test_time_second"]) == 3

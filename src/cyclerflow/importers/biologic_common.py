@@ -31,8 +31,27 @@ from cyclerflow.errors import InputError
 from cyclerflow.importers.biologic_columns import FLAG_COLUMNS
 from cyclerflow.importers.common import Imported
 
-#: technique byte of the settings module -> EC-Lab short name (the ones seen in real files)
-TECHNIQUES: dict[int, str] = {0x04: "GCPL", 0x1D: "PEIS", 0x7F: "MB"}
+#: technique byte of the settings module -> EC-Lab short name (0x04, 0x1D, 0x7F seen in the
+#: vendor files here; the others from public descriptions of the settings module)
+TECHNIQUES: dict[int, str] = {
+    0x04: "GCPL",
+    0x06: "CV",
+    0x0B: "OCV",
+    0x16: "MP",
+    0x18: "CA",
+    0x19: "CP",
+    0x1C: "WAIT",
+    0x1D: "PEIS",
+    0x1E: "GEIS",
+    0x30: "CV",
+    0x32: "ZIR",
+    0x33: "CVA",
+    0x6C: "LSV",
+    0x75: "coV",
+    0x76: "coC",
+    0x77: "GCPL",
+    0x7F: "MB",
+}
 
 #: integer-valued columns (compared exactly; converted to int64)
 INTEGER_COLUMNS = frozenset(
@@ -59,6 +78,13 @@ TECHNIQUE_TITLES: dict[str, str] = {
     "Chronoamperometry / Chronocoulometry": "CA",
     "Chronopotentiometry": "CP",
     "Cyclic Voltammetry": "CV",
+    "Cyclic Voltammetry Advanced": "CVA",
+    "Linear Sweep Voltammetry": "LSV",
+    "IR compensation (PEIS)": "ZIR",
+    "Wait": "WAIT",
+    "Constant Current": "coC",
+    "Constant Voltage": "coV",
+    "Modular Potentio": "MP",
 }
 
 OLE_EPOCH_UNIX = -2209161600.0  # 1899-12-30T00:00:00 as Unix time (s)
