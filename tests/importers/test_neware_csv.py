@@ -185,3 +185,21 @@ def test_cli_import_bad_file_leaves_no_output(tmp_path: Path) -> None:
     write_A(src, _truth(1))
     assert main(["import", str(src), "-o", str(out), "-q"]) == 0
     assert out.exists()
+
+
+def test_unrecognised_step_names_and_fractional_counters_refused(tmp_path: Path) -> None:
+    p = tmp_path / "x.csv"
+    write_A(p, _truth(1))
+    text = p.read_text()
+    p.write_text(
+        text.replace("CC Chg", "恒流充电").replace("CC DChg", "恒流放电"), encoding="utf-8"
+    )
+    with pytest.raises(InputError, match=r"no charge or discharge step among the step types"):
+        neware_csv.read(p)
+    lines = text.split("\n")
+    fields = lines[3].split(",")
+    fields[1] = "1.5"
+    lines[3] = ",".join(fields)
+    p.write_text("\n".join(lines))
+    with pytest.raises(InputError, match=r"line 4\).*'Cycle Index': 1.5 is not a whole number"):
+        neware_csv.read(p)

@@ -198,6 +198,27 @@ def _numeric(path: Path, df: pd.DataFrame, col: Column) -> np.ndarray:
     return v * col.factor
 
 
+def _integers(path: Path, df: pd.DataFrame, col: Column) -> np.ndarray:
+    """A counter column as int64; a fractional value is refused naming its line."""
+    v = _numeric(path, df, col)
+    bad = np.flatnonzero(v != np.rint(v))
+    if len(bad):
+        raise _err(
+            path,
+            f"column {col.name!r}: {float(v[bad[0]])!r} is not a whole number",
+            int(bad[0]) + 2,
+        )
+    return v.astype("i8")
+
+
+def _check_step_names(path: Path, types: pd.Series, kind: np.ndarray, current: np.ndarray) -> None:
+    """Current flows but no step is recognised as charge or discharge: refuse (the step
+    names decide cycles, capacities and the sign check)."""
+    if not np.any(kind) and np.any(current != 0):
+        names = sorted({str(t) for t in pd.unique(types)})[:8]
+        raise _err(path, f"no charge or discharge step among the step types {names}", 2)
+
+
 def _step_kind(types: pd.Series) -> np.ndarray:
     """+1 charge, -1 discharge, 0 other, from BTSDA's step type names (per distinct name)."""
     codes, names = pd.factorize(types.astype(str))
@@ -296,8 +317,9 @@ def read(path: str | Path) -> Imported:
     kind = _step_kind(df.iloc[:, cols["Step Type"].index])
     current = _numeric(path, df, cols["Current"])
     _check_sign(path, kind, current)
-    vcyc = _numeric(path, df, cols["Cycle Index"]).astype("i8")
-    vstep = _numeric(path, df, cols["Step Index"]).astype("i8")
+    _check_step_names(path, df.iloc[:, cols["Step Type"].index], kind, current)
+    vcyc = _integers(path, df, cols["Cycle Index"])
+    vstep = _integers(path, df, cols["Step Index"])
     _, step_count = vendor_counts(vcyc, vstep)
     cyc: dict[str, np.ndarray] = {
         "test_time_second": t,
@@ -308,7 +330,7 @@ def read(path: str | Path) -> Imported:
         "vendor_cycle_index": vcyc,
         "vendor_step_index": vstep,
         "step_index": vstep,
-        "vendor_record_index": _numeric(path, df, cols["DataPoint"]).astype("i8"),
+        "vendor_record_index": _integers(path, df, cols["DataPoint"]),
     }
     units = {"vendor_record_index": "1"}
     if "Time" in cols:
