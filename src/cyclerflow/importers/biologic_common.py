@@ -87,6 +87,9 @@ TECHNIQUE_TITLES: dict[str, str] = {
     "Modular Potentio": "MP",
 }
 
+#: cell voltage columns, first present wins (BT-Lab names the working-electrode voltage Ecell)
+VOLTAGE_COLUMNS = ("Ewe/V", "<Ewe>/V", "Ecell/V", "<Ecell>/V")
+
 OLE_EPOCH_UNIX = -2209161600.0  # 1899-12-30T00:00:00 as Unix time (s)
 
 
@@ -315,7 +318,7 @@ def _cycling_columns(
     cyc: dict[str, np.ndarray] = {"test_time_second": t}
     if start_unix is not None:
         cyc["unix_time_second"] = start_unix + t
-    for name in ("Ewe/V", "<Ewe>/V"):
+    for name in VOLTAGE_COLUMNS:
         if name in table:
             cyc["voltage_volt"] = _f8(table, name)
             break
@@ -437,7 +440,7 @@ def _spectra(
     eis_rows[pts.rows] = True
     zcols = {n: np.asarray(table[n])[pts.rows] for n in _Z_COLUMNS if n in table}
     re, im = _impedance(path, zcols)
-    name = next((n for n in ("Ewe/V", "<Ewe>/V") if n in table), None)
+    name = next((n for n in VOLTAGE_COLUMNS if n in table), None)
     volt = None if name is None else np.asarray(table[name])[pts.rows].astype("f8")
     first = _first_values(pts, t, counters, volt)
     return _spectrum_dicts(pts, (freq[pts.rows], re, im), first, ctx), eis_rows

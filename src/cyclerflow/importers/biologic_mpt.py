@@ -31,7 +31,18 @@ EXTENSIONS = (".mpt",)
 WHAT = "BioLogic .mpt"
 MAGICS = (b"EC-Lab ASCII FILE", b"BT-Lab ASCII FILE")
 #: names that mark a header-less export's column line
-TYPICAL = {"time/s", "Ewe/V", "<Ewe>/V", "I/mA", "<I>/mA", "freq/Hz", "mode", "Ns", "cycle number"}
+TYPICAL = {
+    "time/s",
+    "Ewe/V",
+    "<Ewe>/V",
+    "Ecell/V",
+    "I/mA",
+    "<I>/mA",
+    "freq/Hz",
+    "mode",
+    "Ns",
+    "cycle number",
+}
 
 _START = re.compile(
     r"Acquisition started on\s*:\s*(\d+)[/.-](\d+)[/.-](\d+)\s+(\d+):(\d+):(\d+(?:[.,]\d*)?)"
