@@ -1,8 +1,9 @@
 """Neware BTS ``.ndax`` (zip of XML + binary ``.ndc``) and ``.nda`` files, via fastnda (BSD-3).
 
-fastnda decodes the records; this module checks the container first (zip structure and
-CRCs, so a damaged file fails with the name of the damaged member), maps the columns to
-BDF names in SI units and keeps the vendor's numbering:
+fastnda decodes the records (zipfile checks the CRC of every member it reads); when it
+fails, this module checks the container (zip structure and CRCs, so a damaged file fails
+with the name of the damaged member and its offset). This module maps the columns to BDF
+names in SI units and keeps the vendor's numbering:
 
 - ``vendor_cycle_index``: Neware's cycle number as stored in the file;
 - ``cycle_count`` (ours): starts at 1 and goes up at each charge step that follows a
@@ -185,7 +186,9 @@ def _read_zipped(path: Path, member: str) -> Imported:
 def _decode(path: Path) -> tuple[object, dict, list[str], str]:
     """Check the file and run fastnda: (frame, metadata, reader warnings, what)."""
     suffix = path.suffix.lower()
-    if suffix == ".nda" or path.read_bytes()[:6] == NDA_MAGIC:
+    with open(path, "rb") as fh:
+        magic = fh.read(len(NDA_MAGIC))
+    if suffix == ".nda" or magic == NDA_MAGIC:
         what = "Neware .nda"
         if path.stat().st_size == 0:
             raise InputError(f"{what}: file is empty", path=path)
@@ -193,10 +196,17 @@ def _decode(path: Path) -> tuple[object, dict, list[str], str]:
             raise InputError(f"{what}: rename the file to .nda to read it", path=path)
     else:
         what = WHAT
-        _check_container(path)
         if suffix != ".ndax":
+            _check_container(path)
             raise InputError(f"{WHAT}: rename the file to .ndax to read it", path=path)
-    df, meta, warnings = _run_fastnda(path, what)
+    try:
+        df, meta, warnings = _run_fastnda(path, what)
+    except InputError:
+        # fastnda reads every member it needs in full, so zipfile has checked their
+        # CRCs; on any failure the container check names a damaged member and its offset
+        if what == WHAT:
+            _check_container(path)
+        raise
     if df.height == 0:
         raise InputError(f"{what}: the file holds no records", path=path)
     missing = [c for c in ("voltage_V", "current_mA", "total_time_s") if c not in df.columns]
