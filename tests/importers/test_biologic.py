@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from biologic_standins import BUILDERS, Truth
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,8 +18,54 @@ from cyclerflow.errors import InputError
 from cyclerflow.importers import biologic_mpr, biologic_mpt, detect
 from cyclerflow.importers.biologic_common import INTEGER_COLUMNS
 
+ROOT = Path(__file__).resolve().parents[2]
+#: GPL pairs (yadg): used when ../shared is present, never copied into the repository
+SHARED_BIO = ROOT.parent / "shared" / "data" / "biologic"
+#: MIT (impedance.py), in the repository: fixtures/vendor/manifest.csv
+OTHER_MPT = ROOT / "fixtures" / "vendor" / "biologic" / "exampleDataBioLogic.mpt"
 PAIRS = ["gcpl.issue_149", "peis", "mb"]
-ROWS = {"gcpl.issue_149": 132, "peis": 32, "mb": 1588}
+#: facts of the vendor pairs, read from EC-Lab's own export of each
+VENDOR_TRUTH = {
+    "gcpl.issue_149": Truth(
+        132,
+        16,
+        datetime(2024, 1, 10, 11, 2, 29, 886000, tzinfo=UTC),
+        82,
+        {
+            "i_charge": 30e-6,
+            "cycles": [1, 2, 3, 4],
+            "vendor_cycles": [0, 1, 2, 3],
+            "qmax": 30e-6 * 10 / 3600,
+            "time0": 30.15299923827115,
+        },
+    ),
+    "peis": Truth(
+        32,
+        25,
+        datetime(2021, 3, 2, 16, 17, 59, tzinfo=UTC),
+        0,
+        {"f0": 1.9999814e5, "re0": 10.512296, "im0": -0.73047662, "amplitude": 0.010},
+    ),
+    "mb": Truth(
+        1588,
+        25,
+        datetime(1970, 1, 1, tzinfo=UTC),
+        0,
+        {"spectra": 8, "points": 70, "steps": {1, 6}, "amplitude": 0.010},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def bio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path, Truth]]:
+    """stem -> (.mpr, .mpt, truth): the vendor pairs in ../shared when present, else
+    pairs built byte by byte with known values (tests/importers/biologic_standins.py)."""
+    if SHARED_BIO.is_dir() and not os.environ.get("CYCLERFLOW_TEST_WITHOUT_SHARED"):
+        return {
+            s: (SHARED_BIO / f"{s}.mpr", SHARED_BIO / f"{s}.mpt", VENDOR_TRUTH[s]) for s in PAIRS
+        }
+    folder = tmp_path_factory.mktemp("biologic_standins")
+    return {s: BUILDERS[s](folder) for s in PAIRS}
 
 
 def _printed_decimals(mpt: Path) -> dict[str, int]:
@@ -34,18 +82,18 @@ def _printed_decimals(mpt: Path) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("stem", PAIRS)
-def test_mpr_columns_equal_vendor_export(shared_data: Path, stem: str) -> None:
-    mpr = biologic_mpr.parse_mpr(shared_data / "biologic" / f"{stem}.mpr")
-    mpt_path = shared_data / "biologic" / f"{stem}.mpt"
+def test_mpr_columns_equal_vendor_export(bio: dict, stem: str) -> None:
+    mpr_path, mpt_path, truth = bio[stem]
+    mpr = biologic_mpr.parse_mpr(mpr_path)
     mpt, _, _ = biologic_mpt.parse_mpt(mpt_path)
     decimals = _printed_decimals(mpt_path)
     common = [c for c in mpr.columns if c in mpt]
     # every column the .mpr stores is in the export (the export adds computed ones)
     assert common == list(mpr.columns)
-    assert len(common) == {"gcpl.issue_149": 16, "peis": 25, "mb": 25}[stem]
+    assert len(common) == truth.n_mpr_columns
     for name in common:
         a, b = mpr.columns[name], mpt[name]
-        assert len(a) == len(b) == ROWS[stem], name
+        assert len(a) == len(b) == truth.rows, name
         if name in INTEGER_COLUMNS or decimals[name] == 0:
             np.testing.assert_array_equal(a, b, err_msg=name)
         else:
@@ -61,9 +109,9 @@ def test_mpr_columns_equal_vendor_export(shared_data: Path, stem: str) -> None:
 
 
 @pytest.mark.parametrize("stem", PAIRS)
-def test_mpr_and_mpt_import_the_same(shared_data: Path, stem: str) -> None:
-    a = biologic_mpr.read(shared_data / "biologic" / f"{stem}.mpr")
-    b = biologic_mpt.read(shared_data / "biologic" / f"{stem}.mpt")
+def test_mpr_and_mpt_import_the_same(bio: dict, stem: str) -> None:
+    a = biologic_mpr.read(bio[stem][0])
+    b = biologic_mpt.read(bio[stem][1])
     assert set(a["cycling"]) <= set(b["cycling"])
     for k, v in a["cycling"].items():
         w = b["cycling"][k]
@@ -80,72 +128,75 @@ def test_mpr_and_mpt_import_the_same(shared_data: Path, stem: str) -> None:
             assert s.get(k) == pytest.approx(t.get(k), abs=1e-6), k
 
 
-def test_gcpl_current_sign_units_and_cycles(shared_data: Path) -> None:
-    imp = biologic_mpr.read(shared_data / "biologic" / "gcpl.issue_149.mpr")
+def test_gcpl_current_sign_units_and_cycles(bio: dict) -> None:
+    mpr, _, truth = bio["gcpl.issue_149"]
+    facts = truth.facts
+    imp = biologic_mpr.read(mpr)
     c = imp["cycling"]
-    assert len(c["test_time_second"]) == 132
+    assert len(c["test_time_second"]) == truth.rows
     ns, i = c["vendor_step_index"], c["current_ampere"]
     # settings: Ns 1 charges at +30 µA, Ns 2 discharges at -30 µA, Ns 0 rests
     steady = np.r_[False, np.diff(c["test_time_second"]) > 0.5]
-    assert np.allclose(i[(ns == 1) & steady], 30e-6, rtol=0.01)
-    assert np.allclose(i[(ns == 2) & steady], -30e-6, rtol=0.01)
+    assert np.allclose(i[(ns == 1) & steady], facts["i_charge"], rtol=0.01)
+    assert np.allclose(i[(ns == 2) & steady], -facts["i_charge"], rtol=0.01)
     assert np.all(i[ns == 0] == 0)
     # 4 loops of rest/charge/discharge: 8 half cycles -> cycles 1..4, vendor 0..3
-    assert sorted(set(c["cycle_count"])) == [1, 2, 3, 4]
-    assert sorted(set(c["vendor_cycle_index"])) == [0, 1, 2, 3]
+    assert sorted(set(c["cycle_count"])) == facts["cycles"]
+    assert sorted(set(c["vendor_cycle_index"])) == facts["vendor_cycles"]
     # charge counted during charge steps: 10 s at 30 µA = 8.33e-8 Ah per half cycle
     qc = c["charge_capacity_ampere_hour"]
-    assert qc.max() == pytest.approx(30e-6 * 10 / 3600, rel=0.01)
+    assert qc.max() == pytest.approx(facts["qmax"], rel=0.01)
     # start time from the LOG module, as the export's header says (01/10/2024 11:02:29.886)
-    t0 = datetime(2024, 1, 10, 11, 2, 29, 886000, tzinfo=UTC).timestamp()
+    t0 = truth.start.timestamp()
     assert c["unix_time_second"][0] - c["test_time_second"][0] == pytest.approx(t0, abs=1e-3)
     assert imp["spectra"] == []
 
 
-def test_peis_spectrum_sign_and_attrs(shared_data: Path) -> None:
-    imp = biologic_mpr.read(shared_data / "biologic" / "peis.mpr")
+def test_peis_spectrum_sign_and_attrs(bio: dict) -> None:
+    mpr, _, truth = bio["peis"]
+    imp = biologic_mpr.read(mpr)
     assert imp["cycling"] == {}
     (sp,) = imp["spectra"]
     f = sp["frequency_hertz"]
-    assert len(f) == 32 and f[0] == pytest.approx(1.9999814e5, rel=1e-7)
+    assert len(f) == truth.rows and f[0] == pytest.approx(truth.facts["f0"], rel=1e-7)
     # first row of the export: Re 1.0512296E+001, -Im 7.3047662E-001
-    assert sp["real_impedance_ohm"][0] == pytest.approx(10.512296, rel=1e-7)
-    assert sp["imaginary_impedance_ohm"][0] == pytest.approx(-0.73047662, rel=1e-7)
+    assert sp["real_impedance_ohm"][0] == pytest.approx(truth.facts["re0"], rel=1e-7)
+    assert sp["imaginary_impedance_ohm"][0] == pytest.approx(truth.facts["im0"], rel=1e-7)
     assert sp["technique"] == "PEIS" and sp["cycle_count"] == 1
 
 
-def test_mb_spectra_split_and_cycling_rows(shared_data: Path) -> None:
-    imp = biologic_mpr.read(shared_data / "biologic" / "mb.mpr")
-    assert len(imp["spectra"]) == 8
-    assert all(len(s["frequency_hertz"]) == 70 for s in imp["spectra"])
+def test_mb_spectra_split_and_cycling_rows(bio: dict) -> None:
+    mpr, mpt, truth = bio["mb"]
+    imp = biologic_mpr.read(mpr)
+    assert len(imp["spectra"]) == truth.facts["spectra"]
+    assert all(len(s["frequency_hertz"]) == truth.facts["points"] for s in imp["spectra"])
     n_eis = sum(len(s["frequency_hertz"]) for s in imp["spectra"])
-    assert len(imp["cycling"]["test_time_second"]) + n_eis == 1588
+    assert len(imp["cycling"]["test_time_second"]) + n_eis == truth.rows
     for s in imp["spectra"]:
         f = s["frequency_hertz"]
         assert np.all(np.diff(f) < 0)  # one sweep, 1 MHz -> 100 mHz
         # |Z|/phase -> Re/Im: the low-frequency tail is capacitive
         assert s["imaginary_impedance_ohm"][-1] < 0
     # the .mpt header names the sequence technique
-    assert {
-        s["technique"] for s in biologic_mpt.read(shared_data / "biologic" / "mb.mpt")["spectra"]
-    } == {"PEIS"}
+    assert {s["technique"] for s in biologic_mpt.read(mpt)["spectra"]} == {"PEIS"}
 
 
-def test_mpt_decimal_comma_latin1(shared_data: Path) -> None:
-    cols, header, first = biologic_mpt.parse_mpt(shared_data / "biologic" / "gcpl.issue_149.mpt")
-    assert first == 82 and "Électrode" not in header and "cm²" in header
-    assert cols["time/s"][0] == pytest.approx(30.15299923827115, rel=1e-15)
+def test_mpt_decimal_comma_latin1(bio: dict) -> None:
+    _, mpt, truth = bio["gcpl.issue_149"]
+    cols, header, first = biologic_mpt.parse_mpt(mpt)
+    assert first == truth.first_data_line and "Électrode" not in header and "cm²" in header
+    assert cols["time/s"][0] == pytest.approx(truth.facts["time0"], rel=1e-15)
     assert "Capacitance charge/µF" in cols
 
 
-def test_detection(shared_data: Path) -> None:
-    assert detect(shared_data / "biologic" / "mb.mpr") is biologic_mpr
-    assert detect(shared_data / "biologic" / "mb.mpt") is biologic_mpt
-    assert detect(shared_data / "eis" / "exampleDataBioLogic.mpt") is biologic_mpt
+def test_detection(bio: dict) -> None:
+    assert detect(bio["mb"][0]) is biologic_mpr
+    assert detect(bio["mb"][1]) is biologic_mpt
+    assert detect(OTHER_MPT) is biologic_mpt
 
 
-def test_other_biologic_export(shared_data: Path) -> None:
-    imp = biologic_mpt.read(shared_data / "eis" / "exampleDataBioLogic.mpt")
+def test_other_biologic_export() -> None:
+    imp = biologic_mpt.read(OTHER_MPT)
     assert imp["cycling"] == {} and len(imp["spectra"]) == 1
     sp = imp["spectra"][0]
     assert np.all(sp["frequency_hertz"] > 0)
@@ -159,15 +210,15 @@ def _copy(src: Path, dst: Path, data: bytes | None = None) -> Path:
     return dst
 
 
-def test_mpr_bad_inputs(shared_data: Path, tmp_path: Path) -> None:
-    good = (shared_data / "biologic" / "peis.mpr").read_bytes()
+def test_mpr_bad_inputs(bio: dict, tmp_path: Path) -> None:
+    good = bio["peis"][0].read_bytes()
     p = tmp_path / "x.mpr"
     cases = {
         b"": "empty",
         good[:10]: "magic",
         good[:30]: "file header",
         good[:60]: "module header",
-        good[:9000]: "declares",
+        good[: len(good) - 100]: "declares",
         b"EC-Lab ASCII FILE\nNb header lines : 3\n": "magic",
     }
     for data, words in cases.items():
@@ -197,25 +248,29 @@ def test_mpr_bad_inputs(shared_data: Path, tmp_path: Path) -> None:
     assert str(p) in str(e.value)
 
 
-def test_mpt_bad_inputs(shared_data: Path, tmp_path: Path) -> None:
-    lines = (shared_data / "biologic" / "peis.mpt").read_bytes().split(b"\n")
+def test_mpt_bad_inputs(bio: dict, tmp_path: Path) -> None:
+    mpr_path, mpt_path, _ = bio["peis"]
+    lines = mpt_path.read_bytes().split(b"\n")
+    _, _, first = biologic_mpt.parse_mpt(mpt_path)
+    names = [c for c in lines[first - 2].rstrip(b"\r").split(b"\t") if c]
+    d0 = first - 1  # index of the first data line
     p = tmp_path / "x.mpt"
     bad_number = lines.copy()
-    bad_number[75] = bad_number[75].replace(b"E+000", b"E+0x0", 1)
+    bad_number[d0 + 5] = bad_number[d0 + 5].replace(b"E+000", b"E+0x0", 1)
     short_row = lines.copy()
-    short_row[80] = b"\t".join(short_row[80].split(b"\t")[:5])
+    short_row[d0 + 10] = b"\t".join(short_row[d0 + 10].split(b"\t")[:5])
     frac_range = lines.copy()
-    fields = frac_range[72].split(b"\t")
-    fields[11] = b"37.5"  # I Range is an integer code
-    frac_range[72] = b"\t".join(fields)
+    fields = frac_range[d0 + 2].split(b"\t")
+    fields[names.index(b"I Range")] = b"37.5"  # I Range is an integer code
+    frac_range[d0 + 2] = b"\t".join(fields)
     cases = [
-        (b"\n".join(frac_range), "'I Range' is not an integer: 37.5", "line 73"),
+        (b"\n".join(frac_range), "'I Range' is not an integer: 37.5", f"line {first + 2}"),
         (b"", "empty", None),
         (b"EC-Lab ASCII FILE\nfoo\n", "Nb header lines", "line 2"),
-        (b"\n".join(bad_number), "not a number", "line 76"),
-        (b"\n".join(short_row), "expected 30", "line 81"),
-        (b"\n".join(lines[:70]), "no data rows", "line 71"),
-        ((shared_data / "biologic" / "peis.mpr").read_bytes(), "no 'time/s'", "line 1"),
+        (b"\n".join(bad_number), "not a number", f"line {first + 5}"),
+        (b"\n".join(short_row), f"expected {len(names)}", f"line {first + 10}"),
+        (b"\n".join(lines[:d0]), "no data rows", f"line {first}"),
+        (mpr_path.read_bytes(), "no 'time/s'", "line 1"),
     ]
     for data, words, where in cases:
         p.write_bytes(data)
@@ -230,12 +285,12 @@ def test_mpt_bad_inputs(shared_data: Path, tmp_path: Path) -> None:
     max_examples=40, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    which=st.sampled_from(["gcpl.issue_149.mpr", "peis.mpr", "mb.mpr"]),
+    which=st.sampled_from(PAIRS),
     cut=st.floats(0, 1),
     flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=4),
 )
-def test_mpr_fuzz(shared_data: Path, tmp_path: Path, which: str, cut: float, flips: list) -> None:
-    data = bytearray((shared_data / "biologic" / which).read_bytes())
+def test_mpr_fuzz(bio: dict, tmp_path: Path, which: str, cut: float, flips: list) -> None:
+    data = bytearray(bio[which][0].read_bytes())
     for pos, x in flips:
         data[int(pos * (len(data) - 1))] ^= x
     if cut < 0.5:  # half the examples truncated
@@ -248,26 +303,28 @@ def test_mpr_fuzz(shared_data: Path, tmp_path: Path, which: str, cut: float, fli
         assert str(p) in str(e)
 
 
-def test_cli_import_corrupt_leaves_no_file(shared_data: Path, tmp_path: Path) -> None:
+def test_cli_import_corrupt_leaves_no_file(bio: dict, tmp_path: Path) -> None:
     from cyclerflow.cli import main
 
-    good = (shared_data / "biologic" / "mb.mpr").read_bytes()
-    src = _copy(shared_data / "biologic" / "mb.mpr", tmp_path / "cut.mpr", good[: len(good) // 2])
+    good = bio["mb"][0].read_bytes()
+    src = _copy(bio["mb"][0], tmp_path / "cut.mpr", good[: len(good) // 2])
     out = tmp_path / "out.h5"
     assert main(["import", str(src), "-o", str(out), "-q"]) == 2
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [src]
 
 
-def test_cli_import_round_trip(shared_data: Path, tmp_path: Path) -> None:
+def test_cli_import_round_trip(bio: dict, tmp_path: Path) -> None:
     from cyclerflow.cli import main
     from cyclerflow.store import read_cycling, read_spectra
 
     out = tmp_path / "mb.h5"
-    assert main(["import", str(shared_data / "biologic" / "mb.mpr"), "-o", str(out), "-q"]) == 0
+    mpr, _, truth = bio["mb"]
+    assert main(["import", str(mpr), "-o", str(out), "-q"]) == 0
     ds = read_cycling(out)
     spectra = read_spectra(out)
-    assert len(spectra) == 8 and ds.sizes["sample"] == 1588 - 8 * 70
+    n_sp, pts = truth.facts["spectra"], truth.facts["points"]
+    assert len(spectra) == n_sp and ds.sizes["sample"] == truth.rows - n_sp * pts
     assert ds["current_ampere"].attrs["units"] == "A"
 
 
@@ -287,9 +344,9 @@ def test_spectra_split_on_sweep_restart_and_keys() -> None:
 
 
 @pytest.mark.parametrize("stem", PAIRS)
-def test_mpr_header_agrees_with_export_header(shared_data: Path, stem: str) -> None:
-    info = biologic_mpr.parse_mpr(shared_data / "biologic" / f"{stem}.mpr").log_info
-    _, header, _ = biologic_mpt.parse_mpt(shared_data / "biologic" / f"{stem}.mpt")
+def test_mpr_header_agrees_with_export_header(bio: dict, stem: str) -> None:
+    info = biologic_mpr.parse_mpr(bio[stem][0]).log_info
+    _, header, _ = biologic_mpt.parse_mpt(bio[stem][1])
     assert f"Host : {info['Host']}" in header
     assert f"Address : {info['Address']}" in header
     assert f"EC-Lab for windows v{info['EC-Lab (software)']} (software)" in header
@@ -388,14 +445,15 @@ def test_synthetic_record_size_mismatch(tmp_path: Path) -> None:
     assert "byte" in str(e.value)
 
 
-def test_mpt_spectrum_amplitude_from_settings(shared_data: Path) -> None:
+def test_mpt_spectrum_amplitude_from_settings(bio: dict) -> None:
     # "Va (mV)  10.0" (PEIS), Modulo Bat PEIS sequences "ctrl1_val 10.000 mV", v11.18 "Va (mV) 20.0"
-    (sp,) = biologic_mpt.read(shared_data / "biologic" / "peis.mpt")["spectra"]
-    assert sp["amplitude"] == pytest.approx(0.010)
-    mb = biologic_mpt.read(shared_data / "biologic" / "mb.mpt")["spectra"]
-    assert [s["amplitude"] for s in mb] == pytest.approx([0.010] * 8)
-    assert {s["vendor_step_index"] for s in mb} == {1, 6}
-    (sp,) = biologic_mpt.read(shared_data / "eis" / "exampleDataBioLogic.mpt")["spectra"]
+    (sp,) = biologic_mpt.read(bio["peis"][1])["spectra"]
+    assert sp["amplitude"] == pytest.approx(bio["peis"][2].facts["amplitude"])
+    mb = biologic_mpt.read(bio["mb"][1])["spectra"]
+    facts = bio["mb"][2].facts
+    assert [s["amplitude"] for s in mb] == pytest.approx([facts["amplitude"]] * facts["spectra"])
+    assert {s["vendor_step_index"] for s in mb} == facts["steps"]
+    (sp,) = biologic_mpt.read(OTHER_MPT)["spectra"]
     assert sp["amplitude"] == pytest.approx(0.020)
 
 

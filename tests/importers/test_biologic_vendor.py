@@ -234,3 +234,41 @@ def test_byte_built_mpr_fuzz(tmp_path: Path, cut: float, flips: list, new: bool)
             biologic_mpr.read(p)
         except InputError as e:
             assert str(p) in str(e)
+
+
+def test_unknown_technique_refused(tmp_path: Path) -> None:
+    rec = np.zeros(3, dtype=[("t", "<f8"), ("E", "<f4"), ("I", "<f4")])
+    p = tmp_path / "tech.mpr"
+    p.write_bytes(make_mpr([4, 6, 8], rec, new=True, technique=0x55))
+    with pytest.raises(InputError, match=r"byte \d+\).*unknown technique byte 0x55"):
+        biologic_mpr.read(p)
+    cols = {"time/s": np.arange(3.0), "Ewe/V": np.full(3, 3.5), "I/mA": np.full(3, 0.1)}
+    q = tmp_path / "tech.mpt"
+    q.write_bytes(make_mpt(cols, title="Some Future Technique"))
+    with pytest.raises(InputError, match=r"line 4\).*unknown technique 'Some Future Technique'"):
+        biologic_mpt.read(q)
+    q.write_bytes(make_mpt(cols, title="Chronopotentiometry"))
+    assert len(biologic_mpt.read(q)["cycling"]["test_time_second"]) == 3
+
+
+def test_btlab_export_with_ecell(tmp_path: Path) -> None:
+    """BT-Lab writes a 3-line header (no title) and names the cell voltage ``Ecell/V``
+    (as in beep's biologic_test_file_short.mpt, Apache-2.0)."""
+    names = ["mode", "Ns", "time/s", "Ecell/V", "I/mA", "dq/mA.h", "half cycle", "cycle number"]
+    rows = [
+        [3, 0, 0.0, 3.1999524, 0.0, 0.0, 0, 0],
+        [1, 1, 10.000000474974513, 3.25, 1.5, 1.5 * 10 / 3600, 0, 0],
+        [1, 1, 20.000000949949026, 3.3, 1.5, 1.5 * 10 / 3600, 0, 0],
+        [1, 2, 30.00000142492354, 3.2, -1.5, -1.5 * 10 / 3600, 1, 0],
+    ]
+    text = "BT-Lab ASCII FILE\r\nNb header lines : 3                           \r\n"
+    text += "\t".join(names) + "\t\r\n"
+    for r in rows:
+        text += "\t".join(str(v) if isinstance(v, int) else f"{v:.15E}" for v in r) + "\t\r\n"
+    p = tmp_path / "btlab.mpt"
+    p.write_bytes(text.encode("latin-1"))
+    assert detect(p) is biologic_mpt
+    c = biologic_mpt.read(p)["cycling"]
+    np.testing.assert_allclose(c["voltage_volt"], [r[3] for r in rows])
+    np.testing.assert_allclose(c["current_ampere"], [r[4] * 1e-3 for r in rows])
+    np.testing.assert_array_equal(c["step_count"], [1, 2, 2, 3])

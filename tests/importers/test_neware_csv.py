@@ -185,3 +185,46 @@ def test_cli_import_bad_file_leaves_no_output(tmp_path: Path) -> None:
     write_A(src, _truth(1))
     assert main(["import", str(src), "-o", str(out), "-q"]) == 0
     assert out.exists()
+
+
+def test_unrecognised_step_names_and_fractional_counters_refused(tmp_path: Path) -> None:
+    p = tmp_path / "x.csv"
+    write_A(p, _truth(1))
+    text = p.read_text()
+    p.write_text(
+        text.replace("CC Chg", "恒流充电").replace("CC DChg", "恒流放电"), encoding="utf-8"
+    )
+    with pytest.raises(InputError, match=r"no charge or discharge step among the step types"):
+        neware_csv.read(p)
+    lines = text.split("\n")
+    fields = lines[3].split(",")
+    fields[1] = "1.5"
+    lines[3] = ",".join(fields)
+    p.write_text("\n".join(lines))
+    with pytest.raises(InputError, match=r"line 4\).*'Cycle Index': 1.5 is not a whole number"):
+        neware_csv.read(p)
+
+
+def test_tab_separated_export_with_milli_units(tmp_path: Path) -> None:
+    """BTSDA's .txt export: tabs, Current(mA), Chg./DChg. Cap.(mAh), Power(mW)."""
+    rows = _truth(1)
+    head = "DataPoint\tCycle Index\tStep Index\tStep Type\tTime\tTotal Time\tCurrent(mA)\tVoltage(V)\tChg. Cap.(mAh)\tDChg. Cap.(mAh)\tPower(mW)\n"
+    lines = [head]
+    for n, r in enumerate(rows, 1):
+        chg = r["q"] * 1e3 if r["i"] > 0 else 0.0
+        dchg = r["q"] * 1e3 if r["i"] < 0 else 0.0
+        lines.append(
+            f"{n}\t{r['c']}\t{r['s']}\t{r['name']}\t{_hms(r['ts'], True)}\t{_hms(r['t'], True)}\t"
+            f"{r['i'] * 1e3:.4f}\t{r['v']:.4f}\t{chg:.6f}\t{dchg:.6f}\t{r['i'] * r['v'] * 1e3:.4f}\n"
+        )
+    p = tmp_path / "export.txt"
+    p.write_text("".join(lines))
+    assert detect(p) is neware_csv
+    c = neware_csv.read(p)["cycling"]
+    np.testing.assert_allclose(c["current_ampere"], [r["i"] for r in rows], atol=1e-7)
+    np.testing.assert_allclose(c["power_watt"], [r["i"] * r["v"] for r in rows], atol=1e-7)
+    q = np.array([r["q"] for r in rows])
+    i = np.array([r["i"] for r in rows])
+    np.testing.assert_allclose(
+        c["discharge_capacity_ampere_hour"], np.where(i < 0, q, 0), atol=1e-9
+    )

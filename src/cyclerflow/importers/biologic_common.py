@@ -31,8 +31,27 @@ from cyclerflow.errors import InputError
 from cyclerflow.importers.biologic_columns import FLAG_COLUMNS
 from cyclerflow.importers.common import Imported
 
-#: technique byte of the settings module -> EC-Lab short name (the ones seen in real files)
-TECHNIQUES: dict[int, str] = {0x04: "GCPL", 0x1D: "PEIS", 0x7F: "MB"}
+#: technique byte of the settings module -> EC-Lab short name (0x04, 0x1D, 0x7F seen in the
+#: vendor files here; the others from public descriptions of the settings module)
+TECHNIQUES: dict[int, str] = {
+    0x04: "GCPL",
+    0x06: "CV",
+    0x0B: "OCV",
+    0x16: "MP",
+    0x18: "CA",
+    0x19: "CP",
+    0x1C: "WAIT",
+    0x1D: "PEIS",
+    0x1E: "GEIS",
+    0x30: "CV",
+    0x32: "ZIR",
+    0x33: "CVA",
+    0x6C: "LSV",
+    0x75: "coV",
+    0x76: "coC",
+    0x77: "GCPL",
+    0x7F: "MB",
+}
 
 #: integer-valued columns (compared exactly; converted to int64)
 INTEGER_COLUMNS = frozenset(
@@ -59,7 +78,17 @@ TECHNIQUE_TITLES: dict[str, str] = {
     "Chronoamperometry / Chronocoulometry": "CA",
     "Chronopotentiometry": "CP",
     "Cyclic Voltammetry": "CV",
+    "Cyclic Voltammetry Advanced": "CVA",
+    "Linear Sweep Voltammetry": "LSV",
+    "IR compensation (PEIS)": "ZIR",
+    "Wait": "WAIT",
+    "Constant Current": "coC",
+    "Constant Voltage": "coV",
+    "Modular Potentio": "MP",
 }
+
+#: cell voltage columns, first present wins (BT-Lab names the working-electrode voltage Ecell)
+VOLTAGE_COLUMNS = ("Ewe/V", "<Ewe>/V", "Ecell/V", "<Ecell>/V")
 
 OLE_EPOCH_UNIX = -2209161600.0  # 1899-12-30T00:00:00 as Unix time (s)
 
@@ -101,6 +130,25 @@ def current_from_dq(dq_mah: np.ndarray, time_s: np.ndarray) -> np.ndarray:
     return out
 
 
+def _split_restarts(idx: np.ndarray, f: np.ndarray, a: int, b: int) -> list[np.ndarray]:
+    """One non-monotonic run split where the sweep restarts: the first step's sign is
+    the sweep's direction, a step against it starts a new spectrum."""
+    groups = []
+    s = a
+    direction = 0.0
+    for i in range(a + 1, b):
+        step = np.sign(f[i] - f[i - 1])
+        if step == 0 or not np.isfinite(step):
+            continue
+        if direction == 0:
+            direction = step
+        elif step != direction:
+            groups.append(idx[s:i])
+            s, direction = i, 0.0
+    groups.append(idx[s:b])
+    return groups
+
+
 def _split_spectra(freq: np.ndarray, keys: list[np.ndarray]) -> list[np.ndarray]:
     """Row-index groups of impedance points: contiguous runs with f > 0, split where a key
     (cycle, z cycle, Ns) changes or the frequency sweep restarts (direction reverses)."""
@@ -114,26 +162,21 @@ def _split_spectra(freq: np.ndarray, keys: list[np.ndarray]) -> list[np.ndarray]
         kv = k[idx]
         cut[1:] |= kv[1:] != kv[:-1]
     f = freq[idx]
-    starts = list(np.flatnonzero(cut)) + [len(idx)]
-    groups = []
-    for a, b in zip(starts[:-1], starts[1:], strict=True):
-        df = np.diff(f[a:b])
-        if np.all(df <= 0) or np.all(df >= 0):  # one monotonic sweep (the usual case)
+    starts = np.flatnonzero(cut)
+    ends = np.r_[starts[1:], len(idx)]
+    # a run is monotonic unless it has both rising and falling steps (one vectorised pass)
+    df = np.diff(f)
+    up = np.r_[df > 0, False]
+    down = np.r_[df < 0, False]
+    last = ends - 1  # the step from a run's last point crosses into the next run
+    up[last] = down[last] = False
+    mixed = (np.add.reduceat(up, starts) > 0) & (np.add.reduceat(down, starts) > 0)
+    groups: list[np.ndarray] = []
+    for a, b, m in zip(starts.tolist(), ends.tolist(), mixed.tolist(), strict=True):
+        if m:
+            groups.extend(_split_restarts(idx, f, a, b))
+        else:
             groups.append(idx[a:b])
-            continue
-        # sweep restart: direction of the first step is the sweep's direction
-        s = a
-        direction = 0.0
-        for i in range(a + 1, b):
-            step = np.sign(f[i] - f[i - 1])
-            if step == 0 or not np.isfinite(step):
-                continue
-            if direction == 0:
-                direction = step
-            elif step != direction:
-                groups.append(idx[s:i])
-                s, direction = i, 0.0
-        groups.append(idx[s:b])
     return groups
 
 
@@ -275,7 +318,7 @@ def _cycling_columns(
     cyc: dict[str, np.ndarray] = {"test_time_second": t}
     if start_unix is not None:
         cyc["unix_time_second"] = start_unix + t
-    for name in ("Ewe/V", "<Ewe>/V"):
+    for name in VOLTAGE_COLUMNS:
         if name in table:
             cyc["voltage_volt"] = _f8(table, name)
             break
@@ -310,37 +353,70 @@ class _SpectrumContext:
     step_techniques: Mapping[int, str]
 
 
-def _spectrum(
-    rows: np.ndarray,
-    number: int,
-    z: tuple[np.ndarray, np.ndarray, np.ndarray],
-    volt: np.ndarray | None,
-    t: np.ndarray,
-    counters: _Counters,
-    ctx: _SpectrumContext,
-) -> dict[str, Any]:
-    """One spectrum (rows of the table) with its attributes."""
-    freq, re, im = z
-    t0 = float(t[rows[0]])
-    sp: dict[str, Any] = {
-        "spectrum_id": number,
-        "frequency_hertz": freq[rows],
-        "real_impedance_ohm": re[rows],
-        "imaginary_impedance_ohm": im[rows],
-        "technique": ctx.technique,
-        "test_time_second": t0,
-    }
-    if ctx.start_unix is not None:
-        sp["unix_time_second"] = float(ctx.start_unix + t0)
+_Z_COLUMNS = ("Re(Z)/Ohm", "-Im(Z)/Ohm", "|Z|/Ohm", "Phase(Z)/deg")
+
+
+@dataclass(frozen=True)
+class _Points:
+    """The impedance points of all spectra, packed group after group."""
+
+    rows: np.ndarray  # table row of each point
+    starts: np.ndarray  # offset of each spectrum's first point in ``rows``
+    lengths: np.ndarray  # points per spectrum
+
+
+def _pack(groups: list[np.ndarray]) -> _Points:
+    lengths = np.fromiter((len(g) for g in groups), dtype="i8", count=len(groups))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return _Points(np.concatenate(groups), starts, lengths)
+
+
+def _first_values(
+    pts: _Points, t: np.ndarray, counters: _Counters, volt: np.ndarray | None
+) -> dict[str, list]:
+    """Per spectrum: time, cycle, Ns of its first point and mean voltage (vectorised);
+    ``volt``: the voltage of the packed points."""
+    first = pts.rows[pts.starts]
+    out: dict[str, list] = {"t0": t[first].tolist()}
     if counters.vcyc is not None:
-        sp["cycle_count"] = int(counters.vcyc[rows[0]]) - counters.first_cycle + 1
+        out["cycle_count"] = (counters.vcyc[first] - counters.first_cycle + 1).tolist()
     if counters.ns is not None:
-        ns0 = int(counters.ns[rows[0]])
-        sp["vendor_step_index"] = ns0
-        sp["technique"] = ctx.step_techniques.get(ns0, ctx.technique)
+        out["ns"] = counters.ns[first].tolist()
     if volt is not None:
-        sp["dc_level"] = float(np.mean(volt[rows]))
-    return sp
+        out["dc_level"] = (np.add.reduceat(volt, pts.starts) / pts.lengths).tolist()
+    return out
+
+
+def _spectrum_dicts(
+    pts: _Points,
+    z: tuple[np.ndarray, np.ndarray, np.ndarray],
+    first: dict[str, list],
+    ctx: _SpectrumContext,
+) -> list[dict[str, Any]]:
+    """One dict per spectrum: its points (views into the packed arrays) and attributes."""
+    freq, re, im = z
+    spectra = []
+    for k, (a, n) in enumerate(zip(pts.starts.tolist(), pts.lengths.tolist(), strict=True)):
+        t0 = first["t0"][k]
+        sp: dict[str, Any] = {
+            "spectrum_id": k + 1,
+            "frequency_hertz": freq[a : a + n],
+            "real_impedance_ohm": re[a : a + n],
+            "imaginary_impedance_ohm": im[a : a + n],
+            "technique": ctx.technique,
+            "test_time_second": t0,
+        }
+        if ctx.start_unix is not None:
+            sp["unix_time_second"] = ctx.start_unix + t0
+        if "cycle_count" in first:
+            sp["cycle_count"] = first["cycle_count"][k]
+        if "ns" in first:
+            sp["vendor_step_index"] = first["ns"][k]
+            sp["technique"] = ctx.step_techniques.get(first["ns"][k], ctx.technique)
+        if "dc_level" in first:
+            sp["dc_level"] = first["dc_level"][k]
+        spectra.append(sp)
+    return spectra
 
 
 def _spectra(
@@ -350,7 +426,9 @@ def _spectra(
     counters: _Counters,
     ctx: _SpectrumContext,
 ) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Impedance rows split into spectra, and the mask of the rows they use."""
+    """Impedance rows split into spectra, and the mask of the rows they use.
+
+    Only the impedance rows of the impedance columns are converted."""
     eis_rows = np.zeros(len(t), dtype=bool)
     if "freq/Hz" not in table:
         return [], eis_rows
@@ -358,15 +436,14 @@ def _spectra(
     groups = _split_spectra(freq, _split_keys(table, counters))
     if not groups:
         return [], eis_rows
-    re, im = _impedance(path, table)
-    name = next((n for n in ("Ewe/V", "<Ewe>/V") if n in table), None)
-    volt = None if name is None else _f8(table, name)
-    spectra = []
-    for rows in groups:
-        eis_rows[rows] = True
-        z = (freq, re, im)
-        spectra.append(_spectrum(rows, len(spectra) + 1, z, volt, t, counters, ctx))
-    return spectra, eis_rows
+    pts = _pack(groups)
+    eis_rows[pts.rows] = True
+    zcols = {n: np.asarray(table[n])[pts.rows] for n in _Z_COLUMNS if n in table}
+    re, im = _impedance(path, zcols)
+    name = next((n for n in VOLTAGE_COLUMNS if n in table), None)
+    volt = None if name is None else np.asarray(table[name])[pts.rows].astype("f8")
+    first = _first_values(pts, t, counters, volt)
+    return _spectrum_dicts(pts, (freq[pts.rows], re, im), first, ctx), eis_rows
 
 
 def _split_keys(table: Mapping[str, np.ndarray], counters: _Counters) -> list[np.ndarray]:

@@ -288,7 +288,15 @@ def parse_mpr(path: str | Path) -> MprFile:
     settings = by_name.get("VMP Set")
     if settings is not None and settings.data:
         code = settings.data[0]
-        technique = TECHNIQUES.get(code, f"technique 0x{code:02x}")
+        if code not in TECHNIQUES:
+            raise _err(
+                path,
+                f"unknown technique byte 0x{code:02x} in the settings module (known: "
+                f"{', '.join(f'0x{c:02x} {n}' for c, n in TECHNIQUES.items())}); "
+                "refusing to guess what the columns mean",
+                settings.offset,
+            )
+        technique = TECHNIQUES[code]
     start = None
     log = by_name.get("VMP LOG")
     if log is not None and len(log.data) >= LOG_START_OFFSET + 8:

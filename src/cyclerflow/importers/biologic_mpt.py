@@ -31,7 +31,18 @@ EXTENSIONS = (".mpt",)
 WHAT = "BioLogic .mpt"
 MAGICS = (b"EC-Lab ASCII FILE", b"BT-Lab ASCII FILE")
 #: names that mark a header-less export's column line
-TYPICAL = {"time/s", "Ewe/V", "<Ewe>/V", "I/mA", "<I>/mA", "freq/Hz", "mode", "Ns", "cycle number"}
+TYPICAL = {
+    "time/s",
+    "Ewe/V",
+    "<Ewe>/V",
+    "Ecell/V",
+    "I/mA",
+    "<I>/mA",
+    "freq/Hz",
+    "mode",
+    "Ns",
+    "cycle number",
+}
 
 _START = re.compile(
     r"Acquisition started on\s*:\s*(\d+)[/.-](\d+)[/.-](\d+)\s+(\d+):(\d+):(\d+(?:[.,]\d*)?)"
@@ -261,14 +272,28 @@ def parse_mpt(path: str | Path) -> tuple[dict[str, np.ndarray], str, int]:
     return _named_columns(path, names, arr, first_line), header, first_line
 
 
+def _technique(path: Path, header_lines: list[str]) -> str:
+    """Short name of the technique titled on header line 4; an unknown title is refused
+    (a header-less export has no title and is read as "unknown")."""
+    if len(header_lines) <= 3 or not header_lines[0].startswith(("EC-Lab", "BT-Lab")):
+        return "unknown"
+    title = header_lines[3].strip()
+    if title not in TECHNIQUE_TITLES:
+        raise _err(
+            path,
+            f"unknown technique {title!r} (known: {', '.join(sorted(TECHNIQUE_TITLES))}); "
+            "refusing to guess what the columns mean",
+            4,
+        )
+    return TECHNIQUE_TITLES[title]
+
+
 def read(path: str | Path) -> Imported:
     """Read an .mpt export: cycling rows in BDF names/SI, impedance rows split into spectra."""
     path = Path(path)
     cols, header, first_line = parse_mpt(path)
     hl = header.split("\n")
-    technique = "unknown"
-    if len(hl) > 3:
-        technique = TECHNIQUE_TITLES.get(hl[3].strip(), hl[3].strip() or "unknown")
+    technique = _technique(path, hl)
     table = settings_table(hl)
     imp = table_to_imported(
         path,

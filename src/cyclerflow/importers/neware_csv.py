@@ -1,6 +1,6 @@
 """Neware BTSDA CSV exports, the flat one-row-per-record kind.
 
-Two header variants are seen in the wild (both comma-separated, one header line):
+Two header variants are seen in the wild (comma- or tab-separated, one header line):
 
 - ``DataPoint, Cycle Index, Step Index, Step Type, Time, Total Time, Current(uA),
   Voltage(mV), Capacity(mAs), Energy(mWs), Date, ...`` (BTSDA 7/8 "record" export; the
@@ -32,7 +32,7 @@ from cyclerflow.errors import InputError
 from cyclerflow.importers.common import Imported, naive_to_unix, vendor_counts
 
 FORMAT = "neware-csv"
-EXTENSIONS = (".csv",)
+EXTENSIONS = (".csv", ".txt")
 WHAT = "Neware BTSDA CSV"
 REQUIRED = ("DataPoint", "Cycle Index", "Step Index", "Step Type")
 _UNIT = re.compile(r"^(?P<name>[^()]*?)\s*\((?P<unit>[^()]*)\)\s*$")
@@ -76,11 +76,16 @@ class Column:
 
 def _first_line(head: bytes) -> list[str]:
     line = head.split(b"\n", 1)[0].decode("latin-1").strip("\r\ufeff\xef\xbb\xbf")
-    return [f.strip() for f in line.split(",")]
+    return [f.strip() for f in line.split(_delimiter(line))]
+
+
+def _delimiter(line: str) -> str:
+    """BTSDA writes commas (CSV) or tabs (TXT export); the header line tells which."""
+    return "\t" if line.count("\t") > line.count(",") else ","
 
 
 def sniff(path: Path, head: bytes) -> bool:
-    """A comma-separated header starting with BTSDA's record columns."""
+    """A comma- or tab-separated header starting with BTSDA's record columns."""
     fields = _first_line(head)
     return all(r in fields for r in REQUIRED) and any(t in fields for t in TEST_TIME)
 
@@ -198,6 +203,27 @@ def _numeric(path: Path, df: pd.DataFrame, col: Column) -> np.ndarray:
     return v * col.factor
 
 
+def _integers(path: Path, df: pd.DataFrame, col: Column) -> np.ndarray:
+    """A counter column as int64; a fractional value is refused naming its line."""
+    v = _numeric(path, df, col)
+    bad = np.flatnonzero(v != np.rint(v))
+    if len(bad):
+        raise _err(
+            path,
+            f"column {col.name!r}: {float(v[bad[0]])!r} is not a whole number",
+            int(bad[0]) + 2,
+        )
+    return v.astype("i8")
+
+
+def _check_step_names(path: Path, types: pd.Series, kind: np.ndarray, current: np.ndarray) -> None:
+    """Current flows but no step is recognised as charge or discharge: refuse (the step
+    names decide cycles, capacities and the sign check)."""
+    if not np.any(kind) and np.any(current != 0):
+        names = sorted({str(t) for t in pd.unique(types)})[:8]
+        raise _err(path, f"no charge or discharge step among the step types {names}", 2)
+
+
 def _step_kind(types: pd.Series) -> np.ndarray:
     """+1 charge, -1 discharge, 0 other, from BTSDA's step type names (per distinct name)."""
     codes, names = pd.factorize(types.astype(str))
@@ -250,14 +276,21 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise _err(path, "file is empty")
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    fields = raw.split(b"\n", 1)[0].decode("latin-1").rstrip("\r").split(",")
+    first = raw.split(b"\n", 1)[0].decode("latin-1").rstrip("\r")
+    sep = _delimiter(first)
+    fields = first.split(sep)
     as_text = {f: object for f in fields if f.strip() in (*TEXT_COLUMNS, *TEST_TIME)}
     try:
         df = pd.read_csv(
-            io.BytesIO(raw), dtype=as_text, keep_default_na=False, encoding="latin-1", engine="c"
+            io.BytesIO(raw),
+            sep=sep,
+            dtype=as_text,
+            keep_default_na=False,
+            encoding="latin-1",
+            engine="c",
         )
     except (ValueError, pd.errors.ParserError) as err:
-        raise _err(path, f"not a consistent comma-separated table ({err})") from None
+        raise _err(path, f"not a consistent {sep!r}-separated table ({err})") from None
     if len(df) == 0:
         raise _err(path, "no data rows after the header", 2)
     if (df.iloc[:, -1] == "").all() and df.columns[-1].startswith("Unnamed"):
@@ -296,8 +329,9 @@ def read(path: str | Path) -> Imported:
     kind = _step_kind(df.iloc[:, cols["Step Type"].index])
     current = _numeric(path, df, cols["Current"])
     _check_sign(path, kind, current)
-    vcyc = _numeric(path, df, cols["Cycle Index"]).astype("i8")
-    vstep = _numeric(path, df, cols["Step Index"]).astype("i8")
+    _check_step_names(path, df.iloc[:, cols["Step Type"].index], kind, current)
+    vcyc = _integers(path, df, cols["Cycle Index"])
+    vstep = _integers(path, df, cols["Step Index"])
     _, step_count = vendor_counts(vcyc, vstep)
     cyc: dict[str, np.ndarray] = {
         "test_time_second": t,
@@ -308,7 +342,7 @@ def read(path: str | Path) -> Imported:
         "vendor_cycle_index": vcyc,
         "vendor_step_index": vstep,
         "step_index": vstep,
-        "vendor_record_index": _numeric(path, df, cols["DataPoint"]).astype("i8"),
+        "vendor_record_index": _integers(path, df, cols["DataPoint"]),
     }
     units = {"vendor_record_index": "1"}
     if "Time" in cols:

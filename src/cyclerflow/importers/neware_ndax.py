@@ -1,8 +1,9 @@
 """Neware BTS ``.ndax`` (zip of XML + binary ``.ndc``) and ``.nda`` files, via fastnda (BSD-3).
 
-fastnda decodes the records; this module checks the container first (zip structure and
-CRCs, so a damaged file fails with the name of the damaged member), maps the columns to
-BDF names in SI units and keeps the vendor's numbering:
+fastnda decodes the records (zipfile checks the CRC of every member it reads); when it
+fails, this module checks the container (zip structure and CRCs, so a damaged file fails
+with the name of the damaged member and its offset). This module maps the columns to BDF
+names in SI units and keeps the vendor's numbering:
 
 - ``vendor_cycle_index``: Neware's cycle number as stored in the file;
 - ``cycle_count`` (ours): starts at 1 and goes up at each charge step that follows a
@@ -185,7 +186,9 @@ def _read_zipped(path: Path, member: str) -> Imported:
 def _decode(path: Path) -> tuple[object, dict, list[str], str]:
     """Check the file and run fastnda: (frame, metadata, reader warnings, what)."""
     suffix = path.suffix.lower()
-    if suffix == ".nda" or path.read_bytes()[:6] == NDA_MAGIC:
+    with open(path, "rb") as fh:
+        magic = fh.read(len(NDA_MAGIC))
+    if suffix == ".nda" or magic == NDA_MAGIC:
         what = "Neware .nda"
         if path.stat().st_size == 0:
             raise InputError(f"{what}: file is empty", path=path)
@@ -193,10 +196,17 @@ def _decode(path: Path) -> tuple[object, dict, list[str], str]:
             raise InputError(f"{what}: rename the file to .nda to read it", path=path)
     else:
         what = WHAT
-        _check_container(path)
         if suffix != ".ndax":
+            _check_container(path)
             raise InputError(f"{WHAT}: rename the file to .ndax to read it", path=path)
-    df, meta, warnings = _run_fastnda(path, what)
+    try:
+        df, meta, warnings = _run_fastnda(path, what)
+    except InputError:
+        # fastnda reads every member it needs in full, so zipfile has checked their
+        # CRCs; on any failure the container check names a damaged member and its offset
+        if what == WHAT:
+            _check_container(path)
+        raise
     if df.height == 0:
         raise InputError(f"{what}: the file holds no records", path=path)
     missing = [c for c in ("voltage_V", "current_mA", "total_time_s") if c not in df.columns]
@@ -206,7 +216,7 @@ def _decode(path: Path) -> tuple[object, dict, list[str], str]:
 
 
 def _col(df, name: str, dtype: str = "f8") -> np.ndarray:
-    return df.get_column(name).to_numpy().astype(dtype)
+    return np.asarray(df.get_column(name).to_numpy(), dtype=dtype)
 
 
 def _numbering(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
@@ -234,9 +244,11 @@ def _numbering(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
 
 def _capacity_energy(df, cyc: dict[str, np.ndarray]) -> None:
     if "capacity_mAh" in df.columns:
-        q = _col(df, "capacity_mAh") * 1e-3
-        cyc["charge_capacity_ampere_hour"] = np.where(q > 0, q, 0.0)
-        cyc["discharge_capacity_ampere_hour"] = np.where(q < 0, -q, 0.0)
+        q = _col(df, "capacity_mAh")
+        q *= 1e-3
+        zero = np.zeros(1)
+        cyc["charge_capacity_ampere_hour"] = np.maximum(q, zero)
+        cyc["discharge_capacity_ampere_hour"] = np.maximum(-q, zero)
     if "energy_mWh" in df.columns:
         e = _col(df, "energy_mWh") * 1e-3
         cyc["charge_energy_watt_hour"] = np.where(e > 0, e, 0.0)
@@ -291,7 +303,7 @@ def read(path: str | Path) -> Imported:
     _aux(df, cyc, units)
     from fastnda.dicts import STEP_TYPE_MAP
 
-    header = json.dumps(meta, default=str, ensure_ascii=False, indent=1)
+    header = json.dumps(meta, default=str, ensure_ascii=False)
     header += "\n# step type codes: " + ", ".join(f"{k}={v}" for k, v in STEP_TYPE_MAP.items())
     if warnings:
         header += "\n# reader warnings: " + " | ".join(warnings)
