@@ -260,3 +260,48 @@ def test_analysis_global_block(pellet):
         assert row["r_bulk_ohm"] == pytest.approx(tr["R1"], rel=0.05)
     # the per-temperature results stay as they were
     assert summary["arrhenius"]["n_points"] >= 11
+
+
+@pytest.fixture(scope="module")
+def pellet_fits():
+    from cyclerflow.eis import fit_many
+
+    series = pellet_series(range(20, 161, 20), np.random.default_rng(5))
+    ctx = CellContext("pellet", PELLET_THICKNESS_CM, PELLET_AREA_CM2, "test")
+    fits = fit_many([(F_PELLET, z) for _, _, z in series], context=ctx)
+    items = [
+        (F_PELLET, z, {"temperature_kelvin": t, "spectrum_id": i})
+        for i, (t, _, z) in enumerate(series)
+    ]
+    return series, ctx, fits, items
+
+
+def test_failed_point_is_refitted_from_its_neighbours(pellet_fits):
+    from cyclerflow.eis.series import refine_series
+
+    series, ctx, fits, items = pellet_fits
+    _, truth, z = series[4]
+    # a fit forced into the wrong exponents: a poor fit, far from the truth
+    bad = fit_spectrum(F_PELLET, z, "bulk_gb", fixed={"CPE1_1": 0.7, "CPE2_1": 0.99}, context=ctx)
+    assert not bad.fit_ok and abs(bad.r_bulk_ohm / truth["R1"] - 1) > 0.1
+    out = refine_series(items, [*fits[:4], bad, *fits[5:]], {"context": ctx})
+    r = out[4]
+    assert r.fit_ok and "refit_from_neighbours" in r.flags and "not ok" in r.message
+    assert r.r_bulk_ohm == pytest.approx(truth["R1"], rel=0.01)
+    assert r.fixed == ()  # the neighbours' start, not the forced exponents
+
+
+def test_non_monotonic_point_is_refitted(pellet_fits):
+    import dataclasses
+
+    from cyclerflow.eis.series import refit_inconsistent
+
+    series, ctx, fits, items = pellet_fits
+    _, truth, _ = series[3]
+    # a point whose bulk resistance rises with temperature far beyond its error
+    odd = dataclasses.replace(fits[3], r_bulk_ohm=3 * fits[2].r_bulk_ohm)
+    out = refit_inconsistent(items, [*fits[:3], odd, *fits[4:]], {"context": ctx})
+    assert "refit_from_neighbours" in out[3].flags
+    assert "bulk resistance rises with temperature" in out[3].message
+    assert out[3].r_bulk_ohm == pytest.approx(truth["R1"], rel=0.01)
+    assert all(out[i] is fits[i] for i in (0, 1, 2, 4, 5))  # the others untouched

@@ -109,6 +109,9 @@ def _suspects(temps, fits) -> dict[int, str]:
     for key in ("r_bulk_ohm", "total"):
         for i in _non_monotonic(temps, fits, key):
             out.setdefault(i, f"{key.replace('_ohm', '')} resistance rises with temperature")
+    for i, r in enumerate(fits):
+        if isinstance(r, SpectrumFit) and not r.fit_ok and "kk_failed" not in r.flags:
+            out.setdefault(i, "the fit on its own is not ok")
     return out
 
 
@@ -193,9 +196,8 @@ def refit_inconsistent(items, fits: list, kw: dict) -> list:
             )
         except InputError:
             continue
-        if signature(new) == signature(nb) and (
-            old.chi2 is None or new.chi2 <= REFIT_CHI2 * old.chi2
-        ):
+        better = old.chi2 is None or new.chi2 <= REFIT_CHI2 * old.chi2 or not old.fit_ok
+        if signature(new) == signature(nb) and new.fit_ok and better:
             fits[i] = new.with_note(
                 f"re-fitted from the {temps[j]:.1f} K neighbour's parameters scaled along the "
                 f"Arrhenius trend ({why})",
