@@ -77,24 +77,32 @@ def main() -> None:
         big_run(args.big, args.jobs)
         return
 
-    from impedance.models.circuits import CustomCircuit
-
-    from cyclerflow.eis import fit_spectrum, parse_circuit
-    from cyclerflow.eis.guess import initial_guesses
+    from cyclerflow.eis import parse_circuit
 
     names = list(parse_circuit(CIRCUIT).param_names)
     data = make_set(max(args.n, args.n_ref))
     print(f"set: {len(data)} spectra x 60 points, circuit {CIRCUIT}, 0.5 % noise")
+    ours, t_ours = ours_run(data, args.n)
+    reference_run(data[: args.n_ref], ours, t_ours, names)
+
+    global_run()
+    if args.big:
+        big_run(args.big, args.jobs)
+
+
+def ours_run(data, n: int):
+    """Our single-process rates (circuit given, with KK; automatic choice); (fits, s each)."""
+    from cyclerflow.eis import fit_spectrum
 
     # ours, single process, circuit given (includes the KK test of every spectrum)
     cpu0 = time.process_time()
     fit_spectrum(data[0][0], data[0][1], CIRCUIT)  # warm up imports/caches
     t0 = time.perf_counter()
-    ours = [fit_spectrum(f, z, CIRCUIT) for f, z, _ in data[: args.n]]
-    t_ours = (time.perf_counter() - t0) / args.n
-    cpu_ours = (time.process_time() - cpu0) / args.n
+    ours = [fit_spectrum(f, z, CIRCUIT) for f, z, _ in data[:n]]
+    t_ours = (time.perf_counter() - t0) / n
+    cpu_ours = (time.process_time() - cpu0) / n
     t0 = time.perf_counter()
-    n_auto = min(args.n, 300)
+    n_auto = min(n, 300)
     auto = [fit_spectrum(f, z) for f, z, _ in data[:n_auto]]
     t_auto = (time.perf_counter() - t0) / n_auto
     ok = sum(r.fit_ok for r in ours)
@@ -105,15 +113,23 @@ def main() -> None:
         f"cyclerflow, circuit given, CPU time:  {1 / cpu_ours:8.1f} spectra/s per core ({cpu_ours * 1e3:.2f} ms CPU each)"
     )
     print(
-        f"cyclerflow, circuit given, with KK:   {1 / t_ours:8.1f} spectra/s per core ({t_ours * 1e3:.2f} ms each), fit_ok {ok}/{args.n}"
+        f"cyclerflow, circuit given, with KK:   {1 / t_ours:8.1f} spectra/s per core ({t_ours * 1e3:.2f} ms each), fit_ok {ok}/{n}"
     )
     print(
         f"cyclerflow, automatic model choice:   {1 / t_auto:8.1f} spectra/s per core ({t_auto * 1e3:.2f} ms each), "
         f"chose cell for {sum(r.model == 'cell' for r in auto)}/{n_auto}"
     )
 
-    # impedance.py on the first n_ref spectra, same starting vector as ours
-    sub = data[: args.n_ref]
+    return ours, t_ours
+
+
+def reference_run(sub, ours, t_ours: float, names: list[str]) -> None:
+    """impedance.py on the same spectra, same starting vector as ours: speed and accuracy."""
+    from impedance.models.circuits import CustomCircuit
+
+    from cyclerflow.eis import parse_circuit
+    from cyclerflow.eis.guess import initial_guesses
+
     t_ref = 0.0
     ref_res = []
     fails = 0
@@ -158,10 +174,6 @@ def main() -> None:
         f"cyclerflow {acc_ours:.4f}, impedance.py {acc_ref:.4f}; all 9 parameters: {all_ours:.4f} vs {all_ref:.4f}; "
         f"spectra with >10 % error: {bad_ours} vs {bad_ref}"
     )
-
-    global_run()
-    if args.big:
-        big_run(args.big, args.jobs)
 
 
 def global_run(n_temps: int = 10) -> None:
