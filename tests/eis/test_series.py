@@ -305,3 +305,34 @@ def test_non_monotonic_point_is_refitted(pellet_fits):
     assert "bulk resistance rises with temperature" in out[3].message
     assert out[3].r_bulk_ohm == pytest.approx(truth["R1"], rel=0.01)
     assert all(out[i] is fits[i] for i in (0, 1, 2, 4, 5))  # the others untouched
+
+
+def test_symmetric_cell_gets_bulk_and_interface_by_capacitance():
+    from cyclerflow.eis import parse_circuit
+
+    from .synth import CELL, EPS0_F_PER_CM, noisy
+
+    area, thick = 0.5, 0.1  # Li | LLZO 1 mm | Li
+    c_b = 60 * EPS0_F_PER_CM * area / thick
+    c_int = 10e-6 * area  # 10 µF/cm² at the Li interface
+    rb, ri = 1e4, 5e3
+    p = [1.0, rb, c_b**0.95 * rb**-0.05, 0.95, ri, c_int**0.8 * ri**-0.2, 0.8, 1.0, 0.7]
+    z = noisy(parse_circuit(CELL).impedance(p, F_PELLET), 0.005, np.random.default_rng(50))
+    meta = parse_metadata(
+        {
+            "cell_id": "sym",
+            "active_area_cm2": area,
+            "sample_type": "symmetric_cell",
+            "layers": [
+                {"role": "anode", "material": "Li", "thickness_um": 50},
+                {"role": "electrolyte", "material": "LLZO", "thickness_um": thick * 1e4},
+                {"role": "anode", "material": "Li", "thickness_um": 50},
+            ],
+        }
+    )
+    summary, _ = analyze_spectra([as_dataset(F_PELLET, z, temperature_kelvin=298.15)], meta)
+    row = summary["spectra"][0]
+    assert summary["sample_type"] == "symmetric_cell" and row["fit_ok"], row["message"]
+    assert [a["role"] for a in row["role_evidence"]["arcs"]] == ["bulk", "interface"]
+    assert row["r_bulk_ohm"] == pytest.approx(rb, rel=0.02)
+    assert row["r_interface_ohm_cm2"] == pytest.approx(ri * area, rel=0.03)
