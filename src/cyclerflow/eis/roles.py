@@ -175,7 +175,8 @@ class ArcEvidence:
 
 @dataclass(frozen=True)
 class RoleEvidence:
-    """The arcs of a fit with their evidence, the ranges used and how roles were given."""
+    """The arcs of a fit (high to low characteristic frequency) with their evidence, the
+    ranges used and how the roles were given."""
 
     arcs: tuple[ArcEvidence, ...]
     ranges_farad: dict = field(default_factory=dict)
@@ -285,7 +286,9 @@ def assign_roles(
             assigned_by = f"capacitance ({context.sample_type}: {context.source})"
     ev = tuple(
         ArcEvidence(n, r, c, f, rng, inside, by_elem.get(n), det)
-        for n, r, c, f, rng, inside, det in found
+        for n, r, c, f, rng, inside, det in sorted(
+            found, key=lambda a: -np.nan_to_num(a[3], nan=-1)
+        )
     )
     return roles, RoleEvidence(ev, ranges, context.scaling_note(), context.sample_type, assigned_by)
 
