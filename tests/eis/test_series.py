@@ -152,10 +152,14 @@ def test_swapped_start_is_put_right_by_capacitance():
     assert r.r_bulk_ohm == pytest.approx(truth["R1"], rel=0.01)
     assert r.r_grain_boundary_ohm == pytest.approx(truth["R2"], rel=0.02)
     assert "roles by capacitance" in r.message
-    # without a sample type the model's order stands (and the evidence says which is which)
+    # without a sample type the ranges cannot be scaled, but the bulk's geometric
+    # capacitance is the smallest of any sample: the model's roles go in capacitance order
     plain = fit_spectrum(F_PELLET, z, "bulk_gb", initial=start)
-    assert plain.roles["bulk"] == "R1"
-    assert plain.role_evidence.assigned_by == "model"
+    assert plain.roles["bulk"] == "R2" and plain.roles["grain_boundary"] == "R1"
+    assert plain.role_evidence.assigned_by == "capacitance order (sample type unknown)"
+    # given roles are never reassigned
+    given = fit_spectrum(F_PELLET, z, "bulk_gb", initial=start, roles={"bulk": "R1"}, context=ctx)
+    assert given.roles["bulk"] == "R1" and given.role_evidence.assigned_by == "model"
 
 
 def lipon_cell_meta(**extra):
