@@ -80,6 +80,9 @@ def test_fit_eis_and_analyze_on_cell_file(tmp_path, capsys, lipon_metadata):
     assert abs(out["arrhenius"]["activation_energy_ev"] - 0.55) < 0.02
     # the lead's `analyze` writes our Dataset into the results file
     res = analyze_cell(cell, out=tmp_path / "film.results.nc")
+    ev = res["eis"]["spectra"][0]["role_evidence"]  # analyze --json carries the evidence
+    assert ev["arcs"][0]["role"] == "bulk" and ev["arcs"][0]["range"] == "bulk"
+    assert set(ev["arcs"][0]) >= {"capacitance_farad", "f_peak_hertz", "range"}
     n_in = sum(s["in_arrhenius"] for s in res["eis"]["spectra"])
     assert res["eis"]["arrhenius"]["n_points"] == n_in >= 4
     assert all(s["in_arrhenius"] for s in res["eis"]["spectra"][:4])
@@ -129,3 +132,13 @@ def test_fit_eis_global(tmp_path, capsys):
     assert abs(g["arrhenius"]["activation_energy_ev"] - 0.55) < 0.02
     assert main(["fit-eis", str(src), "--global"]) == 0
     assert "global fit" in capsys.readouterr().out
+
+
+def test_fit_eis_bad_sample_type_exits_2(tmp_path, capsys, lipon_metadata):
+    src = tmp_path / "film.csv"
+    write_long_csv(src, (298.15,), np.random.default_rng(7))
+    meta = tmp_path / "cell.yaml"
+    meta.write_text(yaml.safe_dump({**lipon_metadata, "sample_type": "pellets"}))
+    assert main(["fit-eis", str(src), "--cell", str(meta)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sample_type: 'pellets' is not one of" in err

@@ -152,10 +152,14 @@ def test_swapped_start_is_put_right_by_capacitance():
     assert r.r_bulk_ohm == pytest.approx(truth["R1"], rel=0.01)
     assert r.r_grain_boundary_ohm == pytest.approx(truth["R2"], rel=0.02)
     assert "roles by capacitance" in r.message
-    # without a sample type the model's order stands (and the evidence says which is which)
+    # without a sample type the ranges cannot be scaled, but the bulk's geometric
+    # capacitance is the smallest of any sample: the model's roles go in capacitance order
     plain = fit_spectrum(F_PELLET, z, "bulk_gb", initial=start)
-    assert plain.roles["bulk"] == "R1"
-    assert plain.role_evidence.assigned_by == "model"
+    assert plain.roles["bulk"] == "R2" and plain.roles["grain_boundary"] == "R1"
+    assert plain.role_evidence.assigned_by == "capacitance order (sample type unknown)"
+    # given roles are never reassigned
+    given = fit_spectrum(F_PELLET, z, "bulk_gb", initial=start, roles={"bulk": "R1"}, context=ctx)
+    assert given.roles["bulk"] == "R1" and given.role_evidence.assigned_by == "model"
 
 
 def lipon_cell_meta(**extra):
@@ -260,3 +264,79 @@ def test_analysis_global_block(pellet):
         assert row["r_bulk_ohm"] == pytest.approx(tr["R1"], rel=0.05)
     # the per-temperature results stay as they were
     assert summary["arrhenius"]["n_points"] >= 11
+
+
+@pytest.fixture(scope="module")
+def pellet_fits():
+    from cyclerflow.eis import fit_many
+
+    series = pellet_series(range(20, 161, 20), np.random.default_rng(5))
+    ctx = CellContext("pellet", PELLET_THICKNESS_CM, PELLET_AREA_CM2, "test")
+    fits = fit_many([(F_PELLET, z) for _, _, z in series], context=ctx)
+    items = [
+        (F_PELLET, z, {"temperature_kelvin": t, "spectrum_id": i})
+        for i, (t, _, z) in enumerate(series)
+    ]
+    return series, ctx, fits, items
+
+
+def test_failed_point_is_refitted_from_its_neighbours(pellet_fits):
+    from cyclerflow.eis.series import refine_series
+
+    series, ctx, fits, items = pellet_fits
+    _, truth, z = series[4]
+    # a fit forced into the wrong exponents: a poor fit, far from the truth
+    bad = fit_spectrum(F_PELLET, z, "bulk_gb", fixed={"CPE1_1": 0.7, "CPE2_1": 0.99}, context=ctx)
+    assert not bad.fit_ok and abs(bad.r_bulk_ohm / truth["R1"] - 1) > 0.1
+    out = refine_series(items, [*fits[:4], bad, *fits[5:]], {"context": ctx})
+    r = out[4]
+    assert r.fit_ok and "refit_from_neighbours" in r.flags and "not ok" in r.message
+    assert r.r_bulk_ohm == pytest.approx(truth["R1"], rel=0.01)
+    assert r.fixed == ()  # the neighbours' start, not the forced exponents
+
+
+def test_non_monotonic_point_is_refitted(pellet_fits):
+    import dataclasses
+
+    from cyclerflow.eis.series import refit_inconsistent
+
+    series, ctx, fits, items = pellet_fits
+    _, truth, _ = series[3]
+    # a point whose bulk resistance rises with temperature far beyond its error
+    odd = dataclasses.replace(fits[3], r_bulk_ohm=3 * fits[2].r_bulk_ohm)
+    out = refit_inconsistent(items, [*fits[:3], odd, *fits[4:]], {"context": ctx})
+    assert "refit_from_neighbours" in out[3].flags
+    assert "bulk resistance rises with temperature" in out[3].message
+    assert out[3].r_bulk_ohm == pytest.approx(truth["R1"], rel=0.01)
+    assert all(out[i] is fits[i] for i in (0, 1, 2, 4, 5))  # the others untouched
+
+
+def test_symmetric_cell_gets_bulk_and_interface_by_capacitance():
+    from cyclerflow.eis import parse_circuit
+
+    from .synth import CELL, EPS0_F_PER_CM, noisy
+
+    area, thick = 0.5, 0.1  # Li | LLZO 1 mm | Li
+    c_b = 60 * EPS0_F_PER_CM * area / thick
+    c_int = 10e-6 * area  # 10 µF/cm² at the Li interface
+    rb, ri = 1e4, 5e3
+    p = [1.0, rb, c_b**0.95 * rb**-0.05, 0.95, ri, c_int**0.8 * ri**-0.2, 0.8, 1.0, 0.7]
+    z = noisy(parse_circuit(CELL).impedance(p, F_PELLET), 0.005, np.random.default_rng(50))
+    meta = parse_metadata(
+        {
+            "cell_id": "sym",
+            "active_area_cm2": area,
+            "sample_type": "symmetric_cell",
+            "layers": [
+                {"role": "anode", "material": "Li", "thickness_um": 50},
+                {"role": "electrolyte", "material": "LLZO", "thickness_um": thick * 1e4},
+                {"role": "anode", "material": "Li", "thickness_um": 50},
+            ],
+        }
+    )
+    summary, _ = analyze_spectra([as_dataset(F_PELLET, z, temperature_kelvin=298.15)], meta)
+    row = summary["spectra"][0]
+    assert summary["sample_type"] == "symmetric_cell" and row["fit_ok"], row["message"]
+    assert [a["role"] for a in row["role_evidence"]["arcs"]] == ["bulk", "interface"]
+    assert row["r_bulk_ohm"] == pytest.approx(rb, rel=0.02)
+    assert row["r_interface_ohm_cm2"] == pytest.approx(ri * area, rel=0.03)

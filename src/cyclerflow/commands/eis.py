@@ -67,6 +67,7 @@ def print_eis(summary: dict, console: Console, title: str) -> None:
         cols.append(("cycle", lambda s: "-" if s["cycle"] is None else str(s["cycle"])))
     cols += [
         ("model", lambda s: s.get("model") or "-"),
+        ("roles", lambda s: _roles(s)),
         ("method", lambda s: s["method"] or "-"),
         ("R_bulk/Ω", lambda s: _fmt(s["r_bulk_ohm"])),
     ]
@@ -90,6 +91,11 @@ def print_eis(summary: dict, console: Console, title: str) -> None:
         if s.get("circuit"):
             head += f"{s['circuit']} [{s['model_selection']}]"
         console.print(escape(head + ("" if s["message"] == "ok" else f" {s['message']}")))
+    _print_results(summary, console)
+
+
+def _print_results(summary: dict, console: Console) -> None:
+    """Arrhenius, global fit, interface growth and the notes under the table."""
     arr = summary.get("arrhenius")
     if arr:
         console.print(
@@ -144,6 +150,14 @@ def parse_bounds(items: list[str]) -> dict[str, tuple[float, float]]:
             raise InputError(f"--bounds {name.strip()}: lower {a:g} is not below upper {b:g}")
         out[name.strip()] = (a, b)
     return out
+
+
+def _roles(row: dict) -> str:
+    ev = row.get("role_evidence")
+    if not ev:
+        return "-"
+    short = {"bulk": "b", "grain_boundary": "gb", "interface": "int", "electrode": "el"}
+    return "/".join(short.get(a["role"], a["role"] or "?") for a in ev["arcs"])
 
 
 def _print_global(g: dict | None, console: Console) -> None:

@@ -1,10 +1,14 @@
-"""Impedance analysis: circuits, fitter, Kramers-Kronig, conductivity, interface, Arrhenius.
+"""Impedance analysis: circuits, fitter, Kramers-Kronig, roles by capacitance, series, Arrhenius.
 
 Public API::
 
     from cyclerflow.eis import fit_spectrum, analyze_spectra, parse_circuit, kramers_kronig, arrhenius_fit
 
-See docs/eis.md for the models, weighting, starts, identifiability fallback and conventions.
+``fit_spectrum`` returns a frozen :class:`SpectrumFit`; arcs get their roles from their
+effective capacitance (:mod:`cyclerflow.eis.roles`, scaled to the cell by
+:func:`context_from_metadata`); ``analyze_spectra`` treats a temperature series as a series
+(:mod:`cyclerflow.eis.series`) and can fit it globally (:mod:`cyclerflow.eis.global_fit`).
+See docs/eis.md for the models, weighting, starts, roles, fallbacks and conventions.
 """
 
 from cyclerflow.eis.analysis import analyze_spectra, conductivity_s_per_cm, fit_many

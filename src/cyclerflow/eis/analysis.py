@@ -12,6 +12,7 @@ plus an xarray Dataset.
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -198,24 +199,15 @@ def analyze_spectra(
     geo = _geometry(meta)
     inputs = [_spectrum_inputs(ds) for ds in spectra]
     order = _series_order(inputs)
-    kw = dict(
-        weighting=weighting,
-        roles=roles,
-        kk_threshold=kk_threshold,
-        fixed=fixed,
-        bounds=bounds,
-        context=context,
-    )
-    fits_sorted = fit_many(
-        [(inputs[i][0], inputs[i][1]) for i in order], circuit, n_jobs=n_jobs, **kw
-    )
-    if series and not roles:
-        from cyclerflow.eis.series import refine_series
-
-        fits_sorted = refine_series([inputs[i] for i in order], fits_sorted, kw)
-    fits: list = [None] * len(inputs)
-    for i, r in zip(order, fits_sorted, strict=True):
-        fits[i] = r
+    kw = {
+        "weighting": weighting,
+        "roles": roles,
+        "kk_threshold": kk_threshold,
+        "fixed": fixed,
+        "bounds": bounds,
+        "context": context,
+    }
+    fits = _fit_all(inputs, order, circuit, kw, n_jobs=n_jobs, series=series and not roles)
     fits, lead_est = _subtract_lead(fits)
     summary = _summary(inputs, fits, geo, context, arrhenius_convention, arrhenius_methods)
     summary["lead_resistance_ohm"] = clean(lead_est)
@@ -230,16 +222,23 @@ def analyze_spectra(
             share_q=global_fit == "q",
             weighting=weighting,
         )
-    ds = _results_dataset(
-        summary["spectra"],
-        fits,
-        inputs,
-        weighting=weighting,
-        circuit=circuit,
-        summary=summary,
-        kk_threshold=kk_threshold,
-    )
+    ds = _results_dataset(summary["spectra"], fits, inputs, summary=summary, circuit=circuit)
     return summary, ds
+
+
+def _fit_all(inputs, order, circuit, kw: dict, *, n_jobs: int, series: bool) -> list:
+    """Fit in series order (warm starts), make the series consistent, back to input order."""
+    fits_sorted = fit_many(
+        [(inputs[i][0], inputs[i][1]) for i in order], circuit, n_jobs=n_jobs, **kw
+    )
+    if series:
+        from cyclerflow.eis.series import refine_series
+
+        fits_sorted = refine_series([inputs[i] for i in order], fits_sorted, kw)
+    fits: list = [None] * len(inputs)
+    for i, r in zip(order, fits_sorted, strict=True):
+        fits[i] = r
+    return fits
 
 
 def _summary(inputs, fits, geo: Geometry, context: CellContext, convention, methods) -> dict:
@@ -270,91 +269,93 @@ def _summary(inputs, fits, geo: Geometry, context: CellContext, convention, meth
     return summary
 
 
-def _results_dataset(
-    rows, fits, inputs, *, weighting, circuit, summary, kk_threshold
-) -> xr.Dataset:
-    import json
+def _results_dataset(rows, fits, inputs, *, summary, circuit) -> xr.Dataset:
+    """Per-spectrum numbers, strings and curves, with provenance attributes."""
+    data = _row_variables(rows)
+    data.update(_curves(fits, inputs))
+    return xr.Dataset(
+        data,
+        coords={"spectrum": ("spectrum", np.array([r["spectrum_id"] for r in rows], "i8"))},
+        attrs=_provenance(summary, circuit, fits),
+    )
 
+
+def _row_variables(rows: list[dict]) -> dict:
+    def col(key):
+        return np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype="f8")
+
+    def text(key, conv=lambda v: v or ""):
+        return ("spectrum", np.array([conv(r.get(key)) for r in rows], dtype=object))
+
+    units = {
+        "temperature_kelvin": "K",
+        "r_bulk_ohm": "ohm",
+        "r_bulk_stderr_ohm": "ohm",
+        "r_interface_ohm": "ohm",
+        "r_interface_ohm_cm2": "ohm cm2",
+        "conductivity_s_per_cm": "S cm-1",
+        "f_bulk_hertz": "Hz",
+        "kk_residual_max": "1",
+    }
+    if rows and "r_grain_boundary_ohm" in rows[0]:
+        units.update(r_grain_boundary_ohm="ohm", conductivity_total_s_per_cm="S cm-1")
+    data = {k: ("spectrum", col(k), {"units": u}) for k, u in units.items()}
+    data["cycle_count"] = (
+        "spectrum",
+        np.array([-1 if r["cycle"] is None else r["cycle"] for r in rows], "i8"),
+        {"units": "1"},
+    )
+    data["chi2"] = (
+        "spectrum",
+        col("chi2"),
+        {"units": "1", "long_name": "modulus-weighted reduced chi-square"},
+    )
+    data["fit_ok"] = (
+        "spectrum",
+        np.array([1 if r["fit_ok"] else 0 for r in rows], "i1"),
+        {"units": "1"},
+    )
+    data.update(method=text("method"), circuit=text("circuit"), message=text("message"))
+    data["role_evidence_json"] = text("role_evidence", json.dumps)
+    return data
+
+
+def _curves(fits, inputs) -> dict:
+    """Data and fitted curves over (spectrum, point), NaN-padded."""
+    n, npts = len(inputs), max((inp[0].size for inp in inputs), default=0)
+    arrs = {k: np.full((n, npts), np.nan) for k in ("fr", "zr", "zi", "fit_r", "fit_i")}
+    for k, ((f, z, _), r) in enumerate(zip(inputs, fits, strict=True)):
+        m = f.size
+        arrs["fr"][k, :m], arrs["zr"][k, :m], arrs["zi"][k, :m] = f, z.real, z.imag
+        if isinstance(r, SpectrumFit):
+            arrs["fit_r"][k, :m], arrs["fit_i"][k, :m] = r.z_fit.real, r.z_fit.imag
+    dims = ("spectrum", "point")
+    return {
+        "frequency_hertz": (dims, arrs["fr"], {"units": "Hz"}),
+        "real_impedance_ohm": (dims, arrs["zr"], {"units": "ohm"}),
+        "imaginary_impedance_ohm": (dims, arrs["zi"], {"units": "ohm"}),
+        "fit_real_impedance_ohm": (dims, arrs["fit_r"], {"units": "ohm"}),
+        "fit_imaginary_impedance_ohm": (dims, arrs["fit_i"], {"units": "ohm"}),
+    }
+
+
+def _provenance(summary: dict, circuit, fits) -> dict:
     import impedance
 
     from cyclerflow import __version__
 
-    n = len(rows)
-    npts = max((inp[0].size for inp in inputs), default=0)
-
-    def col(key, dtype="f8"):
-        return np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=dtype)
-
-    data = {
-        "temperature_kelvin": ("spectrum", col("temperature_kelvin"), {"units": "K"}),
-        "cycle_count": (
-            "spectrum",
-            np.array([-1 if r["cycle"] is None else r["cycle"] for r in rows], "i8"),
-            {"units": "1"},
-        ),
-        "r_bulk_ohm": ("spectrum", col("r_bulk_ohm"), {"units": "ohm"}),
-        "r_bulk_stderr_ohm": ("spectrum", col("r_bulk_stderr_ohm"), {"units": "ohm"}),
-        "r_interface_ohm": ("spectrum", col("r_interface_ohm"), {"units": "ohm"}),
-        "r_interface_ohm_cm2": ("spectrum", col("r_interface_ohm_cm2"), {"units": "ohm cm2"}),
-        "conductivity_s_per_cm": ("spectrum", col("conductivity_s_per_cm"), {"units": "S cm-1"}),
-        "f_bulk_hertz": ("spectrum", col("f_bulk_hertz"), {"units": "Hz"}),
-        "chi2": (
-            "spectrum",
-            col("chi2"),
-            {"units": "1", "long_name": "modulus-weighted reduced chi-square"},
-        ),
-        "kk_residual_max": ("spectrum", col("kk_residual_max"), {"units": "1"}),
-        "fit_ok": (
-            "spectrum",
-            np.array([1 if r["fit_ok"] else 0 for r in rows], "i1"),
-            {"units": "1"},
-        ),
-        "method": ("spectrum", np.array([r["method"] or "" for r in rows], dtype=object)),
-        "circuit": ("spectrum", np.array([r["circuit"] or "" for r in rows], dtype=object)),
-        "message": ("spectrum", np.array([r["message"] or "" for r in rows], dtype=object)),
-        "role_evidence_json": (
-            "spectrum",
-            np.array([json.dumps(r.get("role_evidence")) for r in rows], dtype=object),
-        ),
+    first = next((r for r in fits if isinstance(r, SpectrumFit)), None)
+    return {
+        "software": "cyclerflow",
+        "software_version": __version__,
+        "impedance_py_version": getattr(impedance, "__version__", "unknown"),
+        "circuit": circuit or "auto (the sample type's ready models)",
+        "weighting": first.weighting if first else "modulus",
+        "sample_type": summary.get("sample_type") or "unknown",
+        "fitter": "scipy.optimize.least_squares trf, log-space parameters, analytic Jacobian, data-derived starts + restarts",
+        "kk_method": "linear Kramers-Kronig (Schoenleber 2014), mu criterion c=0.85, at least one RC per decade",
+        "roles": "by effective capacitance against Irvine, Sinclair and West (1990) ranges scaled to the cell",
+        "bulk_fallback": "fixed_capacitance: bulk C and n fixed from colder fits; hf_intercept: series R of the circuit without the bulk arc; phase_min: Z' at the phase-angle minimum",
+        "arrhenius_json": json.dumps(summary.get("arrhenius")),
+        "interface_growth_json": json.dumps(summary.get("interface_growth")),
     }
-    if "r_grain_boundary_ohm" in (rows[0] if rows else {}):
-        data["r_grain_boundary_ohm"] = ("spectrum", col("r_grain_boundary_ohm"), {"units": "ohm"})
-        data["conductivity_total_s_per_cm"] = (
-            "spectrum",
-            col("conductivity_total_s_per_cm"),
-            {"units": "S cm-1"},
-        )
-    fr = np.full((n, npts), np.nan)
-    zr = np.full((n, npts), np.nan)
-    zi = np.full((n, npts), np.nan)
-    fr_fit = np.full((n, npts), np.nan)
-    fi_fit = np.full((n, npts), np.nan)
-    for k, ((f, z, _), r) in enumerate(zip(inputs, fits, strict=True)):
-        m = f.size
-        fr[k, :m], zr[k, :m], zi[k, :m] = f, z.real, z.imag
-        if isinstance(r, SpectrumFit):
-            fr_fit[k, :m], fi_fit[k, :m] = r.z_fit.real, r.z_fit.imag
-    data.update(
-        frequency_hertz=(("spectrum", "point"), fr, {"units": "Hz"}),
-        real_impedance_ohm=(("spectrum", "point"), zr, {"units": "ohm"}),
-        imaginary_impedance_ohm=(("spectrum", "point"), zi, {"units": "ohm"}),
-        fit_real_impedance_ohm=(("spectrum", "point"), fr_fit, {"units": "ohm"}),
-        fit_imaginary_impedance_ohm=(("spectrum", "point"), fi_fit, {"units": "ohm"}),
-    )
-    ds = xr.Dataset(
-        data,
-        coords={"spectrum": ("spectrum", np.array([r["spectrum_id"] for r in rows], "i8"))},
-        attrs={
-            "software": "cyclerflow",
-            "software_version": __version__,
-            "impedance_py_version": getattr(impedance, "__version__", "unknown"),
-            "circuit": circuit or "auto (arc | blocking | cell)",
-            "weighting": weighting,
-            "fitter": "scipy.optimize.least_squares trf, log-space parameters, analytic Jacobian, data-derived starts + restarts",
-            "kk_method": f"linear Kramers-Kronig (Schoenleber 2014), mu criterion c=0.85, threshold {kk_threshold:g}",
-            "bulk_fallback": "hf_intercept: series R of the circuit without the bulk arc; phase_min: Z' at the phase-angle minimum",
-            "arrhenius_json": json.dumps(summary.get("arrhenius")),
-            "interface_growth_json": json.dumps(summary.get("interface_growth")),
-        },
-    )
-    return ds

@@ -562,8 +562,9 @@ def finish(
     bulk: BulkEstimate | None = None,
 ) -> SpectrumFit:
     """Roles by capacitance, the bulk estimate and the quality checks -> :class:`SpectrumFit`."""
-    ctx = CellContext() if opts.roles else opts.context
-    role_map, evidence = assign_roles(comp, res.params, ctx, dict(model.roles), res.stderr)
+    role_map, evidence = assign_roles(
+        comp, res.params, opts.context, dict(model.roles), res.stderr, reassign=not opts.roles
+    )
     if bulk is None:
         est, comp_used, res_used = bulk_estimate(comp, res, role_map, prep, opts)
     else:

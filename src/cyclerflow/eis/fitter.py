@@ -87,70 +87,83 @@ def fit_circuit(
     :func:`param_bounds`); ``fixed``: boolean mask of parameters held at their ``p0``
     value (their standard error is 0).
     """
-    omega = 2 * np.pi * np.asarray(frequency_hertz, dtype="f8")
-    ljw = np.log(omega) + 0.5j * np.pi
     z = np.asarray(z, dtype=complex)
-    wr, wi = weights(z, weighting)
     free = np.ones(circuit.n_params, bool) if fixed is None else ~np.asarray(fixed, bool)
-    expo_all = circuit.exponent_mask
-    expo = expo_all[free]
+    obj = _Objective(circuit, frequency_hertz, z, weighting, free, np.asarray(p0, dtype="f8"))
     lo, hi = bounds if bounds is not None else param_bounds(circuit, float(np.max(np.abs(z))))
-    lo, hi = lo[free], hi[free]
-    xlo = np.where(expo, lo, np.log(lo))
-    xhi = np.where(expo, hi, np.log(hi))
-    p_full = np.asarray(p0, dtype="f8").copy()
-    p0 = p_full[free]
-    x0 = np.where(expo, p0, np.log(np.maximum(p0, 1e-300)))
+    expo = obj.expo
+    xlo = np.where(expo, lo[free], np.log(lo[free]))
+    xhi = np.where(expo, hi[free], np.log(hi[free]))
+    p_free = obj.p_full[free]
+    x0 = np.where(expo, p_free, np.log(np.maximum(p_free, 1e-300)))
     span = xhi - xlo
     x0 = np.clip(x0, xlo + 1e-9 * span, xhi - 1e-9 * span)
-    cache: dict = {}
-
-    def to_p(x):
-        p_full[free] = np.where(expo, x, np.exp(x))
-        return p_full.copy()
-
-    def evaluate(x):
-        key = x.tobytes()
-        if cache.get("key") != key:
-            p = to_p(x)
-            zm, jac = circuit.impedance_and_jacobian(p, omega, ljw)
-            d = zm - z
-            r = np.concatenate([d.real * wr, d.imag * wi])
-            jx = jac[free] * np.where(expo, 1.0, p[free])[:, None]
-            jr = np.concatenate([jx.real * wr, jx.imag * wi], axis=1).T
-            cache.update(key=key, r=r, j=jr)
-        return cache["r"], cache["j"]
-
-    def fun(x):
-        r = evaluate(x)[0]
-        return np.where(np.isfinite(r), r, 1e10)
-
-    def jacf(x):
-        j = evaluate(x)[1]
-        return np.where(np.isfinite(j), j, 0.0)
-
     if not free.any():
         x, ok, msg, nfev = x0, True, "every parameter fixed", 0
     else:
-        x, ok, msg, nfev = _solve(fun, jacf, x0, xlo, xhi, tol, max_nfev)
-    p = to_p(x)
-    r, jr = evaluate(x)
-    n_res, n_p = r.size, int(free.sum())
-    dof = max(n_res - n_p, 1)
-    ssr = float(r @ r)
-    zm = circuit.impedance(p, frequency_hertz)
-    chi2 = float(np.sum(np.abs(zm - z) ** 2 / np.abs(z) ** 2) / dof)
-    try:
-        cov = np.linalg.pinv(jr.T @ jr) * (ssr / dof)
-        sx = np.sqrt(np.clip(np.diag(cov), 0, None))
-    except np.linalg.LinAlgError:  # pragma: no cover - defensive
-        sx = np.full(n_p, np.inf)
-    stderr = np.zeros(p.size)
-    stderr[free] = np.where(expo, sx, p[free] * sx)
-    at_bound = np.zeros(p.size, bool)
-    at_bound[free] = (np.abs(x - xlo) < 1e-6 * span) | (np.abs(x - xhi) < 1e-6 * span)
-    ok = ok and bool(np.all(np.isfinite(p))) and np.isfinite(chi2)
-    return FitResult(p, stderr, chi2, 0.5 * ssr, ok, nfev, at_bound, zm, msg)
+        x, ok, msg, nfev = _solve(obj.fun, obj.jacf, x0, xlo, xhi, tol, max_nfev)
+    at_free = (np.abs(x - xlo) < 1e-6 * span) | (np.abs(x - xhi) < 1e-6 * span)
+    return obj.result(x, ok, msg, nfev, at_free)
+
+
+class _Objective:
+    """Weighted residuals and Jacobian in x (log space for positive free parameters)."""
+
+    def __init__(self, circuit: Circuit, f, z, weighting: str, free, p_full):
+        self.circuit, self.z, self.free = circuit, z, free
+        self.f = np.asarray(f, dtype="f8")
+        self.omega = 2 * np.pi * self.f
+        self.ljw = np.log(self.omega) + 0.5j * np.pi
+        self.wr, self.wi = weights(z, weighting)
+        self.expo = circuit.exponent_mask[free]
+        self.p_full = p_full.copy()
+        self._key, self._r, self._j = None, None, None
+
+    def to_p(self, x) -> np.ndarray:
+        p = self.p_full.copy()
+        p[self.free] = np.where(self.expo, x, np.exp(x))
+        return p
+
+    def evaluate(self, x):
+        key = x.tobytes()
+        if self._key != key:
+            p = self.to_p(x)
+            zm, jac = self.circuit.impedance_and_jacobian(p, self.omega, self.ljw)
+            d = zm - self.z
+            self._r = np.concatenate([d.real * self.wr, d.imag * self.wi])
+            jx = jac[self.free] * np.where(self.expo, 1.0, p[self.free])[:, None]
+            self._j = np.concatenate([jx.real * self.wr, jx.imag * self.wi], axis=1).T
+            self._key = key
+        return self._r, self._j
+
+    def fun(self, x):
+        r = self.evaluate(x)[0]
+        return np.where(np.isfinite(r), r, 1e10)
+
+    def jacf(self, x):
+        j = self.evaluate(x)[1]
+        return np.where(np.isfinite(j), j, 0.0)
+
+    def result(self, x, ok: bool, msg: str, nfev: int, at_free) -> FitResult:
+        """Parameters, standard errors (from J at the optimum), chi2 and bound flags."""
+        p = self.to_p(x)
+        r, jr = self.evaluate(x)
+        n_p = int(self.free.sum())
+        dof = max(r.size - n_p, 1)
+        ssr = float(r @ r)
+        zm = self.circuit.impedance(p, self.f)
+        chi2 = float(np.sum(np.abs(zm - self.z) ** 2 / np.abs(self.z) ** 2) / dof)
+        try:
+            cov = np.linalg.pinv(jr.T @ jr) * (ssr / dof)
+            sx = np.sqrt(np.clip(np.diag(cov), 0, None))
+        except np.linalg.LinAlgError:  # pragma: no cover - defensive
+            sx = np.full(n_p, np.inf)
+        stderr = np.zeros(p.size)
+        stderr[self.free] = np.where(self.expo, sx, p[self.free] * sx)
+        at_bound = np.zeros(p.size, bool)
+        at_bound[self.free] = at_free
+        ok = ok and bool(np.all(np.isfinite(p))) and np.isfinite(chi2)
+        return FitResult(p, stderr, chi2, 0.5 * ssr, ok, nfev, at_bound, zm, msg)
 
 
 def _solve(fun, jacf, x0, xlo, xhi, tol, max_nfev):

@@ -91,26 +91,7 @@ def kramers_kronig(
 
     if min_m is None:  # one RC element per decade at least (mu can dip at a tiny M)
         min_m = max(2, int(np.ceil(np.log10(omega.max() / omega.min()))))
-    min_m = min(max(2, int(min_m)), max_m)
-    if search == "linear":
-        for m in range(min_m, max_m + 1):
-            best = solve(m)
-            if best[1] <= c:
-                break
-    else:  # galloping + bisection for the smallest M with mu <= c (mu falls with M)
-        lo, hi = min_m, min(2 * min_m, max_m)
-        while hi < max_m and solve(hi)[1] > c:
-            lo, hi = hi + 1, min(2 * hi, max_m)
-        if solve(hi)[1] > c:
-            best = solve(hi)
-        else:
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if solve(mid)[1] <= c:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            best = solve(lo)
+    best = _choose_m(solve, c, min(max(2, int(min_m)), max_m), max_m, search)
     m, mu, coef, taus = best
     zk = _design(omega, taus, capacitance, inductance) @ coef
     res = (z - zk) / np.abs(z)
@@ -126,6 +107,28 @@ def kramers_kronig(
         "ok": bool(rmax <= threshold),
         "threshold": threshold,
     }
+
+
+def _choose_m(solve, c: float, min_m: int, max_m: int, search: str) -> tuple:
+    """The smallest M >= min_m with mu <= c: linear scan, or galloping + bisection."""
+    if search == "linear":
+        for m in range(min_m, max_m + 1):
+            best = solve(m)
+            if best[1] <= c:
+                break
+        return best
+    lo, hi = min_m, min(2 * min_m, max_m)
+    while hi < max_m and solve(hi)[1] > c:
+        lo, hi = hi + 1, min(2 * hi, max_m)
+    if solve(hi)[1] > c:
+        return solve(hi)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if solve(mid)[1] <= c:
+            hi = mid
+        else:
+            lo = mid + 1
+    return solve(lo)
 
 
 def linkk_impedance_py(

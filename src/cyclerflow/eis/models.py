@@ -21,6 +21,9 @@ lead = the first top-level series R when the circuit has an arc, bulk = the R of
 first top-level ``p(...)`` block or ``Zarc`` (``Zarc1_0``) (the highest-frequency arc),
 interface = the R of the last one when there are two or more; with no arc at all,
 bulk = the first series R. ``roles={"bulk": "R3", ...}`` overrides any of them.
+
+These are the roles in circuit order; after the fit, :func:`cyclerflow.eis.roles.assign_roles`
+hands them to the arcs by capacitance (see there), unless roles were given.
 """
 
 from __future__ import annotations

@@ -175,7 +175,8 @@ class ArcEvidence:
 
 @dataclass(frozen=True)
 class RoleEvidence:
-    """The arcs of a fit with their evidence, the ranges used and how roles were given."""
+    """The arcs of a fit (high to low characteristic frequency) with their evidence, the
+    ranges used and how the roles were given."""
 
     arcs: tuple[ArcEvidence, ...]
     ranges_farad: dict = field(default_factory=dict)
@@ -246,13 +247,20 @@ def _nearest(c: float, ranges: dict) -> tuple[str | None, bool]:
 
 
 def assign_roles(
-    circuit: Circuit, params, context: CellContext, model_roles: dict, stderr=None
+    circuit: Circuit,
+    params,
+    context: CellContext,
+    model_roles: dict,
+    stderr=None,
+    *,
+    reassign: bool = True,
 ) -> tuple[dict, RoleEvidence]:
     """Roles of the arcs by capacitance; returns (role -> element, evidence).
 
     Only arcs whose resistance is determined (relative standard error <=
     :data:`MAX_REL_STDERR`) count as evidence; an undetermined arc keeps the model's
-    role. Without a known sample type the model's own roles stay.
+    role. Without a known sample type the model's arc roles go in order of rising
+    capacitance. ``reassign=False`` (roles given by the user) keeps the model's roles.
     """
     ranges = context.ranges()
     found = []
@@ -267,7 +275,7 @@ def assign_roles(
     roles = dict(model_roles)
     assigned_by = "model"
     allowed = ALLOWED.get(context.sample_type or "")
-    use = [i for i in range(len(found)) if found[i][6]]
+    use = [i for i in range(len(found)) if found[i][6]] if reassign else []
     if allowed and use:
         order = sorted(use, key=lambda i: -np.nan_to_num(found[i][3], nan=-1))
         kept = {found[i][0]: by_elem.get(found[i][0]) for i in range(len(found)) if i not in use}
@@ -283,9 +291,13 @@ def assign_roles(
             if "bulk" not in roles:
                 roles.update(_series_bulk_role(model_roles, by_elem))
             assigned_by = f"capacitance ({context.sample_type}: {context.source})"
+    elif not allowed and len(use) >= 2:
+        roles, by_elem, assigned_by = _order_by_capacitance(found, use, model_roles, by_elem)
     ev = tuple(
         ArcEvidence(n, r, c, f, rng, inside, by_elem.get(n), det)
-        for n, r, c, f, rng, inside, det in found
+        for n, r, c, f, rng, inside, det in sorted(
+            found, key=lambda a: -np.nan_to_num(a[3], nan=-1)
+        )
     )
     return roles, RoleEvidence(ev, ranges, context.scaling_note(), context.sample_type, assigned_by)
 
@@ -314,3 +326,18 @@ def _series_bulk_role(model_roles: dict, by_elem: dict) -> dict:
     if "lead" in model_roles:
         return {"bulk": model_roles["lead"]}
     return {}
+
+
+def _order_by_capacitance(found, use, model_roles: dict, by_elem: dict):
+    """Sample type unknown: the model's arc roles, in the model's order, go to the
+    determined arcs in order of rising capacitance (the bulk's geometric capacitance is
+    the smallest of any sample; grain boundaries and interfaces come after it)."""
+    arc_roles = [by_elem.get(found[i][0]) for i in use]
+    order = sorted(use, key=lambda i: found[i][2])
+    if None in arc_roles or [found[i][0] for i in order] == [found[i][0] for i in use]:
+        return model_roles, by_elem, "model"
+    roles, elems = dict(model_roles), dict(by_elem)
+    for i, role in zip(order, arc_roles, strict=True):
+        roles[role] = found[i][0]
+        elems[found[i][0]] = role
+    return roles, elems, "capacitance order (sample type unknown)"

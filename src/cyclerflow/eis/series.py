@@ -31,7 +31,7 @@ from cyclerflow.eis.circuits import arcs
 from cyclerflow.eis.fit import fit_fixed_bulk, fit_spectrum, prepare
 from cyclerflow.eis.fitter import fit_circuit
 from cyclerflow.eis.kk import KK_THRESHOLD
-from cyclerflow.eis.models import resolve_model
+from cyclerflow.eis.models import MODELS, resolve_model
 from cyclerflow.eis.result import BulkEstimate, SpectrumFit
 from cyclerflow.errors import InputError
 
@@ -109,6 +109,9 @@ def _suspects(temps, fits) -> dict[int, str]:
     for key in ("r_bulk_ohm", "total"):
         for i in _non_monotonic(temps, fits, key):
             out.setdefault(i, f"{key.replace('_ohm', '')} resistance rises with temperature")
+    for i, r in enumerate(fits):
+        if isinstance(r, SpectrumFit) and not r.fit_ok and "kk_failed" not in r.flags:
+            out.setdefault(i, "the fit on its own is not ok")
     return out
 
 
@@ -157,6 +160,11 @@ def _scaled_start(nb: SpectrumFit, t_nb: float, t: float, tr: Trend) -> np.ndarr
     return p
 
 
+def _model_of(fit: SpectrumFit) -> str:
+    """The ready-model name of a fit (its roles), else its circuit string."""
+    return fit.model if fit.model in MODELS else fit.circuit
+
+
 def _neighbour(i: int, fits: list, bad: dict) -> int | None:
     """Nearest consistent, resolved neighbour of point i (colder first on a tie)."""
     for d in range(1, len(fits)):
@@ -184,13 +192,12 @@ def refit_inconsistent(items, fits: list, kw: dict) -> list:
         start = _scaled_start(nb, temps[j], temps[i], tr)
         try:
             new = fit_spectrum(
-                f, z, nb.model, initial=start, where=f"spectrum {info['spectrum_id']}", **kw
+                f, z, _model_of(nb), initial=start, where=f"spectrum {info['spectrum_id']}", **kw
             )
         except InputError:
             continue
-        if signature(new) == signature(nb) and (
-            old.chi2 is None or new.chi2 <= REFIT_CHI2 * old.chi2
-        ):
+        better = old.chi2 is None or new.chi2 <= REFIT_CHI2 * old.chi2 or not old.fit_ok
+        if signature(new) == signature(nb) and new.fit_ok and better:
             fits[i] = new.with_note(
                 f"re-fitted from the {temps[j]:.1f} K neighbour's parameters scaled along the "
                 f"Arrhenius trend ({why})",
@@ -282,7 +289,7 @@ def _fixed_capacitance_fit(f, z, t, temps, fits, idx, tr, kw, info) -> SpectrumF
     return fit_fixed_bulk(
         f,
         z,
-        ref.circuit,
+        _model_of(ref),
         p_opt,
         fixed,
         est,
