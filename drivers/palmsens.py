@@ -43,7 +43,14 @@ COMMANDS = CommandSet(
         Command("declare", "var {value}", type="str"),
         Command("timer_start", "timer_start"),
         Command("channel", "set_pgstat_chan 0"),
-        Command("mode", "set_pgstat_mode {value}", type="int", range=(0, 4)),
+        Command(
+            "mode",
+            "set_pgstat_mode {value}",
+            type="int",
+            range=(0, 4),
+            units="1",
+            doc="2 low speed, 3 high speed (a mode number)",
+        ),
         Command(
             "bandwidth",
             "set_max_bandwidth {value}",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from cyclerflow.drivers import b2900
 from cyclerflow.drivers.transports import ScriptedTransport
-from protocol_helpers import uncovered
 
 from cyclerflow.acquire.instrument import GuardedSource, SourceMeterChannel, StepGuard
 from cyclerflow.errors import InputError, InstrumentError
@@ -34,7 +33,7 @@ CC_FIRST = ABORT + [
     (":OUTP ON", None),
     (":SYST:ERR:NEXT?", NOERR),
 ]
-WRITTEN: list[str] = []
+DRIVER = "b2900"  # byte coverage of its command table: conftest.byte_coverage
 
 
 def channel(exchanges, **options):
@@ -44,7 +43,6 @@ def channel(exchanges, **options):
 
 def finish(t):
     t.assert_done()
-    WRITTEN.extend(t.written)
 
 
 def test_connect_identify_and_type():
@@ -217,5 +215,6 @@ def test_guarded_discharge_trip_read_back_and_hold():
     finish(t)
 
 
-def test_every_command_is_covered():
-    assert uncovered(b2900.COMMANDS, WRITTEN) == []
+def test_every_command_is_covered(byte_coverage):
+    """Runs last in this module: every command of the table was sent by a test above."""
+    assert byte_coverage() == []
