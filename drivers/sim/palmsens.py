@@ -78,6 +78,38 @@ class Loop:
     body: list[list[str]] = field(default_factory=list)
 
 
+def _loop_statement(tokens: list[str], raw: str, n: int) -> list[str]:
+    """A statement inside a measurement loop (ScriptError when not allowed there)."""
+    cmd = tokens[0]
+    if cmd not in LOOP_BODY:
+        raise ScriptError(0x0004, n, raw.find(cmd) + 1)
+    if cmd == "if" and (len(tokens) != 4 or tokens[2] not in OPS):
+        raise ScriptError(0x000C, n, raw.find(cmd) + 1)
+    return tokens
+
+
+def _loop_start(tokens: list[str], raw: str, n: int) -> Loop:
+    cmd = tokens[0]
+    if len(tokens) - 1 != LOOP_ARGS[cmd]:
+        raise ScriptError(0x0005, n, len(raw))
+    try:
+        for a in tokens[1:]:
+            if not a.isalpha():
+                parse_si_text(a)
+    except ValueError:
+        raise ScriptError(0x0005, n, 1) from None
+    return Loop(cmd, tokens[1:])
+
+
+def _statement(tokens: list[str], raw: str, n: int) -> list[str]:
+    cmd = tokens[0]
+    if cmd not in CONFIG:
+        raise ScriptError(0x0004, n, raw.find(cmd) + 1)
+    if cmd == "store_var" and (len(tokens) != 4 or len(tokens[3]) != 2):
+        raise ScriptError(0x0005, n, 1)
+    return tokens
+
+
 def compile_script(lines: list[str]) -> tuple[list, list]:
     """(main statements, on_finished statements); statements are token lists or Loops."""
     main: list = []
@@ -91,34 +123,15 @@ def compile_script(lines: list[str]) -> tuple[list, list]:
         cmd = tokens[0]
         if cmd == "on_finished:":
             target = finished
-            continue
-        if loop is not None:
-            if cmd == "endloop":
-                target.append(loop)
-                loop = None
-            elif cmd in LOOP_BODY:
-                if cmd == "if" and (len(tokens) != 4 or tokens[2] not in OPS):
-                    raise ScriptError(0x000C, n, raw.find(cmd) + 1)
-                loop.body.append(tokens)
-            else:
-                raise ScriptError(0x0004, n, raw.find(cmd) + 1)
-            continue
-        if cmd in LOOP_ARGS:
-            if len(tokens) - 1 != LOOP_ARGS[cmd]:
-                raise ScriptError(0x0005, n, len(raw))
-            try:
-                for a in tokens[1:]:
-                    if not a.isalpha():
-                        parse_si_text(a)
-            except ValueError:
-                raise ScriptError(0x0005, n, 1) from None
-            loop = Loop(cmd, tokens[1:])
-        elif cmd in CONFIG:
-            if cmd == "store_var" and (len(tokens) != 4 or len(tokens[3]) != 2):
-                raise ScriptError(0x0005, n, 1)
-            target.append(tokens)
+        elif loop is not None and cmd == "endloop":
+            target.append(loop)
+            loop = None
+        elif loop is not None:
+            loop.body.append(_loop_statement(tokens, raw, n))
+        elif cmd in LOOP_ARGS:
+            loop = _loop_start(tokens, raw, n)
         else:
-            raise ScriptError(0x0004, n, raw.find(cmd) + 1)
+            target.append(_statement(tokens, raw, n))
     if loop is not None:
         raise ScriptError(0x000C, len(lines), 1)
     return main, finished
