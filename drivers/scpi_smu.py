@@ -132,7 +132,13 @@ class ScpiSmuChannel:
         return clock_rate_from(self.identify(), source=self._label())
 
     def output_off(self) -> None:
-        self._w("output_off")
+        """Output off, confirmed: the same message reads the output state back, so the
+        instrument has acted on it when this returns (a write alone may still sit in its
+        input buffer when the host goes on, or goes away)."""
+        message = f"{self.commands.format('output_off')};{self.commands.format('output_q')}"
+        reply = self.transport.query(message)
+        if self.commands.parse("output_q", reply, message, getattr(self.transport, "resource", "")):
+            raise InstrumentError(f"{self._label()}: {message!r}: the output is still on")
 
     def errors(self) -> list[str]:
         out = []

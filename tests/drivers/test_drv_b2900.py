@@ -108,8 +108,8 @@ def test_open_circuit_and_output_off():
             (":SOUR:FUNC:MODE CURR", None),
             (":OUTP ON", None),
             (":SYST:ERR:NEXT?", NOERR),
-            (":OUTP OFF", None),
-            (":OUTP OFF", None),
+            (":OUTP OFF;:OUTP?", "0"),
+            (":OUTP OFF;:OUTP?", "0"),
         ]
     )
     ch.connect()

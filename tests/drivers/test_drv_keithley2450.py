@@ -224,7 +224,7 @@ def test_garbled_read_names_instrument_and_command():
 
 
 def test_output_off_close_and_no_eis():
-    ch, t = channel(CONNECT + [(":OUTP OFF", None), (":OUTP OFF", None)])
+    ch, t = channel(CONNECT + [(":OUTP OFF;:OUTP?", "0"), (":OUTP OFF;:OUTP?", "0")])
     ch.connect()
     ch.output_off()
     ch.close()
