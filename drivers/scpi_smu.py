@@ -227,7 +227,9 @@ class ScpiSmuChannel:
         level = self.polarity * self._q("source_current_q" if current else "source_voltage_q")
         self._mode = "cc" if current else "cv"
         tripped, running = self.program_status()
-        self._program = running
+        # after a trip reads return the reading that tripped, and the next source change
+        # clears the program's settings (B2900: auto output-off) as after a running one
+        self._program = running or tripped
         if running or tripped:
             reading = self._sample(self._q("fetch"), self._mode)
         else:

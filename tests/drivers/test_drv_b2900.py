@@ -187,7 +187,9 @@ def test_guarded_discharge_trip_read_back_and_hold():
             (":CALC:LIM:FAIL?", "1"),
             (":OUTP?", "0"),
             (":FETC?", "+2.999000E+00,-1.500000E-05,+2.100000E+02"),
-            # a constant-voltage hold after it: no program, compliance <= current_max
+            # a constant-voltage hold after it: no program, compliance <= current_max;
+            # auto output-off off again first (it would end every :MEAS? with output off)
+            *ABORT,
             (":SENS:CURR:PROT 2e-5", None),
             (":SOUR:VOLT 4.2", None),
             (":SOUR:FUNC:MODE VOLT", None),

@@ -288,6 +288,7 @@ def test_guarded_discharge_charge_state_and_cv():
         (FETCH, "4.200300E+00,1.500000E-05,3.600000E+03"),
     ]
     hold = [  # constant voltage: compliance limited to the guard's current_max
+        (":ABOR", None),  # after a trip as after a running program
         (":SOUR:FUNC VOLT", None),
         (":SOUR:VOLT:RANG:AUTO ON", None),
         (':SENS:FUNC "CURR"', None),
