@@ -98,3 +98,57 @@ def test_without_a_guard_the_dead_host_over_discharges():
             assert cell.measure()[0] < V_MIN - 0.5
     finally:
         server.stop()
+
+
+HOST = """
+import sys, time
+from cyclerflow.acquire.instrument import StepGuard, load_driver
+driver, resource, option = sys.argv[1:4]
+ch = load_driver(driver).open_channel(resource, **{option: %r})
+ch.connect()
+ch.source_current(%r, 4.3, guard=StepGuard(voltage_min_v=%r))
+print("programmed", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("driver", ["keithley2450", "b2900", "palmsens"])
+def test_sigkilled_host_process_at_1000x(driver):
+    """The host is a separate process killed with SIGKILL mid-discharge; the simulator
+    runs in real time at 1000x and nobody talks to it afterwards."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cell = CellModel(CellParams(initial_soc=0.3))
+    server, _ = start_simulator(driver, speedup=1000.0, cell=cell)
+    code = HOST % (INTERVAL, CURRENT, V_MIN)
+    host = subprocess.Popen(
+        [sys.executable, "-c", code, driver, server.resource, INTERVAL_OPTION[driver]],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert host.stdout.readline().strip() == "programmed"
+        with server.lock:
+            server.sync()
+            start, reference = cell.time_s, copy.deepcopy(cell)
+        host.send_signal(signal.SIGKILL)
+        host.wait(10)
+        assert reference.measure()[0] > V_MIN  # still above the limit when the host died
+        time.sleep(4.0)  # 4000 simulated s: the unguarded cell would be far below
+        with server.lock:
+            server.sync()
+            t_cross = crossing_time(reference, start, V_MIN)
+            cc = [s for s in cell.segments if s.mode == "cc" and abs(s.setpoint - CURRENT) < 1e-12]
+            t_stop = cc[-1].end_s
+            overshoot_ah = -cell.charge_between(t_cross, t_stop)
+            last = cell.segments[-1]
+        assert 0.0 <= t_stop - t_cross <= INTERVAL + 1e-6
+        assert overshoot_ah <= abs(CURRENT) * INTERVAL / 3600.0 * (1 + 1e-9)
+        assert last.mode == "ocv" and last.charge_ah == 0.0
+    finally:
+        if host.poll() is None:
+            host.kill()
+        server.stop()
