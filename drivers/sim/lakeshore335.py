@@ -11,6 +11,7 @@ Errors set bits of the standard event status register (``*ESR?``): 32 command er
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 
 from ..simclock import with_clock
 from .server import Protocol
@@ -119,18 +120,20 @@ class LakeShore335Sim(Protocol):
             raise ValueError
         s["range"] = value
 
-    _HANDLERS = {
-        "*IDN?": _idn,
-        "*CLS": _cls,
-        "*ESR?": _esr,
-        "KRDG?": _krdg,
-        "SETP": _setp,
-        "SETP?": lambda self, s, p: f"{s['setp']:+.4f}",
-        "RAMP": _ramp,
-        "RAMP?": lambda self, s, p: f"{s['ramp_on']},{s['rate']:+.1f}",
-        "RAMPST?": lambda self, s, p: (
-            "1" if s["ramp_on"] and abs(s["eff"] - s["setp"]) > 1e-9 else "0"
-        ),
-        "RANGE": _range,
-        "RANGE?": lambda self, s, p: str(s["range"]),
-    }
+    _HANDLERS = MappingProxyType(
+        {
+            "*IDN?": _idn,
+            "*CLS": _cls,
+            "*ESR?": _esr,
+            "KRDG?": _krdg,
+            "SETP": _setp,
+            "SETP?": lambda self, s, p: f"{s['setp']:+.4f}",
+            "RAMP": _ramp,
+            "RAMP?": lambda self, s, p: f"{s['ramp_on']},{s['rate']:+.1f}",
+            "RAMPST?": lambda self, s, p: (
+                "1" if s["ramp_on"] and abs(s["eff"] - s["setp"]) > 1e-9 else "0"
+            ),
+            "RANGE": _range,
+            "RANGE?": lambda self, s, p: str(s["range"]),
+        }
+    )

@@ -38,8 +38,11 @@ def crossing_time(model: CellModel, start_s: float, v_min: float) -> float:
 
 
 # how each driver is told the instrument's own measurement interval
-INTERVAL_OPTION = {"keithley2450": "guard_interval_s", "b2900": "guard_interval_s"}
-INTERVAL_OPTION["palmsens"] = "interval_s"  # MethodSCRIPT: the loop's packet interval
+INTERVAL_OPTION = {
+    "keithley2450": "guard_interval_s",
+    "b2900": "guard_interval_s",
+    "palmsens": "interval_s",  # MethodSCRIPT: the loop's packet interval
+}
 
 
 @pytest.mark.parametrize("driver", ["keithley2450", "b2900", "palmsens"])
