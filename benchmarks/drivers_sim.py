@@ -11,15 +11,17 @@ import time
 
 from cyclerflow.drivers.sim import start_simulator
 
-from cyclerflow.acquire.instrument import load_driver
+from cyclerflow.acquire.instrument import StepGuard, load_driver
 
 
-def reads_per_second(driver: str, seconds: float = 1.0, **options) -> float:
+def reads_per_second(driver: str, seconds: float = 1.0, guard=None, **options) -> float:
+    """Reads per wall second; with ``guard`` during a step the instrument guards itself
+    (SMUs then read the guard program's newest reading, waiting for a new one)."""
     server, _ = start_simulator(driver, speedup=1000.0)
     try:
         ch = load_driver(driver).open_channel(server.resource, **options)
         ch.connect()
-        ch.source_current(1e-6, 4.2)
+        ch.source_current(1e-6, 4.2, **({"guard": guard} if guard else {}))
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             ch.read()
@@ -104,9 +106,49 @@ def sixteen_at_once(seconds: float = 2.0) -> float:
     return sum(counts) / seconds
 
 
+def dead_host_overshoot(driver: str, interval_s: float = 2.0) -> tuple[float, float]:
+    """A guarded 15 µA discharge to 3.6 V whose host dies: (simulated s from the cell
+    crossing 3.6 V to the instrument stopping, charge past the limit / (I x interval))."""
+    import copy
+
+    from cyclerflow.drivers.sim import CellModel, CellParams
+
+    cell = CellModel(CellParams(initial_soc=0.3))
+    server, _ = start_simulator(driver, speedup=0.0, cell=cell)
+    key = "interval_s" if driver == "palmsens" else "guard_interval_s"
+    try:
+        ch = load_driver(driver).open_channel(server.resource, **{key: interval_s})
+        ch.connect()
+        ch.source_current(-15e-6, 4.3, guard=StepGuard(voltage_min_v=3.6))
+        with server.lock:
+            start, ref = cell.time_s, copy.deepcopy(cell)
+        ch.transport.close()
+        server.advance(4 * 3600.0)
+        lo, hi = start, start + 3600.0
+        while hi - lo > 1e-3:  # bisection on copies: constant current is step-size exact
+            probe = copy.deepcopy(ref)
+            probe.advance_to(0.5 * (lo + hi))
+            lo, hi = (lo, 0.5 * (lo + hi)) if probe.measure()[0] < 3.6 else (0.5 * (lo + hi), hi)
+        with server.lock:
+            stop = [g for g in cell.segments if g.mode == "cc"][-1].end_s
+            past = -cell.charge_between(hi, stop)
+        return stop - hi, past / (15e-6 * interval_s / 3600.0)
+    finally:
+        server.stop()
+
+
 if __name__ == "__main__":
+    guard = StepGuard(voltage_min_v=2.5, voltage_max_v=4.3)
     for drv, opts in [("keithley2450", {}), ("b2900", {}), ("palmsens", {"interval_s": 1.0})]:
-        print(f"{drv:13s} reads/s over loopback: {reads_per_second(drv, **opts):8.0f}")
+        plain = reads_per_second(drv, **opts)
+        guarded = reads_per_second(drv, guard=guard, **opts)
+        print(f"{drv:13s} reads/s over loopback: {plain:8.0f}; guarded step: {guarded:8.0f}")
+    for drv in ("keithley2450", "b2900", "palmsens"):
+        late_s, share = dead_host_overshoot(drv)
+        print(
+            f"{drv:13s} dead host, guarded discharge (2 s instrument interval): stopped "
+            f"{late_s:5.3f} s after the crossing; charge past the limit = {share:4.2f} x (I x interval)"
+        )
     for drv, opts in [
         ("keithley2450", {}),
         ("keithley2450", {"read_around": True}),

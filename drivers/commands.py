@@ -40,7 +40,9 @@ class Command:
     :func:`format_number`, strings as given); ``kind`` is ``write`` or ``query``;
     ``type`` is the argument type for writes and the reply type for queries
     (``float``, ``floats``, ``int``, ``bool``, ``str``, ``error`` = SCPI ``code,"message"``);
-    ``range`` (inclusive, SI ``units``) and ``choices`` validate the argument;
+    ``range`` (inclusive, SI ``units``; ``"1"`` for a dimensionless number such as a
+    mode or a bit mask) and ``choices`` validate the argument; ``fields`` are further
+    numeric template fields validated like the argument;
     ``count`` is the number of values a ``floats`` reply must have.
     """
 
@@ -134,9 +136,10 @@ class CommandSet:
                 raise InputError(f"{self.instrument}: {cmd.name} is NaN")
             if cmd.range is not None and not (cmd.range[0] <= number <= cmd.range[1]):
                 lo, hi = cmd.range
+                units = "" if cmd.units == "1" else cmd.units  # "1": dimensionless
                 raise InputError(
-                    f"{self.instrument}: {cmd.name} = {number:g} {cmd.units} is outside "
-                    f"{lo:g} .. {hi:g} {cmd.units}".replace("  ", " ")
+                    f"{self.instrument}: {cmd.name} = {number:g} {units} is outside "
+                    f"{lo:g} .. {hi:g} {units}".replace("  ", " ").rstrip()
                 )
             if cmd.type == "int":
                 return str(int(number))

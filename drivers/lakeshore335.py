@@ -27,14 +27,23 @@ COMMANDS = CommandSet(
     [
         Command("identify", "*IDN?", kind="query", type="str"),
         Command("clear_status", "*CLS"),
-        Command("event_status", "*ESR?", kind="query", type="int"),
+        Command("event_status", "*ESR?", kind="query", type="int", units="1", doc="bit mask"),
         Command("setpoint", "SETP {output},{value}", type="float", range=(0.0, 1500.0), units="K"),
         Command("setpoint_q", "SETP? {output}", kind="query", type="float", units="K"),
         Command(
             "ramp", "RAMP {output},{on},{value}", type="float", range=(0.0, 100.0), units="K/min"
         ),
-        Command("ramp_status", "RAMPST? {output}", kind="query", type="int"),
-        Command("heater_range", "RANGE {output},{value}", type="int", range=(0, 3)),
+        Command(
+            "ramp_status", "RAMPST? {output}", kind="query", type="int", units="1", doc="1 ramping"
+        ),
+        Command(
+            "heater_range",
+            "RANGE {output},{value}",
+            type="int",
+            range=(0, 3),
+            units="1",
+            doc="0 off, 1 low, 2 medium, 3 high",
+        ),
         Command("temperature", "KRDG? {input}", kind="query", type="float", units="K"),
     ],
 )

@@ -18,10 +18,11 @@ WE that charges the cell (``polarity=-1`` for reversed wiring).
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
-from cyclerflow.acquire.instrument import Sample
+from cyclerflow.acquire.instrument import Sample, SourceState, StepGuard
 from cyclerflow.errors import InputError, InstrumentError
 
 from .commands import Command, CommandSet
@@ -30,6 +31,7 @@ from .simclock import clock_rate_from
 from .transports import Transport, open_transport
 
 I_MAX, V_MAX = 0.03, 10.0
+BUSY = 0x0008  # "!0008": a script is running
 
 COMMANDS = CommandSet(
     "palmsens",
@@ -41,7 +43,14 @@ COMMANDS = CommandSet(
         Command("declare", "var {value}", type="str"),
         Command("timer_start", "timer_start"),
         Command("channel", "set_pgstat_chan 0"),
-        Command("mode", "set_pgstat_mode {value}", type="int", range=(0, 4)),
+        Command(
+            "mode",
+            "set_pgstat_mode {value}",
+            type="int",
+            range=(0, 4),
+            units="1",
+            doc="2 low speed, 3 high speed (a mode number)",
+        ),
         Command(
             "bandwidth",
             "set_max_bandwidth {value}",
@@ -103,6 +112,24 @@ COMMANDS = CommandSet(
             units="V",
             number_format="si",
         ),
+        Command(
+            "break_below",
+            "if p < {value}",
+            type="float",
+            range=(-V_MAX, V_MAX),
+            units="V",
+            number_format="si",
+        ),
+        Command(
+            "store_setpoint",
+            "store_var s {value} {vartype}",
+            type="float",
+            range=(-V_MAX, V_MAX),
+            units="A or V (db: set current, da: set potential)",
+            number_format="si",
+            doc="the set point, sent in every packet so a reconnecting host can read it back",
+        ),
+        Command("trip_notice", 'send_string "guard"'),
         Command("breakloop", "breakloop"),
         Command("endif", "endif"),
         Command("endloop", "endloop"),
@@ -116,6 +143,10 @@ class PalmSensChannel:
 
     driver = "palmsens"
     capabilities = frozenset({"cc", "cv", "ocv", "eis"})
+    # GuardedSource: constant current breaks its loop at the guard's window (both
+    # directions) and the script ends with cell_off; constant voltage is the set point
+    # with the current range (<= current_max) as compliance; rest passes no current
+    guarded_modes = frozenset({"cc", "cv", "ocv"})
 
     def __init__(
         self,
@@ -151,6 +182,8 @@ class PalmSensChannel:
         self._fresh = False
         self._errors: list[str] = []
         self._last_config: tuple | None = None
+        self._tripped = False  # the running guard stopped the script ("Tguard" received)
+        self._types: dict[str, float] = {}  # variable types and values of the newest packet
 
     # helpers -------------------------------------------------------------------------
     def _label(self) -> str:
@@ -172,15 +205,20 @@ class PalmSensChannel:
             self._latest = Sample(
                 time_s=t, voltage_v=self.polarity * v, current_a=self.polarity * i
             )
+            self._types = {val.type: val.value for val in reply.values}
             self._fresh = True
+            self._running = True  # packets stream only while a script runs
         elif reply.kind == "error":
             self._errors.append(reply.text)
         elif reply.kind == "end":
             self._running = False
+        elif reply.kind == "text" and reply.text == "guard":
+            self._tripped = True
         return reply
 
-    def _run_script(self, technique: str, body: list[str]) -> None:
-        """Send ``e``, the script lines and the terminating empty line; wait for ``e``."""
+    def _run_script(self, technique: str, body: list[str], retried: bool = False) -> None:
+        """Send ``e``, the script lines and the terminating empty line; wait for ``e``.
+        A device busy with a script an earlier host left (``!0008``) gets ``Z`` first."""
         self._stop()
         self._technique = technique
         self.transport.write(self._line("execute"))
@@ -188,6 +226,13 @@ class PalmSensChannel:
             self.transport.write(line)
         self.transport.write(self._line("end_script"))
         reply = self._parse(self.transport.read_line(technique))
+        while reply.kind in ("packet", "loop_end", "text", "loop_start", "end"):
+            reply = self._parse(self.transport.read_line(technique))  # an earlier script's
+        if reply.kind == "error" and reply.code == BUSY and not retried:
+            self._errors.pop()
+            self._running = True  # a script left by an earlier host: stop it, send again
+            self._stop()
+            return self._run_script(technique, body, retried=True)
         if reply.kind == "error":
             try:  # the device ends the failed script with an empty line
                 self.transport.read_line(technique, 0.2)
@@ -203,6 +248,7 @@ class PalmSensChannel:
             )
         self._running = True
         self._fresh = False
+        self._tripped = False
 
     def _stop(self) -> None:
         """Abort a running script and read until its end."""
@@ -224,10 +270,22 @@ class PalmSensChannel:
 
     # SourceMeterChannel ------------------------------------------------------------
     def connect(self) -> None:
+        """Open the link and ask the firmware version (``t``). Packets before its reply
+        come from a script an earlier host left running: it keeps running (read it back
+        with :meth:`source_state`); the next source change stops it."""
         self.transport.open()
-        self._firmware = COMMANDS.query(self.transport, "firmware")
         self._running = False
         self._timer_started = False
+        self._tripped = False
+        self._latest, self._fresh, self._types = None, False, {}
+        self.transport.write(COMMANDS.format("firmware"))
+        for _ in range(10_000):
+            line = self.transport.read_line("t")
+            if line.startswith("t"):
+                self._firmware = line
+                return
+            self._parse(line)
+        raise InstrumentError(f"{self._label()}: 't': no firmware version among the replies")
 
     def close(self) -> None:
         try:
@@ -254,7 +312,24 @@ class PalmSensChannel:
         out, self._errors = self._errors, []
         return out
 
-    def source_current(self, current_a: float, voltage_limit_v: float) -> None:
+    def source_current(
+        self, current_a: float, voltage_limit_v: float, *, guard: StepGuard | None = None
+    ) -> None:
+        """Constant current. Unguarded, a charge holds ``voltage_limit_v`` once reached
+        (``meas_loop_ca`` after the loop, like an SMU in compliance). With ``guard``, the
+        loop breaks when the potential leaves the guard's window in either direction (a
+        charge also at ``voltage_limit_v``), the device sends ``Tguard`` and the script
+        ends with ``cell_off``: the device stops the current without the host."""
+        if guard is not None and guard.current_max_a is not None:
+            if abs(current_a) > guard.current_max_a:
+                raise InputError(
+                    f"{self._label()}: current {current_a:g} A exceeds the guard's "
+                    f"current_max {guard.current_max_a:g} A"
+                )
+        if guard is not None and current_a != 0:
+            self._run_script("meas_loop_cp", self._guarded_cp(current_a, voltage_limit_v, guard))
+            self._last_config = ("cc", current_a, voltage_limit_v, guard)
+            return
         i = self.polarity * current_a
         vlim = abs(voltage_limit_v)
         rng = max(abs(i), 1e-9)
@@ -279,7 +354,51 @@ class PalmSensChannel:
         self._run_script("meas_loop_cp", body)
         self._last_config = ("cc", current_a, voltage_limit_v)
 
-    def source_voltage(self, voltage_v: float, current_limit_a: float) -> None:
+    def _guarded_cp(self, current_a: float, voltage_limit_v: float, guard: StepGuard) -> list:
+        """The constant-current script with the guard's conditions (device's own sign)."""
+        i = self.polarity * current_a
+        lo, hi = guard.voltage_min_v, guard.voltage_max_v
+        if current_a > 0:
+            hi = abs(voltage_limit_v) if hi is None else min(hi, abs(voltage_limit_v))
+        if self.polarity == -1:
+            lo, hi = (None if hi is None else -hi), (None if lo is None else -lo)
+        fields = dict(interval=self.interval_s, run=self.run_s)
+        body = self._header("p c t s") + [
+            self._line("mode", 2),
+            self._line("current_range", max(abs(i), 1e-9)),
+            self._line("store_setpoint", i, vartype="db"),
+            self._line("cell_on"),
+            self._line("cp", i, **fields),
+            *self._loop_body(["t", "p", "c", "s"]),
+        ]
+        for name, limit in (("break_above", hi), ("break_below", lo)):
+            if limit is not None:
+                body += [
+                    "  " + self._line(name, limit),
+                    "    " + self._line("trip_notice"),
+                    "    " + self._line("breakloop"),
+                    "  " + self._line("endif"),
+                ]
+        return body + [
+            self._line("endloop"),
+            self._line("on_finished"),
+            "  " + self._line("cell_off"),
+        ]
+
+    def source_voltage(
+        self, voltage_v: float, current_limit_a: float, *, guard: StepGuard | None = None
+    ) -> None:
+        """Constant voltage; the current range is the compliance (with ``guard``: at most its
+        current_max, and a set point outside its window is refused)."""
+        if guard is not None:
+            lo, hi = guard.voltage_min_v, guard.voltage_max_v
+            if (lo is not None and voltage_v < lo) or (hi is not None and voltage_v > hi):
+                raise InputError(
+                    f"{self._label()}: set point {voltage_v:g} V is outside the guard's "
+                    f"window {lo} .. {hi} V"
+                )
+            if guard.current_max_a is not None:
+                current_limit_a = min(abs(current_limit_a), guard.current_max_a)
         v = self.polarity * voltage_v
         fields = dict(interval=self.interval_s, run=self.run_s)
         body = self._header("p c t") + [
@@ -296,7 +415,8 @@ class PalmSensChannel:
         self._run_script("meas_loop_ca", body)
         self._last_config = ("cv", voltage_v, current_limit_a)
 
-    def open_circuit(self) -> None:
+    def open_circuit(self, *, guard: StepGuard | None = None) -> None:
+        """Rest at open circuit (``meas_loop_ocp``): no current, nothing to guard."""
         body = self._header("p t") + [
             self._line("mode", 2),
             self._line("ocp", interval=self.interval_s, run=self.run_s),
@@ -313,7 +433,12 @@ class PalmSensChannel:
     def read(self) -> Sample:
         """The newest packet; waits for the first one after a new source command."""
         self._drain()
-        if not self._running and self._last_config is not None and not self._fresh:
+        if (
+            not self._running
+            and self._last_config is not None
+            and not self._fresh
+            and not self._tripped
+        ):
             self._restart()
         while not self._fresh:
             if not self._running:
@@ -328,13 +453,42 @@ class PalmSensChannel:
             )
         self._fresh = False
         assert self._latest is not None
-        if not self._running and self._last_config is not None:
+        if not self._running and self._last_config is not None and not self._tripped:
             self._restart()  # the loop ran out (run_s): keep measuring in the same mode
-        return self._latest
+        return self._latest  # after a trip: the packet that tripped, until the next source change
+
+    def source_state(self) -> SourceState:
+        """What the device does now: a running script streams packets (output on; the
+        packet's set-point variable tells the mode: ``db`` set current, ``da`` set
+        potential, none = open circuit), no script = cell off. Waits up to one packet
+        interval for a packet. ``tripped``: this host saw the guard's ``Tguard``."""
+        self._drain()
+        rate = self.clock_rate()
+        if not self._fresh and rate > 0:
+            deadline = time.monotonic() + 1.5 * self.interval_s / rate + 0.05
+            while self._latest is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+                self._drain()
+        on = self._running
+        if not on:
+            mode, setpoint = "off", 0.0
+        elif "db" in self._types:
+            mode, setpoint = "current", self.polarity * self._types["db"]
+        elif "da" in self._types:
+            mode, setpoint = "voltage", self.polarity * self._types["da"]
+        elif "ba" in self._types:
+            mode, setpoint = "unknown", 0.0  # a script without a set-point variable
+        else:
+            mode, setpoint = "open_circuit", 0.0
+        return SourceState(
+            output_on=on, mode=mode, setpoint=setpoint, reading=self._latest, tripped=self._tripped
+        )
 
     def _restart(self) -> None:
         cfg = self._last_config
-        if cfg[0] == "cc":
+        if cfg[0] == "cc" and len(cfg) > 3:
+            self.source_current(cfg[1], cfg[2], guard=cfg[3])
+        elif cfg[0] == "cc":
             self.source_current(cfg[1], cfg[2])
         elif cfg[0] == "cv":
             self.source_voltage(cfg[1], cfg[2])

@@ -132,7 +132,13 @@ class ScpiSmuChannel:
         return clock_rate_from(self.identify(), source=self._label())
 
     def output_off(self) -> None:
-        self._w("output_off")
+        """Output off, confirmed: the same message reads the output state back, so the
+        instrument has acted on it when this returns (a write alone may still sit in its
+        input buffer when the host goes on, or goes away)."""
+        message = f"{self.commands.format('output_off')};{self.commands.format('output_q')}"
+        reply = self.transport.query(message)
+        if self.commands.parse("output_q", reply, message, getattr(self.transport, "resource", "")):
+            raise InstrumentError(f"{self._label()}: {message!r}: the output is still on")
 
     def errors(self) -> list[str]:
         out = []
@@ -221,7 +227,9 @@ class ScpiSmuChannel:
         level = self.polarity * self._q("source_current_q" if current else "source_voltage_q")
         self._mode = "cc" if current else "cv"
         tripped, running = self.program_status()
-        self._program = running
+        # after a trip reads return the reading that tripped, and the next source change
+        # clears the program's settings (B2900: auto output-off) as after a running one
+        self._program = running or tripped
         if running or tripped:
             reading = self._sample(self._q("fetch"), self._mode)
         else:

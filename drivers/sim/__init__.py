@@ -87,7 +87,8 @@ def serve(
     )
     out = out or sys.stdout
     print(
-        f"{driver} simulator listening on {server.host}:{real_port} resource={server.resource}",
+        f"{driver} simulator listening on {server.host}:{real_port} "
+        f"sim-clock={server.clock.speedup:g} resource={server.resource}",
         file=out,
         flush=True,
     )

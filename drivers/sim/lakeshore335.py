@@ -11,11 +11,13 @@ Errors set bits of the standard event status register (``*ESR?``): 32 command er
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 
 from ..simclock import with_clock
 from .server import Protocol
 
 TAU_S = 60.0
+OUTPUT_COMMANDS = ("SETP", "SETP?", "RAMP", "RAMP?", "RAMPST?", "RANGE", "RANGE?")
 COMMAND_ERROR, EXECUTION_ERROR, QUERY_ERROR = 32, 16, 4
 
 
@@ -77,47 +79,61 @@ class LakeShore335Sim(Protocol):
         return [";".join(replies)] if replies else []
 
     def _dispatch(self, head: str, p: list[str]) -> str | None:
-        s = self.ls
-        if head == "*IDN?":
-            return with_clock(self.IDN, self.server.clock.speedup)
-        if head == "*CLS":
-            s["esr"] = 0
+        handler = self._HANDLERS.get(head)
+        if handler is None:
+            self.ls["esr"] |= QUERY_ERROR if head.endswith("?") else COMMAND_ERROR
             return None
-        if head == "*ESR?":
-            value, s["esr"] = s["esr"], 0
-            return str(value)
-        if head == "KRDG?":
-            if p[0].upper() not in ("A", "B"):
-                raise ValueError
-            return f"{s['T']:+.3f}"
-        if head in ("SETP", "SETP?", "RAMP", "RAMP?", "RAMPST?", "RANGE", "RANGE?"):
-            if int(p[0]) not in (1, 2):
-                raise ValueError
-        if head == "SETP":
-            value = float(p[1])
-            if not 0 <= value <= 1500:
-                raise ValueError
-            s["setp"] = value
-            return None
-        if head == "SETP?":
-            return f"{s['setp']:+.4f}"
-        if head == "RAMP":
-            on, rate = int(p[1]), float(p[2])
-            if on not in (0, 1) or not 0 <= rate <= 100:
-                raise ValueError
-            s["ramp_on"], s["rate"] = on, rate
-            return None
-        if head == "RAMP?":
-            return f"{s['ramp_on']},{s['rate']:+.1f}"
-        if head == "RAMPST?":
-            return "1" if s["ramp_on"] and abs(s["eff"] - s["setp"]) > 1e-9 else "0"
-        if head == "RANGE":
-            value = int(p[1])
-            if value not in (0, 1, 2, 3):
-                raise ValueError
-            s["range"] = value
-            return None
-        if head == "RANGE?":
-            return str(s["range"])
-        s["esr"] |= QUERY_ERROR if head.endswith("?") else COMMAND_ERROR
-        return None
+        if head in OUTPUT_COMMANDS and int(p[0]) not in (1, 2):
+            raise ValueError
+        return handler(self, self.ls, p)
+
+    def _idn(self, s, p):
+        return with_clock(self.IDN, self.server.clock.speedup)
+
+    def _cls(self, s, p):
+        s["esr"] = 0
+
+    def _esr(self, s, p):
+        value, s["esr"] = s["esr"], 0
+        return str(value)
+
+    def _krdg(self, s, p):
+        if p[0].upper() not in ("A", "B"):
+            raise ValueError
+        return f"{s['T']:+.3f}"
+
+    def _setp(self, s, p):
+        value = float(p[1])
+        if not 0 <= value <= 1500:
+            raise ValueError
+        s["setp"] = value
+
+    def _ramp(self, s, p):
+        on, rate = int(p[1]), float(p[2])
+        if on not in (0, 1) or not 0 <= rate <= 100:
+            raise ValueError
+        s["ramp_on"], s["rate"] = on, rate
+
+    def _range(self, s, p):
+        value = int(p[1])
+        if value not in (0, 1, 2, 3):
+            raise ValueError
+        s["range"] = value
+
+    _HANDLERS = MappingProxyType(
+        {
+            "*IDN?": _idn,
+            "*CLS": _cls,
+            "*ESR?": _esr,
+            "KRDG?": _krdg,
+            "SETP": _setp,
+            "SETP?": lambda self, s, p: f"{s['setp']:+.4f}",
+            "RAMP": _ramp,
+            "RAMP?": lambda self, s, p: f"{s['ramp_on']},{s['rate']:+.1f}",
+            "RAMPST?": lambda self, s, p: (
+                "1" if s["ramp_on"] and abs(s["eff"] - s["setp"]) > 1e-9 else "0"
+            ),
+            "RANGE": _range,
+            "RANGE?": lambda self, s, p: str(s["range"]),
+        }
+    )

@@ -298,28 +298,40 @@ class SimServer:
             self._threads = [x for x in self._threads if x.is_alive()] + [t]
             t.start()
 
+    def _send(self, conn: socket.socket, proto, lines: list[str], counter: list[int]) -> bool:
+        """Send reply lines through the fault plan; False when the connection is gone."""
+        for line in lines:
+            counter[0] += 1
+            action, delay = self.faults.decide(counter[0])
+            if delay:
+                time.sleep(delay)
+            if action == "drop":
+                return False
+            data = (GARBLE if action == "garble" else line) + proto.terminator
+            try:
+                conn.sendall(data.encode("latin-1"))
+            except OSError:
+                return False
+        return True
+
+    def _handle_lines(self, conn, proto, buf: bytes, counter: list[int]) -> tuple[bytes, bool]:
+        """Handle every complete line in ``buf``; (rest of the buffer, connection ok)."""
+        while b"\n" in buf:
+            raw, _, buf = buf.partition(b"\n")
+            line = raw.decode("latin-1").rstrip("\r")
+            if self.faults.take("error") is not None:
+                proto.inject_error()
+            with self.clock.hold():  # one line = one simulated instant
+                replies = proto.handle(line)
+            if not self._send(conn, proto, replies, counter):
+                return buf, False
+        return buf, True
+
     def _session(self, conn: socket.socket) -> None:
         proto = self.protocol_cls(self)
         conn.settimeout(0.005)
         buf = b""
-        n_reply = 0
-
-        def send(lines: list[str]) -> bool:
-            nonlocal n_reply
-            for line in lines:
-                n_reply += 1
-                action, delay = self.faults.decide(n_reply)
-                if delay:
-                    time.sleep(delay)
-                if action == "drop":
-                    return False
-                data = (GARBLE if action == "garble" else line) + proto.terminator
-                try:
-                    conn.sendall(data.encode("latin-1"))
-                except OSError:
-                    return False
-            return True
-
+        counter = [0]  # replies sent on this connection (faults count per connection)
         try:
             while not self._stop.is_set():
                 try:
@@ -329,18 +341,8 @@ class SimServer:
                     buf += data
                 except TimeoutError:
                     pass
-                ok = True
-                while ok and b"\n" in buf:
-                    raw, _, buf = buf.partition(b"\n")
-                    line = raw.decode("latin-1").rstrip("\r")
-                    if self.faults.take("error") is not None:
-                        proto.inject_error()
-                    with self.clock.hold():  # one line = one simulated instant
-                        replies = proto.handle(line)
-                    ok = send(replies)
-                if ok:
-                    ok = send(proto.tick())
-                if not ok:
+                buf, ok = self._handle_lines(conn, proto, buf, counter)
+                if not (ok and self._send(conn, proto, proto.tick(), counter)):
                     break
         except OSError:
             pass

@@ -86,6 +86,9 @@ class SmuSim(ScpiProtocol):
         self.errors.clear()
 
     def rst(self, args: str) -> None:
+        with self.server.lock:
+            self.server.sync()
+            self.program.abort()  # a reset stops the instrument's own program too
         self.smu.update(output=False, source="VOLT", sense="CURR", curr=0.0, volt=0.0)
         self.apply()
 

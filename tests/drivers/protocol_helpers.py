@@ -11,11 +11,28 @@ def template_regex(template: str) -> re.Pattern:
     return re.compile("^" + ".+?".join(re.escape(p) for p in parts) + "$")
 
 
+def split_message(message: str) -> list[str]:
+    """The commands of one program message (SCPI ``;`` outside quotes)."""
+    parts, cur, quote = [], "", ""
+    for ch in message:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == ";":
+            parts.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    return [*parts, cur]
+
+
 def uncovered(commands, written: list[str]) -> list[str]:
-    """Names of commands whose template matched none of the ``written`` lines."""
+    """Names of commands whose template matched none of the ``written`` messages' commands."""
+    sent = [part.strip() for w in written for part in split_message(w)]
     out = []
     for cmd in commands:
         rx = template_regex(cmd.template)
-        if not any(rx.match(w.strip()) for w in written):
+        if not any(rx.match(w) for w in sent):
             out.append(cmd.name)
     return out

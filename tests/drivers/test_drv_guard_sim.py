@@ -37,12 +37,21 @@ def crossing_time(model: CellModel, start_s: float, v_min: float) -> float:
     return hi
 
 
-@pytest.mark.parametrize("driver", ["keithley2450", "b2900"])
+# how each driver is told the instrument's own measurement interval
+INTERVAL_OPTION = {
+    "keithley2450": "guard_interval_s",
+    "b2900": "guard_interval_s",
+    "palmsens": "interval_s",  # MethodSCRIPT: the loop's packet interval
+}
+
+
+@pytest.mark.parametrize("driver", ["keithley2450", "b2900", "palmsens"])
 def test_instrument_stops_the_discharge_of_a_dead_host(driver):
     cell = CellModel(CellParams(initial_soc=0.3))
     server, _ = start_simulator(driver, speedup=0.0, cell=cell)
     try:
-        ch = load_driver(driver).open_channel(server.resource, guard_interval_s=INTERVAL)
+        options = {INTERVAL_OPTION[driver]: INTERVAL}
+        ch = load_driver(driver).open_channel(server.resource, **options)
         ch.connect()
         ch.source_current(CURRENT, 4.3, guard=StepGuard(voltage_min_v=V_MIN, voltage_max_v=4.3))
         server.advance(60.0)
@@ -55,7 +64,7 @@ def test_instrument_stops_the_discharge_of_a_dead_host(driver):
         with server.lock:
             server.sync()
             t_cross = crossing_time(reference, start, V_MIN)
-            cc = [s for s in cell.segments if s.mode == "cc" and s.setpoint == CURRENT]
+            cc = [s for s in cell.segments if s.mode == "cc" and abs(s.setpoint - CURRENT) < 1e-12]
             t_stop = cc[-1].end_s
             after = cell.segments[-1]
             overshoot_ah = -cell.charge_between(t_cross, t_stop)
@@ -69,8 +78,10 @@ def test_instrument_stops_the_discharge_of_a_dead_host(driver):
         ch2 = load_driver(driver).open_channel(server.resource)
         ch2.connect()
         st = ch2.source_state()
-        assert (st.output_on, st.tripped, st.setpoint) == (False, True, pytest.approx(CURRENT))
-        assert st.reading.voltage_v < V_MIN  # the reading that tripped the guard
+        assert (st.output_on, st.mode) == (False, "off")
+        if driver != "palmsens":  # a script that ended leaves no record on the device
+            assert (st.tripped, st.setpoint) == (True, pytest.approx(CURRENT))
+            assert st.reading.voltage_v < V_MIN  # the reading that tripped the guard
         ch2.close()
     finally:
         server.stop()
@@ -89,4 +100,58 @@ def test_without_a_guard_the_dead_host_over_discharges():
         with server.lock:
             assert cell.measure()[0] < V_MIN - 0.5
     finally:
+        server.stop()
+
+
+HOST = """
+import sys, time
+from cyclerflow.acquire.instrument import StepGuard, load_driver
+driver, resource, option = sys.argv[1:4]
+ch = load_driver(driver).open_channel(resource, **{option: %r})
+ch.connect()
+ch.source_current(%r, 4.3, guard=StepGuard(voltage_min_v=%r))
+print("programmed", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("driver", ["keithley2450", "b2900", "palmsens"])
+def test_sigkilled_host_process_at_1000x(driver):
+    """The host is a separate process killed with SIGKILL mid-discharge; the simulator
+    runs in real time at 1000x and nobody talks to it afterwards."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cell = CellModel(CellParams(initial_soc=0.3))
+    server, _ = start_simulator(driver, speedup=1000.0, cell=cell)
+    code = HOST % (INTERVAL, CURRENT, V_MIN)
+    host = subprocess.Popen(
+        [sys.executable, "-c", code, driver, server.resource, INTERVAL_OPTION[driver]],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert host.stdout.readline().strip() == "programmed"
+        with server.lock:
+            server.sync()
+            start, reference = cell.time_s, copy.deepcopy(cell)
+        host.send_signal(signal.SIGKILL)
+        host.wait(10)
+        assert reference.measure()[0] > V_MIN  # still above the limit when the host died
+        time.sleep(4.0)  # 4000 simulated s: the unguarded cell would be far below
+        with server.lock:
+            server.sync()
+            t_cross = crossing_time(reference, start, V_MIN)
+            cc = [s for s in cell.segments if s.mode == "cc" and abs(s.setpoint - CURRENT) < 1e-12]
+            t_stop = cc[-1].end_s
+            overshoot_ah = -cell.charge_between(t_cross, t_stop)
+            last = cell.segments[-1]
+        assert 0.0 <= t_stop - t_cross <= INTERVAL + 1e-6
+        assert overshoot_ah <= abs(CURRENT) * INTERVAL / 3600.0 * (1 + 1e-9)
+        assert last.mode == "ocv" and last.charge_ah == 0.0
+    finally:
+        if host.poll() is None:
+            host.kill()
         server.stop()

@@ -13,12 +13,11 @@ from cyclerflow.drivers.methodscript import (
     si_text,
 )
 from cyclerflow.drivers.transports import ScriptedTransport
-from protocol_helpers import uncovered
 
-from cyclerflow.acquire.instrument import SourceMeterChannel
+from cyclerflow.acquire.instrument import GuardedSource, SourceMeterChannel, StepGuard
 from cyclerflow.errors import InputError, InstrumentError
 
-WRITTEN: list[str] = []
+DRIVER = "palmsens"  # byte coverage of its command table: conftest.byte_coverage
 PKT = "Peb80030D4m;ab83BB299u,10;ba8E4E1C0p,10,288"  # t=12.5 s, 3.912345 V, 15 µA
 
 
@@ -107,7 +106,6 @@ def channel(exchanges, **options):
 
 def finish(t):
     t.assert_done()
-    WRITTEN.extend(t.written)
 
 
 CONNECT = [("t", "tespico R1.3.2")]
@@ -304,5 +302,89 @@ def test_bad_options_and_ranges():
         ch.source_current(0.5, 4.2)
 
 
-def test_every_command_is_covered():
-    assert uncovered(palmsens.COMMANDS, WRITTEN) == []
+# packets of a guarded discharge: time, potential, current and the set point (type db)
+PKT_DIS = "Peb8989680u;ab83567E0u,10;ba71B1E40p,10;db71B1E40p"  # 10 s, 3.5 V, -15 uA, set -15 uA
+PKT_TRIP = "Peb8B71B00u;ab82DC2D8u,10;ba71B1E40p,10;db71B1E40p"  # 12 s, 2.999 V: below 3 V
+GUARD_LOOP = [
+    "  timer_get t",
+    "  pck_start",
+    "    pck_add t",
+    "    pck_add p",
+    "    pck_add c",
+    "    pck_add s",
+    "  pck_end",
+]
+
+
+def guarded_cp(level, conditions, timer=True):
+    lines = ["var p", "var c", "var t", "var s", *(["timer_start"] if timer else [])]
+    lines += ["set_pgstat_chan 0", "set_pgstat_mode 2", "set_range ba 15u"]
+    lines += [f"store_var s {level} db", "cell_on", f"meas_loop_cp p c {level} 1 1000000"]
+    lines += GUARD_LOOP
+    for cond in conditions:  # the device's own stop: both directions
+        lines += [f"  if p {cond}", '    send_string "guard"', "    breakloop", "  endif"]
+    return lines + ["endloop", "on_finished:", "  cell_off"]
+
+
+def test_guarded_discharge_trips_on_the_device_and_is_read_back():
+    ch, t = channel(
+        CONNECT
+        + script(guarded_cp("-15u", ["< 3"]), ["e", "M0008", PKT_DIS])
+        + script(guarded_cp("15u", ["> 4200m", "< 3"], timer=False), ["e"])
+    )
+    assert isinstance(ch, GuardedSource) and ch.guarded_modes == {"cc", "cv", "ocv"}
+    ch.connect()
+    ch.source_current(-15e-6, 4.3, guard=StepGuard(voltage_min_v=3.0))
+    s = ch.read()
+    assert (s.time_s, s.voltage_v, s.current_a) == pytest.approx((10.0, 3.5, -15e-6))
+    st = ch.source_state()
+    assert (st.output_on, st.mode, st.setpoint, st.tripped) == (True, "current", -15e-6, False)
+    t.pending.extend(
+        [PKT_TRIP, "Tguard", "*", ""]
+    )  # the device breaks the loop and ends the script
+    s = ch.read()  # the packet that tripped; the driver does not restart the script
+    assert s.voltage_v == pytest.approx(2.999) and ch.read().time_s == pytest.approx(12.0)
+    st = ch.source_state()
+    assert (st.output_on, st.mode, st.tripped) == (False, "off", True)
+    # a charge: the guard's upper limit is the lower of the window and the compliance
+    ch.source_current(15e-6, 4.2, guard=StepGuard(voltage_min_v=3.0, voltage_max_v=4.3))
+    finish(t)
+
+
+def test_reconnect_to_a_running_script_then_take_over():
+    ch, t = channel(
+        [("t", [PKT_DIS, "tespico R1.3.2"])]  # an earlier host's script still streams
+        + [("Z", ["*", ""])]  # the next source change stops it first
+        + script(guarded_cp("-15u", ["< 3"]), ["e"])
+    )
+    ch.connect()
+    st = ch.source_state()
+    assert (st.output_on, st.mode, st.setpoint) == (True, "current", -15e-6)
+    assert st.reading.voltage_v == pytest.approx(3.5)
+    ch.source_current(-15e-6, 4.3, guard=StepGuard(voltage_min_v=3.0))
+    finish(t)
+    # no packet seen before the firmware reply: the device answers busy, then Z, again
+    ch, t = channel(
+        CONNECT
+        + script(guarded_cp("-15u", ["< 3"]), ["!0008"])
+        + [("Z", ["*", ""])]
+        + script(guarded_cp("-15u", ["< 3"]), ["e"])
+    )
+    ch.connect()
+    ch.source_current(-15e-6, 4.3, guard=StepGuard(voltage_min_v=3.0))
+    finish(t)
+
+
+def test_guard_refusals_and_cv_compliance():
+    ch, t = channel(CONNECT)
+    ch.connect()
+    with pytest.raises(InputError, match="exceeds the guard's current_max"):
+        ch.source_current(-2e-4, 4.2, guard=StepGuard(3.0, 4.2, current_max_a=1e-4))
+    with pytest.raises(InputError, match="outside the guard's window"):
+        ch.source_voltage(4.4, 1e-5, guard=StepGuard(3.0, 4.2))
+    finish(t)
+
+
+def test_every_command_is_covered(byte_coverage):
+    """Runs last in this module: every command of the table was sent by a test above."""
+    assert byte_coverage() == []

@@ -266,10 +266,11 @@ def test_cli_simulate_serves_the_protocol(tmp_path, lipon_metadata):
     )
     try:
         line = proc.stdout.readline()
-        assert "listening on 127.0.0.1:" in line
+        assert "listening on 127.0.0.1:" in line and " sim-clock=100 " in line
         resource = line.split("resource=")[1].strip()
         ch = load_driver("keithley2450").open_channel(resource)
         ch.connect()
+        assert ch.clock_rate() == 100.0  # what the instrument itself reports
         ch.source_current(0.35e-6, 4.2)
         assert ch.read().current_a == pytest.approx(0.35e-6)
         ch.close()
