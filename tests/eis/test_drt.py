@@ -252,8 +252,8 @@ def test_drt_seeds_a_circuit_fit():
     z0 = circ.impedance([start[n] for n in circ.param_names], f)
     assert np.median(np.abs(z0 - z) / np.abs(z)) < 0.1  # the start is already close
     fit = fit_spectrum(f, z, CELL, initial=start, kk=False)
-    assert fit["params"]["R1"] == pytest.approx(p[1], rel=0.02)
-    assert fit["params"]["R2"] == pytest.approx(p[4], rel=0.02)
+    assert fit.params["R1"] == pytest.approx(p[1], rel=0.02)
+    assert fit.params["R2"] == pytest.approx(p[4], rel=0.02)
     # a circuit with more blocks than the DRT has arcs, or an element it cannot seed
     assert D.drt_start_parameters(res, "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)-p(R4,C4)") is None
     assert D.drt_start_parameters(res, "R0-p(R1,CPE1)-p(R2,CPE2)-Wo1") is None
