@@ -26,7 +26,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 import numpy as np
 
@@ -48,6 +48,11 @@ DEFAULT_PORT = 502
 MISSPELT = {"download": "donwload_resp", "downloadlog": "donwloadlog_resp"}
 #: sim-clock element a simulator adds to its connect reply (a real server has none)
 CLOCK_TAG = "sim-clock"
+
+
+def quoteattr(value: str) -> str:
+    """An XML attribute value in double quotes (``"`` written as ``&quot;``)."""
+    return '"' + escape(value, {'"': "&quot;"}) + '"'
 
 
 @dataclass(frozen=True)
