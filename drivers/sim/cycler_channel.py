@@ -302,6 +302,22 @@ class SimChannel:
         steps = (SimStep(1, "cc", "cc"), SimStep(2, "cc", "dc"), SimStep(3, "end", "end"))
         with self.lock:
             self._schedule = Schedule(steps, record_s)
-            self.records = list(zip(*(c.tolist() for c in cols), strict=True))
+            self.records = ArrayRecords(cols)
             self.state = "finish"
             self.test_id += 1
+
+
+class ArrayRecords:
+    """Records kept as columns (a preloaded backlog): ``len``, slices and ``[-1]`` give
+    tuples like the list a running channel keeps."""
+
+    def __init__(self, cols: tuple[np.ndarray, ...]):
+        self.cols = cols
+
+    def __len__(self) -> int:
+        return len(self.cols[0])
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return list(zip(*(c[key].tolist() for c in self.cols), strict=True))
+        return tuple(c[key].item() for c in self.cols)

@@ -21,6 +21,8 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
+
 from cyclerflow.errors import InputError
 
 from .cycler_channel import CyclerFaults, Schedule, SimChannel, SimStep
@@ -362,12 +364,7 @@ class NewareSim:
             recs = ch.records[max(start, 1) - 1 : max(start, 1) - 1 + count] if ch and start else []
             names = {s.step_id: s.type_name for s in ch._schedule.steps} if recs else {}
         t0 = self.start_unix + (ch._t0 if ch else 0.0)
-        lines = [
-            f'<data seqid="{r[0]}" stepid="{r[1]}" cycleid="{r[2]}" steptype="{names[r[1]]}" '
-            f'testtime="{r[3] * 1e3:.3f}" atime="{_atime(t0 + r[4])}" volt="{r[5]!r}" '
-            f'curr="{r[6]!r}" cap="{r[7]!r}" eng="{r[8]!r}" />'
-            for r in recs
-        ]
+        lines = _data_lines(recs, names, t0)
         head = (
             f'  <download {_addr(u, c, ip=False)} testid="{ch.test_id if ch else 0}" '
             f'startpos="{start}" count="{count}" auxid="0" />\r\n'
@@ -389,6 +386,26 @@ class NewareSim:
         return reply(
             "donwloadlog_resp", head + f'  <list count="{len(entries)}">\r\n{inner}  </list>\r\n'
         )
+
+
+def _data_lines(recs: list[tuple], names: dict[int, str], t0_unix: float) -> list[str]:
+    """download records as BTS 8.0 writes them (step time in ms, absolute time to 1 s)."""
+    if not recs:
+        return []
+    seq, step, cyc, st, tt, v, i, cap, eng = zip(*recs, strict=True)
+    unix = np.floor(t0_unix + np.asarray(tt)).astype("i8")
+    days = {d: time.strftime("%Y-%m-%d", time.gmtime(d * 86400)) for d in np.unique(unix // 86400)}
+    day = [days[d] for d in (unix // 86400).tolist()]
+    hh, rest = np.divmod(unix % 86400, 3600)
+    mm, ss = np.divmod(rest, 60)
+    hms = zip(hh.tolist(), mm.tolist(), ss.tolist(), strict=True)
+    at = [f"{d} {h:02d}:{m:02d}:{x:02d}" for d, (h, m, x) in zip(day, hms, strict=True)]
+    return [
+        f'<data seqid="{a}" stepid="{b}" cycleid="{c}" steptype="{names[b]}" '
+        f'testtime="{d * 1e3:.3f}" atime="{e}" volt="{f!r}" curr="{g!r}" '
+        f'cap="{h!r}" eng="{k!r}" />'
+        for a, b, c, d, e, f, g, h, k in zip(seq, step, cyc, st, at, v, i, cap, eng, strict=True)
+    ]
 
 
 def _atime(unix_s: float) -> str:
