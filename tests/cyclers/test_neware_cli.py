@@ -69,3 +69,28 @@ def test_unknown_channel_is_an_error(tmp_path, sim_process):
     assert done.returncode == 1 and "no channel unit=1 channel=9" in done.stdout
     assert time.monotonic() - t0 < 30
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_killed_host_restarts_without_gap_or_duplicate(tmp_path, sim_process):
+    """SIGKILL of `cyclerflow acquire` mid-run, then the same command again."""
+    resource = sim_process("--channels", "1", "--speedup", "1000")
+    (tmp_path / "r.yaml").write_text(RECIPE.format(cycles=2))
+    out = tmp_path / "c.h5"
+    cmd = [str(BIN), "acquire", "--driver", "neware-bts", "--resource", resource]
+    cmd += ["--protocol", str(tmp_path / "r.yaml"), "--cell", str(CELL), "-o", str(out), "-q"]
+    p = subprocess.Popen(cmd)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not out.exists():
+        time.sleep(0.2)
+    time.sleep(3.0)
+    p.kill()
+    p.wait(10)
+    before = len(read_cycling(out)["vendor_record_id"])
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    cyc = read_cycling(out)
+    seq = cyc["vendor_record_id"].values
+    assert 0 < before < len(seq)  # killed part way, resumed to the end
+    assert np.array_equal(seq, np.arange(1, len(seq) + 1))
+    assert np.all(np.diff(cyc["test_time_second"].values) >= 0)
+    assert cyc["vendor_cycle_index"].values.max() == 2
