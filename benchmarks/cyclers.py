@@ -77,6 +77,31 @@ class LagRunner(CyclerRunner):
         return stopped
 
 
+def _open_rack(resource, units, per_unit, tmp: Path, recipe, stop, speedup) -> list:
+    """One connected channel, cell file and runner per rack channel."""
+    meta, meta_text = load_metadata(CELL)
+    period_wall = 10.0 / speedup
+    runners = []
+    for u in range(1, units + 1):
+        for c in range(1, per_unit + 1):
+            ch = NewareChannel(resource, unit=u, channel=c, stepdir=str(tmp))
+            ch.connect()
+            w = create_cell(
+                tmp / f"u{u}c{c}.h5",
+                meta,
+                metadata_text=meta_text,
+                protocol=recipe.text,
+                columns=CYCLER_COLUMNS,
+                units=CYCLER_UNITS,
+                column_attrs=CYCLER_COLUMN_ATTRS,
+                flush_interval=period_wall,
+            )
+            r = LagRunner(ch, w, recipe, poll_interval_s=period_wall, stop=stop)
+            r.speedup = speedup
+            runners.append((r, ch, w))
+    return runners
+
+
 def rack(seconds: float, speedup: float, units: int, per_unit: int) -> None:
     proc, resource = start_sim(
         "--channels", str(per_unit), "--units", str(units), "--speedup", str(speedup)
@@ -85,26 +110,10 @@ def rack(seconds: float, speedup: float, units: int, per_unit: int) -> None:
     recipe = loads_recipe(RECIPE, source="rack.yaml", nominal_capacity_ah=meta.nominal_capacity_ah)
     stop = threading.Event()
     period_wall = 10.0 / speedup
-    runners, threads = [], []
+    threads = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            for u in range(1, units + 1):
-                for c in range(1, per_unit + 1):
-                    ch = NewareChannel(resource, unit=u, channel=c, stepdir=tmp)
-                    ch.connect()
-                    w = create_cell(
-                        Path(tmp) / f"u{u}c{c}.h5",
-                        meta,
-                        metadata_text=meta_text,
-                        protocol=recipe.text,
-                        columns=CYCLER_COLUMNS,
-                        units=CYCLER_UNITS,
-                        column_attrs=CYCLER_COLUMN_ATTRS,
-                        flush_interval=period_wall,
-                    )
-                    r = LagRunner(ch, w, recipe, poll_interval_s=period_wall, stop=stop)
-                    r.speedup = speedup
-                    runners.append((r, ch, w))
+            runners = _open_rack(resource, units, per_unit, Path(tmp), recipe, stop, speedup)
             cpu0, wall0 = time.process_time(), time.monotonic()
             for r, _, _ in runners:
                 r.started_wall = time.monotonic()
