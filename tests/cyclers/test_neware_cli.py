@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CELL, RECIPE
 
 from cyclerflow.store import read_cycling
+
+from .cycler_helpers import CELL, RECIPE
 
 BIN = Path(sys.executable).parent / "cyclerflow"
 

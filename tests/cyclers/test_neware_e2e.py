@@ -8,12 +8,13 @@ import time
 import h5py
 import numpy as np
 import pytest
-from conftest import RECIPE, write_station
 
 from cyclerflow.acquire.cli import acquire
 from cyclerflow.acquire.station import load_station, run_station
 from cyclerflow.errors import InputError
 from cyclerflow.store import read_cycling, read_events
+
+from .cycler_helpers import RECIPE, write_station
 
 
 def _half_caps(path):
@@ -94,3 +95,26 @@ def test_eis_step_is_refused_before_anything_starts(tmp_path, neware_sim):
         acquire(station=station, quiet=True)
     assert not (tmp_path / "ch1.h5").exists()
     assert sim.channel(1, 1).state == "finish" and sim.channel(1, 1).test_id == 0
+
+
+def test_station_mixes_a_cycler_channel_and_an_smu_channel(tmp_path, neware_sim):
+    from cyclerflow.drivers.sim import start_simulator
+
+    nw = neware_sim(channels=1, speedup=1000)
+    smu, _ = start_simulator("keithley2450", speedup=1000)
+    try:
+        station = write_station(tmp_path, nw.resource, 1, RECIPE.format(cycles=1), speedup=1000)
+        text = station.read_text() + (
+            f'  - {{name: smu, driver: keithley2450, resource: "{smu.resource}", '
+            "cell: cell.yaml, recipe: recipe.yaml, out: smu.h5}\n"
+        )
+        station.write_text(text)
+        results = run_station(load_station(station))
+    finally:
+        smu.stop()
+    assert [r.status for r in results] == ["complete", "complete"], [r.message for r in results]
+    nw_cols = read_cycling(tmp_path / "ch1.h5")
+    smu_cols = read_cycling(tmp_path / "smu.h5")
+    assert "vendor_record_id" in nw_cols and "vendor_record_id" not in smu_cols
+    for cols in (nw_cols, smu_cols):  # same columns and units where they overlap
+        assert cols["current_ampere"].values.max() > 0 > cols["current_ampere"].values.min()

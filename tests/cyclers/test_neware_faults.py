@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import CELL, RECIPE
 from cyclerflow.drivers.neware_bts import NewareChannel
 
 from cyclerflow.acquire.cycler import (
@@ -16,6 +15,8 @@ from cyclerflow.acquire.link import ReconnectPolicy
 from cyclerflow.acquire.recipe import loads_recipe
 from cyclerflow.schema import load_metadata
 from cyclerflow.store import create_cell, read_cycling, read_events
+
+from .cycler_helpers import CELL, RECIPE
 
 
 def run(tmp_path, sim, text, channel=1, **options):
