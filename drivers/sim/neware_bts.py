@@ -104,6 +104,29 @@ def parse_step_file(text: str) -> Schedule:
     return Schedule(steps, record_s, _value(prot, "Upper", 1e-4), _value(prot, "Lower", 1e-4))
 
 
+def channel_cells(cell) -> dict[int, object]:
+    """``--cell``: None (default cell), one metadata file (every channel), or a YAML file
+    ``{channels: {1: a.yaml, 5: b.yaml}, default: c.yaml}`` giving channels (numbered over
+    all units, paths relative to it) their own cells. Key 0 holds the default."""
+    if cell is None or not isinstance(cell, (str, Path)):
+        return {0: cell}
+    import yaml
+
+    path = Path(cell)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(f"cannot read cell file: {err}", path=path) from None
+    if not (isinstance(data, dict) and "channels" in data):
+        return {0: path}
+    chans = data["channels"]
+    if not isinstance(chans, dict) or not all(isinstance(k, int) and k > 0 for k in chans):
+        raise InputError("channels: expected a mapping channel number -> cell file", path=path)
+    out = {k: path.parent / v for k, v in chans.items()}
+    out[0] = path.parent / data["default"] if data.get("default") else None
+    return out
+
+
 # --- replies ---------------------------------------------------------------------------
 
 
@@ -143,10 +166,12 @@ class NewareSim:
         self.faults = faults if isinstance(faults, CyclerFaults) else CyclerFaults.parse(faults)
         self.start_unix = time.time() if start_unix is None else start_unix
         self.channels: dict[tuple[int, int], SimChannel] = {}
+        cells = channel_cells(cell)
         for u in range(1, units + 1):
             for c in range(1, channels + 1):
                 n = (u - 1) * channels + c
-                ch = SimChannel(model_for(cell, seed + n), n, alarm_at_s=self.faults.alarms.get(n))
+                model = model_for(cells.get(n, cells.get(0)), seed + n)
+                ch = SimChannel(model, n, alarm_at_s=self.faults.alarms.get(n))
                 ch.refuse = n in self.faults.refuse
                 self.channels[(u, c)] = ch
         self._stop = threading.Event()

@@ -231,3 +231,23 @@ def test_simulator_answers_every_command_in_the_recorded_layout(neware_sim):
     assert len(devs) == 4 and b in devs
     out = sim.handle(strip(nw.download_request(b, 1, 10)))
     assert b"<cmd>donwload_resp</cmd>" in out
+
+
+def test_simulator_cells_per_channel_from_a_file(tmp_path):
+    from cyclerflow.drivers.sim.neware_bts import NewareSim
+
+    from .cycler_helpers import CELL
+
+    big = CELL.read_text().replace("nominal_capacity_uah: 15", "nominal_capacity_uah: 30")
+    (tmp_path / "big.yaml").write_text(big)
+    (tmp_path / "small.yaml").write_text(CELL.read_text())
+    (tmp_path / "rack.yaml").write_text("channels: {2: big.yaml}\ndefault: small.yaml\n")
+    sim = NewareSim(channels=3, speedup=0, cell=tmp_path / "rack.yaml")
+    try:
+        caps = [sim.channel(1, c).model.params.capacity_ah for c in (1, 2, 3)]
+    finally:
+        sim.stop()
+    assert caps == pytest.approx([15e-6, 30e-6, 15e-6])
+    (tmp_path / "bad.yaml").write_text("channels: {one: big.yaml}\n")
+    with pytest.raises(InputError, match="channel number"):
+        NewareSim(channels=1, cell=tmp_path / "bad.yaml")
