@@ -11,7 +11,7 @@ from cyclerflow.errors import InputError
 
 def simulate(
     driver: str = typer.Argument(
-        ..., help="Driver name: keithley2450, b2900, palmsens, lakeshore335."
+        ..., help="Driver name: keithley2450, b2900, palmsens, lakeshore335, neware-bts."
     ),
     port: int = typer.Option(0, "--port", help="TCP port (0 = a free port, printed on start)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
@@ -27,6 +27,8 @@ def simulate(
         help="Fault spec, e.g. garble:every=50, slow:delay=3, drop:after=100, short:r=1e5.",
     ),
     seed: int = typer.Option(0, "--seed", help="Noise seed."),
+    channels: int = typer.Option(8, "--channels", help="Channels per unit (cycler simulators)."),
+    units: int = typer.Option(1, "--units", help="Units (sub-devices) (cycler simulators)."),
 ) -> None:
     """Run an instrument simulator that serves the driver's real protocol (until Ctrl-C)."""
     from cyclerflow.acquire.instrument import load_driver
@@ -34,6 +36,11 @@ def simulate(
     from .sim import parse_fault, serve
 
     module = load_driver(driver)
+    if hasattr(module, "serve_cycler_simulator"):  # multi-channel cyclers: own server
+        return module.serve_cycler_simulator(
+            host=host, port=port, channels=channels, units=units, speedup=speedup, cell=cell,
+            faults=tuple(fault), seed=seed,
+        )  # fmt: skip
     if not hasattr(module, "simulator_protocol"):
         raise InputError(f"driver {driver!r} has no simulator")
     if speedup < 0:

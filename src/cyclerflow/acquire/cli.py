@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 from pathlib import Path
@@ -22,7 +23,7 @@ from cyclerflow.errors import InputError
 
 def _options(items: list[str] | None, flag: str) -> dict:
     out = {}
-    for item in items or []:
+    for item in (p for i in items or [] for p in re.split(r",(?=\s*\w+=)", i)):  # k=v,k2=v2
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InputError(f"{flag} {item!r}: expected KEY=VALUE")

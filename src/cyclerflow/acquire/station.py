@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from cyclerflow.acquire.clock import Clock
+from cyclerflow.acquire.cycler import check_cycler_recipe, run_station_cycler
 from cyclerflow.acquire.engine import ChannelResult, ChannelRunner
 from cyclerflow.acquire.instrument import load_driver
 from cyclerflow.acquire.link import ReconnectPolicy, is_connection_error
@@ -143,6 +144,8 @@ def plan_channel(
     )
     meta, meta_text = load_metadata(cell)
     rec = load_recipe(recipe, nominal_capacity_ah=meta.nominal_capacity_ah)
+    if getattr(device.module, "RUNS_OWN_SCHEDULE", False):  # a cycler: recipe checked up front
+        check_cycler_recipe(device.module, rec, where or name)
     tdev = None
     if temperature is not None:
         tdev = _device(temperature, f"{pre}temperature", source)
@@ -484,6 +487,9 @@ def run_station(
     ready = threading.Barrier(len(plan.channels), action=all_ready)
 
     def work(k: int, ch: ChannelPlan) -> None:
+        if getattr(ch.device.module, "RUNS_OWN_SCHEDULE", False):  # a cycler runs its schedule
+            results[k] = run_station_cycler(ch, plan, clock, ready)
+            return
         results[k] = run_channel(
             ch,
             clock=clock,
