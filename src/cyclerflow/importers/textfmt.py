@@ -10,6 +10,7 @@ import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,6 +178,9 @@ def parse_block(
     if not lines:
         raise fail(fmt, path, "table has no data rows", f"line {first_line}")
     body = as_bytes(lines)
+    fast = _arrow_columns(body, sep, columns, text_columns, n_fields)
+    if fast is not None:
+        return _from_arrow(path, fmt, fast, first_line, columns, text_columns)
     if n_fields is not None:
         check_row_widths(path, fmt, body, first_line, n_fields, sep)
     n_lines = body.count(b"\n") + 1
@@ -197,6 +201,122 @@ def parse_block(
                 f"line {first_line + int(miss[0])}",
             )
         out[name] = col.str.strip().to_numpy(dtype=object)
+    return out
+
+
+def _arrow_columns(
+    body: bytes,
+    sep: str | None,
+    columns: dict[str, int],
+    text_columns: dict[str, int],
+    n_fields: int | None,
+) -> dict[str, Any] | None:
+    """The wanted columns parsed by pyarrow's CSV reader (multi-threaded, exact floats),
+    or None when the table is not a clean delimited grid (then the slower pandas path
+    finds and names the problem). Every row must have the first row's field count:
+    a short, long or blank row sends the table to the slow path."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # Latin-1 text: pandas decodes it with replacement
+    lead = 0
+    if sep is None:
+        if b" " in body:
+            return None  # runs of spaces: pandas' whitespace splitting
+        sep = "\t"
+        lead = 1 if body.startswith(b"\t") else 0  # Gamry rows start with a tab
+    nl = body.find(b"\n")
+    first = (body if nl < 0 else body[:nl]).rstrip(b"\r")
+    bsep = sep.encode()
+    if first.endswith(bsep):  # a separator ending the rows opens no field (as the guard says)
+        body = body.replace(bsep + b"\r\n", b"\r\n").replace(bsep + b"\n", b"\n")
+        body = body[:-1] if body.endswith(bsep) else body
+        first = first[:-1]
+    ncols = first.count(bsep) + 1
+    if n_fields is not None and ncols != n_fields + lead:
+        return None
+    names = [f"c{i}" for i in range(ncols)]
+    wanted = {**columns, **text_columns}
+    if max(wanted.values()) + lead >= ncols:
+        return None
+    bad: list[object] = []
+
+    def invalid(row: object) -> str:
+        bad.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(
+                delimiter=sep,
+                quote_char=False,
+                ignore_empty_lines=False,
+                invalid_row_handler=invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=sorted({names[i + lead] for i in wanted.values()}),
+                column_types={names[i + lead]: pa.string() for i in text_columns.values()},
+                null_values=[""],
+                strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if bad:
+        return None
+    return {name: table.column(names[i + lead]) for name, i in wanted.items()}
+
+
+def _from_arrow(
+    path: str | Path,
+    fmt: str,
+    cols: dict[str, Any],
+    first_line: int,
+    columns: dict[str, int],
+    text_columns: dict[str, int],
+) -> dict[str, np.ndarray]:
+    """Arrays from pyarrow columns: numbers as float64, text stripped; a missing or
+    non-numeric value fails naming its line."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: dict[str, np.ndarray] = {}
+    for name in columns:
+        col = cols[name]
+        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+            values = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            bad = np.flatnonzero(~np.isfinite(values))
+            if len(bad):
+                raise fail(
+                    fmt,
+                    path,
+                    f"column {name!r} is missing (short or truncated row)",
+                    f"line {first_line + int(bad[0])}",
+                )
+            out[name] = values
+        else:
+            raw = col.to_numpy(zero_copy_only=False)
+            series = pd.Series(
+                [x.decode("latin-1") if isinstance(x, bytes) else x for x in raw], dtype=object
+            )
+            out[name] = _numeric(path, fmt, name, series, first_line)
+    for name in text_columns:
+        col = cols[name]
+        if col.null_count:
+            miss = np.flatnonzero(~col.is_valid().to_numpy(zero_copy_only=False))
+            raise fail(
+                fmt,
+                path,
+                f"column {name!r} is missing (short or truncated row)",
+                f"line {first_line + int(miss[0])}",
+            )
+        out[name] = pc.utf8_trim_whitespace(col).to_numpy(zero_copy_only=False)
     return out
 
 
