@@ -183,8 +183,10 @@ def _read_csv(path: Path, text: str | None = None, *, ole_dates: bool = False) -
     if not data:
         raise fail(FORMAT, path, "no data rows after the header", "line 2")
     date_idx = next((i for i, m in mapping.items() if m[0] == "unix_time_second"), None)
-    numeric = {m[3]: i for i, m in mapping.items() if i != date_idx or ole_dates}
-    texts = {} if date_idx is None or ole_dates else {mapping[date_idx][3]: date_idx}
+    # a DateTime printed as Unix seconds (first row tells) is parsed as a number
+    epoch = ole_dates or (date_idx is not None and _is_number(data, date_idx))
+    numeric = {m[3]: i for i, m in mapping.items() if i != date_idx or epoch}
+    texts = {} if date_idx is None or epoch else {mapping[date_idx][3]: date_idx}
     empty = _empty_columns(path, data, labels, [i for i in mapping if i != date_idx])
     for i in empty:
         numeric.pop(mapping[i][3], None)
@@ -199,9 +201,19 @@ def _read_csv(path: Path, text: str | None = None, *, ole_dates: bool = False) -
         # OLE Automation date: days since 1899-12-30 (local time of the tester, taken as UTC)
         # (float days carry ~1e-6 s noise: rounded to the millisecond)
         cols["unix_time_second"] = np.round((cols["unix_time_second"] - 25569.0) * 86400.0, 3)
-    elif date_idx is not None:
+    elif date_idx is not None and not epoch:
         cols["unix_time_second"] = _parse_dates(path, by_label[mapping[date_idx][3]], 2)
     return _finish(path, cols, 2, lines[0], empty=[labels[i] for i in empty])
+
+
+def _is_number(data: bytes, index: int) -> bool:
+    """Is field ``index`` of the first data row a plain number?"""
+    fields = data.split(b"\n", 1)[0].rstrip(b"\r").split(b",")
+    try:
+        float(fields[index])
+    except (IndexError, ValueError):
+        return False
+    return True
 
 
 def _empty_columns(path: Path, data: bytes, labels: list[str], candidates: list[int]) -> list[int]:

@@ -91,7 +91,7 @@ def _rows_text(path: Path, name: str, first: int, rows: list[str]) -> list[str]:
     """Rows of a table with a decimal comma turned into a point (tab-separated tables
     never use the comma as a separator); a table mixing both is refused."""
     block = "\n".join(rows)
-    if not _COMMA.search(block):
+    if "," not in block or not _COMMA.search(block):  # the plain find is fast; regex only if needed
         return rows
     if _POINT.search(block):
         m = next(i for i, r in enumerate(rows) if _POINT.search(r))
