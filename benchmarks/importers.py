@@ -132,6 +132,21 @@ def _pandas_floor(path: Path, header_lines: int, sep: str, encoding: str = "lati
     return time.perf_counter() - t0
 
 
+def _bdf_sources(d: Path, tmpd: Path) -> list:
+    """A BDF CSV written by ``cyclerflow export --format bdf-csv`` of the Arbin file."""
+    from cyclerflow.export import export_bdf
+    from cyclerflow.importers import bdf_csv, import_files
+
+    src = d / "arbin/arbin_example.csv"
+    if not src.exists():
+        return []
+    cell = import_files([src], tmpd / "bdf-src.h5")
+    out = export_bdf(cell, tmpd / "bdf-src.bdf.csv", fmt="bdf-csv")
+    labels = out.read_text().split("\n", 1)[0].replace('"', "").split(",")
+    times = tuple(labels.index(x) for x in ("Test Time / s", "Unix Time / s") if x in labels)
+    return [("bdf csv (exported)", bdf_csv, out, dict(header_lines=1, sep=",", time_fields=times))]
+
+
 def xlsx_label() -> str:
     """Which xlsx reader arbin.py will use."""
     try:
@@ -219,6 +234,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
+        grown += _bdf_sources(d, tmpd)
         for label, mod, src, kw in [] if args.as_is_only else grown:
             if not src.exists():
                 print(f"{label:32s} (missing {src})")

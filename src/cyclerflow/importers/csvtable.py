@@ -60,16 +60,28 @@ def _arrow_table(path: Path, delim: str, header_index: int) -> Any:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    bad: list[object] = []
+
+    def invalid(row: object) -> str:
+        bad.append(row)
+        return "skip"
+
     try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(skip_rows=header_index, autogenerate_column_names=False),
-            parse_options=pacsv.ParseOptions(delimiter=delim, ignore_empty_lines=True),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delim, ignore_empty_lines=True, invalid_row_handler=invalid
+            ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as err:
         raise InputError(
             f"rows do not match the header: {str(err).strip()[:200]}", path=path
         ) from None
+    if bad:
+        check_widths(path, delim, table.num_columns)  # names the first bad line
+        raise InputError("rows do not match the header (too many or too few fields)", path=path)
+    return table
 
 
 def _values(path: Path, label: str, col: Any, first_line: int) -> np.ndarray:
@@ -137,11 +149,16 @@ def read_numeric_table(
     header = read_header_line(path)
     delim, fields = split_header(header)
     mapping = _mapping(path, header, fields, rename, required, what)
-    first_line = check_widths(path, delim, len(fields))
     with open(path, "rb") as fh:
         head = fh.read(1 << 16).split(b"\n")
     header_index = next((i for i, ln in enumerate(head) if ln.strip()), 0)
+    first_line = header_index + 2
+    while first_line - 1 < len(head) and not head[first_line - 1].strip():
+        first_line += 1  # blank lines between the header and the rows are skipped
     table = _arrow_table(path, delim, header_index)
+    if table.num_columns != len(fields):
+        check_widths(path, delim, len(fields))
+        raise InputError("rows do not match the header", path=path)
     if table.num_rows == 0:
         raise InputError(f"no data rows after the header (expected a {what})", path=path)
     out: dict[str, np.ndarray] = {}
