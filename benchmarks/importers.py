@@ -1,4 +1,4 @@
-"""Rows per second of every importer on the files in ../shared/data (run by hand).
+"""Rows per second of every importer on the files in fixtures/vendor (run by hand).
 
 For the text formats the vendor file is grown to at least 1M rows (data rows repeated
 with their time columns shifted so time keeps increasing) and read once; the figure
@@ -156,17 +156,10 @@ def xlsx_label() -> str:
     return "arbin xlsx (python-calamine)"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--xlsx-rows", type=int, default=1_000_000)
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--as-is-only", action="store_true", help="skip the grown files")
-    args = ap.parse_args()
-    d = args.data
+def _grown_cases(d: Path) -> list:
+    """(label, module, source, grow kwargs) of the text formats grown to N rows."""
     from cyclerflow.importers import arbin, eis_text, gamry_dta, maccor, zplot
 
-    # (label, module, source, grow kwargs)
     grown = [
         (
             "arbin csv",
@@ -229,40 +222,11 @@ def main() -> None:
             dict(header_lines=782, sep="\t", time_fields=()),
         ),
     ]
-    print(
-        f"{'format':32s} {'rows':>10s} {'seconds':>8s} {'rows/s':>12s} {'pandas floor rows/s':>20s} {'ratio':>6s}"
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpd = Path(tmp)
-        grown += _bdf_sources(d, tmpd)
-        for label, mod, src, kw in [] if args.as_is_only else grown:
-            if not src.exists():
-                print(f"{label:32s} (missing {src})")
-                continue
-            dst = tmpd / ("big" + src.suffix)
-            n = _grow_text(src, dst, target=args.rows, **kw)
-            t0 = time.perf_counter()
-            data = mod.read(dst)
-            dt = time.perf_counter() - t0
-            rows = _rows(data)
-            assert rows >= n * 0.99, (label, rows, n)
-            floor = _pandas_floor(dst, kw["header_lines"], kw["sep"], kw.get("encoding", "latin-1"))
-            print(
-                f"{label:32s} {rows:10d} {dt:8.2f} {rows / dt:12,.0f} {rows / floor:20,.0f} {floor / dt:6.2f}"
-            )
-        src = d / "arbin/bs542_004_gr_li_50ua_50mv_1v_191020_Channel_11.xlsx"
-        if src.exists() and not args.as_is_only:
-            dst = tmpd / "big.xlsx"
-            n = _grow_xlsx(src, dst, args.xlsx_rows)
-            t0 = time.perf_counter()
-            data = arbin.read(dst)
-            dt = time.perf_counter() - t0
-            print(
-                f"{xlsx_label():32s} {_rows(data):10d} {dt:8.2f} {_rows(data) / dt:12,.0f} {'-':>20s} {'-':>6s}"
-            )
-    print()
-    print("as-is files (best of repeated reads):")
-    # (label, module, function, file, extra args)
+    return grown
+
+
+def _as_is_cases() -> list:
+    """(label, module, function, file, extra args) of the files read as they are."""
     res = "cellpy/20160805_test001_45_cc_01.res"
     as_is = [
         ("arbin .res (mdb-export)", "cyclerflow.importers.arbin", "read_res", res, ("mdb-export",)),
@@ -323,7 +287,48 @@ def main() -> None:
             (),
         ),
     ]
-    for label, modname, func, rel, extra in as_is:
+    return as_is
+
+
+def _run_grown(cases: list, tmpd: Path, rows: int) -> None:
+    """Grow, read once, read the same rows with pandas; print both and the ratio."""
+    for label, mod, src, kw in cases:
+        if not src.exists():
+            print(f"{label:32s} (missing {src})")
+            continue
+        dst = tmpd / ("big" + src.suffix)
+        n = _grow_text(src, dst, target=rows, **kw)
+        t0 = time.perf_counter()
+        data = mod.read(dst)
+        dt = time.perf_counter() - t0
+        got = _rows(data)
+        assert got >= n * 0.99, (label, got, n)
+        floor = _pandas_floor(dst, kw["header_lines"], kw["sep"], kw.get("encoding", "latin-1"))
+        print(
+            f"{label:32s} {got:10d} {dt:8.2f} {got / dt:12,.0f} {got / floor:20,.0f} {floor / dt:6.2f}"
+        )
+
+
+def _run_xlsx(d: Path, tmpd: Path, rows: int) -> None:
+    from cyclerflow.importers import arbin
+
+    src = d / "arbin/bs542_004_gr_li_50ua_50mv_1v_191020_Channel_11.xlsx"
+    if not src.exists():
+        return
+    dst = tmpd / "big.xlsx"
+    _grow_xlsx(src, dst, rows)
+    t0 = time.perf_counter()
+    data = arbin.read(dst)
+    dt = time.perf_counter() - t0
+    print(
+        f"{xlsx_label():32s} {_rows(data):10d} {dt:8.2f} {_rows(data) / dt:12,.0f} {'-':>20s} {'-':>6s}"
+    )
+
+
+def _run_as_is(d: Path) -> None:
+    print()
+    print("as-is files (best of repeated reads):")
+    for label, modname, func, rel, extra in _as_is_cases():
         try:
             fn = getattr(importlib.import_module(modname), func)
         except ModuleNotFoundError:
@@ -339,6 +344,25 @@ def main() -> None:
             print(f"{label:32s} failed: {err}")
             continue
         print(f"{label:32s} {rows:10d} {dt:8.3f} {rows / dt:12,.0f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--xlsx-rows", type=int, default=1_000_000)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--as-is-only", action="store_true", help="skip the grown files")
+    args = ap.parse_args()
+    d = args.data
+    print(
+        f"{'format':32s} {'rows':>10s} {'seconds':>8s} {'rows/s':>12s} {'pandas floor rows/s':>20s} {'ratio':>6s}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        if not args.as_is_only:
+            _run_grown(_grown_cases(d) + _bdf_sources(d, tmpd), tmpd, args.rows)
+            _run_xlsx(d, tmpd, args.xlsx_rows)
+    _run_as_is(d)
 
 
 if __name__ == "__main__":

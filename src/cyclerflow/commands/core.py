@@ -130,18 +130,9 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force"),
     ) -> None:
         """Export /cycling as CSV / BDF CSV / BDF Parquet, or the spectra (--eis)."""
-        from cyclerflow.export import BDF_FORMATS, export_bdf, export_cycling_csv, export_eis_csv
+        from cyclerflow.export import export_any
 
-        if fmt in BDF_FORMATS:
-            export_bdf(cell, out, fmt=fmt, eis=eis, force=force)
-            return
-        if fmt != "csv":
-            raise InputError(
-                f"unknown export format {fmt!r} (known: csv, {', '.join(BDF_FORMATS)})"
-            )
-        if out is None:
-            raise InputError("--format csv needs -o OUT")
-        (export_eis_csv if eis else export_cycling_csv)(cell, out, force=force)
+        export_any(cell, out, fmt=fmt, eis=eis, force=force)
 
     @app.command("recover")
     def recover_cmd(cell: Path = typer.Argument(...)) -> None:

@@ -422,42 +422,54 @@ def _open_xlsx(
         ) from None
 
 
-def _read_xlsx(path: Path) -> Imported:
+def _sheet_columns(path: Path, title: str, first, rows) -> dict[str, np.ndarray]:
+    """The Arbin columns of one sheet (header row ``first``), converted to SI."""
+    mapping = _map_labels(path, first)
+    body = [r for r in rows if any(v is not None and v != "" for v in r)]
+    cols: dict[str, np.ndarray] = {}
+    for i, (bdf, scale, offset, label) in mapping.items():
+        vals = [r[i] if i < len(r) else None for r in body]
+        if bdf == "unix_time_second":
+            cols[bdf] = _parse_dates(path, vals, 2)
+            continue
+        arr = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").to_numpy("f8")
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if len(bad):
+            j = int(bad[0])
+            raise fail(
+                FORMAT,
+                path,
+                f"sheet {title!r} column {label!r} has a missing or non-numeric value {vals[j]!r}",
+                f"row {j + 2}",
+            )
+        cols[bdf] = arr * scale + offset
+    return cols
+
+
+def _header_sheet(title: str, first, rows) -> list[str]:
+    """A sheet without Arbin columns (``Global_Info`` ...) as header text lines."""
+    out = [f"[{title}]"]
+    for r in [first, *rows]:
+        vals = ["" if v is None else str(v) for v in r]
+        if any(vals):
+            out.append("\t".join(vals).rstrip())
+    return out
+
+
+def _xlsx_parts(path: Path) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """(cycling columns of every Arbin sheet, header lines), the workbook closed after."""
     sheets, close = _open_xlsx(path)
+    header_lines: list[str] = []
+    parts: list[dict[str, np.ndarray]] = []
     try:
-        header_lines: list[str] = []
-        parts: list[dict[str, np.ndarray]] = []
         for title, rows in sheets:
-            try:
-                first = next(rows)
-            except StopIteration:
+            first = next(rows, None)
+            if first is None:
                 continue
             if not _looks_arbin(first):
-                header_lines.append(f"[{title}]")
-                for r in [first, *rows]:
-                    vals = ["" if v is None else str(v) for v in r]
-                    if any(vals):
-                        header_lines.append("\t".join(vals).rstrip())
+                header_lines += _header_sheet(title, first, rows)
                 continue
-            mapping = _map_labels(path, first)
-            body = [r for r in rows if any(v is not None and v != "" for v in r)]
-            cols: dict[str, np.ndarray] = {}
-            for i, (bdf, scale, offset, label) in mapping.items():
-                vals = [r[i] if i < len(r) else None for r in body]
-                if bdf == "unix_time_second":
-                    cols[bdf] = _parse_dates(path, vals, 2)
-                    continue
-                arr = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").to_numpy("f8")
-                bad = np.flatnonzero(~np.isfinite(arr))
-                if len(bad):
-                    j = int(bad[0])
-                    raise fail(
-                        FORMAT,
-                        path,
-                        f"sheet {title!r} column {label!r} has a missing or non-numeric value {vals[j]!r}",
-                        f"row {j + 2}",
-                    )
-                cols[bdf] = arr * scale + offset
+            cols = _sheet_columns(path, title, first, rows)
             header_lines.append(
                 f"[{title}] " + "\t".join("" if v is None else str(v) for v in first)
             )
@@ -470,6 +482,11 @@ def _read_xlsx(path: Path) -> Imported:
         ) from None
     finally:
         close()
+    return parts, header_lines
+
+
+def _read_xlsx(path: Path) -> Imported:
+    parts, header_lines = _xlsx_parts(path)
     if not parts:
         raise fail(
             FORMAT,

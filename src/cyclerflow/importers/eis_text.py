@@ -299,73 +299,77 @@ def _read_chi(path: Path, lines: list[str]) -> Imported:
     return {"cycling": {}, "spectra": [sp], "header": "\n".join(lines[: k + 1])}
 
 
-def _read_versastudio(path: Path, lines: list[str]) -> Imported:
+def _versa_segment(
+    path: Path, lines: list[str], i: int, names: list[str], roles: dict
+) -> tuple[dict, int]:
+    """(columns of the segment whose ``Definition=`` is line ``i``, index after its rows)."""
+    n = len(lines)
+    j = i + 1
+    while j < n and lines[j].strip() and not lines[j].startswith("<"):
+        j += 1
+    rows = lines[i + 1 : j]
+    if not rows:
+        raise fail(FORMAT, path, "segment without data rows", f"line {i + 2}")
+    if j >= n:
+        raise fail(
+            FORMAT, path, "segment not closed by '</Segment...>' (truncated file?)", f"line {n}"
+        )
+    want = {r: idx for r, (idx, _) in roles.items()}
+    nf = len(names) - (names[-1] in ("", "0"))
+    c = parse_block(path, FORMAT, rows, i + 2, want, sep=",", n_fields=nf)
+    c["_scales"] = {r: s for r, (_, s) in roles.items()}  # type: ignore[assignment]
+    return c, j
+
+
+def _versa_walk(path: Path, lines: list[str]) -> tuple[list[dict], list[str], dict[str, str]]:
+    """(segments with impedance columns, header lines, ``key=value`` settings)."""
     settings: dict[str, str] = {}
-    spectra = []
+    spectra: list[dict] = []
     header: list[str] = []
     i = 0
-    n = len(lines)
-    while i < n:
+    while i < len(lines):
         ln = lines[i]
+        header.append(ln)
         if ln.startswith("Definition="):
             names = [x.strip() for x in ln.partition("=")[2].split(",")]
             roles = _roles(names)
-            if not {"f", "re", "im"} <= set(roles):
-                header.append(ln)
-                i += 1
+            if {"f", "re", "im"} <= set(roles):
+                c, i = _versa_segment(path, lines, i, names, roles)
+                spectra.append(c)
                 continue
-            header.append(ln)
-            j = i + 1
-            while j < n and lines[j].strip() and not lines[j].startswith("<"):
-                j += 1
-            rows = lines[i + 1 : j]
-            if not rows:
-                raise fail(FORMAT, path, "segment without data rows", f"line {i + 2}")
-            if j >= n:
-                raise fail(
-                    FORMAT,
-                    path,
-                    "segment not closed by '</Segment...>' (truncated file?)",
-                    f"line {n}",
-                )
-            want = {r: idx for r, (idx, _) in roles.items()}
-            c = parse_block(
-                path,
-                FORMAT,
-                rows,
-                i + 2,
-                want,
-                sep=",",
-                n_fields=len(names) - (names[-1] in ("", "0")),
-            )
-            spectra.append(c)
-            spectra[-1]["_scales"] = {r: s for r, (_, s) in roles.items()}  # type: ignore[assignment]
-            i = j
-            continue
-        header.append(ln)
-        key, eq, val = ln.partition("=")
-        if eq:
-            settings.setdefault(key.strip(), val.strip())
+        else:
+            key, eq, val = ln.partition("=")
+            if eq:
+                settings.setdefault(key.strip(), val.strip())
         i += 1
     if not spectra:
         raise fail(
-            FORMAT, path, "no <Segment> with Frequency, Z Real and Z Imag columns", f"line {n}"
+            FORMAT,
+            path,
+            "no <Segment> with Frequency, Z Real and Z Imag columns",
+            f"line {len(lines)}",
         )
-    unix = None
-    if "DateAcquired" in settings and "TimeAcquired" in settings:
-        try:
-            t = dt.datetime.strptime(
-                f"{settings['DateAcquired']} {settings['TimeAcquired']}",
-                "%A, %B %d, %Y %I:%M:%S %p",
-            )
-            unix = naive_to_unix(t)
-        except ValueError:
-            unix = None
-    amp = None
+    return spectra, header, settings
+
+
+def _versa_start(settings: dict[str, str]) -> float | None:
+    """Unix time of ``DateAcquired`` + ``TimeAcquired`` (naive, taken as UTC)."""
+    try:
+        t = dt.datetime.strptime(
+            f"{settings['DateAcquired']} {settings['TimeAcquired']}", "%A, %B %d, %Y %I:%M:%S %p"
+        )
+    except (KeyError, ValueError):
+        return None
+    return naive_to_unix(t)
+
+
+def _read_versastudio(path: Path, lines: list[str]) -> Imported:
+    spectra, header, settings = _versa_walk(path, lines)
+    unix = _versa_start(settings)
     try:
         amp = float(settings["Amplitude (mV RMS)"]) * 1e-3
     except (KeyError, ValueError):
-        pass
+        amp = None
     technique = "GEIS" if "galvanostatic eis" in " ".join(header).lower() else "PEIS"
     out = []
     for c in spectra:
