@@ -55,6 +55,17 @@ def check_widths(path: Path, delim: str, n_names: int) -> int:
     return k + 1
 
 
+def _check_utf8(path: Path) -> None:
+    """The neutral CSVs are UTF-8: other bytes fail naming their offset."""
+    raw = path.read_bytes()
+    if raw.isascii():
+        return
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"not UTF-8 text (byte offset {err.start})", path=path) from None
+
+
 def _arrow_table(path: Path, delim: str, header_index: int) -> Any:
     """The whole table parsed by pyarrow's CSV reader (multi-threaded, exact floats)."""
     import pyarrow as pa
@@ -155,6 +166,7 @@ def read_numeric_table(
     first_line = header_index + 2
     while first_line - 1 < len(head) and not head[first_line - 1].strip():
         first_line += 1  # blank lines between the header and the rows are skipped
+    _check_utf8(path)
     table = _arrow_table(path, delim, header_index)
     if table.num_columns != len(fields):
         check_widths(path, delim, len(fields))

@@ -163,6 +163,7 @@ def parse_block(
     sep: str | None = None,
     n_fields: int | None = None,
     text_columns: dict[str, int] | None = None,
+    arrow_text: bool = False,
 ) -> dict[str, np.ndarray]:
     """Parse numeric columns (name -> field index) from data lines of a text table.
 
@@ -172,7 +173,8 @@ def parse_block(
     field index) are returned as arrays of stripped strings. With ``n_fields`` (the
     number of names on the column line) every row must have exactly that many fields
     (:func:`check_row_widths`). Raises naming the line for a short or long row, a
-    non-numeric or a missing value.
+    non-numeric or a missing value. With ``arrow_text`` text columns may come back as
+    pyarrow arrays (no Python string per row) instead of NumPy object arrays.
     """
     text_columns = text_columns or {}
     if not lines:
@@ -180,7 +182,7 @@ def parse_block(
     body = as_bytes(lines)
     fast = _arrow_columns(body, sep, columns, text_columns, n_fields)
     if fast is not None:
-        return _from_arrow(path, fmt, fast, first_line, columns, text_columns)
+        return _from_arrow(path, fmt, fast, first_line, columns, text_columns, arrow_text)
     if n_fields is not None:
         check_row_widths(path, fmt, body, first_line, n_fields, sep)
     n_lines = body.count(b"\n") + 1
@@ -280,6 +282,7 @@ def _from_arrow(
     first_line: int,
     columns: dict[str, int],
     text_columns: dict[str, int],
+    arrow_text: bool = False,
 ) -> dict[str, np.ndarray]:
     """Arrays from pyarrow columns: numbers as float64, text stripped; a missing or
     non-numeric value fails naming its line."""
@@ -316,7 +319,8 @@ def _from_arrow(
                 f"column {name!r} is missing (short or truncated row)",
                 f"line {first_line + int(miss[0])}",
             )
-        out[name] = pc.utf8_trim_whitespace(col).to_numpy(zero_copy_only=False)
+        trimmed = pc.utf8_trim_whitespace(col)
+        out[name] = trimmed if arrow_text else trimmed.to_numpy(zero_copy_only=False)
     return out
 
 
