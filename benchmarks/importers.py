@@ -9,7 +9,7 @@ when installed, else openpyxl (``--xlsx-rows`` to change). Formats
 that cannot be grown by text edits (.res, .mpr, .ndax and the other helper's files)
 are read as they are, repeatedly for at least a second.
 
-    python benchmarks/importers.py [--rows N] [--data DIR]
+    python benchmarks/importers.py [--rows N] [--repeat R] [--data DIR]
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ def _as_is_cases() -> list:
     return as_is
 
 
-def _run_grown(cases: list, tmpd: Path, rows: int) -> None:
+def _run_grown(cases: list, tmpd: Path, rows: int, repeat: int = 1) -> None:
     """Grow, read once, read the same rows with pandas; print both and the ratio."""
     for label, mod, src, kw in cases:
         if not src.exists():
@@ -298,12 +298,15 @@ def _run_grown(cases: list, tmpd: Path, rows: int) -> None:
             continue
         dst = tmpd / ("big" + src.suffix)
         n = _grow_text(src, dst, target=rows, **kw)
-        t0 = time.perf_counter()
-        data = mod.read(dst)
-        dt = time.perf_counter() - t0
+        dt = floor = float("inf")
+        for _ in range(repeat):  # best of `repeat`, ours and pandas' alternating
+            t0 = time.perf_counter()
+            data = mod.read(dst)
+            dt = min(dt, time.perf_counter() - t0)
+            enc = kw.get("encoding", "latin-1")
+            floor = min(floor, _pandas_floor(dst, kw["header_lines"], kw["sep"], enc))
         got = _rows(data)
         assert got >= n * 0.99, (label, got, n)
-        floor = _pandas_floor(dst, kw["header_lines"], kw["sep"], kw.get("encoding", "latin-1"))
         print(
             f"{label:32s} {got:10d} {dt:8.2f} {got / dt:12,.0f} {got / floor:20,.0f} {floor / dt:6.2f}"
         )
@@ -352,6 +355,7 @@ def main() -> None:
     ap.add_argument("--xlsx-rows", type=int, default=1_000_000)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--as-is-only", action="store_true", help="skip the grown files")
+    ap.add_argument("--repeat", type=int, default=1, help="best of N reads (ours and pandas')")
     args = ap.parse_args()
     d = args.data
     print(
@@ -360,7 +364,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         if not args.as_is_only:
-            _run_grown(_grown_cases(d) + _bdf_sources(d, tmpd), tmpd, args.rows)
+            _run_grown(_grown_cases(d) + _bdf_sources(d, tmpd), tmpd, args.rows, args.repeat)
             _run_xlsx(d, tmpd, args.xlsx_rows)
     _run_as_is(d)
 

@@ -234,14 +234,13 @@ def _arrow_columns(
     nl = body.find(b"\n")
     first = (body if nl < 0 else body[:nl]).rstrip(b"\r")
     bsep = sep.encode()
-    if first.endswith(bsep):  # a separator ending the rows opens no field (as the guard says)
-        body = body.replace(bsep + b"\r\n", b"\r\n").replace(bsep + b"\n", b"\n")
-        body = body[:-1] if body.endswith(bsep) else body
-        first = first[:-1]
-    ncols = first.count(bsep) + 1
+    trailing = first.endswith(bsep)  # a separator ending the rows opens no field
+    if trailing and not body.rstrip(b"\r\n").endswith(bsep):
+        body = body.rstrip(b"\r\n") + bsep  # the last row often lacks it
+    ncols = first.count(bsep) + (0 if trailing else 1)
     if n_fields is not None and ncols != n_fields + lead:
         return None
-    names = [f"c{i}" for i in range(ncols)]
+    names = [f"c{i}" for i in range(ncols + trailing)]
     wanted = {**columns, **text_columns}
     if max(wanted.values()) + lead >= ncols:
         return None
