@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from cyclerflow.importers.common import Imported, naive_to_unix, name_temperature
-from cyclerflow.importers.textfmt import fail, parse_block, read_text
+from cyclerflow.importers.textfmt import data_block, decode, fail, head_lines, parse_block, read_raw
 
 FORMAT = "eis-text"
 EXTENSIONS = (".txt", ".par", ".csv", ".dat")
@@ -123,7 +123,7 @@ def _kind(lines: list[str]) -> str | None:
     if first == "<Application>" and any(
         ln.startswith("<Segment") or ln.startswith("Name=VersaStudio") for ln in lines
     ):
-        return "versastudio"
+        return "versastudio"  # (read() also looks past the first lines it was given)
     if len(lines) > 1 and lines[1].strip() == "A.C. Impedance":
         return "chi"
     if _labelled(lines) is not None:
@@ -172,11 +172,19 @@ def _data_rows(lines: list[str], start: int) -> tuple[int, list[str]]:
     return start, lines[start:end]
 
 
-def _read_table(path: Path, lines: list[str]) -> Imported:
+def _data_bytes(raw: bytes, head: list[str], start: int) -> tuple[int, bytes]:
+    """(index of the first row, the rows as bytes) after line ``start``: blank lines
+    skipped at both ends. The rows stay bytes (no decoding and splitting of every line)."""
+    while start < len(head) and not head[start].strip():
+        start += 1
+    return start, data_block(raw, start)
+
+
+def _read_table(path: Path, lines: list[str], raw: bytes) -> Imported:
     found = _labelled(lines)
     assert found is not None
     k, d, roles, nf = found
-    start, rows = _data_rows(lines, k + 1)
+    start, rows = _data_bytes(raw, lines, k + 1)
     if not rows:
         raise fail(FORMAT, path, "no data rows after the column line", f"line {start + 1}")
     sep = None if d == " " else d
@@ -394,9 +402,9 @@ def _read_versastudio(path: Path, lines: list[str]) -> Imported:
     return {"cycling": {}, "spectra": out, "header": text}
 
 
-def _read_headerless(path: Path, lines: list[str]) -> Imported:
-    start, rows = _data_rows(lines, 0)
-    d, fields = _split(rows[0].strip())
+def _read_headerless(path: Path, lines: list[str], raw: bytes) -> Imported:
+    start, rows = _data_bytes(raw, lines, 0)
+    d, fields = _split(lines[start].strip())
     sep = None if d == " " else d
     nf = len(fields) - (sep is not None and not fields[-1].strip())
     c = parse_block(path, FORMAT, rows, start + 1, {"f": 0, "re": 1, "im": 2}, sep=sep, n_fields=nf)
@@ -415,9 +423,13 @@ _READERS = {
 def read(path: str | Path) -> Imported:
     """Read one of the EIS text exports listed in the module docstring."""
     path = Path(path)
-    text = read_text(path, FORMAT)
-    lines = text.splitlines()
-    kind = _kind(lines)
+    raw = read_raw(path, FORMAT)
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    raw = raw.replace(b"\r\r\n", b"\n") if b"\r\r\n" in raw else raw  # PowerSuite
+    head = head_lines(raw, 300)  # enough to tell the layout; rows are parsed from bytes
+    kind = _kind(head)
+    if kind == "versastudio" or (kind is None and head and head[0].strip() == "<Application>"):
+        kind = "versastudio" if (b"<Segment" in raw or b"Name=VersaStudio" in raw) else None
     if kind is None:
         raise fail(
             FORMAT,
@@ -426,7 +438,10 @@ def read(path: str | Path) -> Imported:
             "no column line naming frequency / Z' / Z'', and not all rows numeric)",
             "line 1",
         )
-    data = _READERS[kind](path, lines)
+    if kind in ("table", "headerless"):
+        data = _READERS[kind](path, head, raw)
+    else:
+        data = _READERS[kind](path, decode(raw).splitlines())
     for i, sp in enumerate(data["spectra"]):
         f = sp["frequency_hertz"]
         if np.any(f <= 0):
