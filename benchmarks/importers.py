@@ -54,6 +54,10 @@ def _grow_text(
     head = lines[:header_lines]
     body = [ln for ln in lines[header_lines : len(lines) - footer_lines] if ln.strip()]
     foot = lines[len(lines) - footer_lines :] if footer_lines else []
+    if sep != " " and body[0].endswith(sep):
+        # rows end with a separator in this export (its last row may lack it): every
+        # repeated row keeps it, as in a longer export of the same test
+        body = [ln if ln.endswith(sep) else ln + sep for ln in body]
     split = [ln.split(sep) if sep != " " else ln.split() for ln in body]
     times = {f: np.array([float(r[f]) for r in split]) for f in time_fields}
     span = {f: (t[-1] - t[0]) + (t[1] - t[0] if len(t) > 1 else 1.0) for f, t in times.items()}
