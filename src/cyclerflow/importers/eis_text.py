@@ -162,16 +162,6 @@ def _spectrum(c: dict[str, np.ndarray], scales: dict[str, float], **attrs) -> di
     }
 
 
-def _data_rows(lines: list[str], start: int) -> tuple[int, list[str]]:
-    """(index of the first row, rows) after a column line: blank lines skipped at both ends."""
-    while start < len(lines) and not lines[start].strip():
-        start += 1
-    end = len(lines)
-    while end > start and not lines[end - 1].strip():
-        end -= 1
-    return start, lines[start:end]
-
-
 def _data_bytes(raw: bytes, head: list[str], start: int) -> tuple[int, bytes]:
     """(index of the first row, the rows as bytes) after line ``start``: blank lines
     skipped at both ends. The rows stay bytes (no decoding and splitting of every line)."""
@@ -221,7 +211,7 @@ def _read_table(path: Path, lines: list[str], raw: bytes) -> Imported:
     return {"cycling": cycling, "spectra": spectra, "header": "\n".join(lines[: k + 1])}
 
 
-def _read_zview(path: Path, lines: list[str]) -> Imported:
+def _read_zview(path: Path, lines: list[str], raw: bytes) -> Imported:
     k = next((i for i, ln in enumerate(lines[:60]) if "Freq" in ln and "Z'" in ln), None)
     if k is None:
         raise fail(
@@ -230,7 +220,7 @@ def _read_zview(path: Path, lines: list[str]) -> Imported:
             "ZView file without its column line (Freq (Hz) ... Z'(a) Z''(b))",
             "line 1",
         )
-    start, rows = _data_rows(lines, k + 1)
+    start, rows = _data_bytes(raw, lines, k + 1)
     # Z60W columns in fixed order: Freq, Ampl, Bias, Time, Z', Z'', GD, Err, Range
     c = parse_block(
         path,
@@ -248,7 +238,7 @@ def _read_zview(path: Path, lines: list[str]) -> Imported:
     return {"cycling": {}, "spectra": [sp], "header": "\n".join(lines[: k + 1])}
 
 
-def _read_chi(path: Path, lines: list[str]) -> Imported:
+def _read_chi(path: Path, lines: list[str], raw: bytes) -> Imported:
     found = _labelled(lines)
     if found is None:
         raise fail(
@@ -258,7 +248,7 @@ def _read_chi(path: Path, lines: list[str]) -> Imported:
             "line 1",
         )
     k, d, roles, nf = found
-    start, rows = _data_rows(lines, k + 1)
+    start, rows = _data_bytes(raw, lines, k + 1)
     if not rows:
         raise fail(FORMAT, path, "no data rows after the column line", f"line {start + 1}")
     c = parse_block(
@@ -438,7 +428,7 @@ def read(path: str | Path) -> Imported:
             "no column line naming frequency / Z' / Z'', and not all rows numeric)",
             "line 1",
         )
-    if kind in ("table", "headerless"):
+    if kind != "versastudio":
         data = _READERS[kind](path, head, raw)
     else:
         data = _READERS[kind](path, decode(raw).splitlines())
