@@ -71,7 +71,31 @@ def print_summary(info: dict, console: Console) -> None:
         console.print(lt)
 
 
+def _register_export(app: typer.Typer) -> None:
+    """The ``export`` command (CSV, BDF CSV, BDF Parquet)."""
+
+    @app.command("export")
+    def export_cmd(
+        cell: Path = typer.Argument(...),
+        out: Path | None = typer.Option(None, "-o", "--out"),
+        fmt: str = typer.Option(
+            "csv",
+            "--format",
+            help="csv (machine names), bdf-csv or bdf-parquet (BDF labels; default name "
+            "<cell_id>.bdf.csv / .bdf.parquet beside the cell file).",
+        ),
+        eis: bool = typer.Option(False, "--eis", help="Export the spectra (long format)."),
+        force: bool = typer.Option(False, "--force"),
+    ) -> None:
+        """Export /cycling as CSV / BDF CSV / BDF Parquet, or the spectra (--eis)."""
+        from cyclerflow.export import export_any
+
+        export_any(cell, out, fmt=fmt, eis=eis, force=force)
+
+
 def register(app: typer.Typer) -> None:
+    _register_export(app)
+
     @app.command("import")
     def import_cmd(
         sources: list[Path] = typer.Argument(
@@ -115,24 +139,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(info, default=str))
         else:
             print_summary(info, Console())
-
-    @app.command("export")
-    def export_cmd(
-        cell: Path = typer.Argument(...),
-        out: Path | None = typer.Option(None, "-o", "--out"),
-        fmt: str = typer.Option(
-            "csv",
-            "--format",
-            help="csv (machine names), bdf-csv or bdf-parquet (BDF labels; default name "
-            "<cell_id>.bdf.csv / .bdf.parquet beside the cell file).",
-        ),
-        eis: bool = typer.Option(False, "--eis", help="Export the spectra (long format)."),
-        force: bool = typer.Option(False, "--force"),
-    ) -> None:
-        """Export /cycling as CSV / BDF CSV / BDF Parquet, or the spectra (--eis)."""
-        from cyclerflow.export import export_any
-
-        export_any(cell, out, fmt=fmt, eis=eis, force=force)
 
     @app.command("recover")
     def recover_cmd(cell: Path = typer.Argument(...)) -> None:
