@@ -62,7 +62,14 @@ def read_text(path: str | Path, fmt: str, *, allow_nul: bool = False) -> str:
 
 def head_lines(raw: bytes, n: int) -> list[str]:
     """The first ``n`` lines (split at LF, CR stripped), each decoded on its own."""
-    pieces = raw.split(b"\n", n)[:n]
+    end = 0
+    for _ in range(n):  # only the first n lines are copied, not the rest of the file
+        nl = raw.find(b"\n", end)
+        if nl < 0:
+            end = len(raw)
+            break
+        end = nl + 1
+    pieces = raw[:end].split(b"\n")[:n]
     if pieces and pieces[0].startswith(b"\xef\xbb\xbf"):
         pieces[0] = pieces[0][3:]
     return [decode(p.rstrip(b"\r")) for p in pieces]
