@@ -24,7 +24,19 @@ SEEDS = [
     "eis/exampleDataAutolab.txt",
     "eis/exampleDataCHInstruments.txt",
     "eis/exampleDataVersaStudio.par",
+    "arbin/arbin_example.csv",
+    "cellpy/maccor_002.txt",
 ]
+#: larger seeds are cut to their first lines (a whole number of rows) before mutating
+MAX_BYTES = 12_000
+
+
+def _seed(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if len(raw) <= MAX_BYTES:
+        return raw
+    return raw[: raw.rfind(b"\n", 0, MAX_BYTES) + 1]
+
 
 #: one mutation: (kind, position in [0, 1), payload)
 MUTATION = st.tuples(
@@ -84,7 +96,7 @@ def _consistent(data: dict) -> None:
 def test_mutated_files_fail_cleanly_or_import_consistently(vendor_data, tmp_path, rel, ops):
     src = vendor_data / rel
     p = tmp_path / Path(rel).name
-    p.write_bytes(_mutate(src.read_bytes(), ops))
+    p.write_bytes(_mutate(_seed(src), ops))
     try:
         data = read_any(p)
     except InputError as err:
@@ -129,3 +141,37 @@ def test_mutated_bdf_exports(vendor_data, tmp_path_factory, ops):
         except InputError:
             continue
         _consistent(data)
+
+
+def _maccor_durations() -> bytes:
+    """A small export in the newer Maccor layout (durations, Aux + Units pairs)."""
+    head = (
+        "Today's Date:\t14 December 2020\tDate of Test:\t11 December 2020, 12:22:12 PM\n"
+        "Filename:\tx\tTester Channel:\t1\nProcedure:\tp.000\tDescription:\t\n"
+        "Rec#\tCyc#\tStep\tTestTime\tStepTime\tAmp-hr\tWatt-hr\tAmps\tVolts\tState\tES\t"
+        "DPt Time\tAux #1\t Units\t\n"
+    )
+    rows = [
+        f"{k + 1}\t0\t{1 + k // 4}\t  0d 00:0{k // 6}:{(k * 10) % 60}\t  0d 00:00:{k}\t"
+        f"{k * 0.001:.5f}\t{k * 0.003:.5f}\t{0.5 if k >= 4 else 0:.5f}\t{3.4 + k * 0.01:.5f}\t"
+        f"{'D' if k >= 4 else 'R'}\t{1 if k else 0}\t12/11/2020 12:22:{10 + k:02d}\t-2501.7\t C  \t"
+        for k in range(12)
+    ]
+    return (head + "\n".join(rows) + "\n").encode()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(MUTATION, min_size=1, max_size=3))
+def test_mutated_maccor_duration_layout(tmp_path, ops):
+    p = tmp_path / "m.txt"
+    raw = _maccor_durations()
+    p.write_bytes(raw)
+    assert len(read_any(p)["cycling"]["test_time_second"]) == 12  # the seed itself imports
+    p.write_bytes(_mutate(raw, ops))
+    try:
+        data = read_any(p)
+    except InputError:
+        return
+    _consistent(data)
