@@ -206,9 +206,15 @@ def _read_csv(path: Path, text: str | None = None, *, ole_dates: bool = False) -
     return _finish(path, cols, 2, lines[0], empty=[labels[i] for i in empty])
 
 
+def _first_row(data: bytes) -> bytes:
+    """The first line of ``data`` (without copying the rest)."""
+    nl = data.find(b"\n")
+    return (data if nl < 0 else data[:nl]).rstrip(b"\r")
+
+
 def _is_number(data: bytes, index: int) -> bool:
     """Is field ``index`` of the first data row a plain number?"""
-    fields = data.split(b"\n", 1)[0].rstrip(b"\r").split(b",")
+    fields = _first_row(data).split(b",")
     try:
         float(fields[index])
     except (IndexError, ValueError):
@@ -220,7 +226,7 @@ def _empty_columns(path: Path, data: bytes, labels: list[str], candidates: list[
     """Columns that are present but empty on every row (Arbin exports ``Cycle_Index``,
     ``Step_Index`` ... that way when the tester did not record them). A column empty on
     some rows only is refused, naming the first empty row."""
-    first = data.split(b"\n", 1)[0].rstrip(b"\r").split(b",")
+    first = _first_row(data).split(b",")
     maybe = [i for i in candidates if i < len(first) and not first[i].strip()]
     if not maybe:
         return []
