@@ -156,3 +156,16 @@ def export_bdf(
         else:
             pq.write_table(table, tmp)
     return target
+
+
+def export_any(
+    cell: str | Path, out: str | Path | None, *, fmt: str, eis: bool, force: bool
+) -> Path:
+    """The ``export`` command: ``csv`` (machine names, needs ``out``) or a BDF format."""
+    if fmt in BDF_FORMATS:
+        return export_bdf(cell, out, fmt=fmt, eis=eis, force=force)
+    if fmt != "csv":
+        raise InputError(f"unknown export format {fmt!r} (known: csv, {', '.join(BDF_FORMATS)})")
+    if out is None:
+        raise InputError("--format csv needs -o OUT")
+    return (export_eis_csv if eis else export_cycling_csv)(cell, out, force=force)

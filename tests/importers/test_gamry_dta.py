@@ -162,3 +162,16 @@ def test_mixed_separators_and_unknown_technique_are_refused(shared_data, tmp_pat
     p.write_bytes(raw.replace(b"TAG\tCV", b"TAG\tMYSTERY", 1))
     with pytest.raises(InputError, match=r"line 2\).*unknown technique TAG 'MYSTERY'"):
         gamry_dta.read(p)
+
+
+def test_crlf_line_ends_read_the_same(shared_data, tmp_path):
+    for rel in ("gamry/ocvcurve_data.dta", "eis/exampleDataGamry.DTA"):
+        src = shared_data / rel
+        p = tmp_path / "crlf.dta"
+        p.write_bytes(src.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        a, b = gamry_dta.read(src), gamry_dta.read(p)
+        for k, v in a["cycling"].items():
+            np.testing.assert_array_equal(v, b["cycling"][k])
+        assert len(a["spectra"]) == len(b["spectra"])
+        for sa, sb in zip(a["spectra"], b["spectra"], strict=True):
+            np.testing.assert_array_equal(sa["real_impedance_ohm"], sb["real_impedance_ohm"])

@@ -12,7 +12,31 @@ from cyclerflow.console import print_summary
 from cyclerflow.errors import InputError
 
 
+def _register_export(app: typer.Typer) -> None:
+    """The ``export`` command (CSV, BDF CSV, BDF Parquet)."""
+
+    @app.command("export")
+    def export_cmd(
+        cell: Path = typer.Argument(...),
+        out: Path | None = typer.Option(None, "-o", "--out"),
+        fmt: str = typer.Option(
+            "csv",
+            "--format",
+            help="csv (machine names), bdf-csv or bdf-parquet (BDF labels; default name "
+            "<cell_id>.bdf.csv / .bdf.parquet beside the cell file).",
+        ),
+        eis: bool = typer.Option(False, "--eis", help="Export the spectra (long format)."),
+        force: bool = typer.Option(False, "--force"),
+    ) -> None:
+        """Export /cycling as CSV / BDF CSV / BDF Parquet, or the spectra (--eis)."""
+        from cyclerflow.export import export_any
+
+        export_any(cell, out, fmt=fmt, eis=eis, force=force)
+
+
 def register(app: typer.Typer) -> None:
+    _register_export(app)
+
     @app.command("import")
     def import_cmd(
         sources: list[Path] = typer.Argument(
@@ -56,31 +80,4 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(info, default=str))
         else:
             print_summary(info, Console())
-
-    @app.command("export")
-    def export_cmd(
-        cell: Path = typer.Argument(...),
-        out: Path | None = typer.Option(None, "-o", "--out"),
-        fmt: str = typer.Option(
-            "csv",
-            "--format",
-            help="csv (machine names), bdf-csv or bdf-parquet (BDF labels; default name "
-            "<cell_id>.bdf.csv / .bdf.parquet beside the cell file).",
-        ),
-        eis: bool = typer.Option(False, "--eis", help="Export the spectra (long format)."),
-        force: bool = typer.Option(False, "--force"),
-    ) -> None:
-        """Export /cycling as CSV / BDF CSV / BDF Parquet, or the spectra (--eis)."""
-        from cyclerflow.export import BDF_FORMATS, export_bdf, export_cycling_csv, export_eis_csv
-
-        if fmt in BDF_FORMATS:
-            export_bdf(cell, out, fmt=fmt, eis=eis, force=force)
-            return
-        if fmt != "csv":
-            raise InputError(
-                f"unknown export format {fmt!r} (known: csv, {', '.join(BDF_FORMATS)})"
-            )
-        if out is None:
-            raise InputError("--format csv needs -o OUT")
-        (export_eis_csv if eis else export_cycling_csv)(cell, out, force=force)
 

@@ -113,6 +113,11 @@ def read_any(path: str | Path, fmt: str | None = None) -> Imported:
     return data
 
 
+def _printable(text: str | None) -> str | None:
+    """Header text as HDF5 can store it (a NUL byte in a vendor header is shown as ``\\0``)."""
+    return None if text is None else text.replace("\x00", "\\0")
+
+
 def import_files(
     sources: Sequence[str | Path],
     out: str | Path,
@@ -165,7 +170,7 @@ def import_files(
         events=merged.get("events", []),
         metadata_text=meta_text,
         units=merged.get("units"),
-        source_header=merged.get("header"),
+        source_header=_printable(merged.get("header")),
         column_attrs=merged.get("column_attrs"),
         force=force,
     )

@@ -183,8 +183,10 @@ def _read_csv(path: Path, text: str | None = None, *, ole_dates: bool = False) -
     if not data:
         raise fail(FORMAT, path, "no data rows after the header", "line 2")
     date_idx = next((i for i, m in mapping.items() if m[0] == "unix_time_second"), None)
-    numeric = {m[3]: i for i, m in mapping.items() if i != date_idx or ole_dates}
-    texts = {} if date_idx is None or ole_dates else {mapping[date_idx][3]: date_idx}
+    # a DateTime printed as Unix seconds (first row tells) is parsed as a number
+    epoch = ole_dates or (date_idx is not None and _is_number(data, date_idx))
+    numeric = {m[3]: i for i, m in mapping.items() if i != date_idx or epoch}
+    texts = {} if date_idx is None or epoch else {mapping[date_idx][3]: date_idx}
     empty = _empty_columns(path, data, labels, [i for i in mapping if i != date_idx])
     for i in empty:
         numeric.pop(mapping[i][3], None)
@@ -199,16 +201,32 @@ def _read_csv(path: Path, text: str | None = None, *, ole_dates: bool = False) -
         # OLE Automation date: days since 1899-12-30 (local time of the tester, taken as UTC)
         # (float days carry ~1e-6 s noise: rounded to the millisecond)
         cols["unix_time_second"] = np.round((cols["unix_time_second"] - 25569.0) * 86400.0, 3)
-    elif date_idx is not None:
+    elif date_idx is not None and not epoch:
         cols["unix_time_second"] = _parse_dates(path, by_label[mapping[date_idx][3]], 2)
     return _finish(path, cols, 2, lines[0], empty=[labels[i] for i in empty])
+
+
+def _first_row(data: bytes) -> bytes:
+    """The first line of ``data`` (without copying the rest)."""
+    nl = data.find(b"\n")
+    return (data if nl < 0 else data[:nl]).rstrip(b"\r")
+
+
+def _is_number(data: bytes, index: int) -> bool:
+    """Is field ``index`` of the first data row a plain number?"""
+    fields = _first_row(data).split(b",")
+    try:
+        float(fields[index])
+    except (IndexError, ValueError):
+        return False
+    return True
 
 
 def _empty_columns(path: Path, data: bytes, labels: list[str], candidates: list[int]) -> list[int]:
     """Columns that are present but empty on every row (Arbin exports ``Cycle_Index``,
     ``Step_Index`` ... that way when the tester did not record them). A column empty on
     some rows only is refused, naming the first empty row."""
-    first = data.split(b"\n", 1)[0].rstrip(b"\r").split(b",")
+    first = _first_row(data).split(b",")
     maybe = [i for i in candidates if i < len(first) and not first[i].strip()]
     if not maybe:
         return []
@@ -410,42 +428,54 @@ def _open_xlsx(
         ) from None
 
 
-def _read_xlsx(path: Path) -> Imported:
+def _sheet_columns(path: Path, title: str, first, rows) -> dict[str, np.ndarray]:
+    """The Arbin columns of one sheet (header row ``first``), converted to SI."""
+    mapping = _map_labels(path, first)
+    body = [r for r in rows if any(v is not None and v != "" for v in r)]
+    cols: dict[str, np.ndarray] = {}
+    for i, (bdf, scale, offset, label) in mapping.items():
+        vals = [r[i] if i < len(r) else None for r in body]
+        if bdf == "unix_time_second":
+            cols[bdf] = _parse_dates(path, vals, 2)
+            continue
+        arr = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").to_numpy("f8")
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if len(bad):
+            j = int(bad[0])
+            raise fail(
+                FORMAT,
+                path,
+                f"sheet {title!r} column {label!r} has a missing or non-numeric value {vals[j]!r}",
+                f"row {j + 2}",
+            )
+        cols[bdf] = arr * scale + offset
+    return cols
+
+
+def _header_sheet(title: str, first, rows) -> list[str]:
+    """A sheet without Arbin columns (``Global_Info`` ...) as header text lines."""
+    out = [f"[{title}]"]
+    for r in [first, *rows]:
+        vals = ["" if v is None else str(v) for v in r]
+        if any(vals):
+            out.append("\t".join(vals).rstrip())
+    return out
+
+
+def _xlsx_parts(path: Path) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """(cycling columns of every Arbin sheet, header lines), the workbook closed after."""
     sheets, close = _open_xlsx(path)
+    header_lines: list[str] = []
+    parts: list[dict[str, np.ndarray]] = []
     try:
-        header_lines: list[str] = []
-        parts: list[dict[str, np.ndarray]] = []
         for title, rows in sheets:
-            try:
-                first = next(rows)
-            except StopIteration:
+            first = next(rows, None)
+            if first is None:
                 continue
             if not _looks_arbin(first):
-                header_lines.append(f"[{title}]")
-                for r in [first, *rows]:
-                    vals = ["" if v is None else str(v) for v in r]
-                    if any(vals):
-                        header_lines.append("\t".join(vals).rstrip())
+                header_lines += _header_sheet(title, first, rows)
                 continue
-            mapping = _map_labels(path, first)
-            body = [r for r in rows if any(v is not None and v != "" for v in r)]
-            cols: dict[str, np.ndarray] = {}
-            for i, (bdf, scale, offset, label) in mapping.items():
-                vals = [r[i] if i < len(r) else None for r in body]
-                if bdf == "unix_time_second":
-                    cols[bdf] = _parse_dates(path, vals, 2)
-                    continue
-                arr = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").to_numpy("f8")
-                bad = np.flatnonzero(~np.isfinite(arr))
-                if len(bad):
-                    j = int(bad[0])
-                    raise fail(
-                        FORMAT,
-                        path,
-                        f"sheet {title!r} column {label!r} has a missing or non-numeric value {vals[j]!r}",
-                        f"row {j + 2}",
-                    )
-                cols[bdf] = arr * scale + offset
+            cols = _sheet_columns(path, title, first, rows)
             header_lines.append(
                 f"[{title}] " + "\t".join("" if v is None else str(v) for v in first)
             )
@@ -458,6 +488,11 @@ def _read_xlsx(path: Path) -> Imported:
         ) from None
     finally:
         close()
+    return parts, header_lines
+
+
+def _read_xlsx(path: Path) -> Imported:
+    parts, header_lines = _xlsx_parts(path)
     if not parts:
         raise fail(
             FORMAT,

@@ -34,8 +34,10 @@ def _table(path: Path):
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path)
-    except (pa.ArrowException, OSError) as err:
+        table = pq.read_table(path)
+        table.column_names  # noqa: B018 (names are decoded here: bad UTF-8 fails now)
+        return table
+    except (pa.ArrowException, OSError, ValueError) as err:  # UnicodeDecodeError included
         raise InputError(
             f"{FORMAT}: not a readable Parquet file ({str(err).strip()[:160]})", path=path
         ) from None

@@ -55,21 +55,44 @@ def check_widths(path: Path, delim: str, n_names: int) -> int:
     return k + 1
 
 
+def _check_utf8(path: Path) -> None:
+    """The neutral CSVs are UTF-8: other bytes fail naming their offset."""
+    raw = path.read_bytes()
+    if raw.isascii():
+        return
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"not UTF-8 text (byte offset {err.start})", path=path) from None
+
+
 def _arrow_table(path: Path, delim: str, header_index: int) -> Any:
     """The whole table parsed by pyarrow's CSV reader (multi-threaded, exact floats)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    bad: list[object] = []
+
+    def invalid(row: object) -> str:
+        bad.append(row)
+        return "skip"
+
     try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(skip_rows=header_index, autogenerate_column_names=False),
-            parse_options=pacsv.ParseOptions(delimiter=delim, ignore_empty_lines=True),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delim, ignore_empty_lines=True, invalid_row_handler=invalid
+            ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as err:
         raise InputError(
             f"rows do not match the header: {str(err).strip()[:200]}", path=path
         ) from None
+    if bad:
+        check_widths(path, delim, table.num_columns)  # names the first bad line
+        raise InputError("rows do not match the header (too many or too few fields)", path=path)
+    return table
 
 
 def _values(path: Path, label: str, col: Any, first_line: int) -> np.ndarray:
@@ -137,11 +160,17 @@ def read_numeric_table(
     header = read_header_line(path)
     delim, fields = split_header(header)
     mapping = _mapping(path, header, fields, rename, required, what)
-    first_line = check_widths(path, delim, len(fields))
     with open(path, "rb") as fh:
         head = fh.read(1 << 16).split(b"\n")
     header_index = next((i for i, ln in enumerate(head) if ln.strip()), 0)
+    first_line = header_index + 2
+    while first_line - 1 < len(head) and not head[first_line - 1].strip():
+        first_line += 1  # blank lines between the header and the rows are skipped
+    _check_utf8(path)
     table = _arrow_table(path, delim, header_index)
+    if table.num_columns != len(fields):
+        check_widths(path, delim, len(fields))
+        raise InputError("rows do not match the header", path=path)
     if table.num_rows == 0:
         raise InputError(f"no data rows after the header (expected a {what})", path=path)
     out: dict[str, np.ndarray] = {}

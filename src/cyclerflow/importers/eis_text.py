@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from cyclerflow.importers.common import Imported, naive_to_unix, name_temperature
-from cyclerflow.importers.textfmt import fail, parse_block, read_text
+from cyclerflow.importers.textfmt import data_block, decode, fail, head_lines, parse_block, read_raw
 
 FORMAT = "eis-text"
 EXTENSIONS = (".txt", ".par", ".csv", ".dat")
@@ -123,7 +123,7 @@ def _kind(lines: list[str]) -> str | None:
     if first == "<Application>" and any(
         ln.startswith("<Segment") or ln.startswith("Name=VersaStudio") for ln in lines
     ):
-        return "versastudio"
+        return "versastudio"  # (read() also looks past the first lines it was given)
     if len(lines) > 1 and lines[1].strip() == "A.C. Impedance":
         return "chi"
     if _labelled(lines) is not None:
@@ -162,21 +162,19 @@ def _spectrum(c: dict[str, np.ndarray], scales: dict[str, float], **attrs) -> di
     }
 
 
-def _data_rows(lines: list[str], start: int) -> tuple[int, list[str]]:
-    """(index of the first row, rows) after a column line: blank lines skipped at both ends."""
-    while start < len(lines) and not lines[start].strip():
+def _data_bytes(raw: bytes, head: list[str], start: int) -> tuple[int, bytes]:
+    """(index of the first row, the rows as bytes) after line ``start``: blank lines
+    skipped at both ends. The rows stay bytes (no decoding and splitting of every line)."""
+    while start < len(head) and not head[start].strip():
         start += 1
-    end = len(lines)
-    while end > start and not lines[end - 1].strip():
-        end -= 1
-    return start, lines[start:end]
+    return start, data_block(raw, start)
 
 
-def _read_table(path: Path, lines: list[str]) -> Imported:
+def _read_table(path: Path, lines: list[str], raw: bytes) -> Imported:
     found = _labelled(lines)
     assert found is not None
     k, d, roles, nf = found
-    start, rows = _data_rows(lines, k + 1)
+    start, rows = _data_bytes(raw, lines, k + 1)
     if not rows:
         raise fail(FORMAT, path, "no data rows after the column line", f"line {start + 1}")
     sep = None if d == " " else d
@@ -213,7 +211,7 @@ def _read_table(path: Path, lines: list[str]) -> Imported:
     return {"cycling": cycling, "spectra": spectra, "header": "\n".join(lines[: k + 1])}
 
 
-def _read_zview(path: Path, lines: list[str]) -> Imported:
+def _read_zview(path: Path, lines: list[str], raw: bytes) -> Imported:
     k = next((i for i, ln in enumerate(lines[:60]) if "Freq" in ln and "Z'" in ln), None)
     if k is None:
         raise fail(
@@ -222,7 +220,7 @@ def _read_zview(path: Path, lines: list[str]) -> Imported:
             "ZView file without its column line (Freq (Hz) ... Z'(a) Z''(b))",
             "line 1",
         )
-    start, rows = _data_rows(lines, k + 1)
+    start, rows = _data_bytes(raw, lines, k + 1)
     # Z60W columns in fixed order: Freq, Ampl, Bias, Time, Z', Z'', GD, Err, Range
     c = parse_block(
         path,
@@ -240,7 +238,7 @@ def _read_zview(path: Path, lines: list[str]) -> Imported:
     return {"cycling": {}, "spectra": [sp], "header": "\n".join(lines[: k + 1])}
 
 
-def _read_chi(path: Path, lines: list[str]) -> Imported:
+def _read_chi(path: Path, lines: list[str], raw: bytes) -> Imported:
     found = _labelled(lines)
     if found is None:
         raise fail(
@@ -250,7 +248,7 @@ def _read_chi(path: Path, lines: list[str]) -> Imported:
             "line 1",
         )
     k, d, roles, nf = found
-    start, rows = _data_rows(lines, k + 1)
+    start, rows = _data_bytes(raw, lines, k + 1)
     if not rows:
         raise fail(FORMAT, path, "no data rows after the column line", f"line {start + 1}")
     c = parse_block(
@@ -299,73 +297,77 @@ def _read_chi(path: Path, lines: list[str]) -> Imported:
     return {"cycling": {}, "spectra": [sp], "header": "\n".join(lines[: k + 1])}
 
 
-def _read_versastudio(path: Path, lines: list[str]) -> Imported:
+def _versa_segment(
+    path: Path, lines: list[str], i: int, names: list[str], roles: dict
+) -> tuple[dict, int]:
+    """(columns of the segment whose ``Definition=`` is line ``i``, index after its rows)."""
+    n = len(lines)
+    j = i + 1
+    while j < n and lines[j].strip() and not lines[j].startswith("<"):
+        j += 1
+    rows = lines[i + 1 : j]
+    if not rows:
+        raise fail(FORMAT, path, "segment without data rows", f"line {i + 2}")
+    if j >= n:
+        raise fail(
+            FORMAT, path, "segment not closed by '</Segment...>' (truncated file?)", f"line {n}"
+        )
+    want = {r: idx for r, (idx, _) in roles.items()}
+    nf = len(names) - (names[-1] in ("", "0"))
+    c = parse_block(path, FORMAT, rows, i + 2, want, sep=",", n_fields=nf)
+    c["_scales"] = {r: s for r, (_, s) in roles.items()}  # type: ignore[assignment]
+    return c, j
+
+
+def _versa_walk(path: Path, lines: list[str]) -> tuple[list[dict], list[str], dict[str, str]]:
+    """(segments with impedance columns, header lines, ``key=value`` settings)."""
     settings: dict[str, str] = {}
-    spectra = []
+    spectra: list[dict] = []
     header: list[str] = []
     i = 0
-    n = len(lines)
-    while i < n:
+    while i < len(lines):
         ln = lines[i]
+        header.append(ln)
         if ln.startswith("Definition="):
             names = [x.strip() for x in ln.partition("=")[2].split(",")]
             roles = _roles(names)
-            if not {"f", "re", "im"} <= set(roles):
-                header.append(ln)
-                i += 1
+            if {"f", "re", "im"} <= set(roles):
+                c, i = _versa_segment(path, lines, i, names, roles)
+                spectra.append(c)
                 continue
-            header.append(ln)
-            j = i + 1
-            while j < n and lines[j].strip() and not lines[j].startswith("<"):
-                j += 1
-            rows = lines[i + 1 : j]
-            if not rows:
-                raise fail(FORMAT, path, "segment without data rows", f"line {i + 2}")
-            if j >= n:
-                raise fail(
-                    FORMAT,
-                    path,
-                    "segment not closed by '</Segment...>' (truncated file?)",
-                    f"line {n}",
-                )
-            want = {r: idx for r, (idx, _) in roles.items()}
-            c = parse_block(
-                path,
-                FORMAT,
-                rows,
-                i + 2,
-                want,
-                sep=",",
-                n_fields=len(names) - (names[-1] in ("", "0")),
-            )
-            spectra.append(c)
-            spectra[-1]["_scales"] = {r: s for r, (_, s) in roles.items()}  # type: ignore[assignment]
-            i = j
-            continue
-        header.append(ln)
-        key, eq, val = ln.partition("=")
-        if eq:
-            settings.setdefault(key.strip(), val.strip())
+        else:
+            key, eq, val = ln.partition("=")
+            if eq:
+                settings.setdefault(key.strip(), val.strip())
         i += 1
     if not spectra:
         raise fail(
-            FORMAT, path, "no <Segment> with Frequency, Z Real and Z Imag columns", f"line {n}"
+            FORMAT,
+            path,
+            "no <Segment> with Frequency, Z Real and Z Imag columns",
+            f"line {len(lines)}",
         )
-    unix = None
-    if "DateAcquired" in settings and "TimeAcquired" in settings:
-        try:
-            t = dt.datetime.strptime(
-                f"{settings['DateAcquired']} {settings['TimeAcquired']}",
-                "%A, %B %d, %Y %I:%M:%S %p",
-            )
-            unix = naive_to_unix(t)
-        except ValueError:
-            unix = None
-    amp = None
+    return spectra, header, settings
+
+
+def _versa_start(settings: dict[str, str]) -> float | None:
+    """Unix time of ``DateAcquired`` + ``TimeAcquired`` (naive, taken as UTC)."""
+    try:
+        t = dt.datetime.strptime(
+            f"{settings['DateAcquired']} {settings['TimeAcquired']}", "%A, %B %d, %Y %I:%M:%S %p"
+        )
+    except (KeyError, ValueError):
+        return None
+    return naive_to_unix(t)
+
+
+def _read_versastudio(path: Path, lines: list[str]) -> Imported:
+    spectra, header, settings = _versa_walk(path, lines)
+    unix = _versa_start(settings)
     try:
         amp = float(settings["Amplitude (mV RMS)"]) * 1e-3
     except (KeyError, ValueError):
-        pass
+        amp = None
     technique = "GEIS" if "galvanostatic eis" in " ".join(header).lower() else "PEIS"
     out = []
     for c in spectra:
@@ -390,9 +392,9 @@ def _read_versastudio(path: Path, lines: list[str]) -> Imported:
     return {"cycling": {}, "spectra": out, "header": text}
 
 
-def _read_headerless(path: Path, lines: list[str]) -> Imported:
-    start, rows = _data_rows(lines, 0)
-    d, fields = _split(rows[0].strip())
+def _read_headerless(path: Path, lines: list[str], raw: bytes) -> Imported:
+    start, rows = _data_bytes(raw, lines, 0)
+    d, fields = _split(lines[start].strip())
     sep = None if d == " " else d
     nf = len(fields) - (sep is not None and not fields[-1].strip())
     c = parse_block(path, FORMAT, rows, start + 1, {"f": 0, "re": 1, "im": 2}, sep=sep, n_fields=nf)
@@ -411,9 +413,13 @@ _READERS = {
 def read(path: str | Path) -> Imported:
     """Read one of the EIS text exports listed in the module docstring."""
     path = Path(path)
-    text = read_text(path, FORMAT)
-    lines = text.splitlines()
-    kind = _kind(lines)
+    raw = read_raw(path, FORMAT)
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    raw = raw.replace(b"\r\r\n", b"\n") if b"\r\r\n" in raw else raw  # PowerSuite
+    head = head_lines(raw, 300)  # enough to tell the layout; rows are parsed from bytes
+    kind = _kind(head)
+    if kind == "versastudio" or (kind is None and head and head[0].strip() == "<Application>"):
+        kind = "versastudio" if (b"<Segment" in raw or b"Name=VersaStudio" in raw) else None
     if kind is None:
         raise fail(
             FORMAT,
@@ -422,7 +428,10 @@ def read(path: str | Path) -> Imported:
             "no column line naming frequency / Z' / Z'', and not all rows numeric)",
             "line 1",
         )
-    data = _READERS[kind](path, lines)
+    if kind != "versastudio":
+        data = _READERS[kind](path, head, raw)
+    else:
+        data = _READERS[kind](path, decode(raw).splitlines())
     for i, sp in enumerate(data["spectra"]):
         f = sp["frequency_hertz"]
         if np.any(f <= 0):

@@ -87,21 +87,20 @@ _COMMA = re.compile(r"\d,\d")
 _POINT = re.compile(r"\d\.\d")
 
 
-def _rows_text(path: Path, name: str, first: int, rows: list[str]) -> list[str]:
+def _rows_text(path: Path, name: str, first: int, rows: str) -> str:
     """Rows of a table with a decimal comma turned into a point (tab-separated tables
     never use the comma as a separator); a table mixing both is refused."""
-    block = "\n".join(rows)
-    if not _COMMA.search(block):
+    if "," not in rows or not _COMMA.search(rows):  # the plain find is fast; regex only if needed
         return rows
-    if _POINT.search(block):
-        m = next(i for i, r in enumerate(rows) if _POINT.search(r))
+    if _POINT.search(rows):
+        m = next(i for i, r in enumerate(rows.split("\n")) if _POINT.search(r))
         raise fail(
             FORMAT,
             path,
             f"table {name} mixes decimal commas and decimal points: refusing to guess",
             f"line {first + m}",
         )
-    return [r.replace(",", ".") for r in rows]
+    return rows.replace(",", ".")
 
 
 def _start(settings: dict[str, list[str]]) -> float | None:
@@ -118,48 +117,77 @@ def _start(settings: dict[str, list[str]]) -> float | None:
     return None
 
 
-def _tables(
-    path: Path, lines: list[str]
-) -> tuple[list[tuple[str, list[str], int, list[str]]], list[str]]:
-    """[(name, column names, first data line no., data lines)], header lines (non-data)."""
+#: the first line after a table body: not indented, or blank
+_BODY_END = re.compile(r"^(?:[^\t \r\n]|[\t \r]*(?:\n|$))", re.M)
+
+
+def _next_line(text: str, pos: int) -> tuple[str, int]:
+    """(line starting at ``pos`` without its line end, position of the next line)."""
+    nl = text.find("\n", pos)
+    end = len(text) if nl < 0 else nl
+    return text[pos:end].rstrip("\r"), end + 1
+
+
+def _table_at(
+    path: Path, text: str, pos: int, key: str
+) -> tuple[tuple[str, list[str], int, str], list[str], int]:
+    """The table whose ``NAME<tab>TABLE`` line starts at ``pos``: ((name, column names,
+    first data line no., rows as one string), its three header lines, position after it).
+    The body is found in the text (no per-row Python)."""
+    ln, p1 = _next_line(text, pos)
+    if p1 >= len(text):
+        line = text.count("\n", 0, pos) + 1
+        raise fail(
+            FORMAT, path, f"table {key} is cut off before its column and unit lines", f"line {line}"
+        )
+    l1, p2 = _next_line(text, p1)
+    if p2 >= len(text):
+        line = text.count("\n", 0, pos) + 1
+        raise fail(
+            FORMAT, path, f"table {key} is cut off before its column and unit lines", f"line {line}"
+        )
+    l2, start = _next_line(text, p2)
+    names = [x.strip() for x in l1.split("\t")]
+    if names and names[0] == "":
+        names = names[1:]
+    m = _BODY_END.search(text, start) if start < len(text) else None
+    end = len(text) if m is None else m.start()
+    rows = text[start:end].rstrip("\r\n") if start < len(text) else ""
+    first = text.count("\n", 0, start) + 1
+    return (key, names, first, rows), [ln, l1, l2], end
+
+
+def _tables(path: Path, text: str) -> tuple[list[tuple[str, list[str], int, str]], list[str]]:
+    """[(name, column names, first data line no., data rows as one string)], header lines."""
     tables = []
     header: list[str] = []
-    i = 0
-    n = len(lines)
-    while i < n:
-        ln = lines[i]
+    pos = 0
+    while pos < len(text):
+        ln, nxt = _next_line(text, pos)
         parts = ln.split("\t")
         key = parts[0].strip()
         kind = parts[1].strip() if len(parts) > 1 else ""
-        if kind == "NOTES" and ln[:1] not in ("\t", " "):
+        indented = ln[:1] in ("\t", " ")
+        if kind == "NOTES" and not indented:
             header.append(ln)
             try:
                 count = int(parts[2])
             except (IndexError, ValueError):
                 count = 0
-            header.extend(lines[i + 1 : i + 1 + count])
-            i += 1 + count
+            pos = nxt
+            for _ in range(count):
+                if pos >= len(text):
+                    break
+                note, pos = _next_line(text, pos)
+                header.append(note)
             continue
-        if kind == "TABLE" and ln[:1] not in ("\t", " "):
-            if i + 2 >= n:
-                raise fail(
-                    FORMAT,
-                    path,
-                    f"table {key} is cut off before its column and unit lines",
-                    f"line {i + 1}",
-                )
-            names = [x.strip() for x in lines[i + 1].split("\t")]
-            if names and names[0] == "":
-                names = names[1:]
-            header.extend(lines[i : i + 3])
-            j = i + 3
-            while j < n and lines[j][:1] in ("\t", " ") and lines[j].strip():
-                j += 1
-            tables.append((key, names, i + 4, lines[i + 3 : j]))
-            i = j
+        if kind == "TABLE" and not indented:
+            table, lines, pos = _table_at(path, text, pos, key)
+            tables.append(table)
+            header.extend(lines)
             continue
         header.append(ln)
-        i += 1
+        pos = nxt
     return tables, header
 
 
@@ -170,10 +198,10 @@ def _col(names: list[str], *candidates: str) -> int | None:
     return None
 
 
-def _open(path: Path) -> tuple[list[str], str]:
-    """Lines of the file and its technique tag; not EXPLAIN, no TAG, unknown TAG fail."""
+def _open(path: Path) -> tuple[str, str]:
+    """Text of the file and its technique tag; not EXPLAIN, no TAG, unknown TAG fail."""
     text = read_text(path, FORMAT)
-    lines = text.splitlines() or [""]
+    lines = text[:4096].splitlines()[:2] or [""]
     if lines[0].strip() != "EXPLAIN":
         raise fail(
             FORMAT,
@@ -192,19 +220,19 @@ def _open(path: Path) -> tuple[list[str], str]:
             "its tables may not mean what their names suggest",
             "line 2",
         )
-    return lines, tag
+    return text, tag
 
 
 def _table(
-    path: Path, name: str, names: list[str], first: int, rows: list[str], want: dict[str, int]
+    path: Path, name: str, names: list[str], first: int, rows: str, want: dict[str, int]
 ) -> dict[str, np.ndarray]:
     """The wanted columns of one table; every row must have one value per column name."""
-    rows = _rows_text(path, name, first, rows)
-    return parse_block(path, FORMAT, rows, first, want, n_fields=len(names))
+    body = _rows_text(path, name, first, rows).encode("utf-8")
+    return parse_block(path, FORMAT, body, first, want, n_fields=len(names))
 
 
 def _spectrum(
-    path: Path, table: tuple[str, list[str], int, list[str]], tag: str, settings, t0: float | None
+    path: Path, table: tuple[str, list[str], int, str], tag: str, settings, t0: float | None
 ) -> dict:
     """One ZCURVE table as a spectrum with technique, amplitude and DC level."""
     name, names, first, rows = table
@@ -238,7 +266,7 @@ def _spectrum(
 
 
 def _curve(
-    path: Path, table: tuple[str, list[str], int, list[str]], order: int, sign: float
+    path: Path, table: tuple[str, list[str], int, str], order: int, sign: float
 ) -> dict | None:
     """A table with time and Vf as cycling rows (None for tables we do not use)."""
     name, names, first, rows = table
@@ -292,8 +320,8 @@ def _join_curves(path: Path, parts: list[dict], start: float | None) -> dict[str
 def read(path: str | Path) -> Imported:
     """Read a Gamry .DTA: spectra from ZCURVE tables, cycling rows from curve tables."""
     path = Path(path)
-    lines, tag = _open(path)
-    tables, header = _tables(path, lines)
+    text, tag = _open(path)
+    tables, header = _tables(path, text)
     settings = _settings(header)
     start = _start(settings)
     sign = -1.0 if _num(settings, "CONVENTION") == 0 else 1.0
@@ -318,7 +346,7 @@ def read(path: str | Path) -> Imported:
             FORMAT,
             path,
             f"no data table with rows (technique {tag or '?'}): truncated or unsupported file",
-            f"line {len(lines)}",
+            f"line {text.count(chr(10)) + 1}",
         )
     cycling = _join_curves(path, curves, start)
     data: Imported = {"cycling": cycling, "spectra": spectra, "header": "\n".join(header)}

@@ -26,6 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,30 @@ def sniff(path: Path, head: bytes) -> bool:
     return _find_columns(lines) is not None
 
 
+def _arrow(values) -> Any:
+    """A text column as a pyarrow array (parse_block gives Arrow on its fast path,
+    a NumPy object array on its slow one)."""
+    import pyarrow as pa
+
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    return pa.array(list(values), type=pa.string())
+
+
+def _text_at(values, i: int) -> str:
+    """Row ``i`` of a text column as a Python string (for messages)."""
+    v = values[i]
+    return v.as_py() if hasattr(v, "as_py") else str(v)
+
+
+def _state_is(state, letter: str) -> np.ndarray:
+    """Rows whose state column starts with ``letter`` (vectorised)."""
+    import pyarrow.compute as pc
+
+    first = pc.utf8_slice_codeunits(_arrow(state), 0, 1)
+    return pc.equal(first, letter).to_numpy(zero_copy_only=False).astype(bool)
+
+
 def _header_date(header: Sequence[str]) -> dt.date | None:
     """The test's date from 'Date of Test:' or 'Started' in the header lines.
 
@@ -158,7 +183,7 @@ def _strptime(values: np.ndarray, fmtstr: str) -> pd.Series:
     if pa is not None:
         try:
             arr = pc.strptime(
-                pa.array(values.tolist(), type=pa.string()),
+                _arrow(values),
                 format=fmtstr,
                 unit="s",
                 error_is_null=True,
@@ -168,7 +193,8 @@ def _strptime(values: np.ndarray, fmtstr: str) -> pd.Series:
                 return t
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
             pass
-    return pd.to_datetime(pd.Series(values, dtype=object), format=fmtstr, errors="coerce")
+    texts = [_text_at(values, i) for i in range(len(values))]
+    return pd.to_datetime(pd.Series(texts, dtype=object), format=fmtstr, errors="coerce")
 
 
 def _parse_all(path: Path, values: np.ndarray, fmtstr: str, first_line: int) -> pd.Series:
@@ -180,7 +206,7 @@ def _parse_all(path: Path, values: np.ndarray, fmtstr: str, first_line: int) -> 
         raise fail(
             FORMAT,
             path,
-            f"DPt Time {values[i]!r} does not match {fmtstr!r}",
+            f"DPt Time {_text_at(values, i)!r} does not match {fmtstr!r}",
             f"line {first_line + i}",
         )
     return t
@@ -190,7 +216,7 @@ def _timestamps(
     path: Path, values: np.ndarray, header: Sequence[str], first_line: int
 ) -> np.ndarray:
     """Unix seconds of the DPT Time column (full dates, or times of day + header date)."""
-    first = str(values[0])
+    first = _text_at(values, 0)
     for fmtstr in _DATE_FORMATS:
         try:
             dt.datetime.strptime(first, fmtstr)
@@ -293,7 +319,15 @@ def _parse_rows(path: Path, raw: bytes, lay: _Layout) -> dict[str, np.ndarray]:
     labels = lay.labels
     n_fields = len(labels) if labels[-1].strip() else len(labels) - 1
     return parse_block(
-        path, FORMAT, data, lay.first_line, numeric, sep="\t", n_fields=n_fields, text_columns=text
+        path,
+        FORMAT,
+        data,
+        lay.first_line,
+        numeric,
+        sep="\t",
+        n_fields=n_fields,
+        text_columns=text,
+        arrow_text=True,
     )
 
 
@@ -316,18 +350,19 @@ def durations(path: Path, values: np.ndarray, name: str, first_line: int) -> np.
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = pa.array(values.tolist(), type=pa.string())
-    m = pc.extract_regex(arr, _DURATION)
+    m = pc.extract_regex(_arrow(values), _DURATION)
     ok = m.is_valid().to_numpy(zero_copy_only=False)
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
         raise fail(
             FORMAT,
             path,
-            f"{name} {values[i]!r} is not a duration 'Nd hh:mm:ss.s' like the rows before",
+            f"{name} {_text_at(values, i)!r} is not a duration 'Nd hh:mm:ss.s' like the rows before",
             f"line {first_line + i}",
         )
-    part = {k: pc.cast(m.field(k), pa.float64()).to_numpy() for k in ("d", "h", "m", "s")}
+    part = {
+        k: pc.cast(pc.struct_field(m, k), pa.float64()).to_numpy() for k in ("d", "h", "m", "s")
+    }
     return part["d"] * 86400.0 + part["h"] * 3600.0 + part["m"] * 60.0 + part["s"]
 
 
@@ -336,9 +371,8 @@ def _signed(
 ) -> dict[str, np.ndarray]:
     """Current, voltage, capacities and energies in SI, current > 0 on charge rows."""
     out: dict[str, np.ndarray] = {}
-    state = cols["state"].astype("U1")
-    charge = state == "C"
-    discharge = state == "D"
+    charge = _state_is(cols["state"], "C")
+    discharge = _state_is(cols["state"], "D")
     amps = np.abs(cols["current"]) * _SCALE.get(roles["current"][1], 1.0)
     out["current_ampere"] = np.where(discharge, -amps, np.where(charge, amps, cols["current"]))
     out["voltage_volt"] = cols["voltage"] * _SCALE.get(roles["voltage"][1], 1.0)
@@ -383,14 +417,14 @@ def _aux_columns(
     for n, _, ufield in lay.aux:
         name = f"vendor_aux_{n}"
         out[name] = cols[f"aux{n}"]
-        unit = str(cols[f"aux{n}_units"][0]).strip() if ufield is not None else ""
+        unit = _text_at(cols[f"aux{n}_units"], 0).strip() if ufield is not None else ""
         units[name] = {"C": "degC", "": "1"}.get(unit, unit)
     return out, units
 
 
 def stop_events(out: dict[str, np.ndarray], state: np.ndarray) -> list[dict]:
     """A ``stop`` event at the first row of every run of Maccor state ``S`` (stopped)."""
-    stopped = state.astype("U1") == "S"
+    stopped = _state_is(state, "S")
     starts = np.flatnonzero(stopped & ~np.concatenate([[False], stopped[:-1]]))
     events = []
     for i in starts:

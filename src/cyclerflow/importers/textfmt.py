@@ -10,6 +10,7 @@ import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,14 @@ def read_text(path: str | Path, fmt: str, *, allow_nul: bool = False) -> str:
 
 def head_lines(raw: bytes, n: int) -> list[str]:
     """The first ``n`` lines (split at LF, CR stripped), each decoded on its own."""
-    pieces = raw.split(b"\n", n)[:n]
+    end = 0
+    for _ in range(n):  # only the first n lines are copied, not the rest of the file
+        nl = raw.find(b"\n", end)
+        if nl < 0:
+            end = len(raw)
+            break
+        end = nl + 1
+    pieces = raw[:end].split(b"\n")[:n]
     if pieces and pieces[0].startswith(b"\xef\xbb\xbf"):
         pieces[0] = pieces[0][3:]
     return [decode(p.rstrip(b"\r")) for p in pieces]
@@ -162,6 +170,7 @@ def parse_block(
     sep: str | None = None,
     n_fields: int | None = None,
     text_columns: dict[str, int] | None = None,
+    arrow_text: bool = False,
 ) -> dict[str, np.ndarray]:
     """Parse numeric columns (name -> field index) from data lines of a text table.
 
@@ -171,12 +180,16 @@ def parse_block(
     field index) are returned as arrays of stripped strings. With ``n_fields`` (the
     number of names on the column line) every row must have exactly that many fields
     (:func:`check_row_widths`). Raises naming the line for a short or long row, a
-    non-numeric or a missing value.
+    non-numeric or a missing value. With ``arrow_text`` text columns may come back as
+    pyarrow arrays (no Python string per row) instead of NumPy object arrays.
     """
     text_columns = text_columns or {}
     if not lines:
         raise fail(fmt, path, "table has no data rows", f"line {first_line}")
     body = as_bytes(lines)
+    fast = _arrow_columns(body, sep, columns, text_columns, n_fields)
+    if fast is not None:
+        return _from_arrow(path, fmt, fast, first_line, columns, text_columns, arrow_text)
     if n_fields is not None:
         check_row_widths(path, fmt, body, first_line, n_fields, sep)
     n_lines = body.count(b"\n") + 1
@@ -197,6 +210,123 @@ def parse_block(
                 f"line {first_line + int(miss[0])}",
             )
         out[name] = col.str.strip().to_numpy(dtype=object)
+    return out
+
+
+def _arrow_columns(
+    body: bytes,
+    sep: str | None,
+    columns: dict[str, int],
+    text_columns: dict[str, int],
+    n_fields: int | None,
+) -> dict[str, Any] | None:
+    """The wanted columns parsed by pyarrow's CSV reader (multi-threaded, exact floats),
+    or None when the table is not a clean delimited grid (then the slower pandas path
+    finds and names the problem). Every row must have the first row's field count:
+    a short, long or blank row sends the table to the slow path."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # Latin-1 text: pandas decodes it with replacement
+    lead = 0
+    if sep is None:
+        if b" " in body:
+            return None  # runs of spaces: pandas' whitespace splitting
+        sep = "\t"
+        lead = 1 if body.startswith(b"\t") else 0  # Gamry rows start with a tab
+    nl = body.find(b"\n")
+    first = (body if nl < 0 else body[:nl]).rstrip(b"\r")
+    bsep = sep.encode()
+    trailing = first.endswith(bsep)  # a separator ending the rows opens no field
+    if trailing and not body.rstrip(b"\r\n").endswith(bsep):
+        body = body.rstrip(b"\r\n") + bsep  # the last row often lacks it
+    ncols = first.count(bsep) + (0 if trailing else 1)
+    if n_fields is not None and ncols != n_fields + lead:
+        return None
+    names = [f"c{i}" for i in range(ncols + trailing)]
+    wanted = {**columns, **text_columns}
+    if max(wanted.values()) + lead >= ncols:
+        return None
+    bad: list[object] = []
+
+    def invalid(row: object) -> str:
+        bad.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(
+                delimiter=sep,
+                quote_char=False,
+                ignore_empty_lines=False,
+                invalid_row_handler=invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=sorted({names[i + lead] for i in wanted.values()}),
+                column_types={names[i + lead]: pa.string() for i in text_columns.values()},
+                null_values=[""],
+                strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if bad:
+        return None
+    return {name: table.column(names[i + lead]) for name, i in wanted.items()}
+
+
+def _from_arrow(
+    path: str | Path,
+    fmt: str,
+    cols: dict[str, Any],
+    first_line: int,
+    columns: dict[str, int],
+    text_columns: dict[str, int],
+    arrow_text: bool = False,
+) -> dict[str, np.ndarray]:
+    """Arrays from pyarrow columns: numbers as float64, text stripped; a missing or
+    non-numeric value fails naming its line."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: dict[str, np.ndarray] = {}
+    for name in columns:
+        col = cols[name]
+        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+            values = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            bad = np.flatnonzero(~np.isfinite(values))
+            if len(bad):
+                raise fail(
+                    fmt,
+                    path,
+                    f"column {name!r} is missing (short or truncated row)",
+                    f"line {first_line + int(bad[0])}",
+                )
+            out[name] = values
+        else:
+            raw = col.to_numpy(zero_copy_only=False)
+            series = pd.Series(
+                [x.decode("latin-1") if isinstance(x, bytes) else x for x in raw], dtype=object
+            )
+            out[name] = _numeric(path, fmt, name, series, first_line)
+    for name in text_columns:
+        col = cols[name]
+        if col.null_count:
+            miss = np.flatnonzero(~col.is_valid().to_numpy(zero_copy_only=False))
+            raise fail(
+                fmt,
+                path,
+                f"column {name!r} is missing (short or truncated row)",
+                f"line {first_line + int(miss[0])}",
+            )
+        trimmed = pc.utf8_trim_whitespace(col)
+        out[name] = trimmed if arrow_text else trimmed.to_numpy(zero_copy_only=False)
     return out
 
 

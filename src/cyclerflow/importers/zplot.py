@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from cyclerflow.importers.common import Imported, naive_to_unix, name_temperature
-from cyclerflow.importers.textfmt import fail, parse_block, read_text
+from cyclerflow.importers.textfmt import data_block, fail, head_lines, parse_block, read_raw
 
 FORMAT = "zplot"
 EXTENSIONS = (".z",)
@@ -38,6 +38,8 @@ def _value(header: list[str], key: str) -> str | None:
     return None
 
 
+#: lines read as text to find the header (ZPlot headers are ~130 lines)
+_HEAD = 1000
 _NUM = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 
 
@@ -83,8 +85,9 @@ def _column_line(path: Path, lines: list[str]) -> tuple[int, int]:
 def read(path: str | Path) -> Imported:
     """Read a ZPlot .z file into one spectrum (signed imaginary part)."""
     path = Path(path)
-    text = read_text(path, FORMAT)
-    lines = text.splitlines() or [""]
+    raw = read_raw(path, FORMAT)
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    lines = head_lines(raw, _HEAD) or [""]  # the header; rows are parsed from the bytes
     if not lines[0].startswith("ZPLOT"):
         raise fail(
             FORMAT,
@@ -112,12 +115,10 @@ def read(path: str | Path) -> Imported:
         for k, n in (("ampl", "Ampl"), ("bias", "Bias"), ("t", "Time(Sec)"))
         if n in names
     }
-    rows = lines[first:]
-    while rows and not rows[-1].strip():
-        rows.pop()
-    if not rows:
+    rows = data_block(raw, first)
+    if not rows.strip():
         raise fail(FORMAT, path, "no data rows after the header", f"line {first + 1}")
-    sep = "," if "," in rows[0] else None
+    sep = "," if b"," in rows[: rows.find(b"\n") % (len(rows) + 1)] else None
     c = parse_block(path, FORMAT, rows, first + 1, {**cols, **extra}, sep=sep, n_fields=len(names))
     return name_temperature(_result(c, lines[:first]), path)
 

@@ -1,0 +1,177 @@
+"""hypothesis fuzzing of the text readers (Maccor, Arbin CSV, Gamry, ZPlot, EIS text,
+BDF CSV/Parquet): a mutated file gives InputError (exit 2, no output file) or an import
+whose data is consistent, never a traceback and never a partial output file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cyclerflow.cli import main
+from cyclerflow.errors import InputError
+from cyclerflow.importers import read_any
+
+SEEDS = [
+    "maccor/maccor_example.001",
+    "gamry/eispot_data.dta",
+    "gamry/ocvcurve_data.dta",
+    "eis/exampleDataZPlot.z",
+    "eis/exampleData.csv",
+    "eis/exampleDataAutolab.txt",
+    "eis/exampleDataCHInstruments.txt",
+    "eis/exampleDataVersaStudio.par",
+    "arbin/arbin_example.csv",
+    "cellpy/maccor_002.txt",
+]
+#: larger seeds are cut to their first lines (a whole number of rows) before mutating
+MAX_BYTES = 12_000
+
+
+def _seed(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if len(raw) <= MAX_BYTES:
+        return raw
+    return raw[: raw.rfind(b"\n", 0, MAX_BYTES) + 1]
+
+
+#: one mutation: (kind, position in [0, 1), payload)
+MUTATION = st.tuples(
+    st.sampled_from(["cut", "flip", "insert", "drop_line", "dup_line", "tab", "digit"]),
+    st.floats(0, 1, exclude_max=True),
+    st.binary(min_size=1, max_size=4),
+)
+
+
+def _mutate(raw: bytes, ops) -> bytes:
+    data = bytearray(raw)
+    for kind, where, junk in ops:
+        if not data:
+            break
+        i = int(where * len(data))
+        if kind == "cut":
+            del data[i:]
+        elif kind == "flip":
+            data[i] ^= junk[0] or 1
+        elif kind == "insert":
+            data[i:i] = junk
+        elif kind in ("drop_line", "dup_line"):
+            start = data.rfind(b"\n", 0, i) + 1
+            end = data.find(b"\n", i)
+            end = len(data) if end < 0 else end + 1
+            line = bytes(data[start:end])
+            data[start:end] = b"" if kind == "drop_line" else line + line
+        elif kind == "tab":
+            data[i:i] = b"\t"
+        elif kind == "digit" and chr(data[i]).isdigit():
+            data[i] = ord("x")
+    return bytes(data)
+
+
+def _consistent(data: dict) -> None:
+    """What a correct import looks like: equal lengths, finite required columns,
+    increasing time, positive frequencies."""
+    c = data.get("cycling") or {}
+    if c:
+        n = {len(v) for v in c.values()}
+        assert len(n) == 1
+        for k in ("test_time_second", "voltage_volt", "current_ampere"):
+            assert np.all(np.isfinite(c[k])), k
+        assert np.all(np.diff(c["test_time_second"]) >= 0)
+    for sp in data.get("spectra", []):
+        f = sp["frequency_hertz"]
+        assert len(f) == len(sp["real_impedance_ohm"]) == len(sp["imaginary_impedance_ohm"])
+        assert np.all(f > 0) and np.all(np.isfinite(sp["real_impedance_ohm"]))
+    assert c or data.get("spectra")
+
+
+@pytest.mark.parametrize("rel", SEEDS)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(MUTATION, min_size=1, max_size=3))
+def test_mutated_files_fail_cleanly_or_import_consistently(vendor_data, tmp_path, rel, ops):
+    src = vendor_data / rel
+    p = tmp_path / Path(rel).name
+    p.write_bytes(_mutate(_seed(src), ops))
+    try:
+        data = read_any(p)
+    except InputError as err:
+        assert str(err)
+        return
+    _consistent(data)
+
+
+@pytest.mark.parametrize("rel", ["maccor/maccor_example.001", "eis/exampleDataZPlot.z"])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(MUTATION, min_size=1, max_size=3))
+def test_cli_exit_0_or_2_and_no_partial_file(vendor_data, tmp_path, rel, ops):
+    src = vendor_data / rel
+    p = tmp_path / Path(rel).name
+    p.write_bytes(_mutate(src.read_bytes(), ops))
+    out = tmp_path / "out.h5"
+    out.unlink(missing_ok=True)
+    rc = main(["import", str(p), "-o", str(out), "-q"])
+    assert rc in (0, 2)
+    assert out.exists() == (rc == 0)
+    assert not [x for x in tmp_path.iterdir() if ".part" in x.name]
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(MUTATION, min_size=1, max_size=3))
+def test_mutated_bdf_exports(vendor_data, tmp_path_factory, ops):
+    from cyclerflow.export import export_bdf
+    from cyclerflow.importers import import_files
+
+    tmp = tmp_path_factory.mktemp("bdf")
+    cell = import_files([vendor_data / "maccor/maccor_example.001"], tmp / "c.h5")
+    for fmt in ("bdf-csv", "bdf-parquet"):
+        good = export_bdf(cell, tmp / f"c.{fmt}", fmt=fmt)
+        bad = tmp / f"m.{fmt}"
+        bad.write_bytes(_mutate(good.read_bytes(), ops))
+        try:
+            data = read_any(bad, fmt)
+        except InputError:
+            continue
+        _consistent(data)
+
+
+def _maccor_durations() -> bytes:
+    """A small export in the newer Maccor layout (durations, Aux + Units pairs)."""
+    head = (
+        "Today's Date:\t14 December 2020\tDate of Test:\t11 December 2020, 12:22:12 PM\n"
+        "Filename:\tx\tTester Channel:\t1\nProcedure:\tp.000\tDescription:\t\n"
+        "Rec#\tCyc#\tStep\tTestTime\tStepTime\tAmp-hr\tWatt-hr\tAmps\tVolts\tState\tES\t"
+        "DPt Time\tAux #1\t Units\t\n"
+    )
+    rows = [
+        f"{k + 1}\t0\t{1 + k // 4}\t  0d 00:0{k // 6}:{(k * 10) % 60}\t  0d 00:00:{k}\t"
+        f"{k * 0.001:.5f}\t{k * 0.003:.5f}\t{0.5 if k >= 4 else 0:.5f}\t{3.4 + k * 0.01:.5f}\t"
+        f"{'D' if k >= 4 else 'R'}\t{1 if k else 0}\t12/11/2020 12:22:{10 + k:02d}\t-2501.7\t C  \t"
+        for k in range(12)
+    ]
+    return (head + "\n".join(rows) + "\n").encode()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(MUTATION, min_size=1, max_size=3))
+def test_mutated_maccor_duration_layout(tmp_path, ops):
+    p = tmp_path / "m.txt"
+    raw = _maccor_durations()
+    p.write_bytes(raw)
+    assert len(read_any(p)["cycling"]["test_time_second"]) == 12  # the seed itself imports
+    p.write_bytes(_mutate(raw, ops))
+    try:
+        data = read_any(p)
+    except InputError:
+        return
+    _consistent(data)
