@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from cyclerflow.console import print_summary
-from cyclerflow.errors import InputError
 
 
 def _register_export(app: typer.Typer) -> None:
@@ -80,4 +79,3 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(info, default=str))
         else:
             print_summary(info, Console())
-
