@@ -389,6 +389,7 @@ class CyclerRunner:
             device = self.ch.identify().replace(" ", "_")
             fields = format_fields(test_id=st.test_id, clock_rate=float(rate), device=device)
             self.event("note", f"{START_NOTE} {fields}", t=0.0)
+            self._tell_channel()
             return
         st = self._io(self.ch.status)
         if st.test_id != self.carry.test_id:
@@ -397,6 +398,13 @@ class CyclerRunner:
                 f"{self.carry.test_id}: nothing is overwritten; choose a new output file"
             )
         self.event("resume", f"rejoined test_id={st.test_id} from seq={self.carry.last_seq + 1}")
+        self._tell_channel()
+
+    def _tell_channel(self) -> None:
+        """Tell a channel that numbers records itself (Arbin CTI) where the file stands."""
+        hook = getattr(self.ch, "resume_at", None)
+        if hook is not None:
+            hook(self.carry.last_seq, self.carry.step_key, self.carry.step_time_s)
 
     def _poll_once(self) -> bool:
         """One status poll and the downloads it calls for; True when the run is over."""
