@@ -432,7 +432,9 @@ class ArbinChannel:
         self.login: LoginReply | None = None
         self._seq = 0
         self._last_key: tuple[int, int, float] | None = None
-        self._pending: Reading | None = None
+        self._pending: list[Reading] = []
+        self._held: Reading | None = None
+        self._record_s = 0.0
 
     @property
     def wire_channel(self) -> int:
@@ -467,6 +469,7 @@ class ArbinChannel:
         check_recipe(recipe)
 
     def recipe_steps(self, recipe: Recipe) -> dict[int, tuple[int, str]]:
+        self._record_s = to_step_file(recipe).record_interval_s  # one reading per interval
         return schedule_steps(recipe)
 
     def start(self, recipe: Recipe, barcode: str) -> None:
@@ -502,39 +505,67 @@ class ArbinChannel:
         last record (a reading equal to it is not stored again)."""
         self._seq = int(last_seq)
         self._last_key = None if step_key is None else (*step_key, float(step_time_s))
-        self._pending = None
+        self._pending, self._held = [], None
 
     def status(self) -> CyclerStatus:
+        """Poll the channel; a new reading becomes a pending record (see :meth:`_select`)."""
         r = self.reading()
         state = state_of(r.status)
-        self._pending = None
-        if r.test_name:
-            step, cycle = r.step_cycle()
-            if (step, cycle, float(r.step_time_s)) != self._last_key:
-                self._pending = r
-        count = self._seq + (1 if self._pending is not None else 0)
+        if self._pending:  # polled twice without a download: keep the newest as held
+            self._held = self._pending[-1]
+        self._pending = self._select(r, state) if r.test_name else []
         alarm = r.status_name if state == "protect" else ""
-        return CyclerStatus(state, test_id_of(r.test_name), count, alarm)
+        return CyclerStatus(state, test_id_of(r.test_name), self._seq + len(self._pending), alarm)
+
+    def _select(self, r: Reading, state: str) -> list[Reading]:
+        """The readings to store now: on a new step the last reading held back from the
+        step before (its end, as near as polling sees it) and the new one; within a step
+        one reading per record interval; when the channel stops, its final reading."""
+        key, last = _key(r), self._last_key
+        if key == last:
+            return []
+        if last is None or key[:2] != last[:2] or key[2] < last[2]:
+            held, self._held = self._held, None
+            keep = held is not None and last is not None and _key(held)[:2] == last[:2]
+            return [held, r] if keep and _key(held)[2] > last[2] else [r]
+        if state != "working" or key[2] - last[2] >= self._record_s - 1e-9:
+            self._held = None
+            return [r]
+        self._held = r
+        return []
 
     def download(self, from_seq: int, count: int) -> CyclerRecords:
-        """The pending reading as record ``from_seq`` (CTI keeps no records to fetch)."""
-        r = self._pending
-        if r is None or count < 1 or from_seq != self._seq + 1:
+        """Pending readings as records from ``from_seq`` (CTI keeps no records to fetch)."""
+        rs = self._pending[: max(count, 0)]
+        if not rs or from_seq != self._seq + 1:
             return _EMPTY
-        step, cycle = r.step_cycle()
-        self._seq, self._last_key, self._pending = from_seq, (step, cycle, r.step_time_s), None
-        charge = r.charge_capacity_ah >= r.discharge_capacity_ah
+        self._pending = self._pending[len(rs) :]
+        self._seq, self._last_key = from_seq + len(rs) - 1, _key(rs[-1])
+        sc = np.array([_key(x)[:2] for x in rs], "i8")
+        pick = np.array
         return CyclerRecords(
-            seq=np.array([from_seq], "i8"),
-            step_id=np.array([step], "i8"),
-            cycle_id=np.array([cycle], "i8"),
-            step_type=np.array([STEP_TYPE_OF_CODE.get(r.status, "rest")], "U8"),
-            step_time_s=np.array([r.step_time_s]),
-            voltage_v=np.array([r.voltage_v]),
-            current_a=np.array([r.current_a]),
-            capacity_ah=np.array([r.charge_capacity_ah if charge else r.discharge_capacity_ah]),
-            energy_wh=np.array([r.charge_energy_wh if charge else r.discharge_energy_wh]),
+            seq=np.arange(from_seq, from_seq + len(rs), dtype="i8"),
+            step_id=sc[:, 0],
+            cycle_id=sc[:, 1],
+            step_type=pick([STEP_TYPE_OF_CODE.get(x.status, "rest") for x in rs], "U8"),
+            step_time_s=pick([x.step_time_s for x in rs]),
+            voltage_v=pick([x.voltage_v for x in rs]),
+            current_a=pick([x.current_a for x in rs]),
+            capacity_ah=pick([_counters(x)[0] for x in rs]),
+            energy_wh=pick([_counters(x)[1] for x in rs]),
         )
+
+
+def _counters(r: Reading) -> tuple[float, float]:
+    """The step's capacity (Ah) and energy (Wh): the charge or discharge pair in use."""
+    if r.charge_capacity_ah >= r.discharge_capacity_ah:
+        return r.charge_capacity_ah, r.charge_energy_wh
+    return r.discharge_capacity_ah, r.discharge_energy_wh
+
+
+def _key(r: Reading) -> tuple[int, int, float]:
+    step, cycle = r.step_cycle()
+    return step, cycle, float(r.step_time_s)
 
 
 def open_channel(resource: str, **options) -> ArbinChannel:
