@@ -404,6 +404,14 @@ def state_of(status: int) -> str:
     return STOPPED_CODES.get(status, "working")
 
 
+@dataclass(frozen=True)
+class ArbinRecords(CyclerRecords):
+    """Records with the channel's own test time (s): the file keeps it as read instead of
+    rebuilding it from step times (polling misses the end of every step)."""
+
+    test_time_s: np.ndarray
+
+
 # --- the channel -----------------------------------------------------------------------------
 
 _EMPTY = CyclerRecords(
@@ -543,7 +551,7 @@ class ArbinChannel:
         self._seq, self._last_key = from_seq + len(rs) - 1, _key(rs[-1])
         sc = np.array([_key(x)[:2] for x in rs], "i8")
         pick = np.array
-        return CyclerRecords(
+        return ArbinRecords(
             seq=np.arange(from_seq, from_seq + len(rs), dtype="i8"),
             step_id=sc[:, 0],
             cycle_id=sc[:, 1],
@@ -553,6 +561,7 @@ class ArbinChannel:
             current_a=pick([x.current_a for x in rs]),
             capacity_ah=pick([_counters(x)[0] for x in rs]),
             energy_wh=pick([_counters(x)[1] for x in rs]),
+            test_time_s=pick([x.test_time_s for x in rs]),
         )
 
 

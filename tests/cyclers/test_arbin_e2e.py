@@ -78,6 +78,10 @@ def test_four_channels_match_the_simulator_within_one_poll(tmp_path, arbin_sim):
         i = np.abs(cols["current_ampere"][halves])
         missed = i * np.array(tail_s) / 3600.0
         np.testing.assert_allclose(np.abs(truth) - np.abs(got), missed, rtol=0.05, atol=1e-12)
+        # the channel's own test time is kept: the file ends where the simulator's test did
+        tt = cols["test_time_second"]
+        assert np.all(np.diff(tt) >= 0)
+        np.testing.assert_allclose(tt[-1], sim.channel(c).records[-1][4], rtol=1e-9)
         seq = cols["vendor_record_id"]
         assert np.array_equal(seq, np.arange(1, len(seq) + 1))
         assert cols["vendor_cycle_index"].max() == 3

@@ -237,8 +237,13 @@ def to_rows(recs: CyclerRecords, carry: Carry, leaf_of_step: dict[int, tuple[int
     prev_key_c = np.concatenate([[carry.step_key[1] if carry.step_key else -1], recs.cycle_id[:-1]])
     prev_st = np.concatenate([[carry.step_time_s], st[:-1]])
     new = (recs.step_id != prev_key_s) | (recs.cycle_id != prev_key_c) | (st < prev_st)
-    offset = carry.step_offset_s + np.cumsum(np.where(new, prev_st, 0.0))
-    test_time = offset + st
+    vendor_t = getattr(recs, "test_time_s", None)  # records that carry the test time (Arbin)
+    if vendor_t is not None:
+        test_time = np.asarray(vendor_t, dtype="f8")
+        offset = test_time - st
+    else:
+        offset = carry.step_offset_s + np.cumsum(np.where(new, prev_st, 0.0))
+        test_time = offset + st
     step_count = carry.step_count + np.cumsum(new)
     leaf = np.array([leaf_of_step.get(int(s), (-1, ""))[0] for s in recs.step_id], dtype="i8")
     charge = np.isin(recs.step_type, list(CHARGE_TYPES)) | (
@@ -438,9 +443,7 @@ class CyclerRunner:
         if breach is not None:
             k = breach[0] + 1
             rows = {c: a[:k] for c, a in rows.items()}
-            recs = CyclerRecords(
-                **{f: getattr(recs, f)[:k] for f in CyclerRecords.__dataclass_fields__}
-            )
+            recs = type(recs)(**{f: getattr(recs, f)[:k] for f in recs.__dataclass_fields__})
             batch = to_rows(recs, self.carry, self.steps)
         self._step_events(batch, recs)
         self.w.append_cycling(rows)
