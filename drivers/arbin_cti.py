@@ -46,7 +46,6 @@ RUNS_OWN_SCHEDULE = True
 
 HEADER = 0x11DDDDDDDDDDDDDD
 PREFIX = struct.Struct("<QIII")  # header, length, command code, extended code
-DEFAULT_PORT = 9031
 
 LOGIN, LOGIN_REPLY = 0xEEAB0001, 0xEEBA0001
 CHANNEL_INFO, CHANNEL_INFO_REPLY = 0xEEAB0003, 0xEEBA0003
@@ -301,9 +300,10 @@ def parse_resource(resource: str) -> tuple[str, int]:
             return parts[1], int(parts[2])
         except ValueError:
             pass
-    if len(parts) == 3 and parts[0].upper().startswith("TCPIP") and parts[2].upper() == "SOCKET":
-        return parts[1], DEFAULT_PORT
-    raise InputError(f"arbin-cti resource {resource!r}: expected TCPIP0::HOST::PORT::SOCKET")
+    raise InputError(
+        f"arbin-cti resource {resource!r}: expected TCPIP0::HOST::PORT::SOCKET (the CTI port "
+        "set in MITS; there is no documented default)"
+    )
 
 
 class CtiLink:
