@@ -414,9 +414,10 @@ class ArbinRecords(CyclerRecords):
 
 # --- the channel -----------------------------------------------------------------------------
 
-_EMPTY = CyclerRecords(
-    *(np.zeros(0, "i8") for _ in range(3)), np.zeros(0, "U8"), *(np.zeros(0) for _ in range(5))
-)
+
+def _no_records() -> CyclerRecords:
+    ints, floats = (np.zeros(0, "i8") for _ in range(3)), (np.zeros(0) for _ in range(5))
+    return CyclerRecords(*ints, np.zeros(0, "U8"), *floats)
 
 
 class ArbinChannel:
@@ -433,6 +434,11 @@ class ArbinChannel:
         if self.channel < 1:
             raise InputError(f"arbin-cti: channel must be >= 1, got {self.channel}")
         self.schedule = str(options.get("schedule", ""))
+        if not self.schedule:
+            raise InputError(
+                "arbin-cti: option 'schedule' (the name of the stored MITS schedule to run) "
+                "is missing"
+            )
         self.user = str(options.get("user", "admin"))
         self.password = str(options.get("password", "000000"))
         self.test_name = str(options.get("test_name", ""))
@@ -470,10 +476,6 @@ class ArbinChannel:
         return self.login.clock_rate if self.login else 1.0
 
     def check_recipe(self, recipe: Recipe) -> None:
-        if not self.schedule:
-            raise InputError(
-                "arbin-cti: option 'schedule' (the stored MITS schedule to run) is missing"
-            )
         check_recipe(recipe)
 
     def recipe_steps(self, recipe: Recipe) -> dict[int, tuple[int, str]]:
@@ -546,7 +548,7 @@ class ArbinChannel:
         """Pending readings as records from ``from_seq`` (CTI keeps no records to fetch)."""
         rs = self._pending[: max(count, 0)]
         if not rs or from_seq != self._seq + 1:
-            return _EMPTY
+            return _no_records()
         self._pending = self._pending[len(rs) :]
         self._seq, self._last_key = from_seq + len(rs) - 1, _key(rs[-1])
         sc = np.array([_key(x)[:2] for x in rs], "i8")

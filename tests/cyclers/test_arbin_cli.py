@@ -77,6 +77,18 @@ def test_unknown_schedule_is_refused_by_the_server(tmp_path, sim_process):
     assert "assign schedule failed (schedule name not found)" in done.stdout + done.stderr
 
 
+def test_missing_schedule_option_is_refused_before_a_file_exists(tmp_path, sim_process):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE.format(cycles=1))
+    resource, _ = sim_process("--channels", "1")
+    cmd = [str(BIN), "acquire", "--driver", "arbin-cti", "--resource", resource]
+    cmd += ["--protocol", str(recipe), "--cell", str(CELL), "-o", str(tmp_path / "x.h5")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "option 'schedule'" in done.stdout + done.stderr
+    assert not (tmp_path / "x.h5").exists()
+
+
 def _r(step, cycle, t, status=2):
     return Reading(0, status, "S", "T", f"Step {step} Cycle {cycle}", "", 0.0, t, 4.0, 1e-5,
                    1e-6 * t, 0.0, 0.0, 0.0)  # fmt: skip

@@ -144,6 +144,8 @@ def test_resource_and_options():
         cti.parse_resource("COM3")
     with pytest.raises(InputError, match="unknown option"):
         cti.ArbinChannel("TCPIP0::h::1::SOCKET", unit=2)
+    with pytest.raises(InputError, match="option 'schedule'"):
+        cti.ArbinChannel("TCPIP0::h::1::SOCKET", channel=2)
     with pytest.raises(InputError, match="longer than 71 characters"):
         cti.start_schedule_request(0, "x" * 80)
 
@@ -158,7 +160,7 @@ def test_simulator_refuses_a_bad_checksum_and_keeps_serving():
             s.sendall(good[:-2] + bytes([good[-2] ^ 0xFF, good[-1]]))
             assert s.recv(100) == b""  # no reply: the connection is closed
         assert sim.rejected == 1
-        ch = cti.ArbinChannel(sim.resource, channel=2)
+        ch = cti.ArbinChannel(sim.resource, channel=2, schedule="none.sdx")
         ch.connect()  # a new connection is served
         assert ch.clock_rate() == 1000.0 and ch.login.channels == 2
         st = ch.status()
