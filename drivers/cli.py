@@ -11,7 +11,7 @@ from cyclerflow.errors import InputError
 
 def simulate(
     driver: str = typer.Argument(
-        ..., help="Driver name: keithley2450, b2900, palmsens, lakeshore335, neware-bts."
+        ..., help="Driver name: keithley2450, b2900, palmsens, lakeshore335, neware-bts, arbin-cti."
     ),
     port: int = typer.Option(0, "--port", help="TCP port (0 = a free port, printed on start)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
@@ -29,6 +29,9 @@ def simulate(
     seed: int = typer.Option(0, "--seed", help="Noise seed."),
     channels: int = typer.Option(8, "--channels", help="Channels per unit (cycler simulators)."),
     units: int = typer.Option(1, "--units", help="Units (sub-devices) (cycler simulators)."),
+    schedule: list[str] = typer.Option(
+        [], "--schedule", help="arbin-cti: a stored schedule, NAME=recipe.yaml (repeatable)."
+    ),
 ) -> None:
     """Run an instrument simulator that serves the driver's real protocol (until Ctrl-C)."""
     from cyclerflow.acquire.instrument import load_driver
@@ -39,7 +42,7 @@ def simulate(
     if hasattr(module, "serve_cycler_simulator"):  # multi-channel cyclers: own server
         return module.serve_cycler_simulator(
             host=host, port=port, channels=channels, units=units, speedup=speedup, cell=cell,
-            faults=tuple(fault), seed=seed,
+            faults=tuple(fault), seed=seed, **({"schedules": tuple(schedule)} if schedule else {}),
         )  # fmt: skip
     if not hasattr(module, "simulator_protocol"):
         raise InputError(f"driver {driver!r} has no simulator")

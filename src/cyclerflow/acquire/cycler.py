@@ -237,8 +237,13 @@ def to_rows(recs: CyclerRecords, carry: Carry, leaf_of_step: dict[int, tuple[int
     prev_key_c = np.concatenate([[carry.step_key[1] if carry.step_key else -1], recs.cycle_id[:-1]])
     prev_st = np.concatenate([[carry.step_time_s], st[:-1]])
     new = (recs.step_id != prev_key_s) | (recs.cycle_id != prev_key_c) | (st < prev_st)
-    offset = carry.step_offset_s + np.cumsum(np.where(new, prev_st, 0.0))
-    test_time = offset + st
+    vendor_t = getattr(recs, "test_time_s", None)  # records that carry the test time (Arbin)
+    if vendor_t is not None:
+        test_time = np.asarray(vendor_t, dtype="f8")
+        offset = test_time - st
+    else:
+        offset = carry.step_offset_s + np.cumsum(np.where(new, prev_st, 0.0))
+        test_time = offset + st
     step_count = carry.step_count + np.cumsum(new)
     leaf = np.array([leaf_of_step.get(int(s), (-1, ""))[0] for s in recs.step_id], dtype="i8")
     charge = np.isin(recs.step_type, list(CHARGE_TYPES)) | (
@@ -389,6 +394,7 @@ class CyclerRunner:
             device = self.ch.identify().replace(" ", "_")
             fields = format_fields(test_id=st.test_id, clock_rate=float(rate), device=device)
             self.event("note", f"{START_NOTE} {fields}", t=0.0)
+            self._tell_channel()
             return
         st = self._io(self.ch.status)
         if st.test_id != self.carry.test_id:
@@ -397,6 +403,13 @@ class CyclerRunner:
                 f"{self.carry.test_id}: nothing is overwritten; choose a new output file"
             )
         self.event("resume", f"rejoined test_id={st.test_id} from seq={self.carry.last_seq + 1}")
+        self._tell_channel()
+
+    def _tell_channel(self) -> None:
+        """Tell a channel that numbers records itself (Arbin CTI) where the file stands."""
+        hook = getattr(self.ch, "resume_at", None)
+        if hook is not None:
+            hook(self.carry.last_seq, self.carry.step_key, self.carry.step_time_s)
 
     def _poll_once(self) -> bool:
         """One status poll and the downloads it calls for; True when the run is over."""
@@ -430,9 +443,7 @@ class CyclerRunner:
         if breach is not None:
             k = breach[0] + 1
             rows = {c: a[:k] for c, a in rows.items()}
-            recs = CyclerRecords(
-                **{f: getattr(recs, f)[:k] for f in CyclerRecords.__dataclass_fields__}
-            )
+            recs = type(recs)(**{f: getattr(recs, f)[:k] for f in recs.__dataclass_fields__})
             batch = to_rows(recs, self.carry, self.steps)
         self._step_events(batch, recs)
         self.w.append_cycling(rows)
