@@ -381,6 +381,11 @@ Step = Rest | ConstantCurrent | CvHold | Cccv | Eis | Gitt | SetTemperature | Lo
 CURRENT_KINDS = frozenset({"cc_charge", "cc_discharge", "cv_hold", "cccv", "gitt"})
 
 
+#: ``on_resume`` values: go on with the interrupted step, run it again from its
+#: start, or refuse to resume (output off, a clear message)
+RESUME_POLICIES = ("continue", "restart_step", "stop")
+
+
 class Recipe(_Model):
     name: str
     limits: Limits
@@ -390,6 +395,12 @@ class Recipe(_Model):
     nominal_capacity_ah: float | None = None
     text: str = ""
     source: str | None = None
+    #: what a restarted run does with the step the host died in (see RESUME_POLICIES);
+    #: None: continue only when the instrument held the step's limits and the gap is
+    #: shorter than ``max_gap``, else stop
+    on_resume: str | None = None
+    #: longest gap (simulated s) the default resume policy continues across
+    max_gap: float = 600.0
 
     def leaves(self) -> list[Step]:
         """Every leaf step, depth first (their ``index`` is 1..n)."""
@@ -654,6 +665,8 @@ def parse_recipe(
         "record",
         "nominal_capacity",
         "description",
+        "on_resume",
+        "max_gap",
     }
     unknown = set(data) - allowed
     if unknown:
@@ -683,13 +696,14 @@ def parse_recipe(
     if not isinstance(name, str) or not name:
         raise InputError(f"name: expected a text, got {name!r}", path=src)
     record = p.validate(Record, data.get("record"), "record")
-    interval = data.get("sample_interval", "1 s")
-    try:
-        sample_interval = parse_quantity(interval, "time", where="sample_interval")
-    except InputError as err:
-        raise InputError(err.bare_message, path=src) from None
-    if sample_interval <= 0:
-        raise InputError("sample_interval: must be > 0", path=src)
+    sample_interval = _positive_time(data, "sample_interval", "1 s", src)
+    on_resume = data.get("on_resume")
+    if on_resume is not None and on_resume not in RESUME_POLICIES:
+        raise InputError(
+            f"on_resume: expected one of {', '.join(RESUME_POLICIES)}, got {on_resume!r}",
+            path=src,
+        )
+    max_gap = _positive_time(data, "max_gap", "10 min", src)
     _check_against_limits(p, steps, limits, "steps")
     return Recipe(
         name=name,
@@ -700,7 +714,19 @@ def parse_recipe(
         nominal_capacity_ah=cap,
         text=text,
         source=src,
+        on_resume=on_resume,
+        max_gap=max_gap,
     )
+
+
+def _positive_time(data: dict, key: str, default: str, src: str | None) -> float:
+    try:
+        value = parse_quantity(data.get(key, default), "time", where=key)
+    except InputError as err:
+        raise InputError(err.bare_message, path=src) from None
+    if value <= 0:
+        raise InputError(f"{key}: must be > 0", path=src)
+    return value
 
 
 def load_recipe(path: str | Path, *, nominal_capacity_ah: float | None = None) -> Recipe:

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -28,10 +28,12 @@ import yaml
 
 from cyclerflow.acquire.clock import Clock
 from cyclerflow.acquire.engine import ChannelResult, ChannelRunner
-from cyclerflow.acquire.instrument import load_driver
+from cyclerflow.acquire.guards import describe_limits
+from cyclerflow.acquire.instrument import ReportsClock, load_driver
 from cyclerflow.acquire.link import ReconnectPolicy, is_connection_error
 from cyclerflow.acquire.progress import FileState, file_state
 from cyclerflow.acquire.recipe import CURRENT_KINDS, Recipe, load_recipe
+from cyclerflow.acquire.timebase import ClockMismatch, rates_agree, resolve_rate
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata, load_metadata
 from cyclerflow.store import create_cell, read_protocol, resume_cell
@@ -74,6 +76,13 @@ class ChannelPlan:
 class StationPlan:
     channels: list[ChannelPlan]
     speedup: float = 1.0
+    #: ``speedup`` was given (station file or --speedup): an override checked against
+    #: the instruments' own clock rates; else each channel runs at its instrument's rate
+    speedup_given: bool = False
+    #: override of every recipe's ``on_resume`` (``--on-resume``)
+    on_resume: str | None = None
+    #: Unix time at which a watchdog switched the outputs off while no engine ran
+    output_off_at: float | None = None
     flush_interval: float = 1.0
     reconnect: ReconnectPolicy = ReconnectPolicy()
     source: str | None = None
@@ -269,7 +278,12 @@ def load_station(path: str | Path, *, resume_after_safety_stop: bool = False) ->
             )
         )
     return StationPlan(
-        plans, speedup=speedup, flush_interval=flush, reconnect=reconnect, source=src
+        plans,
+        speedup=speedup,
+        speedup_given="speedup" in data,
+        flush_interval=flush,
+        reconnect=reconnect,
+        source=src,
     )
 
 
@@ -307,6 +321,85 @@ def _open(dev: DeviceSpec, name: str):
     return obj
 
 
+def _connect(plan: ChannelPlan, result: ChannelResult) -> tuple[Any, Any] | None:
+    """Open and connect the channel (and its temperature controller); None (with the
+    result filled in) when that fails."""
+    channel = tc = None
+    try:
+        channel = _open(plan.device, plan.name)
+        channel.connect()
+        if plan.temperature is not None:
+            tc = _open(plan.temperature, plan.name + "-temperature")
+            tc.connect()
+    except Exception as err:
+        result.status = "disconnected" if is_connection_error(err) else "error"
+        result.message = f"cannot connect: {err}"
+        for dev in (channel, tc):
+            if dev is not None:
+                with contextlib.suppress(Exception):
+                    dev.close()
+        return None
+    return channel, tc
+
+
+def channel_clock(channel: Any, clock: Clock, *, speedup_given: bool) -> tuple[Clock, str]:
+    """The clock to run ``channel`` on and where its rate comes from.
+
+    A channel that reports its clock rate (:class:`ReportsClock`) sets it; a speed-up
+    the user gave (``speedup_given``) is only an override checked against it
+    (:class:`ClockMismatch` when they differ by more than 1 %).
+    """
+    if not isinstance(channel, ReportsClock):
+        how = "from --speedup" if speedup_given else "assumed: the instrument does not report one"
+        return clock, f"{clock.speedup:g}x real time ({how})"
+    reported = float(channel.clock_rate())
+    rate = resolve_rate(reported, clock.speedup if speedup_given else None)
+    text = f"{rate:g}x real time (reported by the instrument)"
+    if rates_agree(rate, clock.speedup) or type(clock) is not Clock:
+        return clock, text
+    return Clock(rate, clock.stop), text
+
+
+def _check_capabilities(plan: ChannelPlan, channel: Any, result: ChannelResult) -> bool:
+    missing = plan.recipe.needs() - set(channel.capabilities)
+    if missing:
+        result.status = "error"
+        result.message = (
+            f"driver {plan.device.driver!r} cannot do {sorted(missing)} that the recipe uses"
+        )
+    return not missing
+
+
+def _writer(plan: ChannelPlan, flush_interval: float):
+    if plan.state is None:
+        return create_cell(
+            plan.out,
+            plan.metadata,
+            metadata_text=plan.metadata_text,
+            protocol=plan.recipe.text,
+            flush_interval=flush_interval,
+        )
+    return resume_cell(plan.out, flush_interval=flush_interval)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a station runs its channels (see :func:`run_channel`)."""
+
+    flush_interval: float = 1.0
+    reconnect: ReconnectPolicy = ReconnectPolicy()
+    keep_lateness: bool = False
+    #: the clock's speed-up was given by the user (an override, checked against the
+    #: instrument's own clock rate)
+    speedup_given: bool = False
+    #: called with one line per channel at start (clock and instrument-held limits)
+    announce: Callable[[str], None] | None = None
+    #: override of the recipe's ``on_resume``
+    on_resume: str | None = None
+    #: Unix time at which a watchdog switched the output off while no engine ran
+    output_off_at: float | None = None
+
+
 def run_channel(
     plan: ChannelPlan,
     *,
@@ -316,6 +409,10 @@ def run_channel(
     keep_lateness: bool = False,
     ready: threading.Barrier | None = None,
     flush_phase: float = 0.0,
+    speedup_given: bool = False,
+    announce: Callable[[str], None] | None = None,
+    on_resume: str | None = None,
+    output_off_at: float | None = None,
 ) -> ChannelResult:
     """Connect, open (or resume) the cell file, run the recipe, close everything.
 
@@ -323,6 +420,15 @@ def run_channel(
     and opens its file first and they start sampling together: opening HDF5 files holds
     the interpreter, which would make already-running channels miss samples.
     """
+    opts = RunOptions(
+        flush_interval,
+        reconnect,
+        keep_lateness,
+        speedup_given,
+        announce,
+        on_resume,
+        output_off_at,
+    )
     result = ChannelResult(plan.name, plan.out)
     arrived = [ready is None]
 
@@ -336,34 +442,33 @@ def run_channel(
         arrive()
         result.status, result.message = "complete", "already complete (nothing to do)"
         return result
-    channel = tc = writer = None
     try:
-        try:
-            channel = _open(plan.device, plan.name)
-            channel.connect()
-            if plan.temperature is not None:
-                tc = _open(plan.temperature, plan.name + "-temperature")
-                tc.connect()
-        except Exception as err:
-            result.status = "disconnected" if is_connection_error(err) else "error"
-            result.message = f"cannot connect: {err}"
+        return _run_connected(plan, clock, opts, result, arrive, flush_phase)
+    finally:
+        arrive()
+
+
+def _run_connected(
+    plan: ChannelPlan,
+    clock: Clock,
+    opts: RunOptions,
+    result: ChannelResult,
+    arrive: Callable[[], None],
+    flush_phase: float,
+) -> ChannelResult:
+    devices = _connect(plan, result)
+    if devices is None:
+        return result
+    channel, tc = devices
+    writer = None
+    try:
+        if not _check_capabilities(plan, channel, result):
             return result
-        need = plan.recipe.needs()
-        have = set(getattr(channel, "capabilities", need))
-        if need - have:
-            result.status = "error"
-            result.message = f"driver {plan.device.driver!r} cannot do {sorted(need - have)} that the recipe uses"
-            return result
-        if plan.state is None:
-            writer = create_cell(
-                plan.out,
-                plan.metadata,
-                metadata_text=plan.metadata_text,
-                protocol=plan.recipe.text,
-                flush_interval=flush_interval,
-            )
-        else:
-            writer = resume_cell(plan.out, flush_interval=flush_interval)
+        clock, clock_text = channel_clock(channel, clock, speedup_given=opts.speedup_given)
+        limits_text = describe_limits(channel, plan.recipe)
+        if opts.announce is not None:
+            opts.announce(f"{plan.name}: clock {clock_text}; {limits_text}")
+        writer = _writer(plan, opts.flush_interval)
         runner = ChannelRunner(
             channel,
             writer,
@@ -372,25 +477,31 @@ def run_channel(
             name=plan.name,
             temperature=tc,
             resume=plan.state.resume if plan.state else None,
-            reconnect=reconnect,
-            keep_lateness=keep_lateness,
+            reconnect=opts.reconnect,
+            keep_lateness=opts.keep_lateness,
             flush_phase=flush_phase,
+            clock_source=clock_text,
+            start_notes=(f"clock {clock_text}", limits_text),
+            on_resume=opts.on_resume,
+            output_off_at=opts.output_off_at,
         )
         arrive()
         # spread the channels' sampling instants over one interval (host load, shared links)
         if flush_phase and not clock.sleep(flush_phase * plan.recipe.sample_interval):
             pass  # stopped while waiting: run() sees the flag and stops safely at once
-        result = runner.run()
+        return runner.run()
+    except ClockMismatch as err:
+        result.status, result.message = "error", f"clock: {err}"
+        with contextlib.suppress(Exception):
+            channel.output_off()
         return result
     except Exception as err:  # isolate: report, never propagate to other channels
         result.status, result.message = "failed", f"{type(err).__name__}: {err}"
         log.error("%s: %s\n%s", plan.name, err, traceback.format_exc())
-        if channel is not None:
-            with contextlib.suppress(Exception):
-                channel.output_off()
+        with contextlib.suppress(Exception):
+            channel.output_off()
         return result
     finally:
-        arrive()
         for dev in (channel, tc):
             if dev is not None:
                 with contextlib.suppress(Exception):
@@ -467,8 +578,12 @@ def run_station(
     stop: threading.Event | None = None,
     speedup: float | None = None,
     keep_lateness: bool = False,
+    announce: Callable[[str], None] | None = None,
 ) -> list[ChannelResult]:
     """Run every channel in its own thread; returns one result per channel (in order).
+
+    ``speedup`` (or the plan's, when given) overrides the clock rate the instruments
+    report, checked against it; ``announce`` gets one line per channel at start.
 
     While the channels sample, the interpreter's heap is frozen (:func:`freeze_heap`) so
     that no full garbage collection pauses them all at once.
@@ -492,6 +607,10 @@ def run_station(
             keep_lateness=keep_lateness,
             ready=ready,
             flush_phase=k / len(plan.channels),
+            speedup_given=plan.speedup_given or speedup is not None,
+            announce=announce,
+            on_resume=plan.on_resume,
+            output_off_at=plan.output_off_at,
         )
 
     threads = [
