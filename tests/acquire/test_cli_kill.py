@@ -257,3 +257,72 @@ def test_sigkill_in_each_phase_keeps_true_time_and_records_the_gap(setup, step_c
                 if s.mode == "cc" and abs(s.setpoint - sp) < 1e-12
             )
         assert abs(float(hit["q_ah"])) == pytest.approx(abs(q_sim), rel=0.03)
+
+
+def test_without_speedup_the_clock_mismatch_stops_the_run(setup):
+    """The simulator runs 200x; the host assumes 1x (today's simulator does not report
+    its clock): the run stops with an error naming both rates, output off."""
+    tmp_path, server = setup
+    out = tmp_path / "noclock.h5"
+    cmd = _cmd(tmp_path, server.resource, out)
+    k = cmd.index("--speedup")
+    del cmd[k : k + 2]
+    cmd.remove("--quiet")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "x real time but the host clock runs at 1x" in done.stdout
+    assert "ch1: clock 1x real time (assumed: the instrument does not report one)" in done.stderr
+    assert "limits held by the instrument: none; host-only: cc steps, ocv steps" in done.stderr
+    with server.lock:
+        assert server.model.mode == "ocv"
+    t = read_cycling(out)["test_time_second"].values
+    assert len(t) and t[-1] < 10.0  # stopped within the first wall seconds
+
+
+@pytest.mark.slow
+def test_watchdog_restarts_a_killed_engine_at_once(setup):
+    tmp_path, server = setup
+    out = tmp_path / "wd.h5"
+    cmd = [*_cmd(tmp_path, server.resource, out), "--watchdog", "--on-resume", "continue"]
+    cmd.remove("--quiet")  # the watchdog says what it does
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    _wait_rows(
+        out, proc, lambda ds: ds.sizes["sample"] > 0 and ds["cycle_count"].values.max() >= 2
+    )
+    from cyclerflow.store.writer import live_writer_pid
+
+    engine = live_writer_pid(out)
+    assert engine is not None and engine != proc.pid  # the engine is the watchdog's child
+    os.kill(engine, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "watchdog: engine died (killed by SIGKILL)" in err
+    ev = read_events(out)
+    assert [e["kind"] for e in ev].count("gap") == 1
+    assert ev[-1]["message"] == "recipe complete"
+    (gap,) = [json.loads(e["message"]) for e in ev if e["kind"] == "gap"]
+    # restarted at once: the gap is the restart time (interpreter start-up), not minutes
+    assert gap["end_s"] - gap["start_s"] < 30.0 * SPEED
+
+
+@pytest.mark.slow
+def test_watchdog_switches_the_output_off_when_the_gap_is_too_long(setup):
+    tmp_path, server = setup
+    out = tmp_path / "wd0.h5"
+    cmd = [*_cmd(tmp_path, server.resource, out), "--watchdog", "--watchdog-max-gap", "0"]
+    cmd += ["--on-resume", "continue"]
+    cmd.remove("--quiet")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    _wait_rows(out, proc, lambda ds: int(np.sum(ds["step_count"].values == 1)) >= 3)
+    from cyclerflow.store.writer import live_writer_pid
+
+    os.kill(live_writer_pid(out), signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "watchdog: outputs switched off before the restart" in err
+    (gap,) = [json.loads(e["message"]) for e in read_events(out) if e["kind"] == "gap"]
+    # on (the first charge) until the watchdog switched it off: estimated up to then
+    assert gap["output_on"] and gap["mode"] == "cc"
+    assert gap["estimate_method"].endswith("_until_watchdog_off")
+    full = gap["setpoint"] * (gap["end_s"] - gap["start_s"]) / 3600.0
+    assert 0 < gap["estimated_charge_ah"] < full

@@ -257,50 +257,53 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run recipes on instruments, streaming into cell files (resumes existing ones)."""
-        flags = {
-            "--station": station, "--driver": driver, "--resource": resource,
-            "--protocol": protocol, "--cell": cell, "-o": out, "--name": name,
-            "--temperature-driver": temperature_driver,
-            "--temperature-resource": temperature_resource, "--speedup": speedup,
-            "--on-resume": on_resume,
-        }  # fmt: skip
-        if watchdog:
-            argv = [x for k, v in flags.items() if v is not None for x in (k, str(v))]
-            argv += [x for o in option or [] for x in ("--option", o)]
-            switches = {"--resume-after-safety-stop": resume_after_safety_stop}
-            switches |= {"--json": as_json, "--quiet": quiet}
-            argv += [k for k, on in switches.items() if on]
-            single = {"--driver": driver, "--resource": resource, "--protocol": protocol}
-            single |= {"--cell": cell, "-o": out}
-            plan_args = dict(
-                station=station, single=single, name=name, option=option,
-                temperature_driver=temperature_driver,
-                temperature_resource=temperature_resource,
-                resume_after_safety_stop=resume_after_safety_stop,
-            )  # fmt: skip
-            code = watch(argv, plan_args, max_gap_s=watchdog_max_gap, quiet=quiet)
-        else:
-            off_at = os.environ.get(OFF_AT_ENV)
-            code = acquire(
-                station,
-                driver,
-                resource,
-                protocol,
-                cell,
-                out,
-                name=name,
-                option=option,
-                temperature_driver=temperature_driver,
-                temperature_resource=temperature_resource,
-                speedup=speedup,
-                resume_after_safety_stop=resume_after_safety_stop,
-                as_json=as_json,
-                quiet=quiet,
-                on_resume=on_resume,
-                output_off_at=float(off_at) if off_at else None,
-            )
+        code = _run_command(dict(locals()))
         if code:
             raise typer.Exit(code)
+
+
+def _run_command(p: dict) -> int:
+    """``cyclerflow acquire`` with its parsed options ``p``: under the watchdog, or directly."""
+    if not p["watchdog"]:
+        off_at = os.environ.get(OFF_AT_ENV)
+        return acquire(
+            p["station"],
+            p["driver"],
+            p["resource"],
+            p["protocol"],
+            p["cell"],
+            p["out"],
+            name=p["name"],
+            option=p["option"],
+            temperature_driver=p["temperature_driver"],
+            temperature_resource=p["temperature_resource"],
+            speedup=p["speedup"],
+            resume_after_safety_stop=p["resume_after_safety_stop"],
+            as_json=p["as_json"],
+            quiet=p["quiet"],
+            on_resume=p["on_resume"],
+            output_off_at=float(off_at) if off_at else None,
+        )
+    flags = {
+        "--station": p["station"], "--driver": p["driver"], "--resource": p["resource"],
+        "--protocol": p["protocol"], "--cell": p["cell"], "-o": p["out"], "--name": p["name"],
+        "--temperature-driver": p["temperature_driver"],
+        "--temperature-resource": p["temperature_resource"], "--speedup": p["speedup"],
+        "--on-resume": p["on_resume"],
+    }  # fmt: skip
+    argv = [x for k, v in flags.items() if v is not None for x in (k, str(v))]
+    argv += [x for o in p["option"] or [] for x in ("--option", o)]
+    switches = {"--resume-after-safety-stop": "resume_after_safety_stop"}
+    switches |= {"--json": "as_json", "--quiet": "quiet"}
+    argv += [k for k, key in switches.items() if p[key]]
+    single = {k: flags[k] for k in ("--driver", "--resource", "--protocol", "--cell", "-o")}
+    plan_args = dict(
+        station=p["station"], single=single, name=p["name"], option=p["option"],
+        temperature_driver=p["temperature_driver"],
+        temperature_resource=p["temperature_resource"],
+        resume_after_safety_stop=p["resume_after_safety_stop"],
+    )  # fmt: skip
+    return watch(argv, plan_args, max_gap_s=p["watchdog_max_gap"], quiet=p["quiet"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -607,43 +607,44 @@ def _check_against_limits(
     p: _Parser, recipe_steps: tuple[Any, ...], limits: Limits, where: str
 ) -> None:
     """Set points outside the safety limits are errors before anything is switched on."""
+    for i, s in enumerate(recipe_steps):
+        if isinstance(s, Loop):
+            _check_against_limits(p, s.steps, limits, f"{where}[{i}].{s.label}.steps")
+            if s.label == "temperature_series":
+                _check_series(p, s, limits, f"{where}[{i}].temperature_series")
+        else:
+            _check_leaf(p, s, limits, f"{where}[{i}].{s.kind}")
 
-    def walk(steps: tuple[Any, ...], path: str) -> None:
-        for i, s in enumerate(steps):
-            if isinstance(s, Loop):
-                walk(s.steps, f"{path}[{i}].{s.label}.steps")
-                if s.label == "temperature_series":
-                    for k, t in enumerate(s.setpoints):
-                        if limits.temperature_max is not None and t > limits.temperature_max:
-                            raise p.fail(
-                                f"{path}[{i}].temperature_series.setpoints[{k}]: {t - 273.15:g} degC is above "
-                                f"limits.temperature_max ({limits.temperature_max - 273.15:g} degC)"
-                            )
-                continue
-            here = f"{path}[{i}].{s.kind}"
-            cur = getattr(s, "current", None)
-            if cur is not None and abs(cur) > limits.current_max:
-                raise p.fail(
-                    f"{here}.current: {abs(cur):.4g} A is above limits.current_max ({limits.current_max:.4g} A)"
-                )
-            for key in ("voltage", "voltage_limit"):
-                v = getattr(s, key, None)
-                if v is not None and not limits.voltage_min <= v <= limits.voltage_max:
-                    raise p.fail(
-                        f"{here}.{key}: {v:g} V is outside the limits ({limits.voltage_min:g} V .. {limits.voltage_max:g} V)"
-                    )
-            until = getattr(s, "until", None)
-            if isinstance(until, Until) and until.voltage is not None:
-                if not limits.voltage_min <= until.voltage <= limits.voltage_max:
-                    raise p.fail(
-                        f"{here}.until.voltage: {until.voltage:g} V is outside the limits "
-                        f"({limits.voltage_min:g} V .. {limits.voltage_max:g} V)"
-                    )
-            if isinstance(s, SetTemperature) and limits.temperature_max is not None:
-                if s.setpoint > limits.temperature_max:
-                    raise p.fail(f"{here}.setpoint: above limits.temperature_max")
 
-    walk(recipe_steps, where)
+def _check_series(p: _Parser, s: Loop, limits: Limits, here: str) -> None:
+    for k, t in enumerate(s.setpoints):
+        if limits.temperature_max is not None and t > limits.temperature_max:
+            raise p.fail(
+                f"{here}.setpoints[{k}]: {t - 273.15:g} degC is above "
+                f"limits.temperature_max ({limits.temperature_max - 273.15:g} degC)"
+            )
+
+
+def _check_leaf(p: _Parser, s: Any, limits: Limits, here: str) -> None:
+    window = f"({limits.voltage_min:g} V .. {limits.voltage_max:g} V)"
+    cur = getattr(s, "current", None)
+    if cur is not None and abs(cur) > limits.current_max:
+        raise p.fail(
+            f"{here}.current: {abs(cur):.4g} A is above limits.current_max ({limits.current_max:.4g} A)"
+        )
+    for key in ("voltage", "voltage_limit"):
+        v = getattr(s, key, None)
+        if v is not None and not limits.voltage_min <= v <= limits.voltage_max:
+            raise p.fail(f"{here}.{key}: {v:g} V is outside the limits {window}")
+    until = getattr(s, "until", None)
+    if isinstance(until, Until) and until.voltage is not None:
+        if not limits.voltage_min <= until.voltage <= limits.voltage_max:
+            raise p.fail(
+                f"{here}.until.voltage: {until.voltage:g} V is outside the limits {window}"
+            )
+    if isinstance(s, SetTemperature) and limits.temperature_max is not None:
+        if s.setpoint > limits.temperature_max:
+            raise p.fail(f"{here}.setpoint: above limits.temperature_max")
 
 
 def parse_recipe(

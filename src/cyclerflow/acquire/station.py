@@ -222,7 +222,6 @@ def load_station(path: str | Path, *, resume_after_safety_stop: bool = False) ->
     chans = data.get("channels")
     if not isinstance(chans, list) or not chans:
         raise InputError("channels: expected a non-empty list of channels", path=path)
-    base = path.parent
     speedup = _positive_number(data.get("speedup", 1.0), "speedup", src)
     flush = (
         parse_quantity(data.get("flush_interval", "1 s"), "time", where="flush_interval")
@@ -233,50 +232,8 @@ def load_station(path: str | Path, *, resume_after_safety_stop: bool = False) ->
         raise InputError("flush_interval: must be > 0", path=path)
     reconnect = _reconnect(data.get("reconnect"), src)
     plans: list[ChannelPlan] = []
-    names: set[str] = set()
-    outs: dict[Path, str] = {}
     for k, raw in enumerate(chans):
-        where = f"channels[{k}]"
-        if not isinstance(raw, dict):
-            raise InputError(f"{where}: expected a mapping", path=path)
-        unknown = set(raw) - _CHANNEL_KEYS
-        if unknown:
-            raise InputError(
-                f"{where}.{sorted(unknown)[0]}: unknown key (expected one of {', '.join(sorted(_CHANNEL_KEYS))})",
-                path=path,
-            )
-        for key in ("driver", "resource", "cell", "recipe", "out"):
-            if not isinstance(raw.get(key), str) or not raw[key]:
-                raise InputError(f"{where}.{key}: is required (a text)", path=path)
-        name = str(raw.get("name") or f"ch{k + 1}")
-        if name in names:
-            raise InputError(f"{where}.name: {name!r} is used by two channels", path=path)
-        names.add(name)
-        out = (base / raw["out"]).resolve()
-        if out in outs:
-            raise InputError(
-                f"{where}.out: {raw['out']!r} is also the output of channel {outs[out]!r}",
-                path=path,
-            )
-        outs[out] = name
-        options = raw.get("options") or {}
-        if not isinstance(options, dict):
-            raise InputError(f"{where}.options: expected a mapping", path=path)
-        plans.append(
-            plan_channel(
-                name=name,
-                driver=raw["driver"],
-                resource=raw["resource"],
-                cell=base / raw["cell"],
-                recipe=base / raw["recipe"],
-                out=out,
-                options=options,
-                temperature=raw.get("temperature"),
-                where=where,
-                source=src,
-                resume_after_safety_stop=resume_after_safety_stop,
-            )
-        )
+        plans.append(_station_channel(raw, k, path, plans, resume_after_safety_stop))
     return StationPlan(
         plans,
         speedup=speedup,
@@ -284,6 +241,50 @@ def load_station(path: str | Path, *, resume_after_safety_stop: bool = False) ->
         flush_interval=flush,
         reconnect=reconnect,
         source=src,
+    )
+
+
+def _station_channel(
+    raw: Any, k: int, path: Path, before: list[ChannelPlan], resume_after_safety_stop: bool
+) -> ChannelPlan:
+    """Validate channel ``k`` of station file ``path`` (``before``: the channels above it)."""
+    where = f"channels[{k}]"
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: expected a mapping", path=path)
+    unknown = set(raw) - _CHANNEL_KEYS
+    if unknown:
+        raise InputError(
+            f"{where}.{sorted(unknown)[0]}: unknown key (expected one of {', '.join(sorted(_CHANNEL_KEYS))})",
+            path=path,
+        )
+    for key in ("driver", "resource", "cell", "recipe", "out"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise InputError(f"{where}.{key}: is required (a text)", path=path)
+    name = str(raw.get("name") or f"ch{k + 1}")
+    if any(p.name == name for p in before):
+        raise InputError(f"{where}.name: {name!r} is used by two channels", path=path)
+    base = path.parent
+    out = (base / raw["out"]).resolve()
+    other = next((p.name for p in before if p.out == out), None)
+    if other is not None:
+        raise InputError(
+            f"{where}.out: {raw['out']!r} is also the output of channel {other!r}", path=path
+        )
+    options = raw.get("options") or {}
+    if not isinstance(options, dict):
+        raise InputError(f"{where}.options: expected a mapping", path=path)
+    return plan_channel(
+        name=name,
+        driver=raw["driver"],
+        resource=raw["resource"],
+        cell=base / raw["cell"],
+        recipe=base / raw["recipe"],
+        out=out,
+        options=options,
+        temperature=raw.get("temperature"),
+        where=where,
+        source=str(path),
+        resume_after_safety_stop=resume_after_safety_stop,
     )
 
 

@@ -46,11 +46,15 @@ def supervise(
     ``outputs_off()`` switches every channel's output off through its driver;
     ``last_sample_wall()`` is the Unix time of the newest stored sample (NaN: none).
     """
-    env = dict(os.environ)
     crashes = 0
+    off_at: float | None = None
     while True:
         started = time.monotonic()
+        env = dict(os.environ)
+        if off_at is not None:  # this child resumes a gap the watchdog cut short
+            env[OFF_AT_ENV] = f"{off_at:.6f}"
         child = subprocess.Popen(list(argv), env=env)
+        off_at = None
         say(f"watchdog: engine running (pid {child.pid})")
         code = _wait(child)
         if code in FINAL_CODES:
@@ -62,17 +66,18 @@ def supervise(
             _off(outputs_off, say)
             say(f"watchdog: {crashes} quick crashes in a row; outputs off, giving up")
             return 1
-        if gap > max_gap_s and OFF_AT_ENV not in env:
-            _off(outputs_off, say)
-            env[OFF_AT_ENV] = f"{time.time():.6f}"
+        if gap > max_gap_s and _off(outputs_off, say):
+            off_at = time.time()
 
 
-def _off(outputs_off: Callable[[], None], say: Callable[[str], None]) -> None:
+def _off(outputs_off: Callable[[], None], say: Callable[[str], None]) -> bool:
     try:
         outputs_off()
-        say("watchdog: outputs switched off before the restart")
     except Exception as err:  # the restart goes ahead: the engine switches off first too
         say(f"watchdog: could not switch the outputs off: {type(err).__name__}: {err}")
+        return False
+    say("watchdog: outputs switched off before the restart")
+    return True
 
 
 def _describe(code: int) -> str:
