@@ -286,9 +286,7 @@ def test_watchdog_restarts_a_killed_engine_at_once(setup):
     cmd = [*_cmd(tmp_path, server.resource, out), "--watchdog", "--on-resume", "continue"]
     cmd.remove("--quiet")  # the watchdog says what it does
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    _wait_rows(
-        out, proc, lambda ds: ds.sizes["sample"] > 0 and ds["cycle_count"].values.max() >= 2
-    )
+    _wait_rows(out, proc, lambda ds: ds.sizes["sample"] > 0 and ds["cycle_count"].values.max() >= 2)
     from cyclerflow.store.writer import live_writer_pid
 
     engine = live_writer_pid(out)
