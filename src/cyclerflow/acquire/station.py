@@ -29,7 +29,7 @@ import yaml
 from cyclerflow.acquire.clock import Clock
 from cyclerflow.acquire.engine import ChannelResult, ChannelRunner
 from cyclerflow.acquire.guards import describe_limits
-from cyclerflow.acquire.instrument import ReportsClock, load_driver
+from cyclerflow.acquire.instrument import ReportsClock, SourceMeterChannel, load_driver
 from cyclerflow.acquire.link import ReconnectPolicy, is_connection_error
 from cyclerflow.acquire.progress import FileState, file_state
 from cyclerflow.acquire.recipe import CURRENT_KINDS, Recipe, load_recipe
@@ -362,6 +362,13 @@ def channel_clock(channel: Any, clock: Clock, *, speedup_given: bool) -> tuple[C
 
 
 def _check_capabilities(plan: ChannelPlan, channel: Any, result: ChannelResult) -> bool:
+    if not isinstance(channel, SourceMeterChannel):
+        result.status = "error"
+        result.message = (
+            f"driver {plan.device.driver!r} returned a {type(channel).__name__}, which is not "
+            "a SourceMeterChannel (see cyclerflow.acquire.instrument)"
+        )
+        return False
     missing = plan.recipe.needs() - set(channel.capabilities)
     if missing:
         result.status = "error"
