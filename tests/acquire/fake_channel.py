@@ -17,8 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cyclerflow.acquire.instrument import Sample
+from cyclerflow.acquire.instrument import Sample, SourceState, StepGuard
 from cyclerflow.errors import InstrumentError
+
+
+class HostKilled(BaseException):
+    """The host process died here (SIGKILL): nothing after it reaches the instrument."""
 
 
 @dataclass
@@ -80,6 +84,12 @@ class FakeChannel:
         self.read_times: list[float] = []
         self.eis_temperatures: list[float] = []
         self.temperature_k = float("nan")
+        #: instrument timestamps run this many times faster than the clock it follows
+        self.time_scale = 1.0
+        #: clock time at which the host "dies": the next read raises HostKilled and
+        #: every later command of that host is lost (the source stays as it was)
+        self.kill_at: float | None = None
+        self.host_dead = False
 
     # -- model ----------------------------------------------------------------------
     def _advance(self) -> None:
@@ -168,9 +178,14 @@ class FakeChannel:
 
     def output_off(self) -> None:
         self._link()
+        if self.host_dead:
+            return
         with self.lock:
             self._advance()
             self.mode, self.output_on = "off", False
+
+    def _ignored(self) -> bool:
+        return self.host_dead
 
     def _maybe_error(self) -> None:
         if self.error_at is not None and self._now() >= self.error_at:
@@ -179,6 +194,8 @@ class FakeChannel:
 
     def source_current(self, current_a: float, voltage_limit_v: float) -> None:
         self._link()
+        if self._ignored():
+            return
         self._maybe_error()
         with self.lock:
             self._advance()
@@ -191,6 +208,8 @@ class FakeChannel:
 
     def source_voltage(self, voltage_v: float, current_limit_a: float) -> None:
         self._link()
+        if self._ignored():
+            return
         self._maybe_error()
         with self.lock:
             self._advance()
@@ -203,13 +222,28 @@ class FakeChannel:
 
     def open_circuit(self) -> None:
         self._link()
+        if self._ignored():
+            return
         self._maybe_error()
         with self.lock:
             self._advance()
             self.mode, self.output_on = "ocv", False
 
+    def revive(self, now=None) -> None:
+        """A new host process connects. ``now``: the clock the instrument follows from
+        here on (it must go on from the old one's time plus the gap); the model
+        integrates the gap in the state the dead host left it in."""
+        with self.lock:
+            if now is not None:
+                self._now = now
+            self._advance()
+        self.host_dead = False
+
     def read(self) -> Sample:
         self._link()
+        if self.kill_at is not None and not self.host_dead and self._now() >= self.kill_at:
+            self.host_dead, self.kill_at = True, None
+            raise HostKilled()
         if self.garble_at is not None and self._now() >= self.garble_at:
             raise InstrumentError("garbled reply b'\\x8f#?!' to READ?")
         with self.lock:
@@ -217,7 +251,7 @@ class FakeChannel:
             v, i = self._terminal()
             self.reads += 1
             self.read_times.append(self._t)
-            return Sample(self._t, v, i, self.temperature_k)
+            return Sample(self._t * self.time_scale, v, i, self.temperature_k)
 
     def errors(self) -> list[str]:
         self._link()
@@ -237,6 +271,80 @@ class FakeChannel:
         z = 20.0 + r_el / (1 + 1j * w * r_el * 1e-9) + 1 / (1j * w * 1e-6)
         self.eis_temperatures.append(self.temperature_k)
         return f, z
+
+
+class ClockedFakeChannel(FakeChannel):
+    """Reports its clock rate (:class:`~cyclerflow.acquire.instrument.ReportsClock`)."""
+
+    def __init__(self, *args, rate: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rate = rate
+
+    def clock_rate(self) -> float:
+        return self.rate
+
+
+class GuardedFakeChannel(FakeChannel):
+    """Holds a :class:`StepGuard` itself (:class:`~cyclerflow.acquire.instrument.GuardedSource`):
+    in constant current it switches its output off when the terminal voltage reaches
+    the guard window (solved exactly, like the compliance); keeps a charge counter
+    since the last source change when ``counter`` is set."""
+
+    guarded_modes = frozenset({"cc", "cv", "ocv"})
+
+    def __init__(self, *args, counter: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.guard: StepGuard | None = None
+        self.guards: list[StepGuard | None] = []
+        self.tripped = False
+        self.counter = counter
+        self._q0 = 0.0
+
+    def _program(self, guard: StepGuard | None) -> None:
+        self.guard, self.tripped = guard, False
+        self.guards.append(guard)
+        self._q0 = self.cell.true_charge_ah
+
+    def source_current(self, current_a, voltage_limit_v, *, guard: StepGuard | None = None):
+        super().source_current(current_a, voltage_limit_v)
+        if not self._ignored():
+            self._program(guard)
+
+    def source_voltage(self, voltage_v, current_limit_a, *, guard: StepGuard | None = None):
+        super().source_voltage(voltage_v, current_limit_a)
+        if not self._ignored():
+            self._program(guard)
+
+    def open_circuit(self, *, guard: StepGuard | None = None):
+        super().open_circuit()
+        if not self._ignored():
+            self._program(guard)
+
+    def _cc(self, dt: float) -> None:
+        g, c, i = self.guard, self.cell, self.i_set
+        edge = None if g is None else (g.voltage_max_v if i > 0 else g.voltage_min_v)
+        if edge is not None and i:
+            soc_edge = (edge - i * c.r_ohm - c.a) / c.b
+            t_edge = (soc_edge - c.soc) * c.capacity_ah * 3600.0 / i
+            if 0 <= t_edge < dt:
+                c.add_charge(i * t_edge / 3600.0)
+                self.mode, self.output_on, self.tripped = "off", False, True
+                return
+        super()._cc(dt)
+
+    def source_state(self) -> SourceState:
+        self._link()
+        with self.lock:
+            self._advance()
+            v, i = self._terminal()
+            names = {"cc": "current", "cv": "voltage", "cc_compliance": "voltage"}
+            mode = names.get(self.mode, "open_circuit" if self.mode == "ocv" else "off")
+            setpoint = (
+                self.i_set if mode == "current" else (self.v_set if mode == "voltage" else 0.0)
+            )
+            q = self.cell.true_charge_ah - self._q0 if self.counter else None
+            reading = Sample(self._t * self.time_scale, v, i, self.temperature_k)
+            return SourceState(self.output_on, mode, setpoint, reading, self.tripped, q)
 
 
 class FakeTemperatureController:
@@ -287,7 +395,13 @@ def open_channel(resource: str, **options) -> FakeChannel:
     refuse_reconnect (booleans)."""
     speed = float(options.get("speedup", 1.0))
     t0 = time.monotonic()
-    ch = FakeChannel(now=lambda: (time.monotonic() - t0) * speed, name=resource)
+    now = lambda: (time.monotonic() - t0) * speed  # noqa: E731
+    if options.get("guarded"):
+        ch = GuardedFakeChannel(now=now, name=resource)
+    elif "clock_rate" in options:
+        ch = ClockedFakeChannel(now=now, name=resource, rate=float(options["clock_rate"]))
+    else:
+        ch = FakeChannel(now=now, name=resource)
     if "soc" in options:
         ch.cell.soc = float(options["soc"])
     for key in ("drop_at", "garble_at", "short_at"):

@@ -3,6 +3,7 @@ SIGTERM stops safely, a live reader sees the file grow, bad input exits 2 with n
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -101,8 +102,13 @@ def test_sigkill_then_restart_resumes(setup):
     lost_s = killed_at - wall_of_last
     assert lost_s <= 1.0 + 10.0 / SPEED + 0.3, lost_s  # flush interval 1 s (+ one sample, + slack)
 
+    # the simulator holds no limits today: the default policy would refuse to go on
+    # with a current step, so the user says continue
     done = subprocess.run(
-        _cmd(tmp_path, server.resource, out), capture_output=True, text=True, timeout=120
+        [*_cmd(tmp_path, server.resource, out), "--on-resume", "continue"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert not needs_recovery(out)
@@ -160,3 +166,161 @@ def test_bad_input_exits_2_before_anything(setup, tmp_path):
     with server.lock:
         assert server.model.segments == [] or all(s.mode == "ocv" for s in server.model.segments)
     assert os.listdir(tmp_path).count("never.h5") == 0
+
+
+PHASES = """
+name: phases
+limits: {voltage_max: 4.3 V, voltage_min: 2.9 V, current_max: 100 uA}
+sample_interval: 10 s
+record: {every: 10 s}
+on_resume: continue
+steps:
+  - rest: {duration: 1 min}
+  - cc_charge: {current: 1C, until: {time: 10 min}}
+  - cv_hold: {voltage: 4.0 V, until: {time: 10 min}}
+  - rest: {duration: 10 min}
+  - cc_discharge: {current: 1C, until: {time: 10 min}}
+  - cc_charge: {current: C/2, until: {time: 2 min}}
+"""
+MARKER_A = 7.5e-6  # the last step's set point (C/2 of 15 uAh): one segment in the simulator
+# the switches into steps 2 (the 1C charge) and 6 (the marker) are both read around by
+# the 2450 (one exchange with the source change): their times in the file are the
+# instrument's, so simulator time minus test time there is the offset of the time axis
+
+
+def _offset(server, step_starts: list[dict], step_count: int, setpoint_a: float) -> float:
+    """Simulator time minus file test time at the switch into step ``step_count`` (s)."""
+    t_file = next(
+        float(e["test_time_second"])
+        for e in step_starts
+        if parse_fields(e["message"])["step_count"] == str(step_count)
+    )
+    with server.lock:
+        seg = next(
+            s
+            for s in server.model.segments
+            if s.mode == "cc" and abs(abs(s.setpoint) - setpoint_a) < 1e-9
+        )
+    return seg.start_s - t_file
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("step_count", "mode"),
+    [(2, "cc"), (3, "cv"), (4, "ocv"), (5, "cc")],
+    ids=["charge", "cv_hold", "rest", "discharge"],
+)
+def test_sigkill_in_each_phase_keeps_true_time_and_records_the_gap(setup, step_count, mode):
+    tmp_path, server = setup
+    (tmp_path / "phases.yaml").write_text(PHASES)
+    out = tmp_path / f"phase{step_count}.h5"
+    cmd = _cmd(tmp_path, server.resource, out)
+    cmd[cmd.index(str(tmp_path / "recipe.yaml"))] = str(tmp_path / "phases.yaml")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    _wait_rows(out, proc, lambda ds: int(np.sum(ds["step_count"].values == step_count)) >= 3, 60.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    time.sleep(1.0)  # the host is away: 1 s wall = 200 s simulated
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ev = read_events(out)
+    (gap,) = [json.loads(e["message"]) for e in ev if e["kind"] == "gap"]
+    assert gap["mode"] == mode and gap["output_on"] is (mode != "ocv")
+    assert gap["end_s"] - gap["start_s"] > 200.0  # at least the 1 s away x 200
+    # true time: simulator time minus test time is the same before and after the gap
+    # (first step's switch vs the last step's), within a sample interval
+    starts = [e for e in ev if e["kind"] == "step_start"]
+    before = _offset(server, starts, 2, 15e-6)
+    after = _offset(server, starts, 6, MARKER_A)
+    assert abs(after - before) <= 10.0, (before, after)
+    t = read_cycling(out)["test_time_second"].values
+    k = int(np.searchsorted(t, gap["start_s"] + 1e-3))  # JSON keeps 10 digits
+    # the gap runs from the last stored sample to the host's return; the next sample
+    # follows once the source is set again (the offsets above check its time)
+    assert t[k - 1] == pytest.approx(gap["start_s"], abs=1e-3) and t[k] >= gap["end_s"]
+    ends = [parse_fields(e["message"]) for e in ev if e["kind"] == "step_end"]
+    (hit,) = [e for e in ends if e["step_count"] == str(step_count)]
+    if mode == "ocv":
+        assert "gap_q_ah" not in hit and gap["estimated_charge_ah"] == 0.0
+    else:  # the interrupted step carries the estimate, marked
+        assert hit["q_estimated"] == "1"
+        assert float(hit["gap_q_ah"]) == pytest.approx(gap["estimated_charge_ah"], rel=1e-6)
+    if step_count in (2, 5):  # set point x duration: the simulator's own charge of the step
+        sp = 15e-6 if step_count == 2 else -15e-6
+        assert gap["estimated_charge_ah"] == pytest.approx(
+            sp * (gap["end_s"] - gap["start_s"]) / 3600.0, rel=1e-6
+        )
+        with server.lock:
+            q_sim = sum(
+                s.charge_ah
+                for s in server.model.segments
+                if s.mode == "cc" and abs(s.setpoint - sp) < 1e-12
+            )
+        assert abs(float(hit["q_ah"])) == pytest.approx(abs(q_sim), rel=0.03)
+
+
+def test_without_speedup_the_clock_mismatch_stops_the_run(setup):
+    """The simulator runs 200x; the host assumes 1x (today's simulator does not report
+    its clock): the run stops with an error naming both rates, output off."""
+    tmp_path, server = setup
+    out = tmp_path / "noclock.h5"
+    cmd = _cmd(tmp_path, server.resource, out)
+    k = cmd.index("--speedup")
+    del cmd[k : k + 2]
+    cmd.remove("--quiet")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "x real time but the host clock runs at 1x" in done.stdout
+    assert "ch1: clock 1x real time (assumed: the instrument does not report one)" in done.stderr
+    assert "limits held by the instrument: none; host-only: cc steps, ocv steps" in done.stderr
+    with server.lock:
+        assert server.model.mode == "ocv"
+    t = read_cycling(out)["test_time_second"].values
+    assert len(t) and t[-1] < 10.0  # stopped within the first wall seconds
+
+
+@pytest.mark.slow
+def test_watchdog_restarts_a_killed_engine_at_once(setup):
+    tmp_path, server = setup
+    out = tmp_path / "wd.h5"
+    cmd = [*_cmd(tmp_path, server.resource, out), "--watchdog", "--on-resume", "continue"]
+    cmd.remove("--quiet")  # the watchdog says what it does
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    _wait_rows(out, proc, lambda ds: ds.sizes["sample"] > 0 and ds["cycle_count"].values.max() >= 2)
+    from cyclerflow.store.writer import live_writer_pid
+
+    engine = live_writer_pid(out)
+    assert engine is not None and engine != proc.pid  # the engine is the watchdog's child
+    os.kill(engine, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "watchdog: engine died (killed by SIGKILL)" in err
+    ev = read_events(out)
+    assert [e["kind"] for e in ev].count("gap") == 1
+    assert ev[-1]["message"] == "recipe complete"
+    (gap,) = [json.loads(e["message"]) for e in ev if e["kind"] == "gap"]
+    # restarted at once: the gap is the restart time (interpreter start-up), not minutes
+    assert gap["end_s"] - gap["start_s"] < 30.0 * SPEED
+
+
+@pytest.mark.slow
+def test_watchdog_switches_the_output_off_when_the_gap_is_too_long(setup):
+    tmp_path, server = setup
+    out = tmp_path / "wd0.h5"
+    cmd = [*_cmd(tmp_path, server.resource, out), "--watchdog", "--watchdog-max-gap", "0"]
+    cmd += ["--on-resume", "continue"]
+    cmd.remove("--quiet")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    _wait_rows(out, proc, lambda ds: int(np.sum(ds["step_count"].values == 1)) >= 3)
+    from cyclerflow.store.writer import live_writer_pid
+
+    os.kill(live_writer_pid(out), signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "watchdog: outputs switched off before the restart" in err
+    (gap,) = [json.loads(e["message"]) for e in read_events(out) if e["kind"] == "gap"]
+    # on (the first charge) until the watchdog switched it off: estimated up to then
+    assert gap["output_on"] and gap["mode"] == "cc"
+    assert gap["estimate_method"].endswith("_until_watchdog_off")
+    full = gap["setpoint"] * (gap["end_s"] - gap["start_s"]) / 3600.0
+    assert 0 < gap["estimated_charge_ah"] < full

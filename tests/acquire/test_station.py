@@ -309,3 +309,33 @@ def test_example_station_file_validates():
     ]
     assert plan.speedup == 100.0 and plan.reconnect.attempts == 5
     assert not list(fixtures.glob("*.h5"))  # validation writes nothing
+
+
+def test_each_station_channel_checks_its_instruments_clock(tmp_path):
+    """The station's speed-up is an override: a channel whose instrument reports another
+    rate stops with both rates named; one reporting the same rate runs."""
+    station = _setup(
+        tmp_path, [{"options": {"clock_rate": SPEED}}, {"options": {"clock_rate": 50.0}}]
+    )
+    lines: list[str] = []
+    ok, bad = run_station(load_station(station), announce=lines.append)
+    assert ok.status == "complete", ok.message
+    assert bad.status == "error"
+    assert "--speedup 20000 disagrees" in bad.message and "50x real time" in bad.message
+    assert any(
+        line.startswith("ch1: clock 20000x real time (reported by the instrument)")
+        for line in lines
+    )
+
+
+def test_a_station_without_speedup_runs_at_the_reported_rate(tmp_path):
+    station = _setup(tmp_path, [{"options": {"clock_rate": SPEED}}])
+    data = yaml.safe_load(station.read_text())
+    del data["speedup"]
+    station.write_text(yaml.safe_dump(data))
+    plan = load_station(station)
+    assert not plan.speedup_given
+    t0 = time.monotonic()
+    (res,) = run_station(plan)
+    assert res.ok, res.message
+    assert time.monotonic() - t0 < 30.0  # at 1x the recipe would take hours

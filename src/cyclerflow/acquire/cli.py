@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -18,6 +19,8 @@ from pathlib import Path
 import typer
 import yaml
 
+from cyclerflow.acquire.recipe import RESUME_POLICIES
+from cyclerflow.acquire.watchdog import OFF_AT_ENV
 from cyclerflow.errors import InputError
 
 
@@ -29,6 +32,72 @@ def _options(items: list[str] | None, flag: str) -> dict:
             raise InputError(f"{flag} {item!r}: expected KEY=VALUE")
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+def _plan(
+    station: Path | None,
+    single: dict[str, object],
+    *,
+    name: str,
+    option: list[str] | None,
+    temperature_driver: str | None,
+    temperature_resource: str | None,
+    resume_after_safety_stop: bool,
+):
+    """The validated station plan (a station file, or one channel from the flags)."""
+    from cyclerflow.acquire.station import StationPlan, load_station, plan_channel
+
+    if station is not None:
+        if any(v is not None for v in single.values()):
+            raise InputError(
+                "give either --station or --driver/--resource/--protocol/--cell/-o, not both"
+            )
+        return load_station(station, resume_after_safety_stop=resume_after_safety_stop)
+    missing = [flag for flag, v in single.items() if v is None]
+    if missing:
+        raise InputError(f"missing {', '.join(missing)} (or give --station STATION.yaml)")
+    temperature = None
+    if temperature_driver or temperature_resource:
+        if not (temperature_driver and temperature_resource):
+            raise InputError("--temperature-driver and --temperature-resource go together")
+        temperature = {"driver": temperature_driver, "resource": temperature_resource}
+    ch = plan_channel(
+        name=name,
+        driver=single["--driver"],
+        resource=single["--resource"],
+        cell=single["--cell"],
+        recipe=single["--protocol"],
+        out=single["-o"],
+        options=_options(option, "--option"),
+        temperature=temperature,
+        resume_after_safety_stop=resume_after_safety_stop,
+    )
+    return StationPlan([ch])
+
+
+def _report(results, *, as_json: bool, quiet: bool) -> None:
+    if as_json:
+        rows = [
+            {
+                "name": r.name,
+                "out": str(r.out),
+                "status": r.status,
+                "message": r.message,
+                "rows": r.rows_written,
+                "cycles": r.cycles,
+                "spectra": r.spectra,
+                "samples_read": r.samples_read,
+                "missed_polls": r.missed_polls,
+            }
+            for r in results
+        ]
+        typer.echo(json.dumps(rows))
+    elif not quiet:
+        for r in results:
+            typer.echo(
+                f"{r.name}: {r.status}: {r.message} ({r.rows_written} rows, cycle {r.cycles}, "
+                f"{r.spectra} spectra) -> {r.out}"
+            )
 
 
 def acquire(
@@ -47,62 +116,38 @@ def acquire(
     resume_after_safety_stop: bool = False,
     as_json: bool = False,
     quiet: bool = False,
+    on_resume: str | None = None,
+    output_off_at: float | None = None,
 ) -> int:
-    """Validate everything, run, print one line per channel; returns the exit code."""
-    from cyclerflow.acquire.station import (
-        ENGINE_SWITCH_INTERVAL_S,
-        StationPlan,
-        load_station,
-        plan_channel,
-        run_station,
-        stop_on_signals,
-    )
+    """Validate everything, run, print one line per channel; returns the exit code.
 
-    single = [driver, resource, protocol, cell, out]
-    if station is not None:
-        if any(v is not None for v in single):
-            raise InputError(
-                "give either --station or --driver/--resource/--protocol/--cell/-o, not both"
-            )
-        plan = load_station(station, resume_after_safety_stop=resume_after_safety_stop)
-    else:
-        missing = [
-            flag
-            for flag, v in zip(
-                ("--driver", "--resource", "--protocol", "--cell", "-o"), single, strict=True
-            )
-            if v is None
-        ]
-        if missing:
-            raise InputError(f"missing {', '.join(missing)} (or give --station STATION.yaml)")
-        temperature = None
-        if temperature_driver or temperature_resource:
-            if not (temperature_driver and temperature_resource):
-                raise InputError("--temperature-driver and --temperature-resource go together")
-            temperature = {"driver": temperature_driver, "resource": temperature_resource}
-        ch = plan_channel(
-            name=name,
-            driver=driver,
-            resource=resource,
-            cell=cell,
-            recipe=protocol,
-            out=out,
-            options=_options(option, "--option"),
-            temperature=temperature,
-            resume_after_safety_stop=resume_after_safety_stop,
-        )
-        plan = StationPlan([ch])
+    ``output_off_at``: Unix time at which a watchdog switched the outputs off while no
+    engine ran (for the gap's charge estimate).
+    """
+    from cyclerflow.acquire.station import ENGINE_SWITCH_INTERVAL_S, run_station, stop_on_signals
+
+    single = {"--driver": driver, "--resource": resource, "--protocol": protocol}
+    single |= {"--cell": cell, "-o": out}
+    plan = _plan(
+        station,
+        single,
+        name=name,
+        option=option,
+        temperature_driver=temperature_driver,
+        temperature_resource=temperature_resource,
+        resume_after_safety_stop=resume_after_safety_stop,
+    )
     if speedup is not None:
         if not speedup > 0:
             raise InputError(f"--speedup must be > 0, got {speedup!r}")
-        plan.speedup = speedup
+        plan.speedup, plan.speedup_given = speedup, True
+    if on_resume is not None and on_resume not in RESUME_POLICIES:
+        raise InputError(f"--on-resume: expected one of {', '.join(RESUME_POLICIES)}")
+    plan.on_resume, plan.output_off_at = on_resume, output_off_at
     if not quiet:
         for ch in plan.channels:
-            how = (
-                "new file"
-                if ch.state is None
-                else ("already complete" if ch.state.complete else "resuming")
-            )
+            how = "new file" if ch.state is None else "resuming"
+            how = "already complete" if ch.state is not None and ch.state.complete else how
             typer.echo(
                 f"{ch.name}: {ch.device.driver} {ch.device.resource} -> {ch.out} ({how})", err=True
             )
@@ -111,36 +156,49 @@ def acquire(
     sys.setswitchinterval(min(old_interval, ENGINE_SWITCH_INTERVAL_S))
     try:
         with stop_on_signals(stop):
-            results = run_station(plan, stop=stop)
+            announce = None if quiet else (lambda line: typer.echo(line, err=True))
+            results = run_station(plan, stop=stop, announce=announce)
     finally:
         sys.setswitchinterval(old_interval)
-    if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "name": r.name,
-                        "out": str(r.out),
-                        "status": r.status,
-                        "message": r.message,
-                        "rows": r.rows_written,
-                        "cycles": r.cycles,
-                        "spectra": r.spectra,
-                        "samples_read": r.samples_read,
-                        "missed_polls": r.missed_polls,
-                    }
-                    for r in results
-                ]
-            )
-        )
-    elif not quiet:
-        for r in results:
-            typer.echo(
-                f"{r.name}: {r.status}: {r.message} ({r.rows_written} rows, cycle {r.cycles}, {r.spectra} spectra) -> {r.out}"
-            )
+    _report(results, as_json=as_json, quiet=quiet)
     if stop.is_set():
         return 130
     return 0 if all(r.ok for r in results) else 1
+
+
+def watch(argv: list[str], plan_args: dict, *, max_gap_s: float, quiet: bool) -> int:
+    """Run ``cyclerflow acquire ARGV`` under the watchdog (see :mod:`.watchdog`)."""
+    from cyclerflow.acquire.progress import file_state
+    from cyclerflow.acquire.recipe import CURRENT_KINDS
+    from cyclerflow.acquire.watchdog import engine_argv, supervise
+
+    plan = _plan(**plan_args)  # bad input: exit 2 here, before any engine starts
+
+    def outputs_off() -> None:
+        for ch in plan.channels:
+            dev = ch.device.module.open_channel(ch.device.resource, **ch.device.options)
+            dev.connect()
+            try:
+                dev.output_off()
+            finally:
+                dev.close()
+
+    def last_sample_wall() -> float:
+        walls = []
+        for ch in plan.channels:
+            if ch.out.exists():
+                rp = file_state(ch.out, CURRENT_KINDS).resume
+                walls.append(rp.wall_at_last_s if rp is not None else float("nan"))
+        return min(walls) if walls else float("nan")
+
+    say = (lambda line: None) if quiet else (lambda line: typer.echo(line, err=True))
+    return supervise(
+        engine_argv(argv),
+        outputs_off=outputs_off,
+        last_sample_wall=last_sample_wall,
+        max_gap_s=max_gap_s,
+        say=say,
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -171,33 +229,82 @@ def register(app: typer.Typer) -> None:
             None, "--temperature-resource", help="Its resource."
         ),
         speedup: float = typer.Option(
-            None, "--speedup", help="Simulated clock speed-up (simulators only)."
+            None,
+            "--speedup",
+            help="Override of the simulated clock speed-up; checked against the rate the "
+            "instrument reports (simulators only).",
         ),
         resume_after_safety_stop: bool = typer.Option(
             False, "--resume-after-safety-stop", help="Resume a file that ended on a safety stop."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the channel results as JSON."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
+        on_resume: str = typer.Option(
+            None,
+            "--on-resume",
+            help="Override the recipe's on_resume: continue, restart_step or stop.",
+        ),
+        watchdog: bool = typer.Option(
+            False,
+            "--watchdog",
+            help="Supervise the engine: restart it at once when it dies (outputs off first "
+            "when the gap exceeds --watchdog-max-gap).",
+        ),
+        watchdog_max_gap: float = typer.Option(
+            10.0,
+            "--watchdog-max-gap",
+            help="Wall seconds without samples before the "
+            "watchdog switches the outputs off ahead of a restart.",
+        ),
     ) -> None:
         """Run recipes on instruments, streaming into cell files (resumes existing ones)."""
-        code = acquire(
-            station,
-            driver,
-            resource,
-            protocol,
-            cell,
-            out,
-            name=name,
-            option=option,
-            temperature_driver=temperature_driver,
-            temperature_resource=temperature_resource,
-            speedup=speedup,
-            resume_after_safety_stop=resume_after_safety_stop,
-            as_json=as_json,
-            quiet=quiet,
-        )
+        code = _run_command(dict(locals()))
         if code:
             raise typer.Exit(code)
+
+
+def _run_command(p: dict) -> int:
+    """``cyclerflow acquire`` with its parsed options ``p``: under the watchdog, or directly."""
+    if not p["watchdog"]:
+        off_at = os.environ.get(OFF_AT_ENV)
+        return acquire(
+            p["station"],
+            p["driver"],
+            p["resource"],
+            p["protocol"],
+            p["cell"],
+            p["out"],
+            name=p["name"],
+            option=p["option"],
+            temperature_driver=p["temperature_driver"],
+            temperature_resource=p["temperature_resource"],
+            speedup=p["speedup"],
+            resume_after_safety_stop=p["resume_after_safety_stop"],
+            as_json=p["as_json"],
+            quiet=p["quiet"],
+            on_resume=p["on_resume"],
+            output_off_at=float(off_at) if off_at else None,
+        )
+    flags = {
+        "--station": p["station"], "--driver": p["driver"], "--resource": p["resource"],
+        "--protocol": p["protocol"], "--cell": p["cell"], "-o": p["out"], "--name": p["name"],
+        "--temperature-driver": p["temperature_driver"],
+        "--temperature-resource": p["temperature_resource"], "--speedup": p["speedup"],
+        "--on-resume": p["on_resume"],
+    }  # fmt: skip
+    argv = [x for k, v in flags.items() if v is not None for x in (k, str(v))]
+    argv += [x for o in p["option"] or [] for x in ("--option", o)]
+    switches = {"--resume-after-safety-stop": "resume_after_safety_stop"}
+    switches |= {"--json": "as_json", "--quiet": "quiet"}
+    argv += [k for k, key in switches.items() if p[key]]
+    single = {k: flags[k] for k in ("--driver", "--resource", "--protocol", "--cell", "-o")}
+    plan_args = dict(
+        station=p["station"], single=single, name=p["name"], option=p["option"],
+        temperature_driver=p["temperature_driver"],
+        temperature_resource=p["temperature_resource"],
+        resume_after_safety_stop=p["resume_after_safety_stop"],
+    )  # fmt: skip
+    return watch(argv, plan_args, max_gap_s=p["watchdog_max_gap"], quiet=p["quiet"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,10 @@ class Clock:
         """Simulated seconds since the clock started."""
         return (time.monotonic() - self._m0) * self.speedup
 
+    def wall_time(self) -> float:
+        """Unix time now (wall seconds): where a restarted run finds how long it was away."""
+        return time.time()
+
     def wall_of(self, t: float) -> float:
         """The ``time.monotonic()`` value at which simulated time ``t`` is reached."""
         return self._m0 + t / self.speedup
@@ -58,6 +62,8 @@ class VirtualClock(Clock):
     ``on_advance(dt)`` is called whenever time moves, e.g. a simulator's
     ``server.advance`` so that an instrument simulator run with speed-up 0 follows
     this clock exactly (end-to-end tests over real sockets without timing noise).
+    ``wall0``: the Unix time it reports at simulated time 0 (its wall time moves with
+    simulated time), so that tests can place a restart a known time later.
     """
 
     def __init__(
@@ -65,9 +71,11 @@ class VirtualClock(Clock):
         stop: threading.Event | None = None,
         stop_at: float | None = None,
         on_advance: Callable[[float], None] | None = None,
+        wall0: float | None = None,
     ):
         super().__init__(1.0, stop)
         self._t = 0.0
+        self.wall0 = time.time() if wall0 is None else wall0
         self.stop_at = stop_at
         self.on_advance = on_advance
 
@@ -80,6 +88,9 @@ class VirtualClock(Clock):
 
     def now(self) -> float:
         return self._t
+
+    def wall_time(self) -> float:
+        return self.wall0 + self._t
 
     def wall_of(self, t: float) -> float:
         return time.monotonic()

@@ -18,17 +18,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cyclerflow.acquire import steps as kinds
 from cyclerflow.acquire.clock import Clock
+from cyclerflow.acquire.guards import held_modes, step_guard
 from cyclerflow.acquire.instrument import (
     ConnectionLost,
     GuardedSource,
     Sample,
     SourceMeterChannel,
+    SourceState,
     StepGuard,
     TemperatureController,
 )
@@ -41,10 +42,21 @@ from cyclerflow.acquire.progress import (
     format_pos,
 )
 from cyclerflow.acquire.recipe import Eis, Gitt, Loop, Recipe
+from cyclerflow.acquire.resume import (
+    RESUME_REFUSED,
+    Gap,
+    ResumeRefused,
+    decide,
+    make_gap,
+    resume_test_time,
+    state_from_reading,
+    step_at,
+    step_source,
+)
 from cyclerflow.acquire.rows import RowBuffer, RowContext
 from cyclerflow.acquire.sampling import FirstReading
 from cyclerflow.acquire.stepevents import StepEvents
-from cyclerflow.acquire.timebase import Timebase
+from cyclerflow.acquire.timebase import READING_AGE_S, RateCheck, Timebase
 from cyclerflow.errors import InstrumentError, SafetyStop
 from cyclerflow.store import CellWriter
 
@@ -88,6 +100,10 @@ class ChannelRunner:
         reconnect: ReconnectPolicy = ReconnectPolicy(),
         keep_lateness: bool = False,
         flush_phase: float = 0.0,
+        clock_source: str = "the host clock",
+        start_notes: tuple[str, ...] = (),
+        on_resume: str | None = None,
+        output_off_at: float | None = None,
     ):
         self.ch = channel
         self.w = writer
@@ -100,9 +116,20 @@ class ChannelRunner:
         self.link = Link(channel, self.clock, reconnect, self._link_note, self.result.name)
         self.rows = RowBuffer(writer, flush_phase)
         self.tb = Timebase(self.clock)
+        slack = 2 * recipe.sample_interval + READING_AGE_S * self.clock.speedup
+        self.rate = RateCheck(self.clock, slack, clock_source)
+        #: source modes whose guard the instrument holds itself
+        self.held = held_modes(channel)
         self.steps = StepEvents(self)
         self.first_reading: FirstReading | None = None
         self._resume = resume
+        self._start_notes = start_notes
+        self._on_resume = on_resume
+        #: Unix time a watchdog switched the output off while no engine ran
+        self._off_at = output_off_at
+        #: the gap of this restart, until the first step run after it takes it
+        self.pending_gap: Gap | None = None
+        self._gap_start = math.nan  # test time of the last stored sample (s)
         self.cycle = 1
         self.step_count = 0
         self.cycle_has_current = False
@@ -114,18 +141,17 @@ class ChannelRunner:
             self._continue_counters(resume)
 
     def _continue_counters(self, rp: ResumePoint) -> None:
-        """Counters and the time axis of a resumed file."""
+        """Counters and the time axis of a resumed file: test time goes on from the wall
+        time since the last stored sample x the clock rate (see :mod:`.resume`)."""
         self.cycle = rp.cycle
         self.step_count = rp.step_count
         self.cycle_has_current = rp.cycle_has_current
         self.step_ends = list(rp.step_ends)
         if math.isfinite(rp.unix_at_test_zero):
             self.tb.unix0 = rp.unix_at_test_zero
-        if self.clock.speedup == 1.0 and math.isfinite(rp.unix_at_test_zero):
-            t = max(rp.last_test_time_s, time.time() - self.tb.unix0)
-        else:
-            t = rp.last_test_time_s
-        self.tb.start_at(t + 1e-6)
+        t = resume_test_time(rp, self.clock.wall_time(), self.clock.speedup)
+        self.tb.start_at(t)
+        self._gap_start = rp.last_test_time_s
 
     # -- small services the step kinds use --------------------------------------------
     def test_time(self) -> float:
@@ -177,19 +203,12 @@ class ChannelRunner:
     def guard_kw(
         self, mode: str, end_voltage: float | None, current: float = 0.0
     ) -> dict[str, StepGuard]:
-        """``{"guard": StepGuard}`` for a source command on a channel that holds the
-        guard of ``mode`` itself, else ``{}``. The window is the step's own end voltage
-        on its side (``current`` > 0: upper, < 0: lower) and the safety limits elsewhere."""
-        ch = self.ch
-        if not isinstance(ch, GuardedSource) or mode not in ch.guarded_modes:
+        """``{"guard": StepGuard}`` for a source command in ``mode`` on a channel that
+        holds that mode's guard itself (:func:`~cyclerflow.acquire.guards.step_guard`),
+        else ``{}``."""
+        if mode not in self.held:
             return {}
-        lim = self.limits
-        vmin, vmax = lim.voltage_min, lim.voltage_max
-        if end_voltage is not None and current > 0:
-            vmax = min(vmax, end_voltage)
-        elif end_voltage is not None and current < 0:
-            vmin = max(vmin, end_voltage)
-        return {"guard": StepGuard(vmin, vmax, lim.current_max)}
+        return {"guard": step_guard(self.limits, end_voltage, current)}
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> ChannelResult:
@@ -213,12 +232,15 @@ class ChannelRunner:
 
     def _walk_recipe(self) -> None:
         self.check_stop()
-        if self._resume is not None:
-            rp = self._resume
+        rp = self._resume
+        if rp is not None:
             fields = format_fields(
                 pos=format_pos(rp.pos), mode=rp.mode, cycle=rp.cycle, step_count=rp.step_count
             )
             self.event("resume", fields)
+        self._write_start_notes()
+        if rp is not None:
+            self._take_gap(rp)
         # a known, safe state first (a killed run may have left it on)
         self.link.io(self.ch.output_off)
         stale = self.link.io(self.ch.errors)  # left from before this run: recorded, not fatal
@@ -227,12 +249,47 @@ class ChannelRunner:
                 "note", "instrument error queue at start (cleared): " + "; ".join(map(str, stale))
             )
         try:
-            self._run_block(self.recipe.steps, (), self._resume.pos if self._resume else None)
+            self._run_block(self.recipe.steps, (), rp.pos if rp else None)
         finally:
             self._settle_open_events()
         self.link.safe_off()
         self.rows.push()
         self.event("note", COMPLETE_MESSAGE)
+
+    def _write_start_notes(self) -> None:
+        """The clock of this run (parsed by the next resume) and the caller's notes."""
+        rate = format_fields(clock_rate=self.clock.speedup, wall_s=f"{self.clock.wall_time():.6f}")
+        self.event("note", rate)
+        for note in self._start_notes:
+            self.event("note", note)
+
+    def _take_gap(self, rp: ResumePoint) -> None:
+        """Read back what the instrument did while no host ran, write the ``gap`` event
+        and apply the resume policy (:class:`ResumeRefused` when it says stop)."""
+        mode, setpoint = step_source(step_at(self.recipe, rp.pos), rp.fields)
+        read_back = isinstance(self.ch, GuardedSource)
+        if read_back:
+            state = self.link.io(self.ch.source_state)
+        else:
+            try:
+                reading = self.link.io(self.ch.read)
+            except InstrumentError:
+                reading = None
+            state = state_from_reading(reading, mode, setpoint)
+        on_for = None
+        if self._off_at is not None and not state.output_on and mode != "ocv":
+            # on until the watchdog switched it off (the readback sees it off now)
+            on_for = (self._off_at - rp.wall_at_last_s) * self.clock.speedup
+            state = SourceState(True, mode, setpoint, state.reading)
+        recorded = rp.charge_ah if rp.mode == "continue" else 0.0
+        # the gap ends with the read-back: the instrument sourced until then
+        gap = make_gap(self._gap_start, self.tb.now(), state, read_back, on_for, recorded)
+        self.event("gap", gap.to_json(), t=gap.start_s)
+        held = state.tripped or gap.mode in self.held or gap.mode == "ocv"
+        if decide(self.recipe, rp, gap, held, self._on_resume) == "restart_step":
+            if rp.mode == "continue":
+                rp.mode = "restart"
+        self.pending_gap = gap
 
     def _outcome(self, err: BaseException) -> None:
         """Output off, then the result and an event for the way the run ended."""
@@ -246,6 +303,10 @@ class ChannelRunner:
         elif isinstance(err, Stopped):
             res.status, res.message = "stopped", "stopped by signal (output off; restart to resume)"
             self.event("note", "stopped by signal (output off)", step=step)
+        elif isinstance(err, ResumeRefused):
+            res.status, res.message = "error", f"resume refused: {err}"
+            self.event("note", f"{RESUME_REFUSED}: {err}", step=step)
+            log.error("%s: %s", res.name, err)
         elif isinstance(err, ConnectionLost):
             res.status, res.message = "disconnected", str(err)
             self.event("disconnect", f"gave up: {err}", step=step)

@@ -115,14 +115,25 @@ class SourceMeterChannel(Protocol):
     def output_off(self) -> None:
         """Switch the output off (idempotent, must not raise if already off)."""
 
-    def source_current(self, current_a: float, voltage_limit_v: float) -> None:
-        """Constant current (signed, > 0 charging) with a voltage compliance."""
+    def source_current(
+        self, current_a: float, voltage_limit_v: float, *, read_around: bool = False
+    ) -> tuple[Sample, Sample] | None:
+        """Constant current (signed, > 0 charging) with a voltage compliance.
 
-    def source_voltage(self, voltage_v: float, current_limit_a: float) -> None:
-        """Constant voltage with a current compliance (magnitude)."""
+        ``read_around=True`` (only asked of channels whose ``capabilities`` hold
+        ``"read_around_switch"``): return ``(before, after)``, readings right before and
+        right after the change, taken in one exchange. A :class:`GuardedSource` also
+        takes ``guard=StepGuard(...)``."""
 
-    def open_circuit(self) -> None:
-        """Rest: no current flows (output off or zero-current mode); reads still work."""
+    def source_voltage(
+        self, voltage_v: float, current_limit_a: float, *, read_around: bool = False
+    ) -> tuple[Sample, Sample] | None:
+        """Constant voltage with a current compliance (magnitude); ``read_around``,
+        ``guard``: as :meth:`source_current`."""
+
+    def open_circuit(self, *, read_around: bool = False) -> tuple[Sample, Sample] | None:
+        """Rest: no current flows (output off or zero-current mode); reads still work;
+        ``read_around``, ``guard``: as :meth:`source_current`."""
 
     def read(self) -> Sample: ...
     def errors(self) -> list[str]:
@@ -165,9 +176,9 @@ def load_driver(name: str) -> ModuleType:
 class ConnectionLost(InstrumentError):
     """The link to an instrument is gone (closed socket, hang-up, no reply in time).
 
-    Drivers should raise this (or a subclass) for a lost link so the engine retries
+    Drivers must raise this (or a subclass) for a lost link so the engine retries
     with back-off; any other :class:`InstrumentError` (garbled reply, error queue)
-    switches the output off and stops the channel. The engine also recognises
-    ``ConnectionError``/``TimeoutError``/``EOFError`` and InstrumentError messages that
-    say "connection lost", "not connected" or "no reply within".
+    switches the output off and stops the channel, whatever its message says. The
+    engine also retries ``ConnectionError``/``TimeoutError``/``EOFError``/``OSError`` and
+    the serial/VISA libraries' I/O errors (see :func:`cyclerflow.acquire.link.is_connection_error`).
     """

@@ -381,6 +381,11 @@ Step = Rest | ConstantCurrent | CvHold | Cccv | Eis | Gitt | SetTemperature | Lo
 CURRENT_KINDS = frozenset({"cc_charge", "cc_discharge", "cv_hold", "cccv", "gitt"})
 
 
+#: ``on_resume`` values: go on with the interrupted step, run it again from its
+#: start, or refuse to resume (output off, a clear message)
+RESUME_POLICIES = ("continue", "restart_step", "stop")
+
+
 class Recipe(_Model):
     name: str
     limits: Limits
@@ -390,6 +395,12 @@ class Recipe(_Model):
     nominal_capacity_ah: float | None = None
     text: str = ""
     source: str | None = None
+    #: what a restarted run does with the step the host died in (see RESUME_POLICIES);
+    #: None: continue only when the instrument held the step's limits and the gap is
+    #: shorter than ``max_gap``, else stop
+    on_resume: str | None = None
+    #: longest gap (simulated s) the default resume policy continues across
+    max_gap: float = 600.0
 
     def leaves(self) -> list[Step]:
         """Every leaf step, depth first (their ``index`` is 1..n)."""
@@ -596,43 +607,44 @@ def _check_against_limits(
     p: _Parser, recipe_steps: tuple[Any, ...], limits: Limits, where: str
 ) -> None:
     """Set points outside the safety limits are errors before anything is switched on."""
+    for i, s in enumerate(recipe_steps):
+        if isinstance(s, Loop):
+            _check_against_limits(p, s.steps, limits, f"{where}[{i}].{s.label}.steps")
+            if s.label == "temperature_series":
+                _check_series(p, s, limits, f"{where}[{i}].temperature_series")
+        else:
+            _check_leaf(p, s, limits, f"{where}[{i}].{s.kind}")
 
-    def walk(steps: tuple[Any, ...], path: str) -> None:
-        for i, s in enumerate(steps):
-            if isinstance(s, Loop):
-                walk(s.steps, f"{path}[{i}].{s.label}.steps")
-                if s.label == "temperature_series":
-                    for k, t in enumerate(s.setpoints):
-                        if limits.temperature_max is not None and t > limits.temperature_max:
-                            raise p.fail(
-                                f"{path}[{i}].temperature_series.setpoints[{k}]: {t - 273.15:g} degC is above "
-                                f"limits.temperature_max ({limits.temperature_max - 273.15:g} degC)"
-                            )
-                continue
-            here = f"{path}[{i}].{s.kind}"
-            cur = getattr(s, "current", None)
-            if cur is not None and abs(cur) > limits.current_max:
-                raise p.fail(
-                    f"{here}.current: {abs(cur):.4g} A is above limits.current_max ({limits.current_max:.4g} A)"
-                )
-            for key in ("voltage", "voltage_limit"):
-                v = getattr(s, key, None)
-                if v is not None and not limits.voltage_min <= v <= limits.voltage_max:
-                    raise p.fail(
-                        f"{here}.{key}: {v:g} V is outside the limits ({limits.voltage_min:g} V .. {limits.voltage_max:g} V)"
-                    )
-            until = getattr(s, "until", None)
-            if isinstance(until, Until) and until.voltage is not None:
-                if not limits.voltage_min <= until.voltage <= limits.voltage_max:
-                    raise p.fail(
-                        f"{here}.until.voltage: {until.voltage:g} V is outside the limits "
-                        f"({limits.voltage_min:g} V .. {limits.voltage_max:g} V)"
-                    )
-            if isinstance(s, SetTemperature) and limits.temperature_max is not None:
-                if s.setpoint > limits.temperature_max:
-                    raise p.fail(f"{here}.setpoint: above limits.temperature_max")
 
-    walk(recipe_steps, where)
+def _check_series(p: _Parser, s: Loop, limits: Limits, here: str) -> None:
+    for k, t in enumerate(s.setpoints):
+        if limits.temperature_max is not None and t > limits.temperature_max:
+            raise p.fail(
+                f"{here}.setpoints[{k}]: {t - 273.15:g} degC is above "
+                f"limits.temperature_max ({limits.temperature_max - 273.15:g} degC)"
+            )
+
+
+def _check_leaf(p: _Parser, s: Any, limits: Limits, here: str) -> None:
+    window = f"({limits.voltage_min:g} V .. {limits.voltage_max:g} V)"
+    cur = getattr(s, "current", None)
+    if cur is not None and abs(cur) > limits.current_max:
+        raise p.fail(
+            f"{here}.current: {abs(cur):.4g} A is above limits.current_max ({limits.current_max:.4g} A)"
+        )
+    for key in ("voltage", "voltage_limit"):
+        v = getattr(s, key, None)
+        if v is not None and not limits.voltage_min <= v <= limits.voltage_max:
+            raise p.fail(f"{here}.{key}: {v:g} V is outside the limits {window}")
+    until = getattr(s, "until", None)
+    if isinstance(until, Until) and until.voltage is not None:
+        if not limits.voltage_min <= until.voltage <= limits.voltage_max:
+            raise p.fail(
+                f"{here}.until.voltage: {until.voltage:g} V is outside the limits {window}"
+            )
+    if isinstance(s, SetTemperature) and limits.temperature_max is not None:
+        if s.setpoint > limits.temperature_max:
+            raise p.fail(f"{here}.setpoint: above limits.temperature_max")
 
 
 def parse_recipe(
@@ -654,6 +666,8 @@ def parse_recipe(
         "record",
         "nominal_capacity",
         "description",
+        "on_resume",
+        "max_gap",
     }
     unknown = set(data) - allowed
     if unknown:
@@ -683,13 +697,14 @@ def parse_recipe(
     if not isinstance(name, str) or not name:
         raise InputError(f"name: expected a text, got {name!r}", path=src)
     record = p.validate(Record, data.get("record"), "record")
-    interval = data.get("sample_interval", "1 s")
-    try:
-        sample_interval = parse_quantity(interval, "time", where="sample_interval")
-    except InputError as err:
-        raise InputError(err.bare_message, path=src) from None
-    if sample_interval <= 0:
-        raise InputError("sample_interval: must be > 0", path=src)
+    sample_interval = _positive_time(data, "sample_interval", "1 s", src)
+    on_resume = data.get("on_resume")
+    if on_resume is not None and on_resume not in RESUME_POLICIES:
+        raise InputError(
+            f"on_resume: expected one of {', '.join(RESUME_POLICIES)}, got {on_resume!r}",
+            path=src,
+        )
+    max_gap = _positive_time(data, "max_gap", "10 min", src)
     _check_against_limits(p, steps, limits, "steps")
     return Recipe(
         name=name,
@@ -700,7 +715,19 @@ def parse_recipe(
         nominal_capacity_ah=cap,
         text=text,
         source=src,
+        on_resume=on_resume,
+        max_gap=max_gap,
     )
+
+
+def _positive_time(data: dict, key: str, default: str, src: str | None) -> float:
+    try:
+        value = parse_quantity(data.get(key, default), "time", where=key)
+    except InputError as err:
+        raise InputError(err.bare_message, path=src) from None
+    if value <= 0:
+        raise InputError(f"{key}: must be > 0", path=src)
+    return value
 
 
 def load_recipe(path: str | Path, *, nominal_capacity_ah: float | None = None) -> Recipe:

@@ -113,6 +113,8 @@ def stamp(
         temp = float(eng.link.io(eng.tc.read_temperature))
         samples = tuple(Sample(s.time_s, s.voltage_v, s.current_a, temp) for s in samples)
     h0, h1 = eng.tb.of_clock(t0), eng.tb.of_clock(t1)
+    for s in samples:
+        eng.rate.check(s.time_s, h0, h1)
     return [(s, eng.tb.sample_time(s.time_s, h0, h1)) for s in samples]
 
 

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -29,10 +29,12 @@ import yaml
 from cyclerflow.acquire.clock import Clock
 from cyclerflow.acquire.cycler import check_cycler_recipe, run_station_cycler
 from cyclerflow.acquire.engine import ChannelResult, ChannelRunner
-from cyclerflow.acquire.instrument import load_driver
+from cyclerflow.acquire.guards import describe_limits
+from cyclerflow.acquire.instrument import ReportsClock, SourceMeterChannel, load_driver
 from cyclerflow.acquire.link import ReconnectPolicy, is_connection_error
 from cyclerflow.acquire.progress import FileState, file_state
 from cyclerflow.acquire.recipe import CURRENT_KINDS, Recipe, load_recipe
+from cyclerflow.acquire.timebase import ClockMismatch, rates_agree, resolve_rate
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata, load_metadata
 from cyclerflow.store import create_cell, read_protocol, resume_cell
@@ -75,6 +77,13 @@ class ChannelPlan:
 class StationPlan:
     channels: list[ChannelPlan]
     speedup: float = 1.0
+    #: ``speedup`` was given (station file or --speedup): an override checked against
+    #: the instruments' own clock rates; else each channel runs at its instrument's rate
+    speedup_given: bool = False
+    #: override of every recipe's ``on_resume`` (``--on-resume``)
+    on_resume: str | None = None
+    #: Unix time at which a watchdog switched the outputs off while no engine ran
+    output_off_at: float | None = None
     flush_interval: float = 1.0
     reconnect: ReconnectPolicy = ReconnectPolicy()
     source: str | None = None
@@ -216,7 +225,6 @@ def load_station(path: str | Path, *, resume_after_safety_stop: bool = False) ->
     chans = data.get("channels")
     if not isinstance(chans, list) or not chans:
         raise InputError("channels: expected a non-empty list of channels", path=path)
-    base = path.parent
     speedup = _positive_number(data.get("speedup", 1.0), "speedup", src)
     flush = (
         parse_quantity(data.get("flush_interval", "1 s"), "time", where="flush_interval")
@@ -227,52 +235,59 @@ def load_station(path: str | Path, *, resume_after_safety_stop: bool = False) ->
         raise InputError("flush_interval: must be > 0", path=path)
     reconnect = _reconnect(data.get("reconnect"), src)
     plans: list[ChannelPlan] = []
-    names: set[str] = set()
-    outs: dict[Path, str] = {}
     for k, raw in enumerate(chans):
-        where = f"channels[{k}]"
-        if not isinstance(raw, dict):
-            raise InputError(f"{where}: expected a mapping", path=path)
-        unknown = set(raw) - _CHANNEL_KEYS
-        if unknown:
-            raise InputError(
-                f"{where}.{sorted(unknown)[0]}: unknown key (expected one of {', '.join(sorted(_CHANNEL_KEYS))})",
-                path=path,
-            )
-        for key in ("driver", "resource", "cell", "recipe", "out"):
-            if not isinstance(raw.get(key), str) or not raw[key]:
-                raise InputError(f"{where}.{key}: is required (a text)", path=path)
-        name = str(raw.get("name") or f"ch{k + 1}")
-        if name in names:
-            raise InputError(f"{where}.name: {name!r} is used by two channels", path=path)
-        names.add(name)
-        out = (base / raw["out"]).resolve()
-        if out in outs:
-            raise InputError(
-                f"{where}.out: {raw['out']!r} is also the output of channel {outs[out]!r}",
-                path=path,
-            )
-        outs[out] = name
-        options = raw.get("options") or {}
-        if not isinstance(options, dict):
-            raise InputError(f"{where}.options: expected a mapping", path=path)
-        plans.append(
-            plan_channel(
-                name=name,
-                driver=raw["driver"],
-                resource=raw["resource"],
-                cell=base / raw["cell"],
-                recipe=base / raw["recipe"],
-                out=out,
-                options=options,
-                temperature=raw.get("temperature"),
-                where=where,
-                source=src,
-                resume_after_safety_stop=resume_after_safety_stop,
-            )
-        )
+        plans.append(_station_channel(raw, k, path, plans, resume_after_safety_stop))
     return StationPlan(
-        plans, speedup=speedup, flush_interval=flush, reconnect=reconnect, source=src
+        plans,
+        speedup=speedup,
+        speedup_given="speedup" in data,
+        flush_interval=flush,
+        reconnect=reconnect,
+        source=src,
+    )
+
+
+def _station_channel(
+    raw: Any, k: int, path: Path, before: list[ChannelPlan], resume_after_safety_stop: bool
+) -> ChannelPlan:
+    """Validate channel ``k`` of station file ``path`` (``before``: the channels above it)."""
+    where = f"channels[{k}]"
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: expected a mapping", path=path)
+    unknown = set(raw) - _CHANNEL_KEYS
+    if unknown:
+        raise InputError(
+            f"{where}.{sorted(unknown)[0]}: unknown key (expected one of {', '.join(sorted(_CHANNEL_KEYS))})",
+            path=path,
+        )
+    for key in ("driver", "resource", "cell", "recipe", "out"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise InputError(f"{where}.{key}: is required (a text)", path=path)
+    name = str(raw.get("name") or f"ch{k + 1}")
+    if any(p.name == name for p in before):
+        raise InputError(f"{where}.name: {name!r} is used by two channels", path=path)
+    base = path.parent
+    out = (base / raw["out"]).resolve()
+    other = next((p.name for p in before if p.out == out), None)
+    if other is not None:
+        raise InputError(
+            f"{where}.out: {raw['out']!r} is also the output of channel {other!r}", path=path
+        )
+    options = raw.get("options") or {}
+    if not isinstance(options, dict):
+        raise InputError(f"{where}.options: expected a mapping", path=path)
+    return plan_channel(
+        name=name,
+        driver=raw["driver"],
+        resource=raw["resource"],
+        cell=base / raw["cell"],
+        recipe=base / raw["recipe"],
+        out=out,
+        options=options,
+        temperature=raw.get("temperature"),
+        where=where,
+        source=str(path),
+        resume_after_safety_stop=resume_after_safety_stop,
     )
 
 
@@ -310,6 +325,92 @@ def _open(dev: DeviceSpec, name: str):
     return obj
 
 
+def _connect(plan: ChannelPlan, result: ChannelResult) -> tuple[Any, Any] | None:
+    """Open and connect the channel (and its temperature controller); None (with the
+    result filled in) when that fails."""
+    channel = tc = None
+    try:
+        channel = _open(plan.device, plan.name)
+        channel.connect()
+        if plan.temperature is not None:
+            tc = _open(plan.temperature, plan.name + "-temperature")
+            tc.connect()
+    except Exception as err:
+        result.status = "disconnected" if is_connection_error(err) else "error"
+        result.message = f"cannot connect: {err}"
+        for dev in (channel, tc):
+            if dev is not None:
+                with contextlib.suppress(Exception):
+                    dev.close()
+        return None
+    return channel, tc
+
+
+def channel_clock(channel: Any, clock: Clock, *, speedup_given: bool) -> tuple[Clock, str]:
+    """The clock to run ``channel`` on and where its rate comes from.
+
+    A channel that reports its clock rate (:class:`ReportsClock`) sets it; a speed-up
+    the user gave (``speedup_given``) is only an override checked against it
+    (:class:`ClockMismatch` when they differ by more than 1 %).
+    """
+    if not isinstance(channel, ReportsClock):
+        how = "from --speedup" if speedup_given else "assumed: the instrument does not report one"
+        return clock, f"{clock.speedup:g}x real time ({how})"
+    reported = float(channel.clock_rate())
+    rate = resolve_rate(reported, clock.speedup if speedup_given else None)
+    text = f"{rate:g}x real time (reported by the instrument)"
+    if rates_agree(rate, clock.speedup) or type(clock) is not Clock:
+        return clock, text
+    return Clock(rate, clock.stop), text
+
+
+def _check_capabilities(plan: ChannelPlan, channel: Any, result: ChannelResult) -> bool:
+    if not isinstance(channel, SourceMeterChannel):
+        result.status = "error"
+        result.message = (
+            f"driver {plan.device.driver!r} returned a {type(channel).__name__}, which is not "
+            "a SourceMeterChannel (see cyclerflow.acquire.instrument)"
+        )
+        return False
+    missing = plan.recipe.needs() - set(channel.capabilities)
+    if missing:
+        result.status = "error"
+        result.message = (
+            f"driver {plan.device.driver!r} cannot do {sorted(missing)} that the recipe uses"
+        )
+    return not missing
+
+
+def _writer(plan: ChannelPlan, flush_interval: float):
+    if plan.state is None:
+        return create_cell(
+            plan.out,
+            plan.metadata,
+            metadata_text=plan.metadata_text,
+            protocol=plan.recipe.text,
+            flush_interval=flush_interval,
+        )
+    return resume_cell(plan.out, flush_interval=flush_interval)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a station runs its channels (see :func:`run_channel`)."""
+
+    flush_interval: float = 1.0
+    reconnect: ReconnectPolicy = ReconnectPolicy()
+    keep_lateness: bool = False
+    #: the clock's speed-up was given by the user (an override, checked against the
+    #: instrument's own clock rate)
+    speedup_given: bool = False
+    #: called with one line per channel at start (clock and instrument-held limits)
+    announce: Callable[[str], None] | None = None
+    #: override of the recipe's ``on_resume``
+    on_resume: str | None = None
+    #: Unix time at which a watchdog switched the output off while no engine ran
+    output_off_at: float | None = None
+
+
 def run_channel(
     plan: ChannelPlan,
     *,
@@ -319,6 +420,10 @@ def run_channel(
     keep_lateness: bool = False,
     ready: threading.Barrier | None = None,
     flush_phase: float = 0.0,
+    speedup_given: bool = False,
+    announce: Callable[[str], None] | None = None,
+    on_resume: str | None = None,
+    output_off_at: float | None = None,
 ) -> ChannelResult:
     """Connect, open (or resume) the cell file, run the recipe, close everything.
 
@@ -326,6 +431,15 @@ def run_channel(
     and opens its file first and they start sampling together: opening HDF5 files holds
     the interpreter, which would make already-running channels miss samples.
     """
+    opts = RunOptions(
+        flush_interval,
+        reconnect,
+        keep_lateness,
+        speedup_given,
+        announce,
+        on_resume,
+        output_off_at,
+    )
     result = ChannelResult(plan.name, plan.out)
     arrived = [ready is None]
 
@@ -339,34 +453,33 @@ def run_channel(
         arrive()
         result.status, result.message = "complete", "already complete (nothing to do)"
         return result
-    channel = tc = writer = None
     try:
-        try:
-            channel = _open(plan.device, plan.name)
-            channel.connect()
-            if plan.temperature is not None:
-                tc = _open(plan.temperature, plan.name + "-temperature")
-                tc.connect()
-        except Exception as err:
-            result.status = "disconnected" if is_connection_error(err) else "error"
-            result.message = f"cannot connect: {err}"
+        return _run_connected(plan, clock, opts, result, arrive, flush_phase)
+    finally:
+        arrive()
+
+
+def _run_connected(
+    plan: ChannelPlan,
+    clock: Clock,
+    opts: RunOptions,
+    result: ChannelResult,
+    arrive: Callable[[], None],
+    flush_phase: float,
+) -> ChannelResult:
+    devices = _connect(plan, result)
+    if devices is None:
+        return result
+    channel, tc = devices
+    writer = None
+    try:
+        if not _check_capabilities(plan, channel, result):
             return result
-        need = plan.recipe.needs()
-        have = set(getattr(channel, "capabilities", need))
-        if need - have:
-            result.status = "error"
-            result.message = f"driver {plan.device.driver!r} cannot do {sorted(need - have)} that the recipe uses"
-            return result
-        if plan.state is None:
-            writer = create_cell(
-                plan.out,
-                plan.metadata,
-                metadata_text=plan.metadata_text,
-                protocol=plan.recipe.text,
-                flush_interval=flush_interval,
-            )
-        else:
-            writer = resume_cell(plan.out, flush_interval=flush_interval)
+        clock, clock_text = channel_clock(channel, clock, speedup_given=opts.speedup_given)
+        limits_text = describe_limits(channel, plan.recipe)
+        if opts.announce is not None:
+            opts.announce(f"{plan.name}: clock {clock_text}; {limits_text}")
+        writer = _writer(plan, opts.flush_interval)
         runner = ChannelRunner(
             channel,
             writer,
@@ -375,25 +488,31 @@ def run_channel(
             name=plan.name,
             temperature=tc,
             resume=plan.state.resume if plan.state else None,
-            reconnect=reconnect,
-            keep_lateness=keep_lateness,
+            reconnect=opts.reconnect,
+            keep_lateness=opts.keep_lateness,
             flush_phase=flush_phase,
+            clock_source=clock_text,
+            start_notes=(f"clock {clock_text}", limits_text),
+            on_resume=opts.on_resume,
+            output_off_at=opts.output_off_at,
         )
         arrive()
         # spread the channels' sampling instants over one interval (host load, shared links)
         if flush_phase and not clock.sleep(flush_phase * plan.recipe.sample_interval):
             pass  # stopped while waiting: run() sees the flag and stops safely at once
-        result = runner.run()
+        return runner.run()
+    except ClockMismatch as err:
+        result.status, result.message = "error", f"clock: {err}"
+        with contextlib.suppress(Exception):
+            channel.output_off()
         return result
     except Exception as err:  # isolate: report, never propagate to other channels
         result.status, result.message = "failed", f"{type(err).__name__}: {err}"
         log.error("%s: %s\n%s", plan.name, err, traceback.format_exc())
-        if channel is not None:
-            with contextlib.suppress(Exception):
-                channel.output_off()
+        with contextlib.suppress(Exception):
+            channel.output_off()
         return result
     finally:
-        arrive()
         for dev in (channel, tc):
             if dev is not None:
                 with contextlib.suppress(Exception):
@@ -470,8 +589,12 @@ def run_station(
     stop: threading.Event | None = None,
     speedup: float | None = None,
     keep_lateness: bool = False,
+    announce: Callable[[str], None] | None = None,
 ) -> list[ChannelResult]:
     """Run every channel in its own thread; returns one result per channel (in order).
+
+    ``speedup`` (or the plan's, when given) overrides the clock rate the instruments
+    report, checked against it; ``announce`` gets one line per channel at start.
 
     While the channels sample, the interpreter's heap is frozen (:func:`freeze_heap`) so
     that no full garbage collection pauses them all at once.
@@ -498,6 +621,10 @@ def run_station(
             keep_lateness=keep_lateness,
             ready=ready,
             flush_phase=k / len(plan.channels),
+            speedup_given=plan.speedup_given or speedup is not None,
+            announce=announce,
+            on_resume=plan.on_resume,
+            output_off_at=plan.output_off_at,
         )
 
     threads = [

@@ -94,8 +94,16 @@ class StepEvents:
         eng = self.eng
         eng.check_stop()
         run = StepRun(kind, pos, eng.tb.now())
+        gap, eng.pending_gap = eng.pending_gap, None
+        if gap is not None and gap.sourced:  # the first step after a restart carries
+            run.notes = {"gap_s": gap.duration_s, "gap_q_ah": gap.estimated_charge_ah}
         if rp is not None and rp.mode == "continue":
             run.elapsed0, run.charge0 = rp.elapsed_s, rp.charge_ah
+            if gap is not None and gap.sourced:  # the step went on without a host
+                run.elapsed0 += gap.duration_s
+                if math.isfinite(gap.estimated_charge_ah):
+                    run.charge0 += gap.estimated_charge_ah
+                run.notes["q_estimated"] = 1
             return run  # the step goes on under its old step_count
         eng.step_count += 1
         if kind in CURRENT_KINDS:

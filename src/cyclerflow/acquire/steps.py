@@ -74,6 +74,31 @@ def compliance(eng: ChannelRunner, current_a: float, target_v: float | None) -> 
     return lim.voltage_min if target_v is not None and target_v <= v else v
 
 
+#: a constant-current step whose current fell below this fraction of its set point may
+#: have been stopped by the instrument's guard (asked on guarded channels)
+TRIP_FRACTION = 0.01
+
+
+def guard_tripped(
+    eng: ChannelRunner, s: Sample, current_a: float, end_voltage: float | None
+) -> str | None:
+    """On a channel that holds constant-current guards: when the current has all but
+    stopped, ask the instrument whether its guard ended the step. ``"voltage"`` when it
+    did at the step's own end voltage; :class:`SafetyStop` when at a safety limit."""
+    if "cc" not in eng.held or abs(s.current_a) > TRIP_FRACTION * abs(current_a):
+        return None
+    state = eng.link.io(eng.ch.source_state)  # type: ignore[attr-defined]
+    if not state.tripped:
+        return None
+    if end_voltage is not None:
+        return "voltage"
+    eng.link.safe_off()
+    raise SafetyStop(
+        f"the instrument stopped the {current_a:.4g} A step at its guard "
+        f"(reading {s.voltage_v:.4f} V): a safety limit was reached between readings"
+    )
+
+
 def rest(eng: ChannelRunner, step: Rest, run: StepRun) -> str:
     set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv", step.until.voltage))
 
@@ -92,7 +117,9 @@ def cc(eng: ChannelRunner, step: ConstantCurrent, run: StepRun) -> str:
     sign = 1.0 if i > 0 else -1.0
 
     def end(run: StepRun, s: Sample, t: float) -> str | None:
-        return common_end(step.until, run, s, t, sign)
+        return common_end(step.until, run, s, t, sign) or guard_tripped(
+            eng, s, i, step.until.voltage
+        )
 
     return poll(eng, run, record_of(eng, step), end, charging=i > 0)
 
@@ -127,7 +154,7 @@ def cccv(eng: ChannelRunner, step: Cccv, run: StepRun) -> str:
         reason = common_end(no_current, run, s, t, 0.0)
         if reason is None and (s.voltage_v - v) * sign >= 0:
             return "cv"
-        return reason
+        return reason or guard_tripped(eng, s, i, None)
 
     reason = poll(eng, run, record_of(eng, step), cc_end, charging=i > 0)
     if reason != "cv":
@@ -239,7 +266,7 @@ def gitt(eng: ChannelRunner, step: Gitt, pos: Pos, rp: ResumePoint | None) -> No
     until = step.until.model_copy(update={"time": None})
 
     def pulse_end(run: StepRun, s: Sample, t: float) -> str | None:
-        return common_end(until, run, s, t, sign)
+        return common_end(until, run, s, t, sign) or guard_tripped(eng, s, i, step.until.voltage)
 
     rec = record_of(eng, step)
     while n <= step.max_pulses:

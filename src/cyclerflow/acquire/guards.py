@@ -1,0 +1,68 @@
+"""Which limits the instrument holds by itself, and the guard each step programs.
+
+The host checks every reading against the recipe's safety limits while it lives; a
+channel that is a :class:`~cyclerflow.acquire.instrument.GuardedSource` also holds a
+:class:`~cyclerflow.acquire.instrument.StepGuard` per step, so the cell stays in its
+window when the host dies. Modes outside ``guarded_modes`` are host-only.
+"""
+
+from __future__ import annotations
+
+from cyclerflow.acquire.instrument import GuardedSource, StepGuard
+from cyclerflow.acquire.recipe import Limits, Recipe
+
+#: source modes a recipe can use, as the channel capabilities name them
+SOURCE_MODES = ("cc", "cv", "ocv")
+
+
+def step_guard(limits: Limits, end_voltage: float | None, current_a: float = 0.0) -> StepGuard:
+    """The guard of one step (SI): the recipe's safety window, narrowed to the step's
+    own end voltage on the side it moves towards (``current_a`` > 0: upper, < 0: lower),
+    and ``current_max``."""
+    vmin, vmax = limits.voltage_min, limits.voltage_max
+    if end_voltage is not None and current_a > 0:
+        vmax = min(vmax, end_voltage)
+    elif end_voltage is not None and current_a < 0:
+        vmin = max(vmin, end_voltage)
+    return StepGuard(vmin, vmax, limits.current_max)
+
+
+def held_modes(channel: object) -> frozenset[str]:
+    """Source modes whose guard ``channel`` holds without the host (empty: host-only)."""
+    if isinstance(channel, GuardedSource):
+        return frozenset(channel.guarded_modes) & frozenset(SOURCE_MODES)
+    return frozenset()
+
+
+def recipe_modes(recipe: Recipe) -> list[str]:
+    """Source modes the recipe uses (rests and EIS at open circuit count as ``ocv``)."""
+    need = recipe.needs()
+    return [m for m in SOURCE_MODES if m in need or m == "ocv"]
+
+
+def describe_limits(channel: object, recipe: Recipe) -> str:
+    """One line: which of the recipe's limits the instrument holds and which only the host."""
+    lim = recipe.limits
+    held = held_modes(channel)
+    used = recipe_modes(recipe)
+    window = (
+        f"voltage {lim.voltage_min:g}..{lim.voltage_max:g} V and step end voltages, "
+        f"|current| <= {lim.current_max:g} A"
+    )
+    on = [m for m in used if m in held]
+    off = [m for m in used if m not in held]
+    host_only = [f"{m} steps" for m in off]
+    host_only += [
+        name
+        for name, value in (
+            ("temperature", lim.temperature_max or lim.temperature_min),
+            ("step_time_max", lim.step_time_max),
+            ("charge_voltage_drop", lim.charge_voltage_drop),
+        )
+        if value is not None
+    ]
+    held_text = f"{', '.join(on)} steps ({window})" if on else "none"
+    return (
+        f"limits held by the instrument: {held_text}; host-only: "
+        f"{', '.join(host_only) if host_only else 'none'}"
+    )
