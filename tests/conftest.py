@@ -17,6 +17,14 @@ VENDOR_DATA = ROOT / "fixtures" / "vendor"
 SHARED_DATA = Path(os.environ.get("CYCLERFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def _shipped() -> set[str]:
+    """Paths listed in fixtures/vendor/manifest.csv."""
+    import csv
+
+    with open(VENDOR_DATA / "manifest.csv", newline="", encoding="utf-8") as fh:
+        return {row["path"] for row in csv.DictReader(fh)}
+
+
 class VendorData:
     """``vendor / "arbin/x.csv"`` -> the file in fixtures/vendor.
 
@@ -28,16 +36,18 @@ class VendorData:
     def __init__(self, root: Path = VENDOR_DATA) -> None:
         self.root = root
 
-    def __truediv__(self, rel: str | os.PathLike) -> Path:
+    def __truediv__(self, rel: str | os.PathLike) -> Path | VendorData:
         here = self.root / rel
+        if here.is_dir():
+            return VendorData(here)  # so that ``vendor / "biologic" / "x.mpt"`` resolves too
         if here.exists():
             return here
         rel_path = here.relative_to(VENDOR_DATA)
         outside = SHARED_DATA / rel_path
         if outside.exists():
             return outside
-        if (VENDOR_DATA / rel_path.parts[0]).is_dir():
-            return here  # a missing file in a folder we ship: let the test fail loudly
+        if rel_path.as_posix() in _shipped():
+            return here  # a file we ship is missing: let the test fail loudly
         pytest.skip(f"{rel_path} is not redistributable (GPL) and ../shared/data is absent")
 
     def __fspath__(self) -> str:
