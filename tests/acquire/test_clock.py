@@ -4,7 +4,7 @@ against it, and timestamps running at another rate than the host's stop the run.
 from __future__ import annotations
 
 import pytest
-from conftest import run_fake
+from acquire_support import run_fake
 from fake_channel import ClockedFakeChannel, FakeChannel
 
 from cyclerflow.acquire.clock import Clock, VirtualClock

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import half_cycles_from_file, step_charges
+from acquire_support import half_cycles_from_file, step_charges
 
 from cyclerflow.acquire.clock import Clock, VirtualClock
 from cyclerflow.acquire.engine import ChannelRunner

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import half_cycles_from_file, run_fake, step_charges
+from acquire_support import half_cycles_from_file, run_fake, step_charges
 
 from cyclerflow.acquire.instrument import Sample
 from cyclerflow.acquire.progress import parse_fields

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CELL, RECIPE
 from cyclerflow.drivers.arbin_cti import ArbinChannel, Reading
 
 from cyclerflow.store import read_cycling
+
+from .conftest import CELL, RECIPE
 
 BIN = Path(sys.executable).parent / "cyclerflow"
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from conftest import CELL, RECIPE
 
 from cyclerflow.acquire.cli import acquire
 from cyclerflow.acquire.recipe import loads_recipe
 from cyclerflow.errors import InputError
 from cyclerflow.store import read_events
+
+from .conftest import CELL, RECIPE
 
 SCHEDULE = "cyclerflow-e2e.sdx"
 NOMINAL_AH = 15e-6  # the default simulated cell (cell-lipon.yaml's nominal capacity)

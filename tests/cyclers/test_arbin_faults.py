@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import test_arbin_e2e as e2e
-from conftest import CELL, RECIPE
 from cyclerflow.drivers.arbin_cti import ArbinChannel
 
 from cyclerflow.acquire.cycler import (
@@ -21,6 +20,8 @@ from cyclerflow.acquire.recipe import loads_recipe
 from cyclerflow.acquire.station import load_station, run_station
 from cyclerflow.schema import load_metadata
 from cyclerflow.store import create_cell, read_cycling, read_events
+
+from .conftest import CELL, RECIPE
 
 SCHEDULE, write_station = e2e.SCHEDULE, e2e.write_station
 arbin_sim = e2e.arbin_sim  # the simulator fixture

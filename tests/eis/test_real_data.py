@@ -1,13 +1,17 @@
 """Real spectra from ../shared/data: fits converge with sensible parameters; figure saved."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 
 from cyclerflow.eis import fit_spectrum, kramers_kronig, parse_circuit
 
 from .readers import read_generic_csv, read_mpt
 
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = Path(os.environ.get("CYCLERFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))
 REF_CIRCUIT = "R0-p(R1,C1)-p(R2-Wo1,C2)"
 # impedance.py docs (getting-started), unweighted fit of exampleData.csv without Z''>0 points
 REF_PARAMS = [1.65e-02, 8.68e-03, 3.32e00, 5.39e-03, 6.31e-02, 2.33e02, 2.20e-01]

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import make_cell
+from flows_support import make_cell
 
 pytestmark = pytest.mark.flows
 
