@@ -22,7 +22,7 @@ import numpy as np
 
 from cyclerflow.transport.fitting import finite, fit_line
 from cyclerflow.transport.geometry import DiffusionLength
-from cyclerflow.transport.steps import CV, REST, Record
+from cyclerflow.transport.steps import CV, REST, Record, held_end
 
 METHOD = "PITT long-time: ln|I| vs t straight line over the tail, D = -4 L^2 slope / pi^2"
 
@@ -42,21 +42,6 @@ def step_indices(rec: Record) -> np.ndarray:
     k = np.arange(1, len(st))
     ok = (st.kind[k] == CV) & np.isin(st.kind[k - 1], (REST, CV))
     return k[ok]
-
-
-def _held_end(rec: Record, k: int, opt: PittOptions) -> int:
-    """End of step k extended over following rest steps at the same held voltage."""
-    st, v = rec.steps, rec.v
-    b = int(st.end[k])
-    v_hold = float(np.median(v[st.start[k] : b]))
-    j = k + 1
-    while j < len(st) and st.kind[j] == REST:
-        seg = v[st.start[j] : st.end[j]]
-        if np.abs(seg - v_hold).max() > opt.held_voltage * abs(v_hold):
-            break
-        b = int(st.end[j])
-        j += 1
-    return b
 
 
 def _fit_tail(t, amp, floor, l_cm, opt: PittOptions):
@@ -79,7 +64,7 @@ def _fit_tail(t, amp, floor, l_cm, opt: PittOptions):
 def _step(rec: Record, k: int, length: DiffusionLength, opt: PittOptions) -> dict:
     st, t, v, i = rec.steps, rec.t, rec.v, rec.i
     a = int(st.start[k])
-    b = _held_end(rec, k, opt)
+    b = held_end(rec, k, opt.held_voltage)
     amp = np.abs(i[a:b])
     line, d = _fit_tail(t[a:b] - t[a - 1], amp, 10.0 * rec.noise, length.length_cm, opt)
     return {

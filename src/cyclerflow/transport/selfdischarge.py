@@ -14,7 +14,7 @@ import numpy as np
 
 from cyclerflow.transport.capacity import ChargeSequences, charge_sequences, dv_dq_at
 from cyclerflow.transport.fitting import finite, fit_line
-from cyclerflow.transport.steps import CC, CV, REST, Record
+from cyclerflow.transport.steps import CC, CV, REST, Record, held_end
 
 
 @dataclass(frozen=True)
@@ -117,14 +117,17 @@ def _judge_rest(leak, earlier: list[float], b: Basis, opt) -> tuple[bool, str]:
 
 
 def floats(rec: Record, b: Basis, opt: SelfDischargeOptions) -> list[dict]:
-    """CV holds on charge: the settled current of the last 10 % of the hold is the leakage."""
+    """CV holds on charge: the settled current of the last 10 % of the hold is the leakage
+    (the hold includes its tail below the rest threshold, :func:`held_end`)."""
     st, t, i = rec.steps, rec.t, rec.i
-    dur = st.duration(t)
     out = []
-    for k in np.flatnonzero((st.kind == CV) & (st.current > 0) & (dur >= opt.min_float_s)):
-        a, b_ = int(st.start[k]), int(st.end[k])
+    for k in np.flatnonzero((st.kind == CV) & (st.current > 0)):
+        a, b_ = int(st.start[k]), held_end(rec, int(k))
         tt, ii = t[a:b_], i[a:b_]
-        frac = (tt - tt[0]) / dur[k]
+        dur = float(tt[-1] - t[a - 1]) if a > 0 else float(tt[-1] - tt[0])
+        if dur < opt.min_float_s:
+            continue
+        frac = (tt - tt[0]) / (tt[-1] - tt[0])
         last, prev = ii[frac >= 0.9], ii[(frac >= 0.8) & (frac < 0.9)]
         if len(last) == 0 or len(prev) == 0:
             continue
@@ -135,7 +138,7 @@ def floats(rec: Record, b: Basis, opt: SelfDischargeOptions) -> list[dict]:
             {
                 "method": "float",
                 "time_s": float(tt[0]),
-                "duration_s": float(dur[k]),
+                "duration_s": dur,
                 "voltage_v": float(np.median(rec.v[a:b_])),
                 "settled": settled,
                 **_rates(leak, b),

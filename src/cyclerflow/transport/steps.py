@@ -122,6 +122,24 @@ def _kinds(s: Samples, starts, ends, cls, noise, opt: StepOptions) -> np.ndarray
     return kind, i_mean, n
 
 
+def _cc_cv_splits(s: Samples, starts, ends, kind, opt: StepOptions) -> list[int]:
+    """Where an unclassified step is a CC part followed by a CV hold (no step column):
+    the first sample whose current left the step's first current by ``cc_tolerance``,
+    if the voltage is held from there on."""
+    cuts = []
+    for k in np.flatnonzero(kind == OTHER):
+        a, b = int(starts[k]), int(ends[k])
+        i0 = s.i[a]
+        off = np.flatnonzero(np.abs(s.i[a:b] - i0) > opt.cc_tolerance * abs(i0))
+        if len(off) == 0 or off[0] < 3:
+            continue
+        m = a + int(off[0])
+        tail = s.v[m:b]
+        if tail.max() - tail.min() <= opt.cv_tolerance * abs(float(tail.mean())):
+            cuts.append(m)
+    return cuts
+
+
 def detect_steps(s: Samples, opt: StepOptions = StepOptions()) -> Record:
     """Split a record into steps and classify them (see module docstring)."""
     i_ref, noise, thr = rest_threshold(s.i, opt.segmentation)
@@ -131,6 +149,11 @@ def detect_steps(s: Samples, opt: StepOptions = StepOptions()) -> Record:
     starts = _boundaries(s, cls, jump, opt.held_voltage)
     ends = np.append(starts[1:], len(s.t))
     kind, i_mean, n = _kinds(s, starts, ends, cls, noise, opt)
+    cuts = _cc_cv_splits(s, starts, ends, kind, opt)
+    if cuts:
+        starts = np.union1d(starts, np.asarray(cuts, starts.dtype))
+        ends = np.append(starts[1:], len(s.t))
+        kind, i_mean, n = _kinds(s, starts, ends, cls, noise, opt)
     steps = Steps(start=starts, end=ends, kind=kind, current=i_mean, n=n)
     return Record(
         t=s.t,
@@ -142,3 +165,25 @@ def detect_steps(s: Samples, opt: StepOptions = StepOptions()) -> Record:
         noise=noise,
         threshold=thr,
     )
+
+
+def held_end(rec: Record, k: int, tolerance: float = 2e-3) -> int:
+    """End (exclusive sample index) of CV step k extended, sample by sample, over the
+    following rest steps while the voltage stays held (within ``tolerance`` x |V|) and the
+    current keeps its sign above twice the noise: a hold whose current fell below the
+    rest threshold."""
+    st, v, i = rec.steps, rec.v, rec.i
+    b = int(st.end[k])
+    j = k + 1
+    while j < len(st) and st.kind[j] == REST:
+        j += 1
+    stop = int(st.start[j]) if j < len(st) else len(v)
+    if stop <= b:
+        return b
+    v_hold = float(np.median(v[st.start[k] : b]))
+    sign = float(np.sign(st.current[k]))
+    ok = (np.abs(v[b:stop] - v_hold) <= tolerance * abs(v_hold)) & (
+        i[b:stop] * sign > 2.0 * rec.noise
+    )
+    bad = np.flatnonzero(~ok)
+    return b + (int(bad[0]) if len(bad) else stop - b)

@@ -1,0 +1,87 @@
+"""DCIR and soft-short detection on an exactly solved equivalent circuit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cyclerflow.cycling.segment import prepare_samples
+from cyclerflow.schema import parse_metadata
+from cyclerflow.transport import analyze_transport
+from cyclerflow.transport.dcir import DcirOptions, dcir_table
+from cyclerflow.transport.steps import detect_steps
+
+from .cellmodel import Cell, run
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-7])
+def test_dcir_recovers_ohmic_resistance(scale):
+    r0, r1, tau1 = 0.05 / scale, 0.02 / scale, 5.0
+    cell = Cell(capacity_as=3600.0 * scale, r0=r0, r1=r1, tau1=tau1, soc=0.5)
+    amp = 1.0 * scale
+    prog = [("rest", 60, 1.0)]
+    for _ in range(3):
+        prog += [
+            ("cc", -amp, 40, 0.1),
+            ("rest", 120, 0.1),
+            ("cc", amp / 2, 40, 1.0),
+            ("rest", 120, 1.0),
+        ]
+    rec = detect_steps(prepare_samples(run(cell, prog)))
+    tab = dcir_table(rec, DcirOptions())
+    assert len(tab.step) == 12
+    fast = np.isfinite(tab.r_ohm[0.1])
+    assert fast.sum() == 6  # 0.1 s is resolved only in the 0.1-s-sampled steps
+    assert np.allclose(tab.r_ohm[0.1][fast], r0, rtol=0.02)
+    # into a pulse the OCV moves too (slope x dt / capacity per ampere); into a rest not
+    into_pulse = rec.i[rec.steps.start[tab.step]] != 0
+    ocv = np.where(into_pulse, cell.slope / cell.capacity_as, 0.0)
+    expect_10 = r0 + r1 * (1 - np.exp(-10 / tau1)) + ocv * 10
+    assert np.allclose(tab.r_ohm[10.0], expect_10, rtol=0.02)
+    expect_1 = r0 + r1 * (1 - np.exp(-1 / tau1)) + ocv * 1
+    assert np.allclose(tab.r_ohm[1.0], expect_1, rtol=0.02)
+    expect_30 = r0 + r1 * (1 - np.exp(-30 / tau1)) + ocv * 30
+    assert np.allclose(tab.r_ohm[30.0], expect_30, rtol=0.02)
+
+
+def _cell_record(r_short: float):
+    cell = Cell(r_short=r_short, soc=0.0)
+    prog = []
+    for _ in range(2):
+        prog += [
+            ("cc", 1.0, 7200, 10.0, 4.1),
+            ("cv", 4.1, 7200, 10.0),
+            ("rest", 6 * 3600, 30.0),
+            ("cc", -1.0, 7200, 10.0, 3.65),
+            ("rest", 3600, 30.0),
+        ]
+    return run(cell, prog)
+
+
+META = parse_metadata({"cell_id": "x", "active_area_cm2": 2.0, "nominal_capacity_uah": 1e6})
+
+
+def test_soft_short_leakage_and_flag():
+    r_s = 1000.0
+    block = analyze_transport(_cell_record(r_s), META)
+    floats = [e for e in block["self_discharge"] if e["method"] == "float"]
+    assert len(floats) == 2
+    for e in floats:
+        assert e["settled"]
+        assert e["leakage_a"] == pytest.approx(4.1 / r_s, rel=0.05)
+        assert e["leakage_a_per_cm2"] == pytest.approx(4.1 / r_s / 2.0, rel=0.05)
+        assert e["flagged"]
+    rests = [e for e in block["self_discharge"] if e["method"] == "ocv_rest"]
+    assert len(rests) == 2
+    for e in rests:
+        assert e["leakage_a"] == pytest.approx(e["voltage_v"] / r_s, rel=0.05)
+        assert e["flagged"]
+    assert block["soft_short"]["flagged"]
+
+
+def test_good_cell_not_flagged():
+    block = analyze_transport(_cell_record(1e6), META)
+    assert not block["soft_short"]["flagged"]
+    rests = [e for e in block["self_discharge"] if e["method"] == "ocv_rest"]
+    assert rests and all(e["rate_percent_per_year"] < 5 for e in rests)
+    assert rests[0]["leakage_a"] == pytest.approx(rests[0]["voltage_v"] / 1e6, rel=0.05)
