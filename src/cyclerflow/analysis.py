@@ -69,9 +69,10 @@ def analyze_datasets(
     """Run the cycling and EIS analyses on loaded data. Returns (json parts, datasets, warnings)."""
     from cyclerflow.cycling import analyze_cycling
     from cyclerflow.eis import analyze_spectra
+    from cyclerflow.transport import hook as transport_hook
 
     warnings: list[str] = []
-    out: dict[str, Any] = {"cycling": None, "eis": None}
+    out: dict[str, Any] = {"cycling": None, "eis": None, "transport": None}
     datasets: dict[str, xr.Dataset] = {}
     if cycling is not None and cycling.sizes.get("sample", 0) > 1:
         try:
@@ -86,9 +87,13 @@ def analyze_datasets(
             out["cycling"] = summary
             datasets["cycling"] = per_cycle
         except InputError as err:
-            if not spectra:
-                raise
+            # a GITT-only run or a storage test: no cycles, transport still analysed
+            out["cycling"], out["transport"] = transport_hook.without_cycles(
+                err, cycling, meta, has_spectra=bool(spectra)
+            )
             warnings.append(f"cycling: {err.bare_message}")
+        else:
+            out["transport"] = transport_hook.transport_block(cycling, meta, per_cycle)
     elif reference_cycle is not None:
         raise InputError("--reference-cycle given but the file has no cycling data")
     if spectra:
@@ -146,6 +151,7 @@ def analyze_cell(
             "software_version": __version__,
             "cycling": parts["cycling"],
             "eis": parts["eis"],
+            "transport": parts.get("transport"),
         }
     )
     if warnings:

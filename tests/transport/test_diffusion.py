@@ -142,3 +142,24 @@ def test_transport_block_of_a_gitt_only_record():
     assert block["diffusion_length_route"] == "film_thickness"
     d = block["gitt"][0]["diffusion_coefficient_cm2_per_s"]
     assert d == pytest.approx(D_TRUE, rel=0.1)
+
+
+def test_analyze_cell_of_a_gitt_only_file(tmp_path):
+    """A GITT-only cell file: cycling says why it has no cycles, transport is filled."""
+    from cyclerflow.analysis import analyze_cell, load_results
+    from cyclerflow.store import write_cell
+
+    t, i, sw = schedule(gitt_steps(n=6))
+    v = film_voltage(t, sw, d=D_TRUE, l_cm=L_CM, q_as=Q_AS, soc0=0.3, r_ohm=R_OHM)
+    meta = parse_metadata(
+        {"cell_id": "g1", "layers": [{"role": "cathode", "material": "LCO", "thickness_um": 1.0}]}
+    )
+    path = tmp_path / "g1.h5"
+    write_cell(path, meta, cycling={"test_time_second": t, "current_ampere": i, "voltage_volt": v})
+    res = analyze_cell(path)
+    assert res["cycling"]["n_cycles"] == 0
+    assert "no complete cycle" in res["cycling"]["no_cycles_reason"]
+    d = [r["diffusion_coefficient_cm2_per_s"] for r in res["transport"]["gitt"]]
+    assert len(d) == 6 and np.allclose(d, D_TRUE, rtol=0.1)
+    summary, _ = load_results(tmp_path / "g1.results.nc")
+    assert summary["transport"]["gitt"][0]["diffusion_coefficient_cm2_per_s"] == d[0]
