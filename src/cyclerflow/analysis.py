@@ -75,6 +75,7 @@ def analyze_datasets(
     out: dict[str, Any] = {"cycling": None, "eis": None, "transport": None}
     datasets: dict[str, xr.Dataset] = {}
     if cycling is not None and cycling.sizes.get("sample", 0) > 1:
+        shared: dict[str, Any] = {}  # the transport analyses reuse the segmentation
         try:
             summary, per_cycle = analyze_cycling(
                 cycling,
@@ -83,6 +84,7 @@ def analyze_datasets(
                 first_half=first_half,
                 events=events,
                 count_gap_estimates=count_gap_estimates,
+                keep=shared,
             )
             out["cycling"] = summary
             datasets["cycling"] = per_cycle
@@ -93,7 +95,7 @@ def analyze_datasets(
             )
             warnings.append(f"cycling: {err.bare_message}")
         else:
-            out["transport"] = transport_hook.transport_block(cycling, meta, per_cycle)
+            out["transport"] = transport_hook.transport_block(cycling, meta, per_cycle, shared)
     elif reference_cycle is not None:
         raise InputError("--reference-cycle given but the file has no cycling data")
     if spectra:

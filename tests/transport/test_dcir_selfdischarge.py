@@ -85,3 +85,26 @@ def test_good_cell_not_flagged():
     rests = [e for e in block["self_discharge"] if e["method"] == "ocv_rest"]
     assert rests and all(e["rate_percent_per_year"] < 5 for e in rests)
     assert rests[0]["leakage_a"] == pytest.approx(rests[0]["voltage_v"] / 1e6, rel=0.05)
+
+
+@pytest.mark.parametrize("r_short", [1000.0, 1e6])
+def test_shared_segmentation_gives_the_same_block(r_short):
+    """The fast path (runs of analyze_cycling) and the standalone step detection agree."""
+    from cyclerflow.cycling import analyze_cycling
+    from cyclerflow.transport.hook import cycle_starts
+
+    ds = _cell_record(r_short)
+    shared: dict = {}
+    _, per_cycle = analyze_cycling(ds, META, keep=shared)
+    starts = cycle_starts(per_cycle)
+    fast = analyze_transport(ds, META, cycle_starts=starts, shared=shared)
+    full = analyze_transport(ds, META, cycle_starts=starts)
+    assert fast["steps"] == full["steps"]
+    assert len(fast["dcir"]) == len(full["dcir"]) > 0
+    for a, b in zip(fast["dcir"], full["dcir"], strict=True):
+        assert a["cycle"] == b["cycle"] and a["cycle"] is not None
+        assert a["r_10s_ohm"] == pytest.approx(b["r_10s_ohm"])
+    for a, b in zip(fast["self_discharge"], full["self_discharge"], strict=True):
+        assert a["method"] == b["method"] and a["flagged"] == b["flagged"]
+        assert a["leakage_a"] == pytest.approx(b["leakage_a"], rel=1e-6)
+    assert fast["dcir_by_cycle"] == full["dcir_by_cycle"]

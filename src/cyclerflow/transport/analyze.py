@@ -12,6 +12,7 @@ from cyclerflow.transport import dcir as dcir_mod
 from cyclerflow.transport import gitt as gitt_mod
 from cyclerflow.transport import ici as ici_mod
 from cyclerflow.transport import pitt as pitt_mod
+from cyclerflow.transport.fromruns import record_from_runs
 from cyclerflow.transport.geometry import diffusion_length
 from cyclerflow.transport.selfdischarge import self_discharge
 from cyclerflow.transport.steps import KIND_NAME, StepOptions, detect_steps
@@ -31,42 +32,30 @@ def _cycle_lookup(cycle_starts: tuple[np.ndarray, np.ndarray] | None):
     return lookup
 
 
-def dcir_by_cycle(rows: list[dict], times: tuple[float, ...]) -> list[dict]:
-    """Median DCIR (Ω) per cycle, direction of the new current and delay."""
-    groups: dict[tuple[int, str], list[dict]] = {}
-    for r in rows:
-        if r["cycle"] is None:
-            continue
-        key = (r["cycle"], "charge" if r["delta_current_a"] > 0 else "discharge")
-        groups.setdefault(key, []).append(r)
-    out = []
-    for (cyc, direction), rs in sorted(groups.items()):
-        entry: dict[str, Any] = {"cycle": cyc, "current_step": direction, "n": len(rs)}
-        for dt in times:
-            key = dcir_mod._key(dt)
-            vals = [r[key] for r in rs if r[key] is not None]
-            entry[key] = float(np.median(vals)) if vals else None
-        out.append(entry)
-    return out
-
-
 def analyze_transport(
     ds: xr.Dataset,
     meta: CellMetadata | None = None,
     *,
     cycle_starts: tuple[np.ndarray, np.ndarray] | None = None,
+    shared: dict | None = None,
     steps: StepOptions = StepOptions(),
     dcir_options: dcir_mod.DcirOptions = dcir_mod.DcirOptions(),
 ) -> dict[str, Any]:
     """The ``transport`` block for one cycling record (see the package docstring).
 
     ``cycle_starts``: (cycle numbers, start times in s) from the cycling analysis, to
-    assign DCIR entries to cycles."""
+    assign DCIR entries to cycles. ``shared``: ``{"samples", "segmentation"}`` kept by
+    ``analyze_cycling(..., keep=shared)``; its runs are reused (fast path), else the
+    record is split into steps here."""
     from cyclerflow.cycling.segment import prepare_samples
 
-    rec = detect_steps(prepare_samples(ds), steps)
+    if shared and "segmentation" in shared:
+        rec = record_from_runs(shared["samples"], shared["segmentation"], steps)
+    else:
+        rec = detect_steps(prepare_samples(ds), steps)
     length = diffusion_length(meta)
-    dc = dcir_mod.dcir(rec, _cycle_lookup(cycle_starts), dcir_options)
+    lookup = _cycle_lookup(cycle_starts)
+    dc, table = dcir_mod.dcir(rec, lookup, dcir_options)
     sd, basis = self_discharge(rec, meta)
     kinds = {name: int(np.count_nonzero(rec.steps.kind == k)) for k, name in KIND_NAME.items()}
     return {
@@ -74,7 +63,7 @@ def analyze_transport(
         "ici": ici_mod.ici(rec, length),
         "pitt": pitt_mod.pitt(rec, length),
         "dcir": dc,
-        "dcir_by_cycle": dcir_by_cycle(dc, dcir_options.times_s),
+        "dcir_by_cycle": dcir_mod.by_cycle(table, lookup(table.time_s), dcir_options),
         "self_discharge": sd,
         "soft_short": {
             "flagged": any(e["flagged"] for e in sd),

@@ -23,7 +23,7 @@ class ChargeSequences:
 def charge_sequences(rec: Record) -> ChargeSequences:
     """Charge sequences of the record (see :class:`ChargeSequences`)."""
     st = rec.steps
-    dq = rec.q[st.end - 1] - rec.q[np.maximum(st.start - 1, 0)]
+    dq = rec.step_q
     active = st.kind != REST
     direction = np.where(active, np.sign(st.current), 0)
     idx = np.flatnonzero(direction != 0)
@@ -56,8 +56,8 @@ def dv_dq_at(rec: Record, seqs: ChargeSequences, step: int, volt: float) -> floa
     ]
     if not ks:
         return None
-    idx = np.concatenate([np.arange(st.start[k], st.end[k]) for k in ks])
-    v, q = rec.v[idx], rec.q[idx]
+    v = np.concatenate([rec.v[st.start[k] : st.end[k]] for k in ks])
+    q = np.concatenate([rec.q_local(k) for k in ks])
     span = float(v.max() - v.min())
     near = np.abs(v - volt) <= 0.02 * span
     if np.count_nonzero(near) < 5:

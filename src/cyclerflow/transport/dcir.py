@@ -62,33 +62,71 @@ def dcir_table(rec: Record, opt: DcirOptions = DcirOptions()) -> DcirTable:
     return DcirTable(time_s=t0, delta_i_a=di, step=k, r_ohm=out)
 
 
-def _key(dt: float) -> str:
+def key(dt: float) -> str:
+    """JSON key of the resistance at delay dt (s): ``r_0.1s_ohm``."""
     return f"r_{dt:g}s_ohm"
 
 
-def dcir(rec: Record, cycle_of, opt: DcirOptions = DcirOptions()) -> list[dict]:
-    """One entry per step change with a resolved delay: time, ΔI, cycle, R per delay.
+def dcir(rec: Record, cycle_of, opt: DcirOptions = DcirOptions()) -> tuple[list[dict], DcirTable]:
+    """One entry per step change with a resolved delay: time, ΔI, cycle, R per delay
+    (None where the sampling does not resolve it); and the table itself.
 
     ``cycle_of(times)`` maps test times (s) to cycle numbers (or -1)."""
     tab = dcir_table(rec, opt)
     cyc = cycle_of(tab.time_s)
-    rs = np.column_stack([tab.r_ohm[dt] for dt in opt.times_s]) if len(tab.step) else None
+    if len(tab.step) == 0:
+        return [], tab
+    rs = np.column_stack([tab.r_ohm[dt] for dt in opt.times_s])
+    keep = ~np.isnan(rs).all(axis=1)
+    keys = [key(dt) for dt in opt.times_s]
+    cols = [np.where(np.isnan(rs[keep, j]), None, rs[keep, j]).tolist() for j in range(len(keys))]
+    cyc_list = np.where(cyc[keep] < 0, None, cyc[keep]).tolist()
+    base = zip(
+        tab.time_s[keep].tolist(),
+        tab.step[keep].tolist(),
+        cyc_list,
+        tab.delta_i_a[keep].tolist(),
+        strict=True,
+    )
     out = []
-    for n in range(len(tab.step)):
-        row = rs[n]
-        if np.isnan(row).all():
-            continue
-        entry = {
-            "time_s": float(tab.time_s[n]),
-            "step": int(tab.step[n]),
-            "cycle": None if cyc[n] < 0 else int(cyc[n]),
-            "delta_current_a": float(tab.delta_i_a[n]),
-        }
-        entry.update(
-            {
-                _key(dt): (None if np.isnan(r) else float(r))
-                for dt, r in zip(opt.times_s, row, strict=True)
-            }
-        )
+    for n, (t0, k, c, di) in enumerate(base):
+        entry = {"time_s": t0, "step": k, "cycle": c, "delta_current_a": di}
+        for name, col in zip(keys, cols, strict=True):
+            entry[name] = col[n]
         out.append(entry)
-    return out
+    return out, tab
+
+
+def group_medians(
+    groups: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(group keys, median of the finite values, count) per group, vectorised."""
+    ok = np.isfinite(values)
+    g, x = groups[ok], values[ok]
+    if len(g) == 0:
+        return np.zeros(0, groups.dtype), np.zeros(0), np.zeros(0, "i8")
+    order = np.lexsort((x, g))
+    g, x = g[order], x[order]
+    keys, first, count = np.unique(g, return_index=True, return_counts=True)
+    lo = first + (count - 1) // 2
+    hi = first + count // 2
+    return keys, 0.5 * (x[lo] + x[hi]), count
+
+
+def by_cycle(tab: DcirTable, cycles: np.ndarray, opt: DcirOptions = DcirOptions()) -> list[dict]:
+    """Median R (Ω) per cycle, direction of the current change and delay."""
+    ok = cycles >= 0
+    direction = (tab.delta_i_a > 0).astype("i8")
+    groups = np.where(ok, cycles * 2 + direction, -1)
+    table: dict[int, dict] = {}
+    for dt in opt.times_s:
+        keys, med, cnt = group_medians(groups[ok], tab.r_ohm[dt][ok])
+        for g, m, c in zip(keys.tolist(), med.tolist(), cnt.tolist(), strict=True):
+            row = table.setdefault(
+                g,
+                {"cycle": g // 2, "current_change": "up" if g % 2 else "down", "n": 0},
+            )
+            row[key(dt)] = m
+            row["n"] = max(row["n"], c)
+    names = [key(dt) for dt in opt.times_s]
+    return [{**{n: None for n in names}, **table[g]} for g in sorted(table)]

@@ -48,7 +48,7 @@ def pulse_indices(rec: Record, opt: GittOptions) -> np.ndarray:
     if len(st) < 3:
         return np.zeros(0, "i8")
     dur = st.duration(rec.t)
-    dq = np.abs(rec.q[st.end - 1] - rec.q[st.start])
+    dq = np.abs(rec.step_q)
     k = np.arange(1, len(st) - 1)
     ok = (st.kind[k] == CC) & (st.kind[k - 1] == REST) & (st.kind[k + 1] == REST)
     ok &= st.n[k] >= opt.min_samples
@@ -84,7 +84,7 @@ def _pulse(rec: Record, k: int, length: DiffusionLength, opt: GittOptions) -> di
         "pulse_duration_s": tau,
         "current_a": current,
         "direction": "charge" if current > 0 else "discharge",
-        "soc": finite(float(rec.soc((a + b - 1) // 2))),
+        "soc": finite(rec.soc((a + b - 1) // 2)),
         "voltage_before_v": e0,
         "voltage_relaxed_v": es,
         "delta_es_v": d_es,

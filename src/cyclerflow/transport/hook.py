@@ -24,12 +24,17 @@ def cycle_starts(per_cycle: xr.Dataset | None) -> tuple[np.ndarray, np.ndarray] 
 
 
 def transport_block(
-    cycling: xr.Dataset, meta: CellMetadata | None, per_cycle: xr.Dataset | None
+    cycling: xr.Dataset,
+    meta: CellMetadata | None,
+    per_cycle: xr.Dataset | None,
+    shared: dict | None = None,
 ) -> dict[str, Any]:
-    """The ``transport`` block of one record (raises InputError on unreadable columns)."""
+    """The ``transport`` block of one record (raises InputError on unreadable columns).
+
+    ``shared``: samples and segmentation kept by ``analyze_cycling`` (reused)."""
     from cyclerflow.transport import analyze_transport
 
-    return analyze_transport(cycling, meta, cycle_starts=cycle_starts(per_cycle))
+    return analyze_transport(cycling, meta, cycle_starts=cycle_starts(per_cycle), shared=shared)
 
 
 def found_anything(block: dict[str, Any] | None) -> bool:

@@ -104,7 +104,7 @@ def _interruption(rec: Record, k: int, length: DiffusionLength) -> dict:
         "interruption_s": float(t[b - 1] - t[a - 1]),
         "current_a": current,
         "direction": "charge" if current > 0 else "discharge",
-        "soc": finite(float(rec.soc(a - 1))),
+        "soc": finite(rec.soc(a - 1)),
         "voltage_v": e_load,
         "resistance_ohm": finite(r),
         "k_ohm_per_sqrt_s": finite(k_coef),

@@ -155,12 +155,12 @@ def stalls(rec: Record, b: Basis, opt: SelfDischargeOptions) -> list[dict]:
     """CC charge steps whose voltage falls after its maximum while charge still flows."""
     if not b.capacity_ah:
         return []
-    st, t, v, q = rec.steps, rec.t, rec.v, rec.q
+    st, t, v = rec.steps, rec.t, rec.v
     out = []
     for k in np.flatnonzero((st.kind == CC) & (st.current > 0)):
         a, b_ = int(st.start[k]), int(st.end[k])
         m = a + int(np.argmax(v[a:b_]))
-        after = (q[b_ - 1] - q[m]) / 3600.0
+        after = st.current[k] * (t[b_ - 1] - t[m]) / 3600.0  # constant current
         drop = float(v[m] - v[b_ - 1])
         if after >= opt.stall_fraction * b.capacity_ah and drop > 5e-4 * abs(v[m]):
             out.append(

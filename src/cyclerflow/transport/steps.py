@@ -44,31 +44,6 @@ class StepOptions:
 
 
 @dataclass(frozen=True)
-class Record:
-    """Clean columns (s, A, V), cumulative charge ``q`` (A s, trapezoid) and the steps."""
-
-    t: np.ndarray
-    i: np.ndarray
-    v: np.ndarray
-    q: np.ndarray
-    steps: Steps
-    i_ref: float
-    noise: float
-    threshold: float
-
-    @property
-    def charge_span_as(self) -> float:
-        """Range of the cumulative charge over the record (A s): the SOC basis."""
-        return float(self.q.max() - self.q.min()) if len(self.q) else 0.0
-
-    def soc(self, k: np.ndarray | int) -> np.ndarray:
-        """State of charge (0..1) at sample index ``k``: (q - min q) / (max q - min q)."""
-        span = self.charge_span_as
-        lo = float(self.q.min())
-        return (self.q[k] - lo) / span if span > 0 else np.full(np.shape(k), np.nan)
-
-
-@dataclass(frozen=True)
 class Steps:
     """Per step: first sample, one past the last, kind, mean current (A), sample count."""
 
@@ -86,13 +61,64 @@ class Steps:
         return t[self.end - 1] - t[self.start]
 
 
-def cumulative_charge(t: np.ndarray, i: np.ndarray) -> np.ndarray:
-    """Cumulative trapezoid integral of the current (A s), 0 at the first sample."""
-    q = np.empty(len(t), "f8")
-    if len(t):
-        q[0] = 0.0
-        np.cumsum(0.5 * (i[1:] + i[:-1]) * np.diff(t), out=q[1:])
-    return q
+@dataclass(frozen=True)
+class Record:
+    """Clean columns (s, A, V), the steps, and per step its charge and the cumulative
+    charge at its first sample (A s; trapezoid within steps, the interval between two
+    steps not counted, as in the cycling capacities)."""
+
+    t: np.ndarray
+    i: np.ndarray
+    v: np.ndarray
+    steps: Steps
+    step_q: np.ndarray
+    step_q0: np.ndarray
+    i_ref: float
+    noise: float
+    threshold: float
+
+    @property
+    def charge_span_as(self) -> float:
+        """Range of the cumulative charge over the record (A s): the SOC basis."""
+        if len(self.step_q0) == 0:
+            return 0.0
+        both = np.concatenate((self.step_q0, self.step_q0 + self.step_q))
+        return float(both.max() - both.min())
+
+    def q_local(self, k: int) -> np.ndarray:
+        """Cumulative charge (A s) at every sample of step k."""
+        a, b = int(self.steps.start[k]), int(self.steps.end[k])
+        out = np.empty(b - a)
+        out[0] = 0.0
+        np.cumsum(0.5 * (self.i[a + 1 : b] + self.i[a : b - 1]) * np.diff(self.t[a:b]), out=out[1:])
+        return self.step_q0[k] + out
+
+    def q_at(self, idx: int) -> float:
+        """Cumulative charge (A s) at sample ``idx``."""
+        k = int(np.searchsorted(self.steps.start, idx, side="right")) - 1
+        a = int(self.steps.start[k])
+        seg_t, seg_i = self.t[a : idx + 1], self.i[a : idx + 1]
+        return float(self.step_q0[k] + (0.5 * (seg_i[1:] + seg_i[:-1]) * np.diff(seg_t)).sum())
+
+    def soc(self, idx: int) -> float:
+        """State of charge (0..1) at sample ``idx``: (q - min q) / (max q - min q)."""
+        span = self.charge_span_as
+        if span <= 0:
+            return float("nan")
+        lo = float(min(self.step_q0.min(), (self.step_q0 + self.step_q).min()))
+        return (self.q_at(idx) - lo) / span
+
+
+def step_charges(t: np.ndarray, i: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Trapezoid charge (A s) within each step (steps start at ``starts``)."""
+    inc = np.zeros(len(t), "f8")
+    inc[1:] = 0.5 * (i[1:] + i[:-1]) * np.diff(t)
+    inc[starts] = 0.0  # the interval before a step's first sample is not the step's
+    return np.add.reduceat(inc, starts)
+
+
+def _q0(step_q: np.ndarray) -> np.ndarray:
+    return np.concatenate(([0.0], np.cumsum(step_q)[:-1]))
 
 
 def _boundaries(s: Samples, cls: np.ndarray, jump: float, v_tol: float) -> np.ndarray:
@@ -155,12 +181,14 @@ def detect_steps(s: Samples, opt: StepOptions = StepOptions()) -> Record:
         ends = np.append(starts[1:], len(s.t))
         kind, i_mean, n = _kinds(s, starts, ends, cls, noise, opt)
     steps = Steps(start=starts, end=ends, kind=kind, current=i_mean, n=n)
+    q = step_charges(s.t, s.i, starts)
     return Record(
         t=s.t,
         i=s.i,
         v=s.v,
-        q=cumulative_charge(s.t, s.i),
         steps=steps,
+        step_q=q,
+        step_q0=_q0(q),
         i_ref=i_ref,
         noise=noise,
         threshold=thr,
@@ -180,7 +208,7 @@ def held_end(rec: Record, k: int, tolerance: float = 2e-3) -> int:
     stop = int(st.start[j]) if j < len(st) else len(v)
     if stop <= b:
         return b
-    v_hold = float(np.median(v[st.start[k] : b]))
+    v_hold = float(v[b - 1])
     sign = float(np.sign(st.current[k]))
     ok = (np.abs(v[b:stop] - v_hold) <= tolerance * abs(v_hold)) & (
         i[b:stop] * sign > 2.0 * rec.noise
