@@ -52,6 +52,13 @@ class Cell:
             past = np.flatnonzero((v - v_cut) * np.sign(amp) >= 0)
             if len(past):
                 n = past[0] + 1
+                if n >= 2:  # last sample at the crossing (exact when V is linear in t)
+                    t = t.copy()
+                    frac = (v_cut - v[n - 2]) / (v[n - 1] - v[n - 2])
+                    t[n - 1] = t[n - 2] + frac * (t[n - 1] - t[n - 2])
+                    u = self._u_cc(amp, t)
+                    vrc = amp * self.r1 + (self.v_rc - amp * self.r1) * np.exp(-t / self.tau1)
+                    v = u + self.r0 * amp + vrc
                 t, u, vrc, v = t[:n], u[:n], vrc[:n], v[:n]
         self.soc = (u[-1] - self.u0) / self.slope
         self.v_rc = vrc[-1]

@@ -66,3 +66,14 @@ def without_cycles(
     if has_spectra:
         return None, block
     raise err
+
+
+def add_cycle_views(summary: dict[str, Any], per_cycle: xr.Dataset, shared: dict) -> None:
+    """Cycle types and dQ/dV peak tracking added to the cycling summary (in place)."""
+    from cyclerflow.cycling.cycle_types import add_cycle_types
+    from cyclerflow.transport.fromruns import record_from_runs
+
+    if "segmentation" not in shared:
+        return
+    rec = record_from_runs(shared["samples"], shared["segmentation"])
+    add_cycle_types(summary, per_cycle, rec)

@@ -162,7 +162,11 @@ def _cc_cv_splits(s: Samples, starts, ends, kind, opt: StepOptions) -> list[int]
         m = a + int(off[0])
         tail = s.v[m:b]
         if tail.max() - tail.min() <= opt.cv_tolerance * abs(float(tail.mean())):
-            cuts.append(m)
+            # the hold began where the voltage reached its held value, not where the
+            # current had left the CC value by the tolerance
+            held = np.abs(s.v[a:m] - s.v[m]) <= 0.4 * opt.held_voltage * abs(float(s.v[m]))
+            lead = np.flatnonzero(~held)
+            cuts.append(a + int(lead[-1]) + 1 if len(lead) else m)
     return cuts
 
 
