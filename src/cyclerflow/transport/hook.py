@@ -75,5 +75,13 @@ def add_cycle_views(summary: dict[str, Any], per_cycle: xr.Dataset, shared: dict
 
     if "segmentation" not in shared:
         return
+    from cyclerflow.cycling.dqdv_modes import track_peaks
+
     rec = record_from_runs(shared["samples"], shared["segmentation"])
     add_cycle_types(summary, per_cycle, rec)
+    summary["dqdv_peaks"] = track_peaks(
+        rec,
+        np.asarray(per_cycle["cycle"].values, "i8"),
+        np.asarray(per_cycle["start_time_second"].values, "f8"),
+        np.asarray(per_cycle["complete"].values).astype(bool),
+    )
