@@ -108,3 +108,54 @@ def test_shared_segmentation_gives_the_same_block(r_short):
         assert a["method"] == b["method"] and a["flagged"] == b["flagged"]
         assert a["leakage_a"] == pytest.approx(b["leakage_a"], rel=1e-6)
     assert fast["dcir_by_cycle"] == full["dcir_by_cycle"]
+
+
+def _developing_short():
+    """Six good cycles, then the same cell with a 300-Ohm soft short for two cycles."""
+    import xarray as xr
+
+    cell = Cell(r_short=1e6, soc=0.0)
+    prog = [
+        ("cc", 1.0, 7200, 10.0, 4.1),
+        ("rest", 4 * 3600, 30.0),
+        ("cc", -1.0, 7200, 10.0, 3.65),
+        ("rest", 600, 30.0),
+    ]
+    parts, t0 = [], 0.0
+    for n in range(8):
+        cell.r_short = 1e6 if n < 6 else 300.0
+        ds = run(cell, prog)
+        parts.append(ds.assign(test_time_second=ds.test_time_second + t0))
+        t0 = float(parts[-1].test_time_second[-1])
+    return xr.concat(parts, dim="sample")
+
+
+def test_developing_short_flags_faster_rests_and_ce():
+    from cyclerflow.analysis import analyze_datasets
+
+    meta = parse_metadata({"cell_id": "s", "active_area_cm2": 1.0})  # capacity from the record
+    parts, _, _ = analyze_datasets(_developing_short(), [], meta)
+    sd = parts["transport"]["self_discharge"]
+    rests = [e for e in sd if e["method"] == "ocv_rest"]
+    assert len(rests) == 8
+    assert not any(e["flagged"] for e in rests[:6])
+    assert all(e["flagged"] for e in rests[6:])
+    ce = [e for e in sd if e["method"] == "coulombic_efficiency"]
+    assert [e["cycle"] for e in ce] == [7, 8]
+    assert all(e["flagged"] for e in ce)
+    assert parts["transport"]["soft_short"]["flagged"]
+    for e in ce:  # the lost charge over the cycle is the short's current, V / 300 Ohm
+        assert e["leakage_a"] == pytest.approx(4.0 / 300.0, rel=0.05)
+
+
+def test_storage_record_without_cycles_still_analyses():
+    """Charge then a long open-circuit rest: no cycles, the soft short is found."""
+    from cyclerflow.analysis import analyze_datasets
+
+    cell = Cell(r_short=1000.0, soc=0.0)
+    ds = run(cell, [("cc", 1.0, 7200, 10.0, 4.1), ("rest", 24 * 3600, 60.0)])
+    parts, _, _ = analyze_datasets(ds, [], META)
+    assert parts["cycling"]["n_cycles"] == 0 and parts["cycling"]["no_cycles_reason"]
+    (rest,) = [e for e in parts["transport"]["self_discharge"] if e["method"] == "ocv_rest"]
+    assert rest["leakage_a"] == pytest.approx(rest["voltage_v"] / 1000.0, rel=0.05)
+    assert parts["transport"]["soft_short"]["flagged"]

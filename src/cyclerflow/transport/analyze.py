@@ -12,6 +12,7 @@ from cyclerflow.transport import dcir as dcir_mod
 from cyclerflow.transport import gitt as gitt_mod
 from cyclerflow.transport import ici as ici_mod
 from cyclerflow.transport import pitt as pitt_mod
+from cyclerflow.transport.ce import ce_anomalies
 from cyclerflow.transport.fromruns import record_from_runs
 from cyclerflow.transport.geometry import diffusion_length
 from cyclerflow.transport.selfdischarge import self_discharge
@@ -38,6 +39,7 @@ def analyze_transport(
     *,
     cycle_starts: tuple[np.ndarray, np.ndarray] | None = None,
     shared: dict | None = None,
+    per_cycle: xr.Dataset | None = None,
     steps: StepOptions = StepOptions(),
     dcir_options: dcir_mod.DcirOptions = dcir_mod.DcirOptions(),
 ) -> dict[str, Any]:
@@ -46,7 +48,8 @@ def analyze_transport(
     ``cycle_starts``: (cycle numbers, start times in s) from the cycling analysis, to
     assign DCIR entries to cycles. ``shared``: ``{"samples", "segmentation"}`` kept by
     ``analyze_cycling(..., keep=shared)``; its runs are reused (fast path), else the
-    record is split into steps here."""
+    record is split into steps here. ``per_cycle``: the cycling per-cycle dataset, for
+    charge-CE anomalies."""
     from cyclerflow.cycling.segment import prepare_samples
 
     if shared and "segmentation" in shared:
@@ -57,6 +60,7 @@ def analyze_transport(
     lookup = _cycle_lookup(cycle_starts)
     dc, table = dcir_mod.dcir(rec, lookup, dcir_options)
     sd, basis = self_discharge(rec, meta)
+    sd = sorted(sd + ce_anomalies(per_cycle, basis), key=lambda e: e["time_s"])
     kinds = {name: int(np.count_nonzero(rec.steps.kind == k)) for k, name in KIND_NAME.items()}
     return {
         "gitt": gitt_mod.gitt(rec, length),

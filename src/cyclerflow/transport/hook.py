@@ -34,7 +34,9 @@ def transport_block(
     ``shared``: samples and segmentation kept by ``analyze_cycling`` (reused)."""
     from cyclerflow.transport import analyze_transport
 
-    return analyze_transport(cycling, meta, cycle_starts=cycle_starts(per_cycle), shared=shared)
+    return analyze_transport(
+        cycling, meta, cycle_starts=cycle_starts(per_cycle), shared=shared, per_cycle=per_cycle
+    )
 
 
 def found_anything(block: dict[str, Any] | None) -> bool:
