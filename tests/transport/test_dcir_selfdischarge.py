@@ -159,3 +159,30 @@ def test_storage_record_without_cycles_still_analyses():
     (rest,) = [e for e in parts["transport"]["self_discharge"] if e["method"] == "ocv_rest"]
     assert rest["leakage_a"] == pytest.approx(rest["voltage_v"] / 1000.0, rel=0.05)
     assert parts["transport"]["soft_short"]["flagged"]
+
+
+def test_stalled_charge_is_flagged_and_normal_charges_are_not():
+    """A short of 3.8 Ohm appears mid-charge at 1 A: the voltage stops rising and falls."""
+    import xarray as xr
+
+    cell = Cell(r_short=1e6, soc=0.0)
+    normal = [("cc", 1.0, 7200, 10.0, 4.1), ("rest", 600, 30.0), ("cc", -1.0, 7200, 10.0, 3.65)]
+    parts, t0 = [], 0.0
+
+    def add(prog):
+        nonlocal t0
+        ds = run(cell, prog)
+        parts.append(ds.assign(test_time_second=ds.test_time_second + t0))
+        t0 = float(parts[-1].test_time_second[-1])
+
+    for _ in range(3):
+        add(normal + [("rest", 600, 30.0)])
+    t_normal_end = t0
+    add([("cc", 1.0, 1800, 10.0)])
+    cell.r_short = 3.8  # U tends to I R_s = 3.8 V: charge goes in, the voltage falls
+    add([("cc", 1.0, 3600, 10.0), ("rest", 600, 30.0)])
+    block = analyze_transport(xr.concat(parts, dim="sample"), META)
+    stalls = [e for e in block["self_discharge"] if e["method"] == "charge_stall"]
+    assert len(stalls) == 1
+    assert stalls[0]["time_s"] > t_normal_end and stalls[0]["charge_after_peak_ah"] > 0.9
+    assert block["soft_short"]["flagged"]

@@ -7,11 +7,13 @@ protocol features, taken from the record's steps (:mod:`cyclerflow.transport.ste
 - median constant-current charge and discharge currents (|A|);
 - voltage window: highest end-of-charge and lowest end-of-discharge step voltage (V);
 - whether it has a CV hold on charge;
-- total rest time (s).
+- total rest time (s), as a fraction of the cycle's duration.
 
 Values of one feature are grouped by single linkage: sorted, a new group starts where
-the next value differs by more than the tolerance (currents and rest times: a ratio of
-``ratio_tolerance``; voltages: ``voltage_tolerance`` x the record's voltage span). A
+the next value differs by more than the tolerance (currents: a ratio of
+``ratio_tolerance``; voltages: the larger of ``voltage_tolerance`` x the span of the
+cycles' end voltages and ``voltage_level_tolerance`` x their median level, so cycles
+ended by time rather than voltage do not split; rest fractions: ``rest_fraction_step``). A
 cycle type is one combination of groups, numbered in order of first appearance.
 Retention per type = discharge capacity / that of the type's first complete cycle;
 fade = Huber straight line of that retention vs cycle number; end of life = first cycle
@@ -35,7 +37,8 @@ class TypeOptions:
 
     ratio_tolerance: float = 1.25
     voltage_tolerance: float = 0.02
-    rest_ratio_tolerance: float = 2.0
+    voltage_level_tolerance: float = 0.01
+    rest_fraction_step: float = 0.1
     retention_level: float = 0.8
 
 
@@ -50,6 +53,7 @@ class Features:
     v_min: np.ndarray
     cv_hold: np.ndarray
     rest_s: np.ndarray
+    rest_fraction: np.ndarray
 
 
 def _median_by(pos: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
@@ -80,6 +84,8 @@ def features(rec: Record, cycles: np.ndarray, starts_s: np.ndarray) -> Features:
     np.minimum.at(v_min, pos[act & (st.current < 0)], v_end[act & (st.current < 0)])
     cvh = inside & (st.kind == CV) & (st.current > 0)
     rest = inside & (st.kind == REST)
+    rest_s = np.bincount(pos[rest], weights=dur[rest], minlength=m)[:m]
+    span = np.diff(np.append(starts_s, rec.t[-1]))
     return Features(
         cycle=cycles,
         i_charge=_median_by(pos[ch], np.abs(st.current[ch]), m),
@@ -87,7 +93,8 @@ def features(rec: Record, cycles: np.ndarray, starts_s: np.ndarray) -> Features:
         v_max=np.where(np.isfinite(v_max), v_max, np.nan),
         v_min=np.where(np.isfinite(v_min), v_min, np.nan),
         cv_hold=np.bincount(pos[cvh], minlength=m)[:m] > 0,
-        rest_s=np.bincount(pos[rest], weights=dur[rest], minlength=m)[:m],
+        rest_s=rest_s,
+        rest_fraction=np.where(span > 0, rest_s / np.where(span > 0, span, 1.0), np.nan),
     )
 
 
@@ -111,9 +118,11 @@ def link_groups(x: np.ndarray, *, ratio: float | None = None, step: float | None
 
 def classify(f: Features, opt: TypeOptions = TypeOptions()) -> np.ndarray:
     """Cycle type (1, 2, ...) per cycle, numbered in order of first appearance."""
-    span = np.nanmax(np.r_[f.v_max, f.v_min, 0.0]) - np.nanmin(np.r_[f.v_min, f.v_max, np.inf])
-    v_step = opt.voltage_tolerance * span if np.isfinite(span) and span > 0 else 1e-9
-    rest = np.where(f.rest_s > 0, f.rest_s, np.nan)
+    volts = np.r_[f.v_max, f.v_min]
+    volts = volts[np.isfinite(volts)]
+    span = float(np.ptp(volts)) if len(volts) else 0.0
+    level = float(np.median(np.abs(volts))) if len(volts) else 0.0
+    v_step = max(opt.voltage_tolerance * span, opt.voltage_level_tolerance * level, 1e-9)
     keys = np.stack(
         [
             link_groups(f.i_charge, ratio=opt.ratio_tolerance),
@@ -121,7 +130,7 @@ def classify(f: Features, opt: TypeOptions = TypeOptions()) -> np.ndarray:
             link_groups(f.v_max, step=v_step),
             link_groups(f.v_min, step=v_step),
             f.cv_hold.astype("i8"),
-            link_groups(rest, ratio=opt.rest_ratio_tolerance),
+            link_groups(f.rest_fraction, step=opt.rest_fraction_step),
         ],
         axis=1,
     )
@@ -195,6 +204,7 @@ def add_cycle_types(summary: dict[str, Any], per_cycle, rec: Record) -> None:
     summary["by_cycle_type"] = by_type(f, types, q_dis, complete)
     summary["cycle_type_method"] = (
         "single-linkage groups of median CC charge / discharge current (ratio 1.25), "
-        "end-of-charge / end-of-discharge voltage (2 % of the voltage span), CV hold, "
-        "rest time (ratio 2); retention per type vs its first complete cycle"
+        "end-of-charge / end-of-discharge voltage (max of 2 % of their span, 1 % of their "
+        "level), CV hold, rest fraction of the cycle (gap 0.1); retention per type vs "
+        "its first complete cycle"
     )

@@ -1,6 +1,7 @@
 """Charge-CE anomalies: cycles that keep much more of their charge than the cell's own
 other cycles, read as a leakage estimate (docs/transport.md, section 7). The first
-complete cycle (first-cycle irreversible capacity) is left out."""
+complete cycle (first-cycle irreversible capacity) is left out, and the first three
+complete cycles (formation) are never anomalies."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from cyclerflow.transport.selfdischarge import Basis
 @dataclass(frozen=True)
 class CeOptions:
     """An anomaly: charge loss 1 - Qd/Qc above median + mad_factor x 1.4826 MAD +
-    min_excess over the complete cycles."""
+    min_excess over the complete cycles; the first ``formation_cycles`` complete cycles
+    (formation, SEI growth) are not candidates."""
 
     mad_factor: float = 5.0
     min_excess: float = 0.002
+    formation_cycles: int = 3
 
 
 def ce_anomalies(
@@ -39,8 +42,10 @@ def ce_anomalies(
     med = float(np.nanmedian(loss))
     mad = float(np.nanmedian(np.abs(loss - med)))
     limit = med + opt.mad_factor * 1.4826 * mad + opt.min_excess
+    candidate = ok & (loss > limit)
+    candidate[np.flatnonzero(ok)[: max(opt.formation_cycles - 1, 0)]] = False
     out = []
-    for k in np.flatnonzero(ok & (loss > limit)):
+    for k in np.flatnonzero(candidate):
         leak = (qc[k] - qd[k]) * 3600.0 / (t1[k] - t0[k])
         flagged = b.bound_a is not None and leak > b.bound_a
         out.append(

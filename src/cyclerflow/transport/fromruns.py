@@ -2,8 +2,9 @@
 to ``analyze``'s time because they reuse its runs, run charges and thresholds.
 
 Consecutive rest runs (not active in the segmentation) merge into one rest step; every
-active run is a step. Kinds come from a run's first, middle and last samples and its
-mean current (charge / duration), so no pass over the samples is needed; a run that is
+active run is a step. Kinds come from a run's first (for the current: second), middle
+and last samples and its mean current (charge / duration), so no pass over the samples
+is needed; a run that is
 a CC part followed by a CV hold (records without step columns) is split as in
 :func:`cyclerflow.transport.steps.detect_steps`.
 """
@@ -30,11 +31,14 @@ def _endpoint_kinds(s: Samples, starts, ends, q, active, noise, opt: StepOptions
     """Kinds and mean currents from first / middle / last samples and the step charge."""
     a, b = starts, ends - 1
     mid = (a + b) // 2
+    # the first sample of a step can straddle the change (interval-mean currents): the
+    # current's constancy is judged from the second sample on where there are three
+    a2 = np.where(b - a >= 2, a + 1, a)
     dur = s.t[b] - s.t[a]
     with np.errstate(divide="ignore", invalid="ignore"):
         i_mean = np.where(dur > 0, q / dur, s.i[a])
     tol = opt.cc_tolerance * np.abs(i_mean) + 6.0 * noise
-    dev = np.maximum.reduce([np.abs(s.i[x] - i_mean) for x in (a, mid, b)])
+    dev = np.maximum.reduce([np.abs(s.i[x] - i_mean) for x in (a2, mid, b)])
     v_span = np.ptp(np.stack([s.v[a], s.v[mid], s.v[b]]), axis=0)
     cc = active & (dev <= tol)
     cv = active & ~cc & (v_span <= opt.cv_tolerance * np.abs(s.v[b]))

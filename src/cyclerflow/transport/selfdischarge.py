@@ -23,13 +23,15 @@ class SelfDischargeOptions:
     soft-short leakage bound (% of capacity per day); faster_factor: a rest losing charge
     this many times faster than the median of the cell's earlier rests is flagged;
     stall_fraction: charge (fraction of Q) passed after the voltage maximum of a CC
-    charge step, with the voltage falling, that counts as a stalled charge."""
+    charge step, with the voltage falling by more than ``stall_drop`` x the record's
+    voltage span (of step end voltages), that counts as a stalled charge."""
 
     min_rest_s: float = 1800.0
     min_float_s: float = 1800.0
     short_percent_per_day: float = 1.0
     faster_factor: float = 3.0
     stall_fraction: float = 0.02
+    stall_drop: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -152,17 +154,26 @@ def floats(rec: Record, b: Basis, opt: SelfDischargeOptions) -> list[dict]:
 
 
 def stalls(rec: Record, b: Basis, opt: SelfDischargeOptions) -> list[dict]:
-    """CC charge steps whose voltage falls after its maximum while charge still flows."""
+    """CC charge steps whose voltage falls after its maximum while charge still flows in,
+    and whose maximum stays short of the cell's usual (median) CC-charge maximum: charge
+    input without voltage rise, judged against the cell's own other charges."""
     if not b.capacity_ah:
         return []
     st, t, v = rec.steps, rec.t, rec.v
+    ends = v[st.end - 1]
+    tol = opt.stall_drop * (float(ends.max() - ends.min()) if len(ends) else 0.0)
+    ks = np.flatnonzero((st.kind == CC) & (st.current > 0))
+    peak = np.array([int(st.start[k]) + int(np.argmax(v[st.start[k] : st.end[k]])) for k in ks])
+    if len(ks) < 2:
+        return []
+    usual = float(np.median(v[peak]))
     out = []
-    for k in np.flatnonzero((st.kind == CC) & (st.current > 0)):
-        a, b_ = int(st.start[k]), int(st.end[k])
-        m = a + int(np.argmax(v[a:b_]))
-        after = st.current[k] * (t[b_ - 1] - t[m]) / 3600.0  # constant current
-        drop = float(v[m] - v[b_ - 1])
-        if after >= opt.stall_fraction * b.capacity_ah and drop > 5e-4 * abs(v[m]):
+    for k, m in zip(ks.tolist(), peak.tolist(), strict=True):
+        last = int(st.end[k]) - 1
+        after = st.current[k] * (t[last] - t[m]) / 3600.0  # constant current
+        drop = float(v[m] - v[last])
+        short_of = usual - float(v[m])
+        if after >= opt.stall_fraction * b.capacity_ah and drop > tol and short_of > tol:
             out.append(
                 {
                     "method": "charge_stall",
@@ -171,7 +182,8 @@ def stalls(rec: Record, b: Basis, opt: SelfDischargeOptions) -> list[dict]:
                     "charge_after_peak_ah": after,
                     "voltage_drop_v": drop,
                     "evidence": f"{after:.3g} Ah charged after the voltage peaked at "
-                    f"{v[m]:.4g} V while it fell by {drop:.3g} V",
+                    f"{v[m]:.4g} V (the cell's charges usually reach {usual:.4g} V) while it "
+                    f"fell by {drop:.3g} V",
                 }
             )
     return out
