@@ -61,7 +61,7 @@ def interruption_indices(rec: Record, opt: IciOptions) -> np.ndarray:
     ok = (st.kind[k] == REST) & (st.kind[k - 1] == CC) & (st.kind[k + 1] == CC)
     ok &= np.sign(before) == np.sign(after)
     ok &= np.abs(after - before) <= opt.current_match * np.abs(before)
-    ok &= dur[k] <= opt.max_rest_ratio * np.minimum(dur[k - 1] + 0.0, dur[k + 1])
+    ok &= dur[k] <= opt.max_rest_ratio * np.minimum(dur[k - 1], dur[k + 1])
     ok &= st.n[k] >= opt.min_samples
     return k[ok]
 
