@@ -69,11 +69,13 @@ def analyze_datasets(
     """Run the cycling and EIS analyses on loaded data. Returns (json parts, datasets, warnings)."""
     from cyclerflow.cycling import analyze_cycling
     from cyclerflow.eis import analyze_spectra
+    from cyclerflow.transport import hook as transport_hook
 
     warnings: list[str] = []
-    out: dict[str, Any] = {"cycling": None, "eis": None}
+    out: dict[str, Any] = {"cycling": None, "eis": None, "transport": None}
     datasets: dict[str, xr.Dataset] = {}
     if cycling is not None and cycling.sizes.get("sample", 0) > 1:
+        shared: dict[str, Any] = {}  # the transport analyses reuse the segmentation
         try:
             summary, per_cycle = analyze_cycling(
                 cycling,
@@ -82,13 +84,19 @@ def analyze_datasets(
                 first_half=first_half,
                 events=events,
                 count_gap_estimates=count_gap_estimates,
+                keep=shared,
             )
             out["cycling"] = summary
             datasets["cycling"] = per_cycle
         except InputError as err:
-            if not spectra:
-                raise
+            # a GITT-only run or a storage test: no cycles, transport still analysed
+            out["cycling"], out["transport"] = transport_hook.without_cycles(
+                err, cycling, meta, has_spectra=bool(spectra)
+            )
             warnings.append(f"cycling: {err.bare_message}")
+        else:
+            out["transport"] = transport_hook.transport_block(cycling, meta, per_cycle, shared)
+            transport_hook.add_cycle_views(summary, per_cycle, shared)
     elif reference_cycle is not None:
         raise InputError("--reference-cycle given but the file has no cycling data")
     if spectra:
@@ -146,6 +154,7 @@ def analyze_cell(
             "software_version": __version__,
             "cycling": parts["cycling"],
             "eis": parts["eis"],
+            "transport": parts.get("transport"),
         }
     )
     if warnings:

@@ -357,6 +357,7 @@ def analyze_cycling(
     events: Iterable[dict] | None = None,
     current_sampling: str | None = None,
     count_gap_estimates: bool = False,
+    keep: dict | None = None,
 ) -> tuple[dict[str, Any], xr.Dataset]:
     """Per-cycle capacities (Ah), energies (Wh), CE, retention and the cell's fade.
 
@@ -377,6 +378,8 @@ def analyze_cycling(
         BioLogic ``<I>``); default from ``ds.current_ampere.attrs["sampling"]``.
     count_gap_estimates: count a cycle whose only defect is a gap event carrying an
         estimated charge, with that charge added (flagged in ``estimated_charge_ah``).
+    keep: a dict that receives ``samples`` and ``segmentation`` (the transport analyses
+        reuse them).
 
     Returns ``(summary, per_cycle)``: a JSON-ready dict (no NaN; ``None`` where a value
     cannot be computed) and an ``xr.Dataset`` over ``cycle``.
@@ -387,6 +390,8 @@ def analyze_cycling(
     s = prepare_samples(ds, current_sampling)
     where = s.source or None
     seg = segment(s, th, first_half=first_half)
+    if keep is not None:
+        keep.update(samples=s, segmentation=seg)
     tab = cycle_table(s, seg, events, count_gap_estimates=count_gap_estimates)
     if not tab.complete.any():
         why = "; ".join(
