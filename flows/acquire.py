@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cyclerflow.flows.lab import _logger, analyze_cell_task
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.states import Cancelled
 from prefect.tasks import exponential_backoff
+
+from cyclerflow.flows.lab import _logger, analyze_cell_task
 
 
 @dataclass(frozen=True)

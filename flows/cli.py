@@ -216,7 +216,6 @@ def run_acquire_cmd(
 
     Exit code 0: every channel complete; 1: a channel stopped early; 130: cancelled."""
     from cyclerflow.flows.acquire import acquire_station_flow
-
     from cyclerflow.units import parse_quantity
 
     if not station.is_file():
@@ -271,7 +270,6 @@ def serve_cmd(
 ) -> None:
     """Serve the lab and live-cell flows with their schedules (blocks; Ctrl-C stops)."""
     from cyclerflow.flows.deploy import build_deployments, register_deployments, serve_deployments
-
     from cyclerflow.units import parse_quantity
 
     _check_root(root)

@@ -149,9 +149,8 @@ def acquire_from_simulators(folder: Path, *, speedup: float = DEMO_SPEEDUP) -> l
 
     Returns the cell files written. Raises InstrumentError if a channel fails.
     """
-    from cyclerflow.drivers.sim import start_simulator
-
     from cyclerflow.acquire.station import load_station, run_station
+    from cyclerflow.drivers.sim import start_simulator
     from cyclerflow.errors import InstrumentError
 
     folder.mkdir(parents=True, exist_ok=True)

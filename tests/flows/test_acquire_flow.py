@@ -44,11 +44,11 @@ def _running_flow_run(name: str, timeout_s: float = 60):
 
 
 def test_cancelled_acquisition_output_off_file_readable(prefect_harness, tmp_path):
-    from cyclerflow.drivers.sim import start_simulator
-    from cyclerflow.flows.acquire import acquire_station_flow
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
+    from cyclerflow.drivers.sim import start_simulator
+    from cyclerflow.flows.acquire import acquire_station_flow
     from cyclerflow.store import read_cycling, read_events
     from cyclerflow.store.recovery import needs_recovery
     from cyclerflow.store.writer import live_writer_pid
