@@ -12,74 +12,78 @@ from cyclerflow.console import print_summary
 from cyclerflow.errors import InputError
 
 
+def import_cmd(
+    sources: list[Path] = typer.Argument(
+        ..., help="Vendor or neutral files, joined in the order given."
+    ),
+    cell: Path = typer.Option(None, "--cell", help="Cell metadata (YAML or JSON)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Cell file to write (.h5)."),
+    fmt: str = typer.Option(None, "--format", help="Force a format instead of detecting it."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Import vendor files into one HDF5 cell file (format auto-detected)."""
+    from rich.progress import Progress
+
+    from cyclerflow.importers import import_files
+
+    with Progress(disable=quiet or len(sources) < 2, transient=True) as prog:
+        task = prog.add_task("importing", total=len(sources))
+        import_files(
+            sources,
+            out,
+            metadata_path=cell,
+            fmt=fmt,
+            force=force,
+            progress=lambda: prog.advance(task),
+            warn=lambda w: typer.echo(f"warning: {w}", err=True),
+        )
+    if not quiet:
+        Console().print(f"wrote {out}")
+
+
+def inspect_cmd(
+    cell: Path = typer.Argument(..., help="Cell file (.h5), live or closed."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show what is in a cell file: cell, layers, rows, cycles, spectra, time span, state."""
+    from cyclerflow.store import summary
+
+    info = summary(cell)
+    if as_json:
+        typer.echo(json.dumps(info, default=str))
+    else:
+        print_summary(info, Console())
+
+
+def export_cmd(
+    cell: Path = typer.Argument(...),
+    out: Path = typer.Option(..., "-o", "--out"),
+    eis: bool = typer.Option(False, "--eis", help="Export the spectra as long-format EIS CSV."),
+    force: bool = typer.Option(False, "--force"),
+) -> None:
+    """Export /cycling as BDF CSV, or the spectra as long EIS CSV (--eis)."""
+    from cyclerflow.export import export_cycling_csv, export_eis_csv
+
+    (export_eis_csv if eis else export_cycling_csv)(cell, out, force=force)
+
+
+def recover_cmd(cell: Path = typer.Argument(...)) -> None:
+    """Make a file left open by a killed writer a normal file (keeps all flushed data)."""
+    from cyclerflow.store import recover
+
+    if not cell.exists():
+        raise InputError("cell file not found", path=cell)
+    res = recover(cell)
+    if res["rows"] is None:
+        typer.echo(f"{cell}: closed cleanly, nothing to recover")
+    else:
+        typer.echo(f"{cell}: recovered {res['rows']:,} rows and {res['spectra']} streamed spectra")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("import")
-    def import_cmd(
-        sources: list[Path] = typer.Argument(
-            ..., help="Vendor or neutral files, joined in the order given."
-        ),
-        cell: Path = typer.Option(None, "--cell", help="Cell metadata (YAML or JSON)."),
-        out: Path = typer.Option(..., "-o", "--out", help="Cell file to write (.h5)."),
-        fmt: str = typer.Option(None, "--format", help="Force a format instead of detecting it."),
-        force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
-    ) -> None:
-        """Import vendor files into one HDF5 cell file (format auto-detected)."""
-        from rich.progress import Progress
-
-        from cyclerflow.importers import import_files
-
-        with Progress(disable=quiet or len(sources) < 2, transient=True) as prog:
-            task = prog.add_task("importing", total=len(sources))
-            import_files(
-                sources,
-                out,
-                metadata_path=cell,
-                fmt=fmt,
-                force=force,
-                progress=lambda: prog.advance(task),
-                warn=lambda w: typer.echo(f"warning: {w}", err=True),
-            )
-        if not quiet:
-            Console().print(f"wrote {out}")
-
-    @app.command("inspect")
-    def inspect_cmd(
-        cell: Path = typer.Argument(..., help="Cell file (.h5), live or closed."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    ) -> None:
-        """Show what is in a cell file: cell, layers, rows, cycles, spectra, time span, state."""
-        from cyclerflow.store import summary
-
-        info = summary(cell)
-        if as_json:
-            typer.echo(json.dumps(info, default=str))
-        else:
-            print_summary(info, Console())
-
-    @app.command("export")
-    def export_cmd(
-        cell: Path = typer.Argument(...),
-        out: Path = typer.Option(..., "-o", "--out"),
-        eis: bool = typer.Option(False, "--eis", help="Export the spectra as long-format EIS CSV."),
-        force: bool = typer.Option(False, "--force"),
-    ) -> None:
-        """Export /cycling as BDF CSV, or the spectra as long EIS CSV (--eis)."""
-        from cyclerflow.export import export_cycling_csv, export_eis_csv
-
-        (export_eis_csv if eis else export_cycling_csv)(cell, out, force=force)
-
-    @app.command("recover")
-    def recover_cmd(cell: Path = typer.Argument(...)) -> None:
-        """Make a file left open by a killed writer a normal file (keeps all flushed data)."""
-        from cyclerflow.store import recover
-
-        if not cell.exists():
-            raise InputError("cell file not found", path=cell)
-        res = recover(cell)
-        if res["rows"] is None:
-            typer.echo(f"{cell}: closed cleanly, nothing to recover")
-        else:
-            typer.echo(
-                f"{cell}: recovered {res['rows']:,} rows and {res['spectra']} streamed spectra"
-            )
+    """Add import, inspect, export and recover to the CLI."""
+    app.command("import")(import_cmd)
+    app.command("inspect")(inspect_cmd)
+    app.command("export")(export_cmd)
+    app.command("recover")(recover_cmd)
