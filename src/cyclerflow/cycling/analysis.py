@@ -1,6 +1,6 @@
 """Per-cycle table and per-cell summary: capacity, energy, CE, retention, fade.
 
-:func:`analyze_cycling` returns the JSON-ready ``cycling`` object of DESIGN.md and an
+:func:`analyze_cycling` returns the JSON-ready ``cycling`` object of docs/cli.md and an
 ``xr.Dataset`` over ``cycle`` with every per-cycle quantity (units attributes and
 provenance attributes). Definitions are in docs/cycling.md.
 """
