@@ -89,6 +89,7 @@ class Samples:
     n_dropped: int
     source: str = ""
     current_sampling: str = "instantaneous"
+    dt: np.ndarray | None = None  # t[1:] - t[:-1] (s), kept from the input check
 
 
 @dataclass
@@ -192,6 +193,7 @@ def prepare_samples(ds: xr.Dataset, current_sampling: str | None = None) -> Samp
         n_dropped=n_bad,
         source=source,
         current_sampling=str(sampling),
+        dt=dt,
     )
 
 
