@@ -58,3 +58,19 @@ def test_timeline_figure_shades_gaps():
     (span,) = fig.axes[0].patches  # hours on the axis
     assert np.isclose(span.get_x(), 0.5) and np.isclose(span.get_x() + span.get_width(), 1.0)
     assert len(fig.axes[1].patches) == 1
+
+
+def test_cell_card_draws_incomplete_cycles_apart():
+    from cyclerflow.report.figures import cell_card_figure
+
+    cycles = {
+        "cycle": np.array([1, 2, 3, 4]),
+        "discharge_capacity_ah": np.array([10e-6, 9.9e-6, 9.8e-6, 4e-6]),
+        "capacity_retention": np.array([1.0, 0.99, 0.98, np.nan]),
+        "coulombic_efficiency": np.array([0.99, 0.999, 0.999, np.nan]),
+        "complete": np.array([True, True, True, False]),
+    }
+    fig = cell_card_figure(cycles, [], None)
+    line, crosses = fig.axes[0].get_lines()[:2]
+    assert np.isnan(line.get_ydata()[-1]) and list(crosses.get_xdata()) == [4]
+    assert crosses.get_ydata()[0] == 4.0  # µAh

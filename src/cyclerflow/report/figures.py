@@ -617,7 +617,11 @@ def _card_cycling(ax, cycles: Mapping[str, np.ndarray] | None, reference_cycle) 
         _say(ax[1], "no cycling analysis")
         return
     c = cycles["cycle"]
-    ax[0].plot(*decimate(c, cycles["discharge_capacity_ah"] * 1e6, 600), "-", lw=0.9, color="C0")
+    q = np.asarray(cycles["discharge_capacity_ah"], dtype="f8") * 1e6
+    bad = ~np.asarray(cycles.get("complete", np.ones(len(c), bool)), bool)
+    ax[0].plot(*decimate(c, np.where(bad, np.nan, q), 600), "-", lw=0.9, color="C0")
+    if bad.any():  # incomplete cycles: off the line (left out of fade and CE)
+        ax[0].plot(c[bad], q[bad], "x", ms=3, color="C3")
     ax[0].set_ylabel("Q dis / µAh", fontsize=8)
     r = np.asarray(cycles["capacity_retention"], dtype="f8")
     if np.isfinite(r).any():
@@ -704,7 +708,8 @@ def cell_card_figure(
     series, the Arrhenius plot). Missing data are said in words in their panel.
 
     ``cycles``: arrays ``cycle``, ``discharge_capacity_ah``, ``capacity_retention``,
-    ``coulombic_efficiency``; ``nyquist``: a spectrum dict as for :func:`nyquist_figure`;
+    ``coulombic_efficiency`` and optionally ``complete`` (bool; incomplete cycles are
+    drawn as crosses off the line); ``nyquist``: a spectrum dict as for :func:`nyquist_figure`;
     ``arrhenius``: (temperature_kelvin, conductivity_s_per_cm, arrhenius dict).
     """
     fig = _figure(4.0, width_in=8.0)

@@ -73,6 +73,7 @@ def _draw(spec: dict[str, Any]) -> dict[str, str]:
 
 
 def _cycles_arrays(cyc: dict) -> dict[str, np.ndarray]:
+    """Per-cycle float arrays of the JSON rows (None -> NaN); ``complete`` as bool."""
     rows = cyc.get("cycles") or []
     keys = (
         "cycle",
@@ -82,9 +83,11 @@ def _cycles_arrays(cyc: dict) -> dict[str, np.ndarray]:
         "capacity_retention",
         "discharge_capacity_uah_per_cm2",
     )
-    return {
+    out = {
         k: np.array([np.nan if r.get(k) is None else r[k] for r in rows], dtype="f8") for k in keys
     }
+    out["complete"] = np.array([bool(r.get("complete", True)) for r in rows], bool)
+    return out
 
 
 def _report_gaps(cell: CellData, cyc: dict | None) -> list[tuple[float, float]]:
@@ -134,7 +137,7 @@ def _incomplete_caption(cyc: dict) -> str:
 
 def _capacity_fig(cyc: dict, a: dict, area: float | None) -> dict:
     ref = cyc.get("reference_cycle")
-    incomplete = np.array([not c.get("complete", True) for c in cyc["cycles"]], bool)
+    incomplete = ~a["complete"]
     estimated = [c["cycle"] for c in cyc["cycles"] if c.get("estimated_charge_ah")]
     caption = (
         f"Retention relative to cycle {ref}."
