@@ -337,6 +337,17 @@ def _cycle_labels(s: Samples, starts, act, hid, half_first_run, half_dir, fh, ve
     return run_cycle, half_cycle, "current (half-cycle sequence)"
 
 
+def _mark_safety_stops(half_t0, times, cut, reasons) -> None:
+    """Mark the half-cycle each safety stop time (s) falls in as cut short (in place)."""
+    if times is None or not len(times):
+        return
+    k = np.searchsorted(half_t0, np.asarray(times, "f8"), side="right") - 1
+    for j in np.unique(k[k >= 0]):
+        if not cut[j]:
+            cut[j] = True
+            reasons[j] = "safety_stop event during this half-cycle"
+
+
 def segment(
     s: Samples,
     th: Thresholds = Thresholds(),
@@ -377,13 +388,7 @@ def segment(
         s, starts, act, hid, half_first_run, half_dir, fh, vendor, notes
     )
     cut, reasons = _cut_short(s, ends, half_dir, half_last_run, hq, th)
-    if safety_stop_times is not None and len(safety_stop_times):
-        h_t0 = s.t[starts[half_first_run]]
-        k = np.searchsorted(h_t0, np.asarray(safety_stop_times, "f8"), side="right") - 1
-        for j in np.unique(k[k >= 0]):
-            if not cut[j]:
-                cut[j] = True
-                reasons[j] = "safety_stop event during this half-cycle"
+    _mark_safety_stops(s.t[starts[half_first_run]], safety_stop_times, cut, reasons)
     return Segmentation(
         starts=starts,
         ends=ends,
