@@ -239,6 +239,62 @@ def _cycling_section(cell: CellData, area: float | None, row: dict) -> tuple[lis
     return figs, missing
 
 
+def _arrhenius_fig(per: dict, arr: dict, figs: list, missing: list[str]) -> None:
+    """The Arrhenius plot when spectra at two or more temperatures have a conductivity."""
+    pts = [
+        s for s in per.values() if s.get("temperature_kelvin") and s.get("conductivity_s_per_cm")
+    ]
+    temps = {round(s["temperature_kelvin"], 1) for s in pts}
+    if len(temps) >= 2:
+        figs.append(
+            _fig(
+                "arrhenius",
+                "Arrhenius plot",
+                lambda: F.arrhenius_figure(
+                    [s["temperature_kelvin"] for s in pts],
+                    [s["conductivity_s_per_cm"] for s in pts],
+                    arr,
+                ),
+                f"Convention: {arr.get('convention', 'sigma_T')}; {arr.get('n_points', len(pts))} points."
+                if arr.get("activation_energy_ev") is not None
+                else "The analysis gave no Arrhenius fit for these points (see the per-spectrum fit status).",
+            )
+        )
+    elif not pts:
+        missing.append(
+            "No conductivity (needs electrolyte thickness and active area in the metadata, and a bulk resistance): no Arrhenius plot."
+        )
+    else:
+        missing.append("Spectra at a single temperature: no Arrhenius plot.")
+
+
+def _interface_fig(
+    per: dict, area: float | None, row: dict, figs: list, missing: list[str]
+) -> None:
+    """Interfacial resistance (Ω·cm²) per cycle or spectrum, when the fits gave it."""
+    ri = [s for s in per.values() if s.get("r_interface_ohm_cm2") is not None]
+    if ri:
+        cyc = [s.get("cycle") if s.get("cycle") is not None else s["spectrum_id"] for s in ri]
+        figs.append(
+            _fig(
+                "interface",
+                "Interfacial resistance",
+                lambda: F.interface_figure(
+                    cyc,
+                    [s["r_interface_ohm_cm2"] for s in ri],
+                    temperature_kelvin=[s.get("temperature_kelvin") or np.nan for s in ri],
+                ),
+            )
+        )
+        row["r_int_last_ohm_cm2"] = ri[-1]["r_interface_ohm_cm2"]
+    elif any(s.get("r_interface_ohm") is not None for s in per.values()) and not area:
+        missing.append("No active area in the metadata: interfacial resistance in Ω·cm² not shown.")
+    else:
+        missing.append(
+            "No interfacial resistance from the fits: interfacial-resistance plot not shown."
+        )
+
+
 def _eis_section(cell: CellData, area: float | None, row: dict) -> tuple[list, list[str]]:
     figs: list[dict] = []
     missing: list[str] = []
@@ -263,53 +319,9 @@ def _eis_section(cell: CellData, area: float | None, row: dict) -> tuple[list, l
     else:
         missing.append("No fit curves for the shown spectra: residuals not shown.")
     figs.append(_fig("bode", "Bode plots", lambda: F.bode_figure(draw)))
-    pts = [
-        s for s in per.values() if s.get("temperature_kelvin") and s.get("conductivity_s_per_cm")
-    ]
     arr = eis.get("arrhenius") or {}
-    temps = {round(s["temperature_kelvin"], 1) for s in pts}
-    if len(temps) >= 2:
-        figs.append(
-            _fig(
-                "arrhenius",
-                "Arrhenius plot",
-                lambda: F.arrhenius_figure(
-                    [s["temperature_kelvin"] for s in pts],
-                    [s["conductivity_s_per_cm"] for s in pts],
-                    arr,
-                ),
-                f"Convention: {arr.get('convention', 'sigma_T')}; {arr.get('n_points', len(pts))} points."
-                if arr.get("activation_energy_ev") is not None
-                else "The analysis gave no Arrhenius fit for these points (see the per-spectrum fit status).",
-            )
-        )
-    elif not pts:
-        missing.append(
-            "No conductivity (needs electrolyte thickness and active area in the metadata, and a bulk resistance): no Arrhenius plot."
-        )
-    else:
-        missing.append("Spectra at a single temperature: no Arrhenius plot.")
-    ri = [s for s in per.values() if s.get("r_interface_ohm_cm2") is not None]
-    if ri:
-        cyc = [s.get("cycle") if s.get("cycle") is not None else s["spectrum_id"] for s in ri]
-        figs.append(
-            _fig(
-                "interface",
-                "Interfacial resistance",
-                lambda: F.interface_figure(
-                    cyc,
-                    [s["r_interface_ohm_cm2"] for s in ri],
-                    temperature_kelvin=[s.get("temperature_kelvin") or np.nan for s in ri],
-                ),
-            )
-        )
-        row["r_int_last_ohm_cm2"] = ri[-1]["r_interface_ohm_cm2"]
-    elif any(s.get("r_interface_ohm") is not None for s in per.values()) and not area:
-        missing.append("No active area in the metadata: interfacial resistance in Ω·cm² not shown.")
-    else:
-        missing.append(
-            "No interfacial resistance from the fits: interfacial-resistance plot not shown."
-        )
+    _arrhenius_fig(per, arr, figs, missing)
+    _interface_fig(per, area, row, figs, missing)
     row.update(sigma25=arr.get("conductivity_25c_s_per_cm"), ea_ev=arr.get("activation_energy_ev"))
     return figs, missing
 
@@ -454,6 +466,32 @@ def _card(cell: CellData, row: dict) -> dict[str, Any]:
     )
 
 
+def _provenance(cell: CellData) -> list[tuple[str, str]]:
+    """(label, value) rows: software, input file and hash, results file, settings."""
+    prov = dict(cell.provenance)
+    prov.pop("curves_method", None)
+    cf = prov.pop("cell_file", {}) or {}
+    provenance = [("report software", f"cyclerflow {__version__}")]
+    if prov.get("analysis_version"):
+        provenance.append(("analysis software", f"cyclerflow {prov['analysis_version']}"))
+    provenance += [
+        ("input file", str(prov.get("input_file", cell.path))),
+        ("input SHA-256", str(prov.get("input_sha256", "–"))),
+    ]
+    if prov.get("results_file"):
+        provenance.append(("results file", f"{prov['results_file']} ({prov.get('results', '')})"))
+    if prov.get("settings"):
+        provenance.append(("analysis settings", str(prov["settings"])))
+    if cf:
+        provenance.append(
+            (
+                "cell file written by",
+                f"cyclerflow {cf.get('software_version', '?')} (format {cf.get('format_version', '?')}), {cf.get('created', '?')}",
+            )
+        )
+    return provenance
+
+
 def cell_context(cell: CellData, k: int = 0, *, compact: bool = False) -> dict[str, Any]:
     """Everything the template shows for one cell (figures already encoded).
 
@@ -478,27 +516,7 @@ def cell_context(cell: CellData, k: int = 0, *, compact: bool = False) -> dict[s
         )
     elif area is None:
         meta_missing.append("Metadata has no active_area_cm2: per-area numbers are not shown.")
-    prov = dict(cell.provenance)
-    prov.pop("curves_method", None)
-    cf = prov.pop("cell_file", {}) or {}
-    provenance = [("report software", f"cyclerflow {__version__}")]
-    if prov.get("analysis_version"):
-        provenance.append(("analysis software", f"cyclerflow {prov['analysis_version']}"))
-    provenance += [
-        ("input file", str(prov.get("input_file", cell.path))),
-        ("input SHA-256", str(prov.get("input_sha256", "–"))),
-    ]
-    if prov.get("results_file"):
-        provenance.append(("results file", f"{prov['results_file']} ({prov.get('results', '')})"))
-    if prov.get("settings"):
-        provenance.append(("analysis settings", str(prov["settings"])))
-    if cf:
-        provenance.append(
-            (
-                "cell file written by",
-                f"cyclerflow {cf.get('software_version', '?')} (format {cf.get('format_version', '?')}), {cf.get('created', '?')}",
-            )
-        )
+    provenance = _provenance(cell)
     layers = [] if meta is None else [lay.model_dump(exclude_none=True) for lay in meta.layers]
     meta_rows = []
     if meta is not None:
