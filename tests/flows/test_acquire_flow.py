@@ -100,30 +100,17 @@ def test_cancelled_acquisition_output_off_file_readable(prefect_harness, tmp_pat
         server.stop()
 
 
-SHORT_RECIPE = """\
-name: flow-complete-test
-limits: {voltage_max: 4.3 V, voltage_min: 2.9 V, current_max: 100 uA}
-sample_interval: 10 s
-steps:
-  - rest: {duration: 2 min}
-  - loop:
-      repeat: 2
-      steps:
-        - cc_charge: {current: 2C, until: {voltage: 4.15 V}}
-        - cc_discharge: {current: 2C, until: {voltage: 3.6 V}}
-"""
-
-
 def test_station_runs_to_the_end_and_skips_a_dead_instrument(prefect_harness, tmp_path):
     """One channel completes and is analysed at the end; one whose instrument does not
     answer is reported 'disconnected' without being started."""
     from cyclerflow.drivers.sim import start_simulator
     from cyclerflow.flows.acquire import acquire_station_flow
+    from cyclerflow.flows.demo import CYCLING_RECIPE  # six 2C cycles: ~11 s at 2000x
 
     server, _ = start_simulator("keithley2450", port=0, speedup=2000)
     try:
         shutil.copy(FIXTURES / "cell-lipon.yaml", tmp_path / "cell.yaml")
-        (tmp_path / "recipe.yaml").write_text(SHORT_RECIPE)
+        (tmp_path / "recipe.yaml").write_text(CYCLING_RECIPE)
         dead = "TCPIP0::127.0.0.1::9::SOCKET"  # the discard port: nothing listens
         (tmp_path / "station.yaml").write_text(
             "speedup: 2000\nflush_interval: 0.2 s\nchannels:\n"
@@ -133,7 +120,7 @@ def test_station_runs_to_the_end_and_skips_a_dead_instrument(prefect_harness, tm
         data = acquire_station_flow(str(tmp_path / "station.yaml"), reanalyze_every_s=None)
     finally:
         server.stop()
-    assert data["ok"]["status"] == "complete" and data["ok"]["cycles"] >= 2
+    assert data["ok"]["status"] == "complete" and data["ok"]["cycles"] >= 6
     assert data["dead"]["status"] == "disconnected"
     assert "instrument check failed" in data["dead"]["message"]
     assert not (tmp_path / "dead.h5").exists()
