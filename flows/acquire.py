@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cyclerflow.flows.lab import _logger, analyze_cell_task
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.states import Cancelled
 from prefect.tasks import exponential_backoff
+
+from cyclerflow.flows.lab import _logger, analyze_cell_task
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,101 @@ def _markdown(results: dict[str, dict[str, Any]], station: str) -> str:
     return "\n".join(lines)
 
 
+def _result_row(run: ChannelRun, status: str, message: str) -> dict[str, Any]:
+    return {
+        "name": run.plan.name,
+        "out": str(run.plan.out),
+        "status": status,
+        "message": message,
+        "rows_written": 0,
+        "cycles": 0,
+        "spectra": 0,
+    }
+
+
+class _StationRun:
+    """One flow run's channels: their tasks, timers, results and analyses (lives only
+    inside the flow call)."""
+
+    def __init__(self, runs: dict[str, ChannelRun], stops, settings, log):
+        self.runs, self.stops, self.settings, self.log = runs, stops, settings, log
+        self.results: dict[str, dict[str, Any]] = {}
+        self.analyses: dict[str, str] = {}
+        self.analysis_futs: dict[str, Any] = {}
+        self.running: dict[str, Any] = {}
+        self.timers: list[threading.Timer] = []
+
+    def stop_all(self) -> None:
+        self.log.warning("stopping every channel safely (output off, file closed)")
+        for ev in self.stops.values():
+            ev.set()
+
+    def check(self, names: list[str]) -> list[str]:
+        """Channels whose instrument answered; the others get a 'disconnected' result."""
+        checks = {n: check_instrument_task.submit(self.runs[n]) for n in names}
+        ok = []
+        for n, fut in checks.items():
+            try:
+                self.log.info("%s: %s", n, fut.result())
+                ok.append(n)
+            except Exception as err:
+                self.results[n] = _result_row(
+                    self.runs[n], "disconnected", f"instrument check failed: {err}"
+                )
+                self.log.error("%s: instrument check failed, channel not started: %s", n, err)
+        return ok
+
+    def start(self, names: list[str], timeout_s: float | None) -> None:
+        self.running = {n: acquire_channel_task.submit(self.runs[n]) for n in names}
+        for n in names if timeout_s else ():
+            t = threading.Timer(float(timeout_s), self.stops[n].set)
+            t.daemon = True
+            t.start()
+            self.timers.append(t)
+
+    def wait(self, reanalyze_every_s: float | None) -> None:
+        """Until every channel ends; re-analyse the running cells every so often."""
+        pending = list(self.running.values())
+        next_analysis = time.monotonic() + reanalyze_every_s if reanalyze_every_s else None
+        while pending:
+            _, not_done = wait(pending, timeout=1.0)
+            pending = list(not_done)
+            if next_analysis is not None and pending and time.monotonic() >= next_analysis:
+                next_analysis = time.monotonic() + reanalyze_every_s
+                self._reanalyse(pending)
+
+    def _reanalyse(self, pending: list[Any]) -> None:
+        for n, fut in self.running.items():
+            out = str(self.runs[n].plan.out)
+            if fut in pending and Path(out).exists() and not _busy(self.analysis_futs.get(out)):
+                self.analysis_futs[out] = analyze_cell_task.submit(out, self.settings)
+
+    def collect(self, analyze_at_end: bool) -> None:
+        for n, fut in self.running.items():
+            try:
+                self.results[n] = fut.result()
+            except Exception as err:
+                row = _result_row(self.runs[n], "failed", f"{type(err).__name__}: {err}")
+                self.results[n] = {k: row[k] for k in ("name", "out", "status", "message")}
+        for out, fut in self.analysis_futs.items():
+            self.analyses[out] = _outcome(fut)
+        for r in self.results.values() if analyze_at_end else ():
+            if Path(r["out"]).exists() and r.get("rows_written"):
+                self.analyses[r["out"]] = _outcome(
+                    analyze_cell_task.submit(r["out"], self.settings)
+                )
+
+    def stop_and_wait(self, grace_s: float) -> None:
+        """Stop every channel and wait (up to ``grace_s``) for outputs off, files closed."""
+        self.stop_all()
+        deadline = time.monotonic() + grace_s
+        for fut in self.running.values():
+            try:
+                fut.wait(max(0.1, deadline - time.monotonic()))
+            except BaseException:
+                pass
+
+
 @flow(name="acquire-station")
 def acquire_station_flow(
     station: str,
@@ -195,96 +291,32 @@ def acquire_station_flow(
         )
         for ch in plan.channels
     }
-
-    def stop_all() -> None:
-        log.warning("stopping every channel safely (output off, file closed)")
-        for ev in stops.values():
-            ev.set()
-
-    watcher = CancelWatcher(_flow_run_id(), stop_all).start()
-    results: dict[str, dict[str, Any]] = {}
-    analyses: dict[str, str] = {}
-    timers: list[threading.Timer] = []
-    running: dict[str, Any] = {}
+    st = _StationRun(runs, stops, settings, log)
+    watcher = CancelWatcher(_flow_run_id(), st.stop_all).start()
     try:
         startable = [ch.name for ch in plan.channels]
         if check_instruments:
-            checks = {n: check_instrument_task.submit(runs[n]) for n in startable}
-            startable = []
-            for n, fut in checks.items():
-                try:
-                    log.info("%s: %s", n, fut.result())
-                    startable.append(n)
-                except Exception as err:
-                    ch = runs[n].plan
-                    results[n] = {
-                        "name": n,
-                        "out": str(ch.out),
-                        "status": "disconnected",
-                        "message": f"instrument check failed: {err}",
-                        "rows_written": 0,
-                        "cycles": 0,
-                        "spectra": 0,
-                    }
-                    log.error("%s: instrument check failed, channel not started: %s", n, err)
+            startable = st.check(startable)
         if not watcher.cancelled.is_set():
-            running = {n: acquire_channel_task.submit(runs[n]) for n in startable}
-            if channel_timeout_s:
-                for n in startable:
-                    t = threading.Timer(float(channel_timeout_s), stops[n].set)
-                    t.daemon = True
-                    t.start()
-                    timers.append(t)
-        pending = list(running.values())
-        next_analysis = time.monotonic() + reanalyze_every_s if reanalyze_every_s else None
-        analysis_futs: dict[str, Any] = {}
-        while pending:
-            _, not_done = wait(pending, timeout=1.0)
-            pending = list(not_done)
-            if next_analysis is not None and pending and time.monotonic() >= next_analysis:
-                next_analysis = time.monotonic() + reanalyze_every_s
-                for n, fut in running.items():
-                    out = runs[n].plan.out
-                    if fut in pending and out.exists() and not _busy(analysis_futs.get(str(out))):
-                        analysis_futs[str(out)] = analyze_cell_task.submit(str(out), settings)
-        for n, fut in running.items():
-            try:
-                results[n] = fut.result()
-            except Exception as err:
-                results[n] = {
-                    "name": n,
-                    "out": str(runs[n].plan.out),
-                    "status": "failed",
-                    "message": f"{type(err).__name__}: {err}",
-                }
-        for out, fut in analysis_futs.items():
-            analyses[out] = _outcome(fut)
-        if analyze_at_end:
-            for r in results.values():
-                if Path(r["out"]).exists() and r.get("rows_written"):
-                    analyses[r["out"]] = _outcome(analyze_cell_task.submit(r["out"], settings))
+            st.start(startable, channel_timeout_s)
+        st.wait(reanalyze_every_s)
+        st.collect(analyze_at_end)
     except BaseException:
         # cancellation by signal (TerminationSignal), Ctrl-C, or a bug here: stop the
         # channels safely and wait for them to switch off and close their files
-        stop_all()
-        deadline = time.monotonic() + stop_grace_s
-        for fut in running.values():
-            try:
-                fut.wait(max(0.1, deadline - time.monotonic()))
-            except BaseException:
-                pass
+        st.stop_and_wait(stop_grace_s)
         raise
     finally:
-        for t in timers:
+        for t in st.timers:
             t.cancel()
         watcher.stop()
-    for n, r in results.items():
+    for n, r in st.results.items():
         if r["status"] != "complete":
             log.warning("%s: %s (%s)", n, r["status"], r.get("message", ""))
     create_markdown_artifact(
-        _markdown(results, station), key="acquire-station", description=f"channels of {station}"
+        _markdown(st.results, station), key="acquire-station", description=f"channels of {station}"
     )
-    data = {**results, "_analyses": analyses}
+    data = {**st.results, "_analyses": st.analyses}
     if watcher.cancelled.is_set():
         return Cancelled(message="acquisition cancelled: every output off, files closed", data=data)
     return data

@@ -152,6 +152,10 @@ def run_analyze_lab_cmd(
         report=not no_report,
         dask_mode=dask_mode,
     )
+    _print_lab_result(res, as_json)
+
+
+def _print_lab_result(res: dict, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(res))
         return
@@ -216,7 +220,6 @@ def run_acquire_cmd(
 
     Exit code 0: every channel complete; 1: a channel stopped early; 130: cancelled."""
     from cyclerflow.flows.acquire import acquire_station_flow
-
     from cyclerflow.units import parse_quantity
 
     if not station.is_file():
@@ -270,8 +273,7 @@ def serve_cmd(
     ),
 ) -> None:
     """Serve the lab and live-cell flows with their schedules (blocks; Ctrl-C stops)."""
-    from cyclerflow.flows.deploy import build_deployments, register_deployments, serve_deployments
-
+    from cyclerflow.flows.deploy import build_deployments
     from cyclerflow.units import parse_quantity
 
     _check_root(root)
@@ -291,18 +293,24 @@ def serve_cmd(
     )
     if not deps:
         raise InputError("both schedules are disabled: nothing to serve")
+    _serve_or_register(deps, register_only=register_only, limit=limit, server_port=server_port)
+
+
+def _serve_or_register(deps: list, *, register_only: bool, limit, server_port: int) -> None:
+    """Register the deployments and return, or serve them (blocks); with no server
+    configured, start a local one for the schedules (the ephemeral one has no scheduler)."""
+    from cyclerflow.flows.deploy import register_deployments, serve_deployments
+    from cyclerflow.flows.runtime import api_mode, start_local_server, stop_local_server
+
     if register_only:
         _starting_message()
         for d, dep_id in zip(deps, register_deployments(deps), strict=True):
             typer.echo(f"registered {d.flow_name}/{d.name} ({dep_id})")
         return
-    from cyclerflow.flows.runtime import api_mode, start_local_server, stop_local_server
-
     if api_mode() != "ephemeral":
         _starting_message()
         serve_deployments(deps, limit=limit)
         return
-    # the ephemeral server has no scheduler: scheduled runs need a real server
     url, proc = start_local_server(port=server_port, log=lambda m: typer.echo(m, err=True))
     os.environ["PREFECT_API_URL"] = url  # for the flow-run processes the runner starts
     try:

@@ -144,15 +144,25 @@ steps:
 """
 
 
+def _require_instruments() -> None:
+    """Raise ModuleNotFoundError (the CLI names the extra) if the instrument stack is
+    missing, before anything is written."""
+    import importlib
+
+    for module in ("pyvisa", "pyvisa_py", "serial"):
+        importlib.import_module(module)
+
+
 def acquire_from_simulators(folder: Path, *, speedup: float = DEMO_SPEEDUP) -> list[Path]:
     """Start the instrument simulators on loopback, write a station file and run it.
 
     Returns the cell files written. Raises InstrumentError if a channel fails.
     """
-    from cyclerflow.drivers.sim import start_simulator
-
     from cyclerflow.acquire.station import load_station, run_station
+    from cyclerflow.drivers.sim import start_simulator
     from cyclerflow.errors import InstrumentError
+
+    _require_instruments()
 
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.h5"):  # a re-run starts a fresh acquisition
@@ -236,6 +246,7 @@ def run_demo(out: str | Path, *, console: Console | None = None) -> dict:
     from cyclerflow.report import build_report
     from cyclerflow.store import summary
 
+    _require_instruments()
     console = console or Console()
     out = Path(out)
     cells_dir = out / "cells"

@@ -32,9 +32,10 @@ def build_deployments(
     batch_size: int | None = None,
 ) -> list[Any]:
     """``RunnerDeployment`` objects for the lab and live-cell flows (None disables one)."""
-    from cyclerflow.flows.lab import analyze_lab_flow, analyze_live_cells_flow
     from prefect.schedules import Cron, Interval
     from prefect.types.entrypoint import EntrypointType
+
+    from cyclerflow.flows.lab import analyze_lab_flow, analyze_live_cells_flow
 
     root = str(Path(root).resolve())
     out = None if out is None else str(Path(out).resolve())

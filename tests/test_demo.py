@@ -4,9 +4,9 @@ analysis -> HTML report, checked against the answers the demo built in."""
 from __future__ import annotations
 
 import pytest
-from cyclerflow.flows.demo import DEMO_CELLS, run_demo
 from rich.console import Console
 
+from cyclerflow.flows.demo import DEMO_CELLS, run_demo
 from cyclerflow.store import read_events, read_spectra, summary
 
 

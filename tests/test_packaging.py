@@ -153,6 +153,7 @@ assert not any(sys.modules.get(m) for m in {EXTRA_MODULES!r})
     [
         (["flows", "run", "analyze-cell", "CELL"], "flows"),
         (["flows", "run", "analyze-lab", "--root", "DIR"], "flows"),
+        (["demo", "--out", "DIR", "-q"], "instruments"),
     ],
 )
 def test_a_command_needing_a_missing_extra_names_it(tmp_path, argv, extra):
@@ -167,6 +168,7 @@ def test_a_command_needing_a_missing_extra_names_it(tmp_path, argv, extra):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in res.stderr
     assert f"pip install 'cyclerflow[{extra}]'" in lines[0]
+    assert not list(tmp_path.glob("*/"))  # nothing written before the check
 
 
 def test_missing_extra_maps_each_extra_module():

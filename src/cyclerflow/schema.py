@@ -142,7 +142,7 @@ class Layer(BaseModel):
 
 
 class CellMetadata(BaseModel):
-    """Cell metadata as in DESIGN.md. Lab units in the fields, SI through properties."""
+    """Cell metadata as in docs/metadata.md. Lab units in the fields, SI through properties."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -26,6 +26,60 @@ class Truth:
     discharge_wh: np.ndarray
 
 
+class _Record:
+    """Steps appended in time order: CC/CV half-cycles with exact integrals, rests."""
+
+    def __init__(self, rng, jitter: float):
+        self.rng, self.jitter = rng, jitter
+        self.t, self.i, self.v, self.c, self.s = [], [], [], [], []
+        self.t_now = 0.0
+        self.step = 0
+
+    def times(self, t0: float, dur: float, n: int) -> np.ndarray:
+        tt = np.linspace(t0, t0 + dur, n)
+        if self.jitter and n > 2:
+            dt = dur / (n - 1)
+            tt[1:-1] += self.rng.uniform(-self.jitter, self.jitter, n - 2) * dt
+        return tt
+
+    def add(self, tt, ii, vv, cyc) -> None:
+        self.step += 1
+        self.t.append(tt)
+        self.i.append(ii)
+        self.v.append(vv)
+        self.c.append(np.full(len(tt), cyc))
+        self.s.append(np.full(len(tt), self.step))
+
+    def rest(self, cyc, v_level) -> None:
+        self.t_now += 1.0
+        tt = self.times(self.t_now, 600.0, 30)
+        self.add(tt, np.zeros(len(tt)), np.full(len(tt), v_level), cyc)
+        self.t_now = tt[-1] + 1.0
+
+    def half(self, h, q, frac, current_a, cccv, points, k) -> tuple[float, float, float]:
+        """One half-cycle of charge ``q`` (Ah) stopped after ``frac``: (Ah, Wh, end V)."""
+        sgn = 1.0 if h == "charge" else -1.0
+        v0, v1 = (3.6, 4.2) if h == "charge" else (4.1, 3.0)
+        q_cv = 0.2 * q if (cccv and h == "charge" and frac == 1.0) else 0.0
+        q_cc = q * frac - q_cv
+        dur = q_cc * 3600.0 / current_a
+        v_end = v0 + (v1 - v0) * (q_cc / (q - q_cv))
+        tt = self.times(self.t_now, dur, points)
+        self.add(tt, np.full(points, sgn * current_a), v0 + (v_end - v0) * (tt - tt[0]) / dur, k)
+        self.t_now = tt[-1]
+        q_tot, e_tot = q_cc, current_a * (v0 + v_end) / 2 * dur / 3600.0
+        if q_cv > 0:
+            i0, i1 = current_a, current_a / 20
+            dur_cv = q_cv * 3600.0 / ((i0 + i1) / 2)
+            tt = self.times(self.t_now, dur_cv, points // 2)
+            tt[0] = self.t_now  # CV starts where CC ended (same instant, new step)
+            self.add(tt, i0 + (i1 - i0) * (tt - tt[0]) / dur_cv, np.full(len(tt), v1), k)
+            q_tot += q_cv
+            e_tot += v1 * q_cv
+            self.t_now = tt[-1]
+        return q_tot, e_tot, v_end
+
+
 def make_cell(
     *,
     current_a: float = 7e-9,
@@ -54,68 +108,22 @@ def make_cell(
     """
     rng = np.random.default_rng(seed)
     cap = capacity_ah if capacity_ah is not None else current_a * 2.0  # 2 h at the CC current
-    t_chunks, i_chunks, v_chunks, c_chunks, s_chunks = [], [], [], [], []
-    t_now = 0.0
-    step = 0
+    rec = _Record(rng, jitter)
     truth = {k: [] for k in ("charge_ah", "discharge_ah", "charge_wh", "discharge_wh")}
-
-    def times(t0: float, dur: float, n: int) -> np.ndarray:
-        tt = np.linspace(t0, t0 + dur, n)
-        if jitter and n > 2:
-            dt = dur / (n - 1)
-            tt[1:-1] += rng.uniform(-jitter, jitter, n - 2) * dt
-        return tt
-
-    def add(tt, ii, vv, cyc):
-        nonlocal step
-        step += 1
-        t_chunks.append(tt)
-        i_chunks.append(ii)
-        v_chunks.append(vv)
-        c_chunks.append(np.full(len(tt), cyc))
-        s_chunks.append(np.full(len(tt), step))
-
-    def rest(cyc, v_level):
-        nonlocal t_now
-        t_now += 1.0
-        tt = times(t_now, 600.0, 30)
-        add(tt, np.zeros(len(tt)), np.full(len(tt), v_level), cyc)
-        t_now = tt[-1] + 1.0
-
     halves = ("charge", "discharge") if start == "charge" else ("discharge", "charge")
     for k in range(1, n_cycles + 1):
         q_chg = cap * (1 - fade_per_cycle * (k - 1))
         for h in halves:
-            q = q_chg if h == "charge" else q_chg * ce
             frac = 1.0
             if cut_short and cut_short["cycle"] == k and h == halves[1]:
                 frac = cut_short["fraction"]
-            sgn = 1.0 if h == "charge" else -1.0
-            v0, v1 = (3.6, 4.2) if h == "charge" else (4.1, 3.0)
-            qah = q * frac
-            q_cv = 0.2 * q if (cccv and h == "charge" and frac == 1.0) else 0.0
-            q_cc = qah - q_cv
-            dur = q_cc * 3600.0 / current_a
-            v_end = v0 + (v1 - v0) * (q_cc / (q - q_cv))
-            tt = times(t_now, dur, points)
-            vv = v0 + (v_end - v0) * (tt - tt[0]) / dur
-            add(tt, np.full(points, sgn * current_a), vv, k)
-            e = current_a * (v0 + v_end) / 2 * dur / 3600.0
-            t_now = tt[-1]
-            q_tot, e_tot = q_cc, e
-            if q_cv > 0:
-                i0, i1 = current_a, current_a / 20
-                dur_cv = q_cv * 3600.0 / ((i0 + i1) / 2)
-                tt = times(t_now, dur_cv, points // 2)
-                tt[0] = t_now  # CV starts where CC ended (same instant, new step)
-                ii = i0 + (i1 - i0) * (tt - tt[0]) / dur_cv
-                add(tt, ii, np.full(len(tt), v1), k)
-                q_tot += q_cv
-                e_tot += v1 * q_cv
-                t_now = tt[-1]
+            q = q_chg if h == "charge" else q_chg * ce
+            q_tot, e_tot, v_end = rec.half(h, q, frac, current_a, cccv, points, k)
             truth[f"{h}_ah"].append(q_tot)
             truth[f"{h}_wh"].append(e_tot)
-            rest(k, v_end - 0.05 * sgn)
+            rec.rest(k, v_end - 0.05 * (1.0 if h == "charge" else -1.0))
+    t_chunks, i_chunks, v_chunks = rec.t, rec.i, rec.v
+    c_chunks, s_chunks = rec.c, rec.s
     t = np.concatenate(t_chunks)
     i = np.concatenate(i_chunks)
     v = np.concatenate(v_chunks)

@@ -183,3 +183,23 @@ def test_malformed_gap_event_is_a_clear_error():
     bad = {"kind": "gap", "test_time_second": 10.0, "message": json.dumps({"start_s": 10})}
     with pytest.raises(InputError, match="end_s"):
         analyze_cycling(ds, events=[bad])
+
+
+def test_cli_analyze_shows_incomplete_cycles_and_counts_estimates(tmp_path, capsys):
+    from cyclerflow.cli import main
+    from cyclerflow.store import write_cell
+
+    ds, tr, event, lost_ah = _gap_cell()
+    part = _cut_in_discharge(ds, 8, 0.5)
+    cols = {k: part[k].values for k in part.data_vars}
+    cell = write_cell(tmp_path / "c.h5", None, cycling=cols, events=[event])
+    assert main(["analyze", str(cell), "-o", str(tmp_path / "a.nc")]) == 0
+    out = capsys.readouterr().out
+    lines = {ln.split("│")[1].strip(): ln for ln in out.splitlines() if ln.count("│") > 2}
+    assert "│ gap" in lines["3"] and "end_of_record" in lines["8"]
+    argv = ["analyze", str(cell), "--json", "--count-gap-estimates", "-o", str(tmp_path / "b.nc")]
+    assert main(argv) == 0
+    res = json.loads(capsys.readouterr().out)
+    c3 = _by_cycle(res["cycling"])[3]
+    assert c3["complete"] is True and c3["estimated_charge_ah"] == pytest.approx(lost_ah)
+    assert res["cycling"]["cycles"][-1]["incomplete_reason"] == "end_of_record"

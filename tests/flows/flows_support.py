@@ -34,8 +34,9 @@ def prefect_harness():
     os.environ["DO_NOT_TRACK"] = "1"
     os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    import cyclerflow.flows  # noqa: F401  (sets the embedded defaults before Prefect loads)
     from prefect.testing.utilities import prefect_test_harness
+
+    import cyclerflow.flows  # noqa: F401  (sets the embedded defaults before Prefect loads)
 
     try:
         with prefect_test_harness(server_startup_timeout=None):

@@ -44,11 +44,11 @@ def _running_flow_run(name: str, timeout_s: float = 60):
 
 
 def test_cancelled_acquisition_output_off_file_readable(prefect_harness, tmp_path):
-    from cyclerflow.drivers.sim import start_simulator
-    from cyclerflow.flows.acquire import acquire_station_flow
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
+    from cyclerflow.drivers.sim import start_simulator
+    from cyclerflow.flows.acquire import acquire_station_flow
     from cyclerflow.store import read_cycling, read_events
     from cyclerflow.store.recovery import needs_recovery
     from cyclerflow.store.writer import live_writer_pid
@@ -98,3 +98,30 @@ def test_cancelled_acquisition_output_off_file_readable(prefect_harness, tmp_pat
             assert client.read_flow_run(run.id).state.is_cancelled()
     finally:
         server.stop()
+
+
+def test_station_runs_to_the_end_and_skips_a_dead_instrument(prefect_harness, tmp_path):
+    """One channel completes and is analysed at the end; one whose instrument does not
+    answer is reported 'disconnected' without being started."""
+    from cyclerflow.drivers.sim import start_simulator
+    from cyclerflow.flows.acquire import acquire_station_flow
+    from cyclerflow.flows.demo import CYCLING_RECIPE  # six 2C cycles: ~11 s at 2000x
+
+    server, _ = start_simulator("keithley2450", port=0, speedup=2000)
+    try:
+        shutil.copy(FIXTURES / "cell-lipon.yaml", tmp_path / "cell.yaml")
+        (tmp_path / "recipe.yaml").write_text(CYCLING_RECIPE)
+        dead = "TCPIP0::127.0.0.1::9::SOCKET"  # the discard port: nothing listens
+        (tmp_path / "station.yaml").write_text(
+            "speedup: 2000\nflush_interval: 0.2 s\nchannels:\n"
+            f'  - {{name: ok, driver: keithley2450, resource: "{server.resource}", cell: cell.yaml, recipe: recipe.yaml, out: ok.h5}}\n'
+            f'  - {{name: dead, driver: keithley2450, resource: "{dead}", cell: cell.yaml, recipe: recipe.yaml, out: dead.h5}}\n'
+        )
+        data = acquire_station_flow(str(tmp_path / "station.yaml"), reanalyze_every_s=None)
+    finally:
+        server.stop()
+    assert data["ok"]["status"] == "complete" and data["ok"]["cycles"] >= 6
+    assert data["dead"]["status"] == "disconnected"
+    assert "instrument check failed" in data["dead"]["message"]
+    assert not (tmp_path / "dead.h5").exists()
+    assert data["_analyses"] == {str(tmp_path / "ok.h5"): "ok"}

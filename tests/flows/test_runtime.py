@@ -33,8 +33,9 @@ def test_batches_cover_every_item_once():
 def test_no_api_to_share_outside_a_flow_run(monkeypatch):
     """Outside a flow run with no PREFECT_API_URL there is nothing to hand to workers."""
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    from cyclerflow.flows.runtime import api_shared_with_workers
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from cyclerflow.flows.runtime import api_shared_with_workers
 
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         with api_shared_with_workers() as url:
@@ -45,10 +46,11 @@ def test_workers_get_the_flow_runs_api_url(prefect_harness):
     """Inside a flow run on an unconfigured API (ephemeral server), the settings that
     travel with submitted tasks name the flow run's server, so Dask worker processes do
     not start an ephemeral server each; the setting is undone afterwards."""
-    from cyclerflow.flows.runtime import api_shared_with_workers
     from prefect import flow
     from prefect.context import FlowRunContext
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from cyclerflow.flows.runtime import api_shared_with_workers
 
     @flow
     def probe() -> tuple:
@@ -78,12 +80,13 @@ def test_heartbeats_are_off_only_without_a_server(monkeypatch):
     """Ephemeral mode: flow-run heartbeats off (nobody outlives the process to read
     them; each costs up to 1 s at a flow's end). A configured server keeps Prefect's."""
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    from cyclerflow.flows.runtime import embedded_run_settings
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         temporary_settings,
     )
+
+    from cyclerflow.flows.runtime import embedded_run_settings
 
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         default = PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value()

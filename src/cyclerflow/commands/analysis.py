@@ -12,64 +12,66 @@ from rich.table import Table
 from cyclerflow.numfmt import fmt_number
 
 
+def _cycling_table(cyc: dict) -> Table:
+    """Per-cycle table (first 10 and last 9 cycles of long records); incomplete cycles
+    say why in the last column."""
+    t = Table(
+        title=f"cycling (reference cycle {cyc.get('reference_cycle')}, "
+        f"fade {fmt_number(cyc.get('fade_rate_per_cycle'), '.3e')}/cycle)"
+    )
+    for c in ("cycle", "charge µAh", "discharge µAh", "CE", "retention", "µAh/cm²"):
+        t.add_column(c, justify="right")
+    t.add_column("incomplete", min_width=13, no_wrap=True)
+    rows = cyc.get("cycles", [])
+    shown = rows if len(rows) <= 20 else rows[:10] + [None] + rows[-9:]
+    for r in shown:
+        if r is None:
+            t.add_row("…", "", "", "", "", "", "")
+            continue
+        note = "" if r.get("complete", True) else str(r.get("incomplete_reason"))
+        if r.get("estimated_charge_ah"):
+            note = "(gap estimated)"
+        t.add_row(
+            str(r["cycle"]),
+            fmt_number(r["charge_capacity_ah"], ".5g", scale=1e6),
+            fmt_number(r["discharge_capacity_ah"], ".5g", scale=1e6),
+            fmt_number(r["coulombic_efficiency"], ".5f"),
+            fmt_number(r["capacity_retention"], ".5f"),
+            fmt_number(r["discharge_capacity_uah_per_cm2"], ".4g"),
+            note,
+        )
+    return t
+
+
+def _eis_table(eis: dict) -> Table:
+    t = Table(title="impedance")
+    for c in ("spectrum", "T / K", "cycle", "method", "R bulk / Ω", "R int / Ω·cm²"):
+        t.add_column(c, justify="right")
+    t.add_column("σ / S cm⁻¹", justify="right")
+    t.add_column("fit ok", justify="right")
+    for s in eis.get("spectra", []):
+        t.add_row(
+            str(s["spectrum_id"]),
+            fmt_number(s.get("temperature_kelvin"), ".2f"),
+            fmt_number(s.get("cycle"), "d"),
+            str(s.get("method")),
+            fmt_number(s.get("r_bulk_ohm")),
+            fmt_number(s.get("r_interface_ohm_cm2")),
+            fmt_number(s.get("conductivity_s_per_cm"), ".3e"),
+            "yes" if s.get("fit_ok") else "[red]no",
+        )
+    return t
+
+
 def print_analysis(res: dict, console: Console) -> None:
+    """The analysis as rich tables: per-cycle numbers, spectra, Arrhenius, warnings."""
     console.rule(f"[bold]{res.get('cell_id') or '(no cell id)'}")
     cyc = res.get("cycling")
     if cyc:
-        t = Table(
-            title=f"cycling (reference cycle {cyc.get('reference_cycle')}, fade {fmt_number(cyc.get('fade_rate_per_cycle'), '.3e')}/cycle)"
-        )
-        for c in ("cycle", "charge µAh", "discharge µAh", "CE", "retention", "µAh/cm²"):
-            t.add_column(c, justify="right")
-        rows = cyc.get("cycles", [])
-        shown = rows if len(rows) <= 20 else rows[:10] + [None] + rows[-9:]
-        for r in shown:
-            if r is None:
-                t.add_row("…", "", "", "", "", "")
-                continue
-            t.add_row(
-                str(r["cycle"]),
-                fmt_number(
-                    None if r["charge_capacity_ah"] is None else r["charge_capacity_ah"] * 1e6,
-                    ".5g",
-                ),
-                fmt_number(
-                    None
-                    if r["discharge_capacity_ah"] is None
-                    else r["discharge_capacity_ah"] * 1e6,
-                    ".5g",
-                ),
-                fmt_number(r["coulombic_efficiency"], ".5f"),
-                fmt_number(r["capacity_retention"], ".5f"),
-                fmt_number(r["discharge_capacity_uah_per_cm2"], ".4g"),
-            )
-        console.print(t)
+        console.print(_cycling_table(cyc))
     eis = res.get("eis")
     if eis:
-        t = Table(title="impedance")
-        for c in (
-            "spectrum",
-            "T / K",
-            "cycle",
-            "method",
-            "R bulk / Ω",
-            "R int / Ω·cm²",
-            "σ / S cm⁻¹",
-            "fit ok",
-        ):
-            t.add_column(c, justify="right")
-        for s in eis.get("spectra", []):
-            t.add_row(
-                str(s["spectrum_id"]),
-                fmt_number(s.get("temperature_kelvin"), ".2f"),
-                fmt_number(s.get("cycle"), "d") if s.get("cycle") is not None else "-",
-                str(s.get("method")),
-                fmt_number(s.get("r_bulk_ohm")),
-                fmt_number(s.get("r_interface_ohm_cm2")),
-                fmt_number(s.get("conductivity_s_per_cm"), ".3e"),
-                "yes" if s.get("fit_ok") else "[red]no",
-            )
-        console.print(t)
+        console.print(_eis_table(eis))
         arr = eis.get("arrhenius")
         if arr and arr.get("activation_energy_ev") is not None:
             console.print(

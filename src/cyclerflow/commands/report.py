@@ -9,6 +9,21 @@ import typer
 from rich.console import Console
 
 
+def _say_written(html: Path, pdf: Path | None, n_cells: int, as_json: bool, quiet: bool) -> None:
+    if as_json:
+        info = {
+            "report": str(html),
+            "pdf": None if pdf is None else str(pdf),
+            "cells": n_cells,
+            "bytes": html.stat().st_size,
+        }
+        typer.echo(json.dumps(info))
+    elif not quiet:
+        Console().print(
+            f"wrote {html} ({html.stat().st_size / 1e6:.2f} MB)" + (f" and {pdf}" if pdf else "")
+        )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_cmd(
@@ -56,23 +71,7 @@ def register(app: typer.Typer) -> None:
                 workers=workers,
                 progress=lambda _p: prog.advance(task),
             )
-        pdf_path = html.with_suffix(".pdf") if pdf else None
-        if as_json:
-            typer.echo(
-                json.dumps(
-                    {
-                        "report": str(html),
-                        "pdf": None if pdf_path is None else str(pdf_path),
-                        "cells": len(cells),
-                        "bytes": html.stat().st_size,
-                    }
-                )
-            )
-        elif not quiet:
-            Console().print(
-                f"wrote {html} ({html.stat().st_size / 1e6:.2f} MB)"
-                + (f" and {pdf_path}" if pdf_path else "")
-            )
+        _say_written(html, html.with_suffix(".pdf") if pdf else None, len(cells), as_json, quiet)
 
     @app.command("watch")
     def watch_cmd(

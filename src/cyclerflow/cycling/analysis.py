@@ -1,6 +1,6 @@
 """Per-cycle table and per-cell summary: capacity, energy, CE, retention, fade.
 
-:func:`analyze_cycling` returns the JSON-ready ``cycling`` object of DESIGN.md and an
+:func:`analyze_cycling` returns the JSON-ready ``cycling`` object of docs/cli.md and an
 ``xr.Dataset`` over ``cycle`` with every per-cycle quantity (units attributes and
 provenance attributes). Definitions are in docs/cycling.md.
 """
@@ -465,6 +465,39 @@ def _ranges(c: np.ndarray) -> str:
     return ", ".join(parts[:10]) + (" ..." if len(parts) > 10 else "")
 
 
+def _dataset_attrs(summary: dict[str, Any]) -> dict[str, Any]:
+    """Provenance and headline attributes of the per-cycle dataset."""
+    attrs = {
+        "method": METHOD,
+        "first_half": summary["first_half"],
+        "first_half_detected": summary["first_half_detected"],
+        "cycle_source": summary["cycle_source"],
+        "ce_convention": summary["ce_convention"],
+        "retention_basis": RETENTION_BASIS,
+        "reference_cycle": summary["reference_cycle"],
+        "fade_method": summary["fade_method"],
+        "fade_window": np.asarray(summary["fade_window"], "i8"),
+        "reference_current_a": summary["reference_current_a"],
+        "rest_threshold_a": summary["rest_threshold_a"],
+        "thresholds": json.dumps(summary["thresholds"]),
+        "dropped_samples": summary["dropped_samples"],
+        "current_sampling": summary["current_sampling"],
+        "notes": json.dumps(summary["notes"]),
+    }
+    for key in (
+        "fade_rate_per_cycle",
+        "fade_rate_stderr_per_cycle",
+        "first_cycle_irreversible_ah",
+        "cycles_to_80_percent",
+        "cycles_to_80_percent_extrapolated",
+        "ce_mean",
+        "ce_median",
+    ):
+        if summary[key] is not None:
+            attrs[key] = summary[key]
+    return attrs
+
+
 def _dataset(tab: CycleTable, v: dict[str, Any], *, summary: dict[str, Any]) -> xr.Dataset:
     """The per-cycle table as an ``xr.Dataset`` over ``cycle`` (units and provenance)."""
 
@@ -505,34 +538,7 @@ def _dataset(tab: CycleTable, v: dict[str, Any], *, summary: dict[str, Any]) -> 
         "start_time_second": var(tab.t0, "s", "test time of the first active sample"),
         "end_time_second": var(tab.t1, "s", "test time of the last active sample"),
     }
-    attrs = {
-        "method": METHOD,
-        "first_half": summary["first_half"],
-        "first_half_detected": summary["first_half_detected"],
-        "cycle_source": summary["cycle_source"],
-        "ce_convention": summary["ce_convention"],
-        "retention_basis": RETENTION_BASIS,
-        "reference_cycle": summary["reference_cycle"],
-        "fade_method": summary["fade_method"],
-        "fade_window": np.asarray(summary["fade_window"], "i8"),
-        "reference_current_a": summary["reference_current_a"],
-        "rest_threshold_a": summary["rest_threshold_a"],
-        "thresholds": json.dumps(summary["thresholds"]),
-        "dropped_samples": summary["dropped_samples"],
-        "current_sampling": summary["current_sampling"],
-        "notes": json.dumps(summary["notes"]),
-    }
-    for key in (
-        "fade_rate_per_cycle",
-        "fade_rate_stderr_per_cycle",
-        "first_cycle_irreversible_ah",
-        "cycles_to_80_percent",
-        "cycles_to_80_percent_extrapolated",
-        "ce_mean",
-        "ce_median",
-    ):
-        if summary[key] is not None:
-            attrs[key] = summary[key]
+    attrs = _dataset_attrs(summary)
     ds = xr.Dataset(data, coords={"cycle": ("cycle", tab.cycle, {"units": "1"})}, attrs=attrs)
     for name in ("incomplete_reason", "incomplete_detail"):
         ds[name] = ds[name].astype(str)

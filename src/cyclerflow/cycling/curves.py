@@ -94,6 +94,37 @@ def voltage_curves(
     return out
 
 
+def _local_slopes(q, v, hid, window_fraction, min_window, min_spread_fraction):
+    """dQ/dV at every point: least-squares slope over a centred window within its half
+    (``hid``: half index per point); (slope, usable) arrays."""
+    n = len(q)
+    new = np.r_[True, hid[1:] != hid[:-1]]
+    g0 = np.flatnonzero(new)
+    glen = np.diff(np.append(g0, n))
+    gid = np.cumsum(new) - 1
+    # centre each half for numerical stability
+    x = v - (np.add.reduceat(v, g0) / glen)[gid]
+    y = q - (np.add.reduceat(q, g0) / glen)[gid]
+    hw = (np.maximum(min_window, np.round(window_fraction * glen).astype("i8")) // 2)[gid]
+    pos = np.arange(n)
+    lo = np.maximum(g0[gid], pos - hw)
+    hi = np.minimum(g0[gid] + glen[gid], pos + hw + 1)
+
+    def wsum(a):
+        c = np.concatenate(([0.0], np.cumsum(a)))
+        return c[hi] - c[lo]
+
+    cnt = (hi - lo).astype("f8")
+    sx, sy, sxx, sxy = wsum(x), wsum(y), wsum(x * x), wsum(x * y)
+    var = cnt * sxx - sx * sx
+    cov = cnt * sxy - sx * sy
+    span = np.maximum.reduceat(v, g0) - np.minimum.reduceat(v, g0)
+    min_var = (min_spread_fraction * span[gid] * cnt) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = cov / var
+    return slope, (var > min_var) & (cnt >= 3) & np.isfinite(slope)
+
+
 def dqdv(
     ds: xr.Dataset,
     cycles: list[int] | None = None,
@@ -120,38 +151,9 @@ def dqdv(
     q = vc["capacity_ah"].values
     v = vc["voltage_volt"].values
     hid = vc["half_index"].values
-    n = len(q)
-    if n == 0:
+    if len(q) == 0:
         return _empty_dqdv(vc)
-    new = np.r_[True, hid[1:] != hid[:-1]]
-    g0 = np.flatnonzero(new)
-    glen = np.diff(np.append(g0, n))
-    gid = np.cumsum(new) - 1
-    # centre each half for numerical stability
-    vm = np.add.reduceat(v, g0) / glen
-    qm = np.add.reduceat(q, g0) / glen
-    x = v - vm[gid]
-    y = q - qm[gid]
-    half_w = np.maximum(min_window, np.round(window_fraction * glen).astype("i8")) // 2
-    hw = half_w[gid]
-    pos = np.arange(n)
-    lo = np.maximum(g0[gid], pos - hw)
-    hi = np.minimum(g0[gid] + glen[gid], pos + hw + 1)
-
-    def wsum(a):
-        c = np.concatenate(([0.0], np.cumsum(a)))
-        return c[hi] - c[lo]
-
-    cnt = (hi - lo).astype("f8")
-    sx, sy, sxx, sxy = wsum(x), wsum(y), wsum(x * x), wsum(x * y)
-    var = cnt * sxx - sx * sx
-    cov = cnt * sxy - sx * sy
-    span = np.maximum.reduceat(v, g0) - np.minimum.reduceat(v, g0)
-    min_var = (min_spread_fraction * span[gid] * cnt) ** 2
-    ok = (var > min_var) & (cnt >= 3)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = cov / var
-    ok &= np.isfinite(slope)
+    slope, ok = _local_slopes(q, v, hid, window_fraction, min_window, min_spread_fraction)
     keep = np.flatnonzero(ok)
     out = xr.Dataset(
         {

@@ -143,15 +143,19 @@ def cycle_time_gaps(s: Samples, seg: Segmentation, spans: CycleSpans) -> list[tu
     of their recorded time and ``MIN_GAP_INTERVALS`` median sampling intervals."""
     if len(s.t) < 3 or len(spans.cycle) == 0:
         return []
-    dt = np.diff(s.t)
-    dt_pad = np.append(dt, 0.0)
+    dt = np.diff(s.t) if s.dt is None else s.dt
     a = seg.starts[spans.first_run]
-    b = seg.ends[spans.last_run] - 1
-    idx = np.column_stack([a, b]).ravel()
-    big = np.maximum.reduceat(dt_pad, idx)[::2]
+    b = seg.ends[spans.last_run] - 1  # max over dt[a:b]: the intervals inside the cycle
+    # reduceat over (a, b) pairs; b may be len(dt) (the record's last sample): clip it
+    # and fold that last interval back in below
+    idx = np.column_stack([a, np.minimum(b, len(dt) - 1)]).ravel()
+    big = np.maximum.reduceat(dt, np.minimum(idx, len(dt) - 1))[::2]
+    at_end = b == len(dt)
+    big[at_end] = np.maximum(big[at_end], dt[-1])
     big = np.where(b > a, big, 0.0)
     own = (spans.t1 - spans.t0) - big
-    floor = MIN_GAP_INTERVALS * float(np.median(dt))
+    stride = max(1, len(dt) // 100_000)  # the median sampling interval, on a subsample
+    floor = MIN_GAP_INTERVALS * float(np.median(dt[::stride]))
     out = []
     for k in np.flatnonzero((big > own) & (big > floor)):
         j = a[k] + int(np.argmax(dt[a[k] : b[k]]))

@@ -89,6 +89,7 @@ class Samples:
     n_dropped: int
     source: str = ""
     current_sampling: str = "instantaneous"
+    dt: np.ndarray | None = None  # t[1:] - t[:-1] (s), kept from the input check
 
 
 @dataclass
@@ -192,6 +193,7 @@ def prepare_samples(ds: xr.Dataset, current_sampling: str | None = None) -> Samp
         n_dropped=n_bad,
         source=source,
         current_sampling=str(sampling),
+        dt=dt,
     )
 
 
@@ -282,27 +284,10 @@ def _halves(sign: np.ndarray, active: np.ndarray, q: np.ndarray):
     return act, hid, first, hq
 
 
-def segment(
-    s: Samples,
-    th: Thresholds = Thresholds(),
-    *,
-    first_half: str | None = None,
-    safety_stop_times: np.ndarray | None = None,
-) -> Segmentation:
-    """Segment a record into runs, half-cycles and cycles (see module docstring)."""
-    where = s.source or None
-    i_ref, noise, thr = rest_threshold(s.i, th)
-    if i_ref <= 0.0:
-        raise InputError(
-            "no complete cycle found (the current is zero throughout the record)", path=where
-        )
-    starts, ends, sign = find_runs(s, thr)
-    peak = np.maximum.reduceat(np.abs(s.i), starts)
-    active = (sign != 0) & (peak > thr)
-    q, e = integrate_runs(s, starts)
-
-    # drop runs, then "half-cycles", that are negligible next to the largest half-cycle
-    # (noise lobes, EIS excitation), so that they neither join nor split real ones
+def _drop_small_halves(sign, active, q, th: Thresholds):
+    """Drop runs, then "half-cycles", negligible next to the largest half-cycle (noise
+    lobes, EIS excitation), so that they neither join nor split real ones. Returns the
+    final ``_halves`` tuple; ``active`` is updated in place."""
     act, hid, first, hq = _halves(sign, active, q)
     if len(hq):
         active &= np.abs(q) >= th.min_half_fraction * hq.max()
@@ -314,7 +299,77 @@ def segment(
         if not small.any():
             break
         active[act[small[hid]]] = False
-    act, hid, first, hq = _halves(sign, active, q)
+    return _halves(sign, active, q)
+
+
+def _first_half(s: Samples, starts, act, half_first_run, half_dir, first_half):
+    """(first half asked or detected, detected, vendor-detected or None)."""
+    detected_vendor = None
+    if s.cycle is not None and (s.cycle[starts[act]] >= 0).all():
+        vc = s.cycle[starts[half_first_run]]
+        newc = np.r_[True, vc[1:] != vc[:-1]]
+        dirs_at_cycle_start = half_dir[newc]
+        n_ch = int(np.count_nonzero(dirs_at_cycle_start == CHARGE))
+        n_dis = len(dirs_at_cycle_start) - n_ch
+        detected_vendor = CHARGE if n_ch >= n_dis else DISCHARGE
+    detected = detected_vendor if detected_vendor is not None else int(half_dir[0])
+    if first_half is None:
+        return detected, detected, detected_vendor
+    if first_half in ("charge", "discharge"):
+        return (CHARGE if first_half == "charge" else DISCHARGE), detected, detected_vendor
+    raise InputError(f"first_half must be 'charge' or 'discharge' (got {first_half!r})")
+
+
+def _cycle_labels(s: Samples, starts, act, hid, half_first_run, half_dir, fh, vendor, notes):
+    """(cycle per run, cycle per half, cycle source): the instrument's cycle_count when it
+    agrees with ``fh``, else counted from the half-cycle sequence."""
+    run_cycle = np.full(len(starts), -1, dtype="i8")
+    if vendor is not None and fh == vendor:
+        run_cycle[act] = s.cycle[starts[act]]
+        return run_cycle, run_cycle[half_first_run], "cycle_count column"
+    if vendor is not None:
+        notes.append(
+            "cycle_count ignored: its cycles start with "
+            f"{DIRECTION_NAME[vendor]} but first_half={DIRECTION_NAME[fh]} was asked"
+        )
+    half_cycle = np.cumsum(half_dir == fh).astype("i8")
+    run_cycle[act] = half_cycle[hid]
+    return run_cycle, half_cycle, "current (half-cycle sequence)"
+
+
+def _mark_safety_stops(half_t0, times, cut, reasons) -> None:
+    """Mark the half-cycle each safety stop time (s) falls in as cut short (in place)."""
+    if times is None or not len(times):
+        return
+    k = np.searchsorted(half_t0, np.asarray(times, "f8"), side="right") - 1
+    for j in np.unique(k[k >= 0]):
+        if not cut[j]:
+            cut[j] = True
+            reasons[j] = "safety_stop event during this half-cycle"
+
+
+def segment(
+    s: Samples,
+    th: Thresholds = Thresholds(),
+    *,
+    first_half: str | None = None,
+    safety_stop_times: np.ndarray | None = None,
+) -> Segmentation:
+    """Segment a record into runs, half-cycles and cycles (see module docstring).
+
+    ``safety_stop_times`` (s): half-cycles holding one are marked cut short (the cycle
+    analysis maps stop events itself, see :mod:`cyclerflow.cycling.incomplete`)."""
+    where = s.source or None
+    i_ref, noise, thr = rest_threshold(s.i, th)
+    if i_ref <= 0.0:
+        raise InputError(
+            "no complete cycle found (the current is zero throughout the record)", path=where
+        )
+    starts, ends, sign = find_runs(s, thr)
+    peak = np.maximum.reduceat(np.abs(s.i), starts)
+    active = (sign != 0) & (peak > thr)
+    q, e = integrate_runs(s, starts)
+    act, hid, first, hq = _drop_small_halves(sign, active, q, th)
     if len(hq) == 0:
         raise InputError(
             "no complete cycle found (no charge or discharge above the rest threshold "
@@ -326,51 +381,14 @@ def segment(
     run_half[act] = hid
     half_dir = sign[act[first]].astype("i8")
     half_first_run = act[first]
-    last_pos = np.append(first[1:], len(act)) - 1
-    half_last_run = act[last_pos]
-
-    # cycles
+    half_last_run = act[np.append(first[1:], len(act)) - 1]
     notes: list[str] = []
-    detected_vendor = None
-    if s.cycle is not None and (s.cycle[starts[act]] >= 0).all():
-        vc = s.cycle[starts[half_first_run]]
-        newc = np.r_[True, vc[1:] != vc[:-1]]
-        dirs_at_cycle_start = half_dir[newc]
-        n_ch = int(np.count_nonzero(dirs_at_cycle_start == CHARGE))
-        n_dis = len(dirs_at_cycle_start) - n_ch
-        detected_vendor = CHARGE if n_ch >= n_dis else DISCHARGE
-    detected = detected_vendor if detected_vendor is not None else int(half_dir[0])
-    if first_half is None:
-        fh = detected
-    elif first_half in ("charge", "discharge"):
-        fh = CHARGE if first_half == "charge" else DISCHARGE
-    else:
-        raise InputError(f"first_half must be 'charge' or 'discharge' (got {first_half!r})")
-
-    if detected_vendor is not None and fh == detected_vendor:
-        run_cycle = np.full(len(starts), -1, dtype="i8")
-        run_cycle[act] = s.cycle[starts[act]]
-        half_cycle = run_cycle[half_first_run]
-        cycle_source = "cycle_count column"
-    else:
-        if detected_vendor is not None:
-            notes.append(
-                "cycle_count ignored: its cycles start with "
-                f"{DIRECTION_NAME[detected_vendor]} but first_half={DIRECTION_NAME[fh]} was asked"
-            )
-        half_cycle = np.cumsum(half_dir == fh).astype("i8")
-        run_cycle = np.full(len(starts), -1, dtype="i8")
-        run_cycle[act] = half_cycle[hid]
-        cycle_source = "current (half-cycle sequence)"
-
+    fh, detected, vendor = _first_half(s, starts, act, half_first_run, half_dir, first_half)
+    run_cycle, half_cycle, cycle_source = _cycle_labels(
+        s, starts, act, hid, half_first_run, half_dir, fh, vendor, notes
+    )
     cut, reasons = _cut_short(s, ends, half_dir, half_last_run, hq, th)
-    if safety_stop_times is not None and len(safety_stop_times):
-        h_t0 = s.t[starts[half_first_run]]
-        k = np.searchsorted(h_t0, np.asarray(safety_stop_times, "f8"), side="right") - 1
-        for j in np.unique(k[k >= 0]):
-            if not cut[j]:
-                cut[j] = True
-                reasons[j] = "safety_stop event during this half-cycle"
+    _mark_safety_stops(s.t[starts[half_first_run]], safety_stop_times, cut, reasons)
     return Segmentation(
         starts=starts,
         ends=ends,

@@ -134,11 +134,16 @@ def capacity_figure(
     area_cm2: float | None = None,
     reference_cycle: int | None = None,
     charge_capacity_ah: Any | None = None,
+    incomplete: Any | None = None,
 ) -> Figure:
     """Discharge capacity (µAh, and µAh/cm² on the right axis when the area is known)
-    and capacity retention (%) vs cycle."""
+    and capacity retention (%) vs cycle. ``incomplete``: bool per cycle; those cycles
+    are drawn as red crosses off the line (they are left out of fade and CE)."""
     cyc = np.asarray(cycle, dtype="f8")
     q = np.asarray(discharge_capacity_ah, dtype="f8") * 1e6
+    bad = np.zeros(len(cyc), bool) if incomplete is None else np.asarray(incomplete, bool)
+    q_bad = q[bad]
+    q = np.where(bad, np.nan, q)
     has_ret = (
         capacity_retention is not None
         and np.isfinite(np.asarray(capacity_retention, dtype="f8")).any()
@@ -150,6 +155,9 @@ def capacity_figure(
         qc = np.asarray(charge_capacity_ah, dtype="f8") * 1e6
         ax.plot(*decimate(cyc, qc, 1500), ".-", color="0.6", label="charge", **style)
     ax.plot(*decimate(cyc, q, 1500), ".-", color="C0", label="discharge", **style)
+    if bad.any():
+        ax.plot(cyc[bad], q_bad, "x", ms=5, color="C3", label="incomplete cycle (discharge)")
+        ax.legend(loc="best")
     ax.set_ylabel("capacity / µAh")
     ax.yaxis.set_major_formatter(EngFormatter(unit="", places=None, sep=""))
     if charge_capacity_ah is not None:
@@ -180,11 +188,24 @@ def capacity_figure(
     return fig
 
 
-def timeline_figure(t_v: Any, voltage_volt: Any, t_i: Any, current_ampere: Any) -> Figure:
-    """Voltage (V) and current (A) vs test time (h) of the whole record (pass decimated arrays)."""
+def timeline_figure(
+    t_v: Any,
+    voltage_volt: Any,
+    t_i: Any,
+    current_ampere: Any,
+    gaps: Sequence[tuple[float, float]] = (),
+) -> Figure:
+    """Voltage (V) and current (A) vs test time (h) of the whole record (pass decimated
+    arrays); ``gaps``: (start, end) test times (s) of unrecorded intervals, shaded."""
     fig = _figure(3.4)
     ax_v = _axes(fig, 2, 1, 1)
     ax_i = _axes(fig, 2, 1, 2, sharex=ax_v)
+    for k, (a, b) in enumerate(gaps):
+        for ax in (ax_v, ax_i):
+            ax.axvspan(a / 3600, b / 3600, color="C1", alpha=0.25, lw=0)
+        if k == 0:
+            ax_v.plot([], [], "s", color="C1", alpha=0.4, label="gap: no data recorded")
+            ax_v.legend(loc="best", fontsize=7)
     ax_v.plot(np.asarray(t_v, dtype="f8") / 3600, voltage_volt, "-", lw=0.6, color="C0")
     ax_i.plot(np.asarray(t_i, dtype="f8") / 3600, current_ampere, "-", lw=0.6, color="C3")
     ax_v.set_ylabel("voltage / V")
@@ -589,6 +610,91 @@ def _say(ax, text: str) -> None:
     )
 
 
+def _card_cycling(ax, cycles: Mapping[str, np.ndarray] | None, reference_cycle) -> None:
+    """Capacity with retention (ax[0]) and CE (ax[1]) of a cell card."""
+    if cycles is None or not len(cycles["cycle"]):
+        _say(ax[0], "no cycling analysis")
+        _say(ax[1], "no cycling analysis")
+        return
+    c = cycles["cycle"]
+    q = np.asarray(cycles["discharge_capacity_ah"], dtype="f8") * 1e6
+    bad = ~np.asarray(cycles.get("complete", np.ones(len(c), bool)), bool)
+    ax[0].plot(*decimate(c, np.where(bad, np.nan, q), 600), "-", lw=0.9, color="C0")
+    if bad.any():  # incomplete cycles: off the line (left out of fade and CE)
+        ax[0].plot(c[bad], q[bad], "x", ms=3, color="C3")
+    ax[0].set_ylabel("Q dis / µAh", fontsize=8)
+    r = np.asarray(cycles["capacity_retention"], dtype="f8")
+    if np.isfinite(r).any():
+        tw = ax[0].twinx()
+        tw.plot(*decimate(c, r * 100, 600), "--", lw=0.8, color="C2")
+        tw.set_ylabel(f"retention / % (vs {reference_cycle})", fontsize=7, color="C2")
+        tw.tick_params(labelsize=7)
+    ax[0].set_xlabel("cycle", fontsize=8)
+    cyc, ce = _finite(c, cycles["coulombic_efficiency"])
+    if not len(ce):
+        _say(ax[1], "no complete cycle: no CE")
+        return
+    lo, hi = np.percentile(ce, [2, 98]) if len(ce) >= 10 else (ce.min(), ce.max())
+    span = max(hi - lo, 4e-4)
+    ax[1].plot(*decimate(cyc, ce, 800), ".", ms=1.5, color="C3")
+    _ce_axis(ax[1], lo - 0.15 * span, hi + 0.15 * span, nbins=4)
+    ax[1].set_ylabel("CE", fontsize=8)
+    ax[1].set_xlabel("cycle", fontsize=8)
+
+
+def _card_profiles(ax, curves: Sequence[Mapping[str, Any]]) -> None:
+    if not curves:
+        _say(ax, "no voltage profiles")
+        return
+    cmap, norm = _cycle_colors([cv["cycle"] for cv in curves])
+    for cv in curves:
+        ax.plot(
+            *decimate(np.asarray(cv["capacity_ah"]) * 1e6, cv["voltage_v"], 150),
+            "-" if cv.get("half") == "charge" else "--",
+            lw=0.8,
+            color=cmap(norm(cv["cycle"])),
+        )
+    ax.set_xlabel("capacity / µAh", fontsize=8)
+    ax.set_ylabel("V", fontsize=8)
+    ax.set_title(
+        f"cycles {min(cv['cycle'] for cv in curves)}–{max(cv['cycle'] for cv in curves)} (light = late)",
+        fontsize=7,
+        loc="right",
+        color="0.35",
+    )
+
+
+def _card_arrhenius(ax, arrhenius: tuple[Any, Any, Mapping[str, Any]]) -> None:
+    t, sg, arr = arrhenius
+    t, sg = _finite(t, sg)
+    sigma_t = arr.get("convention", "sigma_T") != "sigma"
+    y = np.log(sg * t) if sigma_t else np.log(sg)
+    ax.plot(1000 / t, y, "o", ms=3, color="C0")
+    if arr.get("activation_energy_ev") is not None and len(t) >= 2:
+        ax.plot(*_arrhenius_line(t, y, arr, sigma_t), "-", lw=0.9, color="C1")
+        ax.set_title(f"Ea = {arr['activation_energy_ev']:.3f} eV", fontsize=8, loc="right")
+    ax.set_xlabel("1000/T / K⁻¹", fontsize=8)
+    ax.set_ylabel("ln σT" if sigma_t else "ln σ", fontsize=8)
+
+
+def _card_nyquist(ax, nyquist: Mapping[str, Any]) -> None:
+    z = np.asarray(nyquist["z"], dtype=complex)
+    ax.plot(z.real, -z.imag, "o", ms=1.8, mfc="none", color="C0")
+    if nyquist.get("z_fit") is not None:
+        zf = np.asarray(nyquist["z_fit"], dtype=complex)
+        ax.plot(zf.real, -zf.imag, "-", lw=0.8, color="C1")
+    lo, hi, _ = nyquist_window(np.asarray(nyquist["frequency_hertz"], dtype="f8"), z)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal", adjustable="box")
+    eng = EngFormatter(unit="Ω", places=None, sep="")
+    ax.xaxis.set_major_formatter(eng)
+    ax.yaxis.set_major_formatter(eng)
+    ax.xaxis.set_major_locator(MaxNLocator(3))
+    ax.yaxis.set_major_locator(MaxNLocator(3))
+    ax.set_title(_spectrum_label(nyquist), fontsize=7, loc="right", color="0.35")
+
+
 def cell_card_figure(
     cycles: Mapping[str, np.ndarray] | None,
     curves: Sequence[Mapping[str, Any]],
@@ -602,83 +708,18 @@ def cell_card_figure(
     series, the Arrhenius plot). Missing data are said in words in their panel.
 
     ``cycles``: arrays ``cycle``, ``discharge_capacity_ah``, ``capacity_retention``,
-    ``coulombic_efficiency``; ``nyquist``: a spectrum dict as for :func:`nyquist_figure`;
+    ``coulombic_efficiency`` and optionally ``complete`` (bool; incomplete cycles are
+    drawn as crosses off the line); ``nyquist``: a spectrum dict as for :func:`nyquist_figure`;
     ``arrhenius``: (temperature_kelvin, conductivity_s_per_cm, arrhenius dict).
     """
     fig = _figure(4.0, width_in=8.0)
     ax = [_axes(fig, 2, 2, k) for k in range(1, 5)]
-    if cycles is not None and len(cycles["cycle"]):
-        c = cycles["cycle"]
-        ax[0].plot(
-            *decimate(c, cycles["discharge_capacity_ah"] * 1e6, 600), "-", lw=0.9, color="C0"
-        )
-        ax[0].set_ylabel("Q dis / µAh", fontsize=8)
-        r = np.asarray(cycles["capacity_retention"], dtype="f8")
-        if np.isfinite(r).any():
-            tw = ax[0].twinx()
-            tw.plot(*decimate(c, r * 100, 600), "--", lw=0.8, color="C2")
-            tw.set_ylabel(f"retention / % (vs {reference_cycle})", fontsize=7, color="C2")
-            tw.tick_params(labelsize=7)
-        ax[0].set_xlabel("cycle", fontsize=8)
-        cyc, ce = _finite(c, cycles["coulombic_efficiency"])
-        if len(ce):
-            lo, hi = np.percentile(ce, [2, 98]) if len(ce) >= 10 else (ce.min(), ce.max())
-            span = max(hi - lo, 4e-4)
-            ax[1].plot(*decimate(cyc, ce, 800), ".", ms=1.5, color="C3")
-            _ce_axis(ax[1], lo - 0.15 * span, hi + 0.15 * span, nbins=4)
-            ax[1].set_ylabel("CE", fontsize=8)
-            ax[1].set_xlabel("cycle", fontsize=8)
-        else:
-            _say(ax[1], "no complete cycle: no CE")
-    else:
-        _say(ax[0], "no cycling analysis")
-        _say(ax[1], "no cycling analysis")
-    if curves:
-        cmap, norm = _cycle_colors([cv["cycle"] for cv in curves])
-        for cv in curves:
-            ax[2].plot(
-                *decimate(np.asarray(cv["capacity_ah"]) * 1e6, cv["voltage_v"], 150),
-                "-" if cv.get("half") == "charge" else "--",
-                lw=0.8,
-                color=cmap(norm(cv["cycle"])),
-            )
-        ax[2].set_xlabel("capacity / µAh", fontsize=8)
-        ax[2].set_ylabel("V", fontsize=8)
-        ax[2].set_title(
-            f"cycles {min(cv['cycle'] for cv in curves)}–{max(cv['cycle'] for cv in curves)} (light = late)",
-            fontsize=7,
-            loc="right",
-            color="0.35",
-        )
-    else:
-        _say(ax[2], "no voltage profiles")
+    _card_cycling(ax, cycles, reference_cycle)
+    _card_profiles(ax[2], curves)
     if arrhenius is not None:
-        t, sg, arr = arrhenius
-        t, sg = _finite(t, sg)
-        sigma_t = arr.get("convention", "sigma_T") != "sigma"
-        y = np.log(sg * t) if sigma_t else np.log(sg)
-        ax[3].plot(1000 / t, y, "o", ms=3, color="C0")
-        if arr.get("activation_energy_ev") is not None and len(t) >= 2:
-            ax[3].plot(*_arrhenius_line(t, y, arr, sigma_t), "-", lw=0.9, color="C1")
-            ax[3].set_title(f"Ea = {arr['activation_energy_ev']:.3f} eV", fontsize=8, loc="right")
-        ax[3].set_xlabel("1000/T / K⁻¹", fontsize=8)
-        ax[3].set_ylabel("ln σT" if sigma_t else "ln σ", fontsize=8)
+        _card_arrhenius(ax[3], arrhenius)
     elif nyquist is not None:
-        z = np.asarray(nyquist["z"], dtype=complex)
-        ax[3].plot(z.real, -z.imag, "o", ms=1.8, mfc="none", color="C0")
-        if nyquist.get("z_fit") is not None:
-            zf = np.asarray(nyquist["z_fit"], dtype=complex)
-            ax[3].plot(zf.real, -zf.imag, "-", lw=0.8, color="C1")
-        lo, hi, _ = nyquist_window(np.asarray(nyquist["frequency_hertz"], dtype="f8"), z)
-        ax[3].set_xlim(lo, hi)
-        ax[3].set_ylim(lo, hi)
-        ax[3].set_aspect("equal", adjustable="box")
-        eng = EngFormatter(unit="Ω", places=None, sep="")
-        ax[3].xaxis.set_major_formatter(eng)
-        ax[3].yaxis.set_major_formatter(eng)
-        ax[3].xaxis.set_major_locator(MaxNLocator(3))
-        ax[3].yaxis.set_major_locator(MaxNLocator(3))
-        ax[3].set_title(_spectrum_label(nyquist), fontsize=7, loc="right", color="0.35")
+        _card_nyquist(ax[3], nyquist)
     else:
         _say(ax[3], "no impedance spectra")
     for a in fig.axes:

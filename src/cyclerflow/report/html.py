@@ -20,6 +20,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cyclerflow import __version__
+from cyclerflow.cycling.incomplete import gap_events
 from cyclerflow.errors import InputError
 from cyclerflow.numfmt import fmt_number
 from cyclerflow.report import figures as F
@@ -72,6 +73,7 @@ def _draw(spec: dict[str, Any]) -> dict[str, str]:
 
 
 def _cycles_arrays(cyc: dict) -> dict[str, np.ndarray]:
+    """Per-cycle float arrays of the JSON rows (None -> NaN); ``complete`` as bool."""
     rows = cyc.get("cycles") or []
     keys = (
         "cycle",
@@ -81,81 +83,108 @@ def _cycles_arrays(cyc: dict) -> dict[str, np.ndarray]:
         "capacity_retention",
         "discharge_capacity_uah_per_cm2",
     )
-    return {
+    out = {
         k: np.array([np.nan if r.get(k) is None else r[k] for r in rows], dtype="f8") for k in keys
     }
+    out["complete"] = np.array([bool(r.get("complete", True)) for r in rows], bool)
+    return out
 
 
-def _cycling_section(cell: CellData, area: float | None, row: dict) -> tuple[list, list[str]]:
-    figs: list[dict] = []
-    missing: list[str] = []
-    cyc = (cell.summary or {}).get("cycling")
+def _report_gaps(cell: CellData, cyc: dict | None) -> list[tuple[float, float]]:
+    """Unrecorded intervals (s): the analysis' gaps, else the file's gap events."""
+    if cyc and cyc.get("gaps"):
+        return [(g["start_s"], g["end_s"]) for g in cyc["gaps"]]
+    try:
+        return [(g.start_s, g.end_s) for g in gap_events(cell.events)]
+    except InputError:
+        return []  # a malformed event: the analysis section says so
+
+
+def _timeline_fig(cell: CellData, cyc: dict | None) -> dict | None:
     tl = cell.timeline
-    if tl is not None and len(tl["t_v"]) > 1:
-        figs.append(
-            _fig(
-                "timeline",
-                "Voltage and current vs time",
-                lambda: F.timeline_figure(
-                    tl["t_v"], tl["voltage_volt"], tl["t_i"], tl["current_ampere"]
-                ),
-                "Whole record, min/max-decimated.",
-            )
-        )
-    if cell.summary is None:
-        return figs, [
-            "No analysis results: the analysis could not run for this file (see warnings); per-cycle figures are not shown."
-        ]
-    if not cyc or not cyc.get("cycles"):
-        return figs, [
-            "No cycling analysis (no cycling rows, or no complete cycle): capacity, retention, coulombic efficiency, voltage profiles and dQ/dV are not shown."
-        ]
-    a = _cycles_arrays(cyc)
+    if tl is None or len(tl["t_v"]) <= 1:
+        return None
+    gaps = _report_gaps(cell, cyc)
+    caption = "Whole record, min/max-decimated."
+    if gaps:
+        caption += f" Shaded: {len(gaps)} gap(s) with no data (the host was away)."
+    return _fig(
+        "timeline",
+        "Voltage and current vs time",
+        lambda: F.timeline_figure(
+            tl["t_v"], tl["voltage_volt"], tl["t_i"], tl["current_ampere"], gaps
+        ),
+        caption,
+    )
+
+
+def _incomplete_caption(cyc: dict) -> str:
+    """One sentence on the incomplete cycles and why, or ''."""
+    inc = cyc.get("incomplete_cycles") or []
+    if not inc:
+        return ""
+    reasons: dict[str, list[int]] = {}
+    for c in inc:
+        reasons.setdefault(c.get("reason") or "incomplete", []).append(c["cycle"])
+    parts = [
+        f"{r.replace('_', ' ')}: cycle{'s' if len(cs) > 1 else ''} "
+        + ", ".join(str(c) for c in cs[:8])
+        + (" ..." if len(cs) > 8 else "")
+        for r, cs in reasons.items()
+    ]
+    return f" Incomplete cycles (×, left out of fade, end of life and CE): {'; '.join(parts)}."
+
+
+def _capacity_fig(cyc: dict, a: dict, area: float | None) -> dict:
     ref = cyc.get("reference_cycle")
+    incomplete = ~a["complete"]
+    estimated = [c["cycle"] for c in cyc["cycles"] if c.get("estimated_charge_ah")]
+    caption = (
+        f"Retention relative to cycle {ref}."
+        + ("" if area else " No active area in the metadata: µAh/cm² not shown.")
+        + _incomplete_caption(cyc)
+    )
+    if estimated:
+        caption += f" Counted with a gap's estimated charge: cycles {estimated[:8]}."
+    return _fig(
+        "capacity",
+        "Discharge capacity and retention",
+        lambda: F.capacity_figure(
+            a["cycle"],
+            a["discharge_capacity_ah"],
+            a["capacity_retention"],
+            area_cm2=area,
+            reference_cycle=ref,
+            charge_capacity_ah=a["charge_capacity_ah"],
+            incomplete=incomplete,
+        ),
+        caption,
+    )
+
+
+def _profile_figs(cell: CellData, figs: list, missing: list[str]) -> None:
+    if not cell.curves:
+        missing.append("No per-cycle rows (cycle_count) to draw voltage profiles and dQ/dV.")
+        return
     figs.append(
         _fig(
-            "capacity",
-            "Discharge capacity and retention",
-            lambda: F.capacity_figure(
-                a["cycle"],
-                a["discharge_capacity_ah"],
-                a["capacity_retention"],
-                area_cm2=area,
-                reference_cycle=ref,
-                charge_capacity_ah=a["charge_capacity_ah"],
-            ),
-            f"Retention relative to cycle {ref}."
-            + ("" if area else " No active area in the metadata: µAh/cm² not shown."),
+            "voltage",
+            "Voltage profiles of selected cycles",
+            lambda: F.voltage_profiles_figure(cell.curves),
         )
     )
-    if np.isfinite(a["coulombic_efficiency"]).any():
-        figs.append(
-            _fig(
-                "ce",
-                "Coulombic efficiency",
-                lambda: F.coulombic_efficiency_figure(a["cycle"], a["coulombic_efficiency"]),
-                "Discharge / charge capacity of the same cycle.",
-            )
-        )
-    else:
-        missing.append("No complete cycle: coulombic efficiency not shown.")
-    if cell.curves:
-        figs.append(
-            _fig(
-                "voltage",
-                "Voltage profiles of selected cycles",
-                lambda: F.voltage_profiles_figure(cell.curves),
-            )
-        )
-        dq = (
-            cell.dqdv
-            if cell.dqdv is not None
-            else [d for d in (dqdv(c) for c in cell.curves) if len(d["voltage_v"])]
-        )
-        if dq:
-            figs.append(_fig("dqdv", "Differential capacity dQ/dV", lambda: F.dqdv_figure(dq)))
-    else:
-        missing.append("No per-cycle rows (cycle_count) to draw voltage profiles and dQ/dV.")
+    dq = (
+        cell.dqdv
+        if cell.dqdv is not None
+        else [d for d in (dqdv(c) for c in cell.curves) if len(d["voltage_v"])]
+    )
+    if dq:
+        figs.append(_fig("dqdv", "Differential capacity dQ/dV", lambda: F.dqdv_figure(dq)))
+
+
+def _cycling_row(cyc: dict, a: dict, area: float | None, row: dict) -> None:
+    """Headline numbers of the cell's row in the lab table."""
+    ref = cyc.get("reference_cycle")
     q = a["discharge_capacity_ah"]
     cyc_arr = a["cycle"]
     ref_idx = np.flatnonzero(cyc_arr == ref) if ref is not None else np.array([], dtype=int)
@@ -177,7 +206,93 @@ def _cycling_section(cell: CellData, area: float | None, row: dict) -> tuple[lis
         ce_median=float(np.median(ce)) if len(ce) else None,
         retention_curve={"cycle": cyc_arr, "capacity_retention": a["capacity_retention"]},
     )
+
+
+def _cycling_section(cell: CellData, area: float | None, row: dict) -> tuple[list, list[str]]:
+    cyc = (cell.summary or {}).get("cycling")
+    timeline = _timeline_fig(cell, cyc)
+    figs: list[dict] = [] if timeline is None else [timeline]
+    missing: list[str] = []
+    if cell.summary is None:
+        return figs, [
+            "No analysis results: the analysis could not run for this file (see warnings); per-cycle figures are not shown."
+        ]
+    if not cyc or not cyc.get("cycles"):
+        return figs, [
+            "No cycling analysis (no cycling rows, or no complete cycle): capacity, retention, coulombic efficiency, voltage profiles and dQ/dV are not shown."
+        ]
+    a = _cycles_arrays(cyc)
+    figs.append(_capacity_fig(cyc, a, area))
+    if np.isfinite(a["coulombic_efficiency"]).any():
+        figs.append(
+            _fig(
+                "ce",
+                "Coulombic efficiency",
+                lambda: F.coulombic_efficiency_figure(a["cycle"], a["coulombic_efficiency"]),
+                "Discharge / charge capacity of the same cycle (complete cycles only).",
+            )
+        )
+    else:
+        missing.append("No complete cycle: coulombic efficiency not shown.")
+    _profile_figs(cell, figs, missing)
+    _cycling_row(cyc, a, area, row)
     return figs, missing
+
+
+def _arrhenius_fig(per: dict, arr: dict, figs: list, missing: list[str]) -> None:
+    """The Arrhenius plot when spectra at two or more temperatures have a conductivity."""
+    pts = [
+        s for s in per.values() if s.get("temperature_kelvin") and s.get("conductivity_s_per_cm")
+    ]
+    temps = {round(s["temperature_kelvin"], 1) for s in pts}
+    if len(temps) >= 2:
+        figs.append(
+            _fig(
+                "arrhenius",
+                "Arrhenius plot",
+                lambda: F.arrhenius_figure(
+                    [s["temperature_kelvin"] for s in pts],
+                    [s["conductivity_s_per_cm"] for s in pts],
+                    arr,
+                ),
+                f"Convention: {arr.get('convention', 'sigma_T')}; {arr.get('n_points', len(pts))} points."
+                if arr.get("activation_energy_ev") is not None
+                else "The analysis gave no Arrhenius fit for these points (see the per-spectrum fit status).",
+            )
+        )
+    elif not pts:
+        missing.append(
+            "No conductivity (needs electrolyte thickness and active area in the metadata, and a bulk resistance): no Arrhenius plot."
+        )
+    else:
+        missing.append("Spectra at a single temperature: no Arrhenius plot.")
+
+
+def _interface_fig(
+    per: dict, area: float | None, row: dict, figs: list, missing: list[str]
+) -> None:
+    """Interfacial resistance (Ω·cm²) per cycle or spectrum, when the fits gave it."""
+    ri = [s for s in per.values() if s.get("r_interface_ohm_cm2") is not None]
+    if ri:
+        cyc = [s.get("cycle") if s.get("cycle") is not None else s["spectrum_id"] for s in ri]
+        figs.append(
+            _fig(
+                "interface",
+                "Interfacial resistance",
+                lambda: F.interface_figure(
+                    cyc,
+                    [s["r_interface_ohm_cm2"] for s in ri],
+                    temperature_kelvin=[s.get("temperature_kelvin") or np.nan for s in ri],
+                ),
+            )
+        )
+        row["r_int_last_ohm_cm2"] = ri[-1]["r_interface_ohm_cm2"]
+    elif any(s.get("r_interface_ohm") is not None for s in per.values()) and not area:
+        missing.append("No active area in the metadata: interfacial resistance in Ω·cm² not shown.")
+    else:
+        missing.append(
+            "No interfacial resistance from the fits: interfacial-resistance plot not shown."
+        )
 
 
 def _eis_section(cell: CellData, area: float | None, row: dict) -> tuple[list, list[str]]:
@@ -204,53 +319,9 @@ def _eis_section(cell: CellData, area: float | None, row: dict) -> tuple[list, l
     else:
         missing.append("No fit curves for the shown spectra: residuals not shown.")
     figs.append(_fig("bode", "Bode plots", lambda: F.bode_figure(draw)))
-    pts = [
-        s for s in per.values() if s.get("temperature_kelvin") and s.get("conductivity_s_per_cm")
-    ]
     arr = eis.get("arrhenius") or {}
-    temps = {round(s["temperature_kelvin"], 1) for s in pts}
-    if len(temps) >= 2:
-        figs.append(
-            _fig(
-                "arrhenius",
-                "Arrhenius plot",
-                lambda: F.arrhenius_figure(
-                    [s["temperature_kelvin"] for s in pts],
-                    [s["conductivity_s_per_cm"] for s in pts],
-                    arr,
-                ),
-                f"Convention: {arr.get('convention', 'sigma_T')}; {arr.get('n_points', len(pts))} points."
-                if arr.get("activation_energy_ev") is not None
-                else "The analysis gave no Arrhenius fit for these points (see the per-spectrum fit status).",
-            )
-        )
-    elif not pts:
-        missing.append(
-            "No conductivity (needs electrolyte thickness and active area in the metadata, and a bulk resistance): no Arrhenius plot."
-        )
-    else:
-        missing.append("Spectra at a single temperature: no Arrhenius plot.")
-    ri = [s for s in per.values() if s.get("r_interface_ohm_cm2") is not None]
-    if ri:
-        cyc = [s.get("cycle") if s.get("cycle") is not None else s["spectrum_id"] for s in ri]
-        figs.append(
-            _fig(
-                "interface",
-                "Interfacial resistance",
-                lambda: F.interface_figure(
-                    cyc,
-                    [s["r_interface_ohm_cm2"] for s in ri],
-                    temperature_kelvin=[s.get("temperature_kelvin") or np.nan for s in ri],
-                ),
-            )
-        )
-        row["r_int_last_ohm_cm2"] = ri[-1]["r_interface_ohm_cm2"]
-    elif any(s.get("r_interface_ohm") is not None for s in per.values()) and not area:
-        missing.append("No active area in the metadata: interfacial resistance in Ω·cm² not shown.")
-    else:
-        missing.append(
-            "No interfacial resistance from the fits: interfacial-resistance plot not shown."
-        )
+    _arrhenius_fig(per, arr, figs, missing)
+    _interface_fig(per, area, row, figs, missing)
     row.update(sigma25=arr.get("conductivity_25c_s_per_cm"), ea_ev=arr.get("activation_energy_ev"))
     return figs, missing
 
@@ -395,6 +466,32 @@ def _card(cell: CellData, row: dict) -> dict[str, Any]:
     )
 
 
+def _provenance(cell: CellData) -> list[tuple[str, str]]:
+    """(label, value) rows: software, input file and hash, results file, settings."""
+    prov = dict(cell.provenance)
+    prov.pop("curves_method", None)
+    cf = prov.pop("cell_file", {}) or {}
+    provenance = [("report software", f"cyclerflow {__version__}")]
+    if prov.get("analysis_version"):
+        provenance.append(("analysis software", f"cyclerflow {prov['analysis_version']}"))
+    provenance += [
+        ("input file", str(prov.get("input_file", cell.path))),
+        ("input SHA-256", str(prov.get("input_sha256", "–"))),
+    ]
+    if prov.get("results_file"):
+        provenance.append(("results file", f"{prov['results_file']} ({prov.get('results', '')})"))
+    if prov.get("settings"):
+        provenance.append(("analysis settings", str(prov["settings"])))
+    if cf:
+        provenance.append(
+            (
+                "cell file written by",
+                f"cyclerflow {cf.get('software_version', '?')} (format {cf.get('format_version', '?')}), {cf.get('created', '?')}",
+            )
+        )
+    return provenance
+
+
 def cell_context(cell: CellData, k: int = 0, *, compact: bool = False) -> dict[str, Any]:
     """Everything the template shows for one cell (figures already encoded).
 
@@ -419,27 +516,7 @@ def cell_context(cell: CellData, k: int = 0, *, compact: bool = False) -> dict[s
         )
     elif area is None:
         meta_missing.append("Metadata has no active_area_cm2: per-area numbers are not shown.")
-    prov = dict(cell.provenance)
-    prov.pop("curves_method", None)
-    cf = prov.pop("cell_file", {}) or {}
-    provenance = [("report software", f"cyclerflow {__version__}")]
-    if prov.get("analysis_version"):
-        provenance.append(("analysis software", f"cyclerflow {prov['analysis_version']}"))
-    provenance += [
-        ("input file", str(prov.get("input_file", cell.path))),
-        ("input SHA-256", str(prov.get("input_sha256", "–"))),
-    ]
-    if prov.get("results_file"):
-        provenance.append(("results file", f"{prov['results_file']} ({prov.get('results', '')})"))
-    if prov.get("settings"):
-        provenance.append(("analysis settings", str(prov["settings"])))
-    if cf:
-        provenance.append(
-            (
-                "cell file written by",
-                f"cyclerflow {cf.get('software_version', '?')} (format {cf.get('format_version', '?')}), {cf.get('created', '?')}",
-            )
-        )
+    provenance = _provenance(cell)
     layers = [] if meta is None else [lay.model_dump(exclude_none=True) for lay in meta.layers]
     meta_rows = []
     if meta is not None:
@@ -612,6 +689,36 @@ def html_to_pdf(html: Path, pdf: Path, *, timeout: float = 300.0, force: bool = 
     return pdf
 
 
+def _cell_contexts(
+    paths: list[Path], compact: bool, workers: int, progress: Callable[[str], None] | None
+) -> list[dict | None]:
+    """Template context of each cell, in order: in this process or in ``workers``."""
+    contexts: list[dict | None] = [None] * len(paths)
+    if workers == 1:
+        for k, p in enumerate(paths):
+            contexts[k] = _cell_job(str(p), k, compact)
+            if progress:
+                progress(str(p))
+        return contexts
+    import multiprocessing as mp
+    import threading
+
+    # fork is fast and needs no `if __name__ == "__main__"` guard in the caller's script;
+    # a process with other threads running (e.g. inside a flow runner) spawns instead
+    method = (
+        "fork"
+        if threading.active_count() == 1 and "fork" in mp.get_all_start_methods()
+        else "spawn"
+    )
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method)) as ex:
+        futs = {ex.submit(_cell_job, str(p), k, compact): k for k, p in enumerate(paths)}
+        for fut in as_completed(futs):
+            contexts[futs[fut]] = fut.result()
+            if progress:
+                progress(str(paths[futs[fut]]))
+    return contexts
+
+
 def build_report(
     cells: Sequence[str | Path],
     out: str | Path,
@@ -646,29 +753,7 @@ def build_report(
             )
     workers = _default_workers(len(paths)) if workers is None else max(1, workers)
     compact = len(paths) > COMPACT_ABOVE if compact is None else compact
-    contexts: list[dict | None] = [None] * len(paths)
-    if workers == 1:
-        for k, p in enumerate(paths):
-            contexts[k] = _cell_job(str(p), k, compact)
-            if progress:
-                progress(str(p))
-    else:
-        import multiprocessing as mp
-        import threading
-
-        # fork is fast and needs no `if __name__ == "__main__"` guard in the caller's script;
-        # a process with other threads running (e.g. inside a flow runner) spawns instead
-        method = (
-            "fork"
-            if threading.active_count() == 1 and "fork" in mp.get_all_start_methods()
-            else "spawn"
-        )
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method)) as ex:
-            futs = {ex.submit(_cell_job, str(p), k, compact): k for k, p in enumerate(paths)}
-            for fut in as_completed(futs):
-                contexts[futs[fut]] = fut.result()
-                if progress:
-                    progress(str(paths[futs[fut]]))
+    contexts = _cell_contexts(paths, compact, workers, progress)
     ctxs = [c for c in contexts if c is not None]
     html = render_html(ctxs, lab_figures=_lab_figures(ctxs) if len(ctxs) > 1 else ())
     with atomic_output(out, force=force) as tmp:
