@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from cyclerflow.drivers.neware_bts import NewareChannel
 
 from cyclerflow.acquire.cycler import (
     CYCLER_COLUMN_ATTRS,
@@ -33,6 +32,7 @@ from cyclerflow.acquire.cycler import (
     CyclerRunner,
 )
 from cyclerflow.acquire.recipe import loads_recipe
+from cyclerflow.drivers.neware_bts import NewareChannel
 from cyclerflow.schema import load_metadata
 from cyclerflow.store import create_cell, read_cycling
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import threading
 import time
 
-from cyclerflow.drivers.sim import start_simulator
-
 from cyclerflow.acquire.instrument import StepGuard, load_driver
+from cyclerflow.drivers.sim import start_simulator
 
 
 def reads_per_second(driver: str, seconds: float = 1.0, guard=None, **options) -> float:

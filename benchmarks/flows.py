@@ -204,8 +204,9 @@ def bare(root: Path) -> tuple[Timer, int]:
 
 
 def flow_run(root: Path, out: Path, **kw) -> tuple[Timer, dict]:
-    from cyclerflow.flows.lab import analyze_lab_flow
     from prefect.task_runners import ThreadPoolTaskRunner
+
+    from cyclerflow.flows.lab import analyze_lab_flow
 
     threads = kw.pop("threads", None)
     f = (

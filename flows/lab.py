@@ -12,12 +12,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cyclerflow.flows.runtime import api_shared_with_workers, batches, make_task_runner
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 from prefect.tasks import exponential_backoff
 
+from cyclerflow.flows.runtime import api_shared_with_workers, batches, make_task_runner
 from cyclerflow.lab import (
     CellEntry,
     LabCache,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cyclerflow.drivers.arbin_cti import ArbinChannel, Reading
 
+from cyclerflow.drivers.arbin_cti import ArbinChannel, Reading
 from cyclerflow.store import read_cycling
 
 from .conftest import CELL, RECIPE

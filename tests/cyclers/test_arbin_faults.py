@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import test_arbin_e2e as e2e
-from cyclerflow.drivers.arbin_cti import ArbinChannel
 
 from cyclerflow.acquire.cycler import (
     CYCLER_COLUMN_ATTRS,
@@ -18,6 +17,7 @@ from cyclerflow.acquire.cycler import (
 from cyclerflow.acquire.link import ReconnectPolicy
 from cyclerflow.acquire.recipe import loads_recipe
 from cyclerflow.acquire.station import load_station, run_station
+from cyclerflow.drivers.arbin_cti import ArbinChannel
 from cyclerflow.schema import load_metadata
 from cyclerflow.store import create_cell, read_cycling, read_events
 

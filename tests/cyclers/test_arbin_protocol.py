@@ -6,8 +6,8 @@ import socket
 import struct
 
 import pytest
-from cyclerflow.drivers import arbin_cti as cti
 
+from cyclerflow.drivers import arbin_cti as cti
 from cyclerflow.errors import InputError, InstrumentError
 
 HEAD = bytes.fromhex("dddddddddddddd11")  # 0x11DDDDDDDDDDDDDD little-endian

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from cyclerflow.drivers.neware_bts import NewareChannel
 
 from cyclerflow.acquire.cycler import (
     CYCLER_COLUMN_ATTRS,
@@ -13,6 +12,7 @@ from cyclerflow.acquire.cycler import (
 )
 from cyclerflow.acquire.link import ReconnectPolicy
 from cyclerflow.acquire.recipe import loads_recipe
+from cyclerflow.drivers.neware_bts import NewareChannel
 from cyclerflow.schema import load_metadata
 from cyclerflow.store import create_cell, read_cycling, read_events
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cyclerflow.drivers import neware_bts as nw
 
+from cyclerflow.drivers import neware_bts as nw
 from cyclerflow.errors import InputError, InstrumentError
 
 A = nw.Address("127.0.0.1", 27, 21, 1, 1)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from cyclerflow.drivers.sim.neware_bts import parse_step_file
 
 from cyclerflow.acquire.recipe import loads_recipe
 from cyclerflow.acquire.schedule_neware import check_recipe, to_step_file
+from cyclerflow.drivers.sim.neware_bts import parse_step_file
 from cyclerflow.errors import InputError
 
 TEXT = """

@@ -10,10 +10,10 @@ modules and no test fills a list for another.
 from __future__ import annotations
 
 import pytest
-from cyclerflow.drivers.transports import ScriptedTransport
 from protocol_helpers import uncovered
 
 from cyclerflow.acquire.instrument import load_driver
+from cyclerflow.drivers.transports import ScriptedTransport
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from cyclerflow.drivers import b2900
-from cyclerflow.drivers.transports import ScriptedTransport
 
 from cyclerflow.acquire.instrument import GuardedSource, SourceMeterChannel, StepGuard
+from cyclerflow.drivers import b2900
+from cyclerflow.drivers.transports import ScriptedTransport
 from cyclerflow.errors import InputError, InstrumentError
 
 IDN = "Keysight Technologies,B2901A,MY51140001,3.4.2011.5100"

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from cyclerflow.drivers.sim.cell_model import K_B_EV, CellModel, CellParams, ocv_licoo2
 
+from cyclerflow.drivers.sim.cell_model import K_B_EV, CellModel, CellParams, ocv_licoo2
 from cyclerflow.schema import parse_metadata
 
 

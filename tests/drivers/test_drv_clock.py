@@ -5,12 +5,12 @@ from __future__ import annotations
 import socket
 
 import pytest
+
+from cyclerflow.acquire.instrument import ReportsClock, load_driver
 from cyclerflow.drivers import b2900, keithley2450, lakeshore335, palmsens
 from cyclerflow.drivers.sim import start_simulator
 from cyclerflow.drivers.simclock import clock_rate_from
 from cyclerflow.drivers.transports import ScriptedTransport
-
-from cyclerflow.acquire.instrument import ReportsClock, load_driver
 from cyclerflow.errors import InstrumentError
 
 # what each simulator sends for its identification query at --speedup 250 (bytes on the wire)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from cyclerflow.drivers.commands import Command, CommandSet, format_number
 from cyclerflow.drivers.transports import ScriptedTransport
-
 from cyclerflow.errors import InputError, InstrumentError
 
 CMDS = CommandSet(

@@ -12,8 +12,6 @@ import re
 from pathlib import Path
 
 import pytest
-from cyclerflow.drivers.commands import CommandSet
-from cyclerflow.drivers.transports import ScriptedTransport
 
 from cyclerflow.acquire.instrument import (
     GuardedSource,
@@ -23,6 +21,8 @@ from cyclerflow.acquire.instrument import (
     driver_names,
     load_driver,
 )
+from cyclerflow.drivers.commands import CommandSet
+from cyclerflow.drivers.transports import ScriptedTransport
 
 HERE = Path(__file__).parent
 KNOWN_CAPABILITIES = {"cc", "cv", "ocv", "eis", "temperature", "read_around_switch"}

@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 
 import pytest
-from cyclerflow.drivers.sim import CellModel, CellParams, start_simulator
 
 from cyclerflow.acquire.instrument import StepGuard, load_driver
+from cyclerflow.drivers.sim import CellModel, CellParams, start_simulator
 
 V_MIN = 3.6
 CURRENT = -15e-6  # 1C discharge of the 15 uAh cell

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from cyclerflow.drivers import keithley2450
-from cyclerflow.drivers.transports import ScriptedTransport
 
 from cyclerflow.acquire.instrument import GuardedSource, SourceMeterChannel, StepGuard
+from cyclerflow.drivers import keithley2450
+from cyclerflow.drivers.transports import ScriptedTransport
 from cyclerflow.errors import InputError, InstrumentError
 
 IDN = "KEITHLEY INSTRUMENTS,MODEL 2450,04451117,1.7.12b"

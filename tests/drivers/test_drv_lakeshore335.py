@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from cyclerflow.drivers import lakeshore335
-from cyclerflow.drivers.transports import ScriptedTransport
 
 from cyclerflow.acquire.instrument import TemperatureController
+from cyclerflow.drivers import lakeshore335
+from cyclerflow.drivers.transports import ScriptedTransport
 from cyclerflow.errors import InputError, InstrumentError
 
 IDN = "LSCI,MODEL335,LSA1234,2.5"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from cyclerflow.acquire.instrument import GuardedSource, SourceMeterChannel, StepGuard
 from cyclerflow.drivers import palmsens
 from cyclerflow.drivers.methodscript import (
     encode_value,
@@ -13,8 +15,6 @@ from cyclerflow.drivers.methodscript import (
     si_text,
 )
 from cyclerflow.drivers.transports import ScriptedTransport
-
-from cyclerflow.acquire.instrument import GuardedSource, SourceMeterChannel, StepGuard
 from cyclerflow.errors import InputError, InstrumentError
 
 DRIVER = "palmsens"  # byte coverage of its command table: conftest.byte_coverage

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 import pytest
-from cyclerflow.drivers.sim import start_simulator
 
 from cyclerflow.acquire.instrument import ConnectionLost, load_driver
+from cyclerflow.drivers.sim import start_simulator
 from cyclerflow.errors import InputError, InstrumentError
 
 

@@ -7,6 +7,7 @@ import socket
 import threading
 
 import pytest
+
 from cyclerflow.drivers.transports import (
     SerialTransport,
     VisaTransport,
@@ -14,7 +15,6 @@ from cyclerflow.drivers.transports import (
     open_transport,
     serial_port_of,
 )
-
 from cyclerflow.errors import InstrumentError
 
 

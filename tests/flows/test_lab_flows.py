@@ -31,9 +31,8 @@ def _latest_markdown(key: str) -> str:
 
 
 def test_lab_flow_live_corrupt_unchanged(prefect_harness, tmp_path, live_writer):
-    from cyclerflow.flows.lab import analyze_lab_flow, analyze_live_cells_flow
-
     from cyclerflow.analysis import analyze_cell
+    from cyclerflow.flows.lab import analyze_lab_flow, analyze_live_cells_flow
     from cyclerflow.lab import LabSettings, run_lab
 
     lab = tmp_path / "lab"

@@ -1,4 +1,4 @@
-"""Core commands: import, inspect, export, recover."""
+"""Core commands: import, inspect, export (recover: commands/reliability.py; demo: flows)."""
 
 from __future__ import annotations
 
