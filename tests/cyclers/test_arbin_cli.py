@@ -16,7 +16,7 @@ import pytest
 from cyclerflow.drivers.arbin_cti import ArbinChannel, Reading
 from cyclerflow.store import read_cycling
 
-from .conftest import CELL, RECIPE
+from .cycler_helpers import CELL, RECIPE
 
 BIN = Path(sys.executable).parent / "cyclerflow"
 

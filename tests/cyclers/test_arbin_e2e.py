@@ -11,7 +11,7 @@ from cyclerflow.acquire.recipe import loads_recipe
 from cyclerflow.errors import InputError
 from cyclerflow.store import read_events
 
-from .conftest import CELL, RECIPE
+from .cycler_helpers import CELL, RECIPE
 
 SCHEDULE = "cyclerflow-e2e.sdx"
 NOMINAL_AH = 15e-6  # the default simulated cell (cell-lipon.yaml's nominal capacity)

@@ -6,7 +6,6 @@ import threading
 import time
 
 import numpy as np
-import test_arbin_e2e as e2e
 
 from cyclerflow.acquire.cycler import (
     CYCLER_COLUMN_ATTRS,
@@ -21,7 +20,8 @@ from cyclerflow.drivers.arbin_cti import ArbinChannel
 from cyclerflow.schema import load_metadata
 from cyclerflow.store import create_cell, read_cycling, read_events
 
-from .conftest import CELL, RECIPE
+from . import test_arbin_e2e as e2e
+from .cycler_helpers import CELL, RECIPE
 
 SCHEDULE, write_station = e2e.SCHEDULE, e2e.write_station
 arbin_sim = e2e.arbin_sim  # the simulator fixture
