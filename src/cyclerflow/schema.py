@@ -92,7 +92,17 @@ EIS_SPECTRUM_ATTRS: dict[str, str] = {
     "dc_level": "V or A (see technique)",
 }
 
-EVENT_KINDS = ("step_start", "step_end", "limit", "safety_stop", "resume", "disconnect", "note")
+EVENT_KINDS = (
+    "step_start",
+    "step_end",
+    "limit",
+    "safety_stop",
+    "resume",
+    "disconnect",
+    "note",
+    "gap",  # host down during a run: JSON message with start_s, end_s and the charge estimate
+    "stop",  # a vendor record says the test was stopped (importers)
+)
 
 
 def units_of(column: str) -> str:
