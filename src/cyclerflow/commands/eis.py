@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cyclerflow.errors import InputError
+from cyclerflow.numfmt import fmt_number
 
 
 def _datasets_from_file(path: Path):
@@ -54,30 +55,26 @@ def _datasets_from_file(path: Path):
     return out, None
 
 
-def _fmt(v, spec: str = ".4g") -> str:
-    return "-" if v is None else format(v, spec)
-
-
 def print_eis(summary: dict, console: Console, title: str) -> None:
     rows = summary["spectra"]
     cols: list[tuple[str, object]] = [("id", lambda s: str(s["spectrum_id"]))]
     if any(s["temperature_kelvin"] is not None for s in rows):
-        cols.append(("T/K", lambda s: _fmt(s["temperature_kelvin"], ".1f")))
+        cols.append(("T/K", lambda s: fmt_number(s["temperature_kelvin"], ".1f")))
     if any(s["cycle"] is not None for s in rows):
         cols.append(("cycle", lambda s: "-" if s["cycle"] is None else str(s["cycle"])))
     cols += [
         ("model", lambda s: s.get("model") or "-"),
         ("roles", lambda s: _roles(s)),
         ("method", lambda s: s["method"] or "-"),
-        ("R_bulk/Ω", lambda s: _fmt(s["r_bulk_ohm"])),
+        ("R_bulk/Ω", lambda s: fmt_number(s["r_bulk_ohm"])),
     ]
     if any(s["r_interface_ohm"] is not None for s in rows):
-        cols.append(("R_int/Ω", lambda s: _fmt(s["r_interface_ohm"])))
+        cols.append(("R_int/Ω", lambda s: fmt_number(s["r_interface_ohm"])))
     if any(s["conductivity_s_per_cm"] is not None for s in rows):
-        cols.append(("σ/(S/cm)", lambda s: _fmt(s["conductivity_s_per_cm"], ".3e")))
+        cols.append(("σ/(S/cm)", lambda s: fmt_number(s["conductivity_s_per_cm"], ".3e")))
     cols += [
-        ("χ²", lambda s: _fmt(s["chi2"], ".2e")),
-        ("KK", lambda s: _fmt(s["kk_residual_max"], ".3f")),
+        ("χ²", lambda s: fmt_number(s["chi2"], ".2e")),
+        ("KK", lambda s: fmt_number(s["kk_residual_max"], ".3f")),
         ("ok", lambda s: "yes" if s["fit_ok"] else "[red]no"),
     ]
     t = Table(title=title)
@@ -100,8 +97,8 @@ def _print_results(summary: dict, console: Console) -> None:
     if arr:
         console.print(
             f"Arrhenius ({arr['convention']}, {arr['n_points']} points): Ea = {arr['activation_energy_ev']:.4f} "
-            f"± {_fmt(arr['activation_energy_stderr_ev'], '.4f')} eV, σ(25 °C) = "
-            f"{_fmt(arr['conductivity_25c_s_per_cm'], '.3e')} S/cm"
+            f"± {fmt_number(arr['activation_energy_stderr_ev'], '.4f')} eV, σ(25 °C) = "
+            f"{fmt_number(arr['conductivity_25c_s_per_cm'], '.3e')} S/cm"
         )
     _print_global(summary.get("global_fit"), console)
     g = summary.get("interface_growth")
