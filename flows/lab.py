@@ -341,6 +341,7 @@ def analyze_lab_flow(
     local_dask_workers: int | None = None,
     dask_processes: bool = True,
     dask_mode: str = "tasks",
+    database: str | None = None,
 ) -> dict[str, Any]:
     """Analyse every cell file under ``root`` (skipping unchanged ones), write
     ``lab_summary.csv/json`` and the lab report into ``out`` (default ``root``).
@@ -382,6 +383,9 @@ def analyze_lab_flow(
         cache.store(by_path[r["path"]], keys[r["path"]], r)
     rows = order_rows(cached + fresh)
     summary = write_summary_task(rows, str(out_dir), sdict)
+    from cyclerflow.db.hook import index_if_installed  # the lab database (cyclerflow[db])
+
+    index_if_installed(root, entries, rows, lab_settings, database)
     if use_cache:
         try:
             cache.save()
