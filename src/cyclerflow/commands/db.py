@@ -107,7 +107,7 @@ def _db_app() -> typer.Typer:
         _need_db()
         from cyclerflow.db.archive import export_archive
 
-        for p in export_archive(root, out, db=db, timeseries=timeseries, force=force):
+        for p in export_archive(root, out, db=db, with_timeseries=timeseries, force=force):
             typer.echo(str(p))
 
     return app
