@@ -25,9 +25,14 @@ import numpy as np
 
 from cyclerflow.db import schema as S
 from cyclerflow.db.engine import resolve, write_transaction
-from cyclerflow.db.rebuild import indexed_stamps, needs_index, open_writer
+from cyclerflow.db.rebuild import (
+    indexed_stamps,
+    needs_index,
+    open_writer,
+    refresh_statistics,
+)
 from cyclerflow.db.records import CellRecord, metadata_rows
-from cyclerflow.db.upsert import write_record
+from cyclerflow.db.upsert import write_records
 from cyclerflow.lab import CellEntry
 
 
@@ -74,19 +79,23 @@ def synthetic_record(k: int, n_cycles: int, rng: np.random.Generator) -> CellRec
     return CellRecord(cell_id, cell, layers, cycles=cycles, summary=summary, keys=tuple(keys))
 
 
-def bench_index(url: str, n_cells: int, n_cycles: int) -> float:
-    """Cycle rows per second over ``n_cells`` one-transaction-per-cell writes."""
+def bench_index(url: str, n_cells: int, n_cycles: int, batch: int, first: int = 0) -> float:
+    """Cycle rows per second writing ``n_cells`` cells, ``batch`` cells per transaction
+    (1 = a lab run's writes, 50 = ``db rebuild``'s)."""
     engine = open_writer(resolve(None, url))
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(1 + first)
     spent = 0.0
-    for k in range(n_cells):
-        rec = synthetic_record(k, n_cycles, rng)
+    for k in range(first, first + n_cells, batch):
+        recs = [
+            synthetic_record(j, n_cycles, rng) for j in range(k, min(k + batch, first + n_cells))
+        ]
         t0 = time.perf_counter()
         with write_transaction(engine) as conn:
-            write_record(conn, rec)
+            write_records(conn, recs)
         spent += time.perf_counter() - t0
-        if k and k % 500 == 0:
-            print(f"  {k} cells, {k * n_cycles / spent:,.0f} rows/s so far", flush=True)
+        done = k - first + len(recs)
+        if done % 1000 < batch:
+            print(f"  {done} cells, {done * n_cycles / spent:,.0f} rows/s so far", flush=True)
     engine.dispose()
     return n_cells * n_cycles / spent
 
@@ -101,8 +110,52 @@ def _timed(fn, repeat: int = 5) -> float:
     return statistics.median(times)
 
 
+def peer_rate(url: str, n_cells: int, n_cycles: int) -> float:
+    """The raw driver's ceiling on this machine now, same rows: sqlite3 executemany / psycopg
+    binary COPY into an unindexed table, all rows in one transaction."""
+    from cyclerflow.db.records import cycle_columns
+
+    rng = np.random.default_rng(2)
+    rows = [r for k in range(n_cells) for r in synthetic_record(k, n_cycles, rng).cycles]
+    cols = cycle_columns()
+    types = [S.cycles.c[c].type for c in cols]
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        con = sqlite3.connect(":memory:")
+        con.execute(f"CREATE TABLE peer ({', '.join(f'c{i}' for i in range(len(cols)))})")
+        t0 = time.perf_counter()
+        con.executemany(f"INSERT INTO peer VALUES ({', '.join('?' * len(cols))})", rows)
+        con.commit()
+        return len(rows) / (time.perf_counter() - t0)
+    import psycopg
+
+    from cyclerflow.db.upsert import _PG_TYPES
+
+    pg_types = [_PG_TYPES[type(t)] for t in types]
+    with psycopg.connect(url.replace("+psycopg", "")) as con, con.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE peer ("
+            + ", ".join(f"c{i} {t}" for i, t in enumerate(pg_types))
+            + ")"
+        )
+        t0 = time.perf_counter()
+        with cur.copy("COPY peer FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(pg_types)
+            for r in rows:
+                cp.write_row(r)
+        con.commit()
+        return len(rows) / (time.perf_counter() - t0)
+
+
 def bench_queries(url: str) -> None:
-    from cyclerflow.db.query import cells, query, table
+    from cyclerflow.db.query import cells, open_reader, query, table
+
+    t0 = time.perf_counter()
+    cells(db=url, where=["wafer=W07"])
+    print(f"  first query with a fresh connection: {(time.perf_counter() - t0) * 1e3:.1f} ms")
+    reader = open_reader(db=url)
+    url = reader  # the queries below reuse one read-only engine
 
     cases = {
         "wafer W07 cells with fade < 1e-4 (cells --where)": lambda: cells(
@@ -121,6 +174,7 @@ def bench_queries(url: str) -> None:
     for name, fn in cases.items():
         ms = _timed(fn) * 1e3
         print(f"  query {name}: {ms:.1f} ms (target < 50 ms, {'OK' if ms < 50 else 'SLOW'})")
+    reader.close()
 
 
 def bench_incremental(url: str, n_cells: int) -> float:
@@ -162,8 +216,22 @@ def bench_incremental(url: str, n_cells: int) -> float:
 def run(name: str, url: str, args) -> None:
     target = {"sqlite": 200e3, "postgres": 500e3}[name]
     print(f"{name}: indexing {args.cells} cells x {args.cycles} cycles", flush=True)
-    rate = bench_index(url, args.cells, args.cycles)
-    print(f"{name}: {rate:,.0f} cycle rows/s (target {target:,.0f}; ratio {rate / target:.2f})")
+    rate = bench_index(url, args.cells, args.cycles, batch=50)
+    print(
+        f"{name}: rebuild path (50 cells/transaction): {rate:,.0f} cycle rows/s "
+        f"(target {target:,.0f}; ratio {rate / target:.2f})"
+    )
+    engine = open_writer(resolve(None, url))
+    refresh_statistics(engine)  # what `db rebuild` does at its end
+    engine.dispose()
+    n_lab = min(args.cells, 200)
+    lab_rate = bench_index(url, n_lab, args.cycles, batch=1, first=args.cells)
+    print(f"{name}: lab-run path (1 cell/transaction, {n_lab} cells): {lab_rate:,.0f} rows/s")
+    peer = peer_rate(url, min(args.cells, 100), args.cycles)
+    print(
+        f"{name}: raw driver ceiling now (no index, one transaction): {peer:,.0f} rows/s; "
+        f"cyclerflow / ceiling = {rate / peer:.2f}; load average {os.getloadavg()[0]:.1f}"
+    )
     bench_queries(url)
     dt = bench_incremental(url, args.cells)
     print(f"{name}: incremental check of {args.cells} unchanged cells: {dt:.3f} s (target < 5 s)")

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,13 +73,15 @@ def summary_fields() -> list[str]:
     return [c for c in S.summary_columns()]
 
 
-def known_keys(conn: sa.Connection) -> list[str]:
-    """Every key ``--where`` / ``--sort`` accept on this database, sorted."""
+def lab_keys(conn: sa.Connection) -> frozenset[tuple[str, str]]:
+    """(scope, key) of every metadata key ("metadata") and layer key (role) of the lab."""
     kk = S.known_keys
-    found = {
-        k if s == "metadata" else f"{s}.{k}"
-        for s, k in conn.execute(sa.select(kk.c.scope, kk.c.key))
-    }
+    return frozenset(tuple(r) for r in conn.execute(sa.select(kk.c.scope, kk.c.key)))
+
+
+def known_keys(keys: frozenset[tuple[str, str]]) -> list[str]:
+    """Every key ``--where`` / ``--sort`` accept on this database, sorted."""
+    found = {k if s == "metadata" else f"{s}.{k}" for s, k in keys}
     return sorted(found | set(summary_fields()) | set(ALIASES) | set(_CELL_KEYS))
 
 
@@ -87,41 +90,55 @@ def _json_value(col, key: str, numeric: bool):
     return item.as_float() if numeric else item.as_string()
 
 
-def key_expression(conn: sa.Connection, key: str, numeric: bool) -> sa.ColumnElement:
+def key_expression(keys: frozenset[tuple[str, str]], key: str, numeric: bool) -> sa.ColumnElement:
     """The SQL expression of a key (a column, a JSON member or a layer subquery)."""
     key = ALIASES.get(key, key)
     if key in _CELL_KEYS:
         return S.cells.c[key]
     if key in summary_fields():
         return S.summaries.c[key]
-    kk = S.known_keys
-    if "." in key:
-        role, sub = key.split(".", 1)
-        hit = conn.execute(sa.select(kk.c.key).where(kk.c.scope == role, kk.c.key == sub)).first()
-        if hit is not None:
-            lay = S.layers
-            col = (
-                lay.c[sub]
-                if sub in _LAYER_COLS
-                else _json_value(lay.c.parameters_json, sub, numeric)
-            )
-            return (
-                sa.select(col)
-                .where(lay.c.cell_id == S.cells.c.cell_id, lay.c.role == role)
-                .order_by(lay.c.position)
-                .limit(1)
-                .scalar_subquery()
-            )
-    else:
-        q = sa.select(kk.c.key).where(kk.c.scope == "metadata", kk.c.key == key)
-        if conn.execute(q).first() is not None:
-            return _json_value(S.cells.c.metadata_json, key, numeric)
-    raise InputError(f"unknown key {key!r}; known keys: {', '.join(known_keys(conn))}")
+    layer = _layer_key(keys, key)
+    if layer is not None:
+        return (
+            sa.select(_layer_column(*layer, numeric))
+            .where(S.layers.c.cell_id == S.cells.c.cell_id, S.layers.c.role == layer[0])
+            .order_by(S.layers.c.position)
+            .limit(1)
+            .scalar_subquery()
+        )
+    if "." not in key and ("metadata", key) in keys:
+        return _json_value(S.cells.c.metadata_json, key, numeric)
+    raise InputError(f"unknown key {key!r}; known keys: {', '.join(known_keys(keys))}")
 
 
-def _condition_clause(conn: sa.Connection, cond: Condition) -> sa.ColumnElement:
+def _layer_key(keys: frozenset[tuple[str, str]], key: str) -> tuple[str, str] | None:
+    """(role, key) when ``key`` is a ROLE.KEY the lab has."""
+    if "." not in key:
+        return None
+    role, sub = key.split(".", 1)
+    return (role, sub) if role != "metadata" and (role, sub) in keys else None
+
+
+def _layer_column(role: str, sub: str, numeric: bool) -> sa.ColumnElement:
+    lay = S.layers
+    return lay.c[sub] if sub in _LAYER_COLS else _json_value(lay.c.parameters_json, sub, numeric)
+
+
+def _condition_clause(keys: frozenset[tuple[str, str]], cond: Condition) -> sa.ColumnElement:
+    """A layer key holds when any layer of that role satisfies it (EXISTS: the planner
+    estimates it well); other keys compare their column or JSON member."""
     numeric = isinstance(cond.value, float)
-    expr = key_expression(conn, cond.key, numeric)
+    layer = _layer_key(keys, cond.key)
+    if layer is not None:
+        expr = _layer_column(*layer, numeric)
+        lay = S.layers
+        inner = _comparison(cond, expr, numeric)
+        sub = sa.select(1).where(lay.c.cell_id == S.cells.c.cell_id, lay.c.role == layer[0])
+        return sa.exists(sub.where(inner))
+    return _comparison(cond, key_expression(keys, cond.key, numeric), numeric)
+
+
+def _comparison(cond: Condition, expr: sa.ColumnElement, numeric: bool) -> sa.ColumnElement:
     value: Any = cond.value
     if not numeric and isinstance(expr.type, (sa.Float, sa.Integer)):
         raise InputError(f"--where {cond.key}: {cond.value!r} is not a number")
@@ -137,11 +154,12 @@ def cells_statement(
     c, s = S.cells, S.summaries
     cols = [c.c.cell_id, c.c.wafer, c.c.die, c.c.path] + [s.c[k] for k in summary_fields()]
     stmt = sa.select(*cols).select_from(c.outerjoin(s, s.c.cell_id == c.c.cell_id))
+    keys = lab_keys(conn)
     for text in where:
-        stmt = stmt.where(_condition_clause(conn, parse_condition(text)))
+        stmt = stmt.where(_condition_clause(keys, parse_condition(text)))
     if sort:
         desc = sort.startswith("-")
-        expr = key_expression(conn, sort.lstrip("-"), True)
+        expr = key_expression(keys, sort.lstrip("-"), True)
         stmt = stmt.order_by(expr.desc() if desc else expr.asc(), c.c.cell_id)
     else:
         stmt = stmt.order_by(c.c.wafer, c.c.die, c.c.cell_id)
@@ -154,9 +172,42 @@ def _frame(result: sa.CursorResult):
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
-def _reader(root: str | Path | None, db: str | None) -> tuple[Target, sa.Engine]:
+@dataclass(frozen=True)
+class Reader:
+    """A read-only engine on a lab database; reuse one for many queries (``db=`` of
+    :func:`cells`, :func:`query`, :func:`table`) to skip connecting each time."""
+
+    target: Target
+    engine: sa.Engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_reader(root: str | Path | None = None, db: str | None = None) -> Reader:
+    """A :class:`Reader` for the lab root's database (or ``db`` URL), its schema checked
+    (present, not older, not newer than this version's)."""
     target = resolve(root, db)
-    return target, make_engine(target, readonly=True)
+    reader = Reader(target, make_engine(target, readonly=True))
+    try:
+        with reader.engine.connect() as conn:
+            require_current(conn, target.display)
+    except BaseException:
+        reader.close()
+        raise
+    return reader
+
+
+@contextmanager
+def _reading(root, db) -> Iterator[sa.Engine]:
+    if isinstance(db, Reader):
+        yield db.engine
+        return
+    reader = open_reader(root, db)
+    try:
+        yield reader.engine
+    finally:
+        reader.close()
 
 
 def cells(
@@ -164,44 +215,35 @@ def cells(
     *,
     where: Sequence[str] = (),
     sort: str | None = None,
-    db: str | None = None,
+    db: str | Reader | None = None,
 ):
     """Cells matching every ``where`` condition, as a pandas DataFrame."""
-    target, engine = _reader(root, db)
-    try:
-        with engine.connect() as conn:
-            require_current(conn, target.display)
-            return _frame(conn.execute(cells_statement(conn, where, sort)))
-    finally:
-        engine.dispose()
+    with _reading(root, db) as engine, engine.connect() as conn:
+        return _frame(conn.execute(cells_statement(conn, where, sort)))
 
 
-def query(sql: str, root: str | Path | None = None, *, db: str | None = None):
+def query(sql: str, root: str | Path | None = None, *, db: str | Reader | None = None):
     """Run one SQL statement in a read-only transaction; the rows as a DataFrame.
     SQLite: the file is opened ``mode=ro`` with ``PRAGMA query_only``; PostgreSQL:
     ``SET TRANSACTION READ ONLY``. A writing statement fails with an InputError."""
-    target, engine = _reader(root, db)
-    try:
-        with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            require_current(conn, target.display)
-            try:
-                result = conn.exec_driver_sql(sql)
-                if not result.returns_rows:
-                    raise InputError("query: the statement returns no rows (only SELECT)")
-                frame = _frame(result)
-            except sa.exc.DBAPIError as err:
-                msg = str(err.orig).strip().splitlines()[0]
-                raise InputError(f"query failed: {msg}") from None
-            finally:
-                conn.rollback()
-            return frame
-    finally:
-        engine.dispose()
+    with _reading(root, db) as engine, engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        try:
+            result = conn.exec_driver_sql(sql)
+            if not result.returns_rows:
+                raise InputError("query: the statement returns no rows (only SELECT)")
+            return _frame(result)
+        except sa.exc.DBAPIError as err:
+            msg = str(err.orig).strip().splitlines()[0]
+            raise InputError(f"query failed: {msg}") from None
+        finally:
+            conn.rollback()
 
 
-def table(name: str, root: str | Path | None = None, *, db: str | None = None, cell_id=None):
+def table(
+    name: str, root: str | Path | None = None, *, db: str | Reader | None = None, cell_id=None
+):
     """One whole table (optionally one cell's rows) as a DataFrame."""
     if name not in S.metadata.tables:
         raise InputError(f"unknown table {name!r}; tables: {', '.join(sorted(S.metadata.tables))}")
@@ -209,10 +251,5 @@ def table(name: str, root: str | Path | None = None, *, db: str | None = None, c
     stmt = sa.select(t)
     if cell_id is not None:
         stmt = stmt.where(t.c.cell_id == cell_id)
-    target, engine = _reader(root, db)
-    try:
-        with engine.connect() as conn:
-            require_current(conn, target.display)
-            return _frame(conn.execute(stmt))
-    finally:
-        engine.dispose()
+    with _reading(root, db) as engine, engine.connect() as conn:
+        return _frame(conn.execute(stmt))

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from cyclerflow.db import schema as S
 from cyclerflow.db.engine import Target, ensure_writable, make_engine, write_transaction
 from cyclerflow.db.migrate import upgrade
-from cyclerflow.db.upsert import write_record
+from cyclerflow.db.upsert import write_records
 from cyclerflow.lab import CellEntry, LabSettings
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,10 @@ def index_cells(
     force: Iterable[str] = (),
     lab_rows: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[int], None] | None = None,
+    batch: int = 1,
 ) -> IndexReport:
-    """Upsert every changed cell (and every path in ``force``), one transaction per cell."""
+    """Upsert every changed cell (and every path in ``force``), ``batch`` cells per
+    transaction (1 for lab runs: a cell is indexed as soon as it is read)."""
     from cyclerflow.db.collect import cell_record
 
     engine = open_writer(target)
@@ -92,15 +94,23 @@ def index_cells(
         todo = [
             e for e in entries if str(Path(e.path).resolve()) in forced or needs_index(e, stamps)
         ]
-        for i, e in enumerate(todo):
-            rec = cell_record(e, settings, lab_row=lab_rows.get(e.path))
+        for start in range(0, len(todo), batch):
+            part = todo[start : start + batch]
+            recs = [cell_record(e, settings, lab_row=lab_rows.get(e.path)) for e in part]
             with write_transaction(engine) as conn:
-                write_record(conn, rec)
+                write_records(conn, recs)
             if progress:
-                progress(i + 1)
+                progress(start + len(part))
     finally:
         engine.dispose()
     return IndexReport(target.display, len(todo), len(entries) - len(todo))
+
+
+def refresh_statistics(engine: sa.Engine) -> None:
+    """Planner statistics after a bulk load (ANALYZE), so joins and layer subqueries use
+    their indexes."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
 
 
 def clear_root(conn: sa.Connection, root: Path) -> None:
@@ -133,10 +143,17 @@ def rebuild(
     finally:
         engine.dispose()
     n = len(entries)
-    return index_cells(
+    report = index_cells(
         target,
         entries,
         settings or LabSettings(),
         force=[e.path for e in entries],
         progress=None if progress is None else (lambda i: progress(i, n)),
+        batch=50,
     )
+    engine = make_engine(target)
+    try:
+        refresh_statistics(engine)
+    finally:
+        engine.dispose()
+    return report

@@ -48,6 +48,17 @@ def _json_cell(v: Any) -> Any:
     return v if v is None or isinstance(v, str) else json.dumps(v, allow_nan=False)
 
 
+#: PostgreSQL type of each schema column type, for binary COPY
+_PG_TYPES = {
+    sa.Text: "text",
+    sa.Integer: "int4",
+    sa.BigInteger: "int8",
+    sa.Float: "float8",
+    sa.Boolean: "bool",
+    sa.JSON: "json",
+}
+
+
 def bulk_insert(
     conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple]
 ) -> None:
@@ -58,7 +69,10 @@ def bulk_insert(
     raw = conn.connection.driver_connection
     names = ", ".join(f'"{c}"' for c in columns)
     if conn.dialect.name == "postgresql":
-        with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as cp:
+        sql = f'COPY "{table.name}" ({names}) FROM STDIN (FORMAT BINARY)'
+        types = [_PG_TYPES[type(table.c[c].type)] for c in columns]
+        with raw.cursor() as cur, cur.copy(sql) as cp:
+            cp.set_types(types)
             for r in rows:
                 cp.write_row(r)
     else:
@@ -66,25 +80,40 @@ def bulk_insert(
         raw.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
 
 
-def delete_cell_rows(conn: sa.Connection, cell_id: str) -> None:
+def delete_cell_rows(conn: sa.Connection, cell_ids: Sequence[str]) -> None:
     for t in S.CELL_CHILD_TABLES:
-        conn.execute(t.delete().where(t.c.cell_id == cell_id))
+        conn.execute(t.delete().where(t.c.cell_id.in_(list(cell_ids))))
+
+
+def write_records(conn: sa.Connection, recs: Sequence[CellRecord]) -> None:
+    """All rows of some cells (call inside one transaction). Cells are locked in cell-id
+    order, so two writers of overlapping sets cannot deadlock."""
+    recs = sorted({r.cell_id: r for r in recs}.values(), key=lambda r: r.cell_id)
+    if not recs:
+        return
+    upsert_rows(conn, S.cells, [r.cell for r in recs])
+    delete_cell_rows(conn, [r.cell_id for r in recs])
+    layers = [row for r in recs for row in r.layers]
+    if layers:
+        conn.execute(S.layers.insert(), layers)
+    bulk_insert(conn, S.cycles, cycle_columns(), [row for r in recs for row in r.cycles])
+    spectra = [row for r in recs for row in r.spectra]
+    if spectra:
+        conn.execute(S.spectra.insert(), spectra)
+    summaries = [r.summary for r in recs if r.summary is not None]
+    if summaries:
+        conn.execute(S.summaries.insert(), summaries)
+    events = [row for r in recs for row in r.events]
+    if events:
+        conn.execute(S.events.insert(), events)
+    upsert_rows(conn, S.files, sorted((f for r in recs for f in r.files), key=lambda f: f["path"]))
+    runs = [r.run for r in recs if r.run is not None]
+    if runs:
+        conn.execute(S.analysis_runs.insert(), runs)
+    keys = sorted({k for r in recs for k in r.keys})
+    insert_ignore(conn, S.known_keys, [{"scope": s, "key": k} for s, k in keys])
 
 
 def write_record(conn: sa.Connection, rec: CellRecord) -> None:
     """All rows of one cell (call inside one transaction)."""
-    upsert_rows(conn, S.cells, [rec.cell])
-    delete_cell_rows(conn, rec.cell_id)
-    if rec.layers:
-        conn.execute(S.layers.insert(), rec.layers)
-    bulk_insert(conn, S.cycles, cycle_columns(), rec.cycles)
-    if rec.spectra:
-        conn.execute(S.spectra.insert(), rec.spectra)
-    if rec.summary is not None:
-        conn.execute(S.summaries.insert(), [rec.summary])
-    if rec.events:
-        conn.execute(S.events.insert(), rec.events)
-    upsert_rows(conn, S.files, rec.files)
-    if rec.run is not None:
-        conn.execute(S.analysis_runs.insert(), [rec.run])
-    insert_ignore(conn, S.known_keys, [{"scope": s, "key": k} for s, k in rec.keys])
+    write_records(conn, [rec])
