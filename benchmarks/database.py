@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -210,6 +211,7 @@ def bench_incremental(url: str, n_cells: int) -> float:
     dt = time.perf_counter() - t0
     assert not todo, f"{len(todo)} unchanged cells would be re-indexed"
     engine.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
     return dt
 
 
@@ -246,7 +248,10 @@ def main() -> int:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cfdb-bench-"))
     if args.backend in ("sqlite", "both"):
-        run("sqlite", f"sqlite:///{tmp / 'lab.db'}", args)
+        try:
+            run("sqlite", f"sqlite:///{tmp / 'lab.db'}", args)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     if args.backend in ("postgres", "both"):
         server = None
         url = args.pg_url

@@ -352,6 +352,8 @@ def analyze_lab_flow(
     ``"direct"`` as plain Dask functions under one Prefect task (less overhead on the
     workers, less detail in the UI).
     One failing cell is reported with its reason and never fails the others.
+    ``database``: the lab database URL the run is indexed into (default
+    ``$CYCLERFLOW_DB_URL``, else ``ROOT/.cyclerflow/lab.db``; needs the ``[db]`` extra).
     Returns {"counts", "failed": {path: reason}, "summary": [csv, json], "report", "rows"}.
     """
     log = _logger()
@@ -446,6 +448,7 @@ def run_analyze_lab(
     batch_size: int | None = None,
     report: bool = True,
     dask_mode: str = "tasks",
+    database: str | None = None,
 ) -> dict[str, Any]:
     """Run :func:`analyze_lab_flow` once (thread pool; or Dask at ``dask_address``; or a
     temporary LocalCluster of ``local_dask_workers``)."""
@@ -459,4 +462,5 @@ def run_analyze_lab(
         local_dask_workers=local_dask_workers,
         dask_processes=processes,
         dask_mode=dask_mode,
+        database=database,
     )
