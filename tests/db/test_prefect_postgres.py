@@ -1,5 +1,5 @@
-"""Prefect's server on the lab's PostgreSQL (its own database), a real analyze-lab run
-reported to it, the results in the lab database on the same PostgreSQL."""
+"""Prefect's server on the lab's PostgreSQL (its own database), a deployment of analyze-lab
+run through a process worker, the results in the lab database on the same PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,11 +19,18 @@ pytest.importorskip("asyncpg")
 
 pytestmark = [pytest.mark.postgres, pytest.mark.flows, pytest.mark.slow]
 
-_RUN = """
-import json, sys
-from cyclerflow.flows.lab import run_analyze_lab
-out = run_analyze_lab(sys.argv[1], report=False, database=sys.argv[2])
-print(json.dumps(out["counts"]))
+_DEPLOY = """
+import sys
+from prefect.deployments import run_deployment
+from prefect.types.entrypoint import EntrypointType
+from cyclerflow.flows.lab import analyze_lab_flow
+dep = analyze_lab_flow.to_deployment(
+    name="e2e",
+    parameters={"root": sys.argv[1], "report": False, "database": sys.argv[2]},
+    entrypoint_type=EntrypointType.MODULE_PATH,
+)
+dep.apply(work_pool_name="cf-process")
+print(run_deployment(name="analyze-lab/e2e", timeout=0).id)
 """
 
 
@@ -33,12 +40,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _post(url: str, body: dict) -> object:
-    req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=30) as r:
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as r:
         return json.loads(r.read())
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _wait_state(api: str, run_id: str, timeout: float = 600) -> dict:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        run = _get(f"{api}/flow_runs/{run_id}")
+        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
+        time.sleep(2)
+    pytest.fail(f"flow run {run_id} did not finish")
 
 
 def _wait_healthy(api: str, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -86,33 +111,41 @@ def test_prefect_server_on_postgres_runs_analyze_lab(postgres_server, lab, tmp_p
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    worker = None
     try:
         _wait_healthy(api, server)
-        run = subprocess.run(
-            [sys.executable, "-c", _RUN, str(lab), lab_db],
-            env={**env, "PREFECT_API_URL": api},
-            capture_output=True,
-            text=True,
-            timeout=600,
+        env["PREFECT_API_URL"] = api
+        prefect = [sys.executable, "-m", "prefect"]
+        subprocess.run(
+            [*prefect, "work-pool", "create", "cf-process", "--type", "process"],
+            env=env, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        dep = subprocess.run(
+            [sys.executable, "-c", _DEPLOY, str(lab), lab_db],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert dep.returncode == 0, dep.stderr[-2000:]
+        run_id = dep.stdout.strip().splitlines()[-1]
+        worker = subprocess.Popen(
+            [*prefect, "worker", "start", "--pool", "cf-process", "--type", "process"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
-        assert run.returncode == 0, run.stderr[-2000:]
-        assert json.loads(run.stdout.strip().splitlines()[-1])["ok"] == 4
-        runs = _post(f"{api}/flow_runs/filter", {"limit": 20})
-        states = {r["name"]: r["state_type"] for r in runs}
-        assert "COMPLETED" in states.values(), states
+        run = _wait_state(api, run_id)
+        assert run["state_type"] == "COMPLETED", run["state"]
         # the server's tables live in PostgreSQL (its own database)
         import psycopg
 
         with psycopg.connect(prefect_db.replace("+asyncpg", "")) as c:
-            n = c.execute("SELECT count(*) FROM flow_run").fetchone()[0]
-        assert n == len(runs) >= 1
+            row = c.execute("SELECT state_type FROM flow_run WHERE id = %s", (run_id,)).fetchone()
+        assert row is not None and row[0] == "COMPLETED"
         from cyclerflow.db.query import cells
 
-        assert len(cells(db=lab_db, where=["electrolyte.material=LiPON"])) == 4
+        got = cells(db=lab_db, where=["electrolyte.material=LiPON", "status=ok"])
+        assert len(got) == 4
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        if worker is not None:
+            _stop(worker)
+        _stop(server)
