@@ -162,9 +162,13 @@ def bench_queries(url: str) -> None:
         "wafer W07 cells with fade < 1e-4 (cells --where)": lambda: cells(
             db=url, where=["wafer=W07", "fade_per_cycle<1e-4"]
         ),
-        "sigma25 vs electrolyte power_w, all cells (cells --where/--sort)": lambda: cells(
-            db=url, where=["electrolyte.material=LiPON"], sort="electrolyte.power_w"
-        )[["cell_id", "conductivity_25c_s_per_cm"]],
+        "sigma25 vs electrolyte power_w, all cells (cells --where/--sort/--columns)": lambda: cells(
+            db=url,
+            where=["electrolyte.material=LiPON"],
+            sort="electrolyte.power_w",
+            columns=["electrolyte.power_w", "conductivity_25c_s_per_cm"],
+        ),
+        "all summary fields of all cells (cells)": lambda: cells(db=url),
         "one cell's 2000 cycles (table)": lambda: table("cycles", db=url, cell_id="W07-D010-C1"),
         "mean fade per wafer (query SQL)": lambda: query(
             "SELECT c.wafer, avg(s.fade_rate_per_cycle) AS fade FROM cells c "

@@ -189,6 +189,13 @@ def test_cli_json_and_csv(lab, tmp_path, capsys):
     assert main(["cells", "--root", str(lab), "--csv", "--sort", "-fade_per_cycle"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("cell_id,") and lines[1].startswith("W07-D01-C1,")
+    argv = ["cells", "--root", str(lab), "--csv", "--columns", "electrolyte.power_w,wafer"]
+    assert main([*argv, "--sort", "-electrolyte.power_w"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "cell_id,electrolyte.power_w,wafer",
+        *(f"{c[0]},{c[5]},{c[1]}" for c in sorted(CELLS, key=lambda c: -c[5])),
+    ]
 
 
 def test_lab_root_without_write_access(tmp_path, capsys):

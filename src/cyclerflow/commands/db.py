@@ -123,6 +123,9 @@ def register(app: typer.Typer) -> None:
             None, "--where", help="KEY<OP>VALUE, OP one of = != < <= > >= (repeatable; all hold)."
         ),
         sort: str = typer.Option(None, "--sort", help="Key to sort by ('-KEY' descending)."),
+        columns: str = typer.Option(
+            None, "--columns", help="Comma-separated keys to show (default: summary fields)."
+        ),
         db: str = _DB,
         as_json: bool = typer.Option(False, "--json", help="A JSON list, one object per cell."),
         as_csv: bool = typer.Option(False, "--csv", help="CSV on stdout."),
@@ -131,7 +134,10 @@ def register(app: typer.Typer) -> None:
         _need_db()
         from cyclerflow.db.query import cells
 
-        _print_frame(cells(root, where=where or (), sort=sort, db=db), as_json, as_csv)
+        cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+        _print_frame(
+            cells(root, where=where or (), sort=sort, columns=cols, db=db), as_json, as_csv
+        )
 
     @app.command("query")
     def query_cmd(
