@@ -81,20 +81,9 @@ def _wait_healthy(api: str, proc: subprocess.Popen, timeout: float = 240) -> Non
     pytest.fail("prefect server on PostgreSQL did not answer")
 
 
-def test_prefect_server_on_postgres_runs_analyze_lab(postgres_server, lab, tmp_path):
-    prefect_db = postgres_server.new_database().replace("+psycopg", "+asyncpg")
-    lab_db = postgres_server.new_database()
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-    }
-    env.pop("PREFECT_API_URL", None)
-    server = subprocess.Popen(
+def _start_server(env: dict, port: int) -> subprocess.Popen:
+    """``prefect server start`` on 127.0.0.1:port, in its own process group."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -111,6 +100,22 @@ def test_prefect_server_on_postgres_runs_analyze_lab(postgres_server, lab, tmp_p
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def test_prefect_server_on_postgres_runs_analyze_lab(postgres_server, lab, tmp_path):
+    prefect_db = postgres_server.new_database().replace("+psycopg", "+asyncpg")
+    lab_db = postgres_server.new_database()
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    server = _start_server(env, port)
     worker = None
     try:
         _wait_healthy(api, server)
