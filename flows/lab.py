@@ -341,6 +341,7 @@ def analyze_lab_flow(
     local_dask_workers: int | None = None,
     dask_processes: bool = True,
     dask_mode: str = "tasks",
+    database: str | None = None,
 ) -> dict[str, Any]:
     """Analyse every cell file under ``root`` (skipping unchanged ones), write
     ``lab_summary.csv/json`` and the lab report into ``out`` (default ``root``).
@@ -351,6 +352,8 @@ def analyze_lab_flow(
     ``"direct"`` as plain Dask functions under one Prefect task (less overhead on the
     workers, less detail in the UI).
     One failing cell is reported with its reason and never fails the others.
+    ``database``: the lab database URL the run is indexed into (default
+    ``$CYCLERFLOW_DB_URL``, else ``ROOT/.cyclerflow/lab.db``; needs the ``[db]`` extra).
     Returns {"counts", "failed": {path: reason}, "summary": [csv, json], "report", "rows"}.
     """
     log = _logger()
@@ -382,6 +385,9 @@ def analyze_lab_flow(
         cache.store(by_path[r["path"]], keys[r["path"]], r)
     rows = order_rows(cached + fresh)
     summary = write_summary_task(rows, str(out_dir), sdict)
+    from cyclerflow.db.hook import index_if_installed  # the lab database (cyclerflow[db])
+
+    index_if_installed(root, entries, rows, lab_settings, database)
     if use_cache:
         try:
             cache.save()
@@ -442,6 +448,7 @@ def run_analyze_lab(
     batch_size: int | None = None,
     report: bool = True,
     dask_mode: str = "tasks",
+    database: str | None = None,
 ) -> dict[str, Any]:
     """Run :func:`analyze_lab_flow` once (thread pool; or Dask at ``dask_address``; or a
     temporary LocalCluster of ``local_dask_workers``)."""
@@ -455,4 +462,5 @@ def run_analyze_lab(
         local_dask_workers=local_dask_workers,
         dask_processes=processes,
         dask_mode=dask_mode,
+        database=database,
     )

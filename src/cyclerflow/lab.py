@@ -680,8 +680,13 @@ def run_lab(
     out: str | Path | None = None,
     settings: LabSettings | None = None,
     report: bool = True,
+    database: str | bool | None = None,
 ) -> LabRun:
-    """Analyse a lab folder in this process, without Prefect (same steps as the flow)."""
+    """Analyse a lab folder in this process, without Prefect (same steps as the flow).
+
+    ``database``: the lab database the run is indexed into (``cyclerflow.db``): None =
+    the default one when the ``[db]`` extra is installed, a URL or True = required,
+    False = off."""
     settings = settings or LabSettings()
     out_dir = Path(out) if out is not None else Path(root)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -697,6 +702,9 @@ def run_lab(
     run.summary_csv, run.summary_json = write_lab_summary(rows, out_dir, settings=settings)
     with contextlib.suppress(OSError):
         cache.save()
+    from cyclerflow.db.hook import index_if_installed
+
+    index_if_installed(root, entries, rows, settings, database)
     if report:
         try:
             run.report = build_lab_report(rows, out_dir)
