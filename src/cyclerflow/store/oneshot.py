@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata
 from cyclerflow.store import layout as L
 from cyclerflow.store.atomic import atomic_output
@@ -36,6 +37,13 @@ def write_cell(
     ``source_header``: vendor header text kept as ``/cell`` attribute ``source_header``.
     ``column_attrs``: extra attributes per cycling column (e.g. ``sampling``).
     """
+    for key, text in (
+        ("source_header", source_header),
+        ("metadata_text", metadata_text),
+        ("protocol", protocol),
+    ):
+        if text is not None and "\x00" in text:  # HDF5 strings end at a NUL: refuse
+            raise InputError(f"{key} text holds a NUL byte (a damaged or binary file?)")
     cycling = dict(cycling or {})
     columns = list(cycling) or ["test_time_second", "voltage_volt", "current_ampere"]
     n_rows = max((len(np.atleast_1d(v)) for v in cycling.values()), default=0)
