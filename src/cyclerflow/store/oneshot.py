@@ -43,7 +43,7 @@ def write_cell(
         ("protocol", protocol),
     ):
         if text is not None and "\x00" in text:  # HDF5 strings end at a NUL: refuse
-            raise InputError(f"{key} text holds a NUL byte (a damaged or binary file?)")
+            raise InputError(f"{key} text holds a NUL byte (a damaged or binary file?)", path=path)
     cycling = dict(cycling or {})
     columns = list(cycling) or ["test_time_second", "voltage_volt", "current_ampere"]
     n_rows = max((len(np.atleast_1d(v)) for v in cycling.values()), default=0)
