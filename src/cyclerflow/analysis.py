@@ -194,7 +194,19 @@ def write_results_file(
             for name, ds in datasets.items():
                 store = xr.backends.H5NetCDFStore(nc, group=name)
                 ds.dump_to_store(store, encoding=_checksummed(ds))
+        _fixed_length_root_attrs(tmp)
     return Path(out)
+
+
+def _fixed_length_root_attrs(path: Path) -> None:
+    """Rewrite the root's text attributes as fixed-length strings: variable-length ones
+    live in HDF5's global heap, which has no checksum (damage there can hang a reader);
+    fixed-length ones live in the checksummed object header."""
+    with h5py.File(path, "r+", libver="latest") as f:
+        for key in list(f.attrs):
+            value = f.attrs[key]
+            if isinstance(value, str):
+                f.attrs[key] = np.bytes_(value.encode("utf-8"))
 
 
 def _checksummed(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
