@@ -28,6 +28,7 @@ import numpy as np
 
 from cyclerflow.errors import InputError
 from cyclerflow.store import read_cycling, recover
+from cyclerflow.store.atomic import remove_stale_parts
 from cyclerflow.store.verify import verify_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,7 @@ class KillTally:
     import_kills: int = 0
     import_outcomes: dict[str, int] = field(default_factory=dict)
     leftover_parts: int = 0
+    parts_after_next_write: int = 0
 
 
 def start_simulator(work: Path, cell: Path) -> tuple[subprocess.Popen, str]:
@@ -163,7 +165,13 @@ def import_kills(work: Path, n: int, rng: np.random.Generator, t: KillTally) -> 
         else:
             outcome = "whole file" if verify_file(out).state == "intact" else "partial file"
         t.import_outcomes[outcome] = t.import_outcomes.get(outcome, 0) + 1
-    t.leftover_parts = len(list(work.glob(".imp*.part-*")))
+    parts = list(work.glob(".imp*.part-*"))
+    t.leftover_parts = len(parts)
+    # the next write of the same output removes a killed writer's temporary
+    for part in parts:
+        name = part.name.split(".part-")[0].lstrip(".")
+        remove_stale_parts(work / name)
+    t.parts_after_next_write = len(list(work.glob(".imp*.part-*")))
 
 
 def _import_source(work: Path) -> Path:
@@ -216,7 +224,8 @@ def print_tally(t: KillTally, seconds: float) -> None:
           f"{'continues' if not t.numbering_breaks else 'BROKEN'} (test time rising, cycle and"
           f" step counters never falling)")  # fmt: skip
     print(f"import kills: {t.import_kills}: {t.import_outcomes}; temporary .part files left "
-          f"behind: {t.leftover_parts}")  # fmt: skip
+          f"behind: {t.leftover_parts} (after the next write of the same output: "
+          f"{t.parts_after_next_write})")  # fmt: skip
 
 
 def main() -> None:

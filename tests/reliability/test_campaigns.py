@@ -39,7 +39,7 @@ def test_kill_campaign_short():
     assert t.kills == 4 and t.unreadable == 0 and t.unrecoverable == 0
     assert set(t.states) <= {"unclosed", "no file yet", "intact", "recovered-from-kill"}
     assert t.numbering_breaks == 0
-    assert "partial file" not in t.import_outcomes and t.leftover_parts == 0
+    assert "partial file" not in t.import_outcomes and t.parts_after_next_write == 0
 
 
 def test_vendor_fuzzing_short(shared_data):

@@ -105,3 +105,15 @@ def test_salvage_of_an_unopenable_file_is_one_clear_error(damaged, tmp_path, cap
     assert cli_main(["recover", str(damaged("superblock")), "-o", str(out)]) == 2
     assert "superblock" in capsys.readouterr().err and not out.exists()
     assert not list(tmp_path.glob(".x.h5*"))
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path, kit):
+    import os
+
+    dead = tmp_path / ".c.h5.part-999999999"  # no such process
+    alive = tmp_path / f".c.h5.part-{os.getppid()}"  # another live writer's: kept
+    dead.write_bytes(b"half")
+    alive.write_bytes(b"half")
+    kit.good_cell(tmp_path / "src.h5")
+    assert cli_main(["recover", str(tmp_path / "src.h5"), "-o", str(tmp_path / "c.h5")]) == 0
+    assert not dead.exists() and alive.exists()
