@@ -199,14 +199,21 @@ def write_results_file(
 
 
 def _fixed_length_root_attrs(path: Path) -> None:
-    """Rewrite the root's text attributes as fixed-length strings: variable-length ones
-    live in HDF5's global heap, which has no checksum (damage there can hang a reader);
+    """Rewrite every text attribute as a fixed-length string: variable-length ones live in
+    HDF5's global heap, which has no checksum (damage there can hang a reader);
     fixed-length ones live in the checksummed object header."""
-    with h5py.File(path, "r+", libver="latest") as f:
-        for key in list(f.attrs):
-            value = f.attrs[key]
+
+    def fix(obj: h5py.HLObject) -> None:
+        for key in list(obj.attrs):
+            if key in _NETCDF_INTERNAL:
+                continue
+            value = obj.attrs[key]
             if isinstance(value, str):
-                f.attrs[key] = np.bytes_(value.encode("utf-8"))
+                obj.attrs[key] = np.bytes_(value.encode("utf-8"))
+
+    with h5py.File(path, "r+", libver="latest") as f:
+        fix(f)
+        f.visititems(lambda _, obj: fix(obj))
 
 
 def _checksummed(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
@@ -230,7 +237,7 @@ def load_results(path: str | Path) -> tuple[dict, dict[str, xr.Dataset]]:
         raise InputError("results file not found", path=path)
     try:
         with h5py.File(path, "r") as f:
-            attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+            attrs = {k: _attr_value(f.attrs[k]) for k in f.attrs if k not in _NETCDF_INTERNAL}
             groups = [g for g in str(attrs.get("groups", "")).split(",") if g]
             datasets = {g: _read_netcdf_group(f, g) for g in groups}
         text = attrs["summary_json"]
@@ -309,12 +316,14 @@ def _read_netcdf_group(f: h5py.File, name: str) -> xr.Dataset:
         data = (
             np.asarray(d.asstr()[()], dtype=object) if h5py.check_string_dtype(d.dtype) else d[()]
         )
-        attrs = {a: _attr_value(v) for a, v in d.attrs.items() if a not in _NETCDF_INTERNAL}
+        # internal attributes are not read: DIMENSION_LIST / REFERENCE_LIST are references
+        # kept in the global heap, which has no checksum
+        attrs = {a: _attr_value(d.attrs[a]) for a in d.attrs if a not in _NETCDF_INTERNAL}
         variables[key] = xr.Variable(dims, data, attrs)
     coords = {k: v for k, v in variables.items() if v.dims == (k,)}
     ds = xr.Dataset(
         {k: v for k, v in variables.items() if k not in coords},
         coords=coords,
-        attrs={a: _attr_value(v) for a, v in g.attrs.items() if a not in _NETCDF_INTERNAL},
+        attrs={a: _attr_value(g.attrs[a]) for a in g.attrs if a not in _NETCDF_INTERNAL},
     )
     return xr.decode_cf(ds)
