@@ -146,3 +146,17 @@ def test_damaged_results_file_is_classified_and_the_report_analyses_again(good, 
     summary_, _, prov, _ = load_analysis(good)
     assert prov["results"] == "computed now"  # not reused: analysed again
     assert json.loads(json.dumps(summary_)) == load_results(rp)[0]  # rewritten, intact
+
+
+def test_metadata_text_that_no_longer_parses_is_damage_not_a_validation_traceback(
+    good, tmp_path, capsys
+):
+    raw = good.read_bytes()
+    needle = b'"cell_id":"C1"'
+    assert needle in raw  # the JSON text (HDF5 keeps variable-length text unchecked)
+    bad = tmp_path / "meta.h5"
+    bad.write_bytes(raw.replace(needle, b'"cell_id":[12]'))  # same length
+    with pytest.raises(DamagedFile, match="metadata_json"):
+        summary(bad)
+    assert cli_main(["analyze", str(bad), "--json"]) == 2
+    assert "Traceback" not in capsys.readouterr().err

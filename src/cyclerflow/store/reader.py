@@ -21,7 +21,7 @@ import xarray as xr
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata
 from cyclerflow.store import layout as L
-from cyclerflow.store.damage import classified, members, named_members, read_rows
+from cyclerflow.store.damage import DamagedFile, classified, members, named_members, read_rows
 from cyclerflow.store.recovery import needs_recovery
 
 
@@ -193,7 +193,12 @@ def read_metadata(path: str | Path) -> CellMetadata | None:
         text = f[L.CELL].attrs.get("metadata_json")
     if text is None:
         return None
-    return CellMetadata.model_validate(json.loads(_decode(text)))
+    try:
+        return CellMetadata.model_validate(json.loads(_decode(text)))
+    except ValueError as err:  # JSONDecodeError, pydantic's ValidationError
+        # the writer stored validated metadata: what no longer parses was damaged
+        detail = str(err).splitlines()[0] + "; damaged, or written by another version"
+        raise DamagedFile(path, "metadata", "/cell metadata_json", detail) from None
 
 
 def read_cell_attrs(path: str | Path) -> dict[str, Any]:
