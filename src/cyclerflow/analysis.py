@@ -22,6 +22,7 @@ from cyclerflow import __version__
 from cyclerflow.errors import InputError
 from cyclerflow.store import read_cycling, read_events, read_metadata, read_spectra
 from cyclerflow.store.atomic import atomic_output
+from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, classify, named_members
 
 
 def results_path(cell: str | Path) -> Path:
@@ -187,7 +188,9 @@ def write_results_file(
     summary_json = json.dumps(result)
     root = xr.Dataset(
         attrs={
-            "software": "cyclerflow",
+            # at most 8 root attributes (with netCDF's _NCProperties): HDF5 keeps them in
+            # the checksummed object header; a 9th moves them to dense storage, where
+            # damage can hang the reader (docs/reliability.md)
             "software_version": __version__,
             "input_file": str(input_path),
             "input_sha256": input_sha256,
@@ -198,11 +201,36 @@ def write_results_file(
             "groups": ",".join(sorted(datasets)),
         }
     )
+    import h5netcdf
+
     with atomic_output(out, force=force) as tmp:
-        root.to_netcdf(tmp, engine="h5netcdf", mode="w")
-        for name, ds in datasets.items():
-            ds.to_netcdf(tmp, engine="h5netcdf", mode="a", group=name, encoding=_checksummed(ds))
+        # libver="latest": object headers with checksums (damaged metadata is an error,
+        # not a misread or a hang); Fletcher-32 on the data
+        with h5netcdf.File(tmp, "w", libver="latest") as nc:
+            root.dump_to_store(xr.backends.H5NetCDFStore(nc))
+            for name, ds in datasets.items():
+                store = xr.backends.H5NetCDFStore(nc, group=name)
+                ds.dump_to_store(store, encoding=_checksummed(ds))
+        _fixed_length_root_attrs(tmp)
     return Path(out)
+
+
+def _fixed_length_root_attrs(path: Path) -> None:
+    """Rewrite every text attribute as a fixed-length string: variable-length ones live in
+    HDF5's global heap, which has no checksum (damage there can hang a reader);
+    fixed-length ones live in the checksummed object header."""
+
+    def fix(obj: h5py.HLObject) -> None:
+        for key in list(obj.attrs):
+            if key in _NETCDF_INTERNAL:
+                continue
+            value = obj.attrs[key]
+            if isinstance(value, str):
+                obj.attrs[key] = np.bytes_(value.encode("utf-8"))
+
+    with h5py.File(path, "r+", libver="latest") as f:
+        fix(f)
+        f.visititems(lambda _, obj: fix(obj))
 
 
 def _checksummed(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
@@ -224,11 +252,9 @@ def load_results(path: str | Path) -> tuple[dict, dict[str, xr.Dataset]]:
     path = Path(path)
     if not path.exists():
         raise InputError("results file not found", path=path)
-    from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, classify
-
     try:
         with h5py.File(path, "r") as f:
-            attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+            attrs = {k: _attr_value(f.attrs[k]) for k in f.attrs if k not in _NETCDF_INTERNAL}
             groups = [g for g in str(attrs.get("groups", "")).split(",") if g]
             datasets = {g: _read_netcdf_group(f, g) for g in groups}
         text = attrs["summary_json"]
@@ -269,28 +295,52 @@ def _attr_value(v: Any) -> Any:
     return v
 
 
+def _dimension_name(f: h5py.File, ref: h5py.Reference) -> str:
+    name = f[ref].name
+    if name is None:  # KeyError: classified as damaged metadata by load_results
+        raise KeyError("a dimension reference does not resolve")
+    return name.rsplit("/", 1)[-1]
+
+
+def _dim_names(g: h5py.Group) -> dict[int, str]:
+    """Dimension id -> name of the dimension scales in ``g``."""
+    out = {}
+    for key in g:
+        d = g[key]
+        if isinstance(d, h5py.Dataset) and d.attrs.get("CLASS") == b"DIMENSION_SCALE":
+            out[int(d.attrs["_Netcdf4Dimid"])] = key
+    return out
+
+
 def _read_netcdf_group(f: h5py.File, name: str) -> xr.Dataset:
     """One group of a netCDF-4 file written by xarray (h5netcdf), as a decoded Dataset."""
     g = f[name]
     variables: dict[str, xr.Variable] = {}
-    for key, d in g.items():
+    dim_names = _dim_names(g)
+    for key, d in named_members(g):
         if not isinstance(d, h5py.Dataset):
             continue
         if d.attrs.get("CLASS") == b"DIMENSION_SCALE":
             if _attr_value(d.attrs.get("NAME", b"")).startswith(_PHONY_DIMENSION):
                 continue  # a dimension without a coordinate variable
             dims: tuple[str, ...] = (key,)
+        elif "_Netcdf4Coordinates" in d.attrs and dim_names:
+            # dimension ids (in the checksummed object header), not DIMENSION_LIST: its
+            # references live in the global heap, which carries no checksum
+            dims = tuple(dim_names[int(i)] for i in d.attrs["_Netcdf4Coordinates"])
         else:
-            dims = tuple(f[ref[0]].name.rsplit("/", 1)[-1] for ref in d.attrs["DIMENSION_LIST"])
+            dims = tuple(_dimension_name(f, ref[0]) for ref in d.attrs["DIMENSION_LIST"])
         data = (
             np.asarray(d.asstr()[()], dtype=object) if h5py.check_string_dtype(d.dtype) else d[()]
         )
-        attrs = {a: _attr_value(v) for a, v in d.attrs.items() if a not in _NETCDF_INTERNAL}
+        # internal attributes are not read: DIMENSION_LIST / REFERENCE_LIST are references
+        # kept in the global heap, which has no checksum
+        attrs = {a: _attr_value(d.attrs[a]) for a in d.attrs if a not in _NETCDF_INTERNAL}
         variables[key] = xr.Variable(dims, data, attrs)
     coords = {k: v for k, v in variables.items() if v.dims == (k,)}
     ds = xr.Dataset(
         {k: v for k, v in variables.items() if k not in coords},
         coords=coords,
-        attrs={a: _attr_value(v) for a, v in g.attrs.items() if a not in _NETCDF_INTERNAL},
+        attrs={a: _attr_value(g.attrs[a]) for a in g.attrs if a not in _NETCDF_INTERNAL},
     )
     return xr.decode_cf(ds)

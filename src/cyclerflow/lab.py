@@ -402,7 +402,18 @@ def _cycling_fields(
         ces = ces[1:]  # the first cycle carries the formation (irreversible) loss
     if ces:
         out["mean_coulombic_efficiency"] = sum(v for _, v in ces) / len(ces)
-    # flags
+    flags += _cycling_flags(out, cycles, ref_row, settings)
+    return out, flags
+
+
+def _cycling_flags(
+    out: dict[str, Any],
+    cycles: list[dict[str, Any]],
+    ref_row: dict[str, Any] | None,
+    settings: LabSettings,
+) -> list[str]:
+    """low_ce, fast_fade and soft_short flags of one cell's cycling fields."""
+    flags = []
     mce = out["mean_coulombic_efficiency"]
     if mce is not None and mce < settings.low_ce:
         flags.append("low_ce")
@@ -420,7 +431,7 @@ def _cycling_fields(
             if ce < settings.soft_short_ce and q >= settings.soft_short_charge_keep * ref_charge:
                 flags.append("soft_short")
                 break
-    return out, flags
+    return flags
 
 
 def summary_row(

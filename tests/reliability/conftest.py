@@ -103,9 +103,14 @@ def zero(offset: int, n: int) -> Callable[[bytearray], bytearray]:
 
 @pytest.fixture
 def kit() -> SimpleNamespace:
-    """The helpers above, for tests: chunk_offset, object_header, edit, flip, zero."""
+    """The helpers above, for tests: chunk_offset, object_header, edit, flip, zero, good_cell."""
     return SimpleNamespace(
-        chunk_offset=chunk_offset, object_header=object_header, edit=edit, flip=flip, zero=zero
+        chunk_offset=chunk_offset,
+        object_header=object_header,
+        edit=edit,
+        flip=flip,
+        zero=zero,
+        good_cell=good_cell,
     )
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata
 from cyclerflow.store import open_cell_file, read_events, read_metadata, read_spectra
-from cyclerflow.store.damage import HDF5_ERRORS
+from cyclerflow.store.damage import HDF5_ERRORS, members
 
 
 @dataclass
@@ -220,7 +220,7 @@ def read_timeline(path: str | Path, max_points: int = 3000) -> dict[str, np.ndar
         if any(c not in cyc for c in ("test_time_second", "voltage_volt", "current_ampere")):
             return None
         if f.swmr_mode:
-            for d in cyc.values():
+            for d in members(cyc):
                 d.refresh()
         n = min(cyc[c].shape[0] for c in ("test_time_second", "voltage_volt", "current_ampere"))
         if n < 2:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from cyclerflow.report.curves import REST_FRACTION
 from cyclerflow.store import LIVE_COLUMNS, open_cell_file, read_events, read_metadata
-from cyclerflow.store.damage import read_rows
+from cyclerflow.store.damage import members, read_rows
 from cyclerflow.store.reader import summary
 
 TAIL_ROWS = 8
@@ -31,9 +31,9 @@ def _tail(path: str | Path) -> dict[str, Any]:
     with open_cell_file(path) as f:
         cyc = f["cycling"]
         if f.swmr_mode:
-            for d in cyc.values():
+            for d in members(cyc):
                 d.refresh()
-        n = min((d.shape[0] for d in cyc.values()), default=0)
+        n = min((d.shape[0] for d in members(cyc)), default=0)
         if n and "test_time_second" in cyc:  # rows written in only some columns yet read as NaN
             tail = read_rows(cyc["test_time_second"], max(0, n - 4096), n, path)
             bad = np.flatnonzero(np.isnan(tail))

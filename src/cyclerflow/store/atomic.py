@@ -20,10 +20,26 @@ def check_output_path(path: str | Path, *, force: bool = False) -> Path:
     return path
 
 
+def remove_stale_parts(path: Path) -> int:
+    """Remove temporaries of ``path`` left by writers that were killed (their process is
+    gone); returns how many."""
+    from cyclerflow.store.lock import pid_alive
+
+    removed = 0
+    for part in path.parent.glob(f".{path.name}.part-*"):
+        pid = part.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+                removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path; on success rename it to ``path``, on error remove it."""
     path = check_output_path(path, force=force)
+    remove_stale_parts(path)
     tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
     try:
         yield tmp

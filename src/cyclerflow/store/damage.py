@@ -111,6 +111,17 @@ def classified(path: str | Path, location: str, default: str = "metadata") -> It
         raise classify(err, path, location, default) from None
 
 
+def named_members(group: h5py.Group) -> list[tuple[str, h5py.HLObject]]:
+    """(name, object) of every member; a member that does not resolve raises KeyError
+    (h5py's ``items()`` would give None for it)."""
+    return [(name, group[name]) for name in group]
+
+
+def members(group: h5py.Group) -> list[h5py.HLObject]:
+    """Every member object of ``group`` (see :func:`named_members`)."""
+    return [obj for _, obj in named_members(group)]
+
+
 def chunk_ranges(ds: h5py.Dataset, lo: int, hi: int) -> Iterator[tuple[int, int]]:
     """Row ranges [a, b) of ``ds`` between ``lo`` and ``hi`` cut at its chunk borders."""
     step = ds.chunks[0] if ds.chunks else max(1, hi - lo)

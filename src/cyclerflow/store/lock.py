@@ -15,7 +15,8 @@ from pathlib import Path
 from cyclerflow.errors import InputError
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True when process ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -37,7 +38,7 @@ def live_writer_pid(path: str | Path) -> int | None:
         info = json.loads(lp.read_text())
     except (FileNotFoundError, ValueError):
         return None
-    if info.get("host") == socket.gethostname() and _pid_alive(int(info.get("pid", -1))):
+    if info.get("host") == socket.gethostname() and pid_alive(int(info.get("pid", -1))):
         return int(info["pid"])
     return None
 

@@ -8,10 +8,18 @@ from typing import Any
 
 import numpy as np
 
+from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata
 from cyclerflow.store import layout as L
 from cyclerflow.store.atomic import atomic_output
 from cyclerflow.store.writer import create_cell
+
+
+def _refuse_nul(path: str | Path, **texts: str | None) -> None:
+    """HDF5 strings end at a NUL byte: text holding one comes from a damaged file."""
+    for key, text in texts.items():
+        if text is not None and "\x00" in text:
+            raise InputError(f"{key} text holds a NUL byte (a damaged or binary file?)", path=path)
 
 
 def write_cell(
@@ -36,6 +44,7 @@ def write_cell(
     ``source_header``: vendor header text kept as ``/cell`` attribute ``source_header``.
     ``column_attrs``: extra attributes per cycling column (e.g. ``sampling``).
     """
+    _refuse_nul(path, source_header=source_header, metadata_text=metadata_text, protocol=protocol)
     cycling = dict(cycling or {})
     columns = list(cycling) or ["test_time_second", "voltage_volt", "current_ampere"]
     n_rows = max((len(np.atleast_1d(v)) for v in cycling.values()), default=0)

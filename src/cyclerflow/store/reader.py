@@ -21,7 +21,7 @@ import xarray as xr
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata
 from cyclerflow.store import layout as L
-from cyclerflow.store.damage import classified, read_rows
+from cyclerflow.store.damage import DamagedFile, classified, members, named_members, read_rows
 from cyclerflow.store.recovery import needs_recovery
 
 
@@ -73,9 +73,9 @@ def _decode(v: Any) -> Any:
 def _consistent_rows(cyc: h5py.Group) -> int:
     """Rows present in every column (a live file may show one column ahead)."""
     if cyc.file.swmr_mode:
-        for d in cyc.values():
+        for d in members(cyc):
             d.refresh()
-    n = min((d.shape[0] for d in cyc.values()), default=0)
+    n = min((d.shape[0] for d in members(cyc)), default=0)
     if n and "test_time_second" in cyc:
         tail = read_rows(cyc["test_time_second"], max(0, n - 4096), n, cyc.file.filename)
         bad = np.flatnonzero(np.isnan(tail))
@@ -136,7 +136,7 @@ def read_spectra(path: str | Path) -> list[xr.Dataset]:
     out: dict[int, xr.Dataset] = {}
     with open_cell_file(path) as f, classified(path, "/" + L.EIS):
         if L.EIS in f:
-            for name, g in f[L.EIS].items():
+            for name, g in named_members(f[L.EIS]):
                 if not name.isdigit():
                     continue
                 attrs = {k: _decode(v) for k, v in g.attrs.items()}
@@ -144,7 +144,7 @@ def read_spectra(path: str | Path) -> list[xr.Dataset]:
                 out[int(name)] = _spectrum_dataset(*_group_points(g, path), attrs)
         if L.EIS_STREAM in f:
             st = f[L.EIS_STREAM]
-            for d in st.values():
+            for d in members(st):
                 if f.swmr_mode:
                     d.refresh()
             meta = read_rows(st["spectra"], 0, st["spectra"].shape[0], path)
@@ -193,7 +193,12 @@ def read_metadata(path: str | Path) -> CellMetadata | None:
         text = f[L.CELL].attrs.get("metadata_json")
     if text is None:
         return None
-    return CellMetadata.model_validate(json.loads(_decode(text)))
+    try:
+        return CellMetadata.model_validate(json.loads(_decode(text)))
+    except ValueError as err:  # JSONDecodeError, pydantic's ValidationError
+        # the writer stored validated metadata: what no longer parses was damaged
+        detail = str(err).splitlines()[0] + "; damaged, or written by another version"
+        raise DamagedFile(path, "metadata", "/cell metadata_json", detail) from None
 
 
 def read_cell_attrs(path: str | Path) -> dict[str, Any]:

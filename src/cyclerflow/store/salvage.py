@@ -21,7 +21,7 @@ import numpy as np
 from cyclerflow.errors import InputError
 from cyclerflow.store import layout as L
 from cyclerflow.store.atomic import atomic_output
-from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, bad_chunks, hdf5_detail
+from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, bad_chunks, hdf5_detail, members
 from cyclerflow.store.reader import _decode, open_hdf5
 from cyclerflow.store.writer import CellWriter, create_cell
 
@@ -164,7 +164,7 @@ def _streamed_spectra(f: h5py.File, losses: list[Loss]) -> Iterator[tuple[int, l
         return
     st = f[L.EIS_STREAM]
     names = ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")
-    for d in st.values():
+    for d in members(st):
         d.refresh() if f.swmr_mode else None
     meta = _read_good(st["spectra"], st["spectra"].shape[0])[0]
     n = min(st[c].shape[0] for c in names)

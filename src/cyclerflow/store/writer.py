@@ -348,7 +348,10 @@ def _create_objects(
         fletcher32=checksums,
     )
     ev.attrs["units"] = "unix_time_second: s; test_time_second: s"
-    f.create_dataset(L.PROTOCOL, data=protocol or "", dtype=h5py.string_dtype())
+    # fixed-length text: a variable-length string would live in the global heap, which
+    # has no checksum
+    text = (protocol or "").encode("utf-8")
+    f.create_dataset(L.PROTOCOL, data=np.array(text, dtype=f"S{max(1, len(text))}"))
 
 
 def _ensure_stream(f: h5py.File) -> None:

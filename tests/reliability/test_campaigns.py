@@ -1,0 +1,51 @@
+"""Short runs of the campaigns in benchmarks/ (the long ones print figures there)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # the damage campaign's worker process imports it by name
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_damage_campaign_short(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    campaign = _load("campaign_damage")
+    t = campaign.run_campaign(45, seed=3, lab_every=20, timeout_s=120)
+    assert t.trials == 45 and t.lab_runs == 3
+    assert t.total("traceback") == 0, t.errors
+    assert t.total("silent wrong") == 0, t.by_op
+    assert t.hangs == 0 and t.others_affected == 0
+    assert t.total("exit 2") > 0  # the damage was real: some of it was caught
+    assert t.lab_damaged_listed == t.lab_runs
+
+
+@pytest.mark.slow
+def test_kill_campaign_short():
+    campaign = _load("campaign_kill")
+    t = campaign.run_campaign(4, 3, seed=2)
+    assert t.kills == 4 and t.unreadable == 0 and t.unrecoverable == 0
+    assert set(t.states) <= {"unclosed", "no file yet", "intact", "recovered-from-kill"}
+    assert t.numbering_breaks == 0
+    assert "partial file" not in t.import_outcomes and t.parts_after_next_write == 0
+
+
+def test_vendor_fuzzing_short(shared_data):
+    campaign = _load("campaign_fuzz")
+    t = campaign.run_campaign(80, seed=5, root=shared_data)
+    assert t.trials == 80
+    assert t.total("traceback") == 0, t.errors
+    assert t.total("partial output") == 0 and t.total("hang") == 0
+    assert t.total("exit 2") > 0 and t.total("imported") > 0
