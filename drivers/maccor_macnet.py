@@ -442,11 +442,13 @@ class MaccorChannel:
         last_t = carry.step_offset_s + carry.step_time_s
         self._num = Numbering(carry.last_seq, carry.step_offset_s, last_t)
         self._num.key = carry.step_key
-        r = self._poll_once()
+        r = self._read()
         if r.test_time_s < last_t:
             raise InstrumentError(
                 f"maccor: channel {self.channel} is at test time {r.test_time_s:g} s, before the "
                 f"file's last record ({last_t:g} s): another test; choose a new output file")
+        self._num.add(r)
+        self._latest = r
         self._gap_note(last_t, r, "host restart")
         self._start_poller()
 
@@ -472,8 +474,11 @@ class MaccorChannel:
         return self._num.records(from_seq, count, self._types)
 
     # polling ------------------------------------------------------------------------------
+    def _read(self) -> Reading:
+        return parse_status(self._ask(lambda i: status_request(self.channel, i), STATUS))
+
     def _poll_once(self) -> Reading:
-        r = parse_status(self._ask(lambda i: status_request(self.channel, i), STATUS))
+        r = self._read()
         prev = self._num.last_t
         if self._num.add(r) and prev >= 0 and self.poll_s:
             self._gap_note(prev, r, "")
