@@ -81,8 +81,10 @@ def start_request(chan: int, test_name: str, procedure: str, msg_id: int = 1, **
     """(6, 2): start ``procedure`` (a stored procedure, no ``.000``) as test ``test_name``.
     ``kw`` overrides the defaults of the other fields (C-rate ``Crate`` in Ah, ...)."""
     if len(test_name) > 25 or len(procedure) > 25:
-        raise InputError(f"maccor: test and procedure names are 25 characters at most: "
-                         f"{test_name!r}, {procedure!r}")  # fmt: skip
+        raise InputError(
+            f"maccor: test and procedure names are 25 characters at most: "
+            f"{test_name!r}, {procedure!r}"
+        )
     fields = {
         "TestName": test_name, "ProcName": procedure, "Comment": "cyclerflow", "Crate": 1,
         "ChamberNum": 0, "StartCycle": 0, "TotCycles": 0, "Mass": 1, "VGain": 0,
@@ -101,7 +103,9 @@ def parse_reply(data: bytes, what: tuple[int, int]) -> dict:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
-        raise InstrumentError(f"maccor: unreadable reply to {what} ({err.msg}): {text[:80]!r}")
+        raise InstrumentError(
+            f"maccor: unreadable reply to {what} ({err.msg}): {text[:80]!r}"
+        ) from None
     if not isinstance(obj, dict) or obj.get("jsonrpc") != "2.0":
         raise InstrumentError(f"maccor: not a JSON-RPC 2.0 reply to {what}: {text[:80]!r}")
     if "error" in obj:
@@ -148,8 +152,18 @@ class Reading:
 
 
 def parse_status(res: dict) -> Reading:
-    keys = ("Stat", "LastRecNum", "Cycle", "Step", "TestTime", "StepTime", "Capacity",
-            "Energy", "Current", "Voltage")  # fmt: skip
+    keys = (
+        "Stat",
+        "LastRecNum",
+        "Cycle",
+        "Step",
+        "TestTime",
+        "StepTime",
+        "Capacity",
+        "Energy",
+        "Current",
+        "Voltage",
+    )
     missing = [k for k in keys if not isinstance(res.get(k), (int, float))]
     if missing:
         raise InstrumentError(f"maccor: status reply without numeric {', '.join(missing)}")
@@ -190,16 +204,28 @@ def _leaf(s, n: int, prev: str, recipe: Recipe, where: str) -> ProcStep:
         return ProcStep(n, "rest", "rest", **(common | {"time_s": min(times)}))
     if isinstance(s, ConstantCurrent):
         sign = 1.0 if s.kind == "cc_charge" else -1.0
-        return ProcStep(n, "cc", "cc" if sign > 0 else "dc", current_a=sign * abs(s.current),
-                        stop_voltage_v=u.voltage, **common)  # fmt: skip
+        return ProcStep(
+            n,
+            "cc",
+            "cc" if sign > 0 else "dc",
+            current_a=sign * abs(s.current),
+            stop_voltage_v=u.voltage,
+            **common,
+        )
     if isinstance(s, Cccv):
         charge, current = s.direction == "charge", abs(s.current)
     else:
         charge = prev != "cc_discharge"
         current = abs(s.current_limit or recipe.limits.current_max)
-    return ProcStep(n, "cccv", "cccv" if charge else "cccv_dc",
-                    current_a=current if charge else -current, voltage_v=s.voltage,
-                    stop_current_a=u.current, **common)  # fmt: skip
+    return ProcStep(
+        n,
+        "cccv",
+        "cccv" if charge else "cccv_dc",
+        current_a=current if charge else -current,
+        voltage_v=s.voltage,
+        stop_current_a=u.current,
+        **common,
+    )
 
 
 def procedure_steps(recipe: Recipe) -> tuple[ProcStep, ...]:
@@ -213,12 +239,15 @@ def procedure_steps(recipe: Recipe) -> tuple[ProcStep, ...]:
             here = f"{where}[{k}]"
             if isinstance(s, Loop):
                 if s.repeat is None or not s.until.empty() or not s.counts_cycles:
-                    raise InputError(f"{here}.loop: only loops with a fixed repeat: N map to a "
-                                     "Maccor procedure", path=recipe.source)  # fmt: skip
+                    raise InputError(
+                        f"{here}.loop: only loops with a fixed repeat: N map to a Maccor procedure",
+                        path=recipe.source,
+                    )
                 first = len(out) + 1
                 walk(s.steps, f"{here}.loop.steps")
-                out.append(ProcStep(len(out) + 1, "loop", "cycle", loop_start=first,
-                                    loop_count=s.repeat))  # fmt: skip
+                out.append(
+                    ProcStep(len(out) + 1, "loop", "cycle", loop_start=first, loop_count=s.repeat)
+                )
             elif isinstance(s, (Rest, ConstantCurrent, Cccv, CvHold)):
                 try:
                     out.append(_leaf(s, len(out) + 1, prev[0], recipe, f"{here}.{s.kind}"))
@@ -226,9 +255,11 @@ def procedure_steps(recipe: Recipe) -> tuple[ProcStep, ...]:
                     raise InputError(err.bare_message, path=recipe.source) from None
                 prev[0] = s.kind
             else:
-                raise InputError(f"{here}.{s.kind}: maccor-macnet runs stored procedures of rest, "
-                                 f"cc, cccv and cv_hold steps only; it has no {s.kind!r} step",
-                                 path=recipe.source)  # fmt: skip
+                raise InputError(
+                    f"{here}.{s.kind}: maccor-macnet runs stored procedures of rest, "
+                    f"cc, cccv and cv_hold steps only; it has no {s.kind!r} step",
+                    path=recipe.source,
+                )
 
     walk(recipe.steps, "steps")
     out.append(ProcStep(len(out) + 1, "end", "end"))
@@ -277,8 +308,18 @@ class Numbering:
         if self.key is not None and key != self.key:
             self.ref_s = self.last_t
         self.key, self.last_t = key, r.test_time_s
-        self.rows.append((self.count + 1, r.step, r.cycle, r.test_time_s - self.ref_s,
-                          r.voltage_v, r.current_a, r.capacity_ah, r.energy_wh))  # fmt: skip
+        self.rows.append(
+            (
+                self.count + 1,
+                r.step,
+                r.cycle,
+                r.test_time_s - self.ref_s,
+                r.voltage_v,
+                r.current_a,
+                r.capacity_ah,
+                r.energy_wh,
+            )
+        )
         return True
 
     def records(self, from_seq: int, count: int, type_of: dict[int, str]) -> CyclerRecords:
@@ -303,7 +344,11 @@ class Numbering:
 
 def parse_resource(resource: str) -> tuple[str, int]:
     parts = resource.split("::")
-    if len(parts) in (3, 4) and parts[0].upper().startswith("TCPIP") and parts[-1].upper() == "SOCKET":
+    if (
+        len(parts) in (3, 4)
+        and parts[0].upper().startswith("TCPIP")
+        and parts[-1].upper() == "SOCKET"
+    ):
         try:
             return parts[1], int(parts[2]) if len(parts) == 4 else DEFAULT_PORT
         except ValueError:
@@ -326,7 +371,9 @@ class MacNetLink:
             try:
                 self._sock = socket.create_connection((self.host, self.port), self.timeout_s)
             except OSError as err:
-                raise ConnectionLost(f"maccor: cannot connect to {self.host}:{self.port}: {err}")
+                raise ConnectionLost(
+                    f"maccor: cannot connect to {self.host}:{self.port}: {err}"
+                ) from None
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._buf = b""
 
@@ -399,7 +446,9 @@ class MaccorChannel:
         self._rate = parse_clock(info)
         n = info.get("TestChannels")
         if isinstance(n, int) and not 1 <= self.channel <= n:
-            raise InstrumentError(f"maccor: the server has {n} channels, not channel {self.channel}")
+            raise InstrumentError(
+                f"maccor: the server has {n} channels, not channel {self.channel}"
+            )
         if self._latest is not None:  # a reconnect: go on polling
             self._start_poller()
 
@@ -416,7 +465,9 @@ class MaccorChannel:
     def check_recipe(self, recipe: Recipe) -> None:
         check_recipe(recipe)
         if not self.procedure:
-            raise InputError("maccor-macnet: option procedure=NAME (the stored procedure) is needed")
+            raise InputError(
+                "maccor-macnet: option procedure=NAME (the stored procedure) is needed"
+            )
 
     def recipe_steps(self, recipe: Recipe) -> dict[int, tuple[int, str]]:
         steps = procedure_steps(recipe)
@@ -429,8 +480,9 @@ class MaccorChannel:
         self.recipe_steps(recipe)
         name = (barcode or "cyclerflow")[:25]
         cap = recipe.nominal_capacity_ah or 1
-        res = self._ask(lambda i: start_request(self.channel, name, self.procedure, i, Crate=cap),
-                        START)  # fmt: skip
+        res = self._ask(
+            lambda i: start_request(self.channel, name, self.procedure, i, Crate=cap), START
+        )
         parse_ok(res, f"start of {self.procedure!r} on channel {self.channel}")
         self._num = Numbering()
         self._poll_once()
@@ -446,7 +498,8 @@ class MaccorChannel:
         if r.test_time_s < last_t:
             raise InstrumentError(
                 f"maccor: channel {self.channel} is at test time {r.test_time_s:g} s, before the "
-                f"file's last record ({last_t:g} s): another test; choose a new output file")
+                f"file's last record ({last_t:g} s): another test; choose a new output file"
+            )
         self._num.add(r)
         self._latest = r
         self._gap_note(last_t, r, "host restart")
@@ -457,8 +510,10 @@ class MaccorChannel:
         return notes
 
     def stop(self) -> None:
-        parse_ok(self._ask(lambda i: reset_request(self.channel, i), RESET),
-                 f"reset of channel {self.channel}")  # fmt: skip
+        parse_ok(
+            self._ask(lambda i: reset_request(self.channel, i), RESET),
+            f"reset of channel {self.channel}",
+        )
 
     def status(self) -> CyclerStatus:
         if self._error is not None:
@@ -490,14 +545,19 @@ class MaccorChannel:
             self._notes.append(
                 f"gap test_time={prev_t:.3f}..{r.test_time_s:.3f} s"
                 + (f" ({why})" if why else "")
-                + ": MacNet returns the latest reading only; records in between are not recoverable")
+                + ": MacNet returns the latest reading only; records in between are not recoverable"
+            )
 
     def _start_poller(self) -> None:
         self._stop_poller()
         self._halt = threading.Event()
         wall = (self.poll_s or 1.0) / (self._rate or 1.0)
-        self._thread = threading.Thread(target=self._poll_loop, args=(self._halt, wall),
-                                        name=f"macnet-poll-{self.channel}", daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._poll_loop,
+            args=(self._halt, wall),
+            name=f"macnet-poll-{self.channel}",
+            daemon=True,
+        )
         self._thread.start()
 
     def _stop_poller(self) -> None:

@@ -38,10 +38,19 @@ STAT_OF_STATE = {"working": 2, "finish": 4, "stop": 0, "protect": 5}
 def schedule_for(recipe) -> Schedule:
     """A recipe (a stored procedure's description) -> the simulated channel's schedule."""
     steps = tuple(
-        SimStep(p.number, p.kind, p.type_name, current_a=p.current_a, voltage_v=p.voltage_v,
-                stop_voltage_v=p.stop_voltage_v, stop_current_a=p.stop_current_a,
-                time_s=p.time_s, capacity_ah=p.capacity_ah, loop_start=p.loop_start,
-                loop_count=p.loop_count)  # fmt: skip
+        SimStep(
+            p.number,
+            p.kind,
+            p.type_name,
+            current_a=p.current_a,
+            voltage_v=p.voltage_v,
+            stop_voltage_v=p.stop_voltage_v,
+            stop_current_a=p.stop_current_a,
+            time_s=p.time_s,
+            capacity_ah=p.capacity_ah,
+            loop_start=p.loop_start,
+            loop_count=p.loop_count,
+        )
         for p in procedure_steps(recipe)
     )
     lim = recipe.limits
@@ -83,9 +92,20 @@ def split_requests(buf: bytes) -> tuple[list[bytes], bytes]:
 class MacNetSim:
     """A running simulated MacNet server (``start()``/``stop()``; ``channel(n)``)."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, channels: int = 8,
-                 units: int = 1, speedup: float = 1.0, cell=None, faults=(), seed: int = 0,
-                 procedures: dict | None = None, procdir: str | Path | None = None):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        channels: int = 8,
+        units: int = 1,
+        speedup: float = 1.0,
+        cell=None,
+        faults=(),
+        seed: int = 0,
+        procedures: dict | None = None,
+        procdir: str | Path | None = None,
+    ):
         if channels < 1 or units < 1:
             raise InputError("--channels and --units must be >= 1")
         self.clock = SimClock(speedup)
@@ -202,8 +222,12 @@ class MacNetSim:
         if obj.get("method") != "MacNet" or not isinstance(p, dict):
             return error_reply(-32600, "invalid request", msg_id)
         what = (p.get("FClass"), p.get("FNum"))
-        handler = {(1, 2): self._general, (4, 7): self._status, (6, 2): self._start,
-                   (6, 5): self._reset}.get(what)  # fmt: skip
+        handler = {
+            (1, 2): self._general,
+            (4, 7): self._status,
+            (6, 2): self._start,
+            (6, 5): self._reset,
+        }.get(what)
         if handler is None:
             return error_reply(-32601, f"FClass/FNum {what} not simulated", msg_id)
         chan = p.get("Chan")
@@ -213,7 +237,11 @@ class MacNetSim:
         return reply(head | handler(p), msg_id)
 
     def _general(self, p: dict) -> dict:
-        return {"TestChannels": len(self.channels), "SystemType": 0, CLOCK_FIELD: self.clock.speedup}
+        return {
+            "TestChannels": len(self.channels),
+            "SystemType": 0,
+            CLOCK_FIELD: self.clock.speedup,
+        }
 
     def _status(self, p: dict) -> dict:
         ch = self.channels[p["Chan"] + 1]
@@ -243,8 +271,9 @@ class MacNetSim:
 
         recipe = self.procedures.get(name)
         if recipe is None:
-            recipe = load_recipe(self.procdir / f"{name}.yaml",
-                                 nominal_capacity_ah=ch.model.params.capacity_ah)  # fmt: skip
+            recipe = load_recipe(
+                self.procdir / f"{name}.yaml", nominal_capacity_ah=ch.model.params.capacity_ah
+            )
         return schedule_for(recipe)
 
 
@@ -253,8 +282,16 @@ def _readings(ch: SimChannel) -> dict:
     stat = STAT_OF_STATE.get(ch.state, 0) if ch.test_id else 0
     if ch.state == "working":
         m = ch.model
-        live = (ch.step.step_id, ch.cycle_id, m.time_s - ch._step_t0, ch.test_time,
-                m.voltage_v, m.current_a, abs(m.true_charge_ah - ch._q0), ch.energy_wh)  # fmt: skip
+        live = (
+            ch.step.step_id,
+            ch.cycle_id,
+            m.time_s - ch._step_t0,
+            ch.test_time,
+            m.voltage_v,
+            m.current_a,
+            abs(m.true_charge_ah - ch._q0),
+            ch.energy_wh,
+        )
     elif ch.records:
         live = ch.records[-1][1:]
     else:
@@ -268,14 +305,33 @@ def _readings(ch: SimChannel) -> dict:
     }  # fmt: skip
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 0, channels: int = 8, units: int = 1,
-          speedup: float = 1.0, cell=None, faults=(), seed: int = 0, procdir=None,
-          out=None) -> None:  # fmt: skip
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    channels: int = 8,
+    units: int = 1,
+    speedup: float = 1.0,
+    cell=None,
+    faults=(),
+    seed: int = 0,
+    procdir=None,
+    out=None,
+) -> None:
     """Blocking: run a simulated MacNet server until interrupted (prints where it listens)."""
     import sys
 
-    sim = MacNetSim(host=host, port=port, channels=channels, units=units, speedup=speedup,
-                    cell=cell, faults=faults, seed=seed, procdir=procdir)  # fmt: skip
+    sim = MacNetSim(
+        host=host,
+        port=port,
+        channels=channels,
+        units=units,
+        speedup=speedup,
+        cell=cell,
+        faults=faults,
+        seed=seed,
+        procdir=procdir,
+    )
     print(
         f"maccor-macnet simulator listening on {sim.host}:{sim.port} resource={sim.resource} "
         f"channels={len(sim.channels)} procedures={sim.procdir.resolve()}",
@@ -298,8 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fault", action="append", default=[])
     ap.add_argument("--procdir", default=None, help="folder of stored procedures NAME.yaml")
     a = ap.parse_args(argv)
-    serve(host=a.host, port=a.port, channels=a.channels, units=a.units, speedup=a.speedup,
-          faults=tuple(a.fault), procdir=a.procdir)  # fmt: skip
+    serve(
+        host=a.host,
+        port=a.port,
+        channels=a.channels,
+        units=a.units,
+        speedup=a.speedup,
+        faults=tuple(a.fault),
+        procdir=a.procdir,
+    )
     return 0
 
 

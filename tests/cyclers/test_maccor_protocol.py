@@ -131,7 +131,10 @@ def test_recipe_maps_to_procedure_steps():
 @pytest.mark.parametrize(
     ("step", "where"),
     [
-        ("- eis: {f_start: 1 MHz, f_stop: 1 Hz, amplitude: 10 mV}", r"steps\[1\]\.loop\.steps\[1\]\.eis"),
+        (
+            "- eis: {f_start: 1 MHz, f_stop: 1 Hz, amplitude: 10 mV}",
+            r"steps\[1\]\.loop\.steps\[1\]\.eis",
+        ),
         ("- rest: {until: {voltage: 3.5 V}}", r"steps\[1\]\.loop\.steps\[1\]\.rest"),
     ],
 )
@@ -173,9 +176,10 @@ def test_simulator_answers_each_request_byte_for_byte():
         assert (st.stat, st.test_time_s) == (0, 0.0)
         refused = mn.parse_reply(s.handle(mn.start_request(1, "t", "NOPE")), mn.START)
         assert refused["Result"].startswith("procedure not found")
-        assert s.handle(b'{"jsonrpc":"2.0","method":"MacNet","params":{"FClass":9,"FNum":9}}')[
-            :40
-        ] == b'{"jsonrpc":"2.0","error":{"code":-32601,'
+        assert (
+            s.handle(b'{"jsonrpc":"2.0","method":"MacNet","params":{"FClass":9,"FNum":9}}')[:40]
+            == b'{"jsonrpc":"2.0","error":{"code":-32601,'
+        )
         assert b'"Result":"no channel 7"' in s.handle(mn.status_request(8))
         assert b"-32700" in s.handle(b"{garbage")
     finally:
