@@ -155,3 +155,20 @@ def test_alarm_and_refusal_end_the_channel(tmp_path, macnet_sim):
     assert "alarm" in kinds
     t = read_cycling(tmp_path / "ch1.h5")["test_time_second"].values
     assert t[-1] == pytest.approx(2000, abs=15)
+
+
+def test_dropped_links_are_rejoined_and_the_outages_noted(tmp_path, macnet_sim):
+    text = RECIPE.format(cycles=1)
+    sim = macnet_sim(text, channels=1, speedup=1000, faults=("drop:after=60",))
+    station = write_station(tmp_path, sim.resource, 1, text, speedup=1000)
+    (result,) = run_station(load_station(station))
+    assert result.status == "complete", result.message
+    path = tmp_path / "ch1.h5"
+    kinds = [e["kind"] for e in read_events(path)]
+    assert kinds.count("disconnect") >= 2 and kinds.count("resume") >= 2
+    seq = read_cycling(path)["vendor_record_id"].values
+    assert np.array_equal(seq, np.arange(1, len(seq) + 1))
+    # every outage longer than three poll intervals is in the file as a gap
+    t = read_cycling(path)["test_time_second"].values
+    gaps = [e for e in read_events(path) if e["kind"] == "gap"]
+    assert len(gaps) == int(np.sum(np.diff(t) > 30.0))
