@@ -29,6 +29,7 @@ from cyclerflow.errors import InputError
 
 from ..maccor_macnet import CLOCK_FIELD, procedure_steps, record_interval
 from .cycler_channel import CyclerFaults, Schedule, SimChannel, SimStep
+from .neware_bts import channel_cells
 from .server import SimClock, model_for
 
 TERMINATOR = b"\r\n"
@@ -113,8 +114,10 @@ class MacNetSim:
         self.procedures = dict(procedures or {})
         self.procdir = Path(procdir or os.environ.get("CYCLERFLOW_MACCOR_PROCDIR", "Procedur"))
         self.channels: dict[int, SimChannel] = {}
+        cells = channel_cells(cell)  # one cell file, or a rack file: cells per channel
         for n in range(1, channels * units + 1):
-            ch = SimChannel(model_for(cell, seed + n), n, alarm_at_s=self.faults.alarms.get(n))
+            model = model_for(cells.get(n, cells.get(0)), seed + n)
+            ch = SimChannel(model, n, alarm_at_s=self.faults.alarms.get(n))
             ch.refuse = n in self.faults.refuse
             self.channels[n] = ch
         self._stop = threading.Event()

@@ -193,3 +193,20 @@ def test_request_splitting_handles_partial_and_joined_objects():
     reqs, rest = sim.split_requests(rest + a[10:])
     assert reqs == [a] and rest == b""
     assert np.array_equal(sim.split_requests(b"  xx")[0], [b"xx"])
+
+
+def test_simulator_takes_per_channel_cells_from_a_rack_file(tmp_path):
+    from .cycler_helpers import CELL
+
+    text = CELL.read_text()
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text(
+        text.replace("nominal_capacity_uah: 15", "nominal_capacity_uah: 40")
+    )
+    (tmp_path / "rack.yaml").write_text("channels: {2: b.yaml}\ndefault: a.yaml\n")
+    s = sim.MacNetSim(channels=3, cell=tmp_path / "rack.yaml")
+    try:
+        caps = [s.channel(n).model.params.capacity_ah for n in (1, 2, 3)]
+        assert caps == pytest.approx([15e-6, 40e-6, 15e-6])
+    finally:
+        s.stop()
