@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -431,7 +432,7 @@ class MaccorChannel:
         self._types: dict[int, str] = {}
         self._latest: Reading | None = None
         self._error: Exception | None = None
-        self._notes: list[str] = []
+        self._notes: deque[str] = deque()  # appended by the poller thread
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -506,7 +507,9 @@ class MaccorChannel:
         self._start_poller()
 
     def take_notes(self) -> list[str]:
-        notes, self._notes = self._notes, []
+        notes = []
+        while self._notes:
+            notes.append(self._notes.popleft())
         return notes
 
     def stop(self) -> None:

@@ -210,3 +210,14 @@ def test_simulator_takes_per_channel_cells_from_a_rack_file(tmp_path):
         assert caps == pytest.approx([15e-6, 40e-6, 15e-6])
     finally:
         s.stop()
+
+
+def test_channel_beyond_the_servers_channels_is_refused_on_connect():
+    s = sim.MacNetSim(channels=2).start()
+    ch = mn.MaccorChannel(s.resource, channel=3, procedure="P")
+    try:
+        with pytest.raises(InstrumentError, match="has 2 channels, not channel 3"):
+            ch.connect()
+    finally:
+        ch.close()
+        s.stop()
