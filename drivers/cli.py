@@ -11,7 +11,9 @@ from cyclerflow.errors import InputError
 
 def simulate(
     driver: str = typer.Argument(
-        ..., help="Driver name: keithley2450, b2900, palmsens, lakeshore335, neware-bts, arbin-cti."
+        ...,
+        help="Driver name: keithley2450, b2900, palmsens, lakeshore335, neware-bts, "
+        "maccor-macnet, arbin-cti.",
     ),
     port: int = typer.Option(0, "--port", help="TCP port (0 = a free port, printed on start)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),

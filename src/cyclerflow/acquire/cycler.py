@@ -129,6 +129,16 @@ class CyclerChannel(Protocol):
         """Vendor step id -> (recipe leaf index, recipe step kind)."""
 
 
+@runtime_checkable
+class PolledCyclerChannel(Protocol):
+    """A cycler channel whose API returns the latest reading only (Maccor MacNet): the
+    driver numbers the readings itself, so a rejoin tells it where the file stands, and
+    it reports what polling could not see (``gap`` notes, written as events)."""
+
+    def resume_from(self, carry: Carry) -> None: ...
+    def take_notes(self) -> list[str]: ...
+
+
 def check_cycler_recipe(module, recipe: Recipe, where: str = "") -> None:
     """Validate ``recipe`` against a cycler driver module (before anything connects)."""
     check = getattr(module, "check_recipe", None)
@@ -396,6 +406,8 @@ class CyclerRunner:
             self.event("note", f"{START_NOTE} {fields}", t=0.0)
             self._tell_channel()
             return
+        if isinstance(self.ch, PolledCyclerChannel):
+            self._io(lambda: self.ch.resume_from(self.carry))
         st = self._io(self.ch.status)
         if st.test_id != self.carry.test_id:
             raise InstrumentError(
@@ -423,6 +435,9 @@ class CyclerRunner:
             if self._ingest(recs):
                 return True
         self.lag_s.append(time.monotonic() - t_seen)
+        if isinstance(self.ch, PolledCyclerChannel):
+            for note in self.ch.take_notes():
+                self.event("gap", note[:240])
         if st.state == "protect" and not self._alarm_noted:
             self._alarm_noted = True
             self.event("alarm", f"cycler protection tripped ({st.alarm or 'protect'})")

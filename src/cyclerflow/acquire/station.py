@@ -155,6 +155,8 @@ def plan_channel(
     rec = load_recipe(recipe, nominal_capacity_ah=meta.nominal_capacity_ah)
     if getattr(device.module, "RUNS_OWN_SCHEDULE", False):  # a cycler: recipe checked up front
         check_cycler_recipe(device.module, rec, where or name)
+        # the channel object too (not connected): its options may decide what maps
+        check_cycler_recipe(_open(device, name), rec, where or name)
     tdev = None
     if temperature is not None:
         tdev = _device(temperature, f"{pre}temperature", source)
