@@ -251,7 +251,7 @@ def _timed(fn, *a) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--cycles", type=int, default=2000)
@@ -263,7 +263,33 @@ def main() -> None:
         default=200,
         help="cycles given to BEEP's structure() (0: skip)",
     )
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def _time_ours(ds, analyze_cycling):
+    """Best-of-3 wall time, CPU times, and the last result."""
+    times, cpu = [], []
+    for _ in range(3):
+        t0, c0 = time.perf_counter(), time.process_time()
+        summary, per_cycle = analyze_cycling(ds)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return min(times), times, cpu, summary, per_cycle
+
+
+def _print_memory(ds, analyze_cycling, raw_bytes: int) -> None:
+    tracemalloc.start()
+    analyze_cycling(ds)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(
+        f"peak extra memory in analyze_cycling: {peak / 1e6:.0f} MB = "
+        f"{peak / raw_bytes:.2f} x the raw columns (limit 3x)"
+    )
+
+
+def main() -> None:
+    args = _args()
 
     from cyclerflow.cycling import analyze_cycling
     from cyclerflow.store import read_cycling, write_cell
@@ -282,13 +308,7 @@ def main() -> None:
     print(f"file read (read_cycling, excluded below): {t_read:.3f} s")
 
     analyze_cycling(ds.isel(sample=slice(0, 50_000)))  # warm-up (imports, caches)
-    times, cpu = [], []
-    for _ in range(3):
-        t0, c0 = time.perf_counter(), time.process_time()
-        summary, per_cycle = analyze_cycling(ds)
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    t_ours = min(times)
+    t_ours, times, cpu, summary, per_cycle = _time_ours(ds, analyze_cycling)
     print(
         f"analyze_cycling CPU time (one thread): {', '.join(f'{x:.3f}' for x in cpu)} s "
         "(wall time below is inflated when other jobs share the 2 cores)"
@@ -300,14 +320,7 @@ def main() -> None:
         f"  cycles {summary['n_cycles']}, complete {summary['n_complete_cycles']}, "
         f"CE median {summary['ce_median']:.6f}"
     )
-    tracemalloc.start()
-    analyze_cycling(ds)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    print(
-        f"peak extra memory in analyze_cycling: {peak / 1e6:.0f} MB = "
-        f"{peak / raw_bytes:.2f} x the raw columns (limit 3x)"
-    )
+    _print_memory(ds, analyze_cycling, raw_bytes)
     if args.no_peers:
         return
 

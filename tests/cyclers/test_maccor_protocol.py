@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cyclerflow.drivers import maccor_macnet as mn
-from cyclerflow.drivers.sim import maccor_macnet as sim
 
 from cyclerflow.acquire.cycler import CyclerChannel, PolledCyclerChannel
 from cyclerflow.acquire.recipe import loads_recipe
+from cyclerflow.drivers import maccor_macnet as mn
+from cyclerflow.drivers.sim import maccor_macnet as sim
 from cyclerflow.errors import InputError, InstrumentError
 
 PRE = b'{"jsonrpc":"2.0","method":"MacNet","params":{'
