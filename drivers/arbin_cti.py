@@ -95,6 +95,15 @@ START_RESULTS = {
 }  # fmt: skip
 STOP_RESULTS = {0: "success", 16: "channel index does not exist", 17: "monitor window in use"}
 
+#: every message: name -> (request builder, reply parser), functions of this module
+MESSAGES = {
+    "login": ("login_request", "parse_login"),
+    "channel_info": ("channel_info_request", "parse_channel_info"),
+    "assign_schedule": ("assign_schedule_request", "parse_result"),
+    "start_schedule": ("start_schedule_request", "parse_result"),
+    "stop_schedule": ("stop_schedule_request", "parse_result"),
+}
+
 #: channel status codes of the channel-info reply
 STATUS_NAMES = (
     "Idle", "Transition", "Charge", "Discharge", "Rest", "Wait", "External Charge",
@@ -588,3 +597,18 @@ def serve_cycler_simulator(**kwargs) -> None:
     from .sim.arbin_cti import serve
 
     serve(**kwargs)
+
+
+# fmt: off
+#: unit of every numeric field sent or read ("1": a count, index or code)
+FIELD_UNITS: dict[str, str] = {
+    # requests: 0-based channel, the cell's nominal capacity
+    "channel": "1", "capacity_ah": "Ah",
+    # login reply
+    "version": "1", "allow_control": "1", "channels": "1", "clock_rate": "1",
+    # channel-info reply (Reading)
+    "status": "1", "test_time_s": "s", "step_time_s": "s", "voltage_v": "V",
+    "current_a": "A", "charge_capacity_ah": "Ah", "discharge_capacity_ah": "Ah",
+    "charge_energy_wh": "Wh", "discharge_energy_wh": "Wh",
+}
+# fmt: on

@@ -55,6 +55,14 @@ STAT_NAMES = {
 STATE_OF_STAT = {2: "working", 8: "working", 12: "working", 14: "working", 3: "pause"}
 STATE_OF_STAT |= {4: "finish", 5: "protect", 9: "protect", 10: "protect", 11: "protect"}
 
+#: every message: name -> (request builder, reply parser), functions of this module
+MESSAGES = {
+    "general_info": ("general_info_request", "parse_clock"),
+    "status": ("status_request", "parse_status"),
+    "start": ("start_request", "parse_ok"),
+    "reset": ("reset_request", "parse_ok"),
+}
+
 
 # --- requests (bytes on the wire) ------------------------------------------------------
 
@@ -589,3 +597,27 @@ def serve_cycler_simulator(**kwargs) -> None:
     from .sim.maccor_macnet import serve
 
     serve(**kwargs)
+
+
+# fmt: off
+#: unit of every numeric field sent or read ("1": a count, index or code)
+FIELD_UNITS: dict[str, str] = {
+    # JSON-RPC envelope and ids, counts, codes, flags
+    **dict.fromkeys(
+        ("id", "msg_id", "FClass", "FNum", "Chan", "chan", "TestChannels", "SystemType",
+         "Stat", "LastRecNum", "Cycle", "Step", "RF1", "RF2", "ChamberNum", "StartCycle",
+         "TotCycles", "AbsTRepAlign", "CANpos", "VGain"),
+        "1",
+    ),
+    CLOCK_FIELD: "1",  # simulated s per wall s
+    # status reply (docs/cyclers-maccor.md)
+    "TestTime": "s", "StepTime": "s", "Capacity": "Ah", "Energy": "Wh", "Current": "A",
+    "Voltage": "V",
+    # start request: Crate is the nominal capacity; Mass in g; divider/parallel resistors
+    "Crate": "Ah", "Mass": "g", "ParallelR": "ohm", "VDivHiR": "ohm", "VDivLoR": "ohm",
+    # Reading (parse_status)
+    "stat": "1", "last_rec": "1", "cycle": "1", "step": "1", "test_time_s": "s",
+    "step_time_s": "s", "capacity_ah": "Ah", "energy_wh": "Wh", "current_a": "A",
+    "voltage_v": "V",
+}
+# fmt: on

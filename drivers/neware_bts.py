@@ -520,3 +520,43 @@ def serve_cycler_simulator(**kwargs) -> None:
     from .sim.neware_bts import serve
 
     serve(**kwargs)
+
+
+#: every message: name -> (request builder, reply parser), functions of this module
+MESSAGES = {
+    "connect": ("connect_request", "parse_connect"),
+    "getdevinfo": ("getdevinfo_request", "parse_devinfo"),
+    "getchlstatus": ("getchlstatus_request", "parse_states"),
+    "inquire": ("inquire_request", "parse_inquire"),
+    "inquiredf": ("inquiredf_request", "parse_inquiredf"),
+    "start": ("start_request", "parse_results"),
+    "stop": ("stop_request", "parse_results"),
+    "light": ("light_request", "parse_results"),
+    "clearflag": ("clearflag_request", "parse_results"),
+    "download": ("download_request", "parse_download"),
+    "downloadlog": ("downloadlog_request", "parse_log"),
+}
+
+# fmt: off
+#: unit of every numeric field sent or read ("1": a count, index or code)
+FIELD_UNITS: dict[str, str] = {
+    # addresses, ids, counts, flags and codes (requests and replies)
+    **dict.fromkeys(
+        ("devtype", "devid", "subdevid", "chlid", "Channelid", "testid", "auxid", "aux",
+         "barcode", "count", "startpos", "seqid", "stepid", "cycleid", "log_code",
+         "log_lever", "open_or_close", "reservepause", "port", "version", "filenametype",
+         "filetype", "addtimewhenrepeat", "createdirbydate", "backupontime", "backupfree"),
+        "1",
+    ),
+    "backupontimeinterval": "min",
+    CLOCK_TAG: "1",  # simulated s per wall s
+    # download records: step time in ms, SI otherwise
+    "testtime": "ms", "volt": "V", "curr": "A", "cap": "Ah", "eng": "Wh",
+    # inquire replies (latest reading)
+    "voltage": "V", "current": "A", "capacity": "mAh", "energy": "mWh",
+    "totaltime": "s", "relativetime": "s",
+    # CyclerRecords built from the download
+    "seq": "1", "step_id": "1", "cycle_id": "1", "step_time_s": "s", "voltage_v": "V",
+    "current_a": "A", "capacity_ah": "Ah", "energy_wh": "Wh",
+}
+# fmt: on

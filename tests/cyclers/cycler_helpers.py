@@ -3,7 +3,16 @@ folders import their own ``conftest``)."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cyclerflow.acquire.instrument import load_driver
 
 ROOT = Path(__file__).resolve().parents[2]
 CELL = ROOT / "fixtures" / "recipes" / "cell-lipon.yaml"
@@ -38,3 +47,138 @@ def write_station(tmp: Path, resource: str, n: int, recipe_text: str, **extra) -
     path = tmp / "station.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# --- message coverage of the byte-level protocol tests ----------------------------------
+#
+# A cycler driver declares ``MESSAGES`` (name -> (request builder, reply parser), names of
+# module functions) and ``FIELD_UNITS`` (numeric field -> unit). While a protocol test
+# module runs, every call of those functions is recorded for that module only: a message
+# is covered when its builder and its parser both ran; every numeric field seen on the
+# way (in the request/reply bytes, XML elements, JSON objects, dataclass arguments and
+# results, numeric arguments of builders) must have a declared unit.
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _numeric_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "infinity")
+
+
+def _xml_fields(root: ET.Element) -> set[str]:
+    out = set()
+    for el in root.iter():
+        out |= {k for k, v in el.attrib.items() if _numeric_text(v)}
+        if len(el) == 0 and el.text and _numeric_text(el.text.strip()):
+            out.add(el.tag)
+    return out
+
+
+def _json_fields(obj) -> set[str]:
+    if isinstance(obj, dict):
+        out = {k for k, v in obj.items() if _is_number(v)}
+        for v in obj.values():
+            out |= _json_fields(v)
+        return out
+    if isinstance(obj, list):
+        return set().union(*map(_json_fields, obj)) if obj else set()
+    return set()
+
+
+def _bytes_fields(data: bytes) -> set[str]:
+    """Numeric fields named in a text message (XML or JSON); binary frames name none."""
+    text = data.split(b"\n\n#\r\n")[0].strip().decode("utf-8", errors="replace")
+    try:
+        return _json_fields(json.loads(text))
+    except ValueError:
+        pass
+    try:
+        return _xml_fields(ET.fromstring(text))
+    except ET.ParseError:
+        return set()
+
+
+def numeric_fields(value) -> set[str]:
+    """Names of the numeric fields ``value`` (an argument or result) carries."""
+    if isinstance(value, (bytes, bytearray)):
+        return _bytes_fields(bytes(value))
+    if isinstance(value, ET.Element):
+        return _xml_fields(value)
+    if isinstance(value, (dict, list)) and not (
+        isinstance(value, list) and value and not isinstance(value[0], (dict, list))
+    ):
+        return _json_fields(value)
+    if isinstance(value, (list, tuple)):
+        return set().union(*map(numeric_fields, value)) if value else set()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = set()
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if _is_number(v) or (isinstance(v, np.ndarray) and v.dtype.kind in "iuf"):
+                out.add(f.name)
+        return out
+    return set()
+
+
+@dataclasses.dataclass(frozen=True)
+class Exchanges:
+    """What one protocol test module exercised: functions called, numeric fields seen."""
+
+    called: set
+    fields: set
+
+
+def _recorder(fn, name: str, log: Exchanges):
+    sig = inspect.signature(fn)
+
+    def recording(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        log.called.add(name)
+        for pname, v in sig.bind(*args, **kwargs).arguments.items():
+            log.fields.update({pname} if _is_number(v) else numeric_fields(v))
+        log.fields.update(numeric_fields(result))
+        return result
+
+    return recording
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cycler_exchanges(request):
+    """Records, for this test module only, the calls of its ``DRIVER``'s message code."""
+    log = Exchanges(set(), set())
+    driver = getattr(request.module, "DRIVER", None)
+    if driver is None:
+        yield log
+        return
+    module = load_driver(driver)
+    names = {n for pair in module.MESSAGES.values() for n in pair if n}
+    with pytest.MonkeyPatch.context() as mp:
+        for n in sorted(names):
+            mp.setattr(module, n, _recorder(getattr(module, n), n, log))
+        yield log
+
+
+@pytest.fixture
+def message_coverage(request, _cycler_exchanges):
+    """``() -> (uncovered messages, numeric fields without units)`` of the module so far."""
+    driver = getattr(request.module, "DRIVER", None)
+    if driver is None:
+        pytest.fail(f"{request.module.__name__} declares no DRIVER")
+    module = load_driver(driver)
+
+    def missing() -> tuple[list[str], list[str]]:
+        log = _cycler_exchanges
+        uncovered = [
+            m for m, pair in module.MESSAGES.items() if not all(n in log.called for n in pair if n)
+        ]
+        units = module.FIELD_UNITS
+        no_units = sorted(f for f in log.fields if not str(units.get(f, "")).strip())
+        return uncovered, no_units
+
+    return missing

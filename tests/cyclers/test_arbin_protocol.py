@@ -10,6 +10,13 @@ import pytest
 from cyclerflow.drivers import arbin_cti as cti
 from cyclerflow.errors import InputError, InstrumentError
 
+from . import cycler_helpers
+
+DRIVER = "arbin-cti"
+#: message coverage of this module (fixtures of cycler_helpers)
+_cycler_exchanges = cycler_helpers._cycler_exchanges
+message_coverage = cycler_helpers.message_coverage
+
 HEAD = bytes.fromhex("dddddddddddddd11")  # 0x11DDDDDDDDDDDDDD little-endian
 
 
@@ -168,3 +175,11 @@ def test_simulator_refuses_a_bad_checksum_and_keeps_serving():
         ch.close()
     finally:
         sim.stop()
+
+
+def test_every_message_is_covered_and_its_numbers_have_units(message_coverage):
+    """Runs last: every message's builder and parser ran in this module, and every
+    numeric field they carried declares a unit in the driver's FIELD_UNITS."""
+    uncovered, no_units = message_coverage()
+    assert uncovered == [], f"messages no test here exercised: {uncovered}"
+    assert no_units == [], f"numeric fields without units: {no_units}"

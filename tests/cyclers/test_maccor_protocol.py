@@ -15,6 +15,13 @@ from cyclerflow.drivers import maccor_macnet as mn
 from cyclerflow.drivers.sim import maccor_macnet as sim
 from cyclerflow.errors import InputError, InstrumentError
 
+from . import cycler_helpers
+
+DRIVER = "maccor-macnet"
+#: message coverage of this module (fixtures of cycler_helpers)
+_cycler_exchanges = cycler_helpers._cycler_exchanges
+message_coverage = cycler_helpers.message_coverage
+
 PRE = b'{"jsonrpc":"2.0","method":"MacNet","params":{'
 
 #: a status reply as the MacNet help documents it (channel 94 on the wire is Chan 93)
@@ -221,3 +228,11 @@ def test_channel_beyond_the_servers_channels_is_refused_on_connect():
     finally:
         ch.close()
         s.stop()
+
+
+def test_every_message_is_covered_and_its_numbers_have_units(message_coverage):
+    """Runs last: every message's builder and parser ran in this module, and every
+    numeric field they carried declares a unit in the driver's FIELD_UNITS."""
+    uncovered, no_units = message_coverage()
+    assert uncovered == [], f"messages no test here exercised: {uncovered}"
+    assert no_units == [], f"numeric fields without units: {no_units}"

@@ -12,6 +12,13 @@ import pytest
 from cyclerflow.drivers import neware_bts as nw
 from cyclerflow.errors import InputError, InstrumentError
 
+from . import cycler_helpers
+
+DRIVER = "neware-bts"
+#: message coverage of this module (fixtures of cycler_helpers)
+_cycler_exchanges = cycler_helpers._cycler_exchanges
+message_coverage = cycler_helpers.message_coverage
+
 A = nw.Address("127.0.0.1", 27, 21, 1, 1)
 HEAD = b'<?xml version="1.0" encoding="UTF-8" ?><bts version="1.0">'
 T = b"\n\n#\r\n"
@@ -251,3 +258,11 @@ def test_simulator_cells_per_channel_from_a_file(tmp_path):
     (tmp_path / "bad.yaml").write_text("channels: {one: big.yaml}\n")
     with pytest.raises(InputError, match="channel number"):
         NewareSim(channels=1, cell=tmp_path / "bad.yaml")
+
+
+def test_every_message_is_covered_and_its_numbers_have_units(message_coverage):
+    """Runs last: every message's builder and parser ran in this module, and every
+    numeric field they carried declares a unit in the driver's FIELD_UNITS."""
+    uncovered, no_units = message_coverage()
+    assert uncovered == [], f"messages no test here exercised: {uncovered}"
+    assert no_units == [], f"numeric fields without units: {no_units}"
