@@ -558,5 +558,6 @@ FIELD_UNITS: dict[str, str] = {
     # CyclerRecords built from the download
     "seq": "1", "step_id": "1", "cycle_id": "1", "step_time_s": "s", "voltage_v": "V",
     "current_a": "A", "capacity_ah": "Ah", "energy_wh": "Wh",
+    "step_type": "1",  # a label array (rest, cc, dc ...)
 }
 # fmt: on
