@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from cyclerflow.db import schema as S
 from cyclerflow.errors import InputError
 
@@ -66,6 +68,18 @@ def metadata_rows(cell_id: str, meta: dict[str, Any], path: str) -> tuple[dict, 
     return cell, layers, keys
 
 
+def _as_column(value: Any, kind: Any) -> Any:
+    """``value`` as the Python type of its column (COPY's binary format checks types: a
+    numpy bool or a label that is not a ``str`` would be refused)."""
+    if value is None:
+        return None
+    if kind is sa.Boolean:
+        return bool(value)
+    if kind is sa.Text:
+        return str(value)
+    return float(value)
+
+
 def cycle_rows(cell_id: str, cycling: dict[str, Any] | None) -> list[tuple]:
     """Per-cycle rows (tuples); fields the schema does not model go to ``extra_json``."""
     out: dict[int, tuple] = {}
@@ -78,7 +92,7 @@ def cycle_rows(cell_id: str, cycling: dict[str, Any] | None) -> list[tuple]:
         out[int(n)] = (
             cell_id,
             int(n),
-            *(c.get(k) for k in S.CYCLE_FIELDS),
+            *(_as_column(c.get(k), t) for k, t in S.CYCLE_FIELDS.items()),
             _dumps(extra) if extra else None,
         )
     return [out[n] for n in sorted(out)]
