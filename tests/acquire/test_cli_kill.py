@@ -225,7 +225,8 @@ def test_sigkill_in_each_phase_keeps_true_time_and_records_the_gap(setup, step_c
     assert done.returncode == 0, done.stderr
     ev = read_events(out)
     (gap,) = [json.loads(e["message"]) for e in ev if e["kind"] == "gap"]
-    assert gap["mode"] == mode and gap["output_on"] is (mode != "ocv")
+    # read back from the 2450: a rest is a 0 A current source with its output on
+    assert gap["mode"] == mode and gap["output_on"] is True
     assert gap["end_s"] - gap["start_s"] > 200.0  # at least the 1 s away x 200
     # true time: simulator time minus test time is the same before and after the gap
     # (first step's switch vs the last step's), within a sample interval
@@ -259,24 +260,63 @@ def test_sigkill_in_each_phase_keeps_true_time_and_records_the_gap(setup, step_c
         assert abs(float(hit["q_ah"])) == pytest.approx(abs(q_sim), rel=0.03)
 
 
-def test_without_speedup_the_clock_mismatch_stops_the_run(setup):
-    """The simulator runs 200x; the host assumes 1x (today's simulator does not report
-    its clock): the run stops with an error naming both rates, output off."""
+def _without_speedup(cmd: list[str]) -> list[str]:
+    k = cmd.index("--speedup")
+    return cmd[:k] + cmd[k + 2 :]
+
+
+def test_without_speedup_the_simulator_sets_the_clock(setup):
+    """The simulator runs 200x and says so in *IDN?: acquire without --speedup runs at
+    that rate and writes the true (simulated) time axis."""
     tmp_path, server = setup
     out = tmp_path / "noclock.h5"
+    cmd = _without_speedup(_cmd(tmp_path, server.resource, out))
+    cmd.remove("--quiet")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "ch1: clock 200x real time (reported by the instrument)" in done.stderr
+    assert "limits held by the instrument: cc, ocv steps" in done.stderr
+    with server.lock:
+        assert server.model.mode == "ocv"
+        all_segs = list(server.model.segments)
+    # a step's current can span several simulator segments (each source command is
+    # one): a current step starts where the set point changes
+    segs = [
+        s
+        for prev, s in zip(all_segs, all_segs[1:], strict=False)
+        if s.mode == "cc" and s.setpoint != 0 and (prev.mode, prev.setpoint) != ("cc", s.setpoint)
+    ]
+    # the recipe is 6 min + 5 x 3 min of simulated time: the file's time axis spans it
+    t = read_cycling(out)["test_time_second"].values
+    assert t[-1] - t[0] == pytest.approx(21 * 60.0, abs=30.0)  # 200x shorter if wrong
+    # step by step: each current step starts where the simulator started it (a constant
+    # offset, the time before the first reading), within a sample interval
+    ev = read_events(out)
+    starts = [float(e["test_time_second"]) for e in ev if e["kind"] == "step_start"]
+    fields = [parse_fields(e["message"])["kind"] for e in ev if e["kind"] == "step_start"]
+    t_cc = [t0 for t0, kind in zip(starts, fields, strict=True) if kind.startswith("cc_")]
+    assert len(t_cc) == len(segs) == 11
+    offsets = np.array([s.start_s for s in segs]) - np.array(t_cc)
+    assert np.ptp(offsets) <= 10.0, offsets
+
+
+def test_a_wrong_speedup_stops_the_run_naming_both_rates(setup):
+    """--speedup 10 against a simulator that reports 200x: an error naming both rates
+    before anything is switched on; exit 1."""
+    tmp_path, server = setup
+    out = tmp_path / "wrong.h5"
     cmd = _cmd(tmp_path, server.resource, out)
-    k = cmd.index("--speedup")
-    del cmd[k : k + 2]
+    cmd[cmd.index("--speedup") + 1] = "10"
     cmd.remove("--quiet")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
-    assert "x real time but the host clock runs at 1x" in done.stdout
-    assert "ch1: clock 1x real time (assumed: the instrument does not report one)" in done.stderr
-    assert "limits held by the instrument: none; host-only: cc steps, ocv steps" in done.stderr
+    text = done.stdout + done.stderr
+    assert "--speedup 10 disagrees with the instrument's clock" in text
+    assert "which runs at 200x real time" in text
     with server.lock:
         assert server.model.mode == "ocv"
-    t = read_cycling(out)["test_time_second"].values
-    assert len(t) and t[-1] < 10.0  # stopped within the first wall seconds
+        assert not [s for s in server.model.segments if s.mode == "cc" and s.setpoint != 0]
+    assert not out.exists() or read_cycling(out).sizes["sample"] == 0
 
 
 @pytest.mark.slow

@@ -179,10 +179,11 @@ def test_default_policy_stops_when_the_gap_is_longer_than_max_gap(tmp_path):
     assert res.status == "error" and "longer than max_gap 60 s" in res.message
 
 
-def test_guarded_instrument_stops_the_discharge_at_its_end_voltage_without_a_host(tmp_path):
-    """Killed early in the discharge, restarted 3 h later: the instrument tripped at the
-    step's end voltage (3.4 V), the cell never went below it; the charge counter is the
-    estimate; the step then ends at once on its voltage."""
+def test_guarded_instrument_stops_the_discharge_at_the_safety_limit_without_a_host(tmp_path):
+    """Killed early in the discharge, restarted 3 h later: the instrument holds the
+    recipe's safety window, not the step's end voltage (3.4 V, host-detected): it
+    tripped at voltage_min (3.0 V), the cell never went below it; the charge counter is
+    the estimate; the step then ends at once on its voltage."""
     k = _run_until_killed(
         tmp_path, 5000.0, cls=GuardedFakeChannel, counter=True, policy="max_gap: 4 h"
     )
@@ -192,7 +193,9 @@ def test_guarded_instrument_stops_the_discharge_at_its_end_voltage_without_a_hos
     assert not g["output_on"] and g["mode"] == "ocv"  # tripped: off when the host came back
     assert g["estimate_method"] == "instrument_counter"
     cell = k.channel.cell
-    assert cell.a + cell.b * cell.soc >= 3.4 + 15e-6 * 2000 - 1e-9  # tripped at 3.4 V (- I R)
+    ocv = cell.a + cell.b * cell.soc
+    assert ocv >= 3.0 + 15e-6 * 2000 - 1e-9  # tripped at 3.0 V (- I R), not below
+    assert ocv < 3.4 + 15e-6 * 2000  # past the step's own end: no host to see it
     ends = [parse_fields(e["message"]) for e in read_events(k.path) if e["kind"] == "step_end"]
     dis = next(e for e in ends if e["kind"] == "cc_discharge")
     assert dis["reason"] == "voltage"
@@ -235,10 +238,11 @@ def test_every_step_gets_its_guard(tmp_path):
     np.testing.assert_allclose(
         g,
         [
-            (3.0, 4.1, 100e-6),  # cc charge: its own end voltage above, the safety limit below
-            (3.0, 4.3, 100e-6),  # cv hold: the safety window
+            # every step: the recipe's safety window (end voltages are the host's)
+            (3.0, 4.3, 100e-6),  # cc charge (ends at 4.1 V)
+            (3.0, 4.3, 100e-6),  # cv hold
             (3.0, 4.3, 100e-6),  # rest
-            (3.4, 4.3, 100e-6),  # cc discharge: its own end voltage below
+            (3.0, 4.3, 100e-6),  # cc discharge (ends at 3.4 V)
             (3.0, 4.3, 100e-6),  # rest
         ],
         rtol=1e-12,

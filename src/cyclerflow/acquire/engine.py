@@ -200,15 +200,13 @@ class ChannelRunner:
             return float(self.link.io(self.tc.read_temperature))
         return float("nan")
 
-    def guard_kw(
-        self, mode: str, end_voltage: float | None, current: float = 0.0
-    ) -> dict[str, StepGuard]:
-        """``{"guard": StepGuard}`` for a source command in ``mode`` on a channel that
-        holds that mode's guard itself (:func:`~cyclerflow.acquire.guards.step_guard`),
-        else ``{}``."""
+    def guard_kw(self, mode: str) -> dict[str, StepGuard]:
+        """``{"guard": StepGuard}`` (the recipe's safety window,
+        :func:`~cyclerflow.acquire.guards.step_guard`) for a source command in ``mode``
+        on a channel that holds that mode's guard itself, else ``{}``."""
         if mode not in self.held:
             return {}
-        return {"guard": step_guard(self.limits, end_voltage, current)}
+        return {"guard": step_guard(self.limits)}
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> ChannelResult:

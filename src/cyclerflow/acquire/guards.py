@@ -15,16 +15,15 @@ from cyclerflow.acquire.recipe import Limits, Recipe
 SOURCE_MODES = ("cc", "cv", "ocv")
 
 
-def step_guard(limits: Limits, end_voltage: float | None, current_a: float = 0.0) -> StepGuard:
-    """The guard of one step (SI): the recipe's safety window, narrowed to the step's
-    own end voltage on the side it moves towards (``current_a`` > 0: upper, < 0: lower),
-    and ``current_max``."""
-    vmin, vmax = limits.voltage_min, limits.voltage_max
-    if end_voltage is not None and current_a > 0:
-        vmax = min(vmax, end_voltage)
-    elif end_voltage is not None and current_a < 0:
-        vmin = max(vmin, end_voltage)
-    return StepGuard(vmin, vmax, limits.current_max)
+def step_guard(limits: Limits) -> StepGuard:
+    """The guard the instrument holds during a step (SI): the recipe's safety window
+    (``voltage_min`` .. ``voltage_max``, ``current_max``), the second line of defence.
+
+    The step's own end voltage is not in it: the host detects that from its readings,
+    and the switch to the next step reads right before and after it in one exchange
+    (exact charge accounting). An instrument that tripped at the end voltage by
+    itself, between host readings, would stop the current before the host's switch."""
+    return StepGuard(limits.voltage_min, limits.voltage_max, limits.current_max)
 
 
 def held_modes(channel: object) -> frozenset[str]:
@@ -46,8 +45,7 @@ def describe_limits(channel: object, recipe: Recipe) -> str:
     held = held_modes(channel)
     used = recipe_modes(recipe)
     window = (
-        f"voltage {lim.voltage_min:g}..{lim.voltage_max:g} V and step end voltages, "
-        f"|current| <= {lim.current_max:g} A"
+        f"voltage {lim.voltage_min:g}..{lim.voltage_max:g} V, |current| <= {lim.current_max:g} A"
     )
     on = [m for m in used if m in held]
     off = [m for m in used if m not in held]

@@ -71,9 +71,11 @@ class Gap:
 
     @property
     def sourced(self) -> bool:
-        """Charge moved in the gap (the output was on at reconnect, or the estimate says so)."""
+        """Charge moved in the gap (the output was on at reconnect, sourcing current or
+        voltage, or the estimate says so). A rest held as a 0 A source with the output
+        on (a source-measure unit's open circuit) moved none."""
         q = self.estimated_charge_ah
-        return self.output_on or (math.isfinite(q) and q != 0.0)
+        return (self.output_on and self.mode != "ocv") or (math.isfinite(q) and q != 0.0)
 
     def to_json(self) -> str:
         """Compact JSON (event messages hold 240 bytes); NaN becomes null."""

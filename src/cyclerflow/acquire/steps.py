@@ -79,19 +79,15 @@ def compliance(eng: ChannelRunner, current_a: float, target_v: float | None) -> 
 TRIP_FRACTION = 0.01
 
 
-def guard_tripped(
-    eng: ChannelRunner, s: Sample, current_a: float, end_voltage: float | None
-) -> str | None:
+def guard_tripped(eng: ChannelRunner, s: Sample, current_a: float) -> None:
     """On a channel that holds constant-current guards: when the current has all but
-    stopped, ask the instrument whether its guard ended the step. ``"voltage"`` when it
-    did at the step's own end voltage; :class:`SafetyStop` when at a safety limit."""
+    stopped, ask the instrument whether its guard (the safety window) ended the step;
+    :class:`SafetyStop` when it did (a safety limit was reached between readings)."""
     if "cc" not in eng.held or abs(s.current_a) > TRIP_FRACTION * abs(current_a):
-        return None
+        return
     state = eng.link.io(eng.ch.source_state)  # type: ignore[attr-defined]
     if not state.tripped:
-        return None
-    if end_voltage is not None:
-        return "voltage"
+        return
     eng.link.safe_off()
     raise SafetyStop(
         f"the instrument stopped the {current_a:.4g} A step at its guard "
@@ -100,7 +96,7 @@ def guard_tripped(
 
 
 def rest(eng: ChannelRunner, step: Rest, run: StepRun) -> str:
-    set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv", step.until.voltage))
+    set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv"))
 
     def end(run: StepRun, s: Sample, t: float) -> str | None:
         return common_end(step.until, run, s, t, 0.0)
@@ -113,20 +109,21 @@ def cc(eng: ChannelRunner, step: ConstantCurrent, run: StepRun) -> str:
     vlim = step.voltage_limit
     if vlim is None:
         vlim = compliance(eng, i, step.until.voltage)
-    set_source(eng, eng.ch.source_current, i, vlim, **eng.guard_kw("cc", step.until.voltage, i))
+    set_source(eng, eng.ch.source_current, i, vlim, **eng.guard_kw("cc"))
     sign = 1.0 if i > 0 else -1.0
 
     def end(run: StepRun, s: Sample, t: float) -> str | None:
-        return common_end(step.until, run, s, t, sign) or guard_tripped(
-            eng, s, i, step.until.voltage
-        )
+        reason = common_end(step.until, run, s, t, sign)
+        if reason is None:
+            guard_tripped(eng, s, i)
+        return reason
 
     return poll(eng, run, record_of(eng, step), end, charging=i > 0)
 
 
 def cv(eng: ChannelRunner, step: CvHold, run: StepRun) -> str:
     ilim = step.current_limit if step.current_limit is not None else eng.limits.current_max
-    set_source(eng, eng.ch.source_voltage, step.voltage, ilim, **eng.guard_kw("cv", None))
+    set_source(eng, eng.ch.source_voltage, step.voltage, ilim, **eng.guard_kw("cv"))
     return poll(eng, run, record_of(eng, step), cv_end(step.until))
 
 
@@ -146,7 +143,7 @@ def cv_end(until: Until) -> EndCondition:
 def cccv(eng: ChannelRunner, step: Cccv, run: StepRun) -> str:
     i, v = step.current, step.voltage
     sign = 1.0 if i > 0 else -1.0
-    set_source(eng, eng.ch.source_current, i, compliance(eng, i, v), **eng.guard_kw("cc", None, i))
+    set_source(eng, eng.ch.source_current, i, compliance(eng, i, v), **eng.guard_kw("cc"))
     until = step.until
     no_current = until.model_copy(update={"current": None})
 
@@ -154,12 +151,14 @@ def cccv(eng: ChannelRunner, step: Cccv, run: StepRun) -> str:
         reason = common_end(no_current, run, s, t, 0.0)
         if reason is None and (s.voltage_v - v) * sign >= 0:
             return "cv"
-        return reason or guard_tripped(eng, s, i, None)
+        if reason is None:
+            guard_tripped(eng, s, i)
+        return reason
 
     reason = poll(eng, run, record_of(eng, step), cc_end, charging=i > 0)
     if reason != "cv":
         return reason
-    set_source(eng, eng.ch.source_voltage, v, abs(i), **eng.guard_kw("cv", None))
+    set_source(eng, eng.ch.source_voltage, v, abs(i), **eng.guard_kw("cv"))
     n_cc = run.n
     end = cv_end(until)
 
@@ -173,7 +172,7 @@ def cccv(eng: ChannelRunner, step: Cccv, run: StepRun) -> str:
 
 def eis(eng: ChannelRunner, step: Eis, run: StepRun) -> str:
     if step.dc_level is None:
-        set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv", None))
+        set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv"))
     # one reading before: safety check and a row in the record
     poll(eng, run, eng.recipe.record, lambda *a: "before_eis")
     temp = eng.temperature_now()
@@ -201,7 +200,7 @@ def eis(eng: ChannelRunner, step: Eis, run: StepRun) -> str:
         technique="PEIS",
     )
     eng.result.spectra += 1
-    set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv", None))
+    set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv"))
     poll(eng, run, eng.recipe.record, lambda r, s, t: "spectrum" if r.n > 1 else None)
     return "spectrum"
 
@@ -211,7 +210,7 @@ def set_temperature(eng: ChannelRunner, step: SetTemperature, run: StepRun) -> s
     if tc is None:
         raise InstrumentFault("set_temperature needs a temperature controller on this channel")
     target = eng.setpoint if eng.setpoint is not None else step.setpoint
-    set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv", None))
+    set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv"))
     eng.link.io(lambda: tc.set_setpoint(target, step.ramp_k_per_min))
     tol = step.tolerance_k
     since: list[float] = []
@@ -266,14 +265,17 @@ def gitt(eng: ChannelRunner, step: Gitt, pos: Pos, rp: ResumePoint | None) -> No
     until = step.until.model_copy(update={"time": None})
 
     def pulse_end(run: StepRun, s: Sample, t: float) -> str | None:
-        return common_end(until, run, s, t, sign) or guard_tripped(eng, s, i, step.until.voltage)
+        reason = common_end(until, run, s, t, sign)
+        if reason is None:
+            guard_tripped(eng, s, i)
+        return reason
 
     rec = record_of(eng, step)
     while n <= step.max_pulses:
         if phase == "pulse":
             run = eng.steps.start("gitt", pos, rest_rp, phase="pulse", n=n)
             rest_rp = None
-            guard = eng.guard_kw("cc", step.until.voltage, i)
+            guard = eng.guard_kw("cc")
             set_source(eng, eng.ch.source_current, i, vlim, **guard)
             reason = poll(eng, run, rec, pulse_end, charging=i > 0, max_time=step.pulse)
             done = reason == "voltage"
@@ -282,7 +284,7 @@ def gitt(eng: ChannelRunner, step: Gitt, pos: Pos, rp: ResumePoint | None) -> No
                 return
         run = eng.steps.start("rest", pos, rest_rp, phase="rest", n=n)
         rest_rp = None
-        set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv", None))
+        set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv"))
         reason = poll(eng, run, rec, lambda *a: None, max_time=step.rest)
         eng.steps.end(run, reason, phase="rest", n=n, done=int(n == step.max_pulses))
         n, phase = n + 1, "pulse"
