@@ -11,6 +11,7 @@ Ah, Wh); each protocol converts on the wire.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,6 +117,16 @@ class CyclerFaults:
             self.alarms[int(p["channel"])] = p["at"]
         else:
             self.refuse.add(int(p["channel"]))
+
+    def drops_reply(self, n_reply: int) -> bool:
+        """Apply the faults before the ``n_reply``-th reply (1-based) of a connection.
+
+        Sleeps the stall (``stall_delay_s`` wall seconds) when due, then says whether the
+        connection is dropped instead of sending this reply (``drop:after=N``).
+        """
+        if self.stall_every and n_reply % self.stall_every == 0:
+            time.sleep(self.stall_delay_s)
+        return bool(self.drop_after and n_reply >= self.drop_after)
 
 
 class SimChannel:

@@ -27,6 +27,7 @@ from cyclerflow.errors import InputError
 
 from .cycler_channel import CyclerFaults, Schedule, SimChannel, SimStep
 from .server import SimClock, model_for
+from .tcpserve import TcpService
 
 TERMINATOR = b"\n\n#\r\n"
 REPLY_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\r\n<bts version="1.0">\r\n'
@@ -144,7 +145,7 @@ def _addr(unit: int, chl: int, ip: bool = True) -> str:
     return f'{pre}devtype="{DEVTYPE}" devid="{DEVID}" subdevid="{unit}" chlid="{chl}"'
 
 
-class NewareSim:
+class NewareSim(TcpService):
     """A running simulated BTS server (``start()``/``stop()``; ``channels[(unit, chl)]``)."""
 
     def __init__(
@@ -174,23 +175,7 @@ class NewareSim:
                 ch = SimChannel(model, n, alarm_at_s=self.faults.alarms.get(n))
                 ch.refuse = n in self.faults.refuse
                 self.channels[(u, c)] = ch
-        self._stop = threading.Event()
-        self._conns: set[socket.socket] = set()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._listener.bind((host, port))
-        except OSError as err:
-            self._listener.close()
-            raise InputError(f"cannot listen on {host}:{port}: {err.strerror}") from None
-        self._listener.listen(16)
-        self._listener.settimeout(0.1)
-        self.host, self.port = self._listener.getsockname()[:2]
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def resource(self) -> str:
-        return f"TCPIP0::{self.host}::{self.port}::SOCKET"
+        super().__init__(host, port, backlog=16, name="neware-sim")
 
     def channel(self, unit: int, chl: int) -> SimChannel:
         return self.channels[(unit, chl)]
@@ -201,74 +186,26 @@ class NewareSim:
         return ch
 
     # serving -----------------------------------------------------------------------------
-    def start(self) -> NewareSim:
-        t = threading.Thread(target=self._accept, name=f"neware-sim-{self.port}", daemon=True)
-        self._threads.append(t)
-        t.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for c in list(self._conns):
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in self._threads:
-            t.join(2.0)
-        self._listener.close()
-
-    def serve_forever(self) -> None:
-        self.start()
-        try:
-            while not self._stop.is_set():
-                time.sleep(0.2)
-        finally:
-            self.stop()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._conns.add(conn)
-            t = threading.Thread(target=self._session, args=(conn,), daemon=True)
-            self._threads = [x for x in self._threads if x.is_alive()] + [t]
-            t.start()
-
     def _session(self, conn: socket.socket) -> None:
         conn.settimeout(0.2)
         buf, n = b"", 0
-        try:
-            while not self._stop.is_set():
-                end = buf.find(TERMINATOR)
-                if end < 0:
-                    try:
-                        data = conn.recv(65536)
-                    except TimeoutError:
-                        continue
-                    if not data:
-                        return
-                    buf += data
+        while not self._stop.is_set():
+            end = buf.find(TERMINATOR)
+            if end < 0:
+                try:
+                    data = conn.recv(65536)
+                except TimeoutError:
                     continue
-                req, buf = buf[:end], buf[end + len(TERMINATOR) :]
-                n += 1
-                out = self.handle(req)
-                f = self.faults
-                if f.stall_every and n % f.stall_every == 0:
-                    time.sleep(f.stall_delay_s)
-                if f.drop_after and n >= f.drop_after:
+                if not data:
                     return
-                conn.sendall(out)
-        except OSError:
-            pass
-        finally:
-            self._conns.discard(conn)
-            conn.close()
+                buf += data
+                continue
+            req, buf = buf[:end], buf[end + len(TERMINATOR) :]
+            n += 1
+            out = self.handle(req)
+            if self.faults.drops_reply(n):
+                return
+            conn.sendall(out)
 
     # commands ------------------------------------------------------------------------------
     def handle(self, req: bytes) -> bytes:
