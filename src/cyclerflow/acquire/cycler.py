@@ -527,12 +527,37 @@ class CyclerRunner:
         return False
 
 
+def create_cycler_cell(
+    path: str | Path,
+    metadata,
+    *,
+    metadata_text: str | None = None,
+    protocol: str | None = None,
+    **options,
+):
+    """A new cell file with the cycler columns (:data:`CYCLER_COLUMNS`, their units and
+    attributes); ``options`` go to :func:`cyclerflow.store.create_cell` (e.g.
+    ``flush_interval`` in seconds). Returns the writer."""
+    from cyclerflow.store import create_cell
+
+    return create_cell(
+        path,
+        metadata,
+        metadata_text=metadata_text,
+        protocol=protocol,
+        columns=CYCLER_COLUMNS,
+        units=CYCLER_UNITS,
+        column_attrs=CYCLER_COLUMN_ATTRS,
+        **options,
+    )
+
+
 def run_cycler_channel(plan, *, flush_interval: float = 1.0, stop=None, reconnect=None):
     """Station entry for a cycler channel: connect, create or resume the file, follow the
     test to its end. Never raises (the result says what happened)."""
     from cyclerflow.acquire.engine import ChannelResult
     from cyclerflow.acquire.link import is_connection_error
-    from cyclerflow.store import create_cell, resume_cell
+    from cyclerflow.store import resume_cell
 
     result = ChannelResult(plan.name, plan.out)
     if plan.state is not None and plan.state.complete:
@@ -550,14 +575,11 @@ def run_cycler_channel(plan, *, flush_interval: float = 1.0, stop=None, reconnec
             return result
         carry = read_carry(plan.out) if plan.out.exists() else None
         if carry is None:
-            writer = create_cell(
+            writer = create_cycler_cell(
                 plan.out,
                 plan.metadata,
                 metadata_text=plan.metadata_text,
                 protocol=plan.recipe.text,
-                columns=CYCLER_COLUMNS,
-                units=CYCLER_UNITS,
-                column_attrs=CYCLER_COLUMN_ATTRS,
                 flush_interval=flush_interval,
             )
         else:
