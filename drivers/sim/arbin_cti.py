@@ -18,14 +18,13 @@ Faults (``--fault``): ``drop:after=N``, ``stall:delay=S[,every=K]``, ``alarm:cha
 
 from __future__ import annotations
 
-import argparse
 import socket
 import struct
 
 from cyclerflow.errors import InputError
 
 from .. import arbin_cti as cti
-from .cycler_channel import CyclerFaults, Schedule, SimChannel
+from .cycler_channel import CyclerFaults, Schedule, SimChannel, cycler_arguments
 from .neware_bts import parse_step_file
 from .server import SimClock, model_for
 from .tcpserve import TcpService
@@ -259,33 +258,20 @@ def serve(
     out=None,
 ) -> None:
     """Blocking: run a simulated CTI server until interrupted (prints where it listens)."""
-    import sys
-
     nominal = model_for(cell, seed).params.capacity_ah
     sim = ArbinSim(
         host=host, port=port, channels=channels, units=units, speedup=speedup, cell=cell,
         faults=faults, seed=seed, schedules=load_schedules(schedules, nominal),
     )  # fmt: skip
-    print(
+    sim.serve_announced(
         f"arbin-cti simulator listening on {sim.host}:{sim.port} resource={sim.resource} "
         f"channels={len(sim.channels)} schedules={','.join(sim.schedules) or '-'}",
-        file=out or sys.stdout,
-        flush=True,
+        out,
     )
-    try:
-        sim.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Simulated Arbin CTI server")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--channels", type=int, default=8)
-    ap.add_argument("--units", type=int, default=1)
-    ap.add_argument("--speedup", type=float, default=1.0)
-    ap.add_argument("--fault", action="append", default=[])
+    ap = cycler_arguments("Simulated Arbin CTI server")
     ap.add_argument("--schedule", action="append", default=[], help="NAME=recipe.yaml")
     a = ap.parse_args(argv)
     serve(

@@ -10,6 +10,7 @@ Ah, Wh); each protocol converts on the wire.
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,19 @@ RECORD_FIELDS = (
     "capacity_ah",
     "energy_wh",
 )
+
+
+def cycler_arguments(description: str) -> argparse.ArgumentParser:
+    """The command line every cycler simulator takes (``--port``, ``--host``, ``--channels``
+    per unit, ``--units``, ``--speedup``, ``--fault`` repeated); add the simulator's own."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--units", type=int, default=1)
+    ap.add_argument("--speedup", type=float, default=1.0)
+    ap.add_argument("--fault", action="append", default=[])
+    return ap
 
 
 @dataclass

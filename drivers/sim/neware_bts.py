@@ -14,7 +14,6 @@ Faults (``--fault``): ``drop:after=N``, ``stall:delay=S[,every=K]``, ``alarm:cha
 
 from __future__ import annotations
 
-import argparse
 import socket
 import threading
 import time
@@ -25,7 +24,7 @@ import numpy as np
 
 from cyclerflow.errors import InputError
 
-from .cycler_channel import CyclerFaults, Schedule, SimChannel, SimStep
+from .cycler_channel import CyclerFaults, Schedule, SimChannel, SimStep, cycler_arguments
 from .server import SimClock, model_for
 from .tcpserve import TcpService
 
@@ -388,8 +387,6 @@ def serve(
     out=None,
 ) -> None:
     """Blocking: run a simulated BTS server until interrupted (prints where it listens)."""
-    import sys
-
     sim = NewareSim(
         host=host,
         port=port,
@@ -403,26 +400,15 @@ def serve(
     if backlog_s > 0:
         for ch in sim.channels.values():
             ch.preload(int(backlog_s), 1.0, 15e-6)
-    print(
+    sim.serve_announced(
         f"neware-bts simulator listening on {sim.host}:{sim.port} resource={sim.resource} "
         f"channels={len(sim.channels)}",
-        file=out or sys.stdout,
-        flush=True,
+        out,
     )
-    try:
-        sim.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Simulated Neware BTS 8.x server")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--channels", type=int, default=8)
-    ap.add_argument("--units", type=int, default=1)
-    ap.add_argument("--speedup", type=float, default=1.0)
-    ap.add_argument("--fault", action="append", default=[])
+    ap = cycler_arguments("Simulated Neware BTS 8.x server")
     ap.add_argument("--backlog", type=float, default=0.0, help="preloaded records per channel")
     a = ap.parse_args(argv)
     serve(

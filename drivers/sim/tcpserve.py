@@ -3,8 +3,8 @@
 A simulator subclasses :class:`TcpService`, calls ``super().__init__(host, port, ...)``
 once its own state is ready, and implements :meth:`TcpService._session` (serve one
 connection until it ends; the base closes the socket afterwards). The base gives it
-``host``/``port``/``resource``, ``start()`` (returns self), ``stop()``, ``serve_forever()``
-and use as a context manager. It knows nothing about the instrument's bytes: line-based
+``host``/``port``/``resource``, ``start()`` (returns self), ``stop()``, ``serve_forever()``,
+``serve_announced()`` (what ``cyclerflow simulate`` runs) and use as a context manager. It knows nothing about the instrument's bytes: line-based
 SCPI (:class:`~.server.SimServer`), the Arbin CTI binary frames and the Neware BTS XML
 messages all sit on top of it.
 
@@ -17,6 +17,7 @@ read or an ``OSError``), joins the threads (2 s each at most) and closes the lis
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 
@@ -87,6 +88,14 @@ class TcpService:
                 time.sleep(0.2)
         finally:
             self.stop()
+
+    def serve_announced(self, text: str, out=None) -> None:
+        """Print ``text`` (where it listens) to ``out`` (stdout), then serve until Ctrl-C."""
+        print(text, file=out or sys.stdout, flush=True)
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
 
     def __enter__(self):
         return self
