@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from protocol_helpers import assert_guard_refusals
 
 from cyclerflow.acquire.instrument import GuardedSource, SourceMeterChannel, StepGuard
 from cyclerflow.drivers import keithley2450
@@ -380,10 +381,7 @@ def test_reconnect_to_a_running_trigger_model_keeps_its_buffer():
 def test_guard_refusals_send_nothing():
     ch, t = channel(CONNECT)
     ch.connect()
-    with pytest.raises(InputError, match="exceeds the guard's current_max"):
-        ch.source_current(-2e-4, 4.2, guard=StepGuard(3.0, 4.2, current_max_a=1e-4))
-    with pytest.raises(InputError, match="outside the guard's window"):
-        ch.source_voltage(4.4, 1e-5, guard=StepGuard(3.0, 4.2))
+    assert_guard_refusals(ch)
     with pytest.raises(InputError, match="block_limit.low = -300 V"):
         ch.source_current(-1e-5, 4.2, guard=StepGuard(voltage_min_v=-300.0))
     with pytest.raises(InputError, match="guard_interval_s"):
