@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from biologic_mpr_writer import LAYOUTS, MAGIC, module
+from biologic_mpr_writer import MAGIC, data_content, module
 
 OLE_EPOCH = datetime(1899, 12, 30, tzinfo=UTC)
 LOG_AT = {"Host": 849, "Address": 900, "ver": 951, "server": 958, "interp": 965, "sn": 975}
@@ -56,11 +56,7 @@ def _log(start: datetime, info: dict[str, str]) -> bytes:
 
 def _mpr(ids, rec, *, new: bool, technique: int, start: datetime, info: dict) -> bytes:
     version = 11 if new else 3
-    ncol_size, off = LAYOUTS[version]
-    data = struct.pack("<I", len(rec))
-    data += struct.pack("<H", len(ids)) if ncol_size == 2 else bytes([len(ids)])
-    data += struct.pack(f"<{len(ids)}H", *ids)
-    data = data.ljust(off, b"\0") + rec.tobytes()
+    data = data_content(ids, rec, version)
     out = MAGIC.ljust(48) + bytes(4)
     out += module(b"VMP Set", b"VMP settings", bytes([technique]) + bytes(100), 0, new)
     out += module(b"VMP data", b"VMP data", data, version, new)
