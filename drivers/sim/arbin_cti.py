@@ -24,7 +24,13 @@ import struct
 from cyclerflow.errors import InputError
 
 from .. import arbin_cti as cti
-from .cycler_channel import CyclerFaults, Schedule, SimChannel, cycler_arguments
+from .cycler_channel import (
+    CyclerFaults,
+    Schedule,
+    SimChannel,
+    cycler_arguments,
+    simulated_channels,
+)
 from .neware_bts import parse_step_file
 from .server import SimClock, model_for
 from .tcpserve import TcpService
@@ -72,13 +78,9 @@ class ArbinSim(TcpService):
         if channels < 1 or units < 1:
             raise InputError("--channels and --units must be >= 1")
         self.clock = SimClock(speedup)
-        self.faults = faults if isinstance(faults, CyclerFaults) else CyclerFaults.parse(faults)
+        self.faults = CyclerFaults.of(faults)
         self.schedules = dict(schedules or {})
-        self.channels: list[SimChannel] = []
-        for n in range(1, channels * units + 1):
-            ch = SimChannel(model_for(cell, seed + n), n, alarm_at_s=self.faults.alarms.get(n))
-            ch.refuse = n in self.faults.refuse
-            self.channels.append(ch)
+        self.channels = simulated_channels(channels * units, lambda n: cell, seed, self.faults)
         self.assigned: dict[int, str] = {}
         self.test_names: dict[int, str] = {}
         self.rejected = 0

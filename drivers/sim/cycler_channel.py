@@ -20,6 +20,7 @@ import numpy as np
 from cyclerflow.errors import InputError
 
 from .cell_model import CellModel
+from .server import model_for
 
 #: model sub-step while a step runs (simulated s): resolution of voltage/current end conditions
 SUBSTEP_S = 1.0
@@ -95,6 +96,11 @@ class CyclerFaults:
     stall_every: int = 0
     alarms: dict[int, float] = field(default_factory=dict)
     refuse: set[int] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, faults) -> CyclerFaults:
+        """``faults`` itself when it is a :class:`CyclerFaults`, else parsed as specs."""
+        return faults if isinstance(faults, CyclerFaults) else cls.parse(faults)
 
     @classmethod
     def parse(cls, specs: tuple[str, ...] | list[str]) -> CyclerFaults:
@@ -346,3 +352,14 @@ class ArrayRecords:
         if isinstance(key, slice):
             return list(zip(*(c[key].tolist() for c in self.cols), strict=True))
         return tuple(c[key].item() for c in self.cols)
+
+
+def simulated_channels(count: int, cell_of, seed: int, faults: CyclerFaults) -> list[SimChannel]:
+    """Channels 1..``count`` (numbered over all units): channel n runs its own cell model
+    (``model_for(cell_of(n), seed + n)``) and gets its ``alarm``/``refuse`` faults."""
+    out = []
+    for n in range(1, count + 1):
+        ch = SimChannel(model_for(cell_of(n), seed + n), n, alarm_at_s=faults.alarms.get(n))
+        ch.refuse = n in faults.refuse
+        out.append(ch)
+    return out

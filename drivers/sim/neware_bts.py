@@ -24,8 +24,15 @@ import numpy as np
 
 from cyclerflow.errors import InputError
 
-from .cycler_channel import CyclerFaults, Schedule, SimChannel, SimStep, cycler_arguments
-from .server import SimClock, model_for
+from .cycler_channel import (
+    CyclerFaults,
+    Schedule,
+    SimChannel,
+    SimStep,
+    cycler_arguments,
+    simulated_channels,
+)
+from .server import SimClock
 from .tcpserve import TcpService
 
 TERMINATOR = b"\n\n#\r\n"
@@ -163,17 +170,17 @@ class NewareSim(TcpService):
         if channels < 1 or units < 1:
             raise InputError("--channels and --units must be >= 1")
         self.clock = SimClock(speedup)
-        self.faults = faults if isinstance(faults, CyclerFaults) else CyclerFaults.parse(faults)
+        self.faults = CyclerFaults.of(faults)
         self.start_unix = time.time() if start_unix is None else start_unix
-        self.channels: dict[tuple[int, int], SimChannel] = {}
         cells = channel_cells(cell)
-        for u in range(1, units + 1):
-            for c in range(1, channels + 1):
-                n = (u - 1) * channels + c
-                model = model_for(cells.get(n, cells.get(0)), seed + n)
-                ch = SimChannel(model, n, alarm_at_s=self.faults.alarms.get(n))
-                ch.refuse = n in self.faults.refuse
-                self.channels[(u, c)] = ch
+        chans = simulated_channels(
+            channels * units, lambda n: cells.get(n, cells.get(0)), seed, self.faults
+        )
+        self.channels: dict[tuple[int, int], SimChannel] = {
+            (u, c): chans[(u - 1) * channels + c - 1]
+            for u in range(1, units + 1)
+            for c in range(1, channels + 1)
+        }
         super().__init__(host, port, backlog=16, name="neware-sim")
 
     def channel(self, unit: int, chl: int) -> SimChannel:
