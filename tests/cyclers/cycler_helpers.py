@@ -50,6 +50,15 @@ def write_station(tmp: Path, resource: str, n: int, recipe_text: str, **extra) -
     return path
 
 
+def with_eis_step(recipe_text: str) -> str:
+    """:data:`RECIPE` text with an EIS step after its first 2-min rest (no cycler maps it)."""
+    return recipe_text.replace(
+        "        - rest: {duration: 2 min}\n",
+        "        - rest: {duration: 2 min}\n        - eis: {f_start: 1 MHz, f_stop: 1 Hz}\n",
+        1,
+    )
+
+
 def cell_recipe(text: str) -> Recipe:
     """``text`` as a recipe for the test cell (C-rates against its nominal capacity)."""
     meta, _ = load_metadata(CELL)
