@@ -32,6 +32,7 @@ import numpy as np
 
 from cyclerflow.acquire.recipe import Recipe
 from cyclerflow.errors import InputError, InstrumentError
+from cyclerflow.store import LIVE_COLUMNS
 
 log = logging.getLogger("cyclerflow.acquire.cycler")
 
@@ -41,14 +42,7 @@ UNKNOWN_STEP_TYPE = 99
 
 #: columns of a cycler channel's cell file (on top of the live columns)
 CYCLER_COLUMNS = (
-    "test_time_second",
-    "unix_time_second",
-    "voltage_volt",
-    "current_ampere",
-    "cycle_count",
-    "step_count",
-    "step_index",
-    "temperature_kelvin",
+    *LIVE_COLUMNS,
     "charge_capacity_ampere_hour",
     "discharge_capacity_ampere_hour",
     "charge_energy_watt_hour",
