@@ -33,6 +33,17 @@ CC_FIRST = [
     (":SYST:ERR?", NOERR),
 ]
 READ = ':READ? "defbuffer1", READ, SOUR, REL'
+#: a constant 4.2 V with a 20 uA compliance, output on, no error
+CV_4V2 = [
+    (":SOUR:FUNC VOLT", None),
+    (":SOUR:VOLT:RANG:AUTO ON", None),
+    (':SENS:FUNC "CURR"', None),
+    (":SENS:CURR:RANG:AUTO ON", None),
+    (":SOUR:VOLT:ILIM 2e-5", None),
+    (":SOUR:VOLT 4.2", None),
+    (":OUTP ON", None),
+    (":SYST:ERR?", NOERR),
+]
 DRIVER = "keithley2450"  # byte coverage of its command table: conftest.byte_coverage
 
 
@@ -138,15 +149,8 @@ def test_switch_with_readings_garbled_reply_names_the_message():
 def test_constant_voltage_reads_current_from_reading_element():
     ch, t = channel(
         CONNECT
+        + CV_4V2
         + [
-            (":SOUR:FUNC VOLT", None),
-            (":SOUR:VOLT:RANG:AUTO ON", None),
-            (':SENS:FUNC "CURR"', None),
-            (":SENS:CURR:RANG:AUTO ON", None),
-            (":SOUR:VOLT:ILIM 2e-5", None),
-            (":SOUR:VOLT 4.2", None),
-            (":OUTP ON", None),
-            (":SYST:ERR?", NOERR),
             (READ, "1.234000E-06,4.200000E+00,3.000000E+01"),
         ]
     )
@@ -290,14 +294,7 @@ def test_guarded_discharge_charge_state_and_cv():
     ]
     hold = [  # constant voltage: compliance limited to the guard's current_max
         (":ABOR", None),  # after a trip as after a running program
-        (":SOUR:FUNC VOLT", None),
-        (":SOUR:VOLT:RANG:AUTO ON", None),
-        (':SENS:FUNC "CURR"', None),
-        (":SENS:CURR:RANG:AUTO ON", None),
-        (":SOUR:VOLT:ILIM 2e-5", None),
-        (":SOUR:VOLT 4.2", None),
-        (":OUTP ON", None),
-        (":SYST:ERR?", NOERR),
+        *CV_4V2,
         (":OUTP?", "1"),
         (":SOUR:FUNC?", "VOLT"),
         (":SOUR:VOLT?", "4.200000E+00"),
