@@ -24,17 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclerflow.acquire.cycler import (
-    CYCLER_COLUMN_ATTRS,
-    CYCLER_COLUMNS,
-    CYCLER_UNITS,
-    Carry,
-    CyclerRunner,
-)
+from cyclerflow.acquire.cycler import Carry, CyclerRunner, create_cycler_cell
 from cyclerflow.acquire.recipe import loads_recipe
 from cyclerflow.drivers.neware_bts import NewareChannel
 from cyclerflow.schema import load_metadata
-from cyclerflow.store import create_cell, read_cycling
+from cyclerflow.store import read_cycling
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL = ROOT / "fixtures" / "recipes" / "cell-lipon.yaml"
@@ -86,14 +80,11 @@ def _open_rack(resource, units, per_unit, tmp: Path, recipe, stop, speedup) -> l
         for c in range(1, per_unit + 1):
             ch = NewareChannel(resource, unit=u, channel=c, stepdir=str(tmp))
             ch.connect()
-            w = create_cell(
+            w = create_cycler_cell(
                 tmp / f"u{u}c{c}.h5",
                 meta,
                 metadata_text=meta_text,
                 protocol=recipe.text,
-                columns=CYCLER_COLUMNS,
-                units=CYCLER_UNITS,
-                column_attrs=CYCLER_COLUMN_ATTRS,
                 flush_interval=period_wall,
             )
             r = LagRunner(ch, w, recipe, poll_interval_s=period_wall, stop=stop)
@@ -163,14 +154,8 @@ def backlog(days: float, chunk: int) -> None:
         try:
             ch = NewareChannel(resource, unit=1, channel=1, chunk=chunk, timeout=120)
             ch.connect()
-            w = create_cell(
-                Path(tmp) / "backlog.h5",
-                meta,
-                metadata_text=meta_text,
-                protocol=recipe.text,
-                columns=CYCLER_COLUMNS,
-                units=CYCLER_UNITS,
-                column_attrs=CYCLER_COLUMN_ATTRS,
+            w = create_cycler_cell(
+                Path(tmp) / "backlog.h5", meta, metadata_text=meta_text, protocol=recipe.text
             )
             r = CyclerRunner(
                 ch, w, recipe, carry=Carry(unix0=time.time(), test_id=1), max_batch=10 * chunk

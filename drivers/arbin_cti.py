@@ -27,7 +27,6 @@ wire counts from 0), ``schedule`` (stored schedule name, e.g. ``cc-cycling.sdx``
 from __future__ import annotations
 
 import re
-import socket
 import struct
 import time
 import zlib
@@ -40,6 +39,8 @@ from cyclerflow.acquire.instrument import ConnectionLost
 from cyclerflow.acquire.recipe import Recipe
 from cyclerflow.acquire.schedule_neware import to_step_file
 from cyclerflow.errors import InputError, InstrumentError
+
+from .cycler_common import TcpLink, socket_address
 
 #: station/acquire route channels of this driver to cyclerflow.acquire.cycler
 RUNS_OWN_SCHEDULE = True
@@ -303,66 +304,32 @@ def parse_result(payload: bytes, table: dict[int, str]) -> tuple[int, int, str]:
 
 
 def parse_resource(resource: str) -> tuple[str, int]:
-    parts = resource.split("::")
-    if len(parts) == 4 and parts[0].upper().startswith("TCPIP") and parts[3].upper() == "SOCKET":
-        try:
-            return parts[1], int(parts[2])
-        except ValueError:
-            pass
-    raise InputError(
-        f"arbin-cti resource {resource!r}: expected TCPIP0::HOST::PORT::SOCKET (the CTI port "
-        "set in MITS; there is no documented default)"
-    )
+    address = socket_address(resource)
+    if address is None:
+        raise InputError(
+            f"arbin-cti resource {resource!r}: expected TCPIP0::HOST::PORT::SOCKET (the CTI port "
+            "set in MITS; there is no documented default)"
+        )
+    return address
 
 
-class CtiLink:
+def _split_reply(buf: bytes) -> tuple[tuple[int, bytes], bytes] | None:
+    got = split_frame(buf)
+    return None if got is None else ((got[0], got[1]), got[2])
+
+
+class CtiLink(TcpLink):
     """One TCP connection to a CTI server: frame -> reply frame (checked)."""
 
     def __init__(self, host: str, port: int, timeout_s: float = 10.0):
-        self.host, self.port, self.timeout_s = host, port, timeout_s
-        self._sock: socket.socket | None = None
-        self._buf = b""
-
-    def open(self) -> None:
-        self.close()
-        try:
-            self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
-        except OSError as err:
-            raise ConnectionLost(
-                f"arbin: cannot connect to {self.host}:{self.port}: {err}"
-            ) from None
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._buf = b""
-
-    def close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            finally:
-                self._sock = None
+        super().__init__("arbin", host, port, timeout_s, recv_bytes=1 << 16)
 
     def exchange(self, request: bytes) -> bytes:
         """Send one frame, return the payload of its reply (command code checked)."""
         if self._sock is None:
             raise ConnectionLost("arbin: not connected")
         command = PREFIX.unpack_from(request)[2]
-        try:
-            self._sock.sendall(request)
-            while True:
-                got = split_frame(self._buf)
-                if got is not None:
-                    code, payload, self._buf = got
-                    break
-                chunk = self._sock.recv(1 << 16)
-                if not chunk:
-                    raise ConnectionLost("arbin: connection lost (closed by the server)")
-                self._buf += chunk
-        except TimeoutError:
-            self.close()
-            raise ConnectionLost(f"arbin: no reply within {self.timeout_s:g} s") from None
-        except OSError as err:
-            self.close()
-            raise ConnectionLost(f"arbin: connection lost ({err})") from None
+        code, payload = self.transact(request, _split_reply)
         if code != REPLY_OF[command]:
             raise InstrumentError(
                 f"arbin: expected reply {REPLY_OF[command]:#010x} to {command:#010x}, got {code:#010x}"

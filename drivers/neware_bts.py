@@ -21,7 +21,6 @@ request, default 1000).
 from __future__ import annotations
 
 import re
-import socket
 import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -31,11 +30,12 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from cyclerflow.acquire.cycler import CyclerRecords, CyclerStatus
-from cyclerflow.acquire.instrument import ConnectionLost
 from cyclerflow.acquire.recipe import Recipe
 from cyclerflow.acquire.schedule_neware import check_recipe as _check_recipe
 from cyclerflow.acquire.schedule_neware import to_step_file
 from cyclerflow.errors import InputError, InstrumentError
+
+from .cycler_common import TcpLink, socket_address
 
 #: station/acquire route channels of this driver to cyclerflow.acquire.cycler
 RUNS_OWN_SCHEDULE = True
@@ -322,64 +322,26 @@ def _parse_download_xml(data: bytes) -> CyclerRecords:
 
 
 def parse_resource(resource: str) -> tuple[str, int]:
-    parts = resource.split("::")
-    if len(parts) == 4 and parts[0].upper().startswith("TCPIP") and parts[3].upper() == "SOCKET":
-        try:
-            return parts[1], int(parts[2])
-        except ValueError:
-            pass
-    if len(parts) == 3 and parts[0].upper().startswith("TCPIP") and parts[2].upper() == "SOCKET":
-        return parts[1], DEFAULT_PORT
-    raise InputError(f"neware-bts resource {resource!r}: expected TCPIP0::HOST::PORT::SOCKET")
+    address = socket_address(resource, default_port=DEFAULT_PORT)
+    if address is None:
+        raise InputError(f"neware-bts resource {resource!r}: expected TCPIP0::HOST::PORT::SOCKET")
+    return address
 
 
-class BtsLink:
+def _split_reply(buf: bytes) -> tuple[bytes, bytes] | None:
+    end = buf.find(TERMINATOR)
+    return None if end < 0 else (buf[:end], buf[end + len(TERMINATOR) :])
+
+
+class BtsLink(TcpLink):
     """One TCP connection to a BTS server: framed request -> framed reply."""
 
     def __init__(self, host: str, port: int, timeout_s: float = 10.0):
-        self.host, self.port, self.timeout_s = host, port, timeout_s
-        self._sock: socket.socket | None = None
-        self._buf = b""
-
-    def open(self) -> None:
-        self.close()
-        try:
-            self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
-        except OSError as err:
-            raise ConnectionLost(
-                f"neware: cannot connect to {self.host}:{self.port}: {err}"
-            ) from None
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._buf = b""
-
-    def close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            finally:
-                self._sock = None
+        super().__init__("neware", host, port, timeout_s, recv_bytes=1 << 20)
 
     def exchange(self, data: bytes) -> bytes:
         """Send one request, return its reply (terminator stripped)."""
-        if self._sock is None:
-            raise ConnectionLost("neware: not connected")
-        try:
-            self._sock.sendall(data)
-            while True:
-                end = self._buf.find(TERMINATOR)
-                if end >= 0:
-                    reply, self._buf = self._buf[:end], self._buf[end + len(TERMINATOR) :]
-                    return reply
-                chunk = self._sock.recv(1 << 20)
-                if not chunk:
-                    raise ConnectionLost("neware: connection lost (closed by the server)")
-                self._buf += chunk
-        except TimeoutError:
-            self.close()
-            raise ConnectionLost(f"neware: no reply within {self.timeout_s:g} s") from None
-        except OSError as err:
-            self.close()
-            raise ConnectionLost(f"neware: connection lost ({err})") from None
+        return self.transact(data, _split_reply)
 
 
 # --- the channel -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from cyclerflow.acquire.instrument import Sample, SourceState, StepGuard
 from cyclerflow.errors import InputError, InstrumentError
 
 from .commands import Command, CommandSet
+from .guards import check_current, cv_compliance
 from .methodscript import Reply, packet_block, parse_reply
 from .simclock import clock_rate_from
 from .transports import Transport, open_transport
@@ -320,12 +321,7 @@ class PalmSensChannel:
         loop breaks when the potential leaves the guard's window in either direction (a
         charge also at ``voltage_limit_v``), the device sends ``Tguard`` and the script
         ends with ``cell_off``: the device stops the current without the host."""
-        if guard is not None and guard.current_max_a is not None:
-            if abs(current_a) > guard.current_max_a:
-                raise InputError(
-                    f"{self._label()}: current {current_a:g} A exceeds the guard's "
-                    f"current_max {guard.current_max_a:g} A"
-                )
+        check_current(self._label(), current_a, guard)
         if guard is not None and current_a != 0:
             self._run_script("meas_loop_cp", self._guarded_cp(current_a, voltage_limit_v, guard))
             self._last_config = ("cc", current_a, voltage_limit_v, guard)
@@ -390,15 +386,7 @@ class PalmSensChannel:
     ) -> None:
         """Constant voltage; the current range is the compliance (with ``guard``: at most its
         current_max, and a set point outside its window is refused)."""
-        if guard is not None:
-            lo, hi = guard.voltage_min_v, guard.voltage_max_v
-            if (lo is not None and voltage_v < lo) or (hi is not None and voltage_v > hi):
-                raise InputError(
-                    f"{self._label()}: set point {voltage_v:g} V is outside the guard's "
-                    f"window {lo} .. {hi} V"
-                )
-            if guard.current_max_a is not None:
-                current_limit_a = min(abs(current_limit_a), guard.current_max_a)
+        current_limit_a = cv_compliance(self._label(), voltage_v, current_limit_a, guard)
         v = self.polarity * voltage_v
         fields = dict(interval=self.interval_s, run=self.run_s)
         body = self._header("p c t") + [

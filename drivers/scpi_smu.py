@@ -19,6 +19,7 @@ from cyclerflow.acquire.instrument import Sample, SourceState, StepGuard
 from cyclerflow.errors import InputError, InstrumentError
 
 from .commands import CommandSet
+from .guards import check_current, cv_compliance
 from .simclock import clock_rate_from
 from .transports import Transport, open_transport
 
@@ -159,12 +160,7 @@ class ScpiSmuChannel:
     ) -> tuple[Sample, Sample] | None:
         """Constant current; with ``guard`` the instrument turns its output off by itself at
         the guard's voltage limits (tested every ``guard_interval_s``)."""
-        if guard is not None and guard.current_max_a is not None:
-            if abs(current_a) > guard.current_max_a:
-                raise InputError(
-                    f"{self._label()}: current {current_a:g} A exceeds the guard's "
-                    f"current_max {guard.current_max_a:g} A"
-                )
+        check_current(self._label(), current_a, guard)
         program = self._guard_program(guard) if current_a != 0 else []
         return self._configure(
             "cc",
@@ -184,16 +180,7 @@ class ScpiSmuChannel:
     ) -> tuple[Sample, Sample] | None:
         """Constant voltage; with ``guard`` the current compliance is at most its current_max
         and a set point outside its voltage window is refused (the source holds the rest)."""
-        limit = abs(current_limit_a)
-        if guard is not None:
-            lo, hi = guard.voltage_min_v, guard.voltage_max_v
-            if (lo is not None and voltage_v < lo) or (hi is not None and voltage_v > hi):
-                raise InputError(
-                    f"{self._label()}: set point {voltage_v:g} V is outside the guard's "
-                    f"window {lo} .. {hi} V"
-                )
-            if guard.current_max_a is not None:
-                limit = min(limit, guard.current_max_a)
+        limit = cv_compliance(self._label(), voltage_v, abs(current_limit_a), guard)
         return self._configure("cv", self.polarity * voltage_v, limit, read_around=read_around)
 
     def open_circuit(

@@ -8,8 +8,6 @@ Public API (stable; see docs/simulators.md)::
 
 from __future__ import annotations
 
-import sys
-
 from .cell_model import CellModel, CellParams, HalfCycle, Segment
 from .server import FaultPlan, SimServer, model_for, parse_fault
 
@@ -85,16 +83,8 @@ def serve(
     server, real_port = start_simulator(
         driver, host=host, port=port, cell=cell, speedup=speedup, faults=faults, seed=seed
     )
-    out = out or sys.stdout
-    print(
+    server.serve_announced(
         f"{driver} simulator listening on {server.host}:{real_port} "
         f"sim-clock={server.clock.speedup:g} resource={server.resource}",
-        file=out,
-        flush=True,
+        out,
     )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()

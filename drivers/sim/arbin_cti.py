@@ -18,18 +18,22 @@ Faults (``--fault``): ``drop:after=N``, ``stall:delay=S[,every=K]``, ``alarm:cha
 
 from __future__ import annotations
 
-import argparse
 import socket
 import struct
-import threading
-import time
 
 from cyclerflow.errors import InputError
 
 from .. import arbin_cti as cti
-from .cycler_channel import CyclerFaults, Schedule, SimChannel
+from .cycler_channel import (
+    CyclerFaults,
+    Schedule,
+    SimChannel,
+    cycler_arguments,
+    simulated_channels,
+)
 from .neware_bts import parse_step_file
 from .server import SimClock, model_for
+from .tcpserve import TcpService
 
 SERIAL = "SIM-ARBIN-0001"
 VERSION = 8
@@ -55,7 +59,7 @@ def load_schedules(specs, nominal_capacity_ah: float) -> dict[str, Schedule]:
     return out
 
 
-class ArbinSim:
+class ArbinSim(TcpService):
     """A running simulated CTI server (``start()``/``stop()``; ``channel(c)``, c 1-based)."""
 
     def __init__(
@@ -74,78 +78,19 @@ class ArbinSim:
         if channels < 1 or units < 1:
             raise InputError("--channels and --units must be >= 1")
         self.clock = SimClock(speedup)
-        self.faults = faults if isinstance(faults, CyclerFaults) else CyclerFaults.parse(faults)
+        self.faults = CyclerFaults.of(faults)
         self.schedules = dict(schedules or {})
-        self.channels: list[SimChannel] = []
-        for n in range(1, channels * units + 1):
-            ch = SimChannel(model_for(cell, seed + n), n, alarm_at_s=self.faults.alarms.get(n))
-            ch.refuse = n in self.faults.refuse
-            self.channels.append(ch)
+        self.channels = simulated_channels(channels * units, lambda n: cell, seed, self.faults)
         self.assigned: dict[int, str] = {}
         self.test_names: dict[int, str] = {}
         self.rejected = 0
-        self._stop = threading.Event()
-        self._conns: set[socket.socket] = set()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._listener.bind((host, port))
-        except OSError as err:
-            self._listener.close()
-            raise InputError(f"cannot listen on {host}:{port}: {err.strerror}") from None
-        self._listener.listen(16)
-        self._listener.settimeout(0.1)
-        self.host, self.port = self._listener.getsockname()[:2]
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def resource(self) -> str:
-        return f"TCPIP0::{self.host}::{self.port}::SOCKET"
+        super().__init__(host, port, backlog=16, name="arbin-sim")
 
     def channel(self, number: int) -> SimChannel:
         """Channel ``number`` (1-based, as in station files)."""
         return self.channels[number - 1]
 
     # serving -----------------------------------------------------------------------------
-    def start(self) -> ArbinSim:
-        t = threading.Thread(target=self._accept, name=f"arbin-sim-{self.port}", daemon=True)
-        self._threads.append(t)
-        t.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for c in list(self._conns):
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in self._threads:
-            t.join(2.0)
-        self._listener.close()
-
-    def serve_forever(self) -> None:
-        self.start()
-        try:
-            while not self._stop.is_set():
-                time.sleep(0.2)
-        finally:
-            self.stop()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._conns.add(conn)
-            t = threading.Thread(target=self._session, args=(conn,), daemon=True)
-            self._threads = [x for x in self._threads if x.is_alive()] + [t]
-            t.start()
-
     def _next_frame(self, conn: socket.socket, buf: bytes) -> tuple[int, bytes, bytes] | None:
         """The next request (None: connection over, or a bad frame was refused)."""
         while not self._stop.is_set():
@@ -168,26 +113,17 @@ class ArbinSim:
     def _session(self, conn: socket.socket) -> None:
         conn.settimeout(0.2)
         buf, n = b"", 0
-        try:
-            while True:
-                got = self._next_frame(conn, buf)
-                if got is None:
-                    return
-                command, payload, buf = got
-                n += 1
-                out = self.handle(command, payload)
-                f = self.faults
-                if f.stall_every and n % f.stall_every == 0:
-                    time.sleep(f.stall_delay_s)
-                if f.drop_after and n >= f.drop_after:
-                    return
-                if out:
-                    conn.sendall(out)
-        except OSError:
-            pass
-        finally:
-            self._conns.discard(conn)
-            conn.close()
+        while True:
+            got = self._next_frame(conn, buf)
+            if got is None:
+                return
+            command, payload, buf = got
+            n += 1
+            out = self.handle(command, payload)
+            if self.faults.drops_reply(n):
+                return
+            if out:
+                conn.sendall(out)
 
     # commands ------------------------------------------------------------------------------
     def handle(self, command: int, payload: bytes) -> bytes:
@@ -324,33 +260,20 @@ def serve(
     out=None,
 ) -> None:
     """Blocking: run a simulated CTI server until interrupted (prints where it listens)."""
-    import sys
-
     nominal = model_for(cell, seed).params.capacity_ah
     sim = ArbinSim(
         host=host, port=port, channels=channels, units=units, speedup=speedup, cell=cell,
         faults=faults, seed=seed, schedules=load_schedules(schedules, nominal),
     )  # fmt: skip
-    print(
+    sim.serve_announced(
         f"arbin-cti simulator listening on {sim.host}:{sim.port} resource={sim.resource} "
         f"channels={len(sim.channels)} schedules={','.join(sim.schedules) or '-'}",
-        file=out or sys.stdout,
-        flush=True,
+        out,
     )
-    try:
-        sim.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Simulated Arbin CTI server")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--channels", type=int, default=8)
-    ap.add_argument("--units", type=int, default=1)
-    ap.add_argument("--speedup", type=float, default=1.0)
-    ap.add_argument("--fault", action="append", default=[])
+    ap = cycler_arguments("Simulated Arbin CTI server")
     ap.add_argument("--schedule", action="append", default=[], help="NAME=recipe.yaml")
     a = ap.parse_args(argv)
     serve(

@@ -10,7 +10,9 @@ Ah, Wh); each protocol converts on the wire.
 
 from __future__ import annotations
 
+import argparse
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +20,7 @@ import numpy as np
 from cyclerflow.errors import InputError
 
 from .cell_model import CellModel
+from .server import model_for
 
 #: model sub-step while a step runs (simulated s): resolution of voltage/current end conditions
 SUBSTEP_S = 1.0
@@ -65,6 +68,19 @@ RECORD_FIELDS = (
 )
 
 
+def cycler_arguments(description: str) -> argparse.ArgumentParser:
+    """The command line every cycler simulator takes (``--port``, ``--host``, ``--channels``
+    per unit, ``--units``, ``--speedup``, ``--fault`` repeated); add the simulator's own."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--units", type=int, default=1)
+    ap.add_argument("--speedup", type=float, default=1.0)
+    ap.add_argument("--fault", action="append", default=[])
+    return ap
+
+
 @dataclass
 class CyclerFaults:
     """Fault injection of a cycler simulator (parsed from ``--fault`` specs).
@@ -80,6 +96,11 @@ class CyclerFaults:
     stall_every: int = 0
     alarms: dict[int, float] = field(default_factory=dict)
     refuse: set[int] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, faults) -> CyclerFaults:
+        """``faults`` itself when it is a :class:`CyclerFaults`, else parsed as specs."""
+        return faults if isinstance(faults, CyclerFaults) else cls.parse(faults)
 
     @classmethod
     def parse(cls, specs: tuple[str, ...] | list[str]) -> CyclerFaults:
@@ -116,6 +137,16 @@ class CyclerFaults:
             self.alarms[int(p["channel"])] = p["at"]
         else:
             self.refuse.add(int(p["channel"]))
+
+    def drops_reply(self, n_reply: int) -> bool:
+        """Apply the faults before the ``n_reply``-th reply (1-based) of a connection.
+
+        Sleeps the stall (``stall_delay_s`` wall seconds) when due, then says whether the
+        connection is dropped instead of sending this reply (``drop:after=N``).
+        """
+        if self.stall_every and n_reply % self.stall_every == 0:
+            time.sleep(self.stall_delay_s)
+        return bool(self.drop_after and n_reply >= self.drop_after)
 
 
 class SimChannel:
@@ -321,3 +352,14 @@ class ArrayRecords:
         if isinstance(key, slice):
             return list(zip(*(c[key].tolist() for c in self.cols), strict=True))
         return tuple(c[key].item() for c in self.cols)
+
+
+def simulated_channels(count: int, cell_of, seed: int, faults: CyclerFaults) -> list[SimChannel]:
+    """Channels 1..``count`` (numbered over all units): channel n runs its own cell model
+    (``model_for(cell_of(n), seed + n)``) and gets its ``alarm``/``refuse`` faults."""
+    out = []
+    for n in range(1, count + 1):
+        ch = SimChannel(model_for(cell_of(n), seed + n), n, alarm_at_s=faults.alarms.get(n))
+        ch.refuse = n in faults.refuse
+        out.append(ch)
+    return out

@@ -14,7 +14,6 @@ Faults (``--fault``): ``drop:after=N``, ``stall:delay=S[,every=K]``, ``alarm:cha
 
 from __future__ import annotations
 
-import argparse
 import socket
 import threading
 import time
@@ -25,8 +24,16 @@ import numpy as np
 
 from cyclerflow.errors import InputError
 
-from .cycler_channel import CyclerFaults, Schedule, SimChannel, SimStep
-from .server import SimClock, model_for
+from .cycler_channel import (
+    CyclerFaults,
+    Schedule,
+    SimChannel,
+    SimStep,
+    cycler_arguments,
+    simulated_channels,
+)
+from .server import SimClock
+from .tcpserve import TcpService
 
 TERMINATOR = b"\n\n#\r\n"
 REPLY_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\r\n<bts version="1.0">\r\n'
@@ -144,7 +151,7 @@ def _addr(unit: int, chl: int, ip: bool = True) -> str:
     return f'{pre}devtype="{DEVTYPE}" devid="{DEVID}" subdevid="{unit}" chlid="{chl}"'
 
 
-class NewareSim:
+class NewareSim(TcpService):
     """A running simulated BTS server (``start()``/``stop()``; ``channels[(unit, chl)]``)."""
 
     def __init__(
@@ -163,34 +170,18 @@ class NewareSim:
         if channels < 1 or units < 1:
             raise InputError("--channels and --units must be >= 1")
         self.clock = SimClock(speedup)
-        self.faults = faults if isinstance(faults, CyclerFaults) else CyclerFaults.parse(faults)
+        self.faults = CyclerFaults.of(faults)
         self.start_unix = time.time() if start_unix is None else start_unix
-        self.channels: dict[tuple[int, int], SimChannel] = {}
         cells = channel_cells(cell)
-        for u in range(1, units + 1):
-            for c in range(1, channels + 1):
-                n = (u - 1) * channels + c
-                model = model_for(cells.get(n, cells.get(0)), seed + n)
-                ch = SimChannel(model, n, alarm_at_s=self.faults.alarms.get(n))
-                ch.refuse = n in self.faults.refuse
-                self.channels[(u, c)] = ch
-        self._stop = threading.Event()
-        self._conns: set[socket.socket] = set()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._listener.bind((host, port))
-        except OSError as err:
-            self._listener.close()
-            raise InputError(f"cannot listen on {host}:{port}: {err.strerror}") from None
-        self._listener.listen(16)
-        self._listener.settimeout(0.1)
-        self.host, self.port = self._listener.getsockname()[:2]
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def resource(self) -> str:
-        return f"TCPIP0::{self.host}::{self.port}::SOCKET"
+        chans = simulated_channels(
+            channels * units, lambda n: cells.get(n, cells.get(0)), seed, self.faults
+        )
+        self.channels: dict[tuple[int, int], SimChannel] = {
+            (u, c): chans[(u - 1) * channels + c - 1]
+            for u in range(1, units + 1)
+            for c in range(1, channels + 1)
+        }
+        super().__init__(host, port, backlog=16, name="neware-sim")
 
     def channel(self, unit: int, chl: int) -> SimChannel:
         return self.channels[(unit, chl)]
@@ -201,74 +192,26 @@ class NewareSim:
         return ch
 
     # serving -----------------------------------------------------------------------------
-    def start(self) -> NewareSim:
-        t = threading.Thread(target=self._accept, name=f"neware-sim-{self.port}", daemon=True)
-        self._threads.append(t)
-        t.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for c in list(self._conns):
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in self._threads:
-            t.join(2.0)
-        self._listener.close()
-
-    def serve_forever(self) -> None:
-        self.start()
-        try:
-            while not self._stop.is_set():
-                time.sleep(0.2)
-        finally:
-            self.stop()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._conns.add(conn)
-            t = threading.Thread(target=self._session, args=(conn,), daemon=True)
-            self._threads = [x for x in self._threads if x.is_alive()] + [t]
-            t.start()
-
     def _session(self, conn: socket.socket) -> None:
         conn.settimeout(0.2)
         buf, n = b"", 0
-        try:
-            while not self._stop.is_set():
-                end = buf.find(TERMINATOR)
-                if end < 0:
-                    try:
-                        data = conn.recv(65536)
-                    except TimeoutError:
-                        continue
-                    if not data:
-                        return
-                    buf += data
+        while not self._stop.is_set():
+            end = buf.find(TERMINATOR)
+            if end < 0:
+                try:
+                    data = conn.recv(65536)
+                except TimeoutError:
                     continue
-                req, buf = buf[:end], buf[end + len(TERMINATOR) :]
-                n += 1
-                out = self.handle(req)
-                f = self.faults
-                if f.stall_every and n % f.stall_every == 0:
-                    time.sleep(f.stall_delay_s)
-                if f.drop_after and n >= f.drop_after:
+                if not data:
                     return
-                conn.sendall(out)
-        except OSError:
-            pass
-        finally:
-            self._conns.discard(conn)
-            conn.close()
+                buf += data
+                continue
+            req, buf = buf[:end], buf[end + len(TERMINATOR) :]
+            n += 1
+            out = self.handle(req)
+            if self.faults.drops_reply(n):
+                return
+            conn.sendall(out)
 
     # commands ------------------------------------------------------------------------------
     def handle(self, req: bytes) -> bytes:
@@ -451,8 +394,6 @@ def serve(
     out=None,
 ) -> None:
     """Blocking: run a simulated BTS server until interrupted (prints where it listens)."""
-    import sys
-
     sim = NewareSim(
         host=host,
         port=port,
@@ -466,26 +407,15 @@ def serve(
     if backlog_s > 0:
         for ch in sim.channels.values():
             ch.preload(int(backlog_s), 1.0, 15e-6)
-    print(
+    sim.serve_announced(
         f"neware-bts simulator listening on {sim.host}:{sim.port} resource={sim.resource} "
         f"channels={len(sim.channels)}",
-        file=out or sys.stdout,
-        flush=True,
+        out,
     )
-    try:
-        sim.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Simulated Neware BTS 8.x server")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--channels", type=int, default=8)
-    ap.add_argument("--units", type=int, default=1)
-    ap.add_argument("--speedup", type=float, default=1.0)
-    ap.add_argument("--fault", action="append", default=[])
+    ap = cycler_arguments("Simulated Neware BTS 8.x server")
     ap.add_argument("--backlog", type=float, default=0.0, help="preloaded records per channel")
     a = ap.parse_args(argv)
     serve(

@@ -19,6 +19,7 @@ from pathlib import Path
 from cyclerflow.errors import InputError
 
 from .cell_model import CellModel
+from .tcpserve import TcpService
 
 GARBLE = "#@!\x7f%&?~;:,,E+E-"
 
@@ -181,7 +182,7 @@ class FaultPlan:
         return action, delay
 
 
-class SimServer:
+class SimServer(TcpService):
     """A running simulator. Create with :func:`cyclerflow.drivers.sim.start_simulator`."""
 
     def __init__(
@@ -202,19 +203,7 @@ class SimServer:
         self.faults = faults if isinstance(faults, FaultPlan) else FaultPlan(faults, seed)
         self.lock = threading.RLock()
         self.resource_template = resource_template
-        self._stop = threading.Event()
-        self._conns: set[socket.socket] = set()
-        self._threads: list[threading.Thread] = []
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._listener.bind((host, port))
-        except OSError as err:
-            self._listener.close()
-            raise InputError(f"cannot listen on {host}:{port}: {err.strerror}") from None
-        self._listener.listen(8)
-        self._listener.settimeout(0.1)
-        self.host, self.port = self._listener.getsockname()[:2]
+        super().__init__(host, port, backlog=8, name="sim")
         for f in self.faults.of_kind("short"):
             self.model.set_short(f.params.get("r", 1e6), f.params.get("at", 0.0))
         self.state: dict = {}  # instrument state shared by connections (protocols keep it here)
@@ -222,39 +211,11 @@ class SimServer:
         # simulated time by :meth:`sync` before the model is stepped, with or without a
         # connected host, so what the instrument does on its own happens in simulated time
         self.instrument_program = None
-        self._accept_thread = threading.Thread(
-            target=self._accept_loop, name=f"sim-{self.port}", daemon=True
-        )
 
     # public -------------------------------------------------------------------------
     @property
     def resource(self) -> str:
         return self.resource_template.format(host=self.host, port=self.port)
-
-    def start(self) -> SimServer:
-        if not self._accept_thread.is_alive() and not self._stop.is_set():
-            self._accept_thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Close the listener and all connections; join the threads."""
-        self._stop.set()
-        for c in list(self._conns):
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._accept_thread.is_alive():
-            self._accept_thread.join(2.0)
-        for t in self._threads:
-            t.join(2.0)
-        self._listener.close()
-
-    def __enter__(self) -> SimServer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def advance(self, seconds: float) -> None:
         """Move the simulated clock forward by ``seconds`` (and step the model)."""
@@ -274,30 +235,7 @@ class SimServer:
             self.model.advance_to(now)
             return self.model.time_s
 
-    def serve_forever(self) -> None:
-        """Block until interrupted (used by ``cyclerflow simulate``)."""
-        self.start()
-        try:
-            while not self._stop.is_set():
-                time.sleep(0.2)
-        finally:
-            self.stop()
-
     # internals -------------------------------------------------------------------
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._conns.add(conn)
-            t = threading.Thread(target=self._session, args=(conn,), daemon=True)
-            self._threads = [x for x in self._threads if x.is_alive()] + [t]
-            t.start()
-
     def _send(self, conn: socket.socket, proto, lines: list[str], counter: list[int]) -> bool:
         """Send reply lines through the fault plan; False when the connection is gone."""
         for line in lines:
@@ -344,15 +282,8 @@ class SimServer:
                 buf, ok = self._handle_lines(conn, proto, buf, counter)
                 if not (ok and self._send(conn, proto, proto.tick(), counter)):
                     break
-        except OSError:
-            pass
         finally:
             proto.close()
-            self._conns.discard(conn)
-            try:
-                conn.close()
-            except OSError:
-                pass
 
 
 class Protocol:

@@ -34,21 +34,28 @@ def export_cycling_csv(cell: str | Path, out: str | Path, *, force: bool = False
     return Path(out)
 
 
+def _spectrum_frame(sp, id_dtype: str | None = None) -> dict[str, np.ndarray]:
+    """One spectrum as long-format columns: spectrum_id, frequency (Hz), Z' and Z'' (Ohm),
+    and each of temperature (K), cycle count, unix time (s) that the spectrum records."""
+    n = sp.sizes["frequency_hertz"]
+    frame = {
+        "spectrum_id": np.full(n, sp.attrs["spectrum_id"], id_dtype),
+        "frequency_hertz": sp["frequency_hertz"].values,
+        "real_impedance_ohm": sp["real_impedance_ohm"].values,
+        "imaginary_impedance_ohm": sp["imaginary_impedance_ohm"].values,
+    }
+    for k in ("temperature_kelvin", "cycle_count", "unix_time_second"):
+        v = sp.attrs.get(k)
+        if v is not None and not (isinstance(v, float) and np.isnan(v)) and v != -1:
+            frame[k] = np.full(n, v)
+    return frame
+
+
 def export_eis_csv(cell: str | Path, out: str | Path, *, force: bool = False) -> Path:
     """Write every spectrum to one long-format EIS CSV (spectrum_id and attributes per row)."""
     frames = []
     for sp in read_spectra(cell):
-        n = sp.sizes["frequency_hertz"]
-        frame = {
-            "spectrum_id": np.full(n, sp.attrs["spectrum_id"]),
-            "frequency_hertz": sp["frequency_hertz"].values,
-            "real_impedance_ohm": sp["real_impedance_ohm"].values,
-            "imaginary_impedance_ohm": sp["imaginary_impedance_ohm"].values,
-        }
-        for k in ("temperature_kelvin", "cycle_count", "unix_time_second"):
-            v = sp.attrs.get(k)
-            if v is not None and not (isinstance(v, float) and np.isnan(v)) and v != -1:
-                frame[k] = np.full(n, v)
+        frame = _spectrum_frame(sp)
         frames.append(pd.DataFrame(frame))
     df = (
         pd.concat(frames, ignore_index=True)
@@ -103,17 +110,7 @@ def bdf_eis_table(cell: str | Path):
 
     frames = []
     for sp in read_spectra(cell):
-        n = sp.sizes["frequency_hertz"]
-        frame = {
-            "spectrum_id": np.full(n, sp.attrs["spectrum_id"], "i8"),
-            "frequency_hertz": sp["frequency_hertz"].values,
-            "real_impedance_ohm": sp["real_impedance_ohm"].values,
-            "imaginary_impedance_ohm": sp["imaginary_impedance_ohm"].values,
-        }
-        for k in ("temperature_kelvin", "cycle_count", "unix_time_second"):
-            v = sp.attrs.get(k)
-            if v is not None and not (isinstance(v, float) and np.isnan(v)) and v != -1:
-                frame[k] = np.full(n, v)
+        frame = _spectrum_frame(sp, id_dtype="i8")
         frames.append(pa.table(frame))
     if not frames:
         raise InputError("the cell file has no spectra to export", path=cell)

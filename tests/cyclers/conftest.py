@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from .cycler_helpers import SimProcesses
+
 
 @pytest.fixture
 def neware_sim():
@@ -19,3 +21,11 @@ def neware_sim():
     yield make
     for s in sims:
         s.stop()
+
+
+@pytest.fixture
+def sim_processes():
+    """Simulator processes of one test (stopped afterwards)."""
+    procs = SimProcesses()
+    yield procs
+    procs.stop_all()

@@ -6,16 +6,25 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import re
+import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from cyclerflow.acquire.cycler import CyclerRunner, create_cycler_cell
 from cyclerflow.acquire.instrument import load_driver
+from cyclerflow.acquire.link import ReconnectPolicy
+from cyclerflow.acquire.recipe import Recipe, loads_recipe
+from cyclerflow.schema import load_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 CELL = ROOT / "fixtures" / "recipes" / "cell-lipon.yaml"
+BIN = Path(sys.executable).parent / "cyclerflow"
 
 #: 2C cycling of the 15 uAh default cell: 5 cycles take ~5 h simulated (~18 s at 1000x)
 RECIPE = """
@@ -182,3 +191,66 @@ def message_coverage(request, _cycler_exchanges):
         return uncovered, no_units
 
     return missing
+
+
+def with_eis_step(recipe_text: str) -> str:
+    """:data:`RECIPE` text with an EIS step after its first 2-min rest (no cycler maps it)."""
+    return recipe_text.replace(
+        "        - rest: {duration: 2 min}\n",
+        "        - rest: {duration: 2 min}\n        - eis: {f_start: 1 MHz, f_stop: 1 Hz}\n",
+        1,
+    )
+
+
+def cell_recipe(text: str) -> Recipe:
+    """``text`` as a recipe for the test cell (C-rates against its nominal capacity)."""
+    meta, _ = load_metadata(CELL)
+    return loads_recipe(text, source="recipe.yaml", nominal_capacity_ah=meta.nominal_capacity_ah)
+
+
+def run_channel(ch, out: Path, recipe: Recipe, poll_interval_s: float):
+    """Follow the test on the connected channel ``ch`` into a new cell file ``out`` (4
+    reconnect attempts, 50 ms apart); closes channel and file. Returns the result."""
+    meta, meta_text = load_metadata(CELL)
+    w = create_cycler_cell(out, meta, metadata_text=meta_text, protocol=recipe.text)
+    runner = CyclerRunner(
+        ch,
+        w,
+        recipe,
+        poll_interval_s=poll_interval_s,
+        reconnect=ReconnectPolicy(attempts=4, backoff_s=0.05),
+    )
+    try:
+        return runner.run()
+    finally:
+        ch.close()
+        w.close()
+
+
+class SimProcesses:
+    """``cyclerflow simulate KIND --port 0 ...`` as child processes, stopped by :meth:`stop_all`."""
+
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, kind: str, *args: str) -> tuple[str, str]:
+        """Start one simulator; (its resource string, the line it printed on start)."""
+        p = subprocess.Popen(
+            [str(BIN), "simulate", kind, "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.procs.append(p)
+        line = p.stdout.readline()
+        m = re.search(r"resource=(\S+)", line)
+        assert m, line
+        return m.group(1), line
+
+    def stop_all(self) -> None:
+        """Interrupt every simulator (SIGINT, as Ctrl-C); kill one that does not end in 10 s."""
+        for p in self.procs:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()

@@ -3,12 +3,9 @@ the driver's choice of which polled readings become records."""
 
 from __future__ import annotations
 
+import functools
 import os
-import re
-import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,34 +13,12 @@ import pytest
 from cyclerflow.drivers.arbin_cti import ArbinChannel, Reading
 from cyclerflow.store import read_cycling
 
-from .cycler_helpers import CELL, RECIPE
-
-BIN = Path(sys.executable).parent / "cyclerflow"
+from .cycler_helpers import BIN, CELL, RECIPE
 
 
 @pytest.fixture
-def sim_process():
-    procs = []
-
-    def start(*args):
-        p = subprocess.Popen(
-            [str(BIN), "simulate", "arbin-cti", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(p)
-        line = p.stdout.readline()
-        m = re.search(r"resource=(\S+)", line)
-        assert m, line
-        return m.group(1), line
-
-    yield start
-    for p in procs:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+def sim_process(sim_processes):
+    return functools.partial(sim_processes.start, "arbin-cti")
 
 
 def test_acquire_against_the_simulator_process(tmp_path, sim_process):

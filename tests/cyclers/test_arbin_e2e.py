@@ -11,7 +11,7 @@ from cyclerflow.acquire.recipe import loads_recipe
 from cyclerflow.errors import InputError
 from cyclerflow.store import read_events
 
-from .cycler_helpers import CELL, RECIPE
+from .cycler_helpers import CELL, RECIPE, with_eis_step
 
 SCHEDULE = "cyclerflow-e2e.sdx"
 NOMINAL_AH = 15e-6  # the default simulated cell (cell-lipon.yaml's nominal capacity)
@@ -99,11 +99,7 @@ def _step_end(sim, c, k, cols) -> float:
 def test_eis_step_is_refused_before_anything_starts(tmp_path, arbin_sim):
     text = RECIPE.format(cycles=2)
     sim = arbin_sim(text, channels=1, speedup=1000)
-    bad = text.replace(
-        "        - rest: {duration: 2 min}\n",
-        "        - rest: {duration: 2 min}\n        - eis: {f_start: 1 MHz, f_stop: 1 Hz}\n",
-        1,
-    )
+    bad = with_eis_step(text)
     station = write_station(tmp_path, sim.resource, 1, bad)
     with pytest.raises(InputError, match=r"steps\[1\]\.loop\.steps\[2\]\.eis.*Arbin schedule"):
         acquire(station=station, quiet=True)

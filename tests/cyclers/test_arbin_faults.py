@@ -7,45 +7,23 @@ import time
 
 import numpy as np
 
-from cyclerflow.acquire.cycler import (
-    CYCLER_COLUMN_ATTRS,
-    CYCLER_COLUMNS,
-    CYCLER_UNITS,
-    CyclerRunner,
-)
-from cyclerflow.acquire.link import ReconnectPolicy
-from cyclerflow.acquire.recipe import loads_recipe
 from cyclerflow.acquire.station import load_station, run_station
 from cyclerflow.drivers.arbin_cti import ArbinChannel
-from cyclerflow.schema import load_metadata
-from cyclerflow.store import create_cell, read_cycling, read_events
+from cyclerflow.store import read_cycling, read_events
 
 from . import test_arbin_e2e as e2e
-from .cycler_helpers import CELL, RECIPE
+from .cycler_helpers import RECIPE, cell_recipe, run_channel
 
 SCHEDULE, write_station = e2e.SCHEDULE, e2e.write_station
 arbin_sim = e2e.arbin_sim  # the simulator fixture
 
 
 def run(tmp_path, sim, text, channel=1):
-    meta, meta_text = load_metadata(CELL)
-    recipe = loads_recipe(text, source="recipe.yaml", nominal_capacity_ah=meta.nominal_capacity_ah)
+    recipe = cell_recipe(text)
     ch = ArbinChannel(sim.resource, channel=channel, schedule=SCHEDULE)
     ch.connect()
     out = tmp_path / f"ch{channel}.h5"
-    w = create_cell(
-        out, meta, metadata_text=meta_text, protocol=recipe.text, columns=CYCLER_COLUMNS,
-        units=CYCLER_UNITS, column_attrs=CYCLER_COLUMN_ATTRS,
-    )  # fmt: skip
-    runner = CyclerRunner(
-        ch, w, recipe, poll_interval_s=0.01, reconnect=ReconnectPolicy(attempts=4, backoff_s=0.05)
-    )
-    try:
-        res = runner.run()
-    finally:
-        ch.close()
-        w.close()
-    return res, out
+    return run_channel(ch, out, recipe, poll_interval_s=0.01), out
 
 
 def _no_gap_no_duplicate(out):

@@ -2,51 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import re
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cyclerflow.store import read_cycling
 
-from .cycler_helpers import CELL, RECIPE
-
-BIN = Path(sys.executable).parent / "cyclerflow"
+from .cycler_helpers import BIN, CELL, RECIPE
 
 
 @pytest.fixture
-def sim_process():
-    procs = []
-
-    def start(*args):
-        p = subprocess.Popen(
-            [str(BIN), "simulate", "neware-bts", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(p)
-        line = p.stdout.readline()
-        m = re.search(r"resource=(\S+)", line)
-        assert m, line
-        return m.group(1)
-
-    yield start
-    for p in procs:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+def sim_process(sim_processes):
+    return functools.partial(sim_processes.start, "neware-bts")
 
 
 def test_single_channel_acquire_against_the_simulator_process(tmp_path, sim_process):
-    resource = sim_process("--channels", "4", "--units", "2", "--speedup", "1000")
+    resource, _ = sim_process("--channels", "4", "--units", "2", "--speedup", "1000")
     (tmp_path / "r.yaml").write_text(RECIPE.format(cycles=1))
     out = tmp_path / "u2c3.h5"
     cmd = [str(BIN), "acquire", "--driver", "neware-bts", "--resource", resource]
@@ -60,7 +35,7 @@ def test_single_channel_acquire_against_the_simulator_process(tmp_path, sim_proc
 
 
 def test_unknown_channel_is_an_error(tmp_path, sim_process):
-    resource = sim_process("--channels", "2")
+    resource, _ = sim_process("--channels", "2")
     (tmp_path / "r.yaml").write_text(RECIPE.format(cycles=1))
     cmd = [str(BIN), "acquire", "--driver", "neware-bts", "--resource", resource]
     cmd += ["--option", "unit=1,channel=9", "--protocol", str(tmp_path / "r.yaml")]
@@ -74,7 +49,7 @@ def test_unknown_channel_is_an_error(tmp_path, sim_process):
 
 def test_killed_host_restarts_without_gap_or_duplicate(tmp_path, sim_process):
     """SIGKILL of `cyclerflow acquire` mid-run, then the same command again."""
-    resource = sim_process("--channels", "1", "--speedup", "1000")
+    resource, _ = sim_process("--channels", "1", "--speedup", "1000")
     (tmp_path / "r.yaml").write_text(RECIPE.format(cycles=2))
     out = tmp_path / "c.h5"
     cmd = [str(BIN), "acquire", "--driver", "neware-bts", "--resource", resource]

@@ -14,7 +14,7 @@ from cyclerflow.acquire.station import load_station, run_station
 from cyclerflow.errors import InputError
 from cyclerflow.store import read_cycling, read_events
 
-from .cycler_helpers import RECIPE, write_station
+from .cycler_helpers import RECIPE, with_eis_step, write_station
 
 
 def _half_caps(path):
@@ -85,11 +85,7 @@ def test_host_killed_mid_run_resumes_without_gap_or_duplicate(tmp_path, neware_s
 
 def test_eis_step_is_refused_before_anything_starts(tmp_path, neware_sim):
     sim = neware_sim(channels=1, speedup=1000)
-    text = RECIPE.format(cycles=2).replace(
-        "        - rest: {duration: 2 min}\n",
-        "        - rest: {duration: 2 min}\n        - eis: {f_start: 1 MHz, f_stop: 1 Hz}\n",
-        1,
-    )
+    text = with_eis_step(RECIPE.format(cycles=2))
     station = write_station(tmp_path, sim.resource, 1, text)
     with pytest.raises(InputError, match=r"steps\[1\]\.loop\.steps\[2\]\.eis"):
         acquire(station=station, quiet=True)

@@ -4,49 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from cyclerflow.acquire.cycler import (
-    CYCLER_COLUMN_ATTRS,
-    CYCLER_COLUMNS,
-    CYCLER_UNITS,
-    CyclerRunner,
-)
-from cyclerflow.acquire.link import ReconnectPolicy
-from cyclerflow.acquire.recipe import loads_recipe
 from cyclerflow.drivers.neware_bts import NewareChannel
-from cyclerflow.schema import load_metadata
-from cyclerflow.store import create_cell, read_cycling, read_events
+from cyclerflow.store import read_cycling, read_events
 
-from .cycler_helpers import CELL, RECIPE
+from .cycler_helpers import RECIPE, cell_recipe, run_channel
 
 
 def run(tmp_path, sim, text, channel=1, **options):
-    meta, meta_text = load_metadata(CELL)
-    recipe = loads_recipe(text, source="recipe.yaml", nominal_capacity_ah=meta.nominal_capacity_ah)
+    recipe = cell_recipe(text)
     ch = NewareChannel(sim.resource, unit=1, channel=channel, stepdir=str(tmp_path), **options)
     ch.connect()
     out = tmp_path / f"ch{channel}.h5"
-    w = create_cell(
-        out,
-        meta,
-        metadata_text=meta_text,
-        protocol=recipe.text,
-        columns=CYCLER_COLUMNS,
-        units=CYCLER_UNITS,
-        column_attrs=CYCLER_COLUMN_ATTRS,
-    )
-    runner = CyclerRunner(
-        ch,
-        w,
-        recipe,
-        poll_interval_s=0.2,
-        reconnect=ReconnectPolicy(attempts=4, backoff_s=0.05),
-    )
-    try:
-        res = runner.run()
-    finally:
-        ch.close()
-        w.close()
-    return res, out
+    return run_channel(ch, out, recipe, poll_interval_s=0.2), out
 
 
 def _seq_complete(out, sim, channel=1):

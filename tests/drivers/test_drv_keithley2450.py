@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from protocol_helpers import assert_guard_refusals
 
 from cyclerflow.acquire.instrument import GuardedSource, SourceMeterChannel, StepGuard
 from cyclerflow.drivers import keithley2450
@@ -32,6 +33,17 @@ CC_FIRST = [
     (":SYST:ERR?", NOERR),
 ]
 READ = ':READ? "defbuffer1", READ, SOUR, REL'
+#: a constant 4.2 V with a 20 uA compliance, output on, no error
+CV_4V2 = [
+    (":SOUR:FUNC VOLT", None),
+    (":SOUR:VOLT:RANG:AUTO ON", None),
+    (':SENS:FUNC "CURR"', None),
+    (":SENS:CURR:RANG:AUTO ON", None),
+    (":SOUR:VOLT:ILIM 2e-5", None),
+    (":SOUR:VOLT 4.2", None),
+    (":OUTP ON", None),
+    (":SYST:ERR?", NOERR),
+]
 DRIVER = "keithley2450"  # byte coverage of its command table: conftest.byte_coverage
 
 
@@ -137,15 +149,8 @@ def test_switch_with_readings_garbled_reply_names_the_message():
 def test_constant_voltage_reads_current_from_reading_element():
     ch, t = channel(
         CONNECT
+        + CV_4V2
         + [
-            (":SOUR:FUNC VOLT", None),
-            (":SOUR:VOLT:RANG:AUTO ON", None),
-            (':SENS:FUNC "CURR"', None),
-            (":SENS:CURR:RANG:AUTO ON", None),
-            (":SOUR:VOLT:ILIM 2e-5", None),
-            (":SOUR:VOLT 4.2", None),
-            (":OUTP ON", None),
-            (":SYST:ERR?", NOERR),
             (READ, "1.234000E-06,4.200000E+00,3.000000E+01"),
         ]
     )
@@ -289,14 +294,7 @@ def test_guarded_discharge_charge_state_and_cv():
     ]
     hold = [  # constant voltage: compliance limited to the guard's current_max
         (":ABOR", None),  # after a trip as after a running program
-        (":SOUR:FUNC VOLT", None),
-        (":SOUR:VOLT:RANG:AUTO ON", None),
-        (':SENS:FUNC "CURR"', None),
-        (":SENS:CURR:RANG:AUTO ON", None),
-        (":SOUR:VOLT:ILIM 2e-5", None),
-        (":SOUR:VOLT 4.2", None),
-        (":OUTP ON", None),
-        (":SYST:ERR?", NOERR),
+        *CV_4V2,
         (":OUTP?", "1"),
         (":SOUR:FUNC?", "VOLT"),
         (":SOUR:VOLT?", "4.200000E+00"),
@@ -380,10 +378,7 @@ def test_reconnect_to_a_running_trigger_model_keeps_its_buffer():
 def test_guard_refusals_send_nothing():
     ch, t = channel(CONNECT)
     ch.connect()
-    with pytest.raises(InputError, match="exceeds the guard's current_max"):
-        ch.source_current(-2e-4, 4.2, guard=StepGuard(3.0, 4.2, current_max_a=1e-4))
-    with pytest.raises(InputError, match="outside the guard's window"):
-        ch.source_voltage(4.4, 1e-5, guard=StepGuard(3.0, 4.2))
+    assert_guard_refusals(ch)
     with pytest.raises(InputError, match="block_limit.low = -300 V"):
         ch.source_current(-1e-5, 4.2, guard=StepGuard(voltage_min_v=-300.0))
     with pytest.raises(InputError, match="guard_interval_s"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from protocol_helpers import assert_guard_refusals
 
 from cyclerflow.acquire.instrument import GuardedSource, SourceMeterChannel, StepGuard
 from cyclerflow.drivers import palmsens
@@ -378,10 +379,7 @@ def test_reconnect_to_a_running_script_then_take_over():
 def test_guard_refusals_and_cv_compliance():
     ch, t = channel(CONNECT)
     ch.connect()
-    with pytest.raises(InputError, match="exceeds the guard's current_max"):
-        ch.source_current(-2e-4, 4.2, guard=StepGuard(3.0, 4.2, current_max_a=1e-4))
-    with pytest.raises(InputError, match="outside the guard's window"):
-        ch.source_voltage(4.4, 1e-5, guard=StepGuard(3.0, 4.2))
+    assert_guard_refusals(ch)
     finish(t)
 
 

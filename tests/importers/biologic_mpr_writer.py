@@ -22,14 +22,19 @@ def module(short: bytes, long: bytes, content: bytes, version: int, new: bool) -
     return head + b"01/02/25" + content
 
 
-def make_mpr(ids: list[int], records: np.ndarray, *, new: bool, technique: int = 0x04) -> bytes:
-    """An .mpr with settings, data (``records`` packed as given) and LOG modules."""
-    version = 11 if new else 3
+def data_content(ids: list[int], records: np.ndarray, version: int) -> bytes:
+    """The content of a data module: record count, column ids, the records (as given)."""
     ncol_size, off = LAYOUTS[version]
     data = struct.pack("<I", len(records))
     data += struct.pack("<H", len(ids)) if ncol_size == 2 else bytes([len(ids)])
     data += struct.pack(f"<{len(ids)}H", *ids)
-    data = data.ljust(off, b"\0") + records.tobytes()
+    return data.ljust(off, b"\0") + records.tobytes()
+
+
+def make_mpr(ids: list[int], records: np.ndarray, *, new: bool, technique: int = 0x04) -> bytes:
+    """An .mpr with settings, data (``records`` packed as given) and LOG modules."""
+    version = 11 if new else 3
+    data = data_content(ids, records, version)
     log = bytearray(1100)
     struct.pack_into("<d", log, 585, 45659.5)  # 2025-01-02 12:00:00 (OLE days)
     out = MAGIC.ljust(48) + bytes(4)

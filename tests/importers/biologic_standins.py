@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from biologic_mpr_writer import LAYOUTS, MAGIC, module
+from biologic_mpr_writer import MAGIC, data_content, module
 
 OLE_EPOCH = datetime(1899, 12, 30, tzinfo=UTC)
 LOG_AT = {"Host": 849, "Address": 900, "ver": 951, "server": 958, "interp": 965, "sn": 975}
@@ -32,6 +32,18 @@ class Truth:
     facts: dict = field(default_factory=dict)
 
 
+def flag_columns(flags: np.ndarray) -> dict[str, np.ndarray]:
+    """The text-export columns EC-Lab derives from the ``flags`` byte (its bit fields)."""
+    return {
+        "mode": flags & 3,
+        "ox/red": (flags >> 2) & 1,
+        "error": (flags >> 3) & 1,
+        "control changes": (flags >> 4) & 1,
+        "Ns changes": (flags >> 5) & 1,
+        "counter inc.": (flags >> 7) & 1,
+    }
+
+
 def _log(start: datetime, info: dict[str, str]) -> bytes:
     log = bytearray(1100)
     struct.pack_into("<d", log, 585, (start - OLE_EPOCH).total_seconds() / 86400.0)
@@ -44,11 +56,7 @@ def _log(start: datetime, info: dict[str, str]) -> bytes:
 
 def _mpr(ids, rec, *, new: bool, technique: int, start: datetime, info: dict) -> bytes:
     version = 11 if new else 3
-    ncol_size, off = LAYOUTS[version]
-    data = struct.pack("<I", len(rec))
-    data += struct.pack("<H", len(ids)) if ncol_size == 2 else bytes([len(ids)])
-    data += struct.pack(f"<{len(ids)}H", *ids)
-    data = data.ljust(off, b"\0") + rec.tobytes()
+    data = data_content(ids, rec, version)
     out = MAGIC.ljust(48) + bytes(4)
     out += module(b"VMP Set", b"VMP settings", bytes([technique]) + bytes(100), 0, new)
     out += module(b"VMP data", b"VMP data", data, version, new)
@@ -157,12 +165,7 @@ def gcpl(folder: Path) -> tuple[Path, Path, Truth]:
     rec["P"] = rec["E"] * i_a
     start = datetime(2024, 1, 10, 11, 2, 29, 886000, tzinfo=UTC)
     cols = {
-        "mode": rec["flags"] & 3,
-        "ox/red": (rec["flags"] >> 2) & 1,
-        "error": (rec["flags"] >> 3) & 1,
-        "control changes": (rec["flags"] >> 4) & 1,
-        "Ns changes": (rec["flags"] >> 5) & 1,
-        "counter inc.": (rec["flags"] >> 7) & 1,
+        **flag_columns(rec["flags"]),
         "Ns": rec["Ns"],
         "time/s": rec["t"],
         "dq/mA.h": rec["dq"],
@@ -377,12 +380,7 @@ def mb(folder: Path) -> tuple[Path, Path, Truth]:
     rec["time/s"] = np.arange(len(rec)) * 2.0
     start = datetime(2022, 6, 1, 9, 0, 0, tzinfo=UTC)
     cols = {
-        "mode": rec["flags"] & 3,
-        "ox/red": (rec["flags"] >> 2) & 1,
-        "error": (rec["flags"] >> 3) & 1,
-        "control changes": (rec["flags"] >> 4) & 1,
-        "Ns changes": (rec["flags"] >> 5) & 1,
-        "counter inc.": (rec["flags"] >> 7) & 1,
+        **flag_columns(rec["flags"]),
     }
     cols.update({k: rec[k] for k in names[1:]})
     mpr, mpt = folder / "mb.mpr", folder / "mb.mpt"

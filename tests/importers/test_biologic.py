@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from biologic_mpr_writer import make_mpr
 from biologic_standins import BUILDERS, Truth
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -357,32 +358,6 @@ def test_mpr_header_agrees_with_export_header(bio: dict, stem: str) -> None:
 # --- synthetic files: mapping paths the vendor files here do not exercise ----------------
 
 
-def _module(short: bytes, long: bytes, content: bytes, version: int, new: bool) -> bytes:
-    head = b"MODULE" + short.ljust(10) + long.ljust(25)
-    if new:
-        head += struct.pack("<iIII", -1, len(content), 0, version)
-    else:
-        head += struct.pack("<II", len(content), version)
-    return head + b"01/02/25" + content
-
-
-def _make_mpr(ids: list[int], records: np.ndarray, *, new: bool, technique: int = 0x04) -> bytes:
-    version, (ncol_size, off) = (11, (2, 0x3EF)) if new else (3, (1, 0x196))
-    data = struct.pack("<I", len(records)) + (
-        struct.pack("<H", len(ids)) if new else bytes([len(ids)])
-    )
-    data += struct.pack(f"<{len(ids)}H", *ids)
-    data = data.ljust(off, b"\0") + records.tobytes()
-    settings_ = bytes([technique]) + bytes(100)
-    log = bytearray(1100)
-    struct.pack_into("<d", log, 585, 45659.5)  # 2025-01-02 12:00:00 (OLE days)
-    out = biologic_mpr.MAGIC.ljust(48) + bytes(4)
-    out += _module(b"VMP Set", b"VMP settings", settings_, 0, new)
-    out += _module(b"VMP data", b"VMP data", data, version, new)
-    out += _module(b"VMP LOG", b"VMP LOG", bytes(log), 0, new)
-    return out
-
-
 @pytest.mark.parametrize("new", [False, True])
 def test_synthetic_cp_with_current_and_temperature(tmp_path: Path, new: bool) -> None:
     # flags (mode), Ns, time/s, Ewe/V, I/mA, cycle number, Temperature/°C
@@ -408,7 +383,7 @@ def test_synthetic_cp_with_current_and_temperature(tmp_path: Path, new: bool) ->
     rec["cyc"] = np.where(np.arange(n) < 30, 2.0, 3.0)
     rec["T"] = 25.0
     p = tmp_path / "cp.mpr"
-    p.write_bytes(_make_mpr(ids, rec, new=new))
+    p.write_bytes(make_mpr(ids, rec, new=new))
     raw = biologic_mpr.parse_mpr(p)
     assert list(raw.columns) == [
         "mode",
@@ -434,7 +409,7 @@ def test_synthetic_cp_with_current_and_temperature(tmp_path: Path, new: bool) ->
 def test_synthetic_record_size_mismatch(tmp_path: Path) -> None:
     ids = [4, 6]
     rec = np.zeros(10, dtype=[("t", "<f8"), ("E", "<f4")])
-    blob = bytearray(_make_mpr(ids, rec, new=False))
+    blob = bytearray(make_mpr(ids, rec, new=False))
     # claim 11 points while 10 are stored
     at = blob.index(b"MODULEVMP data") + 6 + 35 + 16
     struct.pack_into("<I", blob, at, 11)
@@ -462,6 +437,6 @@ def test_synthetic_nan_cycle_number_is_a_clear_error(tmp_path: Path) -> None:
     rec["t"] = np.arange(5)
     rec["cyc"][3] = np.nan
     p = tmp_path / "nan.mpr"
-    p.write_bytes(_make_mpr([4, 6, 8, 24], rec, new=False))
+    p.write_bytes(make_mpr([4, 6, 8, 24], rec, new=False))
     with pytest.raises(InputError, match=r"record 4\): column 'cycle number' holds nan"):
         biologic_mpr.read(p)

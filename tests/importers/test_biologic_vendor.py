@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from biologic_mpr_writer import make_mpr, make_mpt
+from fuzz_helpers import CUT, FLIPS, damage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -215,19 +216,14 @@ def test_mpt_row_with_an_extra_value_is_refused(tmp_path: Path) -> None:
     max_examples=40, deadline=3000, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    cut=st.floats(0, 1),
-    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=4),
+    cut=CUT,
+    flips=FLIPS,
     new=st.booleans(),
 )
 def test_byte_built_mpr_fuzz(tmp_path: Path, cut: float, flips: list, new: bool) -> None:
     ids, rec = _eis_records(20)
-    data = bytearray(make_mpr(ids, rec, new=new))
-    for pos, x in flips:
-        data[int(pos * (len(data) - 1))] ^= x
-    if cut < 0.3:
-        data = data[: int(cut / 0.3 * len(data))]
     p = tmp_path / "fuzz.mpr"
-    p.write_bytes(bytes(data))
+    p.write_bytes(damage(make_mpr(ids, rec, new=new), cut, flips))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", biologic_mpr.UnknownColumnWarning)
         try:

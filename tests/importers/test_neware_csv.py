@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzz_helpers import CUT, FLIPS, damage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -153,19 +154,14 @@ def test_bad_time_and_short_row(tmp_path: Path) -> None:
     max_examples=40, deadline=3000, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    cut=st.floats(0, 1),
-    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=4),
+    cut=CUT,
+    flips=FLIPS,
     a_variant=st.booleans(),
 )
 def test_fuzz(tmp_path: Path, cut: float, flips: list, a_variant: bool) -> None:
     p = tmp_path / "fuzz.csv"
     (write_A if a_variant else write_uA)(p, _truth(1))
-    data = bytearray(p.read_bytes())
-    for pos, x in flips:
-        data[int(pos * (len(data) - 1))] ^= x
-    if cut < 0.3:
-        data = data[: int(cut / 0.3 * len(data))]
-    p.write_bytes(bytes(data))
+    p.write_bytes(damage(p.read_bytes(), cut, flips))
     try:
         neware_csv.read(p)
     except InputError as e:

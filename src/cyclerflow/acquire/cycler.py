@@ -32,6 +32,7 @@ import numpy as np
 
 from cyclerflow.acquire.recipe import Recipe
 from cyclerflow.errors import InputError, InstrumentError
+from cyclerflow.store import LIVE_COLUMNS
 
 log = logging.getLogger("cyclerflow.acquire.cycler")
 
@@ -41,14 +42,7 @@ UNKNOWN_STEP_TYPE = 99
 
 #: columns of a cycler channel's cell file (on top of the live columns)
 CYCLER_COLUMNS = (
-    "test_time_second",
-    "unix_time_second",
-    "voltage_volt",
-    "current_ampere",
-    "cycle_count",
-    "step_count",
-    "step_index",
-    "temperature_kelvin",
+    *LIVE_COLUMNS,
     "charge_capacity_ampere_hour",
     "discharge_capacity_ampere_hour",
     "charge_energy_watt_hour",
@@ -542,12 +536,37 @@ class CyclerRunner:
         return False
 
 
+def create_cycler_cell(
+    path: str | Path,
+    metadata,
+    *,
+    metadata_text: str | None = None,
+    protocol: str | None = None,
+    **options,
+):
+    """A new cell file with the cycler columns (:data:`CYCLER_COLUMNS`, their units and
+    attributes); ``options`` go to :func:`cyclerflow.store.create_cell` (e.g.
+    ``flush_interval`` in seconds). Returns the writer."""
+    from cyclerflow.store import create_cell
+
+    return create_cell(
+        path,
+        metadata,
+        metadata_text=metadata_text,
+        protocol=protocol,
+        columns=CYCLER_COLUMNS,
+        units=CYCLER_UNITS,
+        column_attrs=CYCLER_COLUMN_ATTRS,
+        **options,
+    )
+
+
 def run_cycler_channel(plan, *, flush_interval: float = 1.0, stop=None, reconnect=None):
     """Station entry for a cycler channel: connect, create or resume the file, follow the
     test to its end. Never raises (the result says what happened)."""
     from cyclerflow.acquire.engine import ChannelResult
     from cyclerflow.acquire.link import is_connection_error
-    from cyclerflow.store import create_cell, resume_cell
+    from cyclerflow.store import resume_cell
 
     result = ChannelResult(plan.name, plan.out)
     if plan.state is not None and plan.state.complete:
@@ -565,14 +584,11 @@ def run_cycler_channel(plan, *, flush_interval: float = 1.0, stop=None, reconnec
             return result
         carry = read_carry(plan.out) if plan.out.exists() else None
         if carry is None:
-            writer = create_cell(
+            writer = create_cycler_cell(
                 plan.out,
                 plan.metadata,
                 metadata_text=plan.metadata_text,
                 protocol=plan.recipe.text,
-                columns=CYCLER_COLUMNS,
-                units=CYCLER_UNITS,
-                column_attrs=CYCLER_COLUMN_ATTRS,
                 flush_interval=flush_interval,
             )
         else:

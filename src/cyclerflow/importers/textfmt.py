@@ -300,15 +300,7 @@ def _from_arrow(
         col = cols[name]
         if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
             values = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
-            bad = np.flatnonzero(~np.isfinite(values))
-            if len(bad):
-                raise fail(
-                    fmt,
-                    path,
-                    f"column {name!r} is missing (short or truncated row)",
-                    f"line {first_line + int(bad[0])}",
-                )
-            out[name] = values
+            out[name] = _all_finite(path, fmt, name, values, first_line)
         else:
             raw = col.to_numpy(zero_copy_only=False)
             series = pd.Series(
@@ -387,7 +379,13 @@ def _numeric(path: str | Path, fmt: str, name: str, col: pd.Series, first_line: 
                 f"line {first_line + i}",
             )
         col = num
-    values = col.to_numpy(dtype="f8")
+    return _all_finite(path, fmt, name, col.to_numpy(dtype="f8"), first_line)
+
+
+def _all_finite(
+    path: str | Path, fmt: str, name: str, values: np.ndarray, first_line: int
+) -> np.ndarray:
+    """``values`` when all finite; else fail naming the line of the first missing value."""
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
         raise fail(
