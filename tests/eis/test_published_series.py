@@ -40,7 +40,9 @@ def published():
     rows = [r.split(",") for r in manifest[1:] if "eis-series" in r]
     assert len(rows) == 7
     for r in rows:  # the files are what the manifest says
-        assert hashlib.sha256((ROOT / "fixtures" / "vendor" / r[0]).read_bytes()).hexdigest() == r[1]
+        assert (
+            hashlib.sha256((ROOT / "fixtures" / "vendor" / r[0]).read_bytes()).hexdigest() == r[1]
+        )
     spectra = []
     for p in sorted(SERIES.glob("s04147-*deg.txt")):
         t_c = int(re.search(r"-(\d+)deg", p.name).group(1))
