@@ -1,12 +1,18 @@
 """Our capacities against the vendor's own per-cycle capacities in real exports.
 
 The vendor files are read here with pandas (simple parsing, independent of the
-importers) and mapped to BDF column names.
+importers) and mapped to BDF column names. The BioLogic GCPL export of ../shared/data is
+GPL and not shipped: its tests run on a byte-built stand-in with the same layout and
+known capacities (tests/cycling/gcpl_standin.py), and on the real file too when
+../shared is present.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +20,26 @@ import pytest
 import xarray as xr
 
 from cyclerflow.cycling import analyze_cycling
+
+sys.path.insert(0, str(Path(__file__).parent))
+import gcpl_standin  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_GCPL = (
+    Path(os.environ.get("CYCLERFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    / "biologic"
+    / "gcpl.issue_149.mpt"
+)
+#: the stand-in always; the real (GPL) export as well when ../shared is present
+GCPL_SOURCES = ["standin"] + (["shared"] if SHARED_GCPL.exists() else [])
+
+
+@pytest.fixture(scope="module", params=GCPL_SOURCES)
+def gcpl_mpt(request, tmp_path_factory) -> Path:
+    """An EC-Lab GCPL text export: the byte-built stand-in, or ../shared's real one."""
+    if request.param == "shared":
+        return SHARED_GCPL
+    return gcpl_standin.write(tmp_path_factory.mktemp("gcpl") / "gcpl_standin.mpt")
 
 
 def _ds(t, v, i, cycle=None, step=None, **attrs):
@@ -49,20 +75,15 @@ def test_maccor_text_export(shared_data):
     np.testing.assert_allclose(pc["discharge_energy_wh"], dis["Ener. [Wh]"], rtol=1e-4)
 
 
-def _biologic(shared_data):
-    lines = (
-        (shared_data / "biologic" / "gcpl.issue_149.mpt")
-        .read_bytes()
-        .decode("latin-1")
-        .splitlines()
-    )
+def _biologic(path: Path) -> pd.DataFrame:
+    lines = path.read_bytes().decode("latin-1").splitlines()
     n_header = int(lines[1].split(":")[1])
     return pd.read_csv(io.StringIO("\n".join(lines[n_header - 1 :])), sep="\t", decimal=",")
 
 
-def test_biologic_gcpl_interval_mean_current(shared_data):
+def test_biologic_gcpl_interval_mean_current(gcpl_mpt):
     """BioLogic <I> is the mean over the interval ending at each point: rectangle rule."""
-    b = _biologic(shared_data)
+    b = _biologic(gcpl_mpt)
     ds = _ds(
         b["time/s"],
         b["Ewe/V"],
@@ -89,10 +110,10 @@ def test_biologic_gcpl_interval_mean_current(shared_data):
     np.testing.assert_allclose(pc["coulombic_efficiency"], eff, rtol=1e-6)  # % printed to 1e-6
 
 
-def test_biologic_as_instantaneous_differs_by_the_first_interval(shared_data):
+def test_biologic_as_instantaneous_differs_by_the_first_interval(gcpl_mpt):
     """Read as instantaneous samples, the trapezoid misses exactly the first interval of
     each step, where <I> averaged only the sub-millisecond switch-on (explained, ~1.8 %)."""
-    b = _biologic(shared_data)
+    b = _biologic(gcpl_mpt)
     t, i = b["time/s"].to_numpy(), b["<I>/mA"].to_numpy() * 1e-3
     ds = _ds(t, b["Ewe/V"], i, b["cycle number"].astype(int), b["Ns"])
     _, pc = analyze_cycling(ds)
@@ -134,18 +155,18 @@ def test_arbin_csv(shared_data):
     assert slope / -x["Current"].mean() - 1 == pytest.approx(-1.7e-4, abs=0.3e-4)
 
 
-def test_imported_biologic_cell_is_integrated_as_interval_mean(shared_data, tmp_path):
+def test_imported_biologic_cell_is_integrated_as_interval_mean(gcpl_mpt, tmp_path):
     """The importer marks <I> as an interval mean; `analyze` then uses the rectangle
     rule by itself and matches EC-Lab's capacities without any option."""
     from cyclerflow.analysis import analyze_cell
     from cyclerflow.importers import import_files
     from cyclerflow.store import read_cycling
 
-    cell = import_files([shared_data / "biologic" / "gcpl.issue_149.mpt"], tmp_path / "c.h5")
+    cell = import_files([gcpl_mpt], tmp_path / "c.h5")
     assert read_cycling(cell).current_ampere.attrs["sampling"] == "interval_mean"
     res = analyze_cell(cell, write_results=False)
     assert res["cycling"]["current_sampling"] == "interval_mean"
-    b = _biologic(shared_data)
+    b = _biologic(gcpl_mpt)
     q_dis = b.groupby("half cycle")["Q discharge/mA.h"].last().to_numpy()[1::2] * 1e-3
     got = [c["discharge_capacity_ah"] for c in res["cycling"]["cycles"]]
     np.testing.assert_allclose(got[: len(q_dis)], q_dis, rtol=1e-9)

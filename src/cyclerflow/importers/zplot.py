@@ -23,11 +23,13 @@ FORMAT = "zplot"
 EXTENSIONS = (".z",)
 #: what :func:`sniff` looks for (said when no reader fits)
 SIGNATURE = "'ZPLOT' at the start of the file"
+#: line 1: ``ZPLOT2 ASCII`` or, in ZPlot for Windows' text export, ``"ZPlotW Data File: ..."``
+_MAGIC = re.compile(rb'^(?:\xef\xbb\xbf)?"?ZPLOT', re.IGNORECASE)
 
 
 def sniff(path: Path, head: bytes) -> bool:
-    """Starts with ``ZPLOT`` (``ZPLOT2 ASCII``)."""
-    return head.lstrip(b"\xef\xbb\xbf").startswith(b"ZPLOT")
+    """Starts with ``ZPLOT2 ASCII`` or ``"ZPlotW Data File`` (any case, quoted or not)."""
+    return bool(_MAGIC.match(head))
 
 
 def _value(header: list[str], key: str) -> str | None:
@@ -82,13 +84,21 @@ def _column_line(path: Path, lines: list[str]) -> tuple[int, int]:
     return labels, first
 
 
+def _names(line: str) -> list[str]:
+    """Column names: tab-separated, or (``ZPlotW`` text) one quoted space-separated line."""
+    names = [x.strip() for x in line.split("\t") if x.strip()]
+    if len(names) == 1:
+        names = names[0].strip('"').split()
+    return names
+
+
 def read(path: str | Path) -> Imported:
     """Read a ZPlot .z file into one spectrum (signed imaginary part)."""
     path = Path(path)
     raw = read_raw(path, FORMAT)
     raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
     lines = head_lines(raw, _HEAD) or [""]  # the header; rows are parsed from the bytes
-    if not lines[0].startswith("ZPLOT"):
+    if not _MAGIC.match(lines[0].encode("latin-1", "replace")):
         raise fail(
             FORMAT,
             path,
@@ -96,7 +106,7 @@ def read(path: str | Path) -> Imported:
             "line 1",
         )
     labels_line, first = _column_line(path, lines)
-    names = [x.strip() for x in lines[labels_line].split("\t") if x.strip()]
+    names = _names(lines[labels_line])
     try:
         cols = {
             "f": names.index("Freq(Hz)"),
@@ -123,9 +133,18 @@ def read(path: str | Path) -> Imported:
     return name_temperature(_result(c, lines[:first]), path)
 
 
+def _date_time(header: list[str]) -> tuple[str | None, str | None]:
+    """``Date: MM-DD-YYYY`` and ``Time: hh:mm:ss``, on two lines or on one (``ZPlotW``)."""
+    text = "\n".join(header)
+    date = re.search(r"^\s*Date:\s*(\S+)", text, re.MULTILINE | re.IGNORECASE)
+    time = re.search(r"(?:^|\s)Time:\s*(\S+)", text, re.MULTILINE | re.IGNORECASE)
+    return (date.group(1) if date else None), (time.group(1) if time else None)
+
+
 def _result(c: dict, header: list[str]) -> Imported:
     """The spectrum with technique, amplitude, DC level and start time from the header."""
-    etype = _value(header, "Experiment Type") or ""
+    sweep = next((ln for ln in header if "sweep frequency" in ln.lower()), "")
+    etype = _value(header, "Experiment Type") or sweep
     sp = {
         "frequency_hertz": c["f"],
         "real_impedance_ohm": c["re"],
@@ -137,7 +156,7 @@ def _result(c: dict, header: list[str]) -> Imported:
         sp["amplitude_kind"] = "rms"
     if "bias" in c:
         sp["dc_level"] = float(c["bias"][0])
-    date, time = _value(header, "Date"), _value(header, "Time")
+    date, time = _date_time(header)
     if date and time:
         try:
             start = naive_to_unix(dt.datetime.strptime(f"{date} {time}", "%m-%d-%Y %H:%M:%S"))
