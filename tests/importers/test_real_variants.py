@@ -77,9 +77,23 @@ def test_zplotw_text_without_end_comments(vendor_data):
         "gamry/chronoa_de_data.dta",
         "eis/exampleDataPowersuite.txt",
         "eis/exampleDataZPlot_noComments.z",
+        "gamry/eispot_data_curveaborted.dta",
     ],
 )
 def test_cli_imports_each_without_format(vendor_data, tmp_path, rel):
     out = tmp_path / "c.h5"
     assert main(["import", str(vendor_data / rel), "-o", str(out), "-q"]) == 0
     assert out.exists()
+
+
+def test_gamry_aborted_sweep(vendor_data):
+    """gamry-parser's aborted EIS fixture: one 5-point curve (its tests), the same points as
+    the first five of the complete sweep eispot_data.dta, flagged and warned about."""
+    data = read_any(vendor_data / "gamry/eispot_data_curveaborted.dta")
+    (sp,) = data["spectra"]
+    (full,) = read_any(vendor_data / "gamry/eispot_data.dta")["spectra"]
+    assert len(sp["frequency_hertz"]) == 5
+    for k in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"):
+        np.testing.assert_array_equal(sp[k], full[k][:5], err_msg=k)
+    assert sp["experiment_aborted"] == 1 and "experiment_aborted" not in full
+    assert any("aborted" in w for w in data["warnings"])

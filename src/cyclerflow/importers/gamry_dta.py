@@ -350,4 +350,18 @@ def read(path: str | Path) -> Imported:
         )
     cycling = _join_curves(path, curves, start)
     data: Imported = {"cycling": cycling, "spectra": spectra, "header": "\n".join(header)}
-    return name_temperature(data, path)
+    return name_temperature(_mark_aborted(data, settings, path), path)
+
+
+def _mark_aborted(data: Imported, settings: dict[str, list[str]], path: Path) -> Imported:
+    """``EXPERIMENTABORTED TOGGLE T`` (written after the tables when the run was stopped):
+    the tables hold only the points measured before; say so, and flag the spectra."""
+    flag = settings.get("EXPERIMENTABORTED", [])
+    if len(flag) > 1 and flag[1] == "T":
+        for sp in data["spectra"]:
+            sp["experiment_aborted"] = 1
+        data.setdefault("warnings", []).append(
+            f"{path.name}: gamry-dta: the experiment was aborted (EXPERIMENTABORTED T): "
+            "its tables hold only the points measured before the abort"
+        )
+    return data
