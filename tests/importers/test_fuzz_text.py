@@ -1,15 +1,24 @@
-"""hypothesis fuzzing of the text readers (Maccor, Arbin CSV, Gamry, ZPlot, EIS text,
+"""hypothesis fuzzing of every text reader (Maccor both layouts and continuation files,
+Arbin CSV incl. empty counters, Gamry incl. decimal comma and aborted sweeps, ZPlot incl.
+ZPlotW, EIS text incl. PowerSuite and spectrometer exports, Neware CSV both variants,
 BDF CSV/Parquet): a mutated file gives InputError (exit 2, no output file) or an import
-whose data is consistent, never a traceback and never a partial output file."""
+whose data is consistent, never a traceback and never a partial output file.
+
+Seeds are the real files of fixtures/vendor and, for layouts without a shippable public
+file, the files the format tests build byte by byte."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_arbin_empty_counters import _blank
+from test_maccor_variants import _rows, _write
+from test_neware_csv import _truth, write_A, write_uA
 
 from cyclerflow.cli import main
 from cyclerflow.errors import InputError
@@ -26,6 +35,13 @@ SEEDS = [
     "eis/exampleDataVersaStudio.par",
     "arbin/arbin_example.csv",
     "cellpy/maccor_002.txt",
+    "gamry/chronoa_de_data.dta",
+    "gamry/eispot_data_curveaborted.dta",
+    "gamry/cv_data.dta",
+    "eis/exampleDataPowersuite.txt",
+    "eis/exampleDataZPlot_noComments.z",
+    "eis/exampleDataParstat.txt",
+    "eis-series/s04147-140deg.txt",
 ]
 #: larger seeds are cut to their first lines (a whole number of rows) before mutating
 MAX_BYTES = 12_000
@@ -175,3 +191,88 @@ def test_mutated_maccor_duration_layout(tmp_path, ops):
     except InputError:
         return
     _consistent(data)
+
+
+def _neware(variant: str) -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "n.csv"
+        (write_A if variant == "A" else write_uA)(p, _truth(1))
+        return p.read_bytes()
+
+
+def _arbin_empty_counters(vendor_data) -> bytes:
+    return _blank(_seed(vendor_data / "arbin/arbin_example.csv"))
+
+
+#: seeds built by the format tests (layouts with no shippable public file): name -> builder
+BUILT = {
+    "neware_uA.csv": lambda vd: _neware("uA"),
+    "neware_A.csv": lambda vd: _neware("A"),
+    "arbin_empty_counters.csv": _arbin_empty_counters,
+    "maccor_durations.txt": lambda vd: _maccor_durations(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILT))
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(MUTATION, min_size=1, max_size=3))
+def test_mutated_built_layouts(vendor_data, tmp_path, name, ops):
+    p = tmp_path / name
+    raw = BUILT[name](vendor_data)
+    p.write_bytes(raw)
+    _consistent(read_any(p))  # the seed itself imports
+    p.write_bytes(_mutate(raw, ops))
+    try:
+        data = read_any(p)
+    except InputError as err:
+        assert str(err)
+        return
+    _consistent(data)
+
+
+#: one file per reader for the CLI check (exit code and no partial output)
+CLI_SEEDS = [
+    "gamry/chronoa_de_data.dta",
+    "eis/exampleDataPowersuite.txt",
+    "eis-series/s04147-140deg.txt",
+    "arbin/arbin_example.csv",
+    "eis/exampleDataZPlot_noComments.z",
+]
+
+
+@pytest.mark.parametrize("rel", CLI_SEEDS + sorted(BUILT))
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(MUTATION, min_size=1, max_size=3))
+def test_cli_every_reader_exit_0_or_2_and_no_partial_file(vendor_data, tmp_path, rel, ops):
+    raw = BUILT[rel](vendor_data) if rel in BUILT else _seed(vendor_data / rel)
+    p = tmp_path / Path(rel).name
+    p.write_bytes(_mutate(raw, ops))
+    out = tmp_path / "out.h5"
+    out.unlink(missing_ok=True)
+    rc = main(["import", str(p), "-o", str(out), "-q"])
+    assert rc in (0, 2)
+    assert out.exists() == (rc == 0)
+    assert not [x for x in tmp_path.iterdir() if ".part" in x.name]
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(MUTATION, min_size=1, max_size=3), which=st.sampled_from([0, 1]))
+def test_mutated_continuation_pair(tmp_path, ops, which):
+    """`import a.078 acon.078` with either part damaged: exit 0 or 2, no partial file."""
+    parts = [
+        _write(tmp_path / "a.078", _rows(30)[0]),
+        _write(tmp_path / "acon.078", _rows(12, t0=200.0, rec0=31)[0]),
+    ]
+    parts[which].write_bytes(_mutate(parts[which].read_bytes(), ops))
+    out = tmp_path / "a.h5"
+    out.unlink(missing_ok=True)
+    rc = main(["import", *map(str, parts), "-o", str(out), "-q"])
+    assert rc in (0, 2)
+    assert out.exists() == (rc == 0)
+    assert not [x for x in tmp_path.iterdir() if ".part" in x.name]
