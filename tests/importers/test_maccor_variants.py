@@ -138,3 +138,42 @@ def test_stop_state_becomes_a_stop_event(tmp_path):
     assert ev["kind"] == "stop"
     assert ev["test_time_second"] == truth[25, 0]
     assert ev["step"] == imp["cycling"]["step_count"][25]
+
+
+def _milli_export(volts: list[float]) -> bytes:
+    """cellpy's Maccor model THREE layout: ``Today''s Date`` / blank / ``Date of Test:`` /
+    blank, ``mAmp-hr mWatt-hr mAmps Volts``, 2-decimal durations, a trailing tab."""
+    head = (
+        "Today''s Date\t03/28/2022 12:50:27 PM\n\nDate of Test:\t08/23/2021 6:04:18 PM\n\n"
+        "Rec#\tCyc#\tStep\tTestTime\tStepTime\tmAmp-hr\tmWatt-hr\tmAmps\tVolts\tState\tES\t"
+        "DPt Time\t\n"
+    )
+    rows = [
+        f"{k + 1}\t0\t{1 + (k >= 2)}\t  0d 00:0{k}:00.00\t  0d 00:00:00.00\t{0.5 * (k >= 2)}\t"
+        f"{1.25 * (k >= 2)}\t{1.5 * (k >= 2)}\t{v}\t{'C' if k >= 2 else 'R'}\t{int(k > 0)}\t"
+        f"08/23/2021 6:0{4 + k}:18 PM\t"
+        for k, v in enumerate(volts)
+    ]
+    return (head + "\n".join(rows) + "\n").encode("latin-1")
+
+
+def test_milli_unit_export(tmp_path):
+    """mAmps/mAmp-hr/mWatt-hr are mA/mAh/mWh; 'Volts' above 100 in such an export is mV
+    (warned), and a plausible 'Volts' stays V."""
+    p = tmp_path / "maccor_three.txt"
+    p.write_bytes(_milli_export([1853.8186, 1853.0556, 1853.2082, 1900.5]))
+    assert detect(p) is maccor
+    data = read_any(p)
+    c = data["cycling"]
+    np.testing.assert_array_equal(
+        c["voltage_volt"], np.array([1853.8186, 1853.0556, 1853.2082, 1900.5]) * 1e-3
+    )
+    np.testing.assert_array_equal(c["current_ampere"], [0.0, 0.0, 1.5e-3, 1.5e-3])
+    np.testing.assert_array_equal(c["charge_capacity_ampere_hour"], [0.0, 0.0, 0.5e-3, 0.5e-3])
+    np.testing.assert_array_equal(c["charge_energy_watt_hour"], [0.0, 0.0, 1.25e-3, 1.25e-3])
+    np.testing.assert_array_equal(c["test_time_second"], [0.0, 60.0, 120.0, 180.0])
+    assert any("read as mV" in w for w in data["warnings"])
+    p.write_bytes(_milli_export([3.7, 3.71, 3.8, 3.9]))
+    data = read_any(p)
+    np.testing.assert_array_equal(data["cycling"]["voltage_volt"], [3.7, 3.71, 3.8, 3.9])
+    assert not data["warnings"]

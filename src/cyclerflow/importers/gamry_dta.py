@@ -350,10 +350,10 @@ def read(path: str | Path) -> Imported:
         )
     cycling = _join_curves(path, curves, start)
     data: Imported = {"cycling": cycling, "spectra": spectra, "header": "\n".join(header)}
-    return name_temperature(_mark_aborted(data, settings, path), path)
+    return name_temperature(_mark_aborted(data, settings), path)
 
 
-def _mark_aborted(data: Imported, settings: dict[str, list[str]], path: Path) -> Imported:
+def _mark_aborted(data: Imported, settings: dict[str, list[str]]) -> Imported:
     """``EXPERIMENTABORTED TOGGLE T`` (written after the tables when the run was stopped):
     the tables hold only the points measured before; say so, and flag the spectra."""
     flag = settings.get("EXPERIMENTABORTED", [])
@@ -361,7 +361,7 @@ def _mark_aborted(data: Imported, settings: dict[str, list[str]], path: Path) ->
         for sp in data["spectra"]:
             sp["experiment_aborted"] = 1
         data.setdefault("warnings", []).append(
-            f"{path.name}: gamry-dta: the experiment was aborted (EXPERIMENTABORTED T): "
+            "gamry-dta: the experiment was aborted (EXPERIMENTABORTED T): "
             "its tables hold only the points measured before the abort"
         )
     return data

@@ -73,6 +73,12 @@ _ROLE = {
     "dpt": "dpt",
     "es": "es",
 }
+#: milli-unit exports name the unit in the column (cellpy's Maccor model THREE)
+_PREFIXED = {
+    "mamps": ("current", "ma"),
+    "mamp-hr": ("capacity", "mah"),
+    "mwatt-hr": ("energy", "mwh"),
+}
 _AUX = re.compile(r"^aux\s*#\s*(\d+)$", re.I)
 #: ``Nd hh:mm:ss.ssss`` durations (also shortened ``0d 00:00:5``) of newer Maccor exports
 _DURATION = r"^\s*(?P<d>\d+)d\s+(?P<h>\d{1,2}):(?P<m>\d{1,2}):(?P<s>\d+(?:\.\d*)?)\s*$"
@@ -96,6 +102,8 @@ def _role(label: str) -> tuple[str | None, str]:
     m = _UNIT.match(label)
     name, unit = (m.group(1), m.group(2)) if m else (label, "")
     key = name.strip().lower()
+    if key in _PREFIXED and not unit:
+        return _PREFIXED[key]
     role = _ROLE.get(key)
     if role is None and key.startswith("test") and unit:
         role = "test_time"
@@ -448,6 +456,7 @@ def read(path: str | Path) -> Imported:
     cols = _parse_rows(path, raw, lay)
     header = head_lines(raw, lay.column_line + 1)
     out = _signed(cols, lay.roles)
+    warnings = _milli_volts(out, lay.roles)
     unix = _timestamps(path, cols["dpt"], header, lay.first_line) if "dpt" in cols else None
     out["test_time_second"] = _test_time(path, cols, lay, unix)
     if unix is not None:
@@ -466,7 +475,23 @@ def read(path: str | Path) -> Imported:
         "units": units,
         "events": stop_events(out, cols["state"]),
         "header": "\n".join(header),
+        "warnings": warnings,
     }
+
+
+def _milli_volts(out: dict[str, np.ndarray], roles: dict) -> list[str]:
+    """A milli-unit export (``mAmps``, ``mAmp-hr``) prints mV under ``Volts``: values above
+    100 there are read as mV, with a warning (a unit-less ``Volts`` is V otherwise)."""
+    v = out["voltage_volt"]
+    if roles["current"][1] != "ma" or roles["voltage"][1] or not len(v):
+        return []
+    if float(np.nanmax(np.abs(v))) <= 100.0:
+        return []
+    out["voltage_volt"] = v * 1e-3
+    return [
+        f"maccor: 'Volts' holds values up to {float(np.nanmax(np.abs(v))):g} in an "
+        "export with milli-units (mAmps): read as mV, as Maccor prints them there"
+    ]
 
 
 def _guess_time_scale(test: np.ndarray, unix: np.ndarray | None) -> float:
