@@ -224,3 +224,34 @@ def test_tab_separated_export_with_milli_units(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         c["discharge_capacity_ampere_hour"], np.where(i < 0, q, 0), atol=1e-9
     )
+
+
+#: heads of BTSDA's other exports (layouts as in cellpy's nw_regular_export_ife_example.csv
+#: and the 'Cycle ID, Step ID, Record ID' export other loaders map)
+OTHER_EXPORTS = {
+    "three-level": (
+        "Cycle Index,Chg. Cap.(Ah),DChg. Cap.(Ah),Chg.-DChg. Eff(%),Chg. Energy(Wh)\n"
+        ",Step Index,Step Number,Step Type,Step Time,Capacity(Ah),Energy(Wh)\n"
+        ",,DataPoint,Time,Total Time,Current(A),Voltage(V),Capacity(Ah),Energy(Wh),Date\n"
+        "1,0.02256,0.33067,1465.46,0.10243\n,1,1,Rest,00:00:20,0.00000,0.00000\n"
+        ",,1,00:00:00,00:00:00,0.00000,4.3185,0.000000000,0.00000,2026-03-06 12:37:25\n"
+    ),
+    "Record ID": (
+        "Cycle ID,Step ID,Record ID,Time(h:min:s.ms),Voltage(V),Current(mA),Temperature(C),"
+        "Capacity(mAh),Realtime\n1,1,1,0:00:00.000,3.1,0,25,0,2020-01-01 10:00:00\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_EXPORTS))
+def test_other_btsda_exports_are_refused_by_name(tmp_path: Path, name: str) -> None:
+    from cyclerflow.cli import main
+    from cyclerflow.importers import detect
+
+    p = tmp_path / "export.csv"
+    p.write_text(OTHER_EXPORTS[name])
+    assert detect(p) is neware_csv
+    with pytest.raises(InputError, match="which is not read: export the record layer"):
+        neware_csv.read(p)
+    assert main(["import", str(p), "-o", str(tmp_path / "x.h5"), "-q"]) == 2
+    assert not (tmp_path / "x.h5").exists()

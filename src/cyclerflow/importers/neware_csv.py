@@ -84,10 +84,24 @@ def _delimiter(line: str) -> str:
     return "\t" if line.count("\t") > line.count(",") else ","
 
 
-def sniff(path: Path, head: bytes) -> bool:
-    """A comma- or tab-separated header starting with BTSDA's record columns."""
+def _other_layout(head: bytes) -> str | None:
+    """Which other BTSDA export ``head`` is (recognised to be refused by name), or None."""
     fields = _first_line(head)
-    return all(r in fields for r in REQUIRED) and any(t in fields for t in TEST_TIME)
+    lines = head.split(b"\n", 2)
+    second = lines[1].decode("latin-1").lstrip("\ufeff") if len(lines) > 1 else ""
+    if fields[:1] == ["Cycle Index"] and second[1:].startswith("Step Index"):
+        return "the three-level export (cycle, step and record rows interleaved)"
+    if fields[:3] == ["Cycle ID", "Step ID", "Record ID"]:
+        return "the 'Cycle ID, Step ID, Record ID' export of older BTS software"
+    return None
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """A comma- or tab-separated header starting with BTSDA's record columns (or one of
+    BTSDA's other exports, which :func:`read` refuses by name)."""
+    fields = _first_line(head)
+    flat = all(r in fields for r in REQUIRED) and any(t in fields for t in TEST_TIME)
+    return flat or _other_layout(head) is not None
 
 
 def _err(path: Path, msg: str, line: int | None = None) -> InputError:
@@ -317,6 +331,15 @@ def _capacities(cols: dict[str, Column], df: pd.DataFrame, path: Path, kind: np.
 def read(path: str | Path) -> Imported:
     """Read a BTSDA record export into BDF columns (SI, current > 0 charging)."""
     path = Path(path)
+    with open(path, "rb") as fh:
+        other = _other_layout(fh.read(4096))
+    if other is not None:
+        raise _err(
+            path,
+            f"this is {other}, which is not read: export the record layer from BTSDA "
+            "(one row per record: DataPoint, Cycle Index, Step Index, Step Type, Time, ...)",
+            1,
+        )
     df = _read_table(path)
     cols = _columns(path, [str(c) for c in df.columns])
     tname = next((t for t in TEST_TIME if t in cols), None)
