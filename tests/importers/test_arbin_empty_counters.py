@@ -57,3 +57,23 @@ def test_half_filled_counter_column_is_refused(shared_data, tmp_path):
     p.write_bytes(_blank(src.read_bytes(), ("Cycle_Index",), rows=set(range(10))))
     with pytest.raises(InputError, match=r"line 12\).*'Cycle_Index' is empty on the first row"):
         arbin.read(p)
+
+
+def test_stray_non_utf8_byte_in_an_empty_counter_is_refused_cleanly(shared_data, tmp_path):
+    """Found by fuzzing: a Latin-1 byte in an otherwise empty counter column stopped the
+    import with a UnicodeDecodeError traceback; it is a half-filled column (exit 2)."""
+    from cyclerflow.cli import main
+
+    raw = _blank((shared_data / "arbin/arbin_example.csv").read_bytes())
+    lines = raw.split(b"\n")
+    head = lines[0].rstrip(b"\r").split(b",")
+    row = lines[5].split(b",")
+    row[head.index(b"Cycle_Index")] = b"\xac"
+    lines[5] = b",".join(row)
+    p = tmp_path / "stray.csv"
+    p.write_bytes(b"\n".join(lines))
+    with pytest.raises(InputError, match="Cycle_Index.*half-filled"):
+        arbin.read(p)
+    out = tmp_path / "x.h5"
+    assert main(["import", str(p), "-o", str(out), "-q"]) == 2
+    assert not out.exists()

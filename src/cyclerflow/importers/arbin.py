@@ -230,15 +230,19 @@ def _empty_columns(path: Path, data: bytes, labels: list[str], candidates: list[
     maybe = [i for i in candidates if i < len(first) and not first[i].strip()]
     if not maybe:
         return []
-    df = pd.read_csv(
-        io.BytesIO(data),
-        header=None,
-        usecols=maybe,
-        dtype=str,
-        keep_default_na=False,
-        skip_blank_lines=False,
-        engine="c",
-    )
+    try:
+        df = pd.read_csv(
+            io.BytesIO(data),
+            header=None,
+            usecols=maybe,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            engine="c",
+            encoding="latin-1",  # any byte: a stray one must not stop the check
+        )
+    except pd.errors.ParserError as err:
+        raise fail(FORMAT, path, f"unreadable table: {err}") from None
     for i in maybe:
         filled = np.flatnonzero(df[i].str.strip().to_numpy() != "")
         if len(filled):
