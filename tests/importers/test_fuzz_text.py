@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_arbin_empty_counters import _blank
-from test_maccor_variants import _milli_export, _rows, _write
+from test_maccor_variants import _commas, _milli_export, _rows, _write
 from test_neware_csv import _truth, write_A, write_uA
 
 from cyclerflow.cli import main
@@ -211,6 +211,7 @@ BUILT = {
     "arbin_empty_counters.csv": _arbin_empty_counters,
     "maccor_durations.txt": lambda vd: _maccor_durations(),
     "maccor_milli.txt": lambda vd: _milli_export([1853.8186, 1853.0556, 1853.2082, 1900.5]),
+    "maccor_comma.txt": lambda vd: _commas(_maccor_durations(), 4),
 }
 
 

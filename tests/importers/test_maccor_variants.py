@@ -177,3 +177,32 @@ def test_milli_unit_export(tmp_path):
     data = read_any(p)
     np.testing.assert_array_equal(data["cycling"]["voltage_volt"], [3.7, 3.71, 3.8, 3.9])
     assert not data["warnings"]
+
+
+def _commas(raw: bytes, skip_lines: int) -> bytes:
+    """The same export as written on a decimal-comma locale: points between digits in the
+    rows (not the header) become commas."""
+    import re
+
+    lines = raw.split(b"\n")
+    body = [re.sub(rb"(\d)\.(\d)", rb"\1,\2", ln) for ln in lines[skip_lines:]]
+    return b"\n".join(lines[:skip_lines] + body)
+
+
+@pytest.mark.parametrize("which", ["durations", "cellpy key/value"])
+def test_decimal_comma_rows_read_as_the_point_export(vendor_data, tmp_path, which):
+    """cellpy's Maccor loader declares decimal ',' for such exports: the rows give the same
+    bits as the point-locale file."""
+    if which == "durations":
+        point = _write(tmp_path / "p.txt", _rows(30)[0])
+        skip = 4
+    else:
+        point = vendor_data / "cellpy/maccor_002.txt"
+        skip = 15
+    comma = tmp_path / "c.txt"
+    comma.write_bytes(_commas(point.read_bytes(), skip))
+    assert comma.read_bytes() != point.read_bytes()
+    a, b = read_any(point)["cycling"], read_any(comma)["cycling"]
+    assert sorted(a) == sorted(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)

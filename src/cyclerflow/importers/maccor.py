@@ -316,6 +316,7 @@ def _parse_rows(path: Path, raw: bytes, lay: _Layout) -> dict[str, np.ndarray]:
         raise fail(
             FORMAT, path, "no data rows after the column line", f"line {lay.column_line + 2}"
         )
+    data = _decimal_point(data)
     numeric = {r: lay.roles[r][0] for r in _NUMERIC if r in lay.roles}
     text = {r: lay.roles[r][0] for r in ("state", "dpt") if r in lay.roles}
     if lay.duration_time:
@@ -337,6 +338,21 @@ def _parse_rows(path: Path, raw: bytes, lay: _Layout) -> dict[str, np.ndarray]:
         text_columns=text,
         arrow_text=True,
     )
+
+
+#: a decimal-comma number as a whole tab-separated field (``3,45807584``, ``-1,2E-05``)
+_COMMA_FIELD = re.compile(rb"(?:^|\t) *-?\d+,\d+(?:[eE][-+]?\d+)? *(?=\t|\r?$)")
+
+
+def _decimal_point(data: bytes) -> bytes:
+    """Rows written on a decimal-comma locale (``3,45807584``) with points instead.
+
+    Maccor rows are tab-separated and their text fields (state, date) hold no comma, so a
+    comma in a row can only be a decimal comma; decided from the first row. Lengths are
+    kept, so line numbers in later errors stay right.
+    """
+    first = data.split(b"\n", 1)[0]
+    return data.replace(b",", b".") if _COMMA_FIELD.search(first) else data
 
 
 _NUMERIC = (
