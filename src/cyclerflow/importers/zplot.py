@@ -137,7 +137,9 @@ def _date_time(header: list[str]) -> tuple[str | None, str | None]:
     """``Date: MM-DD-YYYY`` and ``Time: hh:mm:ss``, on two lines or on one (``ZPlotW``)."""
     text = "\n".join(header)
     date = re.search(r"^\s*Date:\s*(\S+)", text, re.MULTILINE | re.IGNORECASE)
-    time = re.search(r"(?:^|\s)Time:\s*(\S+)", text, re.MULTILINE | re.IGNORECASE)
+    time = re.search(r"^\s*Time:\s*(\S+)", text, re.MULTILINE | re.IGNORECASE) or re.search(
+        r"^\s*Date:\s*\S+\s+Time:\s*(\S+)", text, re.MULTILINE | re.IGNORECASE
+    )
     return (date.group(1) if date else None), (time.group(1) if time else None)
 
 
