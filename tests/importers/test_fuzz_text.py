@@ -42,6 +42,7 @@ SEEDS = [
     "eis/exampleDataZPlot_noComments.z",
     "eis/exampleDataParstat.txt",
     "eis-series/s04147-140deg.txt",
+    "biologic/exampleDataBioLogic_MissingFreq.mpt",
 ]
 #: larger seeds are cut to their first lines (a whole number of rows) before mutating
 MAX_BYTES = 12_000
