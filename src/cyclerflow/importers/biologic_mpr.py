@@ -249,6 +249,9 @@ class RecordTable(Mapping[str, np.ndarray]):
             self._cache[name] = v
         return self._cache[name]
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._where  # no column made just to answer
+
     def __iter__(self):
         return iter(self._where)
 
