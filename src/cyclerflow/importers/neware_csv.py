@@ -352,6 +352,9 @@ class _ArrowSource:
         return v * col.factor
 
     def integers(self, col: Column) -> np.ndarray:
+        exact = neware_fast.integers(self.table.columns[col.index])
+        if exact is not None and col.factor == 1.0:
+            return exact if exact.flags.writeable else exact.copy()
         v = self.numeric(col)
         if (v != np.rint(v)).any():
             raise neware_fast.Doubt("fraction")

@@ -118,16 +118,20 @@ def _flat(col: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _same_width_rows(b: np.ndarray, off: np.ndarray, rows: np.ndarray, width: int) -> np.ndarray:
     """The bytes of ``rows`` (all ``width`` long) as an (n, width) array."""
-    if len(rows) == len(off) - 1:
-        return b.reshape(len(rows), width)
+    first, last = int(rows[0]), int(rows[-1])
+    if last - first + 1 == len(rows):  # one run of rows (e.g. hours < 100, then >= 100)
+        return b[off[first] : off[last + 1]].reshape(len(rows), width)
     return b[off[rows][:, None] + np.arange(width)]
 
 
-def _number(d: np.ndarray, at: int, n: int) -> np.ndarray:
-    """Integer value of the ``n`` digits starting at column ``at`` of each row."""
-    if n == 0:
-        return np.zeros(len(d), np.int64)
-    return d[:, at : at + n] @ (10 ** np.arange(n - 1, -1, -1, dtype=np.int64))
+def _number(m: np.ndarray, at: int, n: int) -> np.ndarray:
+    """Integer value of the ``n`` digit bytes starting at column ``at`` of each row."""
+    v = np.zeros(len(m), np.int64)
+    for j in range(at, at + n):  # one pass per digit position (n is small)
+        v *= 10
+        v += m[:, j]
+        v -= 48
+    return v
 
 
 def _group_seconds(m: np.ndarray) -> np.ndarray:
@@ -139,17 +143,30 @@ def _group_seconds(m: np.ndarray) -> np.ndarray:
     if DURATION_SHAPE.fullmatch(first) is None or len(whole) + len(frac) > 15:
         raise Doubt("not a duration")
     digit = (m[0] >= 48) & (m[0] <= 57)
-    if not ((m == m[0]) | (digit & (m >= 48) & (m <= 57))).all():
+    seps, digs = np.flatnonzero(~digit), np.flatnonzero(digit)
+    if not (m[:, seps] == m[0, seps]).all() or ((m[:, digs] - 48) > 9).any():
         raise Doubt("durations of one width laid out differently")
-    d = m.astype(np.int64) - 48
     h = mi = np.zeros(len(m), np.int64)
     if len(fields) == 3:
-        h = _number(d, 0, len(fields[0]))
-        mi = _number(d, len(fields[0]) + 1, len(fields[1]))
+        h = _number(m, 0, len(fields[0]))
+        mi = _number(m, len(fields[0]) + 1, len(fields[1]))
     at = len(first) - len(fields[-1])
     scale = 10 ** len(frac)
-    num = _number(d, at, len(whole)) * scale + _number(d, at + len(whole) + len(dot), len(frac))
+    num = _number(m, at, len(whole)) * scale + _number(m, at + len(whole) + len(dot), len(frac))
     return h * 3600.0 + mi * 60.0 + num / float(scale)  # num < 1e15: exact in float64
+
+
+def integers(col: Any) -> np.ndarray | None:
+    """An integer-typed column as int64 (None when pyarrow typed it otherwise); Doubt
+    beyond 2**53 (where the careful path, going through float64, would round)."""
+    import pyarrow as pa
+
+    if not pa.types.is_integer(col.type):
+        return None
+    v = np.asarray(col.to_numpy(), dtype=np.int64)
+    if len(v) and max(-int(v.min()), int(v.max())) >= 2**53:
+        raise Doubt("huge integer")
+    return v
 
 
 def durations(col: Any) -> np.ndarray:
@@ -160,7 +177,7 @@ def durations(col: Any) -> np.ndarray:
     lens = np.diff(off)
     if not len(lens) or lens.min() < 1 or lens.max() > DURATION_WIDTH:
         raise Doubt("duration width")
-    widths = np.unique(lens)
+    widths = np.flatnonzero(np.bincount(lens))
     if len(widths) > 12:
         raise Doubt("too many widths")
     out = np.empty(len(lens))
@@ -189,29 +206,43 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     return era * 146097 + doe - 719468
 
 
-_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+def _run_starts(t: np.ndarray) -> np.ndarray:
+    """Rows whose date part (the first 10 bytes) differs from the row before."""
+    u = np.ascontiguousarray(t[:, :10]).view("S10").ravel()
+    return np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+
+
+def _valid_days(t: np.ndarray) -> np.ndarray:
+    """Days since 1970 of ``YYYY-MM-DD`` rows of bytes; Doubt for an impossible date."""
+    d = t[:, [0, 1, 2, 3, 5, 6, 8, 9]].astype(np.int64) - 48
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month, day = d[:, 4] * 10 + d[:, 5], d[:, 6] * 10 + d[:, 7]
+    dim = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month - 1, 0, 11)]
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    dim = dim + ((month == 2) & leap)
+    ok = (month >= 1) & (month <= 12) & (day >= 1) & (day <= dim)
+    if not (ok & (year > 1677) & (year < 2262)).all():
+        raise Doubt("not a date")
+    return _days_from_civil(year, month, day)
 
 
 def unix_seconds(col: Any) -> np.ndarray:
     """``YYYY-MM-DD hh:mm:ss`` (zero-padded, a real date and time) -> Unix s as if UTC,
-    from the column's bytes; Doubt for any other form (the pandas path reads those)."""
+    from the column's bytes (the calendar worked out once per run of equal dates);
+    Doubt for any other form (the pandas path reads those)."""
     b, off = _flat(col)
     n = len(off) - 1
     if not n or not (np.diff(off) == 19).all():
         raise Doubt("date width")
     t = b.reshape(n, 19)
+    digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
     seps = (t[:, [4, 7]] == 45).all() & (t[:, 10] == 32).all() & (t[:, [13, 16]] == 58).all()
-    d = t[:, _DIGITS].astype(np.int64) - 48
-    if not seps or not ((d >= 0) & (d <= 9)).all():
+    if not seps or ((t[:, digits] - 48) > 9).any():
         raise Doubt("date form")
-    v = d[:, 0::2] * 10 + d[:, 1::2]  # YY YY MM DD hh mm ss
-    year, month, day = v[:, 0] * 100 + v[:, 1], v[:, 2], v[:, 3]
-    dim = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month - 1, 0, 11)]
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    dim = dim + ((month == 2) & leap)
-    ok = (month >= 1) & (month <= 12) & (day >= 1) & (day <= dim) & (year > 1677) & (year < 2262)
-    ok &= (v[:, 4] < 24) & (v[:, 5] < 60) & (v[:, 6] < 60)
-    if not ok.all():
-        raise Doubt("not a date")
-    sec = _days_from_civil(year, month, day) * 86400 + v[:, 4] * 3600 + v[:, 5] * 60 + v[:, 6]
-    return float(sec[0]) + (sec - sec[0]).astype("f8")
+    starts = _run_starts(t)
+    days = np.repeat(_valid_days(t[starts]), np.diff(np.r_[starts, n]))
+    h, mi, sec = (_number(t, k, 2) for k in (11, 14, 17))
+    if (h > 23).any() or (mi > 59).any() or (sec > 59).any():
+        raise Doubt("not a time")
+    total = days * 86400 + h * 3600 + mi * 60 + sec
+    return float(total[0]) + (total - total[0]).astype("f8")
