@@ -135,19 +135,23 @@ def current_from_dq(dq_mah: np.ndarray, time_s: np.ndarray) -> np.ndarray:
 
 def _split_restarts(idx: np.ndarray, f: np.ndarray, a: int, b: int) -> list[np.ndarray]:
     """One non-monotonic run split where the sweep restarts: the first step's sign is
-    the sweep's direction, a step against it starts a new spectrum."""
+    the sweep's direction, a step against it starts a new spectrum (whose own first
+    step sets its direction). Steps of 0 or NaN are skipped. One loop turn per
+    spectrum, not per point."""
+    sign = np.sign(np.diff(f[a:b]))
+    nz = np.flatnonzero((sign != 0) & np.isfinite(sign))  # step j: from point a+j to a+j+1
+    v = sign[nz]
+    turns = np.flatnonzero(v[1:] != v[:-1]) + 1  # k where v[k] differs from v[k - 1]
     groups = []
-    s = a
-    direction = 0.0
-    for i in range(a + 1, b):
-        step = np.sign(f[i] - f[i - 1])
-        if step == 0 or not np.isfinite(step):
-            continue
-        if direction == 0:
-            direction = step
-        elif step != direction:
-            groups.append(idx[s:i])
-            s, direction = i, 0.0
+    s, k = a, 0
+    while k < len(nz):
+        c = int(np.searchsorted(turns, k, side="right"))
+        if c == len(turns):
+            break
+        k2 = int(turns[c])
+        cut = a + 1 + int(nz[k2])
+        groups.append(idx[s:cut])
+        s, k = cut, k2 + 1
     groups.append(idx[s:b])
     return groups
 
