@@ -71,7 +71,7 @@ def grow_mpr(src: Path, dst: Path, min_rows: int) -> int:
 
 def _mpr_rows(biologic_mpr, path: Path, nbig: int | None, label: str, peer) -> None:
     n = nbig or len(next(iter(biologic_mpr.parse_mpr(path).columns.values())))
-    reps = 3 if n > 100_000 else 20
+    reps = 7 if n > 100_000 else 20
     ours_raw = best_rate(lambda: biologic_mpr.parse_mpr(path), n, reps)
     if peer:
         ours_full, other = paired_rates(
