@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "fixtures" / "vendor"
+SHARED = Path(os.environ.get("CYCLERFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def _rows(data: dict) -> int:
@@ -162,7 +164,7 @@ def xlsx_label() -> str:
 
 def _grown_cases(d: Path) -> list:
     """(label, module, source, grow kwargs) of the text formats grown to N rows."""
-    from cyclerflow.importers import arbin, eis_text, gamry_dta, maccor, zplot
+    from cyclerflow.importers import arbin, biologic_mpt, eis_text, gamry_dta, maccor, zplot
 
     grown = [
         (
@@ -200,6 +202,12 @@ def _grown_cases(d: Path) -> list:
             zplot,
             d / "eis/exampleDataZPlot.z",
             dict(header_lines=123, sep="\t", time_fields=()),
+        ),
+        (
+            "biologic .mpt (PEIS)",
+            biologic_mpt,
+            d / "biologic/exampleDataBioLogic.mpt",
+            dict(header_lines=61, sep="\t", time_fields=(5,)),
         ),
         (
             "eis text: headerless csv",
@@ -341,7 +349,10 @@ def _run_as_is(d: Path) -> None:
         except ModuleNotFoundError:
             print(f"{label:32s} (module {modname} not present)")
             continue
-        path = d / rel
+        path = next(
+            (p for p in (d / rel, SHARED / rel, d / "neware" / Path(rel).name) if p.exists()),
+            d / rel,
+        )
         if not path.exists():
             print(f"{label:32s} (missing {path})")
             continue

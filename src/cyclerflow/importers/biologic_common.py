@@ -20,7 +20,7 @@ Conventions (see docs/importers-biologic-neware.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,7 @@ def _as_int(path: Path, name: str, values: np.ndarray, what: str, first: int) ->
     """Float column holding integers -> int64; a clear error on NaN/inf/huge values."""
     v = np.asarray(values)
     if v.dtype.kind in "iu":
-        return v.astype("i8")
+        return v.astype("i8", copy=False)
     bad = np.flatnonzero(~np.isfinite(v) | (np.abs(v) > 2**53))
     if len(bad):
         raise InputError(
@@ -125,26 +125,33 @@ def current_from_dq(dq_mah: np.ndarray, time_s: np.ndarray) -> np.ndarray:
         dt = t[1:] - t[:-1]
         cur = out[1:]
         np.multiply(np.asarray(dq_mah)[1:], 3.6, out=cur, casting="unsafe")
-        np.divide(cur, dt, out=cur, where=dt > 0)
-        cur[~(dt > 0)] = 0.0
+        stuck = ~(dt > 0)
+        if stuck.any():
+            dt[stuck] = 1.0
+            cur[stuck] = 0.0
+        np.divide(cur, dt, out=cur)
     return out
 
 
 def _split_restarts(idx: np.ndarray, f: np.ndarray, a: int, b: int) -> list[np.ndarray]:
     """One non-monotonic run split where the sweep restarts: the first step's sign is
-    the sweep's direction, a step against it starts a new spectrum."""
+    the sweep's direction, a step against it starts a new spectrum (whose own first
+    step sets its direction). Steps of 0 or NaN are skipped. One loop turn per
+    spectrum, not per point."""
+    sign = np.sign(np.diff(f[a:b]))
+    nz = np.flatnonzero((sign != 0) & np.isfinite(sign))  # step j: from point a+j to a+j+1
+    v = sign[nz]
+    turns = np.flatnonzero(v[1:] != v[:-1]) + 1  # k where v[k] differs from v[k - 1]
     groups = []
-    s = a
-    direction = 0.0
-    for i in range(a + 1, b):
-        step = np.sign(f[i] - f[i - 1])
-        if step == 0 or not np.isfinite(step):
-            continue
-        if direction == 0:
-            direction = step
-        elif step != direction:
-            groups.append(idx[s:i])
-            s, direction = i, 0.0
+    s, k = a, 0
+    while k < len(nz):
+        c = int(np.searchsorted(turns, k, side="right"))
+        if c == len(turns):
+            break
+        k2 = int(turns[c])
+        cut = a + 1 + int(nz[k2])
+        groups.append(idx[s:cut])
+        s, k = cut, k2 + 1
     groups.append(idx[s:b])
     return groups
 
@@ -198,13 +205,73 @@ class _Counters:
         )
 
 
-def subset_table(table: Mapping[str, np.ndarray], keep: np.ndarray) -> Mapping[str, np.ndarray]:
-    """The rows of ``table`` in the boolean mask ``keep`` (a table with its own
-    ``subset`` method, like the .mpr record table, filters its records in one pass)."""
+def subset_table(
+    table: Mapping[str, np.ndarray], keep: np.ndarray, names: Collection[str] | None = None
+) -> Mapping[str, np.ndarray]:
+    """The rows of ``table`` in the boolean mask ``keep``, of the columns in ``names``
+    (all when None; a table with its own ``subset`` method, like the .mpr record table,
+    filters its records in one pass)."""
     sub = getattr(table, "subset", None)
     if sub is not None:
         return sub(keep)
-    return {k: np.asarray(v)[keep] for k, v in table.items()}
+    return {k: np.asarray(v)[keep] for k, v in table.items() if names is None or k in names}
+
+
+#: the columns the cycling rows are made from once the impedance rows are split off
+#: (time, cycle and step numbers are carried separately)
+_CYCLING_SOURCES = frozenset(
+    [
+        *VOLTAGE_COLUMNS,
+        "I/mA",
+        "<I>/mA",
+        "dq/mA.h",
+        "(Q-Qo)/mA.h",
+        "Q charge/mA.h",
+        "Q discharge/mA.h",
+        "Q charge/discharge/mA.h",
+        "Energy charge/W.h",
+        "Energy discharge/W.h",
+        "Temperature/°C",
+        *EXTRA_COLUMNS,
+    ]
+)
+
+
+#: every EC-Lab column the conversion reads (voltage: the first of VOLTAGE_COLUMNS present)
+_READ_COLUMNS = (
+    "time/s",
+    "cycle number",
+    "half cycle",
+    "Ns",
+    "z cycle",
+    "freq/Hz",
+    "Re(Z)/Ohm",
+    "-Im(Z)/Ohm",
+    "|Z|/Ohm",
+    "Phase(Z)/deg",
+    "I/mA",
+    "<I>/mA",
+    "dq/mA.h",
+    "(Q-Qo)/mA.h",
+    "Q charge/mA.h",
+    "Q discharge/mA.h",
+    "Q charge/discharge/mA.h",
+    "Energy charge/W.h",
+    "Energy discharge/W.h",
+    "Temperature/°C",
+    *EXTRA_COLUMNS,
+)
+
+
+def _materialized(table: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    """The columns the conversion reads, as contiguous float64/int64 arrays made in one
+    pass, when the table can do that (the .mpr record table); else the table itself."""
+    make = getattr(table, "materialize", None)
+    if make is None:
+        return table
+    volt = next((n for n in VOLTAGE_COLUMNS if n in table), None)
+    names = [n for n in (*_READ_COLUMNS, volt) if n is not None and n in table]
+    return make(list(dict.fromkeys(names)))
 
 
 def _f8(table: Mapping[str, np.ndarray], name: str, scale: float = 1.0) -> np.ndarray:
@@ -282,8 +349,10 @@ def _capacity_energy(table: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         out["discharge_capacity_ampere_hour"] = _f8(table, "Q discharge/mA.h", 1e-3)
     elif "Q charge/discharge/mA.h" in table:
         q = _f8(table, "Q charge/discharge/mA.h", 1e-3)
-        out["charge_capacity_ampere_hour"] = np.where(q > 0, q, 0.0)
-        out["discharge_capacity_ampere_hour"] = np.where(q < 0, -q, 0.0)
+        out["charge_capacity_ampere_hour"] = pos = np.zeros(len(q))
+        out["discharge_capacity_ampere_hour"] = neg = np.zeros(len(q))
+        np.copyto(pos, q, where=q > 0)
+        np.negative(q, out=neg, where=q < 0)
     if "Energy charge/W.h" in table and "Energy discharge/W.h" in table:
         out["charge_energy_watt_hour"] = _f8(table, "Energy charge/W.h")
         out["discharge_energy_watt_hour"] = _f8(table, "Energy discharge/W.h")
@@ -301,7 +370,7 @@ def _extra_columns(
     for name, (ours, scale, unit) in EXTRA_COLUMNS.items():
         if name in table:
             v = np.asarray(table[name])
-            cols[ours] = v.astype("i8") if unit == "1" else _f8(table, name, scale)
+            cols[ours] = v.astype("i8", copy=False) if unit == "1" else _f8(table, name, scale)
             units[ours] = unit
     return cols, units
 
@@ -474,6 +543,8 @@ def table_to_imported(
     path = Path(path)
     if "time/s" not in table:
         raise InputError("no 'time/s' column", path=path)
+    all_names = list(table)
+    table = _materialized(table)
     t = _f8(table, "time/s")
     counters = _counters(path, table, row_word, first_row)
     ctx = _SpectrumContext(technique, start_unix, step_techniques or {})
@@ -485,7 +556,8 @@ def table_to_imported(
     from_counter = "I/mA" not in table and "<I>/mA" not in table
     current = _current(path, table, t) if from_counter else (None, {})
     if eis_rows.any():
-        table, t, counters = subset_table(table, keep), t[keep], counters.subset(keep)
+        table = subset_table(table, keep, _CYCLING_SOURCES)
+        t, counters = t[keep], counters.subset(keep)
         current = (None if current[0] is None else current[0][keep], current[1])
     if not from_counter:
         current = _current(path, table, t)
@@ -493,7 +565,7 @@ def table_to_imported(
     missing = [c for c in ("voltage_volt", "current_ampere") if c not in cycling]
     if missing:
         raise InputError(
-            f"no column for {', '.join(missing)} (columns: {', '.join(table)})", path=path
+            f"no column for {', '.join(missing)} (columns: {', '.join(all_names)})", path=path
         )
     return {
         "cycling": cycling,

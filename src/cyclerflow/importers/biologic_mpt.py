@@ -169,7 +169,7 @@ def _check_column_count(path: Path, names: list[str], data_lines: list[str], nhe
             nhead,
         )
     tabs = len(first) - 1
-    total = sum(ln.count("\t") for ln in data_lines)
+    total = "\n".join(data_lines).count("\t")  # one C-level count, not one per line
     if total != tabs * len(data_lines):
         for i, ln in enumerate(data_lines):
             if ln.count("\t") != tabs and ln.strip():
@@ -211,7 +211,8 @@ def _numbers(path: Path, names: list[str], data_lines: list[str], first_line: in
     comma = bool(re.search(r"\d,\d", data_lines[0]))
     try:
         df = pd.read_csv(
-            io.StringIO("\n".join(data_lines)),
+            io.BytesIO("\n".join(data_lines).encode("utf-8")),  # bytes: pandas' fast reader
+            encoding="utf-8",
             sep="\t",
             header=None,
             usecols=range(len(names)),

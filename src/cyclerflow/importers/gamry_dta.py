@@ -117,8 +117,9 @@ def _start(settings: dict[str, list[str]]) -> float | None:
     return None
 
 
-#: the first line after a table body: not indented, or blank
-_BODY_END = re.compile(r"^(?:[^\t \r\n]|[\t \r]*(?:\n|$))", re.M)
+#: the line end before the first line after a table body (not indented, or blank); the
+#: leading literal line feed lets the regex engine skip from line end to line end
+_BODY_END = re.compile(r"\n(?:[^\t \r\n]|[\t \r]*(?:\n|\Z))")
 
 
 def _next_line(text: str, pos: int) -> tuple[str, int]:
@@ -150,9 +151,12 @@ def _table_at(
     names = [x.strip() for x in l1.split("\t")]
     if names and names[0] == "":
         names = names[1:]
-    m = _BODY_END.search(text, start) if start < len(text) else None
-    end = len(text) if m is None else m.start()
-    rows = text[start:end].rstrip("\r\n") if start < len(text) else ""
+    m = _BODY_END.search(text, start - 1) if start < len(text) else None  # text[start-1] is \n
+    end = len(text) if m is None else m.start() + 1
+    stop = end
+    while stop > start and text[stop - 1] in "\r\n":
+        stop -= 1  # one slice, no second copy by rstrip
+    rows = text[start:stop] if start < len(text) else ""
     first = text.count("\n", 0, start) + 1
     return (key, names, first, rows), [ln, l1, l2], end
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from cyclerflow.errors import InputError
+from cyclerflow.importers import neware_fast
 from cyclerflow.importers.common import Imported, naive_to_unix, vendor_counts
 
 FORMAT = "neware-csv"
@@ -238,19 +239,20 @@ def _check_step_names(path: Path, types: pd.Series, kind: np.ndarray, current: n
         raise _err(path, f"no charge or discharge step among the step types {names}", 2)
 
 
+def kind_of(name: str) -> int:
+    """+1 charge, -1 discharge, 0 other, from one BTSDA step type name."""
+    t = name.replace(" ", "").lower()
+    if "dchg" in t or "discharge" in t:
+        return -1
+    if "chg" in t or "charge" in t:
+        return 1
+    return 0
+
+
 def _step_kind(types: pd.Series) -> np.ndarray:
     """+1 charge, -1 discharge, 0 other, from BTSDA's step type names (per distinct name)."""
     codes, names = pd.factorize(types.astype(str))
-    kinds = []
-    for n in names:
-        t = str(n).replace(" ", "").lower()
-        if "dchg" in t or "discharge" in t:
-            kinds.append(-1)
-        elif "chg" in t or "charge" in t:
-            kinds.append(1)
-        else:
-            kinds.append(0)
-    return np.asarray(kinds, dtype="i8")[codes]
+    return np.asarray([kind_of(str(n)) for n in names], dtype="i8")[codes]
 
 
 def _check_sign(path: Path, kind: np.ndarray, current: np.ndarray) -> None:
@@ -281,15 +283,18 @@ def our_cycles(kind: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _raw(path: Path) -> bytes:
+    """The file's bytes without a UTF-8 BOM; an empty file is refused."""
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise InputError(f"cannot read file ({err.strerror})", path=path) from None
-    if not raw.strip():
+    if not raw or raw.isspace():  # (no copy of the file, unlike strip)
         raise _err(path, "file is empty")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
+    return raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+
+
+def _read_table(path: Path, raw: bytes) -> pd.DataFrame:
     first = raw.split(b"\n", 1)[0].decode("latin-1").rstrip("\r")
     sep = _delimiter(first)
     fields = first.split(sep)
@@ -312,24 +317,104 @@ def _read_table(path: Path) -> pd.DataFrame:
     return df
 
 
-def _capacities(cols: dict[str, Column], df: pd.DataFrame, path: Path, kind: np.ndarray) -> dict:
+class _PandasSource:
+    """Columns of the table as pandas' C parser reads them (the careful path: every
+    error names its line and value)."""
+
+    def __init__(self, path: Path, raw: bytes) -> None:
+        self.path = path
+        self.df = _read_table(path, raw)
+        self.names = [str(c) for c in self.df.columns]
+
+    def numeric(self, col: Column) -> np.ndarray:
+        return _numeric(self.path, self.df, col)
+
+    def integers(self, col: Column) -> np.ndarray:
+        return _integers(self.path, self.df, col)
+
+    def durations(self, col: Column) -> np.ndarray:
+        return parse_durations(self.path, col.name, self.df.iloc[:, col.index])
+
+    def kinds(self, col: Column) -> np.ndarray:
+        return _step_kind(self.df.iloc[:, col.index])
+
+    def check_step_names(self, col: Column, kind: np.ndarray, current: np.ndarray) -> None:
+        _check_step_names(self.path, self.df.iloc[:, col.index], kind, current)
+
+    def unix(self, col: Column) -> np.ndarray:
+        return _unix_time(self.path, self.df.iloc[:, col.index])
+
+
+class _ArrowSource:
+    """Columns of a clean table as pyarrow reads them (see :mod:`neware_fast`); any
+    doubt raises :class:`neware_fast.Doubt` and the file is read by the pandas path."""
+
+    def __init__(self, path: Path, raw: bytes) -> None:
+        self.path = path
+        nl = raw.find(b"\n")
+        first = (raw if nl < 0 else raw[:nl]).decode("latin-1").rstrip("\r")
+        sep = _delimiter(first)
+        fields = first.split(sep)
+        names = fields[:-1] if fields[-1] == "" else fields
+        cols = _columns(path, names)
+        wanted = {c.index: c.name in (*TEXT_COLUMNS, *TEST_TIME) for c in cols.values()}
+        self.table = neware_fast.read_table(raw, first, sep, wanted)
+        self.names = names
+
+    def numeric(self, col: Column) -> np.ndarray:
+        v = neware_fast.numbers(self.table.columns[col.index])
+        return v * col.factor
+
+    def integers(self, col: Column) -> np.ndarray:
+        exact = neware_fast.integers(self.table.columns[col.index])
+        if exact is not None and col.factor == 1.0:
+            return exact if exact.flags.writeable else exact.copy()
+        v = self.numeric(col)
+        if (v != np.rint(v)).any():
+            raise neware_fast.Doubt("fraction")
+        return v.astype("i8")
+
+    def durations(self, col: Column) -> np.ndarray:
+        return neware_fast.durations(self.table.columns[col.index])
+
+    def kinds(self, col: Column) -> np.ndarray:
+        return neware_fast.step_kinds(self.table.columns[col.index], kind_of)
+
+    def check_step_names(self, col: Column, kind: np.ndarray, current: np.ndarray) -> None:
+        if not np.any(kind) and np.any(current != 0):
+            raise neware_fast.Doubt("step names")
+
+    def unix(self, col: Column) -> np.ndarray:
+        try:
+            return {"unix_time_second": neware_fast.unix_seconds(self.table.columns[col.index])}
+        except neware_fast.Doubt:
+            texts = self.table.columns[col.index].to_numpy(zero_copy_only=False)
+            return _unix_time(self.path, pd.Series(texts, dtype=object))
+
+
+def _capacities(
+    cols: dict[str, Column], src: _PandasSource | _ArrowSource, kind: np.ndarray
+) -> dict:
     out: dict[str, np.ndarray] = {}
     for name in ("Chg. Cap.", "DChg. Cap.", "Chg. Energy", "DChg. Energy", "Power"):
         if name in cols:
-            out[MEASURED[name][0]] = _numeric(path, df, cols[name])
+            out[MEASURED[name][0]] = src.numeric(cols[name])
     for name, (chg, dchg) in {
         "Capacity": ("charge_capacity_ampere_hour", "discharge_capacity_ampere_hour"),
         "Energy": ("charge_energy_watt_hour", "discharge_energy_watt_hour"),
     }.items():
         if name in cols and chg not in out:
-            v = np.abs(_numeric(path, df, cols[name]))
+            v = np.abs(src.numeric(cols[name]))
             out[chg] = np.where(kind > 0, v, 0.0)
             out[dchg] = np.where(kind < 0, v, 0.0)
     return out
 
 
 def read(path: str | Path) -> Imported:
-    """Read a BTSDA record export into BDF columns (SI, current > 0 charging)."""
+    """Read a BTSDA record export into BDF columns (SI, current > 0 charging).
+
+    A clean table is read by pyarrow; anything unusual (and every error) goes through
+    pandas' parser, which names the line and value."""
     path = Path(path)
     with open(path, "rb") as fh:
         other = _other_layout(fh.read(4096))
@@ -340,45 +425,53 @@ def read(path: str | Path) -> Imported:
             "(one row per record: DataPoint, Cycle Index, Step Index, Step Type, Time, ...)",
             1,
         )
-    df = _read_table(path)
-    cols = _columns(path, [str(c) for c in df.columns])
+    raw = _raw(path)
+    try:
+        return _assemble(path, _ArrowSource(path, raw))
+    except (neware_fast.Doubt, InputError):
+        pass
+    return _assemble(path, _PandasSource(path, raw))
+
+
+def _assemble(path: Path, src: _PandasSource | _ArrowSource) -> Imported:
+    """BDF columns from the table's columns, with every check."""
+    cols = _columns(path, src.names)
     tname = next((t for t in TEST_TIME if t in cols), None)
     if tname is None:
         raise _err(path, f"header has no test-time column ({' or '.join(TEST_TIME)})", 1)
-    t = parse_durations(path, tname, df.iloc[:, cols[tname].index])
+    t = src.durations(cols[tname])
     back = np.flatnonzero(np.diff(t) < 0)
     if len(back):
         raise _err(path, f"{tname} goes backwards", int(back[0]) + 3)
-    kind = _step_kind(df.iloc[:, cols["Step Type"].index])
-    current = _numeric(path, df, cols["Current"])
+    kind = src.kinds(cols["Step Type"])
+    current = src.numeric(cols["Current"])
     _check_sign(path, kind, current)
-    _check_step_names(path, df.iloc[:, cols["Step Type"].index], kind, current)
-    vcyc = _integers(path, df, cols["Cycle Index"])
-    vstep = _integers(path, df, cols["Step Index"])
+    src.check_step_names(cols["Step Type"], kind, current)
+    vcyc = src.integers(cols["Cycle Index"])
+    vstep = src.integers(cols["Step Index"])
     _, step_count = vendor_counts(vcyc, vstep)
     cyc: dict[str, np.ndarray] = {
         "test_time_second": t,
-        "voltage_volt": _numeric(path, df, cols["Voltage"]),
+        "voltage_volt": src.numeric(cols["Voltage"]),
         "current_ampere": current,
         "cycle_count": our_cycles(kind),
         "step_count": step_count,
         "vendor_cycle_index": vcyc,
         "vendor_step_index": vstep,
         "step_index": vstep,
-        "vendor_record_index": _integers(path, df, cols["DataPoint"]),
+        "vendor_record_index": src.integers(cols["DataPoint"]),
     }
     units = {"vendor_record_index": "1"}
     if "Time" in cols:
-        cyc["step_time_second"] = parse_durations(path, "Time", df.iloc[:, cols["Time"].index])
+        cyc["step_time_second"] = src.durations(cols["Time"])
         units["step_time_second"] = "s"
     if "Date" in cols:
-        cyc.update(_unix_time(path, df.iloc[:, cols["Date"].index]))
-    extra = _capacities(cols, df, path, kind)
+        cyc.update(src.unix(cols["Date"]))
+    extra = _capacities(cols, src, kind)
     if "power_watt" in extra:
         units["power_watt"] = "W"
     cyc.update(extra)
-    header = ",".join(str(c) for c in df.columns)
-    return {"cycling": cyc, "spectra": [], "units": units, "header": header}
+    return {"cycling": cyc, "spectra": [], "units": units, "header": ",".join(src.names)}
 
 
 def _unix_time(path: Path, dates: pd.Series) -> dict[str, np.ndarray]:

@@ -129,21 +129,34 @@ def _run_fastnda(path: Path, what: str):
     return df, meta, cap.messages
 
 
+def _kind_of(step_type: np.ndarray) -> np.ndarray:
+    """+1 charge, -1 discharge, 0 other for each row's step type code (a table lookup)."""
+    st = np.asarray(step_type)
+    if st.dtype.kind == "u" and st.dtype.itemsize <= 2:
+        table = np.zeros(1 << (8 * st.dtype.itemsize), dtype="i1")
+        table[list(CHARGE_TYPES)] = 1
+        table[list(DISCHARGE_TYPES)] = -1
+        return table[st]
+    kind = np.zeros(len(st), dtype="i1")
+    kind[np.isin(st, list(CHARGE_TYPES))] = 1
+    kind[np.isin(st, list(DISCHARGE_TYPES))] = -1
+    return kind
+
+
 def our_cycle_count(step_type: np.ndarray) -> np.ndarray:
     """Cycle number from 1, +1 at each charge step that follows a discharge step."""
-    st = np.asarray(step_type, dtype="i8")
-    chg = np.isin(st, list(CHARGE_TYPES))
-    dchg = np.isin(st, list(DISCHARGE_TYPES))
-    out = np.ones(len(st), dtype="i8")
+    kind = _kind_of(step_type)
+    st = np.asarray(step_type)
+    out = np.empty(len(st), dtype="i8")
     cycle, seen_dchg = 1, False
     # work per run of equal step type (fast on long files)
     starts = np.flatnonzero(np.r_[True, st[1:] != st[:-1]])
     ends = np.r_[starts[1:], len(st)]
-    for a, b in zip(starts, ends, strict=True):
-        if chg[a] and seen_dchg:
+    for a, b, k in zip(starts.tolist(), ends.tolist(), kind[starts].tolist(), strict=True):
+        if k > 0 and seen_dchg:
             cycle += 1
             seen_dchg = False
-        elif dchg[a]:
+        elif k < 0:
             seen_dchg = True
         out[a:b] = cycle
     return out
@@ -219,6 +232,11 @@ def _col(df, name: str, dtype: str = "f8") -> np.ndarray:
     return np.asarray(df.get_column(name).to_numpy(), dtype=dtype)
 
 
+def _own(df, name: str) -> np.ndarray:
+    """A column as a new float64 array (one cast-copy; safe to change in place)."""
+    return np.array(df.get_column(name).to_numpy(), dtype="f8")
+
+
 def _numbering(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
     """Step type, cycle and step numbers, step time, record index."""
     if "step_type" in df.columns:
@@ -243,16 +261,25 @@ def _numbering(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
 
 
 def _capacity_energy(df, cyc: dict[str, np.ndarray]) -> None:
+    """Signed mA h / mW h counters split into charge and discharge columns (A h, W h).
+
+    Written into preallocated outputs (no temporaries of the column's size)."""
     if "capacity_mAh" in df.columns:
-        q = _col(df, "capacity_mAh")
+        q = _own(df, "capacity_mAh")
         q *= 1e-3
         zero = np.zeros(1)
         cyc["charge_capacity_ampere_hour"] = np.maximum(q, zero)
-        cyc["discharge_capacity_ampere_hour"] = np.maximum(-q, zero)
+        np.negative(q, out=q)
+        cyc["discharge_capacity_ampere_hour"] = np.maximum(q, zero, out=q)
     if "energy_mWh" in df.columns:
-        e = _col(df, "energy_mWh") * 1e-3
-        cyc["charge_energy_watt_hour"] = np.where(e > 0, e, 0.0)
-        cyc["discharge_energy_watt_hour"] = np.where(e < 0, -e, 0.0)
+        e = _own(df, "energy_mWh")
+        e *= 1e-3
+        charge = np.zeros(len(e))
+        discharge = np.zeros(len(e))
+        np.copyto(charge, e, where=e > 0)
+        np.negative(e, out=discharge, where=e < 0)
+        cyc["charge_energy_watt_hour"] = charge
+        cyc["discharge_energy_watt_hour"] = discharge
 
 
 def _aux(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
@@ -293,8 +320,9 @@ def read(path: str | Path) -> Imported:
     cyc: dict[str, np.ndarray] = {
         "test_time_second": _col(df, "total_time_s"),
         "voltage_volt": _col(df, "voltage_V"),
-        "current_ampere": _col(df, "current_mA") * 1e-3,
+        "current_ampere": _own(df, "current_mA"),
     }
+    cyc["current_ampere"] *= 1e-3
     if "unix_time_s" in df.columns:
         cyc["unix_time_second"] = _col(df, "unix_time_s")
     units: dict[str, str] = {}

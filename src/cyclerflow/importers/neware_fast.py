@@ -1,0 +1,248 @@
+"""The fast path of the Neware BTSDA CSV reader: pyarrow's CSV reader on a clean table.
+
+Taken only when the file is a plain grid: ASCII data rows, a header of unique,
+unquoted names, every row with the header's number of fields, every needed value
+present and of its kind (numbers numeric, times ``[h]h:mm:ss[.fff]``, dates
+``YYYY-MM-DD hh:mm:ss``). Anything else raises :class:`Doubt`, and the caller reads
+the file with the pandas path, which names the line and what is wrong. So this
+module never decides that a file is bad; it only reads good ones faster (one
+multi-threaded parse, no Python object per value).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: widest duration text taken (as the pandas path)
+DURATION_WIDTH = 31
+#: a duration as BTSDA prints it: [h]h:mm:ss[.fff] or plain seconds (no blanks here)
+DURATION_SHAPE = re.compile(r"(?:\d{1,12}:\d{1,12}:)?\d{1,12}(?:\.\d{0,8})?")
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class Doubt(Exception):
+    """The fast path cannot vouch for this file: read it the careful way."""
+
+
+@dataclass(frozen=True)
+class ArrowTable:
+    """Header names and the parsed columns (by header position) of a clean table."""
+
+    names: list[str]
+    columns: dict[int, Any]  # position -> pyarrow ChunkedArray
+
+
+def _header(first: str, sep: str) -> list[str]:
+    """Header names; Doubt unless unique, unquoted and non-empty (a trailing empty
+    name is allowed: rows ending with the separator)."""
+    names = first.split(sep)
+    core = names[:-1] if names and names[-1] == "" else names
+    if '"' in first or any(n == "" for n in core) or len(set(core)) != len(core):
+        raise Doubt("header")
+    return names
+
+
+def read_table(raw: bytes, first: str, sep: str, wanted: dict[int, bool]) -> ArrowTable:
+    """Parse the data rows after the header line ``first``; ``wanted``: position ->
+    True for text columns, False for numeric ones."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = _header(first, sep)
+    nl = raw.find(b"\n")
+    if nl < 0 or np.frombuffer(raw, np.uint8, offset=nl + 1).max(initial=0) > 127:
+        raise Doubt("no rows, or rows not ASCII")
+    body = pa.py_buffer(raw)[nl + 1 :]  # no copy
+    cols = [f"c{i}" for i in range(len(names))]
+    bad: list[object] = []
+
+    def invalid(row: object) -> str:
+        bad.append(row)
+        return "skip"
+
+    want = {i: t for i, t in wanted.items() if i < len(names)}
+    trail = len(names) - 1 if names[-1] == "" else None
+    if trail is not None:
+        want[trail] = True  # rows ending with the separator: that last field stays empty
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(body),
+            read_options=pacsv.ReadOptions(column_names=cols, block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(delimiter=sep, invalid_row_handler=invalid),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=[cols[i] for i in sorted(want)],
+                column_types={cols[i]: pa.string() for i, t in want.items() if t},
+                null_values=[""],
+                strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise Doubt(str(err)) from None
+    if bad or table.num_rows == 0:
+        raise Doubt("rows")
+    columns = {i: table.column(cols[i]) for i in want}
+    if trail is not None and columns.pop(trail).null_count != table.num_rows:
+        raise Doubt("trailing column")
+    if any(c.null_count for c in columns.values()):
+        raise Doubt("missing value")
+    return ArrowTable(names, columns)
+
+
+def numbers(col: Any) -> np.ndarray:
+    """A numeric column as float64 (a new array); Doubt for text or non-finite values."""
+    import pyarrow as pa
+
+    if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
+        raise Doubt("not numeric")
+    v = np.array(col.to_numpy(), dtype="f8")
+    if not np.isfinite(v).all():
+        raise Doubt("non-finite")
+    return v
+
+
+def _flat(col: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The bytes of a string column and each row's offset into them (n + 1, from 0)."""
+    import pyarrow as pa
+
+    if not pa.types.is_string(col.type):
+        raise Doubt("not text")
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    off = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], np.uint8)[off[0] : off[-1]]
+    return data, (off - off[0]).astype(np.int64)
+
+
+def _same_width_rows(b: np.ndarray, off: np.ndarray, rows: np.ndarray, width: int) -> np.ndarray:
+    """The bytes of ``rows`` (all ``width`` long) as an (n, width) array."""
+    first, last = int(rows[0]), int(rows[-1])
+    if last - first + 1 == len(rows):  # one run of rows (e.g. hours < 100, then >= 100)
+        return b[off[first] : off[last + 1]].reshape(len(rows), width)
+    return b[off[rows][:, None] + np.arange(width)]
+
+
+def _number(m: np.ndarray, at: int, n: int) -> np.ndarray:
+    """Integer value of the ``n`` digit bytes starting at column ``at`` of each row."""
+    v = np.zeros(len(m), np.int64)
+    for j in range(at, at + n):  # one pass per digit position (n is small)
+        v *= 10
+        v += m[:, j]
+        v -= 48
+    return v
+
+
+def _group_seconds(m: np.ndarray) -> np.ndarray:
+    """Seconds of same-width duration texts (rows of bytes) laid out like the first
+    row: every row has its colons and dot where the first has them, digits elsewhere."""
+    first = bytes(m[0]).decode("ascii")
+    fields = first.split(":")
+    whole, dot, frac = fields[-1].partition(".")
+    if DURATION_SHAPE.fullmatch(first) is None or len(whole) + len(frac) > 15:
+        raise Doubt("not a duration")
+    digit = (m[0] >= 48) & (m[0] <= 57)
+    seps, digs = np.flatnonzero(~digit), np.flatnonzero(digit)
+    if not (m[:, seps] == m[0, seps]).all() or ((m[:, digs] - 48) > 9).any():
+        raise Doubt("durations of one width laid out differently")
+    h = mi = np.zeros(len(m), np.int64)
+    if len(fields) == 3:
+        h = _number(m, 0, len(fields[0]))
+        mi = _number(m, len(fields[0]) + 1, len(fields[1]))
+    at = len(first) - len(fields[-1])
+    scale = 10 ** len(frac)
+    num = _number(m, at, len(whole)) * scale + _number(m, at + len(whole) + len(dot), len(frac))
+    return h * 3600.0 + mi * 60.0 + num / float(scale)  # num < 1e15: exact in float64
+
+
+def integers(col: Any) -> np.ndarray | None:
+    """An integer-typed column as int64 (None when pyarrow typed it otherwise); Doubt
+    beyond 2**53 (where the careful path, going through float64, would round)."""
+    import pyarrow as pa
+
+    if not pa.types.is_integer(col.type):
+        return None
+    v = np.asarray(col.to_numpy(), dtype=np.int64)
+    if len(v) and max(-int(v.min()), int(v.max())) >= 2**53:
+        raise Doubt("huge integer")
+    return v
+
+
+def durations(col: Any) -> np.ndarray:
+    """Seconds of ``[h]h:mm:ss[.fff]`` or plain-second texts (hours may exceed 24),
+    from the column's bytes: rows grouped by width, each group parsed as a matrix of
+    digits (seconds correctly rounded from the decimal); Doubt for anything else."""
+    b, off = _flat(col)
+    lens = np.diff(off)
+    if not len(lens) or lens.min() < 1 or lens.max() > DURATION_WIDTH:
+        raise Doubt("duration width")
+    widths = np.flatnonzero(np.bincount(lens))
+    if len(widths) > 12:
+        raise Doubt("too many widths")
+    out = np.empty(len(lens))
+    for w in widths.tolist():
+        rows = np.flatnonzero(lens == w)
+        out[rows] = _group_seconds(_same_width_rows(b, off, rows, w))
+    return out
+
+
+def step_kinds(col: Any, kind_of: Any) -> np.ndarray:
+    """``kind_of(name)`` (+1/-1/0) of every row's step type, computed per distinct name."""
+    import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(col).combine_chunks()
+    kinds = np.asarray([kind_of(str(n)) for n in enc.dictionary.to_pylist()], dtype="i8")
+    return kinds[enc.indices.to_numpy()]
+
+
+def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (vectorised)."""
+    y = y - (m <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    doy = (153 * np.where(m > 2, m - 3, m + 9) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _run_starts(t: np.ndarray) -> np.ndarray:
+    """Rows whose date part (the first 10 bytes) differs from the row before."""
+    u = np.ascontiguousarray(t[:, :10]).view("S10").ravel()
+    return np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+
+
+def _valid_days(t: np.ndarray) -> np.ndarray:
+    """Days since 1970 of ``YYYY-MM-DD`` rows of bytes; Doubt for an impossible date."""
+    d = t[:, [0, 1, 2, 3, 5, 6, 8, 9]].astype(np.int64) - 48
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month, day = d[:, 4] * 10 + d[:, 5], d[:, 6] * 10 + d[:, 7]
+    dim = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month - 1, 0, 11)]
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    dim = dim + ((month == 2) & leap)
+    ok = (month >= 1) & (month <= 12) & (day >= 1) & (day <= dim)
+    if not (ok & (year > 1677) & (year < 2262)).all():
+        raise Doubt("not a date")
+    return _days_from_civil(year, month, day)
+
+
+def unix_seconds(col: Any) -> np.ndarray:
+    """``YYYY-MM-DD hh:mm:ss`` (zero-padded, a real date and time) -> Unix s as if UTC,
+    from the column's bytes (the calendar worked out once per run of equal dates);
+    Doubt for any other form (the pandas path reads those)."""
+    b, off = _flat(col)
+    n = len(off) - 1
+    if not n or not (np.diff(off) == 19).all():
+        raise Doubt("date width")
+    t = b.reshape(n, 19)
+    digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+    seps = (t[:, [4, 7]] == 45).all() & (t[:, 10] == 32).all() & (t[:, [13, 16]] == 58).all()
+    if not seps or ((t[:, digits] - 48) > 9).any():
+        raise Doubt("date form")
+    starts = _run_starts(t)
+    days = np.repeat(_valid_days(t[starts]), np.diff(np.r_[starts, n]))
+    h, mi, sec = (_number(t, k, 2) for k in (11, 14, 17))
+    if (h > 23).any() or (mi > 59).any() or (sec > 59).any():
+        raise Doubt("not a time")
+    total = days * 86400 + h * 3600 + mi * 60 + sec
+    return float(total[0]) + (total - total[0]).astype("f8")
