@@ -18,7 +18,7 @@ from cyclerflow.eis.guess import features, initial_guesses
 from cyclerflow.eis.kk import KK_THRESHOLD, kramers_kronig
 from cyclerflow.eis.models import AUTO_CANDIDATES, MODELS, Model, resolve_model
 from cyclerflow.eis.result import BulkEstimate, Prepared, SpectrumFit
-from cyclerflow.eis.roles import CANDIDATES, CellContext, assign_roles
+from cyclerflow.eis.roles import CANDIDATES, CellContext, assign_roles, split_arc
 from cyclerflow.eis.spectrum import MIN_POINTS, check_spectrum
 from cyclerflow.errors import InputError
 
@@ -241,13 +241,19 @@ def select_model(fits, prep: Prepared, given: bool):
         return model, cc, res, text
     n_res = 2 * prep.fu.size
     bics = [_bic(r, n_res, m.compiled.n_params) if r.success else np.inf for m, _, r in fits]
+    split = [split_arc(m.compiled, r.params, float(prep.fu.max())) for m, _, r in fits]
+    if any(np.isfinite(b) and s is None for b, s in zip(bics, split, strict=True)):
+        bics = [np.inf if s else b for b, s in zip(bics, split, strict=True)]
     choice = 0
     for i in range(1, len(fits)):
         if bics[i] < bics[choice] - BIC_MARGIN:
             choice = i
     listing = ", ".join(f"{m.name} {b:.1f}" for (m, _, _), b in zip(fits, bics, strict=True))
+    why = "; ".join(
+        f"{m.name} not taken: {s}" for (m, _, _), s in zip(fits, split, strict=True) if s
+    )
     model, cc, res = fits[choice]
-    return model, cc, res, f"auto: {model.name} (BIC {listing})"
+    return model, cc, res, f"auto: {model.name} (BIC {listing})" + (f"; {why}" if why else "")
 
 
 # --- step 4: the bulk resistance --------------------------------------------------------
@@ -606,7 +612,7 @@ def _role_note(model: Model, role_map: dict) -> str | None:
     changed = [
         f"{r} = {role_map.get(r)}"
         for r in ("bulk", "grain_boundary", "interface")
-        if role_map.get(r) != model.roles.get(r)
+        if role_map.get(r) != model.roles.get(r) and role_map.get(r) is not None
     ]
     return "roles by capacitance: " + ", ".join(changed) if changed else None
 
