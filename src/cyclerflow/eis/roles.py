@@ -196,6 +196,7 @@ class RoleEvidence:
     scaling: str = ""
     sample_type: str | None = None
     assigned_by: str = "model"
+    drt_arcs: int | None = None  #: significant in-window peaks of the quick DRT
 
     def to_dict(self) -> dict:
         return {
@@ -204,6 +205,7 @@ class RoleEvidence:
             "scaling": self.scaling,
             "sample_type": self.sample_type,
             "assigned_by": self.assigned_by,
+            "drt_arcs": self.drt_arcs,
         }
 
     def role_of(self, element: str) -> str | None:
