@@ -145,3 +145,17 @@ def test_split_arc_rule():
     # an arc above the window is not compared
     assert split_arc(c, params(1e3, 1e-11, 3e3, 1e-11), 1e6) is None
     assert CellContext().sample_type is None
+
+
+@pytest.mark.parametrize("t_c, sigma_bulk", [(190, SIGMA_BULK[5]), (200, SIGMA_BULK[6])])
+def test_hot_single_spectrum_estimate_covers_the_published_bulk(t_c, sigma_bulk):
+    """One hot spectrum alone (no colder fit to fix the capacitance): the high-frequency
+    estimate's uncertainty includes its gap to the fit's own extrapolation of the arc,
+    so the published bulk resistance lies within two standard errors of it."""
+    f, z = read_neisys(SERIES / f"s04147-{t_c}deg.txt")
+    ctx = CellContext("pellet", THICKNESS_CM, AREA_CM2, "test")
+    r = fit_spectrum(f, z, context=ctx)
+    published = THICKNESS_CM / (sigma_bulk * AREA_CM2)
+    assert r.method == "hf_intercept" and "bulk_arc_above_window" in r.flags
+    assert abs(r.r_bulk_ohm - published) < 2 * r.r_bulk_stderr_ohm
+    assert r.r_bulk_ohm < 0.5 * (r.r_bulk_ohm + r.r_grain_boundary_ohm)  # not the LF intercept
