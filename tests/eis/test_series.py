@@ -132,6 +132,22 @@ def test_single_hot_spectrum_falls_back_to_the_high_frequency_side():
     assert abs(r.r_bulk_ohm - truth["R1"]) < 3 * r.r_bulk_stderr_ohm + 0.02 * truth["R1"]
 
 
+def test_bulk_above_the_window_at_every_temperature_still_gives_an_arrhenius_fit():
+    """A fast conductor: no temperature has a resolved bulk arc (and so no colder
+    capacitance to fix). The high-frequency estimates carry the bulk Arrhenius fit,
+    weighted by their uncertainties, and the summary says so."""
+    series = pellet_series([185, 190, 195, 200, 210, 220], np.random.default_rng(3))
+    spectra = [
+        as_dataset(F_PELLET, z, spectrum_id=i + 1, temperature_kelvin=t)
+        for i, (t, _, z) in enumerate(series)
+    ]
+    summary, _ = analyze_spectra(spectra, parse_metadata(pellet_metadata()))
+    assert all(r["method"] == "hf_intercept" for r in summary["spectra"])
+    assert all(r["in_arrhenius"] for r in summary["spectra"])
+    assert abs(summary["arrhenius"]["activation_energy_ev"] - 0.55) < 0.03
+    assert "high-frequency estimates only" in summary["arrhenius_note"]
+
+
 def test_swapped_start_is_put_right_by_capacitance():
     _, truth, z = pellet_series([100], np.random.default_rng(3))[0]
     ctx = CellContext("pellet", PELLET_THICKNESS_CM, PELLET_AREA_CM2, "test")

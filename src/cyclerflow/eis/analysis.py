@@ -31,6 +31,7 @@ from cyclerflow.eis.summary import (
     bulk_points,
     clean,
     conductivity_s_per_cm,
+    fallback_only_note,
     interface_growth,
     row_of,
     total_points,
@@ -257,6 +258,8 @@ def _summary(inputs, fits, geo: Geometry, context: CellContext, convention, meth
     )
     if why:
         summary["arrhenius_note"] = why
+    elif fallback_only_note(rows, methods):
+        summary["arrhenius_note"] = fallback_only_note(rows, methods)
     if has_gb:
         summary["arrhenius_total"], _ = arrhenius_block(
             total_points(rows), geo, convention, ("fit", "hf_intercept", "fixed_capacitance")

@@ -15,7 +15,8 @@ class Prepared:
 
     ``fu``/``zu`` are the points the fit uses (inductive top points left out),
     ``inverse`` maps back to the caller's order, ``chi2_floor`` is the KK fit's
-    reduced chi-square (the noise floor), ``kk`` the KK test result.
+    reduced chi-square (the noise floor), ``kk`` the KK test result, ``drt`` the quick
+    DRT of the fitted points (start values, arc count).
     """
 
     f: np.ndarray
@@ -28,6 +29,7 @@ class Prepared:
     chi2_floor: float
     flags: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    drt: object | None = None  #: quick DRT (cyclerflow.eis.drt_start), None if it failed
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,19 @@ CANDIDATES = {
 }
 
 ELECTRODE_LAYERS = ("cathode", "anode")
+#: smallest electrode area (cm²) taken as possible when the sample is unknown: with the
+#: interface range's lower end (1e-7 F/cm², Irvine-Sinclair-West) an arc below
+#: 1e-7 * 1e-3 = 1e-10 F cannot be an electrode interface of any usual cell
+MIN_ELECTRODE_AREA_CM2 = 1e-3
+#: every sample has a bulk: a role choice without a bulk arc (the bulk above the window)
+#: must fit the capacitances better by this many decades (the ranges are typical
+#: values, an order of magnitude wide; unscaled without geometry)
+NO_BULK_ARC_DECADES = 1.0
+#: two arcs inside the window whose peak frequencies and capacitances both lie closer
+#: than this (decades) are one distorted arc split in two: bulk and grain boundary
+#: differ in tau by >= 1.2 decades on the published pellet series, and a DRT cannot
+#: resolve peaks closer than about 1 decade either
+SPLIT_DECADES = 1.0
 #: an arc whose resistance has a larger relative standard error is no evidence
 MAX_REL_STDERR = 0.5
 
@@ -183,6 +196,7 @@ class RoleEvidence:
     scaling: str = ""
     sample_type: str | None = None
     assigned_by: str = "model"
+    drt_arcs: int | None = None  #: significant in-window peaks of the quick DRT
 
     def to_dict(self) -> dict:
         return {
@@ -191,6 +205,7 @@ class RoleEvidence:
             "scaling": self.scaling,
             "sample_type": self.sample_type,
             "assigned_by": self.assigned_by,
+            "drt_arcs": self.drt_arcs,
         }
 
     def role_of(self, element: str) -> str | None:
@@ -293,6 +308,8 @@ def assign_roles(
             assigned_by = f"capacitance ({context.sample_type}: {context.source})"
     elif not allowed and len(use) >= 2:
         roles, by_elem, assigned_by = _order_by_capacitance(found, use, model_roles, by_elem)
+    if not allowed and use:
+        roles, by_elem, assigned_by = _no_tiny_interface(found, use, roles, by_elem, assigned_by)
     ev = tuple(
         ArcEvidence(n, r, c, f, rng, inside, by_elem.get(n), det)
         for n, r, c, f, rng, inside, det in sorted(
@@ -309,6 +326,8 @@ def _best_combo(caps: list[float], allowed: tuple[str, ...], ranges: dict):
     best, best_cost = None, math.inf
     for combo in itertools.combinations(allowed, len(caps)):
         cost = sum(_distance(c, *ranges[ROLE_RANGE[r]]) for c, r in zip(caps, combo, strict=True))
+        if "bulk" in allowed and "bulk" not in combo:
+            cost += NO_BULK_ARC_DECADES
         if cost < best_cost - 1e-9:
             best, best_cost = combo, cost
     return best
@@ -341,3 +360,37 @@ def _order_by_capacitance(found, use, model_roles: dict, by_elem: dict):
         roles[role] = found[i][0]
         elems[found[i][0]] = role
     return roles, elems, "capacitance order (sample type unknown)"
+
+
+def _no_tiny_interface(found, use, roles: dict, by_elem: dict, assigned_by: str):
+    """Sample type unknown: a determined "interface" arc whose capacitance is below any
+    electrode interface's (:data:`MIN_ELECTRODE_AREA_CM2` x the range's 1e-7 F/cm²) is a
+    grain boundary (a pellet measured without its stack)."""
+    floor = RANGES[3][1] * MIN_ELECTRODE_AREA_CM2
+    for i in use:
+        name, c = found[i][0], found[i][2]
+        if by_elem.get(name) == "interface" and 0 < c < floor:
+            roles = {k: v for k, v in roles.items() if k != "interface"}
+            roles["grain_boundary"] = name
+            by_elem = {**by_elem, name: "grain_boundary"}
+            assigned_by = f"capacitance: {name} ({c:.2g} F) below any electrode interface's"
+    return roles, by_elem, assigned_by
+
+
+def split_arc(circuit: Circuit, params, f_max_hertz: float) -> str | None:
+    """Why a fit's arcs are one arc split in two (see :data:`SPLIT_DECADES`), or None.
+
+    Both arcs must peak inside the window (below ``f_max_hertz``): a bulk arc above the
+    window has an extrapolated tau and is not compared."""
+    q = [(n, r, c) for n, r, c in arc_quantities(circuit, params) if r > 0 and c > 0]
+    for (n1, r1, c1), (n2, r2, c2) in itertools.combinations(q, 2):
+        f1, f2 = 1 / (2 * math.pi * r1 * c1), 1 / (2 * math.pi * r2 * c2)
+        if max(f1, f2) > f_max_hertz:
+            continue
+        d_tau, d_c = abs(math.log10(f1 / f2)), abs(math.log10(c1 / c2))
+        if d_tau < SPLIT_DECADES and d_c < SPLIT_DECADES:
+            return (
+                f"arcs {n1} and {n2} are {d_tau:.2f} decades apart in frequency and "
+                f"{d_c:.2f} in capacitance: one arc split in two"
+            )
+    return None

@@ -126,7 +126,9 @@ def bulk_points(rows: list[dict], methods: tuple[str, ...]) -> list[tuple[float,
     """(T, R_bulk, relative stderr) for the bulk Arrhenius fit; marks ``in_arrhenius``.
 
     Resolved fits (``methods``) always enter; a fallback estimate enters when its
-    relative uncertainty is within :data:`COMPARABLE` x the median of theirs.
+    relative uncertainty is within :data:`COMPARABLE` x the median of theirs. With no
+    resolved fit at all (a fast conductor whose bulk arc is above the window at every
+    temperature), every fallback with an uncertainty enters, weighted by it.
     """
     usable = [
         r
@@ -136,6 +138,8 @@ def bulk_points(rows: list[dict], methods: tuple[str, ...]) -> list[tuple[float,
     base = [r for r in usable if r["method"] in methods]
     rels = [r["r_bulk_stderr_ohm"] / r["r_bulk_ohm"] for r in base if r["r_bulk_stderr_ohm"]]
     limit = COMPARABLE * float(np.median(rels)) if rels else None
+    if not base:
+        limit = np.inf
     pts = []
     for r in usable:
         se = r["r_bulk_stderr_ohm"]
@@ -222,3 +226,14 @@ def _linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float | None, floa
         cov = np.linalg.inv(a.T @ a) * float(res @ res) / (x.size - 2)
         se = float(np.sqrt(cov[1, 1]))
     return float(coef[1]), se, float(coef[0])
+
+
+def fallback_only_note(rows: list[dict], methods: tuple[str, ...]) -> str | None:
+    """A note when the bulk Arrhenius fit holds high-frequency estimates only."""
+    used = [r["method"] for r in rows if r.get("in_arrhenius")]
+    if used and not any(m in methods for m in used):
+        return (
+            "no resolved bulk fit: from the high-frequency estimates only "
+            f"({', '.join(sorted(set(used)))}), weighted by their uncertainties"
+        )
+    return None
