@@ -265,6 +265,9 @@ def _trial(work: Path, base: _Base, i: int, seed: int, lab_every: int) -> Tally:
         _cell_trial(work, base, target, data, t)
     if lab_every and i % lab_every == 0:
         _lab_trial(work, base, mutate(base.cell_bytes["plain"], rng)[0], t)
+    wrong = sorted(k for k, c in t.by_op.items() if c["silent wrong"])
+    if wrong:  # named, so that it can be replayed: same seed, same trial number
+        t.errors[f"silent wrong: trial {i} ({kind}): {', '.join(wrong)}"] += 1
     t.trials += 1
     return t
 
@@ -343,8 +346,8 @@ def print_tally(t: Tally, seconds: float) -> None:
           f"{t.others_affected}; damaged cell listed (failed with reason or ok): "
           f"{t.lab_damaged_listed}")  # fmt: skip
     print(f"hangs (a trial killed after the timeout): {t.hangs}")
-    for msg, k in t.errors.most_common(10):
-        print(f"  traceback x{k}: {msg}")
+    for msg, k in t.errors.most_common(30):
+        print(f"  x{k}: {msg}")
 
 
 def main() -> None:
