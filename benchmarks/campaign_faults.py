@@ -316,8 +316,10 @@ def run_round(plans: list[Plan], folder: Path, seed: int) -> list[Outcome]:
 
 
 def run_campaign(n_faults: int, *, seed: int = 1, channels: int = 16, clean: int = 4,
-                 progress: bool = False) -> FaultTally:  # fmt: skip
-    """Rounds of ``channels`` channels until ``n_faults`` faults were injected."""
+                 progress: bool = False, checkpoint: int = 0) -> FaultTally:  # fmt: skip
+    """Rounds of ``channels`` channels until ``n_faults`` faults were injected
+    (``checkpoint``: print the tally every that many rounds)."""
+    t0 = time.perf_counter()
     logging.disable(logging.CRITICAL)  # the engine logs every fault it handles
     t = FaultTally()
     rng = np.random.default_rng(seed)
@@ -335,6 +337,8 @@ def run_campaign(n_faults: int, *, seed: int = 1, channels: int = 16, clean: int
         r += 1
         if progress:
             print(f"\rround {r}: {t.faults} faults", end="", flush=True)
+        if checkpoint and r % checkpoint == 0:
+            print_tally(t, time.perf_counter() - t0)
     logging.disable(logging.NOTSET)
     return t
 
@@ -381,10 +385,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--clean", type=int, default=4, help="channels per round without a fault")
+    ap.add_argument("--checkpoint", type=int, default=0, help="print the tally every N rounds")
     args = ap.parse_args()
     t0 = time.perf_counter()
     t = run_campaign(args.faults, seed=args.seed, channels=args.channels, clean=args.clean,
-                     progress=True)  # fmt: skip
+                     progress=True, checkpoint=args.checkpoint)  # fmt: skip
     print_tally(t, time.perf_counter() - t0)
 
 
