@@ -56,7 +56,8 @@ def test_instrument_fault_campaign_short():
     """20 faults over 16 channels at once (SMU simulators on linked clocks, PalmSens and
     Lake Shore in real time): every channel ends with its source off or held inside
     the safety window, nothing escapes the engine, the SMUs end as their fault calls
-    for, and the clean channels complete with the simulator's charge."""
+    for, and the clean SMU channels (linked clocks) complete with the simulator's charge
+    (the real-time PalmSens depends on the host's load: counted, not asserted)."""
     campaign = _load("campaign_faults")
     t = campaign.run_campaign(20, seed=4)
     assert t.faults == 20 and t.clean >= 4
