@@ -65,3 +65,30 @@ def test_a_heap_that_makes_hdf5_loop_is_damage_not_a_hang(good, tmp_path, monkey
     entry = probe_cell(old)
     assert entry is not None and "does not return" in entry.error
     assert time.monotonic() - t0 < 60  # three guarded reads, not a hang
+
+
+def _summary_error(path: str, limit_s: float, q) -> None:
+    guard.TIME_LIMIT_S = limit_s
+    try:
+        summary(path)
+        q.put("read")
+    except DamagedFile as err:
+        q.put(str(err))
+
+
+def test_the_guard_works_in_a_daemonic_worker(good, tmp_path):
+    """A worker of a process pool is daemonic (multiprocessing lets it have no
+    children): the guard then starts a new interpreter."""
+    import multiprocessing as mp
+
+    old = as_older_version(good, tmp_path / "old.h5")
+    raw = bytearray(old.read_bytes())
+    raw[heap_object_size(old, b"cyclerflow.cell")] ^= 0xFF
+    old.write_bytes(bytes(raw))
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_summary_error, args=(str(old), 3.0, q), daemon=True)
+    p.start()
+    msg = q.get(timeout=300)
+    p.join(60)
+    assert "does not return" in msg

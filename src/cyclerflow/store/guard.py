@@ -13,10 +13,15 @@ opening a file several times pays for one check.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
+import select
+import subprocess
+import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import h5py
 
@@ -73,6 +78,48 @@ def _context() -> mp.context.BaseContext:
     return ctx
 
 
+class _Lines:
+    """The child's end over stdout (one JSON value a line), as a Connection."""
+
+    def send(self, msg: str | None) -> None:
+        sys.stdout.write(json.dumps(msg) + "\n")
+        sys.stdout.flush()
+
+
+class _LineReader:
+    """The parent's end of a child started with subprocess, as a Connection."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    def poll(self, timeout_s: float) -> bool:
+        return bool(select.select([self.proc.stdout], [], [], timeout_s)[0])
+
+    def recv(self) -> str | None:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise EOFError
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdout.close()
+
+
+def _start(path: str) -> tuple[Any, Any]:
+    """(process, parent end) of a reader child: forked from the fork server, or, in a
+    daemonic process (which multiprocessing does not let have children), a new
+    interpreter."""
+    if mp.current_process().daemon:
+        proc = subprocess.Popen([sys.executable, "-m", "cyclerflow.store.guard", path],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        return proc, _LineReader(proc)
+    parent, child = _context().Pipe(duplex=False)
+    proc = _context().Process(target=_child, args=(path, child), daemon=True)
+    proc.start()
+    child.close()
+    return proc, parent
+
+
 def check_legacy_text(path: str | Path, time_limit_s: float | None = None) -> None:
     """Raise :class:`DamagedFile` (kind ``hang``) when reading a variable-length text
     attribute of ``path`` does not return within ``time_limit_s`` (default
@@ -82,10 +129,7 @@ def check_legacy_text(path: str | Path, time_limit_s: float | None = None) -> No
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
     if _checked.get(key):
         return
-    parent, child = _context().Pipe(duplex=False)
-    proc = _context().Process(target=_child, args=(str(path), child), daemon=True)
-    proc.start()
-    child.close()
+    proc, parent = _start(str(path))
     where = "text attributes"
     try:
         if parent.poll(START_LIMIT_S):
@@ -100,7 +144,7 @@ def check_legacy_text(path: str | Path, time_limit_s: float | None = None) -> No
         raise DamagedFile(path, "hang", where, "the reader process died") from None
     finally:
         proc.kill()
-        proc.join()
+        proc.wait() if isinstance(proc, subprocess.Popen) else proc.join()
         parent.close()
     raise DamagedFile(
         path,
@@ -109,3 +153,7 @@ def check_legacy_text(path: str | Path, time_limit_s: float | None = None) -> No
         f"HDF5 did not return within {time_limit_s:g} s: variable-length text of an "
         "older file, kept without checksum",
     )
+
+
+if __name__ == "__main__":  # the child of a daemonic process (see _start)
+    _child(sys.argv[1], _Lines())
