@@ -174,7 +174,7 @@ def _import_once(src: Path, out: Path, timeout_s: float) -> tuple[str, str]:
 
 
 def trial(src: Path, data: bytes, work: Path, rng: np.random.Generator, t: FuzzTally,
-          timeout_s: float) -> None:  # fmt: skip
+          timeout_s: float, number: int = -1) -> None:  # fmt: skip
     mutated, kind = mutate(data, rng)
     t.mutations[kind] += 1
     case = work / src.name  # same name and suffix: detection sees what a user has
@@ -188,7 +188,7 @@ def trial(src: Path, data: bytes, work: Path, rng: np.random.Generator, t: FuzzT
         p.unlink(missing_ok=True)
     t.add(f"{src.parent.name}/{src.name}", outcome)
     if msg:
-        t.errors[f"{src.parent.name}/{src.name}: {msg}"] += 1
+        t.errors[f"{src.parent.name}/{src.name} (mutation {number}): {msg}"] += 1
     t.trials += 1
 
 
@@ -221,7 +221,7 @@ def run_campaign(n: int, *, seed: int = 1, max_bytes: int = 400_000, timeout_s: 
         t0 = time.perf_counter()
         for i in range(start, n):
             src = files[i % len(files)]
-            trial(src, blobs[src], work, np.random.default_rng([seed, i]), t, timeout_s)
+            trial(src, blobs[src], work, np.random.default_rng([seed, i]), t, timeout_s, i)
             if progress and i % 50 == 0 and t_files:
                 print(f"\rfuzz {i}/{n}", end="", flush=True)
             if checkpoint and (i + 1 - start) % checkpoint == 0:
