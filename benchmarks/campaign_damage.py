@@ -265,6 +265,9 @@ def _trial(work: Path, base: _Base, i: int, seed: int, lab_every: int) -> Tally:
         _cell_trial(work, base, target, data, t)
     if lab_every and i % lab_every == 0:
         _lab_trial(work, base, mutate(base.cell_bytes["plain"], rng)[0], t)
+    wrong = sorted(k for k, c in t.by_op.items() if c["silent wrong"])
+    if wrong:  # named, so that it can be replayed: same seed, same trial number
+        t.errors[f"silent wrong: trial {i} ({kind}): {', '.join(wrong)}"] += 1
     t.trials += 1
     return t
 
@@ -300,15 +303,19 @@ class _Worker:
 
 
 def run_campaign(n: int, *, seed: int = 1, lab_every: int = 100, timeout_s: float = 60.0,
-                 progress: bool = False) -> Tally:  # fmt: skip
+                 progress: bool = False, checkpoint: int = 0) -> Tally:  # fmt: skip
     """``n`` damaged copies (1/3 each: cell file, cell file with a spectrum, results
-    file), each in a worker process killed after ``timeout_s`` (counted as a hang)."""
+    file), each in a worker process killed after ``timeout_s`` (counted as a hang);
+    ``checkpoint``: print the tally every that many copies."""
     t = Tally()
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         worker = _Worker.start(work, seed, lab_every)
         try:
-            for i in _maybe_track(range(n), progress):
+            for i in _maybe_track(range(n), progress and not checkpoint):
+                if checkpoint and i and i % checkpoint == 0:
+                    print_tally(t, time.perf_counter() - t0, flush=True)
                 worker.conn.send(i)
                 if worker.conn.poll(timeout_s):
                     t.merge(worker.conn.recv())
@@ -332,7 +339,7 @@ def _maybe_track(items: range, progress: bool):
     return track(items, description="damage campaign")
 
 
-def print_tally(t: Tally, seconds: float) -> None:
+def print_tally(t: Tally, seconds: float, flush: bool = False) -> None:
     print(f"damage campaign: {t.trials:,} damaged copies in {seconds:.0f} s "
           f"({', '.join(f'{k} {v}' for k, v in sorted(t.damages.items()))})")  # fmt: skip
     print(f"{'target / operation':38s}" + "".join(f"{o:>14s}" for o in OUTCOMES))
@@ -343,8 +350,9 @@ def print_tally(t: Tally, seconds: float) -> None:
           f"{t.others_affected}; damaged cell listed (failed with reason or ok): "
           f"{t.lab_damaged_listed}")  # fmt: skip
     print(f"hangs (a trial killed after the timeout): {t.hangs}")
-    for msg, k in t.errors.most_common(10):
-        print(f"  traceback x{k}: {msg}")
+    for msg, k in t.errors.most_common(30):
+        print(f"  x{k}: {msg}")
+    print(flush=flush)
 
 
 def main() -> None:
@@ -353,10 +361,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--lab-every", type=int, default=100)
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before a trial is a hang")
+    ap.add_argument("--checkpoint", type=int, default=0, help="print the tally every N copies")
     args = ap.parse_args()
     t0 = time.perf_counter()
     t = run_campaign(
-        args.n, seed=args.seed, lab_every=args.lab_every, timeout_s=args.timeout, progress=True
+        args.n,
+        seed=args.seed,
+        lab_every=args.lab_every,
+        timeout_s=args.timeout,
+        progress=True,
+        checkpoint=args.checkpoint,
     )
     print_tally(t, time.perf_counter() - t0)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import tempfile
 import time
@@ -32,7 +33,7 @@ from cyclerflow.errors import InputError
 from cyclerflow.importers import import_files
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("CYCLERFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUTCOMES = ("imported", "exit 2", "traceback", "hang", "partial output")
 
 
@@ -40,10 +41,77 @@ class _Hang(Exception):
     """Raised by the alarm when an import runs past the timeout."""
 
 
+FIXTURES = ROOT / "fixtures" / "vendor"
+
+
 def sources(max_bytes: int, root: Path = SHARED) -> list[Path]:
-    """Vendor files under ``root`` up to ``max_bytes`` that import as they are."""
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() != ".md")
-    return [p for p in files if p.stat().st_size <= max_bytes]
+    """Vendor files under ``root`` and ``fixtures/vendor`` up to ``max_bytes`` (one file
+    per name: the shared copy first)."""
+    found: dict[tuple[str, str], Path] = {}
+    for base in (root, FIXTURES):
+        if not base.is_dir():
+            continue
+        for p in sorted(base.rglob("*")):
+            if _vendor_file(p) and p.stat().st_size <= max_bytes:
+                found.setdefault((p.parent.name, p.name), p)
+    return list(found.values())
+
+
+def _vendor_file(p: Path) -> bool:
+    skip_names = {"manifest.csv", ".gitattributes"}
+    return (
+        p.is_file()
+        and p.suffix.lower() != ".md"
+        and p.parent.name != "LICENSES"
+        and (p.name not in skip_names)
+    )
+
+
+def generated_sources(folder: Path) -> list[Path]:
+    """Files of the importers no vendor sample covers, written here from a synthetic
+    cell: BDF CSV and Parquet (our own export), a plain CSV table, a Neware BTSDA CSV."""
+    from cyclerflow.export import export_bdf
+    from cyclerflow.schema import parse_metadata
+    from cyclerflow.store import create_cell
+    from cyclerflow.synthetic import galvanostatic_cycles
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cyc = galvanostatic_cycles(n_cycles=3, capacity_ah=15e-6, current_a=7.5e-6, points_per_half=60)
+    cell = folder / "synthetic.h5"
+    with create_cell(cell, parse_metadata({"cell_id": "FUZZ"}), columns=list(cyc), swmr=False) as w:
+        w.append_cycling(cyc)
+    out = [export_bdf(cell, folder / "synthetic.bdf.csv", fmt="bdf-csv"),
+           export_bdf(cell, folder / "synthetic.bdf.parquet", fmt="bdf-parquet")]  # fmt: skip
+    t, v, i = cyc["test_time_second"], cyc["voltage_volt"], cyc["current_ampere"]
+    plain = folder / "table.csv"
+    plain.write_text("test_time_second,voltage_volt,current_ampere\n"
+                     + "".join(f"{a:.3f},{b:.6f},{c:.9g}\n" for a, b, c in zip(t, v, i, strict=True)))  # fmt: skip
+    out.append(plain)
+    out.append(_neware_csv(folder / "neware_export.csv", t, v, i))
+    return out
+
+
+def _neware_csv(path: Path, t: np.ndarray, v: np.ndarray, i: np.ndarray) -> Path:
+    """A Neware BTSDA CSV (A / V / A h header variant): one step per current sign run."""
+    head = ("DataPoint,Cycle Index,Step Index,Step Type,Time,Cumulative Time,Current(A),"
+            "Voltage(V),Capacity(Ah),Energy(Wh),Date\n")  # fmt: skip
+    names = {1: "CC Chg", -1: "CC DChg", 0: "Rest"}
+
+    def hms(x: float) -> str:
+        h, rem = divmod(int(x), 3600)
+        return f"{h:02d}:{rem // 60:02d}:{rem % 60:02d}"
+
+    rows, step, t0, q, cycle, last = [], 0, 0.0, 0.0, 1, None
+    for k, (a, b, c) in enumerate(zip(t, v, i, strict=True)):
+        sign = int(np.sign(c))
+        if sign != last:
+            step, t0, q, last = step + 1, a, 0.0, sign
+            cycle += int(sign == 1 and step > 1)
+        q += abs(c) * (a - t[k - 1]) / 3600 if k and a > t0 else 0.0
+        rows.append(f"{k + 1},{cycle},{step},{names[sign]},{hms(a - t0)},{hms(a)},{c:.8f},"
+                    f"{b:.4f},{q:.9f},{q * b:.9f},2024-03-01 10:00:00\n")  # fmt: skip
+    path.write_text(head + "".join(rows))
+    return path
 
 
 def mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
@@ -106,7 +174,7 @@ def _import_once(src: Path, out: Path, timeout_s: float) -> tuple[str, str]:
 
 
 def trial(src: Path, data: bytes, work: Path, rng: np.random.Generator, t: FuzzTally,
-          timeout_s: float) -> None:  # fmt: skip
+          timeout_s: float, number: int = -1) -> None:  # fmt: skip
     mutated, kind = mutate(data, rng)
     t.mutations[kind] += 1
     case = work / src.name  # same name and suffix: detection sees what a user has
@@ -120,7 +188,7 @@ def trial(src: Path, data: bytes, work: Path, rng: np.random.Generator, t: FuzzT
         p.unlink(missing_ok=True)
     t.add(f"{src.parent.name}/{src.name}", outcome)
     if msg:
-        t.errors[f"{src.parent.name}/{src.name}: {msg}"] += 1
+        t.errors[f"{src.parent.name}/{src.name} (mutation {number}): {msg}"] += 1
     t.trials += 1
 
 
@@ -134,8 +202,11 @@ def _imports_as_is(src: Path, work: Path, timeout_s: float) -> bool:
 
 
 def run_campaign(n: int, *, seed: int = 1, max_bytes: int = 400_000, timeout_s: float = 20.0,
-                 root: Path = SHARED, progress: bool = False) -> FuzzTally:  # fmt: skip
-    """``n`` mutated files, spread evenly over the source files."""
+                 root: Path = SHARED, progress: bool = False, start: int = 0,
+                 checkpoint: int = 0) -> FuzzTally:  # fmt: skip
+    """Mutated files ``start`` .. ``n - 1`` (each seeded by its number, so a campaign can
+    be run in parts), spread evenly over the source files; ``checkpoint``: print the
+    tally every that many files."""
     logging.disable(logging.WARNING)
     files = sources(max_bytes, root)
     if not files:
@@ -144,13 +215,17 @@ def run_campaign(n: int, *, seed: int = 1, max_bytes: int = 400_000, timeout_s: 
     t = FuzzTally()
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
+        files += generated_sources(work / "generated")
         files = [p for p in files if _imports_as_is(p, work, timeout_s)]
         blobs = {p: p.read_bytes() for p in files}
-        for i in range(n):
+        t0 = time.perf_counter()
+        for i in range(start, n):
             src = files[i % len(files)]
-            trial(src, blobs[src], work, np.random.default_rng([seed, i]), t, timeout_s)
+            trial(src, blobs[src], work, np.random.default_rng([seed, i]), t, timeout_s, i)
             if progress and i % 50 == 0 and t_files:
                 print(f"\rfuzz {i}/{n}", end="", flush=True)
+            if checkpoint and (i + 1 - start) % checkpoint == 0:
+                print_tally(t, time.perf_counter() - t0)
     return t
 
 
@@ -171,10 +246,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-bytes", type=int, default=400_000)
     ap.add_argument("--timeout", type=float, default=20.0)
+    ap.add_argument("--start", type=int, default=0, help="first mutation number (run in parts)")
+    ap.add_argument("--checkpoint", type=int, default=0, help="print the tally every N files")
     args = ap.parse_args()
     t0 = time.perf_counter()
     t = run_campaign(args.n, seed=args.seed, max_bytes=args.max_bytes, timeout_s=args.timeout,
-                     progress=True)  # fmt: skip
+                     progress=True, start=args.start, checkpoint=args.checkpoint)  # fmt: skip
     print_tally(t, time.perf_counter() - t0)
 
 

@@ -234,12 +234,18 @@ def _fixed_length_root_attrs(path: Path) -> None:
 
 
 def _checksummed(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
-    """Encoding with the Fletcher-32 checksum on every non-empty numeric variable."""
-    return {
-        k: {"fletcher32": True}
-        for k, v in ds.variables.items()
-        if v.dtype.kind in "fiucb" and v.size and v.ndim
-    }
+    """Encoding with the Fletcher-32 checksum on every non-empty variable; text variables
+    as fixed-length character arrays (netCDF ``char``): a variable-length string lives in
+    HDF5's global heap, which has no checksum (damage there can hang the reader)."""
+    out: dict[str, dict[str, Any]] = {}
+    for k, v in ds.variables.items():
+        if not (v.size and v.ndim):
+            continue
+        if v.dtype.kind in "fiucb":
+            out[k] = {"fletcher32": True}
+        elif v.dtype.kind in "OUS":
+            out[k] = {"fletcher32": True, "dtype": "S1"}
+    return out
 
 
 def load_results(path: str | Path) -> tuple[dict, dict[str, xr.Dataset]]:
@@ -330,9 +336,11 @@ def _read_netcdf_group(f: h5py.File, name: str) -> xr.Dataset:
             dims = tuple(dim_names[int(i)] for i in d.attrs["_Netcdf4Coordinates"])
         else:
             dims = tuple(_dimension_name(f, ref[0]) for ref in d.attrs["DIMENSION_LIST"])
-        data = (
-            np.asarray(d.asstr()[()], dtype=object) if h5py.check_string_dtype(d.dtype) else d[()]
-        )
+        text = h5py.check_string_dtype(d.dtype)
+        # variable-length text (older files) as str; fixed-length chars stay bytes for
+        # decode_cf, which joins them and decodes _Encoding
+        vlen = text is not None and text.length is None
+        data = np.asarray(d.asstr()[()], dtype=object) if vlen else d[()]
         # internal attributes are not read: DIMENSION_LIST / REFERENCE_LIST are references
         # kept in the global heap, which has no checksum
         attrs = {a: _attr_value(d.attrs[a]) for a in d.attrs if a not in _NETCDF_INTERNAL}

@@ -148,14 +148,25 @@ def test_damaged_results_file_is_classified_and_the_report_analyses_again(good, 
     assert json.loads(json.dumps(summary_)) == load_results(rp)[0]  # rewritten, intact
 
 
+def test_changed_metadata_text_is_a_checksum_error(good, tmp_path, capsys):
+    raw = good.read_bytes()
+    needle = b'"cell_id":"C1"'
+    assert needle in raw  # fixed-length text, inside the checksummed object header of /cell
+    bad = tmp_path / "meta.h5"
+    bad.write_bytes(raw.replace(needle, b'"cell_id":"C7"'))  # same length, still valid JSON
+    with pytest.raises(DamagedFile, match="metadata of /cell do not decode"):
+        summary(bad)
+    assert cli_main(["analyze", str(bad), "--json"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_metadata_text_that_no_longer_parses_is_damage_not_a_validation_traceback(
     good, tmp_path, capsys
 ):
-    raw = good.read_bytes()
-    needle = b'"cell_id":"C1"'
-    assert needle in raw  # the JSON text (HDF5 keeps variable-length text unchecked)
     bad = tmp_path / "meta.h5"
-    bad.write_bytes(raw.replace(needle, b'"cell_id":[12]'))  # same length
+    bad.write_bytes(good.read_bytes())
+    with h5py.File(bad, "r+") as f:  # as an older version wrote it: variable-length text
+        f["cell"].attrs["metadata_json"] = '{"cell_id": [12]}'
     with pytest.raises(DamagedFile, match="metadata_json"):
         summary(bad)
     assert cli_main(["analyze", str(bad), "--json"]) == 2

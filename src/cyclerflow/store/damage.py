@@ -28,7 +28,7 @@ HDF5_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, KeyError,
 _LIVE_RETRIES = 4
 
 #: kinds of damage, from the outside in
-KINDS = ("not_hdf5", "truncated", "superblock", "metadata", "chunk", "checksum")
+KINDS = ("not_hdf5", "truncated", "superblock", "metadata", "chunk", "checksum", "hang")
 
 
 class DamagedFile(InputError):
@@ -54,6 +54,7 @@ _WHAT = {
     "metadata": "metadata of {loc} do not decode",
     "chunk": "chunk of {loc} does not read",
     "checksum": "checksum mismatch in {loc}",
+    "hang": "reading {loc} does not return",
 }
 
 

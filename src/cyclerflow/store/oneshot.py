@@ -12,6 +12,7 @@ from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata
 from cyclerflow.store import layout as L
 from cyclerflow.store.atomic import atomic_output
+from cyclerflow.store.text import set_attrs
 from cyclerflow.store.writer import create_cell
 
 
@@ -62,7 +63,7 @@ def write_cell(
         )
         try:
             if source_header is not None:
-                w._f["cell"].attrs["source_header"] = source_header
+                set_attrs(w._f["cell"], {"source_header": source_header}, path)
             if cycling:
                 w.append_cycling({k: np.asarray(v) for k, v in cycling.items()})
             for sp in spectra:

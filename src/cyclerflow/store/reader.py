@@ -22,6 +22,7 @@ from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata
 from cyclerflow.store import layout as L
 from cyclerflow.store.damage import DamagedFile, classified, members, named_members, read_rows
+from cyclerflow.store.guard import check_legacy_text, legacy_text
 from cyclerflow.store.recovery import needs_recovery
 
 
@@ -39,7 +40,16 @@ def open_hdf5(path: str | Path) -> h5py.File:
     except OSError as err:
         raise InputError(f"cannot read ({err.strerror or err})", path=path) from None
     with classified(path, "superblock", "superblock"):
-        return h5py.File(path, "r", libver="latest", swmr=True) if live else h5py.File(path, "r")
+        f = h5py.File(path, "r", libver="latest", swmr=True) if live else h5py.File(path, "r")
+    try:
+        with classified(path, "/ attributes"):
+            legacy = legacy_text(f)
+        if legacy:  # an older file: its text has no checksum and could hang a reader
+            check_legacy_text(path)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 @contextlib.contextmanager

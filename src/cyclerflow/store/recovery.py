@@ -21,6 +21,7 @@ from cyclerflow.store import layout as L
 from cyclerflow.store.damage import classified
 from cyclerflow.store.lock import live_writer_pid
 from cyclerflow.store.stream import finalize_stream
+from cyclerflow.store.text import make_group, set_attrs
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -60,16 +61,15 @@ def _copy_dataset(
         d = dst_group.create_dataset(
             name, data=data, dtype=src.dtype, fillvalue=src.fillvalue, **kwargs
         )
-    for k, v in src.attrs.items():
-        d.attrs[k] = v
+    set_attrs(d, dict(src.attrs.items()))
 
 
 def _copy_tree(src: h5py.Group, dst: h5py.Group, cycling_rows: int) -> None:
-    for k, v in src.attrs.items():
-        dst.attrs[k] = v
+    # text (variable-length in files of older versions) is rewritten fixed-length
+    set_attrs(dst, dict(src.attrs.items()))
     for name, obj in src.items():
         if isinstance(obj, h5py.Group):
-            _copy_tree(obj, dst.create_group(name), cycling_rows)
+            _copy_tree(obj, make_group(dst, name), cycling_rows)
         else:
             n = cycling_rows if src.name == "/" + L.CYCLING else None
             _copy_dataset(obj, dst, name, n)

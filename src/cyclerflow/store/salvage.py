@@ -23,6 +23,7 @@ from cyclerflow.store import layout as L
 from cyclerflow.store.atomic import atomic_output
 from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, bad_chunks, hdf5_detail, members
 from cyclerflow.store.reader import _decode, open_hdf5
+from cyclerflow.store.text import set_attrs
 from cyclerflow.store.writer import CellWriter, create_cell
 
 
@@ -257,11 +258,9 @@ def salvage(source: str | Path, output: str | Path, *, force: bool = False) -> S
                 chunk_rows=L.chunk_rows_for(int(keep.sum())),
             )
             try:
-                for k, v in cell_attrs.items():
-                    w._f[L.CELL].attrs[k] = v
-                for k in ("created", "software_version"):
-                    if k in root_attrs:
-                        w._f.attrs["source_" + k] = root_attrs[k]
+                set_attrs(w._f[L.CELL], cell_attrs)
+                set_attrs(w._f, {"source_" + k: root_attrs[k] for k in ("created",
+                          "software_version") if k in root_attrs})  # fmt: skip
                 events, spectra = _write(w, f, columns, keep, losses)
                 _record_losses(w, losses)
             finally:

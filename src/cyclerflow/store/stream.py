@@ -12,10 +12,11 @@ import numpy as np
 
 from cyclerflow.schema import units_of
 from cyclerflow.store import layout as L
+from cyclerflow.store.text import make_group, set_attrs
 
 
 def write_spectrum_group(f: h5py.File, sid: int, fr, zr, zi, attrs: Mapping[str, Any]) -> None:
-    g = f.create_group(L.spectrum_group_name(sid))
+    g = make_group(f, L.spectrum_group_name(sid))
     for name, arr in (
         ("frequency_hertz", fr),
         ("real_impedance_ohm", zr),
@@ -24,11 +25,15 @@ def write_spectrum_group(f: h5py.File, sid: int, fr, zr, zi, attrs: Mapping[str,
         data = np.asarray(arr, dtype="f8")
         # chunked so that Fletcher-32 can checksum the points (it works per chunk)
         d = g.create_dataset(name, data=data, chunks=(max(1, len(data)),), fletcher32=True)
-        d.attrs["units"] = units_of(name)
-    for k, v in attrs.items():
-        if v is None:
-            continue
-        g.attrs[k] = v if isinstance(v, (str, int, float, np.number)) else json.dumps(v)
+        set_attrs(d, {"units": units_of(name)})
+    set_attrs(
+        g,
+        {
+            k: v if isinstance(v, (str, int, float, np.number)) else json.dumps(v)
+            for k, v in attrs.items()
+            if v is not None
+        },
+    )
 
 
 def finalize_stream(path: str | Path) -> int:

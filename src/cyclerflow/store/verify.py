@@ -19,6 +19,7 @@ import h5py
 from cyclerflow.errors import InputError
 from cyclerflow.store import layout as L
 from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, bad_chunks, hdf5_detail, kind_of
+from cyclerflow.store.guard import is_vlen_text
 from cyclerflow.store.lock import live_writer_pid
 from cyclerflow.store.reader import open_hdf5
 from cyclerflow.store.recovery import needs_recovery
@@ -103,6 +104,8 @@ def _check_attrs(obj: h5py.HLObject, walk: _Walk) -> None:
     try:
         for _ in obj.attrs.values():
             pass
+        if any(is_vlen_text(obj, name) for name in obj.attrs):
+            walk.unchecked.append(f"{obj.name} text attributes")
     except HDF5_ERRORS as err:
         walk.add(err, f"{obj.name} attributes")
 

@@ -32,6 +32,7 @@ from cyclerflow.store import layout as L
 from cyclerflow.store.lock import live_writer_pid, lock_path, take_lock
 from cyclerflow.store.recovery import needs_recovery, recover
 from cyclerflow.store.stream import finalize_stream, write_spectrum_group
+from cyclerflow.store.text import make_group, set_attrs
 
 #: re-exported for callers that import them from here (acquire.station)
 __all__ = [
@@ -81,7 +82,7 @@ def _make_column(
         fillvalue=_fill_of(dtype),
         fletcher32=checksums,
     )
-    ds.attrs["units"] = units
+    set_attrs(ds, {"units": units})
     return ds
 
 
@@ -323,21 +324,20 @@ def _create_objects(
     column_attrs: Mapping[str, Mapping[str, str]],
     checksums: bool = True,
 ) -> None:
-    f.attrs["format"] = L.FORMAT
-    f.attrs["format_version"] = L.FORMAT_VERSION
-    f.attrs["software_version"] = __version__
-    f.attrs["created"] = datetime.now(UTC).isoformat()
-    cell = f.create_group(L.CELL)
+    # text as fixed-length strings in checksummed object headers (store/text.py)
+    path = f.filename
+    set_attrs(f, {"format": L.FORMAT, "format_version": L.FORMAT_VERSION,
+                  "software_version": __version__,
+                  "created": datetime.now(UTC).isoformat()}, path)  # fmt: skip
+    cell = make_group(f, L.CELL)
     if metadata is not None:
-        for k, v in metadata_to_attrs(metadata).items():
-            cell.attrs[k] = v
+        set_attrs(cell, metadata_to_attrs(metadata), path)
     if metadata_text is not None:
-        cell.attrs["original_text"] = metadata_text
+        set_attrs(cell, {"original_text": metadata_text}, path)
     cyc = f.create_group(L.CYCLING)
     for c in columns:
         d = _make_column(cyc, c, _dtype_of(c), units.get(c, units_of(c)), chunk_rows, checksums)
-        for k, v in column_attrs.get(c, {}).items():
-            d.attrs[k] = v
+        set_attrs(d, column_attrs.get(c, {}), path)
     f.create_group(L.EIS)
     ev = f.create_dataset(
         L.EVENTS,
@@ -347,7 +347,7 @@ def _create_objects(
         chunks=(256,),
         fletcher32=checksums,
     )
-    ev.attrs["units"] = "unix_time_second: s; test_time_second: s"
+    set_attrs(ev, {"units": "unix_time_second: s; test_time_second: s"})
     # fixed-length text: a variable-length string would live in the global heap, which
     # has no checksum
     text = (protocol or "").encode("utf-8")
@@ -434,7 +434,8 @@ def resume_cell(path: str | Path, *, flush_interval: float = 1.0) -> CellWriter:
         if needs_recovery(path):
             recover(path, _locked=True)
         f = h5py.File(path, "a", libver="latest")
-        if f.attrs.get("format") != L.FORMAT:
+        fmt = f.attrs.get("format")
+        if (fmt.decode("utf-8", "replace") if isinstance(fmt, bytes) else fmt) != L.FORMAT:
             f.close()
             raise InputError("not a cyclerflow cell file", path=path)
         _ensure_stream(f)
