@@ -150,9 +150,7 @@ def peer_rate(url: str, n_cells: int, n_cycles: int) -> float:
     pg_types = [_PG_TYPES[type(t)] for t in types]
     with psycopg.connect(url.replace("+psycopg", "")) as con, con.cursor() as cur:
         cur.execute(
-            "CREATE TABLE peer ("
-            + ", ".join(f"c{i} {t}" for i, t in enumerate(pg_types))
-            + ")"
+            "CREATE TABLE peer (" + ", ".join(f"c{i} {t}" for i, t in enumerate(pg_types)) + ")"
         )
         t0 = time.perf_counter()
         with cur.copy("COPY peer FROM STDIN (FORMAT BINARY)") as cp:
