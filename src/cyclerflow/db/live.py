@@ -11,7 +11,8 @@ Which database: ``db`` / ``$CYCLERFLOW_DB_URL``, else an existing ``.cyclerflow/
 the cell file's folder or one of its parents (a lab root that has a database). None: the
 acquisition does nothing. Only ``live``, ``closed``, ``last_sample_time_second`` (and the
 cell id, kind) are written: size and mtime stay those of the last index, so the next lab
-run still sees that the file changed and indexes it.
+run still sees that the file changed and indexes it. ``indexed_unix_time_second`` says
+when the acquisition last wrote the row (``watch --lab`` trusts a recent one).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -41,7 +43,14 @@ log = logging.getLogger(__name__)
 DEFAULT_INTERVAL_SECOND = 10.0
 #: how long a write waits for another writer's lock before it is skipped (s)
 LOCK_WAIT_SECOND = 2.0
-_LIVE_COLUMNS = ("cell_id", "kind", "live", "closed", "last_sample_time_second")
+_LIVE_COLUMNS = (
+    "cell_id",
+    "kind",
+    "live",
+    "closed",
+    "last_sample_time_second",
+    "indexed_unix_time_second",
+)
 
 
 def find_database(cell_path: str | Path, db: str | None = None) -> Target | None:
@@ -65,6 +74,7 @@ def write_progress(conn: sa.Connection, info: FileProgress, cell_id: str | None)
         "live": not info.closed,
         "closed": info.closed,
         "last_sample_time_second": info.last_unix_time_second,
+        "indexed_unix_time_second": time.time(),
     }
     stmt = _insert(conn, S.files).values(row)
     keep = {c: stmt.excluded[c] for c in _LIVE_COLUMNS if c != "cell_id"}
