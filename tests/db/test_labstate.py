@@ -94,3 +94,25 @@ def test_watch_lab_once_prints_every_cell(lab, capsys, monkeypatch):
         assert c[0] in out
     assert "database" in out
     assert main(["watch", "--once"]) == 2  # neither a cell nor --lab
+
+
+def test_incremental_lab_run_opens_no_unchanged_file(lab, opens, monkeypatch):
+    from cyclerflow.lab import run_lab
+
+    monkeypatch.delenv("CYCLERFLOW_DB_URL", raising=False)
+    first = run_lab(lab, report=False)  # indexes into the lab root's database
+    assert first.count("ok") == len(CELLS)
+    opens.clear()
+    again = run_lab(lab, report=False)
+    assert opens == []  # discovery, cache and index all answered from the database
+    assert again.count("cached") == len(CELLS)
+    keys = ("cell_id", "wafer", "die", "fade_rate_per_cycle", "n_cycles")
+    assert [[r[k] for k in keys] for r in again.rows] == [[r[k] for k in keys] for r in first.rows]
+    changed = lab_files(lab)[2]
+    st = changed.stat()
+    os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    opens.clear()
+    run_lab(lab, report=False)
+    assert changed.resolve() in {Path(p).resolve() for p in opens}  # probed, analysed again
+    others = {p.resolve() for p in lab_files(lab)} - {changed.resolve()}
+    assert not others & {Path(p).resolve() for p in opens}
