@@ -296,3 +296,19 @@ def test_upgrade_from_0001_keeps_the_cycles_and_drops_their_key(db_url):
     engine.dispose()
     assert sorted(rows) == [("A", 1), ("A", 2), ("A", 3)]
     assert diff == []
+
+
+@pytest.mark.postgres
+def test_rebuild_restores_a_key_an_interrupted_bulk_load_left_dropped(lab, postgres_server):
+    url = postgres_server.new_database()
+    rebuild(resolve(None, url), lab)
+    before = snapshot(url)
+    engine = make_engine(resolve(None, url))
+    with engine.begin() as conn:  # as a rebuild killed between its load and its key build
+        conn.exec_driver_sql("ALTER TABLE cycles DROP CONSTRAINT cycles_pkey")
+    rebuild(resolve(None, url), lab)
+    with engine.connect() as conn:
+        key = sa.inspect(conn).get_pk_constraint("cycles")["constrained_columns"]
+    engine.dispose()
+    assert key == ["cell_id", "cycle"]
+    assert snapshot(url) == before

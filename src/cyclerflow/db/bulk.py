@@ -26,13 +26,21 @@ LOCK_KEY = 0x63666462  # "cfdb"
 INDEX_BUILD_MEMORY = "256MB"
 
 
+#: the key's name when the table has none (a load killed before it built the key again)
+DEFAULT_KEY_NAME = "cycles_pkey"
+
+
 def _drop_key_if_empty(engine: sa.Engine) -> str | None:
-    """Drop the cycles primary key when the table is empty; its name, else None."""
+    """Drop the cycles primary key when the table is empty; its name, else None. A key
+    left dropped by an interrupted load is built again first."""
+    with engine.connect() as conn:
+        name = sa.inspect(conn).get_pk_constraint("cycles").get("name")
+    if not name:
+        log.warning("cycles table has no key (an interrupted bulk load?): building it")
+        _restore_key(engine, DEFAULT_KEY_NAME)
+        name = DEFAULT_KEY_NAME
     with engine.begin() as conn:
         if conn.execute(sa.select(S.cycles.c.cycle).limit(1)).first() is not None:
-            return None
-        name = sa.inspect(conn).get_pk_constraint("cycles").get("name")
-        if not name:
             return None
         conn.exec_driver_sql(f'ALTER TABLE cycles DROP CONSTRAINT "{name}"')
     return name
