@@ -296,8 +296,8 @@ def main() -> int:
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--pg-url", default=None)
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="cfdb-bench-"))
     if args.backend in ("sqlite", "both"):
+        tmp = Path(tempfile.mkdtemp(prefix="cfdb-bench-"))
         try:
             run("sqlite", f"sqlite:///{tmp / 'lab.db'}", args)
         finally:
