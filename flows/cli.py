@@ -6,6 +6,7 @@ cyclerflow flows run analyze-cell CELL.h5
 cyclerflow flows run live-cells --root DIR
 cyclerflow flows run acquire-station STATION.yaml
 cyclerflow flows serve --root DIR [--lab-cron "0 2 * * *"] [--live-interval "15 min"]
+    [--db-server postgresql://USER:PASSWORD@HOST/prefect]
 ```
 """
 
@@ -271,8 +272,15 @@ def serve_cmd(
         "--server-port",
         help="With no PREFECT_API_URL: use or start a local Prefect server on this port.",
     ),
+    db_server: str = typer.Option(
+        None,
+        "--db-server",
+        help="PostgreSQL URL of the database the local Prefect server keeps its runs in.",
+    ),
 ) -> None:
     """Serve the lab and live-cell flows with their schedules (blocks; Ctrl-C stops)."""
+    if db_server:
+        use_db_server(db_server)
     from cyclerflow.flows.deploy import build_deployments
     from cyclerflow.units import parse_quantity
 
@@ -294,6 +302,33 @@ def serve_cmd(
     if not deps:
         raise InputError("both schedules are disabled: nothing to serve")
     _serve_or_register(deps, register_only=register_only, limit=limit, server_port=server_port)
+
+
+def use_db_server(url: str) -> str:
+    """Make the local Prefect server ``serve`` starts keep its tables in PostgreSQL at
+    ``url`` (its own database, e.g. on the lab's PostgreSQL server); returns the URL as
+    Prefect uses it (driver asyncpg)."""
+    import sqlalchemy as sa
+
+    from cyclerflow.flows.runtime import api_mode
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise InputError(f"--db-server: not a database URL: {url!r}") from None
+    if parsed.get_backend_name() != "postgresql":
+        raise InputError(
+            f"--db-server: expected a PostgreSQL URL (postgresql://USER:PASSWORD@HOST/prefect), "
+            f"got {parsed.get_backend_name()!r}"
+        )
+    if api_mode() != "ephemeral":
+        raise InputError(
+            "--db-server: PREFECT_API_URL is set, and that server has its own database "
+            "(unset it to let serve start a local server on PostgreSQL)"
+        )
+    prefect_url = parsed.set(drivername="postgresql+asyncpg").render_as_string(False)
+    os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_url
+    return prefect_url
 
 
 def _serve_or_register(deps: list, *, register_only: bool, limit, server_port: int) -> None:

@@ -198,9 +198,24 @@ def _entry_metadata(entry: CellEntry, f: h5py.File) -> None:
     entry.die = meta.get("die")
 
 
-def discover_cells(root: str | Path, *, pattern: str = "*.h5") -> list[CellEntry]:
+def _known_entry(path: Path, known: dict[str, CellEntry] | None) -> CellEntry | None:
+    """The entry the lab database has for ``path`` when the file is unchanged since (same
+    size and mtime in ns), else None (the file is probed)."""
+    hit = (known or {}).get(str(path.resolve()))
+    if hit is None:
+        return None
+    st = path.stat()
+    if (hit.size_bytes, hit.mtime_ns) != (st.st_size, st.st_mtime_ns):
+        return None
+    return CellEntry(**{**hit.to_dict(), "path": str(path)})
+
+
+def discover_cells(
+    root: str | Path, *, pattern: str = "*.h5", known: dict[str, CellEntry] | None = None
+) -> list[CellEntry]:
     """Every cell file under ``root`` (recursive, hidden names skipped), sorted by
-    wafer / die / cell id / path."""
+    wafer / die / cell id / path. ``known``: entries by absolute path from the lab
+    database (``cyclerflow.db.hook.known_entries``); an unchanged file is not opened."""
     root = Path(root)
     if not root.is_dir():
         raise InputError("lab root is not a folder", path=root)
@@ -208,7 +223,7 @@ def discover_cells(root: str | Path, *, pattern: str = "*.h5") -> list[CellEntry
     for p in root.rglob(pattern):
         if not p.is_file() or _is_hidden(p, root):
             continue
-        entry = probe_cell(p)
+        entry = _known_entry(p, known) or probe_cell(p)
         if entry is not None:
             found.append(entry)
     found.sort(key=lambda e: (e.wafer or "", e.die or "", e.cell_id or "", e.path))
@@ -701,7 +716,9 @@ def run_lab(
     settings = settings or LabSettings()
     out_dir = Path(out) if out is not None else Path(root)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries = discover_cells(root)
+    from cyclerflow.db.hook import index_if_installed, known_if_installed
+
+    entries = discover_cells(root, known=known_if_installed(root, database))
     cache = LabCache.for_output(out_dir)
     todo, cached, keys = plan_lab(entries, settings, cache)
     by_path = {e.path: e for e in entries}
@@ -713,8 +730,6 @@ def run_lab(
     run.summary_csv, run.summary_json = write_lab_summary(rows, out_dir, settings=settings)
     with contextlib.suppress(OSError):
         cache.save()
-    from cyclerflow.db.hook import index_if_installed
-
     index_if_installed(root, entries, rows, settings, database)
     if report:
         try:

@@ -115,6 +115,11 @@ def test_rebuild_equals_incremental_index_and_is_idempotent(lab, db_url):
     rep = rebuild(resolve(None, db_url), lab)
     assert rep.indexed == len(CELLS)
     assert snapshot(db_url) == incremental
+    engine = make_engine(resolve(None, db_url), readonly=True)
+    with engine.connect() as conn:  # a bulk load into the emptied table built its key again
+        key = sa.inspect(conn).get_pk_constraint("cycles")["constrained_columns"]
+    engine.dispose()
+    assert key == ["cell_id", "cycle"]
     again = run_lab(lab, report=False, database=db_url)  # nothing changed: nothing indexed
     assert again.count("cached") == len(CELLS)
     assert snapshot(db_url) == incremental
@@ -252,3 +257,58 @@ def test_migrations_create_exactly_the_schema(db_url):
         diff = compare_metadata(MigrationContext.configure(conn), S.metadata)
     engine.dispose()
     assert diff == []
+
+
+def _schema_0001() -> sa.MetaData:
+    """The tables as revision 0001 created them: cycles with a foreign key to cells."""
+    old = sa.MetaData()
+    for t in S.metadata.sorted_tables:
+        t.to_metadata(old)
+    fk = sa.ForeignKeyConstraint(["cell_id"], ["cells.cell_id"], ondelete="CASCADE")
+    old.tables["cycles"].append_constraint(fk)
+    return old
+
+
+def test_upgrade_from_0001_keeps_the_cycles_and_drops_their_key(db_url):
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from cyclerflow.db.migrate import _config, head, upgrade
+
+    engine = make_engine(resolve(None, db_url))
+    if engine.dialect.name == "sqlite":
+        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+    with engine.begin() as conn:
+        _schema_0001().create_all(conn)
+        cfg = _config()
+        cfg.attributes["connection"] = conn
+        command.stamp(cfg, "0001")
+        conn.execute(S.cells.insert(), [{"cell_id": "A", "path": "/a.h5"}])
+        conn.execute(S.cycles.insert(), [{"cell_id": "A", "cycle": n} for n in (1, 2, 3)])
+    with engine.connect() as conn:
+        assert sa.inspect(conn).get_foreign_keys("cycles")  # the old schema has the key
+    assert upgrade(engine, "test") == ("0001", head())
+    with engine.connect() as conn:
+        assert sa.inspect(conn).get_foreign_keys("cycles") == []
+        rows = conn.execute(sa.select(S.cycles.c.cell_id, S.cycles.c.cycle)).fetchall()
+        diff = compare_metadata(MigrationContext.configure(conn), S.metadata)
+    engine.dispose()
+    assert sorted(rows) == [("A", 1), ("A", 2), ("A", 3)]
+    assert diff == []
+
+
+@pytest.mark.postgres
+def test_rebuild_restores_a_key_an_interrupted_bulk_load_left_dropped(lab, postgres_server):
+    url = postgres_server.new_database()
+    rebuild(resolve(None, url), lab)
+    before = snapshot(url)
+    engine = make_engine(resolve(None, url))
+    with engine.begin() as conn:  # as a rebuild killed between its load and its key build
+        conn.exec_driver_sql("ALTER TABLE cycles DROP CONSTRAINT cycles_pkey")
+    rebuild(resolve(None, url), lab)
+    with engine.connect() as conn:
+        key = sa.inspect(conn).get_pk_constraint("cycles")["constrained_columns"]
+    engine.dispose()
+    assert key == ["cell_id", "cycle"]
+    assert snapshot(url) == before

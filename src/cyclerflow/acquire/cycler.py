@@ -565,6 +565,7 @@ def run_cycler_channel(plan, *, flush_interval: float = 1.0, stop=None, reconnec
     """Station entry for a cycler channel: connect, create or resume the file, follow the
     test to its end. Never raises (the result says what happened)."""
     from cyclerflow.acquire.engine import ChannelResult
+    from cyclerflow.acquire.filestable import observe
     from cyclerflow.acquire.link import is_connection_error
     from cyclerflow.store import resume_cell
 
@@ -593,6 +594,7 @@ def run_cycler_channel(plan, *, flush_interval: float = 1.0, stop=None, reconnec
             )
         else:
             writer = resume_cell(plan.out, flush_interval=flush_interval)
+        observe(writer, plan.metadata)
         runner = CyclerRunner(
             ch,
             writer,

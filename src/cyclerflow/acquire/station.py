@@ -384,15 +384,19 @@ def _check_capabilities(plan: ChannelPlan, channel: Any, result: ChannelResult) 
 
 
 def _writer(plan: ChannelPlan, flush_interval: float):
+    from cyclerflow.acquire.filestable import observe
+
     if plan.state is None:
-        return create_cell(
+        writer = create_cell(
             plan.out,
             plan.metadata,
             metadata_text=plan.metadata_text,
             protocol=plan.recipe.text,
             flush_interval=flush_interval,
         )
-    return resume_cell(plan.out, flush_interval=flush_interval)
+    else:
+        writer = resume_cell(plan.out, flush_interval=flush_interval)
+    return observe(writer, plan.metadata)
 
 
 @dataclass(frozen=True)

@@ -75,16 +75,30 @@ def register(app: typer.Typer) -> None:
 
     @app.command("watch")
     def watch_cmd(
-        cell: Path = typer.Argument(..., help="Cell file being written (SWMR) or a closed one."),
+        cell: Path = typer.Argument(
+            None, help="Cell file being written (SWMR) or a closed one (or --lab ROOT)."
+        ),
         interval: float = typer.Option(1.0, "--interval", help="Seconds between refreshes."),
         once: bool = typer.Option(False, "--once", help="Render one frame and exit."),
+        lab: Path = typer.Option(
+            None, "--lab", help="Every cell under ROOT, from the lab database where current."
+        ),
+        db: str = typer.Option(None, "--db", help="Lab database URL (with --lab)."),
     ) -> None:
         """Live terminal view of a running acquisition: step, last readings, capacity, events."""
         from cyclerflow.errors import InputError
+
+        if interval <= 0:
+            raise InputError(f"--interval must be > 0, got {interval}")
+        if (cell is None) == (lab is None):
+            raise InputError("give one cell file or --lab ROOT")
+        if lab is not None:
+            from cyclerflow.report.labwatch import watch_lab
+
+            watch_lab(lab, db=db, interval=interval, once=once)
+            return
         from cyclerflow.report.watch import watch
 
         if not cell.exists():
             raise InputError("cell file not found", path=cell)
-        if interval <= 0:
-            raise InputError(f"--interval must be > 0, got {interval}")
         watch(cell, interval=interval, once=once)

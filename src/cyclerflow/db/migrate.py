@@ -15,6 +15,9 @@ import sqlalchemy as sa
 from cyclerflow.errors import InputError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: PostgreSQL advisory lock taken while the schema is created or migrated (SQLite writers
+#: are serialised by BEGIN IMMEDIATE)
+MIGRATE_LOCK_KEY = 0x63666D67  # "cfmg"
 
 
 @lru_cache(maxsize=1)
@@ -63,6 +66,8 @@ def upgrade(engine: sa.Engine, where: str) -> tuple[str | None, str]:
     from alembic import command
 
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # two first writers: one creates, one waits
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_LOCK_KEY})
         before = current(conn)
         check_known(before, where)
         if before != head():

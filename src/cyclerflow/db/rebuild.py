@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cyclerflow.db import schema as S
+from cyclerflow.db.bulk import bulk_load, wait_for_bulk_load
 from cyclerflow.db.engine import Target, ensure_writable, make_engine, write_transaction
 from cyclerflow.db.migrate import upgrade
 from cyclerflow.db.upsert import write_records
@@ -71,6 +73,42 @@ def open_writer(target: Target) -> sa.Engine:
     return engine
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What an index run writes and how (``batch`` cells per transaction)."""
+
+    todo: list[CellEntry]
+    settings: LabSettings
+    lab_rows: dict[str, dict[str, Any]]
+    batch: int
+
+
+def _write_batches(
+    engine: sa.Engine,
+    plan: _Plan,
+    fresh_table: bool,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Read and write the planned cells. ``fresh_table``: a bulk load into an empty cycles
+    table without its key, so a cell's cycles are deleted only when it was written before
+    in this load (two files with one cell id)."""
+    from cyclerflow.db.collect import cell_record
+
+    seen: set[str] = set()
+    for start in range(0, len(plan.todo), plan.batch):
+        part = plan.todo[start : start + plan.batch]
+        recs = [cell_record(e, plan.settings, lab_row=plan.lab_rows.get(e.path)) for e in part]
+        ids = {r.cell_id for r in recs}
+        new_cycles = fresh_table and not (ids & seen)
+        seen |= ids
+        with write_transaction(engine) as conn:
+            if not fresh_table:
+                wait_for_bulk_load(conn)
+            write_records(conn, recs, new_cycles=new_cycles)
+        if progress:
+            progress(start + len(part))
+
+
 def index_cells(
     target: Target,
     entries: Sequence[CellEntry],
@@ -80,27 +118,22 @@ def index_cells(
     lab_rows: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[int], None] | None = None,
     batch: int = 1,
+    bulk: bool = False,
 ) -> IndexReport:
     """Upsert every changed cell (and every path in ``force``), ``batch`` cells per
-    transaction (1 for lab runs: a cell is indexed as soon as it is read)."""
-    from cyclerflow.db.collect import cell_record
-
+    transaction (1 for lab runs: a cell is indexed as soon as it is read). ``bulk``: a
+    rebuild (see :mod:`cyclerflow.db.bulk`)."""
     engine = open_writer(target)
     forced = {str(Path(p).resolve()) for p in force}
-    lab_rows = lab_rows or {}
     try:
         with engine.connect() as conn:
             stamps = indexed_stamps(conn)
         todo = [
             e for e in entries if str(Path(e.path).resolve()) in forced or needs_index(e, stamps)
         ]
-        for start in range(0, len(todo), batch):
-            part = todo[start : start + batch]
-            recs = [cell_record(e, settings, lab_row=lab_rows.get(e.path)) for e in part]
-            with write_transaction(engine) as conn:
-                write_records(conn, recs)
-            if progress:
-                progress(start + len(part))
+        plan = _Plan(todo, settings, lab_rows or {}, batch)
+        with bulk_load(engine) if bulk and todo else nullcontext(False) as fresh_table:
+            _write_batches(engine, plan, fresh_table, progress)
     finally:
         engine.dispose()
     return IndexReport(target.display, len(todo), len(entries) - len(todo))
@@ -150,6 +183,7 @@ def rebuild(
         force=[e.path for e in entries],
         progress=None if progress is None else (lambda i: progress(i, n)),
         batch=50,
+        bulk=True,
     )
     engine = make_engine(target)
     try:

@@ -80,19 +80,24 @@ def bulk_insert(
         raw.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
 
 
-def delete_cell_rows(conn: sa.Connection, cell_ids: Sequence[str]) -> None:
+def delete_cell_rows(conn: sa.Connection, cell_ids: Sequence[str], *, cycles: bool = True) -> None:
+    """Delete the child rows of some cells (``cycles=False``: all but their cycles)."""
     for t in S.CELL_CHILD_TABLES:
-        conn.execute(t.delete().where(t.c.cell_id.in_(list(cell_ids))))
+        if cycles or t is not S.cycles:
+            conn.execute(t.delete().where(t.c.cell_id.in_(list(cell_ids))))
 
 
-def write_records(conn: sa.Connection, recs: Sequence[CellRecord]) -> None:
+def write_records(
+    conn: sa.Connection, recs: Sequence[CellRecord], *, new_cycles: bool = False
+) -> None:
     """All rows of some cells (call inside one transaction). Cells are locked in cell-id
-    order, so two writers of overlapping sets cannot deadlock."""
+    order, so two writers of overlapping sets cannot deadlock. ``new_cycles``: the cells
+    have no cycle rows yet (a bulk load into an empty table), so none are deleted."""
     recs = sorted({r.cell_id: r for r in recs}.values(), key=lambda r: r.cell_id)
     if not recs:
         return
     upsert_rows(conn, S.cells, [r.cell for r in recs])
-    delete_cell_rows(conn, [r.cell_id for r in recs])
+    delete_cell_rows(conn, [r.cell_id for r in recs], cycles=not new_cycles)
     layers = [row for r in recs for row in r.layers]
     if layers:
         conn.execute(S.layers.insert(), layers)

@@ -16,8 +16,10 @@ the file is closed (or recovered).
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from cyclerflow.store.lock import live_writer_pid, lock_path, take_lock
 from cyclerflow.store.recovery import needs_recovery, recover
 from cyclerflow.store.stream import finalize_stream, write_spectrum_group
 from cyclerflow.store.text import make_group, set_attrs
+
+log = logging.getLogger(__name__)
 
 #: re-exported for callers that import them from here (acquire.station)
 __all__ = [
@@ -105,6 +109,17 @@ def _append(ds: h5py.Dataset, values: np.ndarray, n0: int | None = None) -> int:
     return n0 + n
 
 
+@dataclass(frozen=True)
+class FileProgress:
+    """What a writer has put on disk so far (given to :attr:`CellWriter.on_flush`)."""
+
+    path: Path
+    rows: int
+    #: Unix time of the last sample on disk (s); None before the first one
+    last_unix_time_second: float | None
+    closed: bool
+
+
 class CellWriter:
     """Append-only writer of one cell file. Use :func:`create_cell` / :func:`resume_cell`."""
 
@@ -133,6 +148,11 @@ class CellWriter:
         self._next_spectrum = _next_spectrum_id(file)
         self.closed = False
         self.flush_count = 0
+        self._last_time: float | None = None
+        #: called after each flush that wrote something and once at close, with a
+        #: :class:`FileProgress` (an acquisition uses it to keep the lab database's files
+        #: table current); its errors are logged, never raised into the writer
+        self.on_flush: Callable[[FileProgress], None] | None = None
 
     # -- cycling rows -----------------------------------------------------------
     def append_cycling(self, rows: Mapping[str, Any]) -> None:
@@ -156,6 +176,8 @@ class CellWriter:
                 np.full(n, _fill_of(dt), dtype=dt) if a is None else a.astype(dt, copy=False)
             )
         self._buffered += n
+        if "unix_time_second" in arrays:
+            self._last_time = float(arrays["unix_time_second"][-1])
         if self._buffered >= L.CHUNK_ROWS:
             self._write_buffer()
         self.maybe_flush()
@@ -261,13 +283,25 @@ class CellWriter:
             )
             self._events = []
             self._dirty = True
+        wrote = self._dirty
         if self._dirty:
             self._f.flush()
             self._dirty = False
             self.flush_count += 1
         self.rows_flushed = min(self._rows_on_disk.values(), default=0)
         self._last_flush = time.monotonic()
+        if wrote:
+            self._tell(closed=False)
         return self.rows_flushed
+
+    def _tell(self, *, closed: bool) -> None:
+        if self.on_flush is None:
+            return
+        info = FileProgress(self.path, self.rows_flushed, self._last_time, closed)
+        try:
+            self.on_flush(info)
+        except Exception as err:  # an observer never stops the acquisition
+            log.warning("%s: on_flush observer failed: %s", self.path, err)
 
     def close(self) -> None:
         """Flush, close, and move streamed spectra into /eis/<id> groups."""
@@ -284,6 +318,7 @@ class CellWriter:
         finally:
             if self._lock is not None:
                 self._lock.unlink(missing_ok=True)
+            self._tell(closed=True)
 
     def __enter__(self) -> CellWriter:
         return self
