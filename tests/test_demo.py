@@ -58,6 +58,7 @@ def test_demo_runs_a_neware_rack(demo):
     types, and the channel address is in the cell's metadata."""
     out, made = demo
     assert len(list((out / "acquire" / "neware-steps").glob("*.xml"))) == len(RACK_CELLS)
+    q1s = []
     for c, (cell_id, cap_uah) in enumerate(RACK_CELLS, start=1):
         path = out / "acquire" / f"{cell_id}.h5"
         ds = read_cycling(path)
@@ -74,6 +75,8 @@ def test_demo_runs_a_neware_rack(demo):
         # most of the nominal capacity)
         q1 = cycling["cycles"][0]["discharge_capacity_ah"] * 1e6
         assert 0.5 * cap_uah < q1 < cap_uah
+        q1s.append(q1)
+    assert q1s == sorted(q1s, reverse=True)  # as their nominal capacities
 
 
 def test_demo_writes_a_report_naming_every_cell(demo):
@@ -85,6 +88,7 @@ def test_demo_writes_a_report_naming_every_cell(demo):
     assert "<script src=" not in html  # self-contained
     # a cycler cell's channel address, from its metadata
     assert "Neware BTS 127.0.0.1:" in html and "channel 27-1-1-4" in html
+    assert "vendor steps run: rest × 13, cc × 6, dc × 6" in html  # 1 + 6 x 2 rests
 
 
 def test_core_never_imports_drivers_or_flows():
