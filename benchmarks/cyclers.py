@@ -201,26 +201,41 @@ def backlog(days: float, chunk: int) -> None:
     )
 
 
-def _peer_xmltodict(reply: bytes) -> dict[str, np.ndarray]:
-    """A download reply parsed as the public aurora-neware client does it (xmltodict),
-    then made into numeric columns (the same result as cyclerflow's parser)."""
-    import xmltodict
+_NUMERIC = ("seqid", "stepid", "cycleid", "testtime", "volt", "curr", "cap", "eng")
 
-    recs = xmltodict.parse(reply.removesuffix(TERMINATOR))["bts"]["list"]["data"]
-    names = ("seqid", "stepid", "cycleid", "testtime", "volt", "curr", "cap", "eng")
-    cols = {n: np.array([r["@" + n] for r in recs], dtype="f8") for n in names}
-    cols["steptype"] = np.array([r["@steptype"] for r in recs])
+
+def _number(text: str) -> float | int | None:
+    if text == "--":
+        return None
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:  # 3e-07
+        return float(text)
+
+
+def _peer_records(reply: bytes) -> dict[str, np.ndarray]:
+    """A download reply read as the public aurora-neware client reads it: parsed with
+    defusedxml's ElementTree, one dict per record with every value converted, then
+    columns (the same result as cyclerflow's parser)."""
+    from defusedxml import ElementTree
+
+    root = ElementTree.fromstring(reply.removesuffix(TERMINATOR))
+    recs = [
+        {k: (v if k in ("steptype", "atime") else _number(v)) for k, v in el.attrib.items()}
+        for el in root.find("list")
+    ]
+    cols = {n: np.array([r[n] for r in recs], dtype="f8") for n in _NUMERIC}
+    cols["steptype"] = np.array([r["steptype"] for r in recs])
     return cols
 
 
-def _peer_etree(reply: bytes) -> dict[str, np.ndarray]:
-    """The same with the standard library's ElementTree (cyclerflow's fallback path)."""
-    import xml.etree.ElementTree as ET
+def _peer_xmltodict(reply: bytes) -> dict[str, np.ndarray]:
+    """The same with xmltodict (the parser of neware_api, aurora-neware's predecessor)."""
+    import xmltodict
 
-    recs = ET.fromstring(reply.removesuffix(TERMINATOR)).find("list")
-    names = ("seqid", "stepid", "cycleid", "testtime", "volt", "curr", "cap", "eng")
-    cols = {n: np.array([r.get(n) for r in recs], dtype="f8") for n in names}
-    cols["steptype"] = np.array([r.get("steptype") for r in recs])
+    recs = xmltodict.parse(reply.removesuffix(TERMINATOR))["bts"]["list"]["data"]
+    cols = {n: np.array([r["@" + n] for r in recs], dtype="f8") for n in _NUMERIC}
+    cols["steptype"] = np.array([r["@steptype"] for r in recs])
     return cols
 
 
@@ -229,20 +244,20 @@ def parsers(ch: NewareChannel, count: int, repeat: int = 3) -> None:
     parser and with the peers; best of ``repeat``, records per CPU second and ratios."""
     reply = ch.link.exchange(download_request(ch.address, 1, count))
     ours = parse_download(reply)
-    peer = _peer_xmltodict(reply)
-    assert np.array_equal(ours.voltage_v, peer["volt"]) and len(ours) == count
+    for peer in (_peer_records(reply), _peer_xmltodict(reply)):
+        assert np.array_equal(ours.voltage_v, peer["volt"]) and len(ours) == count
     rates = {}
     for name, fn in (
         ("cyclerflow parse_download", parse_download),
-        ("xmltodict (aurora-neware's parser)", _peer_xmltodict),
-        ("xml.etree.ElementTree", _peer_etree),
+        ("aurora-neware's way (defusedxml, dicts)", _peer_records),
+        ("xmltodict (neware_api's parser)", _peer_xmltodict),
     ):
         best = min(_timed(fn, reply) for _ in range(repeat))
         rates[name] = count / best
     base = rates["cyclerflow parse_download"]
     print(f"download reply parse ({count:,} records, {len(reply) / 1e6:.1f} MB, same bytes):")
     for name, r in rates.items():
-        print(f"  {name:36s} {r:12,.0f} records/CPU s  (cyclerflow / this: {base / r:.1f})")
+        print(f"  {name:40s} {r:12,.0f} records/CPU s  (cyclerflow / this: {base / r:.1f})")
 
 
 def _timed(fn, arg) -> float:
