@@ -101,3 +101,38 @@ def test_station_flow_runs_cycler_channels_with_an_smu(prefect_harness, tmp_path
         assert meta.extra["cycler_driver"] == "neware-bts"
         assert meta.extra["cycler_channel"].endswith(f"channel 27-1-1-{c}")
         assert read_events(out)[-1]["message"] == "recipe complete"
+
+
+def test_a_stopped_cycler_task_is_rejoined_by_the_next_run(prefect_harness, tmp_path):
+    """``channel_timeout_s`` makes a cycler task stop following (the cycler goes on);
+    the next flow run rejoins the same test and completes the file: no gap, no duplicate."""
+    from cyclerflow.drivers.sim.neware_bts import NewareSim
+    from cyclerflow.flows.acquire import acquire_station_flow
+    from cyclerflow.store import read_cycling, read_events
+
+    sim = NewareSim(channels=1, speedup=CYCLER_SPEEDUP).start()
+    try:
+        shutil.copy(FIXTURES / "cell-lipon.yaml", tmp_path / "cell.yaml")
+        (tmp_path / "cycler.yaml").write_text(CYCLER_RECIPE)
+        station = tmp_path / "station.yaml"
+        station.write_text(
+            "flush_interval: 0.2 s\nchannels:\n"
+            f'  - {{name: nw, driver: neware-bts, resource: "{sim.resource}", cell: cell.yaml, '
+            f"recipe: cycler.yaml, out: nw.h5, options: {{channel: 1, stepdir: {tmp_path}}}}}\n"
+        )
+        first = acquire_station_flow(str(station), reanalyze_every_s=None, channel_timeout_s=1.0)
+        assert first["nw"]["status"] == "stopped", first["nw"]
+        assert sim.channel(1, 1).state == "working"  # the cycler went on
+        n_first = len(read_cycling(tmp_path / "nw.h5"))
+        second = acquire_station_flow(str(station), reanalyze_every_s=None)
+        records = list(sim.channel(1, 1).records)
+    finally:
+        sim.stop()
+    assert second["nw"]["status"] == "complete", second["nw"]
+    seq = read_cycling(tmp_path / "nw.h5")["vendor_record_id"].values
+    assert n_first < len(seq)  # the second run downloaded the rest
+    assert np.array_equal(seq, np.arange(1, len(records) + 1))
+    assert any(
+        e["kind"] == "resume" and "rejoined" in e["message"]
+        for e in read_events(tmp_path / "nw.h5")
+    )
