@@ -26,7 +26,12 @@ import numpy as np
 
 from cyclerflow.acquire.cycler import Carry, CyclerRunner, create_cycler_cell
 from cyclerflow.acquire.recipe import loads_recipe
-from cyclerflow.drivers.neware_bts import NewareChannel
+from cyclerflow.drivers.neware_bts import (
+    TERMINATOR,
+    NewareChannel,
+    download_request,
+    parse_download,
+)
 from cyclerflow.schema import load_metadata
 from cyclerflow.store import read_cycling
 
@@ -137,12 +142,14 @@ def rack(seconds: float, speedup: float, units: int, per_unit: int) -> None:
     print(f"  host CPU               {100 * cpu / wall:.1f} % of one core (target < 25 % at 1x:")
     print(f"                         {100 * cpu / wall / speedup:.2f} % scaled to real time)")
     print(f"  CPU per record         {1e6 * cpu / max(n_rec, 1):.1f} us")
-    if len(lags):
-        p = lags / period_wall
-        print(
-            f"  lag record->file       median {np.median(p):.2f}, max {p.max():.2f} "
-            "download periods (target < 2)"
-        )
+    p = lags / period_wall if len(lags) else np.array([np.nan])
+    print(
+        f"  lag record->file       median {np.median(p):.2f}, max {np.max(p):.2f} "
+        "download periods (target < 2)"
+    )
+    cpu_1x = 100 * cpu / wall / speedup
+    met = lost == 0 and cpu_1x < 25 and np.max(p) < 2
+    print(f"  targets                {'met' if met else 'MISSED'} (lag and CPU at {speedup:g}x)")
 
 
 def backlog(days: float, chunk: int) -> None:
@@ -175,6 +182,7 @@ def backlog(days: float, chunk: int) -> None:
             w.close()
             wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
             seq = read_cycling(w.path, columns=["vendor_record_id"])["vendor_record_id"].values
+            parsers(ch, min(n, chunk))
             ch.close()
         finally:
             proc.terminate()
@@ -186,11 +194,77 @@ def backlog(days: float, chunk: int) -> None:
     )
     print(
         f"  host only (records per host CPU second)       {n / cpu:,.0f} records/s "
-        f"(target >= 200,000: ratio {n / cpu / 2e5:.2f})"
+        f"(target >= 200,000: ratio {n / cpu / 2e5:.2f}, {'met' if n / cpu >= 2e5 else 'MISSED'})"
     )
     print(
         f"  of which file ingest (rows + events + HDF5)   {n / max(host[0], 1e-9):,.0f} records/s"
     )
+
+
+_NUMERIC = ("seqid", "stepid", "cycleid", "testtime", "volt", "curr", "cap", "eng")
+
+
+def _number(text: str) -> float | int | None:
+    if text == "--":
+        return None
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:  # 3e-07
+        return float(text)
+
+
+def _peer_records(reply: bytes) -> dict[str, np.ndarray]:
+    """A download reply read as the public aurora-neware client reads it: parsed with
+    defusedxml's ElementTree, one dict per record with every value converted, then
+    columns (the same result as cyclerflow's parser)."""
+    from defusedxml import ElementTree
+
+    root = ElementTree.fromstring(reply.removesuffix(TERMINATOR))
+    recs = [
+        {k: (v if k in ("steptype", "atime") else _number(v)) for k, v in el.attrib.items()}
+        for el in root.find("list")
+    ]
+    cols = {n: np.array([r[n] for r in recs], dtype="f8") for n in _NUMERIC}
+    cols["steptype"] = np.array([r["steptype"] for r in recs])
+    return cols
+
+
+def _peer_xmltodict(reply: bytes) -> dict[str, np.ndarray]:
+    """The same with xmltodict (the parser of neware_api, aurora-neware's predecessor)."""
+    import xmltodict
+
+    recs = xmltodict.parse(reply.removesuffix(TERMINATOR))["bts"]["list"]["data"]
+    cols = {n: np.array([r["@" + n] for r in recs], dtype="f8") for n in _NUMERIC}
+    cols["steptype"] = np.array([r["@steptype"] for r in recs])
+    return cols
+
+
+def parsers(ch: NewareChannel, count: int, repeat: int = 3) -> None:
+    """Parse one download reply of ``count`` records (the same bytes) with cyclerflow's
+    parser and with the peers; best of ``repeat``, records per CPU second and ratios."""
+    reply = ch.link.exchange(download_request(ch.address, 1, count))
+    ours = parse_download(reply)
+    for peer in (_peer_records(reply), _peer_xmltodict(reply)):
+        assert np.array_equal(ours.voltage_v, peer["volt"]) and len(ours) == count
+    rates = {}
+    for name, fn in (
+        ("cyclerflow parse_download", parse_download),
+        ("aurora-neware's way (defusedxml, dicts)", _peer_records),
+        ("xmltodict (neware_api's parser)", _peer_xmltodict),
+    ):
+        best = min(_timed(fn, reply) for _ in range(repeat))
+        rates[name] = count / best
+    base = rates["cyclerflow parse_download"]
+    print(f"download reply parse ({count:,} records, {len(reply) / 1e6:.1f} MB, same bytes):")
+    for name, r in rates.items():
+        print(f"  {name:40s} {r:12,.0f} records/CPU s  (cyclerflow / this: {base / r:.1f})")
+
+
+def _timed(fn, arg) -> float:
+    """CPU seconds of ``fn(arg)`` (this process: the simulator runs in its own)."""
+    t = time.process_time()
+    fn(arg)
+    return time.process_time() - t
 
 
 def main() -> None:

@@ -16,6 +16,13 @@ the station file and everything it names, safety limits, reconnects, resume. Thi
    (the runner's SIGTERM) sets every channel's stop flag; each channel switches its
    output off, records the stop and closes its file, and the run ends ``Cancelled``.
 
+Commercial cycler channels (Neware BTS, Maccor MacNet, Arbin CTI; drivers that run
+their own schedule) mix with SMU channels in the same station file: their task starts
+the translated recipe on the cycler (or rejoins the test the cell file follows) and
+downloads its records (:mod:`cyclerflow.acquire.cycler`); the instrument check only
+connects and identifies them. On cancellation such a channel stops *following*: the
+cycler goes on with its schedule, and the next run resumes the file with no gap.
+
 A per-channel wall-clock limit (``channel_timeout_s``) stops a channel the same safe
 way (not by killing its thread, which could leave an output on).
 """
@@ -52,6 +59,12 @@ class ChannelRun:
 INSTRUMENT_CHECK_TIMEOUT_S = 60.0
 
 
+def _is_cycler(run: ChannelRun) -> bool:
+    """A commercial cycler channel: its driver runs the whole recipe on the cycler
+    (``RUNS_OWN_SCHEDULE``; see cyclerflow.acquire.cycler)."""
+    return bool(getattr(run.plan.device.module, "RUNS_OWN_SCHEDULE", False))
+
+
 def _retry_on_link_error(task: Any, task_run: Any, state: Any) -> bool:
     from cyclerflow.acquire.link import is_connection_error
 
@@ -71,13 +84,18 @@ def _retry_on_link_error(task: Any, task_run: Any, state: Any) -> bool:
     cache_policy=NO_CACHE,
 )
 def check_instrument_task(run: ChannelRun) -> str:
-    """Connect, identify, switch the output off, close. Returns the identification."""
+    """Connect, identify, switch the output off, close. Returns the identification.
+
+    A cycler channel (its driver runs its own schedule) is only connected and
+    identified (connecting checks that the server lists the channel): its output
+    belongs to the cycler, which may be running a test this flow rejoins."""
     plan = run.plan
     dev = plan.device.module.open_channel(plan.device.resource, **plan.device.options)
     try:
         dev.connect()
         idn = dev.identify()
-        dev.output_off()
+        if not _is_cycler(run):
+            dev.output_off()
         return str(idn)
     finally:
         try:
@@ -89,11 +107,20 @@ def check_instrument_task(run: ChannelRun) -> str:
 @task(name="acquire-channel", cache_policy=NO_CACHE)
 def acquire_channel_task(run: ChannelRun) -> dict[str, Any]:
     """Run one channel's recipe to its end or to a stop (output off either way)."""
+    from cyclerflow.acquire.cycler import run_cycler_channel
     from cyclerflow.acquire.station import run_channel
 
-    res = run_channel(
-        run.plan, clock=run.clock, flush_interval=run.flush_interval, reconnect=run.reconnect
-    )
+    if _is_cycler(run):  # the cycler runs the recipe; the task follows it into the file
+        res = run_cycler_channel(
+            run.plan,
+            flush_interval=run.flush_interval,
+            stop=run.clock.stop,
+            reconnect=run.reconnect,
+        )
+    else:
+        res = run_channel(
+            run.plan, clock=run.clock, flush_interval=run.flush_interval, reconnect=run.reconnect
+        )
     return {
         "name": res.name,
         "out": str(res.out),

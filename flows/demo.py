@@ -3,10 +3,12 @@
 Steps (each prints what it did):
 1. make synthetic raw files for a few thin-film cells (BDF CSV + EIS CSV + metadata);
 2. import them into HDF5 cell files and inspect them;
-3. acquire two more cells from simulated instruments over their real protocols
-   (a Keithley 2450 over SCPI/TCP cycling a LiCoO2|LiPON|Li cell, and a PalmSens
+3. acquire more cells from simulated instruments over their real protocols
+   (a Keithley 2450 over SCPI/TCP cycling a LiCoO2|LiPON|Li cell, a PalmSens
    over MethodSCRIPT with a Lake Shore 335 running a conductivity-vs-temperature
-   series), through a station file, at a high clock speed-up;
+   series, and a four-channel Neware BTS rack over its TCP/XML API running the
+   same cycling recipe as a Neware step file), through one station file, at a
+   high clock speed-up;
 4. analyse every cell (cycling + EIS) and print the headline table;
 5. write one self-contained HTML report for the whole demo lab.
 
@@ -153,12 +155,106 @@ def _require_instruments() -> None:
         importlib.import_module(module)
 
 
+#: the Neware rack of the demo: cell id and nominal capacity (µAh) per channel of unit 1
+RACK_CELLS = [
+    ("W03-D01-C1", 15.0),
+    ("W03-D01-C2", 14.6),
+    ("W03-D02-C1", 14.2),
+    ("W03-D02-C2", 13.8),
+]
+
+
+def start_neware_rack(folder: Path, *, speedup: float = DEMO_SPEEDUP):
+    """Write the rack's cell files and start a simulated Neware BTS server (one unit,
+    one channel per :data:`RACK_CELLS` entry, each on the model of its own cell).
+
+    Returns ``(server, station channel entries)``; stop the server when done."""
+    from cyclerflow.drivers.sim.neware_bts import NewareSim
+
+    steps = folder / "neware-steps"  # the step files cyclerflow writes for BTS to read
+    steps.mkdir(exist_ok=True)
+    rack: dict[int, str] = {}
+    entries = []
+    for c, (cell_id, cap_uah) in enumerate(RACK_CELLS, start=1):
+        meta = _metadata(cell_id, 0.25, cap_uah)
+        (folder / f"{cell_id}.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+        rack[c] = f"{cell_id}.yaml"
+        entries.append(
+            {
+                "name": f"neware-{c}",
+                "driver": "neware-bts",
+                "options": {"unit": 1, "channel": c, "stepdir": str(steps)},
+                "cell": f"{cell_id}.yaml",
+                "recipe": "cycling.yaml",
+                "out": f"{cell_id}.h5",
+            }
+        )
+    (folder / "neware-rack.yaml").write_text(yaml.safe_dump({"channels": rack}))
+    sim = NewareSim(
+        channels=len(RACK_CELLS), speedup=speedup, cell=folder / "neware-rack.yaml", seed=4
+    ).start()
+    for e in entries:
+        e["resource"] = sim.resource
+    return sim, entries
+
+
+def _station(folder: Path, speedup: float, smu, pot, tc, rack_channels: list[dict]) -> dict:
+    """The demo's station file (cells and recipes written next to it)."""
+    for cell_id, area in (("W02-D01-C1", 0.25), ("W02-D01-C2", 0.25)):
+        meta = _metadata(cell_id, area, 15.0)
+        (folder / f"{cell_id}.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    (folder / "cycling.yaml").write_text(CYCLING_RECIPE)
+    (folder / "temperature.yaml").write_text(TEMPERATURE_RECIPE)
+    return {
+        "speedup": speedup,
+        "flush_interval": "1 s",
+        "channels": [
+            {
+                "name": "smu",
+                "driver": "keithley2450",
+                "resource": smu.resource,
+                "cell": "W02-D01-C1.yaml",
+                "recipe": "cycling.yaml",
+                "out": "W02-D01-C1.h5",
+            },
+            {
+                "name": "potentiostat",
+                "driver": "palmsens",
+                "resource": pot.resource,
+                "temperature": {"driver": "lakeshore335", "resource": tc.resource},
+                "cell": "W02-D01-C2.yaml",
+                "recipe": "temperature.yaml",
+                "out": "W02-D01-C2.h5",
+            },
+            *rack_channels,  # the same cycling recipe, run by the cycler as a step file
+        ],
+    }
+
+
+def _run_station(plan) -> list:
+    """Run a station as ``cyclerflow acquire`` does: with the interpreter's thread switch
+    interval shortened, so that a sampling channel gets the interpreter promptly while
+    the simulators' threads (the Neware rack's especially) compute."""
+    import sys
+
+    from cyclerflow.acquire.station import ENGINE_SWITCH_INTERVAL_S, run_station
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(ENGINE_SWITCH_INTERVAL_S)
+    try:
+        return run_station(plan)
+    finally:
+        sys.setswitchinterval(before)
+
+
 def acquire_from_simulators(folder: Path, *, speedup: float = DEMO_SPEEDUP) -> list[Path]:
     """Start the instrument simulators on loopback, write a station file and run it.
 
     Returns the cell files written. Raises InstrumentError if a channel fails.
     """
-    from cyclerflow.acquire.station import load_station, run_station
+    from contextlib import ExitStack
+
+    from cyclerflow.acquire.station import load_station
     from cyclerflow.drivers.sim import start_simulator
     from cyclerflow.errors import InstrumentError
 
@@ -167,43 +263,18 @@ def acquire_from_simulators(folder: Path, *, speedup: float = DEMO_SPEEDUP) -> l
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.h5"):  # a re-run starts a fresh acquisition
         old.unlink()
-    smu, _ = start_simulator("keithley2450", speedup=speedup, seed=1)
-    pot, _ = start_simulator("palmsens", speedup=speedup, seed=2)
-    tc, _ = start_simulator("lakeshore335", speedup=speedup, cell=pot.model, seed=3)
-    try:
-        for cell_id, area in (("W02-D01-C1", 0.25), ("W02-D01-C2", 0.25)):
-            meta = _metadata(cell_id, area, 15.0)
-            (folder / f"{cell_id}.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-        (folder / "cycling.yaml").write_text(CYCLING_RECIPE)
-        (folder / "temperature.yaml").write_text(TEMPERATURE_RECIPE)
-        station = {
-            "speedup": speedup,
-            "flush_interval": "1 s",
-            "channels": [
-                {
-                    "name": "smu",
-                    "driver": "keithley2450",
-                    "resource": smu.resource,
-                    "cell": "W02-D01-C1.yaml",
-                    "recipe": "cycling.yaml",
-                    "out": "W02-D01-C1.h5",
-                },
-                {
-                    "name": "potentiostat",
-                    "driver": "palmsens",
-                    "resource": pot.resource,
-                    "temperature": {"driver": "lakeshore335", "resource": tc.resource},
-                    "cell": "W02-D01-C2.yaml",
-                    "recipe": "temperature.yaml",
-                    "out": "W02-D01-C2.h5",
-                },
-            ],
-        }
+    with ExitStack() as servers:
+        smu, _ = start_simulator("keithley2450", speedup=speedup, seed=1)
+        servers.callback(smu.stop)
+        pot, _ = start_simulator("palmsens", speedup=speedup, seed=2)
+        servers.callback(pot.stop)
+        tc, _ = start_simulator("lakeshore335", speedup=speedup, cell=pot.model, seed=3)
+        servers.callback(tc.stop)
+        rack, rack_channels = start_neware_rack(folder, speedup=speedup)
+        servers.callback(rack.stop)
+        station = _station(folder, speedup, smu, pot, tc, rack_channels)
         (folder / "station.yaml").write_text(yaml.safe_dump(station, sort_keys=False))
-        results = run_station(load_station(folder / "station.yaml"))
-    finally:
-        for server in (smu, pot, tc):
-            server.stop()
+        results = _run_station(load_station(folder / "station.yaml"))
     failed = [r for r in results if r.status != "complete"]
     if failed:
         raise InstrumentError(
@@ -264,7 +335,8 @@ def run_demo(out: str | Path, *, console: Console | None = None) -> dict:
     acq = out / "acquire"
     console.print(
         f"3. acquire from simulated instruments (Keithley 2450 over SCPI, PalmSens over "
-        f"MethodSCRIPT + Lake Shore 335) at {DEMO_SPEEDUP:g}x -> {acq}"
+        f"MethodSCRIPT + Lake Shore 335, a {len(RACK_CELLS)}-channel Neware BTS rack over "
+        f"its TCP/XML API) at {DEMO_SPEEDUP:g}x -> {acq}"
     )
     with console.status("acquiring ..."):
         acquired = acquire_from_simulators(acq)

@@ -3,11 +3,12 @@ analysis -> HTML report, checked against the answers the demo built in."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from rich.console import Console
 
-from cyclerflow.flows.demo import DEMO_CELLS, run_demo
-from cyclerflow.store import read_events, read_spectra, summary
+from cyclerflow.flows.demo import DEMO_CELLS, RACK_CELLS, run_demo
+from cyclerflow.store import read_cycling, read_events, read_metadata, read_spectra, summary
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,8 @@ def test_demo_recovers_the_synthetic_answers(demo):
 def test_demo_acquires_from_the_simulators(demo):
     out, made = demo
     acquired = sorted((out / "acquire").glob("*.h5"))
-    assert [p.stem for p in acquired] == ["W02-D01-C1", "W02-D01-C2"]
+    rack = [cell_id for cell_id, _ in RACK_CELLS]
+    assert [p.stem for p in acquired] == ["W02-D01-C1", "W02-D01-C2", *sorted(rack)]
     for p in acquired:
         info = summary(p)
         assert info["state"] == "closed"
@@ -50,6 +52,33 @@ def test_demo_acquires_from_the_simulators(demo):
     assert [s["method"] for s in eis["spectra"]][-1] == "fixed_capacitance"
 
 
+def test_demo_runs_a_neware_rack(demo):
+    """Four channels of a simulated Neware BTS ran the cycling recipe as a step file;
+    every record the cycler stored is in its cell file once, with the vendor's step
+    types, and the channel address is in the cell's metadata."""
+    out, made = demo
+    assert len(list((out / "acquire" / "neware-steps").glob("*.xml"))) == len(RACK_CELLS)
+    q1s = []
+    for c, (cell_id, cap_uah) in enumerate(RACK_CELLS, start=1):
+        path = out / "acquire" / f"{cell_id}.h5"
+        ds = read_cycling(path)
+        seq = ds["vendor_record_id"].values
+        assert len(seq) > 100 and np.array_equal(seq, np.arange(1, len(seq) + 1))
+        assert set(np.unique(ds["vendor_step_type"].values)) == {0, 1, 2}  # rest, cc, dc
+        meta = read_metadata(path)
+        assert meta.extra["cycler_driver"] == "neware-bts"
+        assert meta.extra["cycler_channel"].endswith(f"channel 27-1-1-{c}")
+        assert read_events(path)[-1]["message"] == "recipe complete"
+        cycling = made["results"][path]["cycling"]
+        assert cycling["n_complete_cycles"] == 6
+        # each simulated channel runs on the model of its own cell (2C to 4.15/3.6 V:
+        # most of the nominal capacity)
+        q1 = cycling["cycles"][0]["discharge_capacity_ah"] * 1e6
+        assert 0.5 * cap_uah < q1 < cap_uah
+        q1s.append(q1)
+    assert q1s == sorted(q1s, reverse=True)  # as their nominal capacities
+
+
 def test_demo_writes_a_report_naming_every_cell(demo):
     out, made = demo
     html = made["report"].read_text()
@@ -57,6 +86,9 @@ def test_demo_writes_a_report_naming_every_cell(demo):
     for p in made["cells"]:
         assert p.stem in html
     assert "<script src=" not in html  # self-contained
+    # a cycler cell's channel address, from its metadata
+    assert "Neware BTS 127.0.0.1:" in html and "channel 27-1-1-4" in html
+    assert "vendor steps run: rest × 13, cc × 6, dc × 6" in html  # 1 + 6 x 2 rests
 
 
 def test_core_never_imports_drivers_or_flows():

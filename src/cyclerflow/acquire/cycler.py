@@ -561,6 +561,22 @@ def create_cycler_cell(
     )
 
 
+def channel_metadata(metadata, device, identity: str):
+    """The cell's metadata with where it was cycled added (``cycler_driver``,
+    ``cycler_resource``, ``cycler_channel``: the connected channel's identification, e.g.
+    ``Neware BTS 192.0.2.20:502 channel 27-1-1-3`` = devtype-device-unit-channel), so the
+    file and the report name the channel. Keys already in the metadata are kept."""
+    if metadata is None:
+        return None
+    added = {
+        "cycler_driver": device.driver,
+        "cycler_resource": device.resource,
+        "cycler_channel": identity,
+    }
+    extra = {k: v for k, v in added.items() if k not in metadata.extra}
+    return type(metadata).model_validate({**metadata.model_dump(), **extra})
+
+
 def run_cycler_channel(plan, *, flush_interval: float = 1.0, stop=None, reconnect=None):
     """Station entry for a cycler channel: connect, create or resume the file, follow the
     test to its end. Never raises (the result says what happened)."""
@@ -587,7 +603,7 @@ def run_cycler_channel(plan, *, flush_interval: float = 1.0, stop=None, reconnec
         if carry is None:
             writer = create_cycler_cell(
                 plan.out,
-                plan.metadata,
+                channel_metadata(plan.metadata, plan.device, ch.identify()),
                 metadata_text=plan.metadata_text,
                 protocol=plan.recipe.text,
                 flush_interval=flush_interval,

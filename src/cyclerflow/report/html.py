@@ -401,9 +401,32 @@ def _events(cell: CellData, limit: int = 200) -> tuple[list[dict], dict[str, int
     return rows, counts, max(0, len(notable) - limit)
 
 
+def _cycler_method(cell: CellData) -> str | None:
+    """How a commercial cycler's cell was acquired, with the vendor step types it ran
+    (from the ``step_start`` events); None for other cells."""
+    extra = {} if cell.metadata is None else cell.metadata.extra
+    if "cycler_driver" not in extra:
+        return None
+    counts: dict[str, int] = {}
+    for e in cell.events:
+        if e["kind"] == "step_start":
+            kind = dict(p.split("=", 1) for p in e["message"].split() if "=" in p)
+            name = kind.get("step_type", "?")
+            counts[name] = counts.get(name, 0) + 1
+    steps = ", ".join(f"{k} × {n}" for k, n in counts.items()) or "none recorded"
+    return (
+        f"acquisition: the cycler ({extra['cycler_driver']}, {extra.get('cycler_channel', '?')}) "
+        "ran the recipe as its own schedule; its records were downloaded by sequence number "
+        f"(vendor_record_id); vendor steps run: {steps} (column vendor_step_type)"
+    )
+
+
 def _methods(cell: CellData) -> list[str]:
     s = cell.summary or {}
     out = []
+    cycler = _cycler_method(cell)
+    if cycler:
+        out.append(cycler)
     cyc = s.get("cycling") or {}
     if cyc:
         out.append(
