@@ -26,6 +26,7 @@ from cyclerflow.numfmt import fmt_number
 from cyclerflow.report import figures as F
 from cyclerflow.report.curves import dqdv
 from cyclerflow.report.data import CellData, load_cell, select_spectra
+from cyclerflow.report.transport_figures import has_transport_curves, transport_figure
 from cyclerflow.store.atomic import atomic_output, check_output_path
 
 #: overview columns: key, header, format, outlier check on this column
@@ -401,6 +402,25 @@ def _events(cell: CellData, limit: int = 200) -> tuple[list[dict], dict[str, int
     return rows, counts, max(0, len(notable) - limit)
 
 
+def _transport_figs(cell: CellData) -> list[dict]:
+    """D vs SOC and R vs SOC from the transport block (GITT / ICI / PITT), if any."""
+    block = (cell.summary or {}).get("transport")
+    if not has_transport_curves(block):
+        return []
+    length = block.get("diffusion_length_route")
+    return [
+        _fig(
+            "transport",
+            "Diffusion coefficient and resistance vs state of charge",
+            lambda: transport_figure(block),
+            "GITT (Weppner–Huggins), ICI and PITT per pulse / interruption / step; "
+            f"diffusion length from {length}; hollow grey: assumptions not met. "
+            "R: GITT pulse resistance, ICI resistance. SOC: "
+            f"{block.get('soc_basis')}.",
+        )
+    ]
+
+
 def _methods(cell: CellData) -> list[str]:
     s = cell.summary or {}
     out = []
@@ -505,6 +525,7 @@ def cell_context(cell: CellData, k: int = 0, *, compact: bool = False) -> dict[s
     }
     row["safety_stops"] = sum(1 for e in cell.events if e["kind"] == "safety_stop")
     cyc_figs, cyc_missing = _cycling_section(cell, area, row)
+    cyc_figs += _transport_figs(cell)
     eis_figs, eis_missing = _eis_section(cell, area, row)
     if compact:
         cyc_figs, eis_figs = [_card(cell, row)], []

@@ -39,6 +39,13 @@ def transport_block(
     )
 
 
+def results_dataset(block: dict[str, Any] | None) -> xr.Dataset | None:
+    """The ``transport`` group of the results file (D and R vs SOC), or None."""
+    from cyclerflow.transport.results import transport_dataset
+
+    return transport_dataset(block)
+
+
 def found_anything(block: dict[str, Any] | None) -> bool:
     """True when any transport list has an entry."""
     return bool(block) and any(block.get(k) for k in LISTS)
