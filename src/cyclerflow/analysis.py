@@ -97,7 +97,7 @@ def analyze_datasets(
             warnings.append(f"cycling: {err.bare_message}")
         else:
             out["transport"] = transport_hook.transport_block(cycling, meta, per_cycle, shared)
-            transport_hook.add_cycle_views(summary, per_cycle, shared)
+            transport_hook.add_cycle_views(summary, per_cycle, shared, meta)
     elif reference_cycle is not None:
         raise InputError("--reference-cycle given but the file has no cycling data")
     transport_ds = transport_hook.results_dataset(out["transport"])
