@@ -240,6 +240,25 @@ def _cycling_section(cell: CellData, area: float | None, row: dict) -> tuple[lis
     return figs, missing
 
 
+def _transport_figs(cell: CellData) -> list[dict]:
+    """D vs SOC and R vs SOC from the transport block (GITT / ICI / PITT), if any."""
+    block = (cell.summary or {}).get("transport")
+    if not has_transport_curves(block):
+        return []
+    length = block.get("diffusion_length_route")
+    return [
+        _fig(
+            "transport",
+            "Diffusion coefficient and resistance vs state of charge",
+            lambda: transport_figure(block),
+            "GITT (Weppner–Huggins), ICI and PITT per pulse / interruption / step; "
+            f"diffusion length from {length}; hollow grey: assumptions not met. "
+            "R: GITT pulse resistance, ICI resistance. SOC: "
+            f"{block.get('soc_basis')}.",
+        )
+    ]
+
+
 def _arrhenius_fig(per: dict, arr: dict, figs: list, missing: list[str]) -> None:
     """The Arrhenius plot when spectra at two or more temperatures have a conductivity."""
     pts = [
@@ -400,25 +419,6 @@ def _events(cell: CellData, limit: int = 200) -> tuple[list[dict], dict[str, int
             }
         )
     return rows, counts, max(0, len(notable) - limit)
-
-
-def _transport_figs(cell: CellData) -> list[dict]:
-    """D vs SOC and R vs SOC from the transport block (GITT / ICI / PITT), if any."""
-    block = (cell.summary or {}).get("transport")
-    if not has_transport_curves(block):
-        return []
-    length = block.get("diffusion_length_route")
-    return [
-        _fig(
-            "transport",
-            "Diffusion coefficient and resistance vs state of charge",
-            lambda: transport_figure(block),
-            "GITT (Weppner–Huggins), ICI and PITT per pulse / interruption / step; "
-            f"diffusion length from {length}; hollow grey: assumptions not met. "
-            "R: GITT pulse resistance, ICI resistance. SOC: "
-            f"{block.get('soc_basis')}.",
-        )
-    ]
 
 
 def _methods(cell: CellData) -> list[str]:
