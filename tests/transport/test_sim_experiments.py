@@ -103,7 +103,6 @@ def test_gitt_on_the_simulator_recovers_the_film_diffusion_coefficient(tmp_path)
     valid = [r for r in rows if r["weppner_huggins_valid"]]
     assert len(valid) == 6  # 40-s pulses on a 1000-s film: tau << L^2/D everywhere
     d = np.array([r["diffusion_coefficient_cm2_per_s"] for r in valid])
-    print("GITT D/D_model", d / 1e-11, [r["soc"] for r in valid])
     assert np.all(np.abs(d / 1e-11 - 1) < 0.10), d / 1e-11
     socs = [r["soc"] for r in valid]
     assert max(socs) - min(socs) > 0.4  # over the state-of-charge range
@@ -134,6 +133,10 @@ def test_float_recovers_the_soft_short_leakage(tmp_path, short_ohm):
         return
     assert leak == pytest.approx(4.0 / short_ohm, rel=0.05)
     assert block["soft_short"]["flagged"]
+    # the open-circuit rest after the float reads the same leakage from dV/dt
+    (rest,) = [e for e in block["self_discharge"] if e["method"] == "ocv_rest"]
+    assert rest["leakage_a"] == pytest.approx(4.0 / short_ohm, rel=0.05)
+    assert rest["flagged"]
 
 
 def test_float_and_ici_recipe_options_parse_and_refuse_bad_input():
