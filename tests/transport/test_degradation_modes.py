@@ -11,6 +11,7 @@ from cyclerflow.analysis import analyze_cell
 from cyclerflow.cycling.degradation import fit_cycles
 from cyclerflow.cycling.halfcells import HalfCells, half_cell, load_half_cells
 from cyclerflow.errors import InputError
+from cyclerflow.report import build_report
 from cyclerflow.schema import parse_metadata
 from cyclerflow.store import write_cell
 
@@ -127,6 +128,8 @@ def test_analyze_reads_half_cells_from_metadata(tmp_path):
         assert row["lli_fraction"] == pytest.approx(1 - li / LI0, abs=5e-3)
         assert row["lam_positive_fraction"] == pytest.approx(1 - cp / CP0, abs=5e-3)
         assert row["lam_negative_fraction"] == pytest.approx(1 - cn / CN0, abs=5e-3)
+    html = build_report([path], tmp_path / "r.html", workers=1).read_text()
+    assert "Degradation modes: loss of lithium inventory and of active material" in html
 
 
 def test_without_half_cells_there_is_no_fit(tmp_path):

@@ -26,7 +26,11 @@ from cyclerflow.numfmt import fmt_number
 from cyclerflow.report import figures as F
 from cyclerflow.report.curves import dqdv
 from cyclerflow.report.data import CellData, load_cell, select_spectra
-from cyclerflow.report.transport_figures import has_transport_curves, transport_figure
+from cyclerflow.report.transport_figures import (
+    degradation_figure,
+    has_transport_curves,
+    transport_figure,
+)
 from cyclerflow.store.atomic import atomic_output, check_output_path
 
 #: overview columns: key, header, format, outlier check on this column
@@ -241,12 +245,25 @@ def _cycling_section(cell: CellData, area: float | None, row: dict) -> tuple[lis
 
 
 def _transport_figs(cell: CellData) -> list[dict]:
-    """D vs SOC and R vs SOC from the transport block (GITT / ICI / PITT), if any."""
+    """D vs SOC and R vs SOC from the transport block (GITT / ICI / PITT), and the
+    degradation modes (LLI / LAM) from half-cell curves, when there are any."""
+    figs = []
+    modes = ((cell.summary or {}).get("cycling") or {}).get("degradation_modes") or {}
+    if modes.get("cycles"):
+        figs.append(
+            _fig(
+                "degradation-modes",
+                "Degradation modes: loss of lithium inventory and of active material",
+                lambda: degradation_figure(modes),
+                f"Half-cell curves ({modes.get('half_cells')}) aligned to each discharge; "
+                "losses relative to the reference cycle (docs/transport.md).",
+            )
+        )
     block = (cell.summary or {}).get("transport")
     if not has_transport_curves(block):
-        return []
+        return figs
     length = block.get("diffusion_length_route")
-    return [
+    return figs + [
         _fig(
             "transport",
             "Diffusion coefficient and resistance vs state of charge",

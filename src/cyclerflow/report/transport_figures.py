@@ -95,3 +95,28 @@ def transport_figure(block: Mapping[str, Any]) -> Figure:
             ax.legend(loc="best")
     fig.subplots_adjust(left=0.12, right=0.98, top=0.95, bottom=0.16, wspace=0.32)
     return fig
+
+
+#: (row key, label) of the degradation-mode lines
+MODES = (
+    ("lli_fraction", "LLI"),
+    ("lam_positive_fraction", "LAM positive"),
+    ("lam_negative_fraction", "LAM negative"),
+)
+
+
+def degradation_figure(modes: Mapping[str, Any]) -> Figure:
+    """Loss of lithium inventory and of active material (%, relative to the reference
+    cycle) vs cycle, from the ``degradation_modes`` object of the cycling summary."""
+    rows = modes.get("cycles") or []
+    fig = _figure(2.8)
+    ax = _axes(fig, 1, 1, 1)
+    cyc = np.array([r["cycle"] for r in rows], "f8")
+    for key, label in MODES:
+        ax.plot(cyc, [100.0 * r[key] for r in rows], "o-", ms=3, lw=1.0, label=label)
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xlabel("cycle")
+    ax.set_ylabel(f"loss vs cycle {modes.get('reference_cycle')} / %")
+    ax.legend(loc="best")
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.95, bottom=0.17)
+    return fig
