@@ -10,19 +10,19 @@ import numpy as np
 import pytest
 
 from cyclerflow.analysis import analyze_cell
-from cyclerflow.schema import parse_metadata
-from cyclerflow.store import create_cell
 
 sim = pytest.importorskip(
     "cyclerflow.drivers.sim", reason="the simulators are part of this project"
 )
-from cyclerflow.acquire.clock import VirtualClock  # noqa: E402
-from cyclerflow.acquire.engine import ChannelRunner  # noqa: E402
-from cyclerflow.acquire.instrument import load_driver  # noqa: E402
 from cyclerflow.acquire.recipe import loads_recipe  # noqa: E402
+from cyclerflow.flows.demo_transport import (  # noqa: E402
+    SHORT_OHM,
+    acquire_experiments,
+    acquire_linked,
+    film_cell,
+)
 
-D_M2_S = 1e-15  # 1e-11 cm2/s
-L_M = 1e-6  # 1 um film: L^2 / D = 1000 s
+# film_cell(): D = 1e-11 cm2/s over a 1 um film (L^2 / D = 1000 s)
 META = {
     "cell_id": "SIM-GITT",
     "nominal_capacity_uah": 15,
@@ -68,30 +68,9 @@ steps:
 """
 
 
-def acquire(tmp_path: Path, text: str, cell, name: str, meta: dict = META) -> Path:
+def acquire(tmp_path: Path, text: str, cell, name: str) -> Path:
     """Run ``text`` on the Keithley 2450 simulator around ``cell`` (linked virtual clock)."""
-    server, _ = sim.start_simulator("keithley2450", speedup=0.0, cell=cell)
-    clock = VirtualClock(on_advance=server.advance)
-    out = tmp_path / f"{name}.h5"
-    try:
-        ch = load_driver("keithley2450").open_channel(server.resource)
-        ch.connect()
-        recipe = loads_recipe(text, nominal_capacity_ah=15e-6)
-        w = create_cell(out, parse_metadata({**meta, "cell_id": name}), protocol=text)
-        try:
-            res = ChannelRunner(ch, w, recipe, clock=clock).run()
-        finally:
-            w.close()
-            ch.close()
-    finally:
-        server.stop()
-    assert res.status == "complete", res.message
-    return out
-
-
-def film_cell(**kw) -> object:
-    p = sim.CellParams(diffusion_m2_per_s=D_M2_S, cathode_thickness_m=L_M, **kw)
-    return sim.CellModel(p)
+    return acquire_linked(tmp_path / f"{name}.h5", text, cell, {**META, "cell_id": name})
 
 
 def test_gitt_on_the_simulator_recovers_the_film_diffusion_coefficient(tmp_path):
@@ -153,3 +132,15 @@ def test_float_and_ici_recipe_options_parse_and_refuse_bad_input():
         loads_recipe(bad, source="r.yaml", nominal_capacity_ah=15e-6)
     with pytest.raises(InputError, match=r"steps\[1\]\.float\.duration: is required"):
         loads_recipe(FLOAT.replace(", duration: 3 h", ""), source="r.yaml")
+
+
+def test_demo_experiments_recover_d_and_flag_the_short(tmp_path):
+    gitt_file, short_file = acquire_experiments(tmp_path)
+    rows = analyze_cell(gitt_file, write_results=False)["transport"]["gitt"]
+    assert len(rows) == 3 and all(r["weppner_huggins_valid"] for r in rows)
+    d = np.array([r["diffusion_coefficient_cm2_per_s"] for r in rows])
+    assert np.all(np.abs(d / 1e-11 - 1) < 0.10), d / 1e-11
+    block = analyze_cell(short_file, write_results=False)["transport"]
+    assert block["soft_short"]["flagged"]
+    (fl,) = [e for e in block["self_discharge"] if e["method"] == "float"]
+    assert fl["leakage_a"] == pytest.approx(4.0 / SHORT_OHM, rel=0.05)
