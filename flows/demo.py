@@ -343,6 +343,12 @@ def run_demo(out: str | Path, *, console: Console | None = None) -> dict:
     for p in acquired:
         print_summary(summary(p), console)
     cells += acquired
+    from cyclerflow.flows.demo_transport import acquire_experiments
+
+    console.print(
+        f"   + GITT on a film and a float on a soft-shorted cell -> {out / 'experiments'}"
+    )
+    cells += acquire_experiments(out / "experiments")
     console.print("4. analyse every cell (cycling and EIS)")
     results: dict[Path, dict] = {}
     with Progress(console=console, transient=True) as bar:

@@ -3,7 +3,10 @@
 ``V = OCV(soc) + I (R_lead + R_el(T) + R_int(n)) + eta_ct + eta_d`` with an Arrhenius
 electrolyte, an interfacial resistance that grows with cycling, a Butler-Volmer
 (asinh) charge-transfer overpotential, a slow diffusion relaxation, geometric capacity
-fade, a charge efficiency and an optional soft short. See docs/simulators.md.
+fade, a charge efficiency and an optional soft short. With ``diffusion_m2_per_s`` > 0
+the OCV is read at the surface of the cathode film, whose lithium diffuses through its
+thickness (:mod:`film_diffusion`), instead of the lumped relaxation ``eta_d``.
+See docs/simulators.md.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from .film_diffusion import FilmDiffusion
 
 K_B_EV = 8.617333262e-5  # eV/K
 F_OVER_R = 96485.33212 / 8.314462618  # K/V
@@ -43,6 +48,9 @@ class CellParams:
     charge_efficiency: float = 0.9995
     initial_soc: float = 0.02
     temperature_k: float = T25
+    #: solid-state diffusion coefficient of the cathode film (m²/s); 0: the lumped
+    #: relaxation branch (r_diff, tau_diff) instead
+    diffusion_m2_per_s: float = 0.0
     voltage_noise_v: float = 0.0
     current_noise_rel: float = 0.0
 
@@ -102,6 +110,13 @@ class CellModel:
         self.setpoint = 0.0
         self.limit = math.inf
         self.current_a = 0.0
+        self._film = (
+            FilmDiffusion.build(p.diffusion_m2_per_s, p.cathode_thickness_m)
+            if p.diffusion_m2_per_s > 0
+            else None
+        )
+        self._modes = self._film.zero() if self._film else None
+        self.short_ohm = math.inf
         self.voltage_v = self._terminal(0.0, self.eta_ct, self.eta_d)
         self.short_ohm = math.inf
         self.short_from_s = 0.0
@@ -177,8 +192,27 @@ class CellModel:
         r_ct = self.temperature_k / F_OVER_R / (p.i0_a_per_m2 * p.area_m2)
         return r_ct * p.c_dl_f_per_m2 * p.area_m2
 
-    def _terminal(self, i: float, eta_ct: float, eta_d: float) -> float:
-        return float(ocv_licoo2(self.soc)) + i * self.r_ohmic() + eta_ct + eta_d
+    def _r_diff_ohm(self) -> float:
+        p = self.params
+        return 0.0 if self._film else p.r_diff_ohm_m2 / p.area_m2
+
+    def _stored_rate(self, i: float) -> float:
+        """Rate of change of the stored state of charge (1/s) at terminal current ``i`` (A)."""
+        i_in = i * (self.params.charge_efficiency if i > 0 else 1.0)
+        if math.isfinite(self.short_ohm) and self.time_s >= self.short_from_s:
+            i_in -= max(self.voltage_v, 0.0) / self.short_ohm
+        return i_in / (self.capacity_ah * 3600.0)
+
+    def surface_soc(self, modes: np.ndarray | None = None, rate: float = 0.0) -> float:
+        """State of charge at the film's surface (the mean without film diffusion)."""
+        if self._film is None:
+            return self.soc
+        m = self._modes if modes is None else modes
+        return self.soc + self._film.surface_deviation(m, rate)
+
+    def _terminal(self, i: float, eta_ct: float, eta_d: float, soc: float | None = None) -> float:
+        s = self.surface_soc(rate=self._stored_rate(i)) if soc is None else soc
+        return float(ocv_licoo2(s)) + i * self.r_ohmic() + eta_ct + eta_d
 
     # commands -----------------------------------------------------------------------
     def set_current(self, current_a: float, voltage_limit_v: float) -> None:
@@ -210,10 +244,13 @@ class CellModel:
 
     def _terminal_after(self, i: float, dt: float) -> float:
         a_ct, a_d = self._decays(dt)
-        p = self.params
         eta_ct = self._eta_ct_ss(i) * (1 - a_ct) + self.eta_ct * a_ct
-        eta_d = i * p.r_diff_ohm_m2 / p.area_m2 * (1 - a_d) + self.eta_d * a_d
-        return self._terminal(i, eta_ct, eta_d)
+        eta_d = i * self._r_diff_ohm() * (1 - a_d) + self.eta_d * a_d
+        soc = None
+        if self._film is not None:
+            rate = self._stored_rate(i)
+            soc = self.surface_soc(self._film.step(self._modes, rate, dt), rate) + rate * dt
+        return self._terminal(i, eta_ct, eta_d, soc)
 
     def _solve_voltage(self, v_target: float, dt: float, i_max: float) -> float:
         """Current (A) that gives terminal voltage ``v_target`` after ``dt``, clamped to ±i_max."""
@@ -280,7 +317,9 @@ class CellModel:
         self.q_ah = min(max(self.q_ah + stored, 0.0), cap)
         a_ct, a_d = self._decays(dt)
         self.eta_ct = self._eta_ct_ss(i_new) * (1 - a_ct) + self.eta_ct * a_ct
-        self.eta_d = i_new * p.r_diff_ohm_m2 / p.area_m2 * (1 - a_d) + self.eta_d * a_d
+        self.eta_d = i_new * self._r_diff_ohm() * (1 - a_d) + self.eta_d * a_d
+        if self._film is not None:
+            self._modes = self._film.step(self._modes, stored / cap / dt, dt)
         self.current_a = i_new
         self.time_s += dt
         self._log_t.append(self.time_s)

@@ -97,9 +97,12 @@ def analyze_datasets(
             warnings.append(f"cycling: {err.bare_message}")
         else:
             out["transport"] = transport_hook.transport_block(cycling, meta, per_cycle, shared)
-            transport_hook.add_cycle_views(summary, per_cycle, shared)
+            transport_hook.add_cycle_views(summary, per_cycle, shared, meta)
     elif reference_cycle is not None:
         raise InputError("--reference-cycle given but the file has no cycling data")
+    transport_ds = transport_hook.results_dataset(out["transport"])
+    if transport_ds is not None:
+        datasets["transport"] = transport_ds
     if spectra:
         summary, per_spec = analyze_spectra(
             spectra, meta, circuit=circuit, arrhenius_convention=arrhenius_convention

@@ -449,6 +449,31 @@ def _cycling_flags(
     return flags
 
 
+#: flags of cells that need a look first (the lab table lists them before the others)
+ATTENTION_FLAGS = frozenset({"soft_short", "self_discharge"})
+
+
+def transport_flags(block: dict[str, Any] | None) -> list[str]:
+    """``soft_short`` when the transport analyses flagged leakage above the cell's bound
+    or a charge stall; ``self_discharge`` when an open-circuit rest lost charge much
+    faster than the cell's earlier rests (docs/transport.md, section 7)."""
+    events = ((block or {}).get("soft_short") or {}).get("events") or []
+    faster = [
+        e.get("method") == "ocv_rest" and "earlier rests" in str(e.get("evidence")) for e in events
+    ]
+    flags = []
+    if not all(faster):
+        flags.append("soft_short")
+    if any(faster):
+        flags.append("self_discharge")
+    return flags
+
+
+def needs_attention(row: dict[str, Any]) -> bool:
+    """The row carries a soft-short or self-discharge flag."""
+    return bool(ATTENTION_FLAGS & set(str(row.get("flags") or "").split(";")))
+
+
 def summary_row(
     result: dict[str, Any],
     entry: CellEntry,
@@ -470,6 +495,7 @@ def summary_row(
     )
     cyc_fields, flags = _cycling_fields(result.get("cycling"), settings)
     row.update(cyc_fields)
+    flags += [f for f in transport_flags(result.get("transport")) if f not in flags]
     eis = result.get("eis") or {}
     spectra = eis.get("spectra") or []
     if not spectra:
@@ -612,10 +638,12 @@ def plan_lab(
 
 
 def order_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows sorted by wafer / die / cell id / path."""
+    """Rows sorted by wafer / die / cell id / path, cells flagged for a soft short or
+    fast self-discharge first."""
     return sorted(
         rows,
         key=lambda r: (
+            not needs_attention(r),
             r.get("wafer") or "",
             r.get("die") or "",
             r.get("cell_id") or "",

@@ -238,6 +238,24 @@ class Rest(_Step):
         return self
 
 
+class Ici(_Model):
+    """Intermittent current interruption of a constant-current step: open circuit for
+    ``duration`` after every ``every`` seconds of current (both s)."""
+
+    every: Time
+    duration: Time
+
+    @model_validator(mode="after")
+    def _check(self) -> Ici:
+        _positive("every", self.every)
+        _positive("duration", self.duration)
+        if self.duration >= self.every:
+            raise ValueError(
+                f"duration ({self.duration:g} s) must be shorter than every ({self.every:g} s)"
+            )
+        return self
+
+
 class ConstantCurrent(_Step):
     """cc_charge / cc_discharge. ``current`` is signed here (> 0 charges)."""
 
@@ -246,6 +264,7 @@ class ConstantCurrent(_Step):
     voltage_limit: Voltage | None = None
     until: Until = Until()
     record: Record | None = None
+    ici: Ici | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ConstantCurrent:
@@ -257,7 +276,9 @@ class ConstantCurrent(_Step):
 
 
 class CvHold(_Step):
-    kind: Literal["cv_hold"] = "cv_hold"
+    """A voltage hold; ``float`` steps are holds of a fixed ``duration`` (leakage)."""
+
+    kind: Literal["cv_hold", "float"] = "cv_hold"
     voltage: Voltage
     current_limit: Current | None = None
     until: Until = Until()
@@ -270,6 +291,32 @@ class CvHold(_Step):
         if self.until.voltage is not None:
             raise ValueError("until.voltage makes no sense while holding a voltage")
         return self
+
+
+class Float(_Step):
+    """``float``: hold ``voltage`` for ``duration``; the current at its end is the
+    cell's leakage (self-discharge, soft shorts)."""
+
+    voltage: Voltage
+    duration: Time
+    current_limit: Current | None = None
+    record: Record | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Float:
+        _positive("duration", self.duration)
+        return self
+
+    def hold(self) -> CvHold:
+        """The :class:`CvHold` that runs it."""
+        return CvHold(
+            kind="float",
+            index=self.index,
+            voltage=self.voltage,
+            current_limit=self.current_limit,
+            until=Until(time=self.duration),
+            record=self.record,
+        )
 
 
 class Cccv(_Step):
@@ -378,7 +425,7 @@ class Loop(_Model):
 
 Step = Rest | ConstantCurrent | CvHold | Cccv | Eis | Gitt | SetTemperature | Loop
 
-CURRENT_KINDS = frozenset({"cc_charge", "cc_discharge", "cv_hold", "cccv", "gitt"})
+CURRENT_KINDS = frozenset({"cc_charge", "cc_discharge", "cv_hold", "float", "cccv", "gitt"})
 
 
 #: ``on_resume`` values: go on with the interrupted step, run it again from its
@@ -445,6 +492,7 @@ _STEP_MODELS: dict[str, type[_Model]] = {
     "cccv": Cccv,
     "eis": Eis,
     "gitt": Gitt,
+    "float": Float,
     "set_temperature": SetTemperature,
 }
 KINDS = (*_STEP_MODELS, "loop", "temperature_series")
@@ -515,6 +563,10 @@ class _Parser:
             raise self.fail(f"{here}: 'kind'/'index' are not options")
         self.n_leaves += 1
         step = self.validate(model, body, here, index=self.n_leaves, **extra)
+        return self.signed(step.hold() if isinstance(step, Float) else step, kind, here)
+
+    def signed(self, step: Any, kind: str, here: str) -> Any:
+        """The step with its current signed (> 0 charges) after checking its magnitude."""
         if isinstance(step, ConstantCurrent):
             _positive_or_fail(self, step.current, f"{here}.current")
             if kind == "cc_discharge":

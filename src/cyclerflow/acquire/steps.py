@@ -7,7 +7,9 @@ the reason the step ended (``time``, ``voltage``, ``current``, ``capacity``, ...
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -118,7 +120,45 @@ def cc(eng: ChannelRunner, step: ConstantCurrent, run: StepRun) -> str:
             guard_tripped(eng, s, i)
         return reason
 
+    if step.ici is not None:
+        source = partial(set_source, eng, eng.ch.source_current, i, vlim, **eng.guard_kw("cc"))
+        return cc_interrupted(eng, step, run, source, end)
     return poll(eng, run, record_of(eng, step), end, charging=i > 0)
+
+
+def cc_interrupted(
+    eng: ChannelRunner,
+    step: ConstantCurrent,
+    run: StepRun,
+    source: Callable[[], None],
+    end: EndCondition,
+) -> str:
+    """A constant-current step with intermittent current interruptions (``step.ici``):
+    open circuit for ``duration`` after every ``every`` seconds of current, inside the
+    one step. Interruptions are recorded at every sample interval; the charge-voltage-drop
+    detector restarts after each. A resumed step restarts the on/off pattern."""
+    ici = step.ici
+    assert ici is not None
+    rec = record_of(eng, step)
+    dense = Record(every=eng.recipe.sample_interval)
+    t_until = step.until.time
+    elapsed = run.elapsed0
+    while True:
+        on_end = elapsed + ici.every
+        reason = poll(eng, run, rec, end, charging=step.current > 0, max_time=on_end)
+        elapsed = run.elapsed(run.last_t)
+        if reason != "time" or (t_until is not None and elapsed >= t_until - 1e-9):
+            return reason
+        set_source(eng, eng.ch.open_circuit, **eng.guard_kw("ocv"))
+        off_end = elapsed + ici.duration
+        if t_until is not None:
+            off_end = min(off_end, t_until)
+        poll(eng, run, dense, lambda *a: None, max_time=off_end)
+        elapsed = run.elapsed(run.last_t)
+        if t_until is not None and elapsed >= t_until - 1e-9:
+            return "time"
+        source()  # current on again (the step's source was set before the first phase)
+        run.v_max = -math.inf
 
 
 def cv(eng: ChannelRunner, step: CvHold, run: StepRun) -> str:

@@ -83,7 +83,8 @@ def peaks(grid: np.ndarray, d: np.ndarray, opt: DqdvOptions) -> list[dict[str, f
     return out
 
 
-def _cycle_steps(rec: Record, starts_s: np.ndarray, sign: int) -> dict[int, np.ndarray]:
+def cycle_steps(rec: Record, starts_s: np.ndarray, sign: int) -> dict[int, np.ndarray]:
+    """Cycle position -> indices of its CC steps of current sign ``sign``."""
     st = rec.steps
     pos = np.searchsorted(starts_s, rec.t[st.start], side="right") - 1
     sel = np.flatnonzero((st.kind == CC) & (np.sign(st.current) == sign) & (pos >= 0))
@@ -130,7 +131,7 @@ def track_peaks(
 ) -> dict[str, Any]:
     """dQ/dV peaks per analysed cycle and their drift (the ``dqdv_peaks`` object)."""
     sign = -1 if opt.direction == "discharge" else 1
-    by_pos = _cycle_steps(rec, starts_s, sign)
+    by_pos = cycle_steps(rec, starts_s, sign)
     usable = [p for p in np.flatnonzero(complete).tolist() if p in by_pos]
     if len(usable) > opt.max_cycles:
         usable = [usable[j] for j in np.linspace(0, len(usable) - 1, opt.max_cycles).astype(int)]

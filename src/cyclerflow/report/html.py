@@ -26,6 +26,11 @@ from cyclerflow.numfmt import fmt_number
 from cyclerflow.report import figures as F
 from cyclerflow.report.curves import dqdv
 from cyclerflow.report.data import CellData, load_cell, select_spectra
+from cyclerflow.report.transport_figures import (
+    degradation_figure,
+    has_transport_curves,
+    transport_figure,
+)
 from cyclerflow.store.atomic import atomic_output, check_output_path
 
 #: overview columns: key, header, format, outlier check on this column
@@ -237,6 +242,38 @@ def _cycling_section(cell: CellData, area: float | None, row: dict) -> tuple[lis
     _profile_figs(cell, figs, missing)
     _cycling_row(cyc, a, area, row)
     return figs, missing
+
+
+def _transport_figs(cell: CellData) -> list[dict]:
+    """D vs SOC and R vs SOC from the transport block (GITT / ICI / PITT), and the
+    degradation modes (LLI / LAM) from half-cell curves, when there are any."""
+    figs = []
+    modes = ((cell.summary or {}).get("cycling") or {}).get("degradation_modes") or {}
+    if modes.get("cycles"):
+        figs.append(
+            _fig(
+                "degradation-modes",
+                "Degradation modes: loss of lithium inventory and of active material",
+                lambda: degradation_figure(modes),
+                f"Half-cell curves ({modes.get('half_cells')}) aligned to each discharge; "
+                "losses relative to the reference cycle (docs/transport.md).",
+            )
+        )
+    block = (cell.summary or {}).get("transport")
+    if not has_transport_curves(block):
+        return figs
+    length = block.get("diffusion_length_route")
+    return figs + [
+        _fig(
+            "transport",
+            "Diffusion coefficient and resistance vs state of charge",
+            lambda: transport_figure(block),
+            "GITT (Weppner–Huggins), ICI and PITT per pulse / interruption / step; "
+            f"diffusion length from {length}; hollow grey: assumptions not met. "
+            "R: GITT pulse resistance, ICI resistance. SOC: "
+            f"{block.get('soc_basis')}.",
+        )
+    ]
 
 
 def _arrhenius_fig(per: dict, arr: dict, figs: list, missing: list[str]) -> None:
@@ -528,6 +565,7 @@ def cell_context(cell: CellData, k: int = 0, *, compact: bool = False) -> dict[s
     }
     row["safety_stops"] = sum(1 for e in cell.events if e["kind"] == "safety_stop")
     cyc_figs, cyc_missing = _cycling_section(cell, area, row)
+    cyc_figs += _transport_figs(cell)
     eis_figs, eis_missing = _eis_section(cell, area, row)
     if compact:
         cyc_figs, eis_figs = [_card(cell, row)], []

@@ -39,6 +39,13 @@ def transport_block(
     )
 
 
+def results_dataset(block: dict[str, Any] | None) -> xr.Dataset | None:
+    """The ``transport`` group of the results file (D and R vs SOC), or None."""
+    from cyclerflow.transport.results import transport_dataset
+
+    return transport_dataset(block)
+
+
 def found_anything(block: dict[str, Any] | None) -> bool:
     """True when any transport list has an entry."""
     return bool(block) and any(block.get(k) for k in LISTS)
@@ -70,9 +77,16 @@ def without_cycles(
     raise err
 
 
-def add_cycle_views(summary: dict[str, Any], per_cycle: xr.Dataset, shared: dict) -> None:
-    """Cycle types and dQ/dV peak tracking added to the cycling summary (in place)."""
+def add_cycle_views(
+    summary: dict[str, Any],
+    per_cycle: xr.Dataset,
+    shared: dict,
+    meta: CellMetadata | None = None,
+) -> None:
+    """Cycle types, dQ/dV peak tracking and, with half-cell reference curves in the
+    metadata, degradation modes (LLI / LAM) added to the cycling summary (in place)."""
     from cyclerflow.cycling.cycle_types import add_cycle_types
+    from cyclerflow.cycling.halfcells import half_cells_from_metadata
     from cyclerflow.transport.fromruns import record_from_runs
 
     if "segmentation" not in shared:
@@ -81,9 +95,15 @@ def add_cycle_views(summary: dict[str, Any], per_cycle: xr.Dataset, shared: dict
 
     rec = record_from_runs(shared["samples"], shared["segmentation"])
     add_cycle_types(summary, per_cycle, rec)
-    summary["dqdv_peaks"] = track_peaks(
+    args = (
         rec,
         np.asarray(per_cycle["cycle"].values, "i8"),
         np.asarray(per_cycle["start_time_second"].values, "f8"),
         np.asarray(per_cycle["complete"].values).astype(bool),
     )
+    summary["dqdv_peaks"] = track_peaks(*args)
+    half_cells = half_cells_from_metadata(meta)
+    if half_cells is not None:
+        from cyclerflow.cycling.degradation import degradation_modes
+
+        summary["degradation_modes"] = degradation_modes(*args, half_cells)

@@ -13,7 +13,9 @@ dE/dt of the end of the preceding constant-current step (last quarter, straight 
 subtracted before the fit, E(t) - (dE/dt)_load t (without it, k is biased low by the
 parabolic concentration profile relaxing and D comes out ~20 % high on a film).
 For one dominant diffusion process in a film of diffusion length L (semi-infinite
-over the interruption):
+over the interruption; samples in the first 5 % of the interruption, such as a
+reading right at the switch that still holds the fast charge-transfer relaxation,
+are left out of the fit):
 
     D = 4/pi * (L * (dE/dQ) / k)^2
 
@@ -48,6 +50,8 @@ class IciOptions:
     current_match: float = 0.1
     min_samples: int = 3
     quasi_steady: float = 0.5
+    #: samples of the first ``fit_from`` x the interruption are left out of the fit
+    fit_from: float = 0.05
 
 
 def interruption_indices(rec: Record, opt: IciOptions) -> np.ndarray:
@@ -83,14 +87,16 @@ def _time_under_current(rec: Record, k: int, interruptions: set[int]) -> float:
     return float(rec.t[st.start[k] - 1] - rec.t[max(st.start[j] - 1, 0)])
 
 
-def _interruption(rec: Record, k: int, length: DiffusionLength) -> dict:
+def _interruption(rec: Record, k: int, length: DiffusionLength, opt: IciOptions) -> dict:
     st, t, v = rec.steps, rec.t, rec.v
     a, b = int(st.start[k]), int(st.end[k])
     current = float(st.current[k - 1])
     e_load = float(v[a - 1])
     drift = _drift(rec, k)
     dt = t[a:b] - t[a - 1]
-    line = fit_line(np.sqrt(dt), v[a:b] - (drift or 0.0) * dt)
+    # a reading right at the switch still holds fast (charge-transfer, ms) relaxation
+    use = dt >= opt.fit_from * dt[-1]
+    line = fit_line(np.sqrt(dt[use]), v[a:b][use] - (drift or 0.0) * dt[use])
     r = k_coef = d = None
     de_dq = None if drift is None else drift / current
     if line is not None:
@@ -125,7 +131,7 @@ def ici(rec: Record, length: DiffusionLength, opt: IciOptions = IciOptions()) ->
     found = set(idx)
     out = []
     for k in idx:
-        row = _interruption(rec, k, length)
+        row = _interruption(rec, k, length, opt)
         d = row["diffusion_coefficient_cm2_per_s"]
         on = _time_under_current(rec, k, found)
         row["time_under_current_s"] = on
