@@ -38,6 +38,9 @@ RESUME_REFUSED = REFUSED_NOTE
 #: a current below this (A) at reconnect counts as "no current flowing"
 NO_CURRENT_A = 1e-12
 
+#: a current source delivering this fraction less than its set point is in compliance
+COMPLIANCE_FRACTION = 0.01
+
 
 class ResumeRefused(InstrumentError):
     """The resume policy says stop (output off; the message says why and what to do)."""
@@ -137,6 +140,15 @@ def state_from_reading(reading: Sample | None, mode: str, setpoint: float) -> So
     return SourceState(on, mode if on else "ocv", setpoint if on else 0.0, reading)
 
 
+def in_compliance(state: SourceState) -> bool:
+    """A current source found delivering clearly less than its set point: its voltage
+    compliance holds the cell (the current tapered at some time in the gap)."""
+    r = state.reading
+    if r is None or not math.isfinite(r.current_a) or state.setpoint == 0.0:
+        return False
+    return abs(r.current_a) < (1.0 - COMPLIANCE_FRACTION) * abs(state.setpoint)
+
+
 def estimate_charge(
     state: SourceState, duration_s: float, read_back: bool, recorded_ah: float = 0.0
 ) -> tuple[float, str]:
@@ -154,6 +166,8 @@ def estimate_charge(
         how = "setpoint_x_duration"
         if not read_back:
             how += "_no_readback"  # the recipe's set point, the current showed it on
+        elif in_compliance(state):
+            how += "_upper_bound"  # the source's voltage limit cut the current down
         return state.setpoint * duration_s / 3600.0, how
     if state.reading is not None and math.isfinite(state.reading.current_a):
         return state.reading.current_a * duration_s / 3600.0, "reading_current_x_duration"
