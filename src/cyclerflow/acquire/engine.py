@@ -281,7 +281,7 @@ class ChannelRunner:
             # on until the watchdog switched it off (the readback sees it off now)
             on_for = (self._off_at - rp.wall_at_last_s) * self.clock.speedup
             state = SourceState(True, mode, setpoint, state.reading)
-        elif read_back and not rp.ended_cleanly and rp.mode == "continue":
+        elif read_back and rp.mode == "continue" and not self._host_switched_off(rp):
             state = stopped_by_itself(state, mode, setpoint)
         recorded = rp.charge_ah if rp.mode == "continue" else 0.0
         # the gap ends with the read-back: the instrument sourced until then
@@ -292,6 +292,12 @@ class ChannelRunner:
             if rp.mode == "continue":
                 rp.mode = "restart"
         self.pending_gap = gap
+
+    @staticmethod
+    def _host_switched_off(rp: ResumePoint) -> bool:
+        """The previous run's last word to the instrument was output off (a stop signal,
+        a safety stop, a refusal to resume, or a read-back then death)."""
+        return rp.ended_cleanly or rp.refused or rp.off_by_host
 
     def _outcome(self, err: BaseException) -> None:
         """Output off, then the result and an event for the way the run ended."""
