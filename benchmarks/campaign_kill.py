@@ -7,6 +7,17 @@ Lost data is measured as the wall time between the file's last write (its mtime)
 kill, and as rows (that time x the run's rows per wall second). Printed figures, not
 pass/fail (tests/reliability runs a short one).
 
+Per gap (each restart that got as far as reading the instrument back writes one ``gap``
+event; a kill before that merges into the next gap), against the simulator's own cell
+(the simulator runs in this process, so its model is the truth):
+
+- limit held by the instrument: the cell passed at most one guard interval's charge
+  outside the recipe's window while no host ran;
+- time-gap error: simulator time minus test time at the first current step started after
+  the gap, minus the same at the last one before it (0 when the file's time is true);
+- unrecorded charge flagged: the gap event is there and, when charge moved, carries a
+  non-zero estimate (which the interrupted step's ``step_end`` includes, marked).
+
     .venv/bin/python benchmarks/campaign_kill.py [--kills 100] [--imports 30] [--seed 1]
 """
 
@@ -14,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -35,18 +45,22 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "import sys; from cyclerflow.cli import main; sys.exit(main())"]
 FLUSH_INTERVAL_S = 1.0
 
-RECIPE = """name: kill-campaign
-limits: {voltage_max: 4.3 V, voltage_min: 2.9 V, current_max: 100 uA}
-sample_interval: 1 s
+V_MIN, V_MAX = 2.9, 4.3
+CURRENT_A = 30e-6  # 2C of the 15 uAh cell: a gap of a second or two (x 1000) often
+GUARD_S = 1.0  # reaches a limit; the 2450 tests its guard every guard_interval_s (1 s)
+RECIPE = f"""name: kill-campaign
+limits: {{voltage_max: {V_MAX} V, voltage_min: {V_MIN} V, current_max: 100 uA}}
+sample_interval: 2 s
+max_gap: 5 h
 steps:
-  - rest: {duration: 1 min, record: {every: 1 s}}
+  - rest: {{duration: 1 min, record: {{every: 2 s}}}}
   - loop:
       repeat: 1000
       steps:
-        - cc_charge: {current: C/2, until: {voltage: 4.2 V}, record: {every: 1 s}}
-        - rest: {duration: 2 min}
-        - cc_discharge: {current: C/2, until: {voltage: 3.0 V}, record: {every: 1 s}}
-        - rest: {duration: 2 min}
+        - cc_charge: {{current: 2C, until: {{voltage: 4.1 V}}, record: {{every: 2 s}}}}
+        - rest: {{duration: 2 min}}
+        - cc_discharge: {{current: 2C, until: {{voltage: 3.6 V}}, record: {{every: 2 s}}}}
+        - rest: {{duration: 2 min}}
 """
 
 
@@ -67,27 +81,37 @@ class KillTally:
     import_outcomes: dict[str, int] = field(default_factory=dict)
     leftover_parts: int = 0
     parts_after_next_write: int = 0
+    gaps: list[GapCheck] = field(default_factory=list)
 
 
-def start_simulator(work: Path, cell: Path) -> tuple[subprocess.Popen, str]:
-    out = (work / "sim.out").open("w")
-    argv = [*CLI, "simulate", "keithley2450", "--port", "0", "--speedup", "1000",
-            "--cell", str(cell)]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        m = re.search(r"resource=(\S+)", (work / "sim.out").read_text())
-        if m:
-            return proc, m.group(1)
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the simulator did not start")
+@dataclass(frozen=True)
+class GapCheck:
+    """One restart's gap against the simulator: simulated s, Ah."""
+
+    start_s: float
+    duration_s: float
+    limit_held: bool
+    time_error_s: float  # NaN: no current step started on one side of it
+    shared_by: int  # gaps between the same two step starts (the error is theirs together)
+    true_charge_ah: float
+    estimate_ah: float
+    method: str
+    flagged: bool
+
+
+def start_simulator(cell: Path):
+    """The Keithley 2450 simulator at 1000x in this process (its cell model is read after
+    the campaign); its resource string."""
+    from cyclerflow.drivers.sim import start_simulator as start
+
+    server, _ = start("keithley2450", speedup=1000, cell=str(cell))
+    return server, server.resource
 
 
 def _acquire_argv(resource: str, work: Path, out: Path) -> list[str]:
     return [*CLI, "acquire", "--driver", "keithley2450", "--resource", resource,
             "--protocol", str(work / "recipe.yaml"), "--cell", str(work / "cell.yaml"),
-            "-o", str(out), "--speedup", "1000"]  # fmt: skip
+            "-o", str(out), "--speedup", "1000", "--option", "timeout_s=10"]  # fmt: skip
 
 
 def _rows(path: Path) -> int:
@@ -149,6 +173,85 @@ def numbering_ok(path: Path) -> tuple[bool, int]:
     return ok, len(tt)
 
 
+def sim_switches(model) -> list[tuple[float, float]]:
+    """(simulated start s, set point A) of each change into a non-zero constant current."""
+    segs = model.segments
+    return [
+        (b.start_s, b.setpoint)
+        for a, b in zip(segs, segs[1:], strict=False)
+        if b.mode == "cc" and b.setpoint != 0 and (a.mode, a.setpoint) != ("cc", b.setpoint)
+    ]
+
+
+def step_offsets(events: list[dict], model) -> list[tuple[float, float]]:
+    """(test s, simulator s - test s) at every current step's start in the file: each
+    matched to the simulator's switch of that sign nearest to where the previous offset
+    puts it (a resumed step's own re-sourcing is a switch without a step start)."""
+    from cyclerflow.acquire.progress import parse_fields
+
+    switches = sim_switches(model)
+    out: list[tuple[float, float]] = []
+    off = None
+    for e in events:
+        kind = parse_fields(e["message"]).get("kind", "") if e["kind"] == "step_start" else ""
+        if not kind.startswith("cc_"):
+            continue
+        t = float(e["test_time_second"])
+        sign = 1.0 if kind == "cc_charge" else -1.0
+        cands = np.array([s for s, sp in switches if sp * sign > 0])
+        if cands.size == 0:
+            continue
+        guess = cands[0] if off is None else t + off
+        off = float(cands[np.argmin(np.abs(cands - guess))]) - t
+        out.append((t, off))
+    return out
+
+
+def check_gaps(path: Path, model) -> list[GapCheck]:
+    """Each gap event of ``path`` against the simulator's cell ``model`` (see the module
+    docstring)."""
+    import json
+
+    from cyclerflow.store import read_events
+
+    events = read_events(path)
+    offs = step_offsets(events, model)
+    ts = np.array([t for t, _ in offs])
+    gaps = [json.loads(e["message"]) for e in events if e["kind"] == "gap"]
+    out = []
+    for g in gaps:
+        i0 = int(np.searchsorted(ts, g["start_s"])) - 1  # last start before the gap
+        i1 = int(np.searchsorted(ts, g["end_s"]))  # first start after it
+        if i0 < 0:
+            continue  # killed before the first current step: nothing to map it with
+        off0 = offs[i0][1]
+        err = offs[i1][1] - off0 if i1 < len(offs) else float("nan")
+        between = [
+            h for h in gaps if ts[i0] < h["start_s"] and (i1 >= len(ts) or h["end_s"] < ts[i1])
+        ]
+        t0, t1 = g["start_s"] + off0, g["end_s"] + off0
+        _, _, q_out = model.excursion(V_MIN, V_MAX, t0, t1)
+        q_true = model.charge_between(t0, t1)
+        est = g["estimated_charge_ah"]
+        moved = abs(q_true) > 1e-3 * CURRENT_A * GUARD_S / 3600.0
+        flagged = (not moved) or (est is not None and est != 0.0)
+        held = q_out <= 1.05 * CURRENT_A * GUARD_S / 3600.0
+        out.append(
+            GapCheck(
+                g["start_s"],
+                g["end_s"] - g["start_s"],
+                held,
+                err,
+                len(between),
+                q_true,
+                float("nan") if est is None else est,
+                g["estimate_method"],
+                flagged,
+            )  # fmt: skip
+        )
+    return out
+
+
 def import_kills(work: Path, n: int, rng: np.random.Generator, t: KillTally) -> None:
     """SIGKILL ``cyclerflow import`` at random moments: the output is absent or whole."""
     src = _import_source(work)
@@ -193,7 +296,7 @@ def run_campaign(kills: int, imports: int, *, seed: int = 1, work: Path | None =
         w = Path(d)
         (w / "recipe.yaml").write_text(RECIPE)
         shutil.copy(ROOT / "fixtures" / "recipes" / "cell-lipon.yaml", w / "cell.yaml")
-        sim, resource = start_simulator(w, w / "cell.yaml")
+        sim, resource = start_simulator(w / "cell.yaml")
         try:
             out = w / "cell.h5"
             for k in range(kills):
@@ -203,9 +306,11 @@ def run_campaign(kills: int, imports: int, *, seed: int = 1, work: Path | None =
             if out.exists():
                 ok, t.final_rows = numbering_ok(out)
                 t.numbering_breaks = int(not ok)
+                with sim.lock:
+                    sim.sync()
+                    t.gaps = check_gaps(out, sim.model)
         finally:
-            sim.kill()
-            sim.wait()
+            sim.stop()
         import_kills(w, imports, rng, t)
     return t
 
@@ -228,6 +333,30 @@ def print_tally(t: KillTally, seconds: float) -> None:
           f"{t.parts_after_next_write})")  # fmt: skip
 
 
+def print_gaps(gaps: list[GapCheck], kills: int) -> None:
+    """Per gap: limit held, time-gap error, unrecorded charge flagged; then the totals."""
+    print(f"\nper restart ({len(gaps)} gap events for {kills} kills; a kill before the "
+          "restart had read the instrument back merges into the next gap):")  # fmt: skip
+    print("  gap start s | length s | limit held | time-gap error s | true Ah | estimate Ah "
+          "(method) | flagged")  # fmt: skip
+    for g in gaps:
+        err = "n/a" if not np.isfinite(g.time_error_s) else f"{g.time_error_s:+.1f}"
+        if g.shared_by > 1:
+            err += f" (x{g.shared_by} gaps)"
+        print(f"  {g.start_s:11.0f} | {g.duration_s:8.0f} | {'yes' if g.limit_held else 'NO':>10}"
+              f" | {err:>16} | {g.true_charge_ah:+.3e} | {g.estimate_ah:+.3e} ({g.method}) | "
+              f"{'yes' if g.flagged else 'NO'}")  # fmt: skip
+    if not gaps:
+        return
+    errs = np.array([abs(g.time_error_s) for g in gaps if g.shared_by == 1])
+    errs = errs[np.isfinite(errs)]
+    print(f"limit held by the instrument: {sum(g.limit_held for g in gaps)}/{len(gaps)}; "
+          f"unrecorded charge flagged: {sum(g.flagged for g in gaps)}/{len(gaps)}; |time-gap "
+          f"error| (one gap between two step starts, n={errs.size}): max "
+          f"{errs.max() if errs.size else float('nan'):.1f} s, median "
+          f"{np.median(errs) if errs.size else float('nan'):.1f} s (sample interval 2 s)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kills", type=int, default=100)
@@ -237,6 +366,7 @@ def main() -> None:
     t0 = time.perf_counter()
     t = run_campaign(args.kills, args.imports, seed=args.seed, progress=True)
     print_tally(t, time.perf_counter() - t0)
+    print_gaps(t.gaps, t.kills)
 
 
 if __name__ == "__main__":

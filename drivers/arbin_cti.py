@@ -44,6 +44,8 @@ from .cycler_common import TcpLink, socket_address
 
 #: station/acquire route channels of this driver to cyclerflow.acquire.cycler
 RUNS_OWN_SCHEDULE = True
+#: the stored procedure/schedule on the cycler holds its own limits (not the recipe's)
+SAFETY_LIMITS_IN_SCHEDULE = False
 
 HEADER = 0x11DDDDDDDDDDDDDD
 PREFIX = struct.Struct("<QIII")  # header, length, command code, extended code

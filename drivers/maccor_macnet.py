@@ -38,6 +38,8 @@ from cyclerflow.errors import InputError, InstrumentError
 
 #: station/acquire route channels of this driver to cyclerflow.acquire.cycler
 RUNS_OWN_SCHEDULE = True
+#: the stored procedure/schedule on the cycler holds its own limits (not the recipe's)
+SAFETY_LIMITS_IN_SCHEDULE = False
 
 DEFAULT_PORT = 57570
 TERMINATOR = b"\r\n"

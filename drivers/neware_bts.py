@@ -39,6 +39,8 @@ from .cycler_common import TcpLink, socket_address
 
 #: station/acquire route channels of this driver to cyclerflow.acquire.cycler
 RUNS_OWN_SCHEDULE = True
+#: the recipe's safety limits go into the step file's whole-test protection
+SAFETY_LIMITS_IN_SCHEDULE = True
 
 TERMINATOR = b"\n\n#\r\n"
 HEADER = '<?xml version="1.0" encoding="UTF-8" ?><bts version="1.0">'

@@ -389,13 +389,16 @@ class PalmSensChannel:
         current_limit_a = cv_compliance(self._label(), voltage_v, current_limit_a, guard)
         v = self.polarity * voltage_v
         fields = dict(interval=self.interval_s, run=self.run_s)
-        body = self._header("p c t") + [
+        # the set point goes into every packet (``da``): a host that reconnects reads back
+        # a voltage hold
+        body = self._header("p c t s") + [
             self._line("mode", 2),
             self._line("current_range", abs(current_limit_a)),
+            self._line("store_setpoint", v, vartype="da"),
             self._line("set_potential", v),
             self._line("cell_on"),
             self._line("ca", v, **fields),
-            *self._loop_body(["t", "p", "c"]),
+            *self._loop_body(["t", "p", "c", "s"]),
             self._line("endloop"),
             self._line("on_finished"),
             "  " + self._line("cell_off"),

@@ -140,6 +140,10 @@ class ScpiSmuChannel:
         reply = self.transport.query(message)
         if self.commands.parse("output_q", reply, message, getattr(self.transport, "resource", "")):
             raise InstrumentError(f"{self._label()}: {message!r}: the output is still on")
+        # the next source change programs the whole source and switches the output on
+        # again, even in the function the instrument was left in (a read-back on
+        # reconnect sets it)
+        self._mode = None
 
     def errors(self) -> list[str]:
         out = []

@@ -79,6 +79,15 @@ class HalfCycle:
 
 def ocv_licoo2(soc: float | np.ndarray) -> float | np.ndarray:
     """LiCoO2-like open-circuit voltage (V) vs state of charge 0..1, steep at both ends."""
+    if isinstance(soc, float):  # the model's hot path (one value per step): no numpy
+        x = min(max(soc, 1e-9), 1 - 1e-9)
+        return (
+            3.88
+            + 0.15 * (x - 0.5)
+            + 0.08 * math.log(x / (1 - x))
+            - 0.8 * math.exp(-x / 0.02)
+            + 0.5 * math.exp(-(1 - x) / 0.02)
+        )
     s = np.clip(soc, 1e-9, 1 - 1e-9)
     v = (
         3.88
@@ -124,6 +133,7 @@ class CellModel:
         self._halves: list[HalfCycle] = []
         self._log_t: list[float] = [0.0]  # step boundaries (s) and charge through the
         self._log_q: list[float] = [0.0]  # terminals up to them (Ah): exact between steps
+        self._log_v: list[float] = [self.voltage_v]  # terminal voltage at them (V)
         self._rng = np.random.default_rng(self.seed)
 
     # construction ---------------------------------------------------------------
@@ -326,6 +336,7 @@ class CellModel:
         self._log_q.append(self.true_charge_ah)
         self.segments[-1].end_s = self.time_s
         self.voltage_v = self._terminal(i_new, self.eta_ct, self.eta_d)
+        self._log_v.append(self.voltage_v)
 
     def _log_half(self, dq: float, dt: float) -> None:
         if dq == 0.0:  # rests neither end nor extend a half-cycle
@@ -358,6 +369,21 @@ class CellModel:
         integrated from its first to its last sample of a step with the truth."""
         t, q = np.asarray(self._log_t), np.asarray(self._log_q)
         return float(np.interp(t1_s, t, q) - np.interp(t0_s, t, q))
+
+    def excursion(
+        self, v_min: float, v_max: float, t0_s: float = 0.0, t1_s: float = math.inf
+    ) -> tuple[float, float, float]:
+        """(lowest V, highest V, charge Ah) of the terminal voltage between simulated times
+        ``t0_s`` and ``t1_s``: its extremes at the model's steps, and the charge (magnitude)
+        that passed in steps ending outside ``v_min`` .. ``v_max`` (how far past a limit
+        a cell was driven, e.g. while no host watched it)."""
+        t, q, v = (np.asarray(x) for x in (self._log_t, self._log_q, self._log_v))
+        k = np.flatnonzero((t >= t0_s) & (t <= t1_s))
+        if k.size == 0:
+            return math.nan, math.nan, 0.0
+        out = k[((v[k] < v_min) | (v[k] > v_max)) & (k > 0)]
+        dq = np.abs(q[out] - q[out - 1])
+        return float(v[k].min()), float(v[k].max()), float(dq.sum())
 
     def half_cycles(self) -> list[HalfCycle]:
         """Half-cycles so far (copies); see docs/simulators.md."""

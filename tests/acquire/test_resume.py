@@ -252,3 +252,19 @@ def test_every_step_gets_its_guard(tmp_path):
     )
     plain = describe_limits(FakeChannel(), recipe)
     assert plain == "limits held by the instrument: none; host-only: cc steps, cv steps, ocv steps"
+
+
+def test_a_current_found_in_compliance_is_an_upper_bound():
+    """A charge the SMU's voltage compliance clamped during the gap: set point x gap is
+    more than passed, and the gap says so; at the set point it is the estimate."""
+    from cyclerflow.acquire.instrument import Sample, SourceState
+    from cyclerflow.acquire.resume import estimate_charge
+
+    clamped = SourceState(True, "current", 3e-5, Sample(0.0, 4.286, 2e-6))
+    q, how = estimate_charge(clamped, 3600.0, read_back=True)
+    assert q == pytest.approx(3e-5) and how == "setpoint_x_duration_upper_bound"
+    full = SourceState(True, "current", 3e-5, Sample(0.0, 3.9, 3e-5))
+    assert estimate_charge(full, 3600.0, read_back=True)[1] == "setpoint_x_duration"
+    tripped = SourceState(False, "off", -3e-5, Sample(0.0, 2.89, 0.0), tripped=True)
+    q, how = estimate_charge(tripped, 1800.0, read_back=True)
+    assert q == pytest.approx(-1.5e-5) and how == "setpoint_x_duration_upper_bound"

@@ -105,10 +105,16 @@ def test_station_mixes_a_cycler_channel_and_an_smu_channel(tmp_path, neware_sim)
             "cell: cell.yaml, recipe: recipe.yaml, out: smu.h5}\n"
         )
         station.write_text(text)
-        results = run_station(load_station(station))
+        said: list[str] = []
+        results = run_station(load_station(station), announce=said.append)
     finally:
         smu.stop()
     assert [r.status for r in results] == ["complete", "complete"], [r.message for r in results]
+    # at start, per channel: which limits the instrument holds and which only the host
+    assert sorted(s.split(":")[0] for s in said) == ["ch1", "smu"]
+    (cycler,) = [s for s in said if s.startswith("ch1: ")]
+    assert "limits held by the instrument: every step's end conditions" in cycler
+    assert "the safety window (voltage" in cycler and "written into the schedule" in cycler
     nw_cols = read_cycling(tmp_path / "ch1.h5")
     smu_cols = read_cycling(tmp_path / "smu.h5")
     assert "vendor_record_id" in nw_cols and "vendor_record_id" not in smu_cols

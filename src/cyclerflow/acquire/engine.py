@@ -47,11 +47,13 @@ from cyclerflow.acquire.resume import (
     Gap,
     ResumeRefused,
     decide,
+    ended_in_gap,
     make_gap,
     resume_test_time,
     state_from_reading,
     step_at,
     step_source,
+    stopped_by_itself,
 )
 from cyclerflow.acquire.rows import RowBuffer, RowContext
 from cyclerflow.acquire.sampling import FirstReading
@@ -279,6 +281,8 @@ class ChannelRunner:
             # on until the watchdog switched it off (the readback sees it off now)
             on_for = (self._off_at - rp.wall_at_last_s) * self.clock.speedup
             state = SourceState(True, mode, setpoint, state.reading)
+        elif read_back and rp.mode == "continue" and not self._host_switched_off(rp):
+            state = stopped_by_itself(state, mode, setpoint)
         recorded = rp.charge_ah if rp.mode == "continue" else 0.0
         # the gap ends with the read-back: the instrument sourced until then
         gap = make_gap(self._gap_start, self.tb.now(), state, read_back, on_for, recorded)
@@ -288,6 +292,12 @@ class ChannelRunner:
             if rp.mode == "continue":
                 rp.mode = "restart"
         self.pending_gap = gap
+
+    @staticmethod
+    def _host_switched_off(rp: ResumePoint) -> bool:
+        """The previous run's last word to the instrument was output off (a stop signal,
+        a safety stop, a refusal to resume, or a read-back then death)."""
+        return rp.ended_cleanly or rp.refused or rp.off_by_host
 
     def _outcome(self, err: BaseException) -> None:
         """Output off, then the result and an event for the way the run ended."""
@@ -393,6 +403,11 @@ class ChannelRunner:
         if isinstance(step, Gitt):
             kinds.gitt(self, step, pos, rp)
             return
+        gap = self.pending_gap if rp is not None and rp.mode == "continue" else None
         run = self.steps.start(step.kind, pos, rp)
-        reason = kinds.run_step(self, step, run)
+        reason = ended_in_gap(step, gap)
+        if reason is not None:  # the instrument ended it (its guard): not sourced again
+            run.notes["ended_in_gap"] = 1
+        else:
+            reason = kinds.run_step(self, step, run)
         self.steps.end(run, reason)

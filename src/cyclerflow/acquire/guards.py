@@ -64,3 +64,35 @@ def describe_limits(channel: object, recipe: Recipe) -> str:
         f"limits held by the instrument: {held_text}; host-only: "
         f"{', '.join(host_only) if host_only else 'none'}"
     )
+
+
+def describe_cycler_limits(module: object, recipe: Recipe) -> str:
+    """The same line for a cycler that runs the whole schedule itself (a driver module
+    with ``RUNS_OWN_SCHEDULE``): every step's end conditions and transitions are the
+    cycler's, host or no host. The recipe's safety window is the cycler's too when the
+    driver writes it into the schedule (``SAFETY_LIMITS_IN_SCHEDULE``); otherwise the
+    stored procedure holds whatever limits it was written with and the host only checks
+    the records it downloads, after the fact."""
+    lim = recipe.limits
+    window = (
+        f"voltage {lim.voltage_min:g}..{lim.voltage_max:g} V, |current| <= {lim.current_max:g} A"
+    )
+    in_schedule = bool(getattr(module, "SAFETY_LIMITS_IN_SCHEDULE", False))
+    held = "every step's end conditions (the cycler runs the schedule)"
+    host = []
+    if in_schedule:
+        held += f", the safety window ({window}, written into the schedule)"
+    else:
+        host.append(f"the safety window ({window}: checked on downloaded records only)")
+    host += [
+        name
+        for name, value in (
+            ("temperature", lim.temperature_max or lim.temperature_min),
+            ("step_time_max", lim.step_time_max),
+            ("charge_voltage_drop", lim.charge_voltage_drop),
+        )
+        if value is not None
+    ]
+    return (
+        f"limits held by the instrument: {held}; host-only: {', '.join(host) if host else 'none'}"
+    )

@@ -85,6 +85,9 @@ class ResumePoint:
     ended_cleanly: bool = False
     #: the previous run refused to resume (its resume policy said stop)
     refused: bool = False
+    #: the previous run read the instrument back (its gap event) and died before it
+    #: stored a sample: the last the host did was switch the output off
+    off_by_host: bool = False
 
 
 @dataclass
@@ -230,6 +233,7 @@ def _fill_times(rp: ResumePoint, cyc, scan: _EventScan) -> None:
             rp.unix_at_test_zero = float(u[ok][0] - t[ok][0])
     else:
         rp.last_test_time_s = t0
+    rp.off_by_host = scan.gap_end_s >= rp.last_test_time_s
     rp.last_test_time_s = max(rp.last_test_time_s, scan.gap_end_s)
     if scan.clock is not None:
         rate, wall, tt = scan.clock

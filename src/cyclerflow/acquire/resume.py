@@ -29,7 +29,7 @@ from cyclerflow.acquire.recipe import (
     Loop,
     Recipe,
 )
-from cyclerflow.errors import InstrumentError
+from cyclerflow.errors import InstrumentError, SafetyStop
 
 #: the note a run that refused to resume ends with (the next run refuses again unless
 #: told otherwise)
@@ -37,6 +37,9 @@ RESUME_REFUSED = REFUSED_NOTE
 
 #: a current below this (A) at reconnect counts as "no current flowing"
 NO_CURRENT_A = 1e-12
+
+#: a current source delivering this fraction less than its set point is in compliance
+COMPLIANCE_FRACTION = 0.01
 
 
 class ResumeRefused(InstrumentError):
@@ -54,6 +57,8 @@ class Gap:
     that cannot read back; ``_upper_bound``: the instrument tripped its guard some time
     in the gap), ``reading_current_x_duration`` (a voltage hold), ``unknown``; a suffix
     ``_until_watchdog_off``: only up to the moment a watchdog switched the output off).
+    ``tripped``: the instrument stopped a constant current itself (its guard, the
+    recipe's safety window) at some time in the gap.
     """
 
     start_s: float
@@ -64,6 +69,7 @@ class Gap:
     reading_v: float
     estimated_charge_ah: float
     estimate_method: str
+    tripped: bool = False
 
     @property
     def duration_s(self) -> float:
@@ -134,6 +140,15 @@ def state_from_reading(reading: Sample | None, mode: str, setpoint: float) -> So
     return SourceState(on, mode if on else "ocv", setpoint if on else 0.0, reading)
 
 
+def in_compliance(state: SourceState) -> bool:
+    """A current source found delivering clearly less than its set point: its voltage
+    compliance holds the cell (the current tapered at some time in the gap)."""
+    r = state.reading
+    if r is None or not math.isfinite(r.current_a) or state.setpoint == 0.0:
+        return False
+    return abs(r.current_a) < (1.0 - COMPLIANCE_FRACTION) * abs(state.setpoint)
+
+
 def estimate_charge(
     state: SourceState, duration_s: float, read_back: bool, recorded_ah: float = 0.0
 ) -> tuple[float, str]:
@@ -142,15 +157,17 @@ def estimate_charge(
     instrument's counter counts from there)."""
     if state.charge_ah is not None:
         return state.charge_ah - recorded_ah, "instrument_counter"
+    if state.tripped:  # a current until some time in the gap: at most all of it
+        return state.setpoint * duration_s / 3600.0, "setpoint_x_duration_upper_bound"
     mode = _MODE_OF_STATE.get(state.mode, state.mode)
     if not state.output_on or mode == "ocv":
         return 0.0, "output_off"
     if mode == "cc":
         how = "setpoint_x_duration"
-        if state.tripped:
-            how += "_upper_bound"  # the instrument stopped the step itself at some point
-        elif not read_back:
+        if not read_back:
             how += "_no_readback"  # the recipe's set point, the current showed it on
+        elif in_compliance(state):
+            how += "_upper_bound"  # the source's voltage limit cut the current down
         return state.setpoint * duration_s / 3600.0, how
     if state.reading is not None and math.isfinite(state.reading.current_a):
         return state.reading.current_a * duration_s / 3600.0, "reading_current_x_duration"
@@ -173,7 +190,35 @@ def make_gap(
         how += "_until_watchdog_off"
     mode = _MODE_OF_STATE.get(state.mode, state.mode)
     v = state.reading.voltage_v if state.reading is not None else math.nan
-    return Gap(start_s, end_s, state.output_on, mode, state.setpoint, v, q, how)
+    return Gap(start_s, end_s, state.output_on, mode, state.setpoint, v, q, how, state.tripped)
+
+
+def stopped_by_itself(state: SourceState, mode: str, setpoint: float) -> SourceState:
+    """The read-back of a constant current ``setpoint`` (A) that the host did not stop
+    (no stop signal, no safety stop, no watchdog) found with its output off: the
+    instrument stopped it itself (its guard) at an unknown time of the gap. Some
+    instruments say so (``tripped``); one whose program ends at the trip (MethodSCRIPT)
+    cannot tell a host that connects later."""
+    if state.output_on or mode != "cc" or setpoint == 0.0:
+        return state
+    level = state.setpoint if state.setpoint else setpoint
+    return SourceState(False, state.mode, level, state.reading, True, state.charge_ah)
+
+
+def ended_in_gap(step: object, gap: Gap | None) -> str | None:
+    """Why a continued step already ended while no host ran (None: it goes on).
+
+    A constant current the instrument stopped at the safety window passed the step's
+    own end voltage, which lies inside the window (``voltage``); without a voltage end
+    the cell reached a safety limit: :class:`~cyclerflow.errors.SafetyStop`."""
+    if gap is None or not gap.tripped or not isinstance(step, ConstantCurrent):
+        return None
+    if step.until.voltage is not None:
+        return "voltage"
+    raise SafetyStop(
+        f"the instrument stopped the {step.current:.4g} A step at its guard while no host "
+        f"ran (reading {gap.reading_v:.4f} V): a safety limit was reached"
+    )
 
 
 def decide(recipe: Recipe, rp: ResumePoint, gap: Gap, held: bool, override: str | None) -> str:

@@ -29,7 +29,7 @@ import yaml
 from cyclerflow.acquire.clock import Clock
 from cyclerflow.acquire.cycler import check_cycler_recipe, run_station_cycler
 from cyclerflow.acquire.engine import ChannelResult, ChannelRunner
-from cyclerflow.acquire.guards import describe_limits
+from cyclerflow.acquire.guards import describe_cycler_limits, describe_limits
 from cyclerflow.acquire.instrument import ReportsClock, SourceMeterChannel, load_driver
 from cyclerflow.acquire.link import ReconnectPolicy, is_connection_error
 from cyclerflow.acquire.progress import FileState, file_state
@@ -617,6 +617,8 @@ def run_station(
 
     def work(k: int, ch: ChannelPlan) -> None:
         if getattr(ch.device.module, "RUNS_OWN_SCHEDULE", False):  # a cycler runs its schedule
+            if announce is not None:
+                announce(f"{ch.name}: {describe_cycler_limits(ch.device.module, ch.recipe)}")
             results[k] = run_station_cycler(ch, plan, clock, ready)
             return
         results[k] = run_channel(
