@@ -268,3 +268,27 @@ def test_a_current_found_in_compliance_is_an_upper_bound():
     tripped = SourceState(False, "off", -3e-5, Sample(0.0, 2.89, 0.0), tripped=True)
     q, how = estimate_charge(tripped, 1800.0, read_back=True)
     assert q == pytest.approx(-1.5e-5) and how == "setpoint_x_duration_upper_bound"
+
+
+def test_gap_message_fits_the_event_field_with_the_longest_method() -> None:
+    """The gap JSON never exceeds the event message's 240 bytes (a cut message is not JSON)."""
+    import json
+
+    from cyclerflow.acquire.resume import GAP_MESSAGE_BYTES, Gap
+
+    method = "setpoint_x_duration_upper_bound_until_watchdog_off"
+    for tripped in (False, True):
+        g = Gap(
+            123456.7890123,
+            987654.3210987,
+            True,
+            "cc",
+            -1.234567e-05,
+            3.7867741,
+            9.9091e-7,
+            method,
+            tripped,
+        )
+        text = g.to_json()
+        assert len(text.encode()) <= GAP_MESSAGE_BYTES
+        assert json.loads(text)["end_s"] == pytest.approx(987654.3210987, rel=1e-5)

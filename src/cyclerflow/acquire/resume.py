@@ -46,6 +46,10 @@ class ResumeRefused(InstrumentError):
     """The resume policy says stop (output off; the message says why and what to do)."""
 
 
+#: bytes of an event message (store.layout.EVENT_DTYPE "message")
+GAP_MESSAGE_BYTES = 240
+
+
 @dataclass(frozen=True, slots=True)
 class Gap:
     """Time without a host (test seconds) and what the instrument did meanwhile.
@@ -84,12 +88,22 @@ class Gap:
         return (self.output_on and self.mode != "ocv") or (math.isfinite(q) and q != 0.0)
 
     def to_json(self) -> str:
-        """Compact JSON (event messages hold 240 bytes); NaN becomes null."""
+        """Compact JSON (event messages hold 240 bytes); NaN becomes null. Floats keep
+        10 significant digits, fewer (down to 6) only when the message would not fit."""
+        for digits in (10, 9, 8, 7, 6):
+            text = self._json(digits)
+            if len(text.encode()) <= GAP_MESSAGE_BYTES:
+                return text
+        return text
+
+    def _json(self, digits: int) -> str:
         d: dict[str, object] = {}
         for k, v in asdict(self).items():
             if isinstance(v, float):
-                v = float(f"{v:.10g}") if math.isfinite(v) else None
+                v = float(f"{v:.{digits}g}") if math.isfinite(v) else None
             d[k] = v
+        if not self.tripped:
+            del d["tripped"]  # written only when true: the message holds 240 bytes
         d["estimated"] = True
         return json.dumps(d, separators=(",", ":"))
 
