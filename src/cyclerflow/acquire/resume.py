@@ -89,14 +89,16 @@ class Gap:
 
     def to_json(self) -> str:
         """Compact JSON (event messages hold 240 bytes); NaN becomes null. Floats keep
-        10 significant digits, fewer (down to 6) only when the message would not fit."""
-        for digits in (10, 9, 8, 7, 6):
-            text = self._json(digits)
+        10 significant digits; only when the message would not fit, the redundant
+        ``estimated`` marker goes first, then digits (down to 6)."""
+        tries = [(10, True)] + [(digits, False) for digits in (10, 9, 8, 7, 6)]
+        for digits, marker in tries:
+            text = self._json(digits, marker)
             if len(text.encode()) <= GAP_MESSAGE_BYTES:
                 return text
         return text
 
-    def _json(self, digits: int) -> str:
+    def _json(self, digits: int, marker: bool) -> str:
         d: dict[str, object] = {}
         for k, v in asdict(self).items():
             if isinstance(v, float):
@@ -104,7 +106,8 @@ class Gap:
             d[k] = v
         if not self.tripped:
             del d["tripped"]  # written only when true: the message holds 240 bytes
-        d["estimated"] = True
+        if marker:
+            d["estimated"] = True
         return json.dumps(d, separators=(",", ":"))
 
 
