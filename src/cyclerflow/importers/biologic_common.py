@@ -217,24 +217,25 @@ def subset_table(
     return {k: np.asarray(v)[keep] for k, v in table.items() if names is None or k in names}
 
 
+#: the EC-Lab value columns (current, charge, energy, temperature, extras) that cycling
+#: rows are made from, besides voltage
+_CYCLING_VALUES = (
+    "I/mA",
+    "<I>/mA",
+    "dq/mA.h",
+    "(Q-Qo)/mA.h",
+    "Q charge/mA.h",
+    "Q discharge/mA.h",
+    "Q charge/discharge/mA.h",
+    "Energy charge/W.h",
+    "Energy discharge/W.h",
+    "Temperature/°C",
+    *EXTRA_COLUMNS,
+)
+
 #: the columns the cycling rows are made from once the impedance rows are split off
 #: (time, cycle and step numbers are carried separately)
-_CYCLING_SOURCES = frozenset(
-    [
-        *VOLTAGE_COLUMNS,
-        "I/mA",
-        "<I>/mA",
-        "dq/mA.h",
-        "(Q-Qo)/mA.h",
-        "Q charge/mA.h",
-        "Q discharge/mA.h",
-        "Q charge/discharge/mA.h",
-        "Energy charge/W.h",
-        "Energy discharge/W.h",
-        "Temperature/°C",
-        *EXTRA_COLUMNS,
-    ]
-)
+_CYCLING_SOURCES = frozenset([*VOLTAGE_COLUMNS, *_CYCLING_VALUES])
 
 
 #: every EC-Lab column the conversion reads (voltage: the first of VOLTAGE_COLUMNS present)
@@ -249,17 +250,7 @@ _READ_COLUMNS = (
     "-Im(Z)/Ohm",
     "|Z|/Ohm",
     "Phase(Z)/deg",
-    "I/mA",
-    "<I>/mA",
-    "dq/mA.h",
-    "(Q-Qo)/mA.h",
-    "Q charge/mA.h",
-    "Q discharge/mA.h",
-    "Q charge/discharge/mA.h",
-    "Energy charge/W.h",
-    "Energy discharge/W.h",
-    "Temperature/°C",
-    *EXTRA_COLUMNS,
+    *_CYCLING_VALUES,
 )
 
 
