@@ -64,16 +64,44 @@ def _check_root(root: Path) -> Path:
     return root
 
 
+def _ephemeral_timeout(err: RuntimeError) -> bool:
+    text = str(err).lower()
+    return "ephemeral" in text and "timed out" in text
+
+
+def _ephemeral_failure() -> InputError:
+    """One clear error for an ephemeral server that never answered, naming its database
+    (a PREFECT_API_DATABASE_CONNECTION_URL pointing at an unreachable server is the
+    usual cause) without the password."""
+    url = os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL")
+    if url:
+        import sqlalchemy as sa
+
+        try:
+            url = sa.engine.make_url(url).render_as_string(hide_password=True)
+        except sa.exc.ArgumentError:
+            pass
+        where = f"its database PREFECT_API_DATABASE_CONNECTION_URL={url} did not answer?"
+    else:
+        where = "its SQLite database is in PREFECT_HOME; a very busy machine?"
+    timeout = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "20")
+    return InputError(
+        f"Prefect's ephemeral server did not start within {timeout} s, twice ({where}); "
+        "set PREFECT_API_URL to a running server, or fix the database setting"
+    )
+
+
 def _run(fn, *args, **kwargs):
     """Call a flow; if the ephemeral server timed out on its first start (a new machine,
-    a busy one), say so and try once more (the database is migrated by then)."""
+    a busy one), say so and try once more (the database is migrated by then); a second
+    time-out is one clear error."""
     from cyclerflow.flows.runtime import embedded_run_settings
 
     with embedded_run_settings():
         try:
             return fn(*args, **kwargs)
         except RuntimeError as err:
-            if "ephemeral" not in str(err).lower() or "timed out" not in str(err).lower():
+            if not _ephemeral_timeout(err):
                 raise
             typer.echo(
                 "Prefect's ephemeral server was slow to start; trying once more "
@@ -81,7 +109,12 @@ def _run(fn, *args, **kwargs):
                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)",
                 err=True,
             )
+        try:
             return fn(*args, **kwargs)
+        except RuntimeError as err:
+            if not _ephemeral_timeout(err):
+                raise
+            raise _ephemeral_failure() from None
 
 
 def _starting_message() -> None:

@@ -57,6 +57,33 @@ class VendorData:
         return str(self.root)
 
 
+#: settings that send a later test's servers elsewhere if one test leaves them behind
+_ISOLATED_ENV = (
+    "PREFECT_API_URL",
+    "PREFECT_API_DATABASE_CONNECTION_URL",
+    "PREFECT_HOME",
+    "CYCLERFLOW_DB_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_server_settings(request):
+    """Fail the test that leaves a server setting changed in os.environ (and put it back):
+    a leaked PREFECT_API_DATABASE_CONNECTION_URL once made the README tour's Prefect
+    server wait two minutes for a database host that does not exist."""
+    before = {k: os.environ.get(k) for k in _ISOLATED_ENV}
+    yield
+    after = {k: os.environ.get(k) for k in _ISOLATED_ENV}
+    leaked = sorted(k for k in _ISOLATED_ENV if before[k] != after[k])
+    for k in leaked:
+        if before[k] is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = before[k]
+    if leaked:
+        pytest.fail(f"{request.node.nodeid} left {', '.join(leaked)} changed in os.environ")
+
+
 @pytest.fixture(scope="session")
 def vendor_data() -> VendorData:
     """Real vendor files in fixtures/vendor (see fixtures/vendor/manifest.csv)."""

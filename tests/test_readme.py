@@ -68,10 +68,10 @@ def _wait_listening(proc: subprocess.Popen, port: int, timeout: float = 30.0) ->
 def _env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    for key in [k for k in env if k.startswith("PREFECT_")]:
+        env.pop(key)  # a newcomer's shell has none of them
     env["PREFECT_HOME"] = str(tmp / ".prefect")
-    env.pop("PREFECT_API_URL", None)
     env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
-    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     return env
 
 
