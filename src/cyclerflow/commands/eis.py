@@ -163,7 +163,7 @@ def _print_global(g: dict | None, console: Console) -> None:
     if "note" in g:
         console.print(f"[yellow]global fit not done: {g['note']}")
         return
-    shared = ", ".join(f"{k} = {v:.4f}" for k, v in g["shared"].items())
+    shared = ", ".join(f"{k} = {v:.4g}" for k, v in g["shared"].items()) or "nothing shared"
     console.print(
         escape(
             f"global fit {g['circuit']} over {len(g['per_temperature'])} spectra: {shared}; "
@@ -203,7 +203,7 @@ def register(app: typer.Typer) -> None:
             None, "--bounds", help="Bound a parameter: NAME=LO:HI (R1=0:1e6); repeatable."
         ),
         global_: bool = typer.Option(
-            False, "--global", help="Also fit the series globally (shared CPE exponents per arc)."
+            False, "--global", help="Also fit the series globally (arc C and n shared where an F-test allows)."
         ),
         global_q: bool = typer.Option(
             False, "--global-share-q", help="With --global: share the CPE Q values too."

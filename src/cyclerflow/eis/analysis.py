@@ -186,8 +186,8 @@ def analyze_spectra(
     ``sample_type``) or None. ``arrhenius_methods``: bulk-resistance methods that always
     enter the Arrhenius fit (fallback estimates enter when their uncertainty is
     comparable, see docs/eis.md). ``fixed``/``bounds``: {name: value} / {name: (lo, hi)}
-    for every fit. ``global_fit``: True (shared CPE exponents per arc) or ``"q"`` (also
-    shared Q) adds a ``global_fit`` block. ``series=False`` skips the series-level
+    for every fit. ``global_fit``: True (arc parameters shared where an F-test
+    allows, docs/eis.md) or ``"q"`` (CPE exponents and Q shared) adds a ``global_fit`` block. ``series=False`` skips the series-level
     consistency step. Returns (JSON-ready ``eis`` dict, per-spectrum Dataset).
     """
     from cyclerflow.eis.fitter import WEIGHTINGS
@@ -213,14 +213,14 @@ def analyze_spectra(
     summary = _summary(inputs, fits, geo, context, arrhenius_convention, arrhenius_methods)
     summary["lead_resistance_ohm"] = clean(lead_est)
     if global_fit:
-        from cyclerflow.eis.global_fit import global_block
+        from cyclerflow.eis.global_series import global_block
 
         summary["global_fit"] = global_block(
             [inputs[i] for i in order],
             [fits[i] for i in order],
             geo,
             arrhenius_convention,
-            share_q=global_fit == "q",
+            share="q" if global_fit == "q" else "auto",
             weighting=weighting,
         )
     ds = _results_dataset(summary["spectra"], fits, inputs, summary=summary, circuit=circuit)

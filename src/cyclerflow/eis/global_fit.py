@@ -1,37 +1,46 @@
-"""Global fit of a temperature series: one circuit, shared CPE exponents, one chi-square.
+"""Global fit of a temperature series: one circuit, shared arc parameters, one chi-square.
 
 :func:`global_fit` fits all spectra of a series at once. Every parameter is per
-temperature except the exponents of the arcs' CPEs (and Zarc gammas), which are shared
-across temperatures (and, with ``share_q=True``, the CPE Q values too), as published
-analyses of temperature series do (the arc's shape does not change with temperature,
-its resistance does). One weighted least-squares problem: residuals of every spectrum
-stacked (modulus weighting by default), log-space positive parameters, the analytic
-Jacobian of each spectrum placed in its own columns plus the shared ones. The reduced
-chi-square is the modulus-weighted one of :mod:`cyclerflow.eis.fitter`, over all points.
+temperature except the ``shared`` ones, which take one value across temperatures. A
+shared name is a parameter name of the circuit (``CPE1_1``, an exponent; ``CPE1_0``, a
+Q) or ``<CPE>_C``, the effective capacitance C = (R^(1-n) Q)^(1/n) (F) of an R||CPE arc:
+such an arc is then fitted as (R, C, n) with Q = C^n R^(n-1), so that sharing C keeps
+the arc's capacitance (geometric, temperature-independent for bulk and grain boundary)
+while its resistance and exponent move. Which names to share is decided by
+:mod:`cyclerflow.eis.global_series`; the default here (``shared=None``) is the CPE
+exponents (and Q with ``share_q``).
+
+One weighted least-squares problem: residuals of every spectrum stacked (modulus
+weighting by default), positive parameters in log space, exponents through a logistic
+map into the exponent bounds, the analytic Jacobian of each spectrum placed in its own
+columns plus the shared ones. The reduced chi-square is the modulus-weighted one of
+:mod:`cyclerflow.eis.fitter`, over all points.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from cyclerflow.eis.circuits import EXPONENT_BOUNDS, Circuit, parse_circuit
+from cyclerflow.eis.circuits import EXPONENT_BOUNDS, Circuit, arcs, parse_circuit
 from cyclerflow.eis.fitter import weights
-from cyclerflow.eis.result import SpectrumFit
+from cyclerflow.eis.lm import Solution, levenberg_marquardt
 from cyclerflow.eis.spectrum import check_spectrum
 from cyclerflow.errors import InputError
 
 _LO, _HI = EXPONENT_BOUNDS
+#: suffix of an arc's effective-capacitance name (``CPE1_C``)
+CAPACITANCE_SUFFIX = "_C"
 
 
 @dataclass(frozen=True)
 class GlobalFit:
     """Per-temperature parameters and the shared ones, with standard errors.
 
-    ``params``/``stderr``: one {name: value} per spectrum (shared names repeated);
+    ``params``/``stderr``: one {name: value} per spectrum (circuit parameters, plus
+    ``<CPE>_C`` in F for arcs fitted by capacitance; shared names repeated);
     ``shared``: {name: value}; ``chi2``: modulus-weighted reduced chi-square of all
     points; ``seconds``: wall time of the fit.
     """
@@ -46,6 +55,7 @@ class GlobalFit:
     success: bool
     nfev: int
     seconds: float
+    n_residuals: int = 0  #: real and imaginary residuals over all spectra
 
     def to_dict(self) -> dict:
         return {
@@ -60,11 +70,62 @@ class GlobalFit:
 
 
 def shared_names(circuit: Circuit, share_q: bool = False) -> list[str]:
-    """Parameters shared across temperatures: exponents (and CPE Q with ``share_q``)."""
+    """Exponents (and CPE Q with ``share_q``): the plain sharing of published fits."""
     out = [n for n, e in zip(circuit.param_names, circuit.exponent_mask, strict=True) if e]
     if share_q:
         out += [f"{e.name}_0" for e in circuit.elements if e.kind == "CPE"]
     return out
+
+
+def capacitance_arcs(circuit: Circuit) -> dict[str, tuple[int, int, int]]:
+    """{``<CPE>_C``: (index of R, of Q, of n)} for every top-level R||CPE arc."""
+    out = {}
+    for _, r, c in arcs(circuit):
+        if r is not None and c is not None and c.kind == "CPE":
+            out[c.name + CAPACITANCE_SUFFIX] = (r.index, c.index, c.index + 1)
+    return out
+
+
+@dataclass(frozen=True)
+class _Map:
+    """Per-spectrum vector x (log / logit) -> circuit parameters p, and dp/dx.
+
+    ``carcs``: (R, Q, n) indices of arcs whose Q slot holds ln C instead of ln Q."""
+
+    log_mask: np.ndarray
+    carcs: tuple[tuple[int, int, int], ...]
+
+    def natural(self, x: np.ndarray) -> np.ndarray:
+        """x -> u: exp for positive parameters (C in the Q slot of a capacitance arc)."""
+        with np.errstate(over="ignore"):
+            return np.where(self.log_mask, np.exp(x), _LO + (_HI - _LO) / (1 + np.exp(-x)))
+
+    def params(self, x: np.ndarray) -> np.ndarray:
+        p = self.natural(x)
+        for r, q, n in self.carcs:
+            with np.errstate(over="ignore", invalid="ignore"):
+                p[q] = np.exp(p[n] * x[q] + (p[n] - 1) * x[r])  # Q = C^n R^(n-1)
+        return p
+
+    def to_x(self, p: np.ndarray) -> np.ndarray:
+        u = np.array(p, dtype="f8")
+        for r, q, n in self.carcs:
+            u[q] = (u[r] ** (1 - u[n]) * u[q]) ** (1 / u[n])
+        k = np.clip((u - _LO) / (_HI - _LO), 1e-6, 1 - 1e-6)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.log_mask, np.log(np.maximum(u, 1e-300)), np.log(k / (1 - k)))
+
+    def dp_dx(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Matrix M[i, j] = dp_i / dx_j of one spectrum."""
+        u = self.natural(x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            diag = np.where(self.log_mask, u, (u - _LO) * (_HI - u) / (_HI - _LO))
+        m = np.diag(diag)
+        for r, q, n in self.carcs:
+            m[q, q] = p[q] * p[n]
+            m[q, r] = p[q] * (p[n] - 1)
+            m[q, n] = p[q] * (x[q] + x[r]) * diag[n]  # d ln Q / d n = ln(R C)
+        return np.where(np.isfinite(m), m, 0.0)
 
 
 @dataclass(frozen=True)
@@ -75,7 +136,6 @@ class _Layout:
     local: np.ndarray  # indices of per-spectrum parameters within one spectrum
     shared: np.ndarray  # indices of shared parameters within one spectrum
     n_spec: int
-    log_mask: np.ndarray  # per-spectrum: fitted in log space
 
     def spectrum_x(self, k: int) -> np.ndarray:
         """Indices into x of spectrum k's parameters, in circuit order."""
@@ -86,7 +146,7 @@ class _Layout:
 
 
 def _data(spectra):
-    """(f, z, weights) per spectrum: checked, inductive top points left out."""
+    """(f, z) per spectrum: checked, inductive top points left out."""
     out = []
     for i, (f, z) in enumerate(spectra):
         f, z, _ = check_spectrum(f, z, where=f"spectrum {i + 1} of the series")
@@ -95,114 +155,74 @@ def _data(spectra):
     return out
 
 
+def _slots(comp: Circuit, shared: list[str]) -> tuple[np.ndarray, tuple]:
+    """(indices of the shared slots, capacitance arcs) for the shared names."""
+    caps = capacitance_arcs(comp)
+    names = list(comp.param_names)
+    idx, carcs = [], []
+    for s in shared:
+        if s in caps:
+            carcs.append(caps[s])
+            idx.append(caps[s][1])
+        elif s in names:
+            idx.append(names.index(s))
+        else:
+            known = ", ".join([*names, *caps])
+            raise InputError(f"shared parameter {s!r} is not in circuit {comp.string!r} ({known})")
+    if len(set(idx)) != len(idx):
+        raise InputError("a Q and the capacitance of the same arc cannot both be shared")
+    return np.array(idx, int), tuple(carcs)
+
+
 def global_fit(
     temperatures_kelvin,
     spectra: list[tuple[np.ndarray, np.ndarray]],
     circuit: str,
     starts: list,
     *,
+    shared: list[str] | None = None,
     share_q: bool = False,
     weighting: str = "modulus",
     max_iter: int = 100,
 ) -> GlobalFit:
-    """Fit ``circuit`` to every (frequency Hz, Z Ohm) spectrum at once, sharing the CPE
-    exponents (and Q with ``share_q``). ``starts``: one parameter vector per spectrum
-    (e.g. the single fits'); the shared values start at their median."""
+    """Fit ``circuit`` to every (frequency Hz, Z Ohm) spectrum at once, with the
+    ``shared`` names (default: the CPE exponents, and Q with ``share_q``) taking one
+    value across the series. ``starts``: one parameter vector per spectrum (e.g. the
+    single fits'); the shared values start at their median."""
     t0 = time.perf_counter()
     comp = parse_circuit(circuit)
     if len(starts) != len(spectra) or len(spectra) != len(temperatures_kelvin):
         raise InputError("a global fit needs one start and one temperature per spectrum")
     if len(spectra) < 2:
         raise InputError("a global fit needs at least two spectra")
-    data = _data(spectra)
-    names = list(comp.param_names)
-    sh = np.array([names.index(n) for n in shared_names(comp, share_q)], int)
+    names = shared_names(comp, share_q) if shared is None else list(shared)
+    sh, carcs = _slots(comp, names)
     loc = np.array([i for i in range(comp.n_params) if i not in set(sh)], int)
-    lay = _Layout(comp.n_params, loc, sh, len(spectra), ~comp.exponent_mask)
-    p0 = np.array([np.asarray(s, "f8") for s in starts])
-    problem = _Problem(comp, lay, data, weighting)
-    sol = levenberg_marquardt(problem, _pack(p0, lay), max_iter=max_iter)
-    return _result(comp, lay, problem, sol, temperatures_kelvin, time.perf_counter() - t0)
+    lay = _Layout(comp.n_params, loc, sh, len(spectra))
+    pmap = _Map(~comp.exponent_mask, carcs)
+    problem = _Problem(comp, lay, pmap, _data(spectra), weighting)
+    x0 = _pack(np.array([np.asarray(s, "f8") for s in starts]), lay, pmap)
+    sol = levenberg_marquardt(problem, x0, max_iter=max_iter)
+    return _result(comp, names, problem, sol, temperatures_kelvin, time.perf_counter() - t0)
 
 
-@dataclass(frozen=True)
-class _Solution:
-    x: np.ndarray
-    normal: np.ndarray  # J^T J at x
-    cost: float  # 0.5 * sum of squared weighted residuals
-    converged: bool
-    n_iter: int
-
-
-def levenberg_marquardt(problem, x0: np.ndarray, *, max_iter: int = 100) -> _Solution:
-    """Levenberg-Marquardt on the normal equations, which the block structure of the
-    series keeps small (J^T J is assembled from each spectrum's own block and solved as a
-    dense matrix of the parameter count); Marquardt's diagonal scaling."""
-    x = np.asarray(x0, dtype="f8")
-    a, g, cost = problem.normal_equations(x)
-    lam, converged, it = 1e-3, False, 0
-    for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
-        d = np.clip(np.diag(a), 1e-12, None)
-        accepted = False
-        while lam < 1e12:
-            try:
-                step = np.linalg.solve(a + lam * np.diag(d), -g)
-            except np.linalg.LinAlgError:
-                lam *= 10
-                continue
-            with np.errstate(over="ignore", invalid="ignore"):
-                r_new = problem.residuals(x + step)
-                c_new = 0.5 * float(r_new @ r_new)
-            if np.isfinite(c_new) and c_new < cost:
-                accepted = True
-                break
-            lam *= 10
-        if not accepted:
-            converged = True  # no downhill step left: at the minimum to working precision
-            break
-        small = cost - c_new <= 1e-8 * cost or np.max(np.abs(step)) < 1e-8
-        x, lam = x + step, max(lam / 10, 1e-12)
-        a, g, cost = problem.normal_equations(x)
-        if small:
-            converged = True
-            break
-    return _Solution(x, a, cost, converged, it)
-
-
-def _to_p(v: np.ndarray, log_mask: np.ndarray) -> np.ndarray:
-    """x -> parameters: exp for positive ones, a logistic map into the exponent bounds."""
-    with np.errstate(over="ignore"):
-        return np.where(log_mask, np.exp(v), _LO + (_HI - _LO) / (1 + np.exp(-v)))
-
-
-def _dp_dx(p: np.ndarray, log_mask: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.where(log_mask, p, (p - _LO) * (_HI - p) / (_HI - _LO))
-
-
-def _to_x(p: np.ndarray, log_mask: np.ndarray) -> np.ndarray:
-    q = np.clip((p - _LO) / (_HI - _LO), 1e-6, 1 - 1e-6)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(log_mask, np.log(np.maximum(p, 1e-300)), np.log(q / (1 - q)))
-
-
-def _pack(p0: np.ndarray, lay: _Layout) -> np.ndarray:
-    """Start vector x (log space for positive parameters, logit for exponents)."""
-    n_x = lay.n_spec * lay.local.size + lay.shared.size
-    x0 = np.zeros(n_x)
-    shared_start = np.median(p0[:, lay.shared], axis=0) if lay.shared.size else np.array([])
+def _pack(p0: np.ndarray, lay: _Layout, pmap: _Map) -> np.ndarray:
+    """Start vector x; each shared slot starts at the median of the starts' values."""
+    xs = np.array([pmap.to_x(p) for p in p0])
+    x0 = np.zeros(lay.n_spec * lay.local.size + lay.shared.size)
     for k in range(lay.n_spec):
-        p = p0[k].copy()
-        p[lay.shared] = shared_start
-        x0[lay.spectrum_x(k)] = _to_x(p, lay.log_mask)
+        x0[lay.spectrum_x(k)] = xs[k]
+    if lay.shared.size:
+        x0[lay.n_spec * lay.local.size :] = np.median(xs[:, lay.shared], axis=0)
     return x0
 
 
 class _Problem:
-    """Stacked residuals and Jacobian of every spectrum (cached per x)."""
+    """Stacked residuals and the normal equations of every spectrum."""
 
-    def __init__(self, comp: Circuit, lay: _Layout, data, weighting: str):
-        self.comp, self.lay = comp, lay
+    def __init__(self, comp: Circuit, lay: _Layout, pmap: _Map, data, weighting: str):
+        self.comp, self.lay, self.map = comp, lay, pmap
+        self.f = [f for f, _ in data]
         self.omega = [2 * np.pi * f for f, _ in data]
         self.ljw = [np.log(w) + 0.5j * np.pi for w in self.omega]
         self.z = [z for _, z in data]
@@ -211,175 +231,82 @@ class _Problem:
         self.idx = [lay.spectrum_x(k) for k in range(lay.n_spec)]
 
     def params(self, x: np.ndarray, k: int) -> np.ndarray:
-        return _to_p(x[self.idx[k]], self.lay.log_mask)
+        return self.map.params(x[self.idx[k]])
 
-    def _model(self, x: np.ndarray, k: int, jac: bool):
-        p = self.params(x, k)
-        if not jac:
-            w = self.omega[k]
-            return p, self.comp.impedance(p, w / (2 * np.pi)), None
-        zm, dz = self.comp.impedance_and_jacobian(p, self.omega[k], self.ljw[k])
-        return p, zm, dz
+    def _residual(self, k: int, zm: np.ndarray) -> np.ndarray:
+        wr, wi = self.w[k]
+        d = zm - self.z[k]
+        return np.concatenate([d.real * wr, d.imag * wi])
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
-        rows = []
-        for k in range(self.lay.n_spec):
-            _, zm, _ = self._model(x, k, False)
-            wr, wi = self.w[k]
-            d = zm - self.z[k]
-            rows.append(np.concatenate([d.real * wr, d.imag * wi]))
-        r = np.concatenate(rows)
+        r = np.concatenate(
+            [
+                self._residual(k, self.comp.impedance(self.params(x, k), self.f[k]))
+                for k in range(self.lay.n_spec)
+            ]
+        )
         return np.where(np.isfinite(r), r, 1e10)
 
     def normal_equations(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """(J^T J, J^T r, 0.5 r^T r), assembled spectrum by spectrum."""
         a, g, ssr = np.zeros((x.size, x.size)), np.zeros(x.size), 0.0
         for k in range(self.lay.n_spec):
-            p, zm, dz = self._model(x, k, True)
+            xk = x[self.idx[k]]
+            p = self.map.params(xk)
+            zm, dz = self.comp.impedance_and_jacobian(p, self.omega[k], self.ljw[k])
+            r = self._residual(k, zm)
+            dx = self.map.dp_dx(xk, p).T @ dz
             wr, wi = self.w[k]
-            d = zm - self.z[k]
-            r = np.concatenate([d.real * wr, d.imag * wi])
-            dx = dz * _dp_dx(p, self.lay.log_mask)[:, None]
             jb = np.concatenate([dx.real * wr, dx.imag * wi], axis=1).T
-            ok = np.isfinite(r)
-            r, jb = np.where(ok, r, 1e10), np.where(np.isfinite(jb), jb, 0.0)
+            r, jb = np.where(np.isfinite(r), r, 1e10), np.where(np.isfinite(jb), jb, 0.0)
             idx = self.idx[k]
             a[np.ix_(idx, idx)] += jb.T @ jb
             g[idx] += jb.T @ r
             ssr += float(r @ r)
         return a, g, 0.5 * ssr
 
-    def jacobian(self, x: np.ndarray) -> np.ndarray:
-        jac, off = np.zeros((sum(self.n_res), x.size)), 0
-        for k in range(self.lay.n_spec):
-            p, _, dz = self._model(x, k, True)
-            wr, wi = self.w[k]
-            dx = dz * _dp_dx(p, self.lay.log_mask)[:, None]
-            n = self.n_res[k]
-            jac[off : off + n, self.idx[k]] = np.concatenate([dx.real * wr, dx.imag * wi], axis=1).T
-            off += n
-        return np.where(np.isfinite(jac), jac, 0.0)
-
     def chi2(self, x) -> float:
         """Modulus-weighted reduced chi-square over every point."""
-        ssr = sum(
-            float(
-                np.sum(
-                    np.abs(self.comp.impedance(self.params(x, k), self.omega[k] / (2 * np.pi)) - z)
-                    ** 2
-                    / np.abs(z) ** 2
-                )
-            )
-            for k, z in enumerate(self.z)
-        )
+        ssr = 0.0
+        for k, z in enumerate(self.z):
+            zm = self.comp.impedance(self.params(x, k), self.f[k])
+            ssr += float(np.sum(np.abs(zm - z) ** 2 / np.abs(z) ** 2))
         return ssr / max(sum(self.n_res) - x.size, 1)
 
 
-def _result(comp, lay, problem: _Problem, sol: _Solution, temps, seconds) -> GlobalFit:
+def _spectrum_values(problem: _Problem, names, x, cov, k) -> tuple[dict, dict]:
+    """({name: value}, {name: stderr}) of spectrum k, capacitances of C-arcs included."""
+    idx = problem.idx[k]
+    xk = x[idx]
+    p = problem.map.params(xk)
+    m = problem.map.dp_dx(xk, p)
+    ck = cov[np.ix_(idx, idx)]
+    se = np.sqrt(np.clip(np.diag(m @ ck @ m.T), 0, None))
+    vals = dict(zip(names, map(float, p), strict=True))
+    errs = dict(zip(names, map(float, se), strict=True))
+    caps = {v[1]: n for n, v in capacitance_arcs(problem.comp).items()}
+    for _, q, _ in problem.map.carcs:
+        c = float(np.exp(xk[q]))
+        vals[caps[q]], errs[caps[q]] = c, c * float(np.sqrt(max(ck[q, q], 0.0)))
+    return vals, errs
+
+
+def _result(comp, shared, problem: _Problem, sol: Solution, temps, seconds) -> GlobalFit:
     x = sol.x
     dof = max(sum(problem.n_res) - x.size, 1)
     cov = np.linalg.pinv(sol.normal) * (2 * sol.cost / dof)
-    sx = np.sqrt(np.clip(np.diag(cov), 0, None))
-    names = comp.param_names
-    params, stderr = [], []
-    for k in range(lay.n_spec):
-        p = problem.params(x, k)
-        se = sx[lay.spectrum_x(k)] * _dp_dx(p, lay.log_mask)
-        params.append(dict(zip(names, map(float, p), strict=True)))
-        stderr.append(dict(zip(names, map(float, se), strict=True)))
-    shared = {names[i]: params[0][names[i]] for i in lay.shared}
-    shared_se = {names[i]: stderr[0][names[i]] for i in lay.shared}
+    pairs = [_spectrum_values(problem, comp.param_names, x, cov, k) for k in range(len(temps))]
+    params, stderr = tuple(p for p, _ in pairs), tuple(s for _, s in pairs)
     return GlobalFit(
         comp.string,
         tuple(float(t) for t in temps),
-        tuple(params),
-        tuple(stderr),
-        shared,
-        shared_se,
+        params,
+        stderr,
+        {n: params[0][n] for n in shared},
+        {n: stderr[0][n] for n in shared},
         problem.chi2(x),
         sol.converged,
         sol.n_iter,
         float(seconds),
+        int(sum(problem.n_res)),
     )
-
-
-def global_block(
-    items, fits: list, geo, convention: str, *, share_q: bool = False, weighting: str = "modulus"
-) -> dict:
-    """The ``global_fit`` object of ``analyze_spectra``: the series fitted at once with
-    the circuit most single fits used, starting from them (spectra fitted otherwise start
-    from an Arrhenius-scaled neighbour); per-temperature resistances and Arrhenius fits."""
-    from cyclerflow.eis.series import trend
-
-    temps = [info["temperature_kelvin"] for _, _, info in items]
-    keep = [k for k, r in enumerate(fits) if isinstance(r, SpectrumFit) and np.isfinite(temps[k])]
-    full = [k for k in keep if fits[k].circuit and fits[k].method in ("fit", "fixed_capacitance")]
-    if len(keep) < 2 or not full:
-        return {"note": "a global fit needs two or more fitted spectra at known temperatures"}
-    circuit = Counter(fits[k].circuit for k in full).most_common(1)[0][0]
-    refs = [k for k in full if fits[k].circuit == circuit]
-    tr = trend(temps, fits)
-    starts, roles = [], []
-    for k in keep:
-        j = k if k in refs else min(refs, key=lambda m: abs(temps[m] - temps[k]))
-        starts.append(_start_from(fits[j], temps[j], temps[k], tr))
-        roles.append(fits[j].roles)
-    g = global_fit(
-        [temps[k] for k in keep],
-        [(items[k][0], items[k][1]) for k in keep],
-        circuit,
-        starts,
-        share_q=share_q,
-        weighting=weighting,
-    )
-    rows = [
-        _global_row(temps[k], p, se, rl)
-        for k, p, se, rl in zip(keep, g.params, g.stderr, roles, strict=True)
-    ]
-    out = {**g.to_dict(), "share_q": share_q, "per_temperature": rows}
-    out["arrhenius"] = _global_arrhenius(rows, "r_bulk_ohm", geo, convention)
-    if any(r["r_grain_boundary_ohm"] is not None for r in rows):
-        out["arrhenius_total"] = _global_arrhenius(rows, "r_total_ohm", geo, convention)
-    return out
-
-
-def _start_from(ref, t_ref: float, t: float, tr) -> np.ndarray:
-    from cyclerflow.eis.series import _scaled_start
-
-    return _scaled_start(ref, t_ref, t, tr)
-
-
-def _global_row(t: float, p: dict, se: dict, roles: dict) -> dict:
-    def get(role):
-        el = roles.get(role)
-        return (p.get(el), se.get(el)) if el in p else (None, None)
-
-    rb, sb = get("bulk")
-    rg, sg = get("grain_boundary")
-    ri, _ = get("interface")
-    return {
-        "temperature_kelvin": t,
-        "r_bulk_ohm": rb,
-        "r_bulk_stderr_ohm": sb,
-        "r_grain_boundary_ohm": rg,
-        "r_grain_boundary_stderr_ohm": sg,
-        "r_total_ohm": rb + rg if rb is not None and rg is not None else None,
-        "r_interface_ohm": ri,
-        "params": p,
-    }
-
-
-def _global_arrhenius(rows: list[dict], key: str, geo, convention: str) -> dict | None:
-    """Arrhenius of the global resistances; points weighted by their standard errors when
-    bulk (a point whose relative error is over 20 % is left out)."""
-    from cyclerflow.eis.summary import arrhenius_block
-
-    pts = []
-    for r in rows:
-        v = r[key]
-        se = r["r_bulk_stderr_ohm"] if key == "r_bulk_ohm" else None
-        if v is None or not v > 0 or (se is not None and not se < 0.2 * v):
-            continue
-        pts.append((r["temperature_kelvin"], v, se / v if se else np.nan))
-    block, _ = arrhenius_block(pts, geo, convention, ("global",))
-    return block
