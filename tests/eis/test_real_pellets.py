@@ -70,8 +70,16 @@ def series_with_120():
         t_c = int(re.search(r"-(\d+)deg", p.name).group(1))
         f, z = read_neisys(p)
         spectra.append(as_dataset(f, z, spectrum_id=t_c, temperature_kelvin=t_c + 273.15))
-    summary, _ = analyze_spectra(spectra, pellet_meta())
+    summary, _ = analyze_spectra(spectra, pellet_meta(), global_fit=True)
     return summary
+
+
+def test_global_fit_with_the_colder_point_agrees(series_with_120):
+    g = series_with_120["global_fit"]
+    single = series_with_120["arrhenius"]["activation_energy_ev"]
+    assert g["arrhenius"]["n_points"] == 8
+    assert abs(g["arrhenius"]["activation_energy_ev"] - single) < 0.01
+    assert abs(g["arrhenius"]["activation_energy_ev"] - EA_BULK) < 0.02
 
 
 def test_colder_point_gets_the_same_roles_and_keeps_the_activation_energy(series_with_120):
