@@ -483,14 +483,43 @@ def compute_drt(
     prob = _problem(design, inductance=inductance, cpe_n=cpe_n)
     chosen = gcv_lambda(prob) if lam is None else float(lam)
     x = _solve(prob, chosen)
+    return drt_result(
+        prob,
+        x,
+        basis,
+        f,
+        method=METHOD if lam is None else "fixed",
+        lam=chosen,
+        penalty_order=penalty_order,
+        cpe_n=cpe_n,
+        notes=lambda rms: _notes(lam is None, chosen, rms),
+    )
+
+
+def drt_result(
+    prob: _Problem,
+    x: np.ndarray,
+    basis: _Basis,
+    f: np.ndarray,
+    *,
+    method: str,
+    lam: float,
+    penalty_order: int = 1,
+    cpe_n: float | None,
+    notes=None,
+) -> DrtResult:
+    """The :class:`DrtResult` of a solved problem (``x``: its unknowns) on frequencies
+    ``f`` (Hz): the series terms, the gamma curve, its peaks and the residual. ``notes``:
+    None or a function of the rms relative residual giving the result's notes. One
+    constructor for the full DRT and the quick one (:mod:`cyclerflow.eis.drt_start`)."""
     rms = float(np.sqrt(np.mean((prob.a @ x - prob.b) ** 2))) * prob.scale_ohm
     terms, coef = _unpack(prob, x)
     y, g = _curve(basis, coef)
     window = (float(1 / (2 * math.pi * f.max())), float(1 / (2 * math.pi * f.min())))
     peaks, total = find_drt_peaks(y, g, window)
     return DrtResult(
-        method=METHOD if lam is None else "fixed",
-        lambda_=chosen,
+        method=method,
+        lambda_=lam,
         penalty="first_derivative" if penalty_order == 1 else "second_derivative",
         r_inf_ohm=terms["r_inf_ohm"],
         inductance_henry=terms["inductance_henry"],
@@ -502,7 +531,7 @@ def compute_drt(
         n_points=int(f.size),
         tau_window_second=window,
         basis_fwhm_decades=2 * math.sqrt(math.log(2)) / basis.eps / math.log(10),
-        notes=_notes(lam is None, chosen, rms),
+        notes=notes(rms) if notes is not None else (),
         tau_second=np.exp(y),
         gamma_ohm=g,
     )

@@ -58,29 +58,7 @@ def quick_drt(f: np.ndarray, z: np.ndarray) -> _drt.DrtResult:
     cpe_n = _drt._low_frequency_exponent(f, z)
     prob = _drt._problem(design, inductance=True, cpe_n=cpe_n)
     x = _drt._solve(prob, QUICK_LAMBDA)
-    rms = float(np.sqrt(np.mean((prob.a @ x - prob.b) ** 2))) * scale
-    terms, coef = _drt._unpack(prob, x)
-    y, g = _drt._curve(basis, coef)
-    window = (float(1 / (2 * math.pi * f.max())), float(1 / (2 * math.pi * f.min())))
-    peaks, total = _drt.find_drt_peaks(y, g, window)
-    return _drt.DrtResult(
-        method="quick",
-        lambda_=QUICK_LAMBDA,
-        penalty="first_derivative",
-        r_inf_ohm=terms["r_inf_ohm"],
-        inductance_henry=terms["inductance_henry"],
-        series_cpe_q=terms["series_cpe_q"],
-        series_cpe_n=cpe_n if terms["series_cpe_q"] is not None else None,
-        r_polarisation_ohm=total,
-        peaks=peaks,
-        residual_rms_relative=rms,
-        n_points=int(f.size),
-        tau_window_second=window,
-        basis_fwhm_decades=2 * math.sqrt(math.log(2)) / basis.eps / math.log(10),
-        notes=(),
-        tau_second=np.exp(y),
-        gamma_ohm=g,
-    )
+    return _drt.drt_result(prob, x, basis, f, method="quick", lam=QUICK_LAMBDA, cpe_n=cpe_n)
 
 
 def quick_arc_count(res: _drt.DrtResult) -> int:
