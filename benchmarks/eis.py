@@ -17,13 +17,39 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)-CPE3"
 KEY = ["R1", "CPE1_0", "R2", "CPE2_0"]
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A call's result, wall time and CPU time (s; this process and its children)."""
+
+    value: object
+    wall_s: float
+    cpu_s: float
+
+
+def _cpu() -> float:
+    return sum(
+        getattr(resource.getrusage(who), k)
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        for k in ("ru_utime", "ru_stime")
+    )
+
+
+def timed(fn, *args, **kw) -> Timed:
+    """Run ``fn(*args, **kw)`` once and time it (wall and CPU)."""
+    c0, t0 = _cpu(), time.perf_counter()
+    value = fn(*args, **kw)
+    return Timed(value, time.perf_counter() - t0, _cpu() - c0)
 
 
 def make_set(n: int, seed: int = 0):
@@ -95,17 +121,12 @@ def ours_run(data, n: int):
     """Our single-process rates (circuit given, with KK; automatic choice); (fits, s each)."""
     from cyclerflow.eis import fit_spectrum
 
-    # ours, single process, circuit given (includes the KK test of every spectrum)
-    cpu0 = time.process_time()
     fit_spectrum(data[0][0], data[0][1], CIRCUIT)  # warm up imports/caches
-    t0 = time.perf_counter()
-    ours = [fit_spectrum(f, z, CIRCUIT) for f, z, _ in data[:n]]
-    t_ours = (time.perf_counter() - t0) / n
-    cpu_ours = (time.process_time() - cpu0) / n
-    t0 = time.perf_counter()
+    given = timed(lambda: [fit_spectrum(f, z, CIRCUIT) for f, z, _ in data[:n]])
     n_auto = min(n, 300)
-    auto = [fit_spectrum(f, z) for f, z, _ in data[:n_auto]]
-    t_auto = (time.perf_counter() - t0) / n_auto
+    auto = timed(lambda: [fit_spectrum(f, z) for f, z, _ in data[:n_auto]])
+    ours = given.value
+    t_ours, cpu_ours, t_auto = given.wall_s / n, given.cpu_s / n, auto.wall_s / n_auto
     ok = sum(r.fit_ok for r in ours)
     print(
         f"machine load average at start: {os.getloadavg()[0]:.2f} (2 cores shared: wall-clock rates drop under load)"
@@ -117,10 +138,9 @@ def ours_run(data, n: int):
         f"cyclerflow, circuit given, with KK:   {1 / t_ours:8.1f} spectra/s per core ({t_ours * 1e3:.2f} ms each), fit_ok {ok}/{n}"
     )
     print(
-        f"cyclerflow, automatic model choice:   {1 / t_auto:8.1f} spectra/s per core ({t_auto * 1e3:.2f} ms each), "
-        f"chose cell for {sum(r.model == 'cell' for r in auto)}/{n_auto}"
+        f"cyclerflow, automatic model choice:   {1 / t_auto:8.1f} spectra/s per core ({t_auto * 1e3:.2f} ms each, "
+        f"CPU {auto.cpu_s / n_auto * 1e3:.2f} ms), chose cell for {sum(r.model == 'cell' for r in auto.value)}/{n_auto}"
     )
-
     return ours, t_ours
 
 
@@ -137,16 +157,13 @@ def reference_run(sub, ours, t_ours: float, names: list[str]) -> None:
     for f, z, _ in sub:
         p0 = initial_guesses(parse_circuit(CIRCUIT), f, z)[0]
         cc = CustomCircuit(CIRCUIT, initial_guess=list(map(float, p0)))
-        t0 = time.perf_counter()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                cc.fit(f, z, weight_by_modulus=True)
+        run = timed(_reference_fit, cc, f, z)
+        t_ref += run.wall_s
+        if run.value:
             ref_res.append(dict(zip(names, cc.parameters_, strict=True)))
-        except Exception:  # noqa: BLE001 - count any failure
+        else:
             fails += 1
             ref_res.append(dict(zip(names, p0, strict=True)))
-        t_ref += time.perf_counter() - t0
     t_ref /= len(sub)
     acc_ours = np.median(
         [rel_err(names, r.params, p, KEY) for r, (_, _, p) in zip(ours, sub, strict=False)]
@@ -175,6 +192,17 @@ def reference_run(sub, ours, t_ours: float, names: list[str]) -> None:
         f"cyclerflow {acc_ours:.4f}, impedance.py {acc_ref:.4f}; all 9 parameters: {all_ours:.4f} vs {all_ref:.4f}; "
         f"spectra with >10 % error: {bad_ours} vs {bad_ref}"
     )
+
+
+def _reference_fit(cc, f, z) -> bool:
+    """impedance.py's fit; False when it raised."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cc.fit(f, z, weight_by_modulus=True)
+        return True
+    except Exception:  # noqa: BLE001 - count any failure
+        return False
 
 
 def hard_set(n: int, seed: int = 5):
@@ -211,52 +239,67 @@ def hard_set(n: int, seed: int = 5):
     return out
 
 
-def drt_start_run(n: int = 150) -> None:
-    """Single fits with and without the quick-DRT restart, same spectra, CPU time."""
+def drt_start_run(n: int = 150, repeat: int = 2) -> None:
+    """Single fits with the quick-DRT start placed each way (cyclerflow.eis.fit.DRT_START),
+    same spectra, CPU time (best of ``repeat``, modes interleaved)."""
     import cyclerflow.eis.fit as fit_module
     from cyclerflow.eis import fit_spectrum, parse_circuit
 
     names = list(parse_circuit(CIRCUIT).param_names)
-    with_drt = fit_module.drt_start
+    default = fit_module.DRT_START
     for label, data in (("benchmark set", make_set(n)), ("close arcs", hard_set(n))):
-        for mode in ("with", "without"):
-            fit_module.drt_start = with_drt if mode == "with" else (lambda *a: None)
-            cpu0 = time.process_time()
-            rs = [fit_spectrum(f, z, CIRCUIT) for f, z, _ in data]
-            cpu = (time.process_time() - cpu0) / n
+        best: dict = {}
+        for _ in range(repeat):
+            for mode in ("auto", "first", "restart", "off"):
+                fit_module.DRT_START = mode
+                run = timed(lambda d=data: [fit_spectrum(f, z, CIRCUIT) for f, z, _ in d])
+                if mode not in best or run.cpu_s < best[mode].cpu_s:
+                    best[mode] = run
+        for mode, run in best.items():
             off = sum(
                 rel_err(names, r.params, p, ["R1", "R2"]) > 0.05
-                for r, (_, _, p) in zip(rs, data, strict=True)
+                for r, (_, _, p) in zip(run.value, data, strict=True)
             )
             print(
-                f"{label}, {mode} the DRT restart: {1 / cpu:6.1f} spectra/s per core (CPU), "
-                f"fit_ok {sum(r.fit_ok for r in rs)}/{n}, R1/R2 median error > 5 %: {off}"
+                f"{label}, DRT start {mode:8s}: {n / run.cpu_s:6.1f} spectra/s per core (CPU), "
+                f"{n / run.wall_s:6.1f} wall; fit_ok {sum(r.fit_ok for r in run.value)}/{n}, "
+                f"R1/R2 median error > 5 %: {off}"
             )
-    fit_module.drt_start = with_drt
+    fit_module.DRT_START = default
 
 
 def global_run(n_temps: int = 10) -> None:
     """Global fit of a 10-temperature pellet series (bulk + grain boundary, 81 points
-    each), started from the single fits, as analyze_spectra(global_fit=True) does."""
+    each), started from the single fits: the plain fit with every exponent shared, and
+    what analyze_spectra(global_fit=True) runs (free fit, one F-test per arc, final)."""
     from cyclerflow.eis import fit_spectrum
     from cyclerflow.eis.global_fit import global_fit
+    from cyclerflow.eis.global_series import choose_shared
 
     rng = np.random.default_rng(3)
     c = parse_pellet()
-    temps_c = np.linspace(20, 200, n_temps)
-    series = pellet(temps_c, rng)
+    series = pellet(np.linspace(20, 200, n_temps), rng)
+    temps = [t for t, _, _ in series]
     f = np.logspace(6, -2, 81)
-    t0 = time.perf_counter()
-    singles = [fit_spectrum(f, z, "bulk_gb") for _, _, z in series]
-    t_single = time.perf_counter() - t0
-    starts = [r.warm["bulk_gb"] for r in singles]  # the full fits (before any fallback)
-    g = global_fit([t for t, _, _ in series], [(f, z) for _, _, z in series], c.string, starts)
-    err = max(abs(p["R1"] / tr["R1"] - 1) for p, (_, tr, _) in zip(g.params, series, strict=True))
+    singles = timed(lambda: [fit_spectrum(f, z, "bulk_gb") for _, _, z in series])
+    starts = [r.warm["bulk_gb"] for r in singles.value]  # the full fits (before any fallback)
+    spectra = [(f, z) for _, _, z in series]
+    plain = timed(global_fit, temps, spectra, c.string, starts)
+    auto = timed(choose_shared, temps, spectra, c.string, starts, "modulus")
+    for label, run, g in (
+        ("exponents shared", plain, plain.value),
+        ("shared by F-test", auto, auto.value[0]),
+    ):
+        err = max(
+            abs(p["R1"] / tr["R1"] - 1) for p, (_, tr, _) in zip(g.params, series, strict=True)
+        )
+        print(
+            f"global fit, {n_temps}-temperature series, {label} ({', '.join(g.shared)}): "
+            f"{run.wall_s:.3f} s wall, {run.cpu_s:.3f} s CPU (converged {g.success}, chi2 "
+            f"{g.chi2:.3g}, largest R1 error {err:.3%})"
+        )
     print(
-        f"global fit, {n_temps}-temperature series ({len(starts) * 9 - 2 * (len(starts) - 1)} "
-        f"parameters, 3 shared exponents): {g.seconds:.3f} s ({g.nfev} iterations, converged "
-        f"{g.success}, chi2 {g.chi2:.3g}, largest R1 error {err:.3%}); the {n_temps} single "
-        f"fits before it: {t_single:.3f} s"
+        f"the {n_temps} single fits before it: {singles.wall_s:.3f} s wall, {singles.cpu_s:.3f} s CPU"
     )
 
 
@@ -294,28 +337,16 @@ def pellet(temps_c, rng):
 
 
 def big_run(n: int, jobs: int) -> None:
-    import resource
-
     from cyclerflow.eis import fit_many
 
     big = make_set(n, seed=1)
     print(f"load average before the {n}-spectra run: {os.getloadavg()[0]:.2f}")
-    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    s0 = resource.getrusage(resource.RUSAGE_SELF)
-    t0 = time.perf_counter()
-    res = fit_many([(f, z) for f, z, _ in big], CIRCUIT, n_jobs=jobs, chunk=250)
-    dt = time.perf_counter() - t0
-    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    s1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = sum(
-        getattr(b, k) - getattr(a, k)
-        for a, b in ((c0, c1), (s0, s1))
-        for k in ("ru_utime", "ru_stime")
-    )
-    okb = sum(getattr(r, "fit_ok", False) for r in res)
+    run = timed(fit_many, [(f, z) for f, z, _ in big], CIRCUIT, n_jobs=jobs, chunk=250)
+    okb = sum(getattr(r, "fit_ok", False) for r in run.value)
     print(
-        f"{n} spectra with {jobs} processes: {dt:.1f} s wall ({n / dt:.0f} spectra/s), fit_ok {okb}/{n}; "
-        f"CPU {cpu:.1f} s in total = {cpu / jobs:.1f} s on {jobs} otherwise idle cores"
+        f"{n} spectra with {jobs} processes: {run.wall_s:.1f} s wall ({n / run.wall_s:.0f} spectra/s), "
+        f"fit_ok {okb}/{n}; CPU {run.cpu_s:.1f} s in total = {run.cpu_s / jobs:.1f} s on {jobs} "
+        "otherwise idle cores"
     )
 
 

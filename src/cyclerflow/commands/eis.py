@@ -203,7 +203,9 @@ def register(app: typer.Typer) -> None:
             None, "--bounds", help="Bound a parameter: NAME=LO:HI (R1=0:1e6); repeatable."
         ),
         global_: bool = typer.Option(
-            False, "--global", help="Also fit the series globally (arc C and n shared where an F-test allows)."
+            False,
+            "--global",
+            help="Also fit the series globally (arc C and n shared where an F-test allows).",
         ),
         global_q: bool = typer.Option(
             False, "--global-share-q", help="With --global: share the CPE Q values too."

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from cyclerflow.eis.circuits import Circuit, Parallel, parse_circuit, without
+from cyclerflow.eis.circuits import Circuit, Parallel, arcs, parse_circuit, without
 from cyclerflow.eis.drt_start import drt_start, quick_arc_count, quick_drt
 from cyclerflow.eis.fitter import WEIGHTINGS, FitResult, fit_circuit, param_bounds
 from cyclerflow.eis.guess import features, initial_guesses
@@ -36,6 +36,10 @@ POOR_FIT_ABS = 1e-3  # ~3 % RMS relative misfit
 SCREEN_REJECT = 30.0
 #: BIC advantage a model with more parameters needs to be chosen
 BIC_MARGIN = 10.0
+#: where the quick-DRT start goes among the starts (docs/eis.md, "As a start"):
+#: "auto" first when the DRT sees more arcs than -Z'' has apexes, else the first
+#: restart; "first"; "restart" (always the first restart); "off"
+DRT_START = "auto"
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,26 @@ class _Constrained:
         )
 
 
+def _data_starts(comp: Circuit, prep: Prepared) -> list[np.ndarray]:
+    """The data-derived starts with the quick-DRT start placed by :data:`DRT_START`.
+
+    "auto": the DRT start goes first only where the apex heuristic is blind, when the
+    DRT resolves at least as many arcs as the circuit has while -Z'' shows fewer apexes
+    (close arcs merged into one hump); elsewhere it is the first restart. Always first
+    it cost 40 % more CPU and fixed nothing on the benchmark set (docs/eis.md)."""
+    guesses = initial_guesses(comp, prep.fu, prep.zu, prep.feat)
+    if DRT_START == "off" or prep.drt is None:
+        return guesses
+    from_drt = drt_start(prep.drt, comp, guesses[0])
+    if from_drt is None:
+        return guesses
+    n_arcs = sum(1 for _, r, c in arcs(comp) if r is not None and c is not None)
+    blind = quick_arc_count(prep.drt) >= n_arcs > len(prep.feat["apex"])
+    if DRT_START == "first" or (DRT_START == "auto" and blind):
+        return [from_drt, *guesses]
+    return [guesses[0], from_drt, *guesses[1:]]
+
+
 def _fit_best(cc: _Constrained, f, z, starts, weighting, chi2_floor, max_nfev=300) -> FitResult:
     """Fit from each start until one reaches the noise floor; return the best."""
     best = None
@@ -221,11 +245,7 @@ def fit_candidates(
             starts.append(v)
         if model.name in warm and np.size(warm[model.name]) == comp.n_params:
             starts.append(np.asarray(warm[model.name], dtype="f8"))
-        guesses = initial_guesses(comp, prep.fu, prep.zu, prep.feat)
-        from_drt = drt_start(prep.drt, comp, guesses[0]) if prep.drt is not None else None
-        # the DRT start is the first restart: measured as the first start it cost
-        # 40 % more time and no accuracy (docs/eis.md, "DRT as a start")
-        starts += guesses[:1] + ([from_drt] if from_drt is not None else []) + guesses[1:]
+        starts += _data_starts(comp, prep)
         if auto and model is not models[-1]:
             # one short fit: far above the noise floor, a simpler model cannot win
             quick = cc.fit(prep.fu, prep.zu, starts[0], opts.weighting, SCREEN_NFEV)
