@@ -84,9 +84,23 @@ def make_set(n: int, seed: int = 0):
     return out
 
 
+def _arcs_in_tau_order(p: np.ndarray) -> np.ndarray:
+    """CIRCUIT's parameters with its two R||CPE arcs ordered by time constant: the
+    circuit is symmetric in them, so a fit that labels them the other way round is the
+    same fit (roles are then set by capacitance; compare like with like)."""
+    p = np.array(p, dtype="f8")
+    tau1, tau2 = ((p[1] * p[2]) ** (1 / p[3]), (p[4] * p[5]) ** (1 / p[6]))
+    if tau1 > tau2:
+        p[1:4], p[4:7] = p[4:7].copy(), p[1:4].copy()
+    return p
+
+
 def rel_err(names, est: dict, truth: np.ndarray, which) -> float:
+    """Median relative error of the parameters ``which`` (arcs matched by tau)."""
+    e = _arcs_in_tau_order(np.array([est[n] for n in names]))
+    t = _arcs_in_tau_order(truth)
     idx = [names.index(k) for k in which]
-    return float(np.median([abs(est[names[i]] / truth[i] - 1) for i in idx]))
+    return float(np.median([abs(e[i] / t[i] - 1) for i in idx]))
 
 
 def main() -> None:

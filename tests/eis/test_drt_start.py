@@ -1,6 +1,7 @@
 """The quick DRT run before every circuit fit: arc count, start values, cached grids."""
 
 import numpy as np
+import pytest
 
 from cyclerflow.eis import fit_spectrum, parse_circuit
 from cyclerflow.eis.drt_start import _grid, drt_start, quick_arc_count, quick_drt
@@ -12,7 +13,11 @@ F = np.logspace(6, -1, 60)
 
 
 def spectrum(p, seed, noise=0.005):
-    z = parse_circuit(CIRCUIT).impedance(np.asarray(p, dtype="f8"), F)
+    return spectrum_of(parse_circuit(CIRCUIT), p, seed, noise)
+
+
+def spectrum_of(circuit, p, seed, noise=0.005):
+    z = circuit.impedance(np.asarray(p, dtype="f8"), F)
     rng = np.random.default_rng(seed)
     return z + noise * np.abs(z) * (rng.normal(size=F.size) + 1j * rng.normal(size=F.size))
 
@@ -30,6 +35,32 @@ def test_quick_drt_counts_and_places_two_arcs():
     assert abs(np.log10(peaks[0].tau_second / 1e-6)) < 0.2
     assert abs(np.log10(peaks[1].tau_second / 1e-3)) < 0.2
     assert abs(peaks[0].r_ohm / 300 - 1) < 0.1 and abs(peaks[1].r_ohm / 600 - 1) < 0.1
+
+
+@pytest.mark.parametrize(
+    "arcs_",
+    [
+        [(300.0, 1e-5)],
+        [(300.0, 1e-6), (600.0, 1e-3)],
+        [(200.0, 1e-6), (500.0, 1e-4), (300.0, 1e-2)],
+    ],
+)
+def test_drt_start_has_the_arc_count_and_time_constants(arcs_):
+    """1, 2 and 3 ZARC arcs two decades apart (n 0.9, 0.5 % noise): the quick DRT counts
+    them, and the DRT start puts every block's time constant within 0.2 decade and its
+    R within 10 % of the truth."""
+    circuit = parse_circuit("R0-" + "-".join(f"p(R{i},CPE{i})" for i in range(1, len(arcs_) + 1)))
+    p = [5.0]
+    for r, tau in arcs_:
+        p += [r, tau**0.9 / r, 0.9]
+    z = spectrum_of(circuit, np.array(p), 11)
+    res = quick_drt(F, z)
+    assert quick_arc_count(res) == len(arcs_)
+    start = drt_start(res, circuit, initial_guesses(circuit, F, z, features(F, z))[0])
+    for i, (r, tau) in enumerate(arcs_):
+        r_s, q_s, n_s = start[1 + 3 * i : 4 + 3 * i]
+        assert abs(np.log10((r_s * q_s) ** (1 / n_s) / tau)) < 0.2
+        assert r_s == pytest.approx(r, rel=0.1)
 
 
 def test_quick_drt_reuses_the_kernels_of_a_frequency_grid():
