@@ -400,3 +400,23 @@ def test_symmetric_cell_gets_bulk_and_interface_by_capacitance():
     assert [a["role"] for a in row["role_evidence"]["arcs"]] == ["bulk", "interface"]
     assert row["r_bulk_ohm"] == pytest.approx(rb, rel=0.02)
     assert row["r_interface_ohm_cm2"] == pytest.approx(ri * area, rel=0.03)
+
+
+def test_global_fit_shared_names_are_checked():
+    from cyclerflow.eis.global_fit import global_fit
+
+    from .synth import PELLET
+
+    series = pellet_series([100, 150], np.random.default_rng(8))
+    names = ["R0", "R1", "CPE1_0", "CPE1_1", "R2", "CPE2_0", "CPE2_1", "CPE3_0", "CPE3_1"]
+    starts = [np.array([tr[n] for n in names]) for _, tr, _ in series]
+    args = ([t for t, _, _ in series], [(F_PELLET, z) for _, _, z in series], PELLET, starts)
+    with pytest.raises(InputError, match="shared parameter 'CPE9_C' is not in circuit"):
+        global_fit(*args, shared=["CPE9_C"])
+    with pytest.raises(InputError, match="cannot both be shared"):
+        global_fit(*args, shared=["CPE1_0", "CPE1_C"])
+    # the capacitance of an arc is reported per temperature and equals the truth's
+    g = global_fit(*args, shared=["CPE1_C", "CPE1_1"])
+    assert g.shared["CPE1_C"] == pytest.approx(series[0][1]["c_bulk"], rel=0.02)
+    for p, (_, tr, _) in zip(g.params, series, strict=True):
+        assert p["CPE1_0"] == pytest.approx(tr["CPE1_0"], rel=0.05)  # Q = C^n R^(n-1)
