@@ -4,7 +4,7 @@ fallbacks that estimate what they claim (synthetic data with known answers)."""
 import numpy as np
 import pytest
 
-from cyclerflow.eis import analyze_spectra, arrhenius_fit, fit_spectrum
+from cyclerflow.eis import analyze_spectra, arrhenius_fit, fit_spectrum, parse_circuit
 from cyclerflow.eis.roles import CellContext, context_from_metadata
 from cyclerflow.errors import InputError
 from cyclerflow.schema import parse_metadata
@@ -420,3 +420,24 @@ def test_global_fit_shared_names_are_checked():
     assert g.shared["CPE1_C"] == pytest.approx(series[0][1]["c_bulk"], rel=0.02)
     for p, (_, tr, _) in zip(g.params, series, strict=True):
         assert p["CPE1_0"] == pytest.approx(tr["CPE1_0"], rel=0.05)  # Q = C^n R^(n-1)
+
+
+def test_capacitance_parametrisation_derivative():
+    """dp/dx of an arc fitted as (R, C, n) against central differences."""
+    from cyclerflow.eis.global_fit import _Map, capacitance_arcs
+
+    from .synth import PELLET, pellet_truth
+
+    c = parse_circuit(PELLET)
+    tr = pellet_truth(400.0)
+    p = np.array([tr[n] for n in c.param_names])
+    pmap = _Map(~c.exponent_mask, tuple(capacitance_arcs(c).values()))
+    x = pmap.to_x(p)
+    assert pmap.params(x) == pytest.approx(p, rel=1e-9)
+    m = pmap.dp_dx(x, p)
+    h = 1e-6
+    for j in range(x.size):
+        d = np.zeros(x.size)
+        d[j] = h
+        num = (pmap.params(x + d) - pmap.params(x - d)) / (2 * h)
+        assert np.all(np.abs(m[:, j] - num) <= 1e-5 * np.abs(num) + 1e-9 * np.abs(p)), j
