@@ -141,7 +141,8 @@ def test_bulk_above_the_window_at_every_temperature_still_gives_an_arrhenius_fit
         as_dataset(F_PELLET, z, spectrum_id=i + 1, temperature_kelvin=t)
         for i, (t, _, z) in enumerate(series)
     ]
-    summary, _ = analyze_spectra(spectra, parse_metadata(pellet_metadata()))
+    summary, _ = analyze_spectra(spectra, parse_metadata(pellet_metadata()), global_fit=True)
+    assert "above the window at every temperature" in summary["global_fit"]["note"]
     assert all(r["method"] == "hf_intercept" for r in summary["spectra"])
     assert all(r["in_arrhenius"] for r in summary["spectra"])
     assert abs(summary["arrhenius"]["activation_energy_ev"] - 0.55) < 0.03

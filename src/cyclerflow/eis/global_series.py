@@ -125,7 +125,12 @@ def global_block(
     ``"q"`` (CPE exponents and Q). Per-temperature resistances and Arrhenius fits."""
     inputs = _series_inputs(items, fits)
     if inputs is None:
-        return {"note": "a global fit needs two or more fitted spectra at known temperatures"}
+        return {
+            "note": "a global fit needs two or more fitted spectra at known temperatures, "
+            "one at least with its full circuit kept (method fit or fixed_capacitance; "
+            "a high-frequency estimate everywhere means the bulk arc is above the window "
+            "at every temperature, which sharing cannot resolve)"
+        }
     keep, circuit, starts, roles = inputs
     temps = [items[k][2]["temperature_kelvin"] for k in keep]
     spectra = [(items[k][0], items[k][1]) for k in keep]
