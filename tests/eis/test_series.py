@@ -442,3 +442,17 @@ def test_capacitance_parametrisation_derivative():
         d[j] = h
         num = (pmap.params(x + d) - pmap.params(x - d)) / (2 * h)
         assert np.all(np.abs(m[:, j] - num) <= 1e-5 * np.abs(num) + 1e-9 * np.abs(p)), j
+
+
+def test_global_fit_with_given_shared_names_and_a_bad_option(pellet):
+    series, _, _ = pellet
+    spectra = [
+        as_dataset(F_PELLET, z, spectrum_id=i + 1, temperature_kelvin=t)
+        for i, (t, _, z) in enumerate(series[:4])
+    ]
+    meta = parse_metadata(pellet_metadata())
+    summary, _ = analyze_spectra(spectra, meta, global_fit=["CPE3_1"])
+    g = summary["global_fit"]
+    assert list(g["shared"]) == ["CPE3_1"] and g["share"] == "given" and "sharing" not in g
+    with pytest.raises(InputError, match="global_fit='exponents'"):
+        analyze_spectra(spectra, meta, global_fit="exponents")

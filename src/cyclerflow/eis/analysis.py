@@ -176,7 +176,7 @@ def analyze_spectra(
     n_jobs: int = 1,
     fixed: dict | None = None,
     bounds: dict | None = None,
-    global_fit: bool | str = False,
+    global_fit: bool | str | list = False,
     series: bool = True,
 ) -> tuple[dict, xr.Dataset]:
     """Fit all spectra of a cell and derive conductivity, interface and Arrhenius results.
@@ -187,7 +187,8 @@ def analyze_spectra(
     enter the Arrhenius fit (fallback estimates enter when their uncertainty is
     comparable, see docs/eis.md). ``fixed``/``bounds``: {name: value} / {name: (lo, hi)}
     for every fit. ``global_fit``: True (arc parameters shared where an F-test
-    allows, docs/eis.md) or ``"q"`` (CPE exponents and Q shared) adds a ``global_fit`` block. ``series=False`` skips the series-level
+    allows, docs/eis.md), ``"q"`` (CPE exponents and Q shared) or a list of names to share
+    (``["CPE1_C", "CPE1_1"]``) adds a ``global_fit`` block. ``series=False`` skips the series-level
     consistency step. Returns (JSON-ready ``eis`` dict, per-spectrum Dataset).
     """
     from cyclerflow.eis.fitter import WEIGHTINGS
@@ -196,6 +197,7 @@ def analyze_spectra(
         raise InputError(f"unknown weighting {weighting!r} (use one of {', '.join(WEIGHTINGS)})")
     if circuit is not None:
         resolve_model(circuit, roles)  # bad circuit string: fail before any fitting
+    share = _share_option(global_fit) if global_fit else None
     context = context_from_metadata(meta)
     geo = _geometry(meta)
     inputs = [_spectrum_inputs(ds) for ds in spectra]
@@ -212,7 +214,7 @@ def analyze_spectra(
     fits, lead_est = _subtract_lead(fits)
     summary = _summary(inputs, fits, geo, context, arrhenius_convention, arrhenius_methods)
     summary["lead_resistance_ohm"] = clean(lead_est)
-    if global_fit:
+    if share is not None:
         from cyclerflow.eis.global_series import global_block
 
         summary["global_fit"] = global_block(
@@ -220,11 +222,24 @@ def analyze_spectra(
             [fits[i] for i in order],
             geo,
             arrhenius_convention,
-            share="q" if global_fit == "q" else "auto",
+            share=share,
             weighting=weighting,
         )
     ds = _results_dataset(summary["spectra"], fits, inputs, summary=summary, circuit=circuit)
     return summary, ds
+
+
+def _share_option(global_fit) -> str | list:
+    """analyze_spectra's ``global_fit`` -> global_block's ``share``."""
+    if global_fit is True or global_fit == "auto":
+        return "auto"
+    if global_fit == "q":
+        return "q"
+    if isinstance(global_fit, list | tuple) and all(isinstance(n, str) for n in global_fit):
+        return list(global_fit)
+    raise InputError(
+        f"global_fit={global_fit!r}: use True, 'q' or a list of parameter names to share"
+    )
 
 
 def _fit_all(inputs, order, circuit, kw: dict, *, n_jobs: int, series: bool) -> list:

@@ -117,12 +117,13 @@ def _series_inputs(items, fits):
 
 
 def global_block(
-    items, fits: list, geo, convention: str, *, share: str = "auto", weighting: str = "modulus"
+    items, fits: list, geo, convention: str, *, share="auto", weighting: str = "modulus"
 ) -> dict:
     """The ``global_fit`` object: the series fitted at once with the circuit most single
     fits used, starting from them (spectra fitted otherwise start from an
-    Arrhenius-scaled neighbour). ``share``: ``"auto"`` (groups kept by the F-test) or
-    ``"q"`` (CPE exponents and Q). Per-temperature resistances and Arrhenius fits."""
+    Arrhenius-scaled neighbour). ``share``: ``"auto"`` (groups kept by the F-test),
+    ``"q"`` (CPE exponents and Q) or a list of names (:func:`global_fit`'s ``shared``).
+    Per-temperature resistances and Arrhenius fits."""
     inputs = _series_inputs(items, fits)
     if inputs is None:
         return {
@@ -135,9 +136,9 @@ def global_block(
     temps = [items[k][2]["temperature_kelvin"] for k in keep]
     spectra = [(items[k][0], items[k][1]) for k in keep]
     out: dict = {}
-    if share == "q":
-        comp = parse_circuit(circuit)
-        g = global_fit(temps, spectra, circuit, starts, shared=shared_names(comp, True))
+    if share != "auto":
+        names = shared_names(parse_circuit(circuit), True) if share == "q" else list(share)
+        g = global_fit(temps, spectra, circuit, starts, shared=names, weighting=weighting)
     else:
         g, free, tests = choose_shared(temps, spectra, circuit, starts, weighting)
         out["sharing"] = [t.to_dict() for t in tests]
@@ -146,7 +147,8 @@ def global_block(
         _global_row(t, p, se, rl)
         for t, p, se, rl in zip(temps, g.params, g.stderr, roles, strict=True)
     ]
-    out = {**g.to_dict(), **out, "share": share, "per_temperature": rows}
+    out = {**g.to_dict(), **out, "share": share if isinstance(share, str) else "given"}
+    out["per_temperature"] = rows
     out["arrhenius"] = _global_arrhenius(rows, "r_bulk_ohm", geo, convention)
     if any(r["r_grain_boundary_ohm"] is not None for r in rows):
         out["arrhenius_total"] = _global_arrhenius(rows, "r_total_ohm", geo, convention)
