@@ -9,7 +9,7 @@ when installed, else openpyxl (``--xlsx-rows`` to change). Formats
 that cannot be grown by text edits (.res, .mpr, .ndax and the other helper's files)
 are read as they are, repeatedly for at least a second.
 
-    python benchmarks/importers.py [--rows N] [--repeat R] [--data DIR]
+    python benchmarks/importers.py [--rows N] [--repeat R] [--data DIR] [--only LABEL]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -328,8 +329,8 @@ def _run_grown(cases: list, tmpd: Path, rows: int, repeat: int = 1) -> None:
         enc = kw.get("encoding", "latin-1")
         ours, peer = Clock(), Clock()
         for _ in range(repeat):  # best of `repeat`, ours and pandas' alternating
-            data = ours.run(lambda: mod.read(dst))
-            peer.run(lambda: _pandas_floor(dst, kw["header_lines"], kw["sep"], enc))
+            data = ours.run(partial(mod.read, dst))
+            peer.run(partial(_pandas_floor, dst, kw["header_lines"], kw["sep"], enc))
         got = _rows(data)
         assert got >= n * 0.99, (label, got, n)
         print(
@@ -385,6 +386,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--as-is-only", action="store_true", help="skip the grown files")
     ap.add_argument("--repeat", type=int, default=1, help="best of N reads (ours and pandas')")
+    ap.add_argument("--only", default="", help="run only the formats whose label contains this")
     args = ap.parse_args()
     d = args.data
     print(
@@ -393,9 +395,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         if not args.as_is_only:
-            _run_grown(_grown_cases(d) + _bdf_sources(d, tmpd), tmpd, args.rows, args.repeat)
-            _run_xlsx(d, tmpd, args.xlsx_rows)
-    _run_as_is(d)
+            cases = _grown_cases(d) + _bdf_sources(d, tmpd)
+            cases = [c for c in cases if args.only in c[0]]
+            _run_grown(cases, tmpd, args.rows, args.repeat)
+            if args.only in xlsx_label():
+                _run_xlsx(d, tmpd, args.xlsx_rows)
+    if not args.only:
+        _run_as_is(d)
 
 
 if __name__ == "__main__":
