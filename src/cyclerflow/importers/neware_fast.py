@@ -134,13 +134,6 @@ def _number(m: np.ndarray, at: int, n: int) -> np.ndarray:
     return v
 
 
-def _fits(m: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
-    """Every row of bytes ``m`` lies between the rows ``lo`` and ``hi`` byte by byte
-    (a digit: '0'..'9'; a separator: lo == hi); one pass over the bytes, no copy of
-    selected columns."""
-    return bool(((m >= lo) & (m <= hi)).all())
-
-
 def _group_seconds(m: np.ndarray) -> np.ndarray:
     """Seconds of same-width duration texts (rows of bytes) laid out like the first
     row: every row has its colons and dot where the first has them, digits elsewhere."""
@@ -150,7 +143,8 @@ def _group_seconds(m: np.ndarray) -> np.ndarray:
     if DURATION_SHAPE.fullmatch(first) is None or len(whole) + len(frac) > 15:
         raise Doubt("not a duration")
     digit = (m[0] >= 48) & (m[0] <= 57)
-    if not _fits(m, np.where(digit, 48, m[0]), np.where(digit, 57, m[0])):
+    seps, digs = np.flatnonzero(~digit), np.flatnonzero(digit)
+    if not (m[:, seps] == m[0, seps]).all() or ((m[:, digs] - 48) > 9).any():
         raise Doubt("durations of one width laid out differently")
     h = mi = np.zeros(len(m), np.int64)
     if len(fields) == 3:
@@ -213,15 +207,9 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def _run_starts(t: np.ndarray) -> np.ndarray:
-    """Rows whose date part (the first 10 bytes) differs from the row before (compared
-    as one 8-byte and one 2-byte integer per row)."""
-    a = np.ascontiguousarray(t[:, :8]).view(np.uint64).ravel()
-    b = np.ascontiguousarray(t[:, 8:10]).view(np.uint16).ravel()
-    change = np.empty(len(a), dtype=bool)
-    change[0] = True
-    np.not_equal(a[1:], a[:-1], out=change[1:])
-    change[1:] |= b[1:] != b[:-1]
-    return np.flatnonzero(change)
+    """Rows whose date part (the first 10 bytes) differs from the row before."""
+    u = np.ascontiguousarray(t[:, :10]).view("S10").ravel()
+    return np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
 
 
 def _valid_days(t: np.ndarray) -> np.ndarray:
@@ -238,11 +226,6 @@ def _valid_days(t: np.ndarray) -> np.ndarray:
     return _days_from_civil(year, month, day)
 
 
-#: byte bounds of ``YYYY-MM-DD hh:mm:ss``: digits '0'..'9', separators exactly
-_DATE_LO = np.frombuffer(b"0000-00-00 00:00:00", np.uint8)
-_DATE_HI = np.frombuffer(b"9999-99-99 99:99:99", np.uint8)
-
-
 def unix_seconds(col: Any) -> np.ndarray:
     """``YYYY-MM-DD hh:mm:ss`` (zero-padded, a real date and time) -> Unix s as if UTC,
     from the column's bytes (the calendar worked out once per run of equal dates);
@@ -252,7 +235,9 @@ def unix_seconds(col: Any) -> np.ndarray:
     if not n or not (np.diff(off) == 19).all():
         raise Doubt("date width")
     t = b.reshape(n, 19)
-    if not _fits(t, _DATE_LO, _DATE_HI):
+    digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+    seps = (t[:, [4, 7]] == 45).all() & (t[:, 10] == 32).all() & (t[:, [13, 16]] == 58).all()
+    if not seps or ((t[:, digits] - 48) > 9).any():
         raise Doubt("date form")
     starts = _run_starts(t)
     days = np.repeat(_valid_days(t[starts]), np.diff(np.r_[starts, n]))
