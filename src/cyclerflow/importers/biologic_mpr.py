@@ -287,8 +287,9 @@ class RecordTable(Mapping[str, np.ndarray]):
 
 
 #: files up to this size are read into memory (cheaper than setting up a mapping:
-#: 9 vs 20 us for a 190 kB file); larger ones are memory-mapped
-MAP_FROM_BYTES = 1 << 22
+#: 9 vs 20 us for a 190 kB file); larger ones are memory-mapped (a 1.7 MB file
+#: imports in 0.9 ms mapped, 1.0 ms read)
+MAP_FROM_BYTES = 1 << 19
 
 
 def _map(path: Path) -> bytes | mmap.mmap:
