@@ -10,6 +10,7 @@ Exports without the header (first line = column names) are read too.
 from __future__ import annotations
 
 import io
+import math
 import mmap
 import os
 import re
@@ -143,17 +144,19 @@ def _find_bad_line(
         fields = ln.rstrip("\r").split("\t")
         if fields and fields[-1] == "":
             fields = fields[:-1]
-        if not fields:
-            continue
+        if not fields:  # (trailing blank lines are cut off before: this one is inside)
+            return _err(path, "blank line inside the data table", first_line + i)
         if len(fields) != ncols:
             return _err(
                 path, f"expected {ncols} tab-separated values, found {len(fields)}", first_line + i
             )
         for f in fields:
             try:
-                float(f.replace(",", ".") if comma else f)
+                v = float(f.replace(",", ".") if comma else f)
             except ValueError:
                 return _err(path, f"not a number: {f!r}", first_line + i)
+            if not math.isfinite(v):
+                return _err(path, f"not a finite number: {f!r}", first_line + i)
     return _err(path, "cannot parse the data table", first_line)
 
 
@@ -182,6 +185,22 @@ def _check_column_count(path: Path, names: list[str], data_lines: list[str], nhe
                     f"line (line {nhead}), found {n}",
                     nhead + 1 + i,
                 )
+    if trailing:
+        _check_trailing(path, names, data_lines, nhead)
+
+
+def _check_trailing(path: Path, names: list[str], data_lines: list[str], nhead: int) -> None:
+    """Rows end with a tab (as the first does): a row with a value after its last tab
+    has one value more than the column line names (it would be dropped unseen)."""
+    for i, ln in enumerate(data_lines):
+        row = ln.rstrip("\r")
+        if row.strip() and not row.endswith("\t"):
+            raise _err(
+                path,
+                f"expected {len(names)} tab-separated values as named by the column line "
+                f"(line {nhead}), found {len(names) + 1} (a value after the last tab)",
+                nhead + 1 + i,
+            )
 
 
 def _header_lines(path: Path, raw: bytes | mmap.mmap, lines: list[str]) -> int:
