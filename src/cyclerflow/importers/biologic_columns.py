@@ -24,6 +24,7 @@ and the layout is refused.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -281,8 +282,15 @@ def record_layout(ids: list[int], record_size: int | None) -> Layout:
 
     ``record_size``: bytes per record (bytes of records / points) or None when the
     module holds no points. Raises :class:`LayoutError` naming the ids that cannot
-    be placed.
+    be placed. Layouts are remembered per (ids, size) (the tables above are
+    constants; a folder of files from one instrument shares one layout): working one
+    out is about half of the fixed cost of reading a small file.
     """
+    return _record_layout(tuple(ids), record_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _record_layout(ids: tuple[int, ...], record_size: int | None) -> Layout:
     data_ids = [c for c in ids if c not in FLAG_COLUMNS]
     has_flags = len(data_ids) < len(ids)
     opts = [_options(c) for c in data_ids]

@@ -162,19 +162,25 @@ def _split_spectra(freq: np.ndarray, keys: list[np.ndarray]) -> list[np.ndarray]
     idx = np.flatnonzero(freq > 0)
     if not len(idx):
         return []
-    cut = np.zeros(len(idx), dtype=bool)
+    # (slices and out= arguments rather than np.diff/np.r_: a file with few points pays
+    # for the calls, not the points)
+    cut = np.empty(len(idx), dtype=bool)
     cut[0] = True
-    cut[1:] |= np.diff(idx) != 1
+    np.not_equal(idx[1:] - idx[:-1], 1, out=cut[1:])
     for k in keys:
         kv = k[idx]
         cut[1:] |= kv[1:] != kv[:-1]
     f = freq[idx]
     starts = np.flatnonzero(cut)
-    ends = np.r_[starts[1:], len(idx)]
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = len(idx)
     # a run is monotonic unless it has both rising and falling steps (one vectorised pass)
-    df = np.diff(f)
-    up = np.r_[df > 0, False]
-    down = np.r_[df < 0, False]
+    df = f[1:] - f[:-1]
+    up = np.zeros(len(f), dtype=bool)
+    down = np.zeros(len(f), dtype=bool)
+    np.greater(df, 0, out=up[:-1])
+    np.less(df, 0, out=down[:-1])
     last = ends - 1  # the step from a run's last point crosses into the next run
     up[last] = down[last] = False
     mixed = (np.add.reduceat(up, starts) > 0) & (np.add.reduceat(down, starts) > 0)

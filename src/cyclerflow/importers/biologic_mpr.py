@@ -286,11 +286,21 @@ class RecordTable(Mapping[str, np.ndarray]):
         return out
 
 
+#: files up to this size are read into memory (cheaper than setting up a mapping:
+#: 9 vs 20 us for a 190 kB file); larger ones are memory-mapped (a 1.7 MB file
+#: imports in 0.9 ms mapped, 1.0 ms read)
+MAP_FROM_BYTES = 1 << 19
+
+
 def _map(path: Path) -> bytes | mmap.mmap:
-    """The file's bytes, memory-mapped read-only (no copy; the columns are views into it)."""
+    """The file's bytes, read-only: memory-mapped when large (no copy; the columns are
+    views into it), read when small."""
     with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
             return b""
+        if size <= MAP_FROM_BYTES:
+            return fh.read()
         return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 

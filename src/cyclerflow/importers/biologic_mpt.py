@@ -10,6 +10,9 @@ Exports without the header (first line = column names) are read too.
 from __future__ import annotations
 
 import io
+import math
+import mmap
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,17 +144,19 @@ def _find_bad_line(
         fields = ln.rstrip("\r").split("\t")
         if fields and fields[-1] == "":
             fields = fields[:-1]
-        if not fields:
-            continue
+        if not fields:  # (trailing blank lines are cut off before: this one is inside)
+            return _err(path, "blank line inside the data table", first_line + i)
         if len(fields) != ncols:
             return _err(
                 path, f"expected {ncols} tab-separated values, found {len(fields)}", first_line + i
             )
         for f in fields:
             try:
-                float(f.replace(",", ".") if comma else f)
+                v = float(f.replace(",", ".") if comma else f)
             except ValueError:
                 return _err(path, f"not a number: {f!r}", first_line + i)
+            if not math.isfinite(v):
+                return _err(path, f"not a finite number: {f!r}", first_line + i)
     return _err(path, "cannot parse the data table", first_line)
 
 
@@ -180,18 +185,35 @@ def _check_column_count(path: Path, names: list[str], data_lines: list[str], nhe
                     f"line (line {nhead}), found {n}",
                     nhead + 1 + i,
                 )
+    if trailing:
+        _check_trailing(path, names, data_lines, nhead)
 
 
-def _header_lines(path: Path, raw: bytes, lines: list[str]) -> int:
-    """Number of header lines (the column line is the last); 1 for a header-less export."""
-    if not raw.startswith(MAGICS):
+def _check_trailing(path: Path, names: list[str], data_lines: list[str], nhead: int) -> None:
+    """Rows end with a tab (as the first does): a row with a value after its last tab
+    has one value more than the column line names (it would be dropped unseen)."""
+    for i, ln in enumerate(data_lines):
+        row = ln.rstrip("\r")
+        if row.strip() and not row.endswith("\t"):
+            raise _err(
+                path,
+                f"expected {len(names)} tab-separated values as named by the column line "
+                f"(line {nhead}), found {len(names) + 1} (a value after the last tab)",
+                nhead + 1 + i,
+            )
+
+
+def _header_lines(path: Path, raw: bytes | mmap.mmap, lines: list[str]) -> int:
+    """Number of header lines declared (the column line is the last); 1 for a header-less
+    export. ``lines``: at least the file's first two lines."""
+    if not raw[:32].startswith(MAGICS):
         return 1
     m = _NLINES.match(lines[1]) if len(lines) > 1 else None
     if not m:
         raise _err(path, "expected 'Nb header lines : N'", 2)
     nhead = int(m.group(1))
-    if nhead < 3 or nhead > len(lines):
-        raise _err(path, f"header declares {nhead} lines but the file has {len(lines)}", 2)
+    if nhead < 3:
+        raise _err(path, f"header declares {nhead} lines", 2)
     return nhead
 
 
@@ -231,11 +253,11 @@ def _numbers(path: Path, names: list[str], data_lines: list[str], first_line: in
 
 
 def _named_columns(
-    path: Path, names: list[str], arr: np.ndarray, first_line: int
+    path: Path, columns: dict[str, np.ndarray], first_line: int
 ) -> dict[str, np.ndarray]:
+    """The columns with the integer ones (``INTEGER_COLUMNS``) checked whole and cast to int64."""
     cols: dict[str, np.ndarray] = {}
-    for j, name in enumerate(names):
-        v = arr[:, j]
+    for name, v in columns.items():
         if name in INTEGER_COLUMNS:
             bad = np.flatnonzero(v != np.rint(v))
             if len(bad):
@@ -249,28 +271,151 @@ def _named_columns(
     return cols
 
 
+def _head(raw: bytes | mmap.mmap, n: int) -> list[str]:
+    """The first ``n`` lines of ``raw`` (split at LF, CR kept), decoded as Latin-1."""
+    end = 0
+    for _ in range(n):
+        nl = raw.find(b"\n", end)
+        if nl < 0:
+            return raw[:].decode("latin-1").split("\n")[:n]
+        end = nl + 1
+    return raw[:end].decode("latin-1").split("\n")[:n]
+
+
+def _data_start(path: Path, raw: bytes | mmap.mmap, nhead: int) -> int:
+    """Byte offset of the first data row (after ``nhead`` lines); the file's length when
+    its last line is the column line. Fails when the file has fewer than ``nhead`` lines."""
+    off = 0
+    for i in range(nhead):
+        nl = raw.find(b"\n", off)
+        if nl < 0:
+            if i < nhead - 1:
+                raise _err(path, f"header declares {nhead} lines but the file has {i + 1}", 2)
+            return len(raw)
+        off = nl + 1
+    return off
+
+
+#: what ``str.strip`` removes from Latin-1 text: a line of only these is blank
+_BLANK = b" \t\r\n\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0"
+
+
+def _data_end(raw: bytes | mmap.mmap, start: int) -> int:
+    """End of the last non-blank line at or after ``start`` (trailing blank lines dropped;
+    the last row's own trailing separator or CR kept); ``start`` when there is none.
+    Looks only at the file's tail."""
+    end = len(raw)
+    while end > start:
+        lo = max(start, end - 4096)
+        kept = len(raw[lo:end].rstrip(_BLANK))
+        if kept:
+            nl = raw.find(b"\n", lo + kept)
+            return len(raw) if nl < 0 else nl
+        end = lo
+    return start
+
+
+def _fast_columns(raw: bytes | mmap.mmap, start: int, end: int, names: list[str]) -> dict | None:
+    """Every column as float64 parsed from the bytes ``raw[start:end]`` by pyarrow (no copy,
+    multi-threaded, exactly rounded), or None when this path cannot vouch for the table:
+    a row of another width than the first, a blank row, an empty, non-numeric or
+    non-finite value, a value under a trailing separator. The line-by-line path then
+    reads the table and names what is wrong."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    nl = raw.find(b"\n", start, end)
+    first = raw[start : end if nl < 0 else nl].rstrip(b"\r")
+    tabs = first.count(b"\t")
+    trailing = int(tabs > 0 and first.endswith(b"\t"))
+    if tabs - trailing + 1 != len(names):
+        return None
+    if tabs == 0 and raw[start:end].count(b"\n") + 1 != _rows_of_one_column(raw, start, end):
+        return None
+    comma = re.search(rb"\d,\d", first) is not None
+    cols = [f"c{i}" for i in range(tabs + 1)]
+    try:
+        # every row must have the first row's width (pyarrow refuses any other), every
+        # line is a row (a blank one is refused or null), every field a float64
+        table = pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(raw)[start:end]),
+            read_options=pacsv.ReadOptions(column_names=cols, block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\t", quote_char=False, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(cols, pa.float64()),
+                decimal_point="," if comma else ".",
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if trailing and table.column(tabs).null_count != table.num_rows:
+        return None  # a value under the trailing separator: a name would be missing
+    return _finite(names, table.columns[: len(names)])
+
+
+def _rows_of_one_column(raw: bytes | mmap.mmap, start: int, end: int) -> int:
+    """Rows of a one-column table as pyarrow splits them (CR, LF and CRLF end a row)."""
+    body = raw[start:end]
+    return body.count(b"\n") + body.count(b"\r") - body.count(b"\r\n") + 1
+
+
+def _finite(names: list[str], columns: list) -> dict[str, np.ndarray] | None:
+    """name -> float64 array, or None when a value is missing or not finite."""
+    out: dict[str, np.ndarray] = {}
+    for name, col in zip(names, columns, strict=True):
+        if col.null_count:
+            return None
+        v = col.to_numpy() if col.num_chunks == 1 else col.combine_chunks().to_numpy()
+        if not np.isfinite(v).all():
+            return None
+        out[name] = v
+    return out
+
+
+def _slow_arrays(path: Path, names: list[str], body: bytes, nhead: int) -> np.ndarray:
+    """The line-by-line read (pandas' C parser on decoded lines): the path that names the
+    line and what is wrong when the table is not clean."""
+    data_lines = body.decode("latin-1").split("\n")
+    _check_column_count(path, names, data_lines, nhead)
+    return _numbers(path, names, data_lines, nhead + 1)
+
+
+def _map(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes, memory-mapped read-only (no copy of a large file)."""
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return b""
+            try:
+                return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # a file system without mmap
+                return fh.read()
+    except OSError as err:
+        raise InputError(f"cannot read file ({err.strerror})", path=path) from None
+
+
 def parse_mpt(path: str | Path) -> tuple[dict[str, np.ndarray], str, int]:
     """Read an .mpt file into EC-Lab-named columns (vendor units), header text, first data line."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"cannot read file ({err.strerror})", path=path) from None
+    raw = _map(path)
     if not raw:
         raise _err(path, "file is empty")
-    lines = raw.decode("latin-1").split("\n")
-    nhead = _header_lines(path, raw, lines)
+    nhead = _header_lines(path, raw, _head(raw, 2))
+    start = _data_start(path, raw, nhead)
+    lines = _head(raw, nhead)
     names = _column_names(path, lines[nhead - 1], nhead)
-    header = "\n".join(ln.rstrip("\r") for ln in lines[:nhead])
-    data_lines = lines[nhead:]
-    while data_lines and not data_lines[-1].strip():
-        data_lines.pop()
+    header = "\n".join(ln.rstrip("\r") for ln in lines)
     first_line = nhead + 1
-    if not data_lines:
+    end = _data_end(raw, start)
+    if end == start:
         raise _err(path, "no data rows after the column line", first_line)
-    _check_column_count(path, names, data_lines, nhead)
-    arr = _numbers(path, names, data_lines, first_line)
-    return _named_columns(path, names, arr, first_line), header, first_line
+    fast = _fast_columns(raw, start, end, names)
+    if fast is None:
+        arr = _slow_arrays(path, names, raw[start:end], nhead)
+        fast = {name: arr[:, j] for j, name in enumerate(names)}
+    return _named_columns(path, fast, first_line), header, first_line
 
 
 def _technique(path: Path, header_lines: list[str]) -> str:

@@ -415,7 +415,8 @@ def read(path: str | Path) -> Imported:
     path = Path(path)
     raw = read_raw(path, FORMAT)
     raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-    raw = raw.replace(b"\r\r\n", b"\n") if b"\r\r\n" in raw else raw  # PowerSuite
+    if b"\r" in raw and b"\r\r\n" in raw:  # PowerSuite (a one-byte search first: memchr
+        raw = raw.replace(b"\r\r\n", b"\n")  # skips the slower one on LF-only files)
     head = head_lines(raw, 300)  # enough to tell the layout; rows are parsed from bytes
     kind = _kind(head)
     if kind == "versastudio" or (kind is None and head and head[0].strip() == "<Application>"):

@@ -351,7 +351,8 @@ def _decimal_point(data: bytes) -> bytes:
     comma in a row can only be a decimal comma; decided from the first row. Lengths are
     kept, so line numbers in later errors stay right.
     """
-    first = data.split(b"\n", 1)[0]
+    nl = data.find(b"\n")  # (split(b"\n", 1) would copy every other row too)
+    first = data if nl < 0 else data[:nl]
     return data.replace(b",", b".") if _COMMA_FIELD.search(first) else data
 
 

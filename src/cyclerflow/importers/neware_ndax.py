@@ -232,17 +232,19 @@ def _col(df, name: str, dtype: str = "f8") -> np.ndarray:
     return np.asarray(df.get_column(name).to_numpy(), dtype=dtype)
 
 
-def _own(df, name: str) -> np.ndarray:
-    """A column as a new float64 array (one cast-copy; safe to change in place)."""
-    return np.array(df.get_column(name).to_numpy(), dtype="f8")
+def _scaled(df, name: str, factor: float) -> np.ndarray:
+    """A column times ``factor`` as a new float64 array, in one pass (the stored float32
+    values are widened to float64 before the product: the same bits as a cast, then a
+    multiplication)."""
+    return np.multiply(df.get_column(name).to_numpy(), factor, dtype="f8")
 
 
 def _numbering(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
     """Step type, cycle and step numbers, step time, record index."""
     if "step_type" in df.columns:
-        st = _col(df, "step_type", "i8")
-        cyc["cycle_count"] = our_cycle_count(st)
-        cyc["vendor_step_type"] = st
+        stored = df.get_column("step_type").to_numpy()  # uint8: the kind is a table lookup
+        cyc["cycle_count"] = our_cycle_count(stored)
+        cyc["vendor_step_type"] = np.asarray(stored, dtype="i8")
         units["vendor_step_type"] = "1"
     if "cycle_count" in df.columns:
         cyc["vendor_cycle_index"] = _col(df, "cycle_count", "i8")
@@ -265,15 +267,13 @@ def _capacity_energy(df, cyc: dict[str, np.ndarray]) -> None:
 
     Written into preallocated outputs (no temporaries of the column's size)."""
     if "capacity_mAh" in df.columns:
-        q = _own(df, "capacity_mAh")
-        q *= 1e-3
+        q = _scaled(df, "capacity_mAh", 1e-3)
         zero = np.zeros(1)
         cyc["charge_capacity_ampere_hour"] = np.maximum(q, zero)
         np.negative(q, out=q)
         cyc["discharge_capacity_ampere_hour"] = np.maximum(q, zero, out=q)
     if "energy_mWh" in df.columns:
-        e = _own(df, "energy_mWh")
-        e *= 1e-3
+        e = _scaled(df, "energy_mWh", 1e-3)
         charge = np.zeros(len(e))
         discharge = np.zeros(len(e))
         np.copyto(charge, e, where=e > 0)
@@ -320,9 +320,8 @@ def read(path: str | Path) -> Imported:
     cyc: dict[str, np.ndarray] = {
         "test_time_second": _col(df, "total_time_s"),
         "voltage_volt": _col(df, "voltage_V"),
-        "current_ampere": _own(df, "current_mA"),
+        "current_ampere": _scaled(df, "current_mA", 1e-3),
     }
-    cyc["current_ampere"] *= 1e-3
     if "unix_time_s" in df.columns:
         cyc["unix_time_second"] = _col(df, "unix_time_s")
     units: dict[str, str] = {}
