@@ -15,6 +15,7 @@ import numpy as np
 from cyclerflow.errors import InputError
 from cyclerflow.importers.bdf_csv import INTEGER, RENAME, extra_columns, finish
 from cyclerflow.importers.common import Imported, check_finite
+from cyclerflow.importers.guarded import whole_numbers
 from cyclerflow.schema import CYCLING_COLUMNS, REQUIRED_CYCLING
 
 FORMAT = "bdf-parquet"
@@ -91,7 +92,7 @@ def read(path: str | Path) -> Imported:
             continue
         values = _column(path, table, label)
         if canon in INTEGER:
-            values = values.astype("i8")
+            values = whole_numbers(path, FORMAT, label, values, 1, "row")
         else:
             values = values.astype("f8", copy=False)
             check_finite(path, label, values, first_line=1)
