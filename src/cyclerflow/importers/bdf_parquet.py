@@ -61,6 +61,12 @@ def _column(path: Path, table, label: str) -> np.ndarray:
 
 def _spectra(path: Path, table) -> Imported:
     cols = {c: _column(path, table, c) for c in table.column_names}
+    for k in ("spectrum_id", "cycle_count"):
+        if k in cols:
+            cols[k] = whole_numbers(path, FORMAT, k, cols[k], 1, "row")
+    for k in (*_EIS, "temperature_kelvin", "unix_time_second"):
+        if k in cols:
+            check_finite(path, k, cols[k].astype("f8", copy=False), first_line=1)
     sid = cols.get("spectrum_id", np.ones(len(cols["frequency_hertz"]), "i8"))
     spectra = []
     _, first = np.unique(sid, return_index=True)

@@ -24,6 +24,7 @@ from cyclerflow.importers.biologic_common import (
     table_to_imported,
 )
 from cyclerflow.importers.common import Imported
+from cyclerflow.importers.guarded import whole_numbers
 from cyclerflow.units import parse_quantity
 
 FORMAT = "biologic-mpt"
@@ -237,14 +238,7 @@ def _named_columns(
     for j, name in enumerate(names):
         v = arr[:, j]
         if name in INTEGER_COLUMNS:
-            bad = np.flatnonzero(v != np.rint(v))
-            if len(bad):
-                raise _err(
-                    path,
-                    f"column {name!r} is not an integer: {float(v[bad[0]])!r}",
-                    first_line + int(bad[0]),
-                )
-            v = v.astype("i8")
+            v = whole_numbers(path, WHAT, name, v, first_line)
         cols[name] = v
     return cols
 

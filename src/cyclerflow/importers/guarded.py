@@ -86,7 +86,7 @@ def whole_numbers(
 def _not_whole(name: str, value: float) -> str:
     return (
         f"column {name!r}: {float(value)!r} is not a whole number "
-        f"(counters must hold whole numbers, finite, at most 2**53)"
+        f"(integer columns hold whole numbers, finite, at most 2**53 in size)"
     )
 
 
@@ -195,9 +195,32 @@ def check_imported(data: dict[str, Any], path: str | Path) -> None:
         check_dates(path, fmt, "unix_time_second", u, 1, "row")
         check_clock(path, fmt, "unix_time_second", u, 1, "row")
     for k, sp in enumerate(data.get("spectra") or [], start=1):
-        when = sp.get("unix_time_second")
-        if when is not None:
-            check_dates(path, fmt, "unix_time_second", np.atleast_1d(when), k, "spectrum")
+        _check_spectrum(path, fmt, sp, k)
+
+
+def _check_spectrum(path: str | Path, fmt: str, sp: dict[str, Any], k: int) -> None:
+    """Spectrum ``k``: frequency (Hz) finite and > 0, impedance (Ohm) finite, equal
+    lengths, its date in 1900..2200."""
+    where = f"spectrum {k}"
+    f = np.asarray(sp["frequency_hertz"], dtype="f8")
+    re_z = np.asarray(sp["real_impedance_ohm"], dtype="f8")
+    im_z = np.asarray(sp["imaginary_impedance_ohm"], dtype="f8")
+    if not len(f) == len(re_z) == len(im_z):
+        raise _error(path, fmt, "frequency and impedance columns differ in length", where)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(f) | (f <= 0) | ~np.isfinite(re_z) | ~np.isfinite(im_z)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise _error(
+            path,
+            fmt,
+            f"point {i + 1}: frequency {float(f[i])!r} Hz, impedance "
+            f"{float(re_z[i])!r} {float(im_z[i]):+} j Ohm (frequency must be > 0, all finite)",
+            where,
+        )
+    when = sp.get("unix_time_second")
+    if when is not None:
+        check_dates(path, fmt, "unix_time_second", np.atleast_1d(when), k, "spectrum")
 
 
 def _check_test_time(path: str | Path, fmt: str, t: np.ndarray) -> None:
