@@ -60,7 +60,9 @@ def float64(col: Any) -> np.ndarray:
     """A numeric pyarrow (Chunked)Array as a float64 array; nulls become NaN."""
     import pyarrow as pa
 
-    return col.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype("f8", copy=False)
+    return (
+        col.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype("f8", copy=False)
+    )
 
 
 def whole_numbers(

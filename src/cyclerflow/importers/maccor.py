@@ -33,7 +33,7 @@ import pandas as pd
 
 from cyclerflow.errors import InputError
 from cyclerflow.importers.common import Imported, merge_imports, naive_to_unix, vendor_counts
-from cyclerflow.importers.guarded import check_dates
+from cyclerflow.importers.guarded import check_clock, check_dates
 from cyclerflow.importers.textfmt import (
     as_int,
     data_block,
@@ -236,7 +236,9 @@ def _timestamps(
             continue
         t = _parse_all(path, values, fmtstr, first_line)
         unix = t.to_numpy("datetime64[us]").astype("i8") * 1e-6
-        return check_dates(path, FORMAT, "DPt Time", unix, first_line)
+        check_dates(path, FORMAT, "DPt Time", unix, first_line)
+        check_clock(path, FORMAT, "DPt Time", unix, first_line)
+        return unix
     for fmtstr in _TIME_FORMATS:
         try:
             dt.datetime.strptime(first, fmtstr)

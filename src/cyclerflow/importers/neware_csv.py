@@ -31,7 +31,13 @@ import pandas as pd
 from cyclerflow.errors import InputError
 from cyclerflow.importers import neware_fast
 from cyclerflow.importers.common import Imported, vendor_counts
-from cyclerflow.importers.guarded import check_clock, check_dates, parse_dates, whole_numbers
+from cyclerflow.importers.guarded import (
+    MAX_WHOLE,
+    check_clock,
+    check_dates,
+    parse_dates,
+    whole_numbers,
+)
 
 FORMAT = "neware-csv"
 EXTENSIONS = (".csv", ".txt")
@@ -363,8 +369,8 @@ class _ArrowSource:
         if exact is not None and col.factor == 1.0:
             return exact if exact.flags.writeable else exact.copy()
         v = self.numeric(col)
-        if (v != np.rint(v)).any():
-            raise neware_fast.Doubt("fraction")
+        if (v != np.rint(v)).any() or (np.abs(v) > MAX_WHOLE).any():
+            raise neware_fast.Doubt("fraction or huge")  # the careful path names the line
         return v.astype("i8")
 
     def durations(self, col: Column) -> np.ndarray:
