@@ -327,3 +327,14 @@ def test_spectrum_with_zero_frequency_is_refused_after_any_reader(tmp_path):
     pq.write_table(table, p)
     with pytest.raises(InputError, match=r"\(spectrum 1\).*point 2: frequency 0.0 Hz"):
         read_any(p, "bdf-parquet")
+
+
+# --- found by the campaign's 'number' mutation ------------------------------------------
+
+
+def test_gamry_curve_number_beyond_int64_names_its_line(vendor_data, tmp_path):
+    raw = (vendor_data / "gamry/cv_data.dta").read_bytes()
+    lines = raw.split(b"\n")
+    k = next(i for i, ln in enumerate(lines) if ln.startswith(b"CURVE") and b"\tTABLE" in ln)
+    lines[k] = b"CURVE99999999999999999999\tTABLE" + lines[k].split(b"\tTABLE", 1)[1]
+    _refused(tmp_path, "cv.dta", b"\n".join(lines), f"(line {k + 1})", "curve number")
