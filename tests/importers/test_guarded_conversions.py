@@ -338,3 +338,24 @@ def test_gamry_curve_number_beyond_int64_names_its_line(vendor_data, tmp_path):
     k = next(i for i, ln in enumerate(lines) if ln.startswith(b"CURVE") and b"\tTABLE" in ln)
     lines[k] = b"CURVE99999999999999999999\tTABLE" + lines[k].split(b"\tTABLE", 1)[1]
     _refused(tmp_path, "cv.dta", b"\n".join(lines), f"(line {k + 1})", "curve number")
+
+
+@pytest.mark.parametrize("year", ["99999999999999999999", "12345678901234567"])
+def test_mpt_start_date_beyond_c_long_is_no_traceback(vendor_data, tmp_path, year):
+    """A start date that no calendar holds is dropped as EC-Lab's day-first dates are
+    (the rows still import: their times are relative to the start)."""
+    raw = (vendor_data / "biologic/exampleDataBioLogic.mpt").read_bytes()
+    start = raw.index(b"Acquisition started on : ") + len(b"Acquisition started on : ")
+    slash = raw.index(b"/", start)
+    p = tmp_path / "x.mpt"
+    p.write_bytes(raw[:start] + year.encode() + raw[slash:])
+    data = read_any(p)
+    assert data["spectra"] and all("unix_time_second" not in sp for sp in data["spectra"])
+
+
+def test_maccor_header_date_beyond_c_long_is_one_error(tmp_path):
+    raw = maccor().replace(
+        b"Date of Test:\t03/31/2016", b"Date of Test:\t99999999999999999999/31/2016"
+    )
+    raw = raw.replace(b"03/31/2016 ", b"")  # rows hold times of day only
+    _refused(tmp_path, "m.001", raw, "(line 3)", "Date of Test")

@@ -72,7 +72,7 @@ def _start_time(header: str) -> float | None:
     try:
         sec = float(ss.replace(",", "."))
         dt = datetime(int(y), int(mo), int(d), int(hh), int(mm), tzinfo=UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a date (e.g. a day-first locale): no start time
         return None
     return dt.timestamp() + sec
 

@@ -166,7 +166,7 @@ def _header_date(header: Sequence[str]) -> dt.date | None:
         if m:
             try:
                 return dt.date(int(m.group(3)), int(m.group(1)), int(m.group(2)))
-            except ValueError:
+            except (ValueError, OverflowError):
                 return None
         m = re.search(r"Date of Test:\s*(\d{1,2}) ([A-Za-z]+) (\d{4})", line)
         if m:
