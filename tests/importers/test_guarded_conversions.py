@@ -359,3 +359,9 @@ def test_maccor_header_date_beyond_c_long_is_one_error(tmp_path):
     )
     raw = raw.replace(b"03/31/2016 ", b"")  # rows hold times of day only
     _refused(tmp_path, "m.001", raw, "(line 3)", "Date of Test")
+
+
+def test_gamry_header_date_out_of_range_is_refused_by_the_last_check(vendor_data, tmp_path):
+    raw = (vendor_data / "gamry/cv_data.dta").read_bytes()
+    raw = raw.replace(b"DATE\tLABEL\t3/6/2019", b"DATE\tLABEL\t3/6/0216")
+    _refused(tmp_path, "cv.dta", raw, "(row 1)", "unix_time_second", "0216-03-06 16:35:22")
