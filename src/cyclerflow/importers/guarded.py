@@ -126,24 +126,12 @@ def parse_dates(
     outside 1900..2200 or a column mixing rows with and without a UTC offset fails
     naming ``{unit} {first + i}`` and the text."""
     s = pd.Series([str(x).strip() for x in texts], dtype=object)
-    aware = s.str.contains(_OFFSET, regex=True).to_numpy(dtype=bool)
-    if aware.any() and not aware.all():
-        i = int(np.flatnonzero(aware != aware[0])[0])
-        raise _error(
-            path,
-            fmt,
-            f"column {name!r}: {s.iloc[i]!r} "
-            f"{'has' if aware[i] else 'lacks'} a UTC offset, unlike {s.iloc[0]!r}",
-            f"{unit} {first + i}",
-        )
-    t = None
-    for f in formats:
-        t = _to_datetime(s, f, utc=bool(aware.any()))
-        if not t.isna().any():
-            break
-    assert t is not None
-    if t.isna().any():
-        i = int(np.flatnonzero(t.isna().to_numpy())[0])
+    t = _first_format(s, formats, utc=False)
+    if t is None or t.isna().any():  # rows with UTC offsets? (the regex only runs here)
+        if _all_zoned(path, fmt, name, s, first, unit):
+            t = _first_format(s, formats, utc=True)
+    if t is None or t.isna().any():
+        i = 0 if t is None else int(np.flatnonzero(t.isna().to_numpy())[0])
         raise _error(
             path,
             fmt,
@@ -156,12 +144,36 @@ def parse_dates(
     return check_dates(path, fmt, name, unix, first, unit)
 
 
-def _to_datetime(s: pd.Series, f: str, *, utc: bool) -> pd.Series:
-    """``pd.to_datetime`` with unparsable or out-of-range rows as NaT (never raises)."""
-    try:
-        return pd.to_datetime(s, format=f, errors="coerce", utc=utc)
-    except (ValueError, TypeError, OverflowError):  # e.g. offsets pandas cannot combine
-        return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+def _all_zoned(path: str | Path, fmt: str, name: str, s: pd.Series, first: int, unit: str) -> bool:
+    """True when every row carries a UTC offset, False when none does; a column mixing
+    both fails naming the first row unlike the first."""
+    aware = s.str.contains(_OFFSET, regex=True).to_numpy(dtype=bool)
+    if aware.any() and not aware.all():
+        i = int(np.flatnonzero(aware != aware[0])[0])
+        raise _error(
+            path,
+            fmt,
+            f"column {name!r}: {s.iloc[i]!r} "
+            f"{'has' if aware[i] else 'lacks'} a UTC offset, unlike {s.iloc[0]!r}",
+            f"{unit} {first + i}",
+        )
+    return bool(aware.all())
+
+
+def _first_format(s: pd.Series, formats: Sequence[str], *, utc: bool) -> pd.Series | None:
+    """The parse by the first of ``formats`` that reads every row, else the last parse
+    (NaT where a row did not parse); None when pandas refused the column as a whole
+    (e.g. rows with and without a UTC offset)."""
+    t = None
+    for f in formats:
+        try:
+            t = pd.to_datetime(s, format=f, errors="coerce", utc=utc)
+        except (ValueError, TypeError, OverflowError):
+            t = None
+            continue
+        if not t.isna().any():
+            return t
+    return t
 
 
 def check_clock(
