@@ -365,3 +365,16 @@ def test_gamry_header_date_out_of_range_is_refused_by_the_last_check(vendor_data
     raw = (vendor_data / "gamry/cv_data.dta").read_bytes()
     raw = raw.replace(b"DATE\tLABEL\t3/6/2019", b"DATE\tLABEL\t3/6/0216")
     _refused(tmp_path, "cv.dta", raw, "(row 1)", "unix_time_second", "0216-03-06 16:35:22")
+
+
+@pytest.mark.parametrize("value", [b"nan", b"inf", b"1e400"])
+def test_gamry_header_amplitude_not_a_number_is_refused(vendor_data, tmp_path, value):
+    """Found by the number mutation: a header value 'nan' was stored as the spectrum's
+    amplitude."""
+    raw = (vendor_data / "gamry/eispot_data.dta").read_bytes()
+    lines = raw.split(b"\n")
+    k = next(i for i, ln in enumerate(lines) if ln.startswith(b"VAC\t"))
+    fields = lines[k].split(b"\t")
+    fields[2] = value
+    lines[k] = b"\t".join(fields)
+    _refused(tmp_path, "eis.dta", b"\n".join(lines), "(spectrum 1)", "amplitude")

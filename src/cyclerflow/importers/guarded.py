@@ -214,7 +214,7 @@ def check_imported(data: dict[str, Any], path: str | Path) -> None:
 
 def _check_spectrum(path: str | Path, fmt: str, sp: dict[str, Any], k: int) -> None:
     """Spectrum ``k``: frequency (Hz) finite and > 0, impedance (Ohm) finite, equal
-    lengths, its date in 1900..2200."""
+    lengths, every float attribute finite, its date in 1900..2200."""
     where = f"spectrum {k}"
     f = np.asarray(sp["frequency_hertz"], dtype="f8")
     re_z = np.asarray(sp["real_impedance_ohm"], dtype="f8")
@@ -232,6 +232,9 @@ def _check_spectrum(path: str | Path, fmt: str, sp: dict[str, Any], k: int) -> N
             f"{float(re_z[i])!r} {float(im_z[i]):+} j Ohm (frequency must be > 0, all finite)",
             where,
         )
+    for key, value in sp.items():  # amplitude, dc_level, temperature ... from a header
+        if isinstance(value, float) and not np.isfinite(value):
+            raise _error(path, fmt, f"{key} is {value!r} (a header value not a number)", where)
     when = sp.get("unix_time_second")
     if when is not None:
         check_dates(path, fmt, "unix_time_second", np.atleast_1d(when), k, "spectrum")
