@@ -387,7 +387,7 @@ def _parse_dates(path: Path, values: Sequence[object], first_line: int) -> np.nd
         ) from None
     if t.dt.tz is not None:
         t = t.dt.tz_convert("UTC").dt.tz_localize(None)
-    unix = t.to_numpy("datetime64[us]").astype("i8") * 1e-6
+    unix = t.to_numpy("datetime64[us]").astype("i8") / 1e6
     return check_dates(path, FORMAT, "DateTime", unix, first_line)
 
 

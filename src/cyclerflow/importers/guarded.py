@@ -140,7 +140,7 @@ def parse_dates(
         )
     if t.dt.tz is not None:
         t = t.dt.tz_convert("UTC").dt.tz_localize(None)
-    unix = (t.to_numpy("datetime64[us]").astype("i8") * 1e-6).astype("f8")
+    unix = t.to_numpy("datetime64[us]").astype("i8") / 1e6
     return check_dates(path, fmt, name, unix, first, unit)
 
 

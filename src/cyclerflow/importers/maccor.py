@@ -235,7 +235,7 @@ def _timestamps(
         except ValueError:
             continue
         t = _parse_all(path, values, fmtstr, first_line)
-        unix = t.to_numpy("datetime64[us]").astype("i8") * 1e-6
+        unix = t.to_numpy("datetime64[us]").astype("i8") / 1e6
         check_dates(path, FORMAT, "DPt Time", unix, first_line)
         check_clock(path, FORMAT, "DPt Time", unix, first_line)
         return unix
