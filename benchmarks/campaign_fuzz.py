@@ -2,7 +2,10 @@
 (format detected from the content, as ``cyclerflow import`` does), in this process.
 
 Mutations: flipped bytes, a deleted span, a duplicated span, inserted random bytes, a
-truncation, a digit replaced by a letter. Outcomes per mutated file:
+truncation, a digit replaced by a letter; with ``--kinds ...,number`` also a number of
+the file replaced by an extreme one (a 20-digit integer, a 17-digit one, -1, 0, 1e400,
+nan, inf: integer overflow, dates out of range, time going back). Outcomes per mutated
+file:
 - ``imported``: a cell file written (the mutation hit bytes the format tolerates, or
   values that are still plausible: not a misread the importer could have noticed);
 - ``exit 2``: an InputError naming the file and what is wrong, no output file;
@@ -13,6 +16,7 @@ Source files: ``../shared/data`` (files up to --max-bytes). Printed figures, not
 pass/fail (tests/reliability runs a short one).
 
     .venv/bin/python benchmarks/campaign_fuzz.py [--n 3000] [--seed 1] [--max-bytes 400000]
+        [--kinds flip,delete,duplicate,insert,truncate,digit,number]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import tempfile
 import time
@@ -35,6 +40,12 @@ from cyclerflow.importers import import_files
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CYCLERFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUTCOMES = ("imported", "exit 2", "traceback", "hang", "partial output")
+#: the mutations drawn by default (the seeded campaign of docs/reliability.md)
+KINDS = ("flip", "delete", "duplicate", "insert", "truncate", "digit")
+#: what the ``number`` mutation puts in place of a number of the file
+EXTREME = (b"99999999999999999999", b"12345678901234567", b"-1", b"0", b"1e400", b"nan",
+           b"inf", b"-92233720368547758080")  # fmt: skip
+_NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
 class _Hang(Exception):
@@ -114,11 +125,13 @@ def _neware_csv(path: Path, t: np.ndarray, v: np.ndarray, i: np.ndarray) -> Path
     return path
 
 
-def mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+def mutate(
+    data: bytes, rng: np.random.Generator, kinds: tuple[str, ...] = KINDS
+) -> tuple[bytes, str]:
     """One seeded mutation of ``data``; returns (mutated bytes, mutation name)."""
     b = bytearray(data)
     n = len(b)
-    kind = str(rng.choice(["flip", "delete", "duplicate", "insert", "truncate", "digit"]))
+    kind = str(rng.choice(list(kinds)))
     a = int(rng.integers(0, max(1, n)))
     span = int(rng.integers(1, max(2, min(4096, n // 4 + 2))))
     if kind == "flip":
@@ -132,6 +145,10 @@ def mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
         b[a:a] = rng.bytes(int(rng.integers(1, 64)))
     elif kind == "truncate":
         del b[a:]
+    elif kind == "number":
+        m = _NUMBER.search(b, a) or _NUMBER.search(b)
+        if m:
+            b[m.start() : m.end()] = EXTREME[int(rng.integers(0, len(EXTREME)))]
     else:
         digits = [i for i in range(a, min(n, a + 20000)) if 48 <= b[i] <= 57]
         if digits:
@@ -174,8 +191,8 @@ def _import_once(src: Path, out: Path, timeout_s: float) -> tuple[str, str]:
 
 
 def trial(src: Path, data: bytes, work: Path, rng: np.random.Generator, t: FuzzTally,
-          timeout_s: float, number: int = -1) -> None:  # fmt: skip
-    mutated, kind = mutate(data, rng)
+          timeout_s: float, number: int = -1, kinds: tuple[str, ...] = KINDS) -> None:  # fmt: skip
+    mutated, kind = mutate(data, rng, kinds)
     t.mutations[kind] += 1
     case = work / src.name  # same name and suffix: detection sees what a user has
     case.write_bytes(mutated)
@@ -203,7 +220,7 @@ def _imports_as_is(src: Path, work: Path, timeout_s: float) -> bool:
 
 def run_campaign(n: int, *, seed: int = 1, max_bytes: int = 400_000, timeout_s: float = 20.0,
                  root: Path = SHARED, progress: bool = False, start: int = 0,
-                 checkpoint: int = 0) -> FuzzTally:  # fmt: skip
+                 checkpoint: int = 0, kinds: tuple[str, ...] = KINDS) -> FuzzTally:  # fmt: skip
     """Mutated files ``start`` .. ``n - 1`` (each seeded by its number, so a campaign can
     be run in parts), spread evenly over the source files; ``checkpoint``: print the
     tally every that many files."""
@@ -221,7 +238,8 @@ def run_campaign(n: int, *, seed: int = 1, max_bytes: int = 400_000, timeout_s: 
         t0 = time.perf_counter()
         for i in range(start, n):
             src = files[i % len(files)]
-            trial(src, blobs[src], work, np.random.default_rng([seed, i]), t, timeout_s, i)
+            rng = np.random.default_rng([seed, i])
+            trial(src, blobs[src], work, rng, t, timeout_s, i, kinds)
             if progress and i % 50 == 0 and t_files:
                 print(f"\rfuzz {i}/{n}", end="", flush=True)
             if checkpoint and (i + 1 - start) % checkpoint == 0:
@@ -230,7 +248,9 @@ def run_campaign(n: int, *, seed: int = 1, max_bytes: int = 400_000, timeout_s: 
 
 
 def print_tally(t: FuzzTally, seconds: float) -> None:
-    print(f"\nvendor-file fuzzing: {t.trials:,} mutated files in {seconds:.0f} s "
+    cpu = time.process_time()  # this process's CPU time (the machine is shared)
+    print(f"\nvendor-file fuzzing: {t.trials:,} mutated files in {seconds:.0f} s wall, "
+          f"{cpu:.0f} s CPU since start "
           f"({', '.join(f'{k} {v}' for k, v in sorted(t.mutations.items()))})")  # fmt: skip
     print(f"{'source file':48s}" + "".join(f"{o:>15s}" for o in OUTCOMES))
     for key in sorted(t.by_format):
@@ -248,10 +268,16 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=20.0)
     ap.add_argument("--start", type=int, default=0, help="first mutation number (run in parts)")
     ap.add_argument("--checkpoint", type=int, default=0, help="print the tally every N files")
+    ap.add_argument("--kinds", default=",".join(KINDS),
+                    help=f"mutations drawn from (default {','.join(KINDS)}; also: number)")  # fmt: skip
     args = ap.parse_args()
+    unknown = set(args.kinds.split(",")) - {*KINDS, "number"}
+    if unknown:
+        ap.error(f"unknown mutation kind(s) {sorted(unknown)}")
     t0 = time.perf_counter()
     t = run_campaign(args.n, seed=args.seed, max_bytes=args.max_bytes, timeout_s=args.timeout,
-                     progress=True, start=args.start, checkpoint=args.checkpoint)  # fmt: skip
+                     progress=True, start=args.start, checkpoint=args.checkpoint,
+                     kinds=tuple(args.kinds.split(",")))  # fmt: skip
     print_tally(t, time.perf_counter() - t0)
 
 

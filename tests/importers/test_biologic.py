@@ -265,7 +265,7 @@ def test_mpt_bad_inputs(bio: dict, tmp_path: Path) -> None:
     fields[names.index(b"I Range")] = b"37.5"  # I Range is an integer code
     frac_range[d0 + 2] = b"\t".join(fields)
     cases = [
-        (b"\n".join(frac_range), "'I Range' is not an integer: 37.5", f"line {first + 2}"),
+        (b"\n".join(frac_range), "'I Range': 37.5 is not a whole number", f"line {first + 2}"),
         (b"", "empty", None),
         (b"EC-Lab ASCII FILE\nfoo\n", "Nb header lines", "line 2"),
         (b"\n".join(bad_number), "not a number", f"line {first + 5}"),

@@ -9,6 +9,7 @@ file, the files the format tests build byte by byte."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -55,9 +56,15 @@ def _seed(path: Path) -> bytes:
     return raw[: raw.rfind(b"\n", 0, MAX_BYTES) + 1]
 
 
+#: what the "number" mutation writes in place of a number: overflow of int64 and of
+#: float64's exact integers, signs, non-finite values, a year no calendar here holds
+EXTREME = (b"99999999999999999999", b"12345678901234567", b"-1", b"0", b"1e400", b"nan",
+           b"inf", b"0216")  # fmt: skip
+_NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
 #: one mutation: (kind, position in [0, 1), payload)
 MUTATION = st.tuples(
-    st.sampled_from(["cut", "flip", "insert", "drop_line", "dup_line", "tab", "digit"]),
+    st.sampled_from(["cut", "flip", "insert", "drop_line", "dup_line", "tab", "digit", "number"]),
     st.floats(0, 1, exclude_max=True),
     st.binary(min_size=1, max_size=4),
 )
@@ -85,6 +92,10 @@ def _mutate(raw: bytes, ops) -> bytes:
             data[i:i] = b"\t"
         elif kind == "digit" and chr(data[i]).isdigit():
             data[i] = ord("x")
+        elif kind == "number":  # the number at or after i -> an extreme value
+            m = _NUMBER.search(data, i) or _NUMBER.search(data)
+            if m:
+                data[m.start() : m.end()] = EXTREME[junk[0] % len(EXTREME)]
     return bytes(data)
 
 

@@ -51,6 +51,18 @@ def test_vendor_fuzzing_short(shared_data):
     assert t.total("exit 2") > 0 and t.total("imported") > 0
 
 
+def test_vendor_fuzzing_short_extreme_numbers(shared_data):
+    """Only the 'number' mutation (a 20-digit integer, -1, 0, 1e400, nan ... in place of
+    a number): overflow, dates out of range and time going back all end as exit 2 or
+    an import."""
+    campaign = _load("campaign_fuzz")
+    t = campaign.run_campaign(80, seed=6, root=Path(str(shared_data)), kinds=("number",))
+    assert t.mutations["number"] == 80
+    assert t.total("traceback") == 0, t.errors
+    assert t.total("partial output") == 0 and t.total("hang") == 0
+    assert t.total("exit 2") > 0 and t.total("imported") > 0
+
+
 @pytest.mark.slow
 def test_instrument_fault_campaign_short():
     """20 faults over 16 channels at once (SMU simulators on linked clocks, PalmSens and

@@ -21,6 +21,7 @@ from types import ModuleType
 
 from cyclerflow.errors import InputError
 from cyclerflow.importers.common import Imported, merge_imports
+from cyclerflow.importers.guarded import check_imported
 
 #: modules tried in this order by :func:`detect` (more specific formats first)
 IMPORTER_MODULES: list[str] = [
@@ -110,6 +111,7 @@ def read_any(path: str | Path, fmt: str | None = None) -> Imported:
     data = mod.read(path)
     data.setdefault("format", mod.FORMAT)
     data.setdefault("source", str(path))
+    check_imported(data, path)
     return data
 
 
@@ -146,6 +148,7 @@ def import_files(
     if len(sources) > 1 and all(m is mods[0] for m in mods) and hasattr(mods[0], "read_many"):
         # formats that split one test over several files (Maccor .001/.002) join themselves
         merged = mods[0].read_many([Path(s) for s in sources])
+        check_imported(merged, sources[0])
         if progress is not None:
             for _ in sources:
                 progress()
@@ -155,6 +158,7 @@ def import_files(
             data = mod.read(Path(src))
             data.setdefault("format", mod.FORMAT)
             data.setdefault("source", str(src))
+            check_imported(data, src)
             parts.append(data)
             if progress is not None:
                 progress()

@@ -25,6 +25,7 @@ import pandas as pd
 
 from cyclerflow.errors import InputError
 from cyclerflow.importers.common import Imported, check_time_increasing, vendor_counts
+from cyclerflow.importers.guarded import check_clock, check_dates, parse_dates
 from cyclerflow.importers.textfmt import as_int, data_block, fail, head_lines, parse_block, read_raw
 from cyclerflow.units import unit_factor
 
@@ -143,6 +144,9 @@ def _finish(
     if n == 0:
         raise fail(FORMAT, path, f"{where}no data rows after the header", f"line {first_line}")
     check_time_increasing(path, "Test_Time", cols["test_time_second"], first_line=first_line)
+    if "unix_time_second" in cols:
+        check_dates(path, FORMAT, f"{where}DateTime", cols["unix_time_second"], first_line)
+        check_clock(path, FORMAT, f"{where}DateTime", cols["unix_time_second"], first_line)
     events = []
     if all(c in cols for c in counters):
         for k in counters:
@@ -373,21 +377,18 @@ def _parse_dates(path: Path, values: Sequence[object], first_line: int) -> np.nd
         num = pd.to_numeric(s, errors="coerce")
         if num.notna().all():
             return num.to_numpy("f8")
+    if not all(isinstance(v, dt.datetime) for v in values):
+        return parse_dates(path, FORMAT, "DateTime", values, first_line)
     try:
-        if all(isinstance(v, dt.datetime) for v in values):
-            t = pd.to_datetime(s.astype("datetime64[us]"))
-        else:
-            t = pd.to_datetime(s.astype(str).str.strip(), format="mixed")
-    except (ValueError, TypeError) as err:
+        t = pd.to_datetime(s.astype("datetime64[us]"))
+    except (ValueError, TypeError, OverflowError) as err:
         raise fail(
             FORMAT, path, f"cannot read the date/time column ({err})", f"line {first_line}"
         ) from None
-    if t.isna().any():
-        i = int(np.flatnonzero(t.isna().to_numpy())[0])
-        raise fail(FORMAT, path, f"date/time {values[i]!r} is not a date", f"line {first_line + i}")
     if t.dt.tz is not None:
         t = t.dt.tz_convert("UTC").dt.tz_localize(None)
-    return (t - pd.Timestamp(0)).dt.total_seconds().to_numpy("f8")
+    unix = t.to_numpy("datetime64[us]").astype("i8") / 1e6
+    return check_dates(path, FORMAT, "DateTime", unix, first_line)
 
 
 #: xlsx readers tried in this order (both MIT); tests may narrow it

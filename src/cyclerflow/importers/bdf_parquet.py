@@ -15,6 +15,7 @@ import numpy as np
 from cyclerflow.errors import InputError
 from cyclerflow.importers.bdf_csv import INTEGER, RENAME, extra_columns, finish
 from cyclerflow.importers.common import Imported, check_finite
+from cyclerflow.importers.guarded import whole_numbers
 from cyclerflow.schema import CYCLING_COLUMNS, REQUIRED_CYCLING
 
 FORMAT = "bdf-parquet"
@@ -60,6 +61,12 @@ def _column(path: Path, table, label: str) -> np.ndarray:
 
 def _spectra(path: Path, table) -> Imported:
     cols = {c: _column(path, table, c) for c in table.column_names}
+    for k in ("spectrum_id", "cycle_count"):
+        if k in cols:
+            cols[k] = whole_numbers(path, FORMAT, k, cols[k], 1, "row")
+    for k in (*_EIS, "temperature_kelvin", "unix_time_second"):
+        if k in cols:
+            check_finite(path, k, cols[k].astype("f8", copy=False), first_line=1)
     sid = cols.get("spectrum_id", np.ones(len(cols["frequency_hertz"]), "i8"))
     spectra = []
     _, first = np.unique(sid, return_index=True)
@@ -91,7 +98,7 @@ def read(path: str | Path) -> Imported:
             continue
         values = _column(path, table, label)
         if canon in INTEGER:
-            values = values.astype("i8")
+            values = whole_numbers(path, FORMAT, label, values, 1, "row")
         else:
             values = values.astype("f8", copy=False)
             check_finite(path, label, values, first_line=1)

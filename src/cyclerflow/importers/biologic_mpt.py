@@ -27,6 +27,7 @@ from cyclerflow.importers.biologic_common import (
     table_to_imported,
 )
 from cyclerflow.importers.common import Imported
+from cyclerflow.importers.guarded import whole_numbers
 from cyclerflow.units import parse_quantity
 
 FORMAT = "biologic-mpt"
@@ -74,7 +75,7 @@ def _start_time(header: str) -> float | None:
     try:
         sec = float(ss.replace(",", "."))
         dt = datetime(int(y), int(mo), int(d), int(hh), int(mm), tzinfo=UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a date (e.g. a day-first locale): no start time
         return None
     return dt.timestamp() + sec
 
@@ -259,14 +260,7 @@ def _named_columns(
     cols: dict[str, np.ndarray] = {}
     for name, v in columns.items():
         if name in INTEGER_COLUMNS:
-            bad = np.flatnonzero(v != np.rint(v))
-            if len(bad):
-                raise _err(
-                    path,
-                    f"column {name!r} is not an integer: {float(v[bad[0]])!r}",
-                    first_line + int(bad[0]),
-                )
-            v = v.astype("i8")
+            v = whole_numbers(path, WHAT, name, v, first_line)
         cols[name] = v
     return cols
 

@@ -47,7 +47,7 @@ def check_time_increasing(path: str | Path, name: str, t: np.ndarray, *, first_l
     if len(back):
         i = int(back[0]) + 1
         raise InputError(
-            f"{name} goes backwards ({t[i - 1]!r} -> {t[i]!r})",
+            f"{name} goes backwards ({float(t[i - 1])!r} -> {float(t[i])!r})",
             path=path,
             where=f"line {first_line + i}",
         )

@@ -13,6 +13,7 @@ import pandas as pd
 
 from cyclerflow.errors import InputError
 from cyclerflow.importers.common import check_finite
+from cyclerflow.importers.guarded import float64, whole_numbers
 from cyclerflow.importers.textfmt import check_row_widths, data_block
 
 DELIMITERS = (",", ";", "\t")
@@ -101,7 +102,7 @@ def _values(path: Path, label: str, col: Any, first_line: int) -> np.ndarray:
 
     t = col.type
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t):
-        return col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype("f8", copy=False)
+        return float64(col)
     text = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
     num = pd.to_numeric(text.map(lambda x: x.strip() if isinstance(x, str) else x), errors="coerce")
     bad = np.flatnonzero(num.isna().to_numpy() & text.notna().to_numpy() & (text != "").to_numpy())
@@ -178,13 +179,6 @@ def read_numeric_table(
         values = _values(path, fields[i], table.column(i), first_line)
         check_finite(path, fields[i], values, first_line=first_line)
         if canon in integer:
-            frac = np.flatnonzero(values != np.round(values))
-            if len(frac):
-                raise InputError(
-                    f"column {fields[i]!r} must hold whole numbers",
-                    path=path,
-                    where=f"line {first_line + int(frac[0])}",
-                )
-            values = values.astype("i8")
+            values = whole_numbers(path, "", fields[i], values, first_line)
         out[canon] = values
     return out, first_line

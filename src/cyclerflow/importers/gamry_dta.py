@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from cyclerflow.importers.common import Imported, naive_to_unix, name_temperature
+from cyclerflow.importers.guarded import MAX_WHOLE
 from cyclerflow.importers.textfmt import fail, parse_block, read_text
 
 FORMAT = "gamry-dta"
@@ -283,6 +284,8 @@ def _curve(
     m = re.match(r"^CURVE(\d*)$", name)
     ocv = name.startswith("OCV")
     cycle = 0 if ocv else (int(m.group(1)) if m and m.group(1) else 1)
+    if cycle > MAX_WHOLE:  # the table's name line: CURVE<n>, two lines above its columns
+        raise fail(FORMAT, path, f"curve number of {name[:40]!r} is too large", f"line {first - 3}")
     n = len(c["T"])
     return {
         "test_time_second": c["T"],

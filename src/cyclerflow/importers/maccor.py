@@ -33,6 +33,7 @@ import pandas as pd
 
 from cyclerflow.errors import InputError
 from cyclerflow.importers.common import Imported, merge_imports, naive_to_unix, vendor_counts
+from cyclerflow.importers.guarded import check_clock, check_dates
 from cyclerflow.importers.textfmt import (
     as_int,
     data_block,
@@ -163,7 +164,10 @@ def _header_date(header: Sequence[str]) -> dt.date | None:
         if not m:
             m = re.match(r"\s*Started:?\s+(\d{1,2})/(\d{1,2})/(\d{4})", line)
         if m:
-            return dt.date(int(m.group(3)), int(m.group(1)), int(m.group(2)))
+            try:
+                return dt.date(int(m.group(3)), int(m.group(1)), int(m.group(2)))
+            except (ValueError, OverflowError):
+                return None
         m = re.search(r"Date of Test:\s*(\d{1,2}) ([A-Za-z]+) (\d{4})", line)
         if m:
             try:
@@ -231,7 +235,10 @@ def _timestamps(
         except ValueError:
             continue
         t = _parse_all(path, values, fmtstr, first_line)
-        return (t - pd.Timestamp(0)).dt.total_seconds().to_numpy("f8")
+        unix = t.to_numpy("datetime64[us]").astype("i8") / 1e6
+        check_dates(path, FORMAT, "DPt Time", unix, first_line)
+        check_clock(path, FORMAT, "DPt Time", unix, first_line)
+        return unix
     for fmtstr in _TIME_FORMATS:
         try:
             dt.datetime.strptime(first, fmtstr)
@@ -242,14 +249,14 @@ def _timestamps(
             raise fail(
                 FORMAT,
                 path,
-                "DPt Time holds only the time of day and the header has no 'Date of Test' or 'Started' date",
+                "DPt Time holds only the time of day and the header has no valid 'Date of Test' or 'Started' date",
                 f"line {first_line}",
             )
         t = _parse_all(path, values, fmtstr, first_line)
         tod = (t - t.dt.normalize()).dt.total_seconds().to_numpy("f8")
         wraps = np.concatenate([[0], np.cumsum(np.diff(tod) < 0)])
         base = naive_to_unix(dt.datetime(day.year, day.month, day.day))
-        return base + tod + 86400.0 * wraps
+        return check_dates(path, FORMAT, "DPt Time", base + tod + 86400.0 * wraps, first_line)
     raise fail(
         FORMAT,
         path,

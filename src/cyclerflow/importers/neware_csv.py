@@ -30,7 +30,14 @@ import pandas as pd
 
 from cyclerflow.errors import InputError
 from cyclerflow.importers import neware_fast
-from cyclerflow.importers.common import Imported, naive_to_unix, vendor_counts
+from cyclerflow.importers.common import Imported, vendor_counts
+from cyclerflow.importers.guarded import (
+    MAX_WHOLE,
+    check_clock,
+    check_dates,
+    parse_dates,
+    whole_numbers,
+)
 
 FORMAT = "neware-csv"
 EXTENSIONS = (".csv", ".txt")
@@ -219,16 +226,8 @@ def _numeric(path: Path, df: pd.DataFrame, col: Column) -> np.ndarray:
 
 
 def _integers(path: Path, df: pd.DataFrame, col: Column) -> np.ndarray:
-    """A counter column as int64; a fractional value is refused naming its line."""
-    v = _numeric(path, df, col)
-    bad = np.flatnonzero(v != np.rint(v))
-    if len(bad):
-        raise _err(
-            path,
-            f"column {col.name!r}: {float(v[bad[0]])!r} is not a whole number",
-            int(bad[0]) + 2,
-        )
-    return v.astype("i8")
+    """A counter column as int64; a fractional or huge value is refused naming its line."""
+    return whole_numbers(path, WHAT, col.name, _numeric(path, df, col), 2)
 
 
 def _check_step_names(path: Path, types: pd.Series, kind: np.ndarray, current: np.ndarray) -> None:
@@ -370,8 +369,8 @@ class _ArrowSource:
         if exact is not None and col.factor == 1.0:
             return exact if exact.flags.writeable else exact.copy()
         v = self.numeric(col)
-        if (v != np.rint(v)).any():
-            raise neware_fast.Doubt("fraction")
+        if (v != np.rint(v)).any() or (np.abs(v) > MAX_WHOLE).any():
+            raise neware_fast.Doubt("fraction or huge")  # the careful path names the line
         return v.astype("i8")
 
     def durations(self, col: Column) -> np.ndarray:
@@ -386,10 +385,11 @@ class _ArrowSource:
 
     def unix(self, col: Column) -> np.ndarray:
         try:
-            return {"unix_time_second": neware_fast.unix_seconds(self.table.columns[col.index])}
+            unix = neware_fast.unix_seconds(self.table.columns[col.index])
         except neware_fast.Doubt:
             texts = self.table.columns[col.index].to_numpy(zero_copy_only=False)
             return _unix_time(self.path, pd.Series(texts, dtype=object))
+        return {"unix_time_second": _checked_clock(self.path, unix)}
 
 
 def _capacities(
@@ -476,12 +476,14 @@ def _assemble(path: Path, src: _PandasSource | _ArrowSource) -> Imported:
 
 def _unix_time(path: Path, dates: pd.Series) -> dict[str, np.ndarray]:
     """``Date`` (local wall clock, no zone: stored as if UTC, like the other readers)."""
-    ts = pd.to_datetime(dates, errors="coerce", format="%Y-%m-%d %H:%M:%S")
-    if ts.isna().any():
-        ts = pd.to_datetime(dates, errors="coerce", format="mixed")
-    if ts.isna().any():
-        i = int(np.flatnonzero(ts.isna().to_numpy())[0])
-        raise _err(path, f"column 'Date': {dates.iloc[i]!r} is not a date", i + 2)
-    t0 = naive_to_unix(ts.iloc[0].to_pydatetime())
-    rel = (ts - ts.iloc[0]).dt.total_seconds().to_numpy()
-    return {"unix_time_second": t0 + rel}
+    formats = ("%Y-%m-%d %H:%M:%S", "mixed")
+    unix = parse_dates(path, WHAT, "Date", dates, 2, formats=formats)
+    return {"unix_time_second": _checked_clock(path, unix)}
+
+
+def _checked_clock(path: Path, unix: np.ndarray) -> np.ndarray:
+    """``Date`` as Unix s when every date is in 1900..2200 and never steps back by more
+    than an hour; else fail naming the line (rows from line 2)."""
+    check_dates(path, WHAT, "Date", unix, 2)
+    check_clock(path, WHAT, "Date", unix, 2)
+    return unix

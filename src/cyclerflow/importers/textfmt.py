@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cyclerflow.errors import InputError
+from cyclerflow.importers.guarded import float64, whole_numbers
 
 
 def fail(fmt: str, path: str | Path, message: str, where: str | None = None) -> InputError:
@@ -299,7 +300,7 @@ def _from_arrow(
     for name in columns:
         col = cols[name]
         if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
-            values = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            values = float64(col)
             out[name] = _all_finite(path, fmt, name, values, first_line)
         else:
             raw = col.to_numpy(zero_copy_only=False)
@@ -400,14 +401,6 @@ def _all_finite(
 def as_int(
     path: str | Path, fmt: str, name: str, values: np.ndarray, first_line: int
 ) -> np.ndarray:
-    """Whole-number column as int64, error naming the line of the first fraction."""
-    frac = np.flatnonzero(values != np.round(values))
-    if len(frac):
-        i = int(frac[0])
-        raise fail(
-            fmt,
-            path,
-            f"column {name!r} must hold whole numbers (got {values[i]!r})",
-            f"line {first_line + i}",
-        )
-    return values.astype("i8")
+    """Whole-number column as int64, error naming the line of the first fraction,
+    non-finite or huge (beyond 2**53) value."""
+    return whole_numbers(path, fmt, name, values, first_line)
