@@ -21,7 +21,14 @@ import numpy as np
 from cyclerflow.errors import InputError
 from cyclerflow.store import layout as L
 from cyclerflow.store.atomic import atomic_output
-from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, bad_chunks, hdf5_detail, members
+from cyclerflow.store.damage import (
+    HDF5_ERRORS,
+    DamagedFile,
+    bad_chunks,
+    hdf5_detail,
+    members,
+    read_rows,
+)
 from cyclerflow.store.reader import _decode, open_hdf5
 from cyclerflow.store.text import set_attrs
 from cyclerflow.store.writer import CellWriter, create_cell
@@ -149,7 +156,7 @@ def _closed_spectra(f: h5py.File, losses: list[Loss]) -> Iterator[tuple[int, lis
         try:
             g = f[L.EIS][name]
             pts = [
-                g[c][()]
+                read_rows(g[c], 0, g[c].shape[0], f.filename)
                 for c in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")
             ]
             attrs = {k: _decode(v) for k, v in g.attrs.items()}
@@ -173,7 +180,7 @@ def _streamed_spectra(f: h5py.File, losses: list[Loss]) -> Iterator[tuple[int, l
         sid, lo = int(row["spectrum_id"]), int(row["start_row"])
         hi = lo + int(row["n_points"])
         try:
-            pts = [st[c][lo:hi] for c in names] if hi <= n else None
+            pts = [read_rows(st[c], lo, hi, f.filename) for c in names] if hi <= n else None
         except HDF5_ERRORS as err:
             losses.append(Loss(f"spectrum {sid}", hdf5_detail(err)))
             continue
