@@ -154,7 +154,11 @@ def _fletcher_bad(ds: h5py.Dataset, lo: int, hi: int) -> list[tuple[int, int, st
 
 
 def crc_bad(
-    ds: h5py.Dataset, lo: int, hi: int, data: np.ndarray | None = None, skip: frozenset = frozenset()
+    ds: h5py.Dataset,
+    lo: int,
+    hi: int,
+    data: np.ndarray | None = None,
+    skip: frozenset = frozenset(),
 ) -> list[tuple[int, int, str]]:
     """Chunks of rows [lo, hi) failing their chunk CRC-32 entry (store/chunkcrc.py), as
     (first row, last row + 1, why); a CRC table that does not read fails the whole
