@@ -157,3 +157,21 @@ def test_verify_json_says_which_checks(good, capsys):
     out = json.loads(capsys.readouterr().out)
     rows = out if isinstance(out, list) else out.get("files", [out])
     assert rows[0]["checks"] == "Fletcher-32 + chunk CRC-32"
+
+
+def test_the_crc_is_zlibs_crc32_from_a_nonzero_start():
+    """The format is CRC-32 as zlib computes it (isal is only faster), started from the
+    CRC-32 of "cyclerflow chunk K": zeros never give 0, the same bytes at another chunk
+    index give another value."""
+    import zlib
+
+    data = np.linspace(0.0, 1.0, 5000)
+    for k in (0, 7):
+        start = zlib.crc32(b"cyclerflow chunk %d" % k)
+        assert chunkcrc.crc_of(data, k) == zlib.crc32(data.tobytes(), start)
+        # a running CRC continued over the next rows equals the CRC of all of them
+        part = chunkcrc.crc_of(data[:1234], k)
+        assert chunkcrc.crc_of(data[1234:], k, part) == chunkcrc.crc_of(data, k)
+    zeros = np.zeros(4096)
+    assert chunkcrc.crc_of(zeros, 0) != 0
+    assert chunkcrc.crc_of(zeros, 0) != chunkcrc.crc_of(zeros, 1)

@@ -25,6 +25,11 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+try:  # the same CRC-32 as zlib's (tested), ~7x faster (carry-less multiplication)
+    from isal.isal_zlib import crc32 as _crc32
+except ImportError:  # pragma: no cover - isal is a dependency; zlib gives the same values
+    from zlib import crc32 as _crc32
+
 import h5py
 import numpy as np
 
@@ -53,7 +58,7 @@ def crc_of(data: np.ndarray, index: int, start: int | None = None) -> int:
     """CRC-32 of the rows ``data`` (stored byte order) as chunk ``index``; ``start``
     continues a running CRC of the chunk's earlier rows."""
     buf = memoryview(np.ascontiguousarray(data)).cast("B")
-    return zlib.crc32(buf, seed(index) if start is None else start)
+    return _crc32(buf, seed(index) if start is None else start)
 
 
 def entries_of(data: np.ndarray, chunk_rows: int) -> np.ndarray:

@@ -382,6 +382,7 @@ def _create_objects(
     chunk_rows: int,
     column_attrs: Mapping[str, Mapping[str, str]],
     checksums: bool = True,
+    chunk_crc: bool = True,
 ) -> None:
     # text as fixed-length strings in checksummed object headers (store/text.py)
     path = f.filename
@@ -407,7 +408,7 @@ def _create_objects(
         fletcher32=checksums,
     )
     set_attrs(ev, {"units": "unix_time_second: s; test_time_second: s"})
-    if checksums:
+    if checksums and chunk_crc:
         f.create_group(chunkcrc.GROUP)
         _ensure_tables(f)
     # fixed-length text: a variable-length string would live in the global heap, which
@@ -461,13 +462,15 @@ def create_cell(
     chunk_rows: int | None = None,
     column_attrs: Mapping[str, Mapping[str, str]] | None = None,
     checksums: bool = True,
+    chunk_crc: bool | None = None,
 ) -> CellWriter:
     """Create a new cell file and return its writer (SWMR on by default).
 
     ``chunk_rows``: HDF5 chunk length of the /cycling columns (default: 4096 rows for
     live files, 65,536 otherwise). ``column_attrs``: extra attributes per column, e.g.
     ``{"current_ampere": {"sampling": "interval_mean"}}``. ``checksums``: Fletcher-32
-    on every chunked dataset (on by default; off only to measure its cost).
+    on every chunked dataset and the chunk CRC-32 tables (on by default; off only to
+    measure their cost); ``chunk_crc=False`` leaves out the tables alone (same use).
     """
     path = Path(path)
     if not path.parent.exists():
@@ -488,6 +491,7 @@ def create_cell(
             rows,
             column_attrs or {},
             checksums,
+            checksums if chunk_crc is None else chunk_crc,
         )
         if swmr:
             _ensure_stream(f)
