@@ -175,3 +175,23 @@ def test_the_crc_is_zlibs_crc32_from_a_nonzero_start():
     zeros = np.zeros(4096)
     assert chunkcrc.crc_of(zeros, 0) != 0
     assert chunkcrc.crc_of(zeros, 0) != chunkcrc.crc_of(zeros, 1)
+
+
+def test_a_zeroed_results_variable_is_damage(kit, good, tmp_path):
+    from cyclerflow.analysis import analyze_cell, load_results, results_path
+
+    analyze_cell(good)
+    rp = results_path(good)
+    with h5py.File(rp, "r") as f:
+        name = next(
+            f"cycling/{k}"
+            for k, d in f["cycling"].items()
+            if d.chunks is not None and d.dtype.kind == "f" and d.size > 4
+        )
+    before = load_results(rp)[1]["cycling"]
+    bad = _zero_chunk(kit, rp, tmp_path / "r.nc", name, 0)
+    with pytest.raises(DamagedFile, match=f"damaged results file: checksum mismatch in /{name}"):
+        load_results(bad)
+    # Fletcher-32 alone reads the zeros: what the CRC-32 is for
+    with h5py.File(bad, "r") as f:
+        assert not np.any(f[name][()]) and np.any(before[name.split("/")[1]].values)
