@@ -181,7 +181,14 @@ def bad_chunks(ds: h5py.Dataset, lo: int, hi: int) -> list[tuple[int, int, str]]
     bad = _fletcher_bad(ds, lo, hi)
     c = ds.chunks[0] if ds.chunks else max(1, hi - lo)
     skip = frozenset(a // c for a, _, _ in bad)
-    return sorted(bad + crc_bad(ds, lo, hi, skip=skip))
+    crc = crc_bad(ds, lo, hi, skip=skip)
+    # a live file: the writer may be between writing a chunk and its entry; look again
+    for attempt in range(_LIVE_RETRIES - 1 if ds.file.swmr_mode else 0):
+        if not crc:
+            break
+        time.sleep(0.02 * (attempt + 1))
+        crc = [m for a, b, _ in crc for m in crc_bad(ds, a, b, skip=skip)]
+    return sorted(bad + crc)
 
 
 def _crc_checked(
