@@ -195,3 +195,24 @@ def test_a_zeroed_results_variable_is_damage(kit, good, tmp_path):
     # Fletcher-32 alone reads the zeros: what the CRC-32 is for
     with h5py.File(bad, "r") as f:
         assert not np.any(f[name][()]) and np.any(before[name.split("/")[1]].values)
+
+
+def test_recover_keeps_sound_chunks_under_a_damaged_table_but_not_zeroed_ones(kit, good, tmp_path):
+    """A zeroed table chunk costs no data: every chunk it covers that Fletcher-32 passes
+    and that is not all zero bytes is kept (and listed); a zeroed data chunk is lost."""
+    table = chunkcrc.table_name("/cycling/current_ampere")
+    bad = _zero_chunk(kit, good, tmp_path / "t.h5", table, 0)
+    bad = _zero_chunk(kit, bad, bad, "cycling/current_ampere", 1)
+    out = salvage(bad, tmp_path / "saved.h5")
+    assert [(x.rows, x.columns) for x in out.losses] == [((1024, 2047), ("current_ampere",))]
+    n = read_cycling(good).sizes["sample"]
+    kept = {x.rows for x in out.unchecked}
+    assert (0, 1023) in kept and (1024, 2047) not in kept and (2048, 3071) in kept
+    assert len(kept) == -(-n // 1024) - 1
+    assert out.rows_kept == n - 1024
+    orig = read_cycling(good).current_ampere.values
+    saved = read_cycling(tmp_path / "saved.h5").current_ampere.values
+    np.testing.assert_array_equal(saved, np.r_[orig[:1024], orig[2048:]])
+    assert any(
+        "kept on Fletcher-32 alone" in e["message"] for e in read_events(tmp_path / "saved.h5")
+    )

@@ -104,6 +104,8 @@ def recover_cmd(
     )
     for loss in res.losses:
         typer.echo(f"  lost {loss.describe()}")
+    for kept in res.unchecked:
+        typer.echo(f"  kept on Fletcher-32 alone {kept.describe()}")
 
 
 def _recover_in_place(cell: Path) -> None:

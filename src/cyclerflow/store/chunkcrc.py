@@ -41,6 +41,10 @@ ATTR = "chunk_crc"
 ENTRY_DTYPE = np.dtype([("crc32", "<u4"), ("rows", "<u4")])
 #: entries per chunk of a companion table
 TABLE_CHUNK = 256
+#: how the reason for a chunk whose own entry is unusable (the table is damaged, not
+#: necessarily the data) begins: ``recover -o`` keeps such a chunk when Fletcher-32
+#: passes and its bytes are not all zero
+NO_ENTRY = "no usable CRC-32 entry"
 
 
 def table_name(dataset_name: str) -> str:
@@ -193,7 +197,7 @@ def _check_chunk(
         return None if live else Mismatch(*where, "no CRC-32 entry for the chunk")
     crc, rows = int(entries[k]["crc32"]), int(entries[k]["rows"])
     if rows == 0 or rows > c:
-        return Mismatch(*where, f"CRC-32 entry {k} is damaged ({rows} rows)")
+        return Mismatch(*where, f"{NO_ENTRY}: entry {k} is damaged ({rows} rows)")
     if rows > avail or (rows < avail and not live):
         if live and rows > avail:
             return None  # the writer's next rows are not visible yet

@@ -171,7 +171,9 @@ def crc_bad(
         if isinstance(err, InputError):
             raise
         table = "/" + chunkcrc.table_name(ds.name)
-        return [(lo, hi, f"CRC-32 table {table} does not read: {hdf5_detail(err)}")]
+        why = f"{chunkcrc.NO_ENTRY}: CRC-32 table {table} does not read: {hdf5_detail(err)}"
+        c = ds.chunks[0] if ds.chunks else max(1, hi - lo)
+        return [(a, b, why) for a, b in chunk_ranges(ds, lo, hi) if a // c not in skip]
     return [(m.first, m.last + 1, m.detail) for m in found]
 
 
