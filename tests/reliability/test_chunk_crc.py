@@ -216,3 +216,22 @@ def test_recover_keeps_sound_chunks_under_a_damaged_table_but_not_zeroed_ones(ki
     assert any(
         "kept on Fletcher-32 alone" in e["message"] for e in read_events(tmp_path / "saved.h5")
     )
+
+
+def test_a_changed_protocol_byte_is_damage(tmp_path):
+    """/protocol is contiguous (HDF5 checksums no contiguous data): its CRC-32 attribute."""
+    from cyclerflow.store import create_cell, read_protocol
+
+    text = "steps:\n  - charge: {current: 1 mA, until: 4.2 V}\n  - rest: 10 min\n"
+    p = tmp_path / "p.h5"
+    with create_cell(p, None, protocol=text, swmr=False) as w:
+        w.append_cycling({"test_time_second": np.arange(10.0)})
+    assert read_protocol(p) == text
+    raw = bytearray(p.read_bytes())
+    raw[raw.index(b"4.2 V")] = ord("3")  # "3.2 V": still a valid recipe
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(DamagedFile, match="checksum mismatch in /protocol"):
+        read_protocol(bad)
+    v = verify_file(bad)
+    assert [(d.kind, d.location) for d in v.damage] == [("checksum", "/protocol")]

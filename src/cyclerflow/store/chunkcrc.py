@@ -75,6 +75,21 @@ def entries_of(data: np.ndarray, chunk_rows: int) -> np.ndarray:
     return out
 
 
+def whole_entry(data: np.ndarray) -> np.ndarray:
+    """The ``chunk_crc`` attribute of a contiguous (unchunked) dataset written once, e.g.
+    /protocol: one entry over all its bytes as chunk 0 (HDF5 checksums no contiguous data)."""
+    return np.array([(crc_of(np.asarray(data), 0), 1)], dtype=ENTRY_DTYPE)
+
+
+def whole_ok(ds: h5py.Dataset, data: np.ndarray) -> bool:
+    """Whether ``data`` (all of the contiguous ``ds``) matches its ``chunk_crc``
+    attribute; True when it has none (files of older versions)."""
+    if ds.chunks is not None or ATTR not in ds.attrs:
+        return True
+    want = np.asarray(ds.attrs[ATTR], dtype=ENTRY_DTYPE).reshape(-1)
+    return len(want) == 1 and int(want[0]["crc32"]) == crc_of(np.asarray(data), 0)
+
+
 def has_tables(f: h5py.File) -> bool:
     """Whether the file was written with chunk CRC tables (a file of an older version
     has none and is checked by Fletcher-32 alone)."""

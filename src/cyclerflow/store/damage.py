@@ -208,6 +208,15 @@ def _crc_checked(
     raise DamagedFile(path, "checksum", f"{ds.name} rows {a}..{b - 1}", detail)
 
 
+def read_whole(ds: h5py.Dataset, path: str | Path) -> np.ndarray:
+    """All of a contiguous dataset (e.g. /protocol), checked against its CRC-32 attribute
+    (HDF5 keeps no checksum of contiguous data)."""
+    data = ds[()]
+    if not chunkcrc.whole_ok(ds, data):
+        raise DamagedFile(path, "checksum", ds.name, "CRC-32 of the data does not match")
+    return data
+
+
 def read_rows(ds: h5py.Dataset, lo: int, hi: int, path: str | Path) -> np.ndarray:
     """Rows [lo, hi) of a 1-D dataset; a chunk that does not read (checksum mismatch,
     undecodable) raises :class:`DamagedFile` naming the dataset and its rows."""

@@ -21,7 +21,14 @@ import xarray as xr
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata
 from cyclerflow.store import layout as L
-from cyclerflow.store.damage import DamagedFile, classified, members, named_members, read_rows
+from cyclerflow.store.damage import (
+    DamagedFile,
+    classified,
+    members,
+    named_members,
+    read_rows,
+    read_whole,
+)
 from cyclerflow.store.guard import check_legacy_text, legacy_text
 from cyclerflow.store.recovery import needs_recovery
 from cyclerflow.store.text import joined
@@ -221,7 +228,7 @@ def read_protocol(path: str | Path) -> str | None:
     with open_cell_file(path) as f, classified(path, "/" + L.PROTOCOL):
         if L.PROTOCOL not in f:
             return None
-        text = _decode(f[L.PROTOCOL][()])
+        text = _decode(read_whole(f[L.PROTOCOL], path))
     return text or None
 
 

@@ -29,6 +29,7 @@ from cyclerflow.store.damage import (
     hdf5_detail,
     members,
     read_rows,
+    read_whole,
 )
 from cyclerflow.store.reader import _decode, open_hdf5
 from cyclerflow.store.text import set_attrs
@@ -218,7 +219,7 @@ def _streamed_spectra(f: h5py.File, losses: list[Loss]) -> Iterator[tuple[int, l
 
 def _protocol(f: h5py.File, losses: list[Loss]) -> str | None:
     try:
-        return _decode(f[L.PROTOCOL][()]) if L.PROTOCOL in f else None
+        return _decode(read_whole(f[L.PROTOCOL], f.filename)) if L.PROTOCOL in f else None
     except HDF5_ERRORS as err:
         losses.append(Loss("/protocol", hdf5_detail(err)))
         return None

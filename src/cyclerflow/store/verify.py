@@ -19,7 +19,14 @@ import h5py
 from cyclerflow.errors import InputError
 from cyclerflow.store import chunkcrc
 from cyclerflow.store import layout as L
-from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, bad_chunks, hdf5_detail, kind_of
+from cyclerflow.store.damage import (
+    HDF5_ERRORS,
+    DamagedFile,
+    bad_chunks,
+    hdf5_detail,
+    kind_of,
+    read_whole,
+)
 from cyclerflow.store.guard import is_vlen_text
 from cyclerflow.store.lock import live_writer_pid
 from cyclerflow.store.reader import open_hdf5
@@ -124,7 +131,7 @@ def _check_dataset(ds: h5py.Dataset, walk: _Walk) -> None:
         if ds.chunks is not None and not ds.fletcher32:
             walk.unchecked.append(ds.name)
         if not chunked:
-            ds[()]
+            read_whole(ds, ds.file.filename)
             return
         if ds.file.swmr_mode:
             ds.refresh()

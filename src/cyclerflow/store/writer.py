@@ -414,7 +414,9 @@ def _create_objects(
     # fixed-length text: a variable-length string would live in the global heap, which
     # has no checksum
     text = (protocol or "").encode("utf-8")
-    f.create_dataset(L.PROTOCOL, data=np.array(text, dtype=f"S{max(1, len(text))}"))
+    d = f.create_dataset(L.PROTOCOL, data=np.array(text, dtype=f"S{max(1, len(text))}"))
+    if chunkcrc.has_tables(f):  # contiguous data: HDF5 keeps no checksum of it
+        d.attrs[chunkcrc.ATTR] = chunkcrc.whole_entry(d[()])
 
 
 def _ensure_tables(f: h5py.File) -> None:
