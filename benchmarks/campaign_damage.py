@@ -12,6 +12,7 @@ Lab runs: the damaged file beside intact cells; ``others affected`` counts intac
 whose row changed. Printed figures, not pass/fail (tests/reliability runs a short one).
 
     .venv/bin/python benchmarks/campaign_damage.py [--n 2000] [--seed 1] [--lab-every 100]
+    # in parts: --start 0 --n 2500 --save part0.json, ..., then --merge part*.json
 """
 
 from __future__ import annotations
@@ -303,18 +304,19 @@ class _Worker:
 
 
 def run_campaign(n: int, *, seed: int = 1, lab_every: int = 100, timeout_s: float = 60.0,
-                 progress: bool = False, checkpoint: int = 0) -> Tally:  # fmt: skip
-    """``n`` damaged copies (1/3 each: cell file, cell file with a spectrum, results
-    file), each in a worker process killed after ``timeout_s`` (counted as a hang);
-    ``checkpoint``: print the tally every that many copies."""
+                 progress: bool = False, checkpoint: int = 0, start: int = 0) -> Tally:  # fmt: skip
+    """``n`` damaged copies numbered from ``start`` (1/3 each: cell file, cell file with
+    a spectrum, results file), each in a worker process killed after ``timeout_s``
+    (counted as a hang); ``checkpoint``: print the tally every that many copies. Copy
+    ``i`` is the same damage in every run, so runs of consecutive ranges add up."""
     t = Tally()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         worker = _Worker.start(work, seed, lab_every)
         try:
-            for i in _maybe_track(range(n), progress and not checkpoint):
-                if checkpoint and i and i % checkpoint == 0:
+            for i in _maybe_track(range(start, start + n), progress and not checkpoint):
+                if checkpoint and i > start and (i - start) % checkpoint == 0:
                     print_tally(t, time.perf_counter() - t0, flush=True)
                 worker.conn.send(i)
                 if worker.conn.poll(timeout_s):
@@ -328,6 +330,53 @@ def run_campaign(n: int, *, seed: int = 1, lab_every: int = 100, timeout_s: floa
             worker.conn.send(None)
         finally:
             worker.stop()
+    return t
+
+
+def _chunks_of(path: Path) -> list[tuple[str, int, int]]:
+    """(dataset, byte offset, stored size) of every stored chunk of every chunked dataset."""
+    import h5py
+
+    out: list[tuple[str, int, int]] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and obj.chunks is not None:
+            for k in range(obj.id.get_num_chunks()):
+                info = obj.id.get_chunk_info(k)
+                out.append((name, info.byte_offset, info.size))
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return out
+
+
+def run_chunk_sweep() -> Tally:
+    """Every stored chunk of every chunked dataset of the three target files (cell file,
+    cell file with a spectrum, results file) zeroed with its Fletcher-32 checksum, one
+    at a time: the damage Fletcher-32 cannot see. In this process (no hang expected)."""
+    logging.disable(logging.WARNING)
+    t = Tally()
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        base = _baseline(work)
+        sources = {"plain": base.cell_bytes["plain"], "eis": base.cell_bytes["eis"],
+                   "results": base.results_bytes}  # fmt: skip
+        for target, data in sources.items():
+            src = work / f"sweep-{target}.h5"
+            src.write_bytes(data)
+            for name, off, size in _chunks_of(src):
+                b = bytearray(data)
+                b[off : off + size] = bytes(size)
+                one = Tally()
+                if target == "results":
+                    _results_trial(work, base, bytes(b), one)
+                else:
+                    _cell_trial(work, base, target, bytes(b), one)
+                if any(c["silent wrong"] for c in one.by_op.values()):
+                    one.errors[f"silent wrong: {target} {name} chunk at byte {off}"] += 1
+                one.damages[f"zeroed chunk ({target})"] += 1
+                one.trials += 1
+                t.merge(one)
     return t
 
 
@@ -355,6 +404,37 @@ def print_tally(t: Tally, seconds: float, flush: bool = False) -> None:
     print(flush=flush)
 
 
+def save_tally(t: Tally, seconds: float, path: Path) -> None:
+    """The tally as JSON (for :func:`load_tally`: runs of parts add up)."""
+    doc = {"seconds": seconds, "by_op": {k: dict(c) for k, c in t.by_op.items()},
+           "errors": dict(t.errors), "damages": dict(t.damages)}  # fmt: skip
+    for name in ("lab_runs", "others_affected", "lab_damaged_listed", "trials", "hangs"):
+        doc[name] = getattr(t, name)
+    path.write_text(json.dumps(doc, indent=1))
+
+
+def load_tally(path: Path) -> tuple[Tally, float]:
+    doc = json.loads(path.read_text())
+    t = Tally(
+        by_op={k: Counter(c) for k, c in doc["by_op"].items()},
+        errors=Counter(doc["errors"]),
+        damages=Counter(doc["damages"]),
+    )
+    for name in ("lab_runs", "others_affected", "lab_damaged_listed", "trials", "hangs"):
+        setattr(t, name, doc[name])
+    return t, float(doc["seconds"])
+
+
+def merge_saved(paths: list[Path]) -> None:
+    """Print the sum of saved tallies (a campaign run in parts)."""
+    total, seconds = Tally(), 0.0
+    for p in paths:
+        t, s = load_tally(p)
+        total.merge(t)
+        seconds += s
+    print_tally(total, seconds)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
@@ -362,7 +442,22 @@ def main() -> None:
     ap.add_argument("--lab-every", type=int, default=100)
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before a trial is a hang")
     ap.add_argument("--checkpoint", type=int, default=0, help="print the tally every N copies")
+    ap.add_argument("--start", type=int, default=0, help="number of the first damaged copy")
+    ap.add_argument("--save", type=Path, help="also write the tally as JSON here")
+    ap.add_argument("--merge", type=Path, nargs="+", help="print the sum of saved tallies")
+    ap.add_argument(
+        "--zero-chunks",
+        action="store_true",
+        help="instead: zero every stored chunk (with its checksum) of the target files, one at a time",
+    )
     args = ap.parse_args()
+    if args.zero_chunks:
+        t0 = time.perf_counter()
+        print_tally(run_chunk_sweep(), time.perf_counter() - t0)
+        return
+    if args.merge:
+        merge_saved(args.merge)
+        return
     t0 = time.perf_counter()
     t = run_campaign(
         args.n,
@@ -371,8 +466,11 @@ def main() -> None:
         timeout_s=args.timeout,
         progress=True,
         checkpoint=args.checkpoint,
+        start=args.start,
     )
     print_tally(t, time.perf_counter() - t0)
+    if args.save:
+        save_tally(t, time.perf_counter() - t0, args.save)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,17 @@ def table(n: int) -> dict[str, np.ndarray]:
     }
 
 
-def bench_bulk(path: Path, data: dict, checksums: bool = True) -> float:
-    t0 = time.perf_counter()
+def bench_bulk(
+    path: Path, data: dict, checksums: bool = True, chunk_crc: bool | None = None
+) -> float:
+    return bench_bulk_cpu(path, data, checksums, chunk_crc)[0]
+
+
+def bench_bulk_cpu(
+    path: Path, data: dict, checksums: bool = True, chunk_crc: bool | None = None
+) -> tuple[float, float]:
+    """(wall s, CPU s of this process) of one bulk append of ``data``."""
+    t0, c0 = time.perf_counter(), time.process_time()
     w = create_cell(
         path,
         None,
@@ -54,10 +63,38 @@ def bench_bulk(path: Path, data: dict, checksums: bool = True) -> float:
         units={"step_index_f": "1"},
         swmr=False,
         checksums=checksums,
+        chunk_crc=chunk_crc,
     )
     w.append_cycling(data)
     w.close()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def bulk_variants(n: int, repeat: int) -> None:
+    """Bulk append with Fletcher-32 + chunk CRC-32, Fletcher-32 alone and no checksums,
+    interleaved ``repeat`` times; prints best and median of wall and CPU time."""
+    data = table(n)
+    variants = {
+        "Fletcher-32 + chunk CRC-32": (True, True),
+        "Fletcher-32 only": (True, False),
+        "no checksums": (False, False),
+    }
+    got: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(repeat):
+            for name, (fl, crc) in variants.items():
+                p = Path(d) / f"{i}-{fl}-{crc}.h5"
+                got[name].append(bench_bulk_cpu(p, data, fl, crc))
+                p.unlink()
+    print(f"bulk append of {n:,} rows x {len(data)} float64 columns, {repeat} runs each:")
+    for name, runs in got.items():
+        wall = sorted(w for w, _ in runs)
+        cpu = sorted(c for _, c in runs)
+        print(
+            f"  {name:28s} wall best {n / wall[0] / 1e6:6.2f} M rows/s (median "
+            f"{n / wall[len(wall) // 2] / 1e6:6.2f}); CPU best {n / cpu[0] / 1e6:6.2f} M rows/s "
+            f"(median {n / cpu[len(cpu) // 2] / 1e6:6.2f})"
+        )
 
 
 def bench_stream(
@@ -141,10 +178,20 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--stream-seconds", type=float, default=5.0)
     ap.add_argument(
+        "--bulk-only",
+        type=int,
+        default=0,
+        metavar="REPEAT",
+        help="only bulk append with/without each checksum, REPEAT runs each (wall and CPU)",
+    )
+    ap.add_argument(
         "--peer-rows", type=int, default=1_000_000, help="rows for the slow peers (battdat)"
     )
     args = ap.parse_args()
     n = args.rows
+    if args.bulk_only:
+        bulk_variants(n, args.bulk_only)
+        return
     data = table(n)
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)

@@ -18,7 +18,7 @@ EXTRA_MODULES = ("pyvisa", "pyvisa_py", "serial", "prefect", "prefect_dask", "da
 CORE_REQUIRES = {
     "numpy", "scipy", "h5py", "xarray", "h5netcdf", "pandas", "pydantic", "pyyaml", "typer",
     "click", "rich", "matplotlib", "jinja2", "impedance", "fastnda", "openpyxl",
-    "python-calamine", "access-parser", "pyarrow",
+    "python-calamine", "access-parser", "pyarrow", "isal",
 }  # fmt: skip
 
 

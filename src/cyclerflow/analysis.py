@@ -20,7 +20,7 @@ import xarray as xr
 
 from cyclerflow import __version__
 from cyclerflow.errors import InputError
-from cyclerflow.store import read_cycling, read_events, read_metadata, read_spectra
+from cyclerflow.store import chunkcrc, read_cycling, read_events, read_metadata, read_spectra
 from cyclerflow.store.atomic import atomic_output
 from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, classify, named_members
 
@@ -234,6 +234,27 @@ def _fixed_length_root_attrs(path: Path) -> None:
     with h5py.File(path, "r+", libver="latest") as f:
         fix(f)
         f.visititems(lambda _, obj: fix(obj))
+        f.visititems(_add_crc)
+
+
+#: attribute of every chunked results-file variable: CRC-32 of its data as stored (Fletcher-32
+#: cannot see a chunk zeroed together with its checksum)
+RESULTS_CRC_ATTR = "cyclerflow_crc32"
+
+
+def _add_crc(_: str, obj: h5py.HLObject) -> None:
+    if isinstance(obj, h5py.Dataset) and obj.chunks is not None and obj.size:
+        obj.attrs[RESULTS_CRC_ATTR] = np.uint32(chunkcrc.crc_of(obj[()], 0))
+
+
+def _check_crc(d: h5py.Dataset, data: np.ndarray) -> None:
+    """Raise :class:`DamagedFile` when ``data`` (read from ``d``) fails the variable's
+    CRC-32 (files of older versions have none)."""
+    want = d.attrs.get(RESULTS_CRC_ATTR)
+    if want is not None and chunkcrc.crc_of(np.asarray(data), 0) != int(want):
+        raise DamagedFile(
+            d.file.filename, "checksum", d.name, "CRC-32 mismatch", what="results file"
+        )
 
 
 def _checksummed(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
@@ -344,6 +365,8 @@ def _read_netcdf_group(f: h5py.File, name: str) -> xr.Dataset:
         # decode_cf, which joins them and decodes _Encoding
         vlen = text is not None and text.length is None
         data = np.asarray(d.asstr()[()], dtype=object) if vlen else d[()]
+        if not vlen:
+            _check_crc(d, data)
         # internal attributes are not read: DIMENSION_LIST / REFERENCE_LIST are references
         # kept in the global heap, which has no checksum
         attrs = {a: _attr_value(d.attrs[a]) for a in d.attrs if a not in _NETCDF_INTERNAL}

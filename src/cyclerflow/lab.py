@@ -36,6 +36,7 @@ from cyclerflow import __version__
 from cyclerflow.errors import InputError
 from cyclerflow.store import layout as L
 from cyclerflow.store.atomic import atomic_output
+from cyclerflow.store.text import joined
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ def probe_cell(path: str | Path) -> CellEntry | None:
 
 def _entry_metadata(entry: CellEntry, f: h5py.File) -> None:
     """cell id, wafer and die from the ``/cell`` metadata JSON (left None when absent)."""
-    text = f[L.CELL].attrs.get("metadata_json") if L.CELL in f else None
+    text = joined(f[L.CELL].attrs).get("metadata_json") if L.CELL in f else None
     if text is None:
         return
     try:

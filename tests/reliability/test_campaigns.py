@@ -33,6 +33,18 @@ def test_damage_campaign_short(monkeypatch):
 
 
 @pytest.mark.slow
+def test_every_chunk_zeroed_with_its_checksum_is_caught(monkeypatch):
+    """The damage Fletcher-32 cannot see, at every chunk of the three target files (the
+    code before the chunk CRC tables read 136 of these operations silently wrong)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    t = _load("campaign_damage").run_chunk_sweep()
+    assert t.trials > 100
+    assert t.total("silent wrong") == 0, t.errors
+    assert t.total("traceback") == 0, t.errors
+    assert t.by_op["cell file (plain) / verify"]["exit 2"] == t.damages["zeroed chunk (plain)"]
+
+
+@pytest.mark.slow
 def test_kill_campaign_short():
     campaign = _load("campaign_kill")
     t = campaign.run_campaign(4, 3, seed=2)

@@ -14,6 +14,7 @@ import pytest
 
 from cyclerflow.cli import main as cli_main
 from cyclerflow.store import needs_recovery, read_cycling, recover, summary
+from cyclerflow.store.verify import verify_file
 
 WRITER = Path(__file__).with_name("writer_proc.py")
 
@@ -57,6 +58,8 @@ def test_sigkill_keeps_everything_flushed(tmp_path):
     assert ds.sizes["sample"] >= flushed[-1]
     _check_rows_whole(ds)
     assert summary(path)["state"] == "closed"
+    # the chunk CRC tables were checked and rebuilt for every row kept
+    assert verify_file(path).state == "recovered-from-kill"
     assert recover(path)["rows"] is None  # nothing to do the second time
 
 

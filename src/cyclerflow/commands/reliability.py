@@ -20,6 +20,8 @@ def _verdict_line(v) -> str:
     head = f"[{style}]{v.state}[/]  {v.path}"
     if v.state == "no checksums":
         head += f"  ({len(v.unchecked)} datasets without Fletcher-32: bit rot would go unseen)"
+    elif v.checks == "Fletcher-32":
+        head += "  (Fletcher-32 only, no chunk CRC-32: a chunk zeroed with its checksum would go unseen)"
     if v.state == "unclosed":
         head += "  (writer killed; everything flushed reads: `cyclerflow recover` closes it)"
     return "\n".join([head, *(f"    {d.describe()}" for d in v.damage)])
@@ -102,6 +104,8 @@ def recover_cmd(
     )
     for loss in res.losses:
         typer.echo(f"  lost {loss.describe()}")
+    for kept in res.unchecked:
+        typer.echo(f"  kept on Fletcher-32 alone {kept.describe()}")
 
 
 def _recover_in_place(cell: Path) -> None:

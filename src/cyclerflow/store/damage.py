@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from cyclerflow.errors import InputError
+from cyclerflow.store import chunkcrc
 
 #: the exception types h5py raises on a damaged file (InputError, a ValueError, passes)
 HDF5_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, KeyError, ValueError)
@@ -133,9 +134,8 @@ def chunk_ranges(ds: h5py.Dataset, lo: int, hi: int) -> Iterator[tuple[int, int]
         a = b
 
 
-def bad_chunks(ds: h5py.Dataset, lo: int, hi: int) -> list[tuple[int, int, str]]:
-    """Every chunk of rows [lo, hi) of ``ds`` that does not read: (first row, last row + 1,
-    HDF5's reason)."""
+def _fletcher_bad(ds: h5py.Dataset, lo: int, hi: int) -> list[tuple[int, int, str]]:
+    """Chunks of rows [lo, hi) that HDF5 does not read (Fletcher-32 or decoding)."""
     bad = []
     tries = _LIVE_RETRIES if ds.file.swmr_mode else 1
     for a, b in chunk_ranges(ds, lo, hi):
@@ -153,6 +153,70 @@ def bad_chunks(ds: h5py.Dataset, lo: int, hi: int) -> list[tuple[int, int, str]]
     return bad
 
 
+def crc_bad(
+    ds: h5py.Dataset,
+    lo: int,
+    hi: int,
+    data: np.ndarray | None = None,
+    skip: frozenset = frozenset(),
+) -> list[tuple[int, int, str]]:
+    """Chunks of rows [lo, hi) failing their chunk CRC-32 entry (store/chunkcrc.py), as
+    (first row, last row + 1, why); a CRC table that does not read fails the whole
+    range. ``skip``: first rows of chunks already known bad."""
+    if ds.name.startswith("/" + chunkcrc.GROUP + "/"):
+        return []
+    try:
+        found = chunkcrc.mismatches(ds, lo, hi, data, skip)
+    except HDF5_ERRORS as err:
+        if isinstance(err, InputError):
+            raise
+        table = "/" + chunkcrc.table_name(ds.name)
+        why = f"{chunkcrc.NO_ENTRY}: CRC-32 table {table} does not read: {hdf5_detail(err)}"
+        c = ds.chunks[0] if ds.chunks else max(1, hi - lo)
+        return [(a, b, why) for a, b in chunk_ranges(ds, lo, hi) if a // c not in skip]
+    return [(m.first, m.last + 1, m.detail) for m in found]
+
+
+def bad_chunks(ds: h5py.Dataset, lo: int, hi: int) -> list[tuple[int, int, str]]:
+    """Every chunk of rows [lo, hi) of ``ds`` that does not read or fails its CRC-32
+    entry: (first row, last row + 1, the reason)."""
+    bad = _fletcher_bad(ds, lo, hi)
+    c = ds.chunks[0] if ds.chunks else max(1, hi - lo)
+    skip = frozenset(a // c for a, _, _ in bad)
+    crc = crc_bad(ds, lo, hi, skip=skip)
+    # a live file: the writer may be between writing a chunk and its entry; look again
+    for attempt in range(_LIVE_RETRIES - 1 if ds.file.swmr_mode else 0):
+        if not crc:
+            break
+        time.sleep(0.02 * (attempt + 1))
+        crc = [m for a, b, _ in crc for m in crc_bad(ds, a, b, skip=skip)]
+    return sorted(bad + crc)
+
+
+def _crc_checked(
+    ds: h5py.Dataset, lo: int, hi: int, out: np.ndarray, path: str | Path
+) -> np.ndarray:
+    """``out`` (rows [lo, hi) just read) once every chunk it touches matches its CRC-32
+    entry; a live file's mismatch is read again a few times (the writer may be mid-flush)."""
+    for attempt in range(_LIVE_RETRIES if ds.file.swmr_mode else 1):
+        bad = crc_bad(ds, lo, hi, out)
+        if not bad:
+            return out
+        time.sleep(0.02 * (attempt + 1))
+        ds.read_direct(out, np.s_[lo:hi])
+    a, b, detail = bad[0]
+    raise DamagedFile(path, "checksum", f"{ds.name} rows {a}..{b - 1}", detail)
+
+
+def read_whole(ds: h5py.Dataset, path: str | Path) -> np.ndarray:
+    """All of a contiguous dataset (e.g. /protocol), checked against its CRC-32 attribute
+    (HDF5 keeps no checksum of contiguous data)."""
+    data = ds[()]
+    if not chunkcrc.whole_ok(ds, data):
+        raise DamagedFile(path, "checksum", ds.name, "CRC-32 of the data does not match")
+    return data
+
+
 def read_rows(ds: h5py.Dataset, lo: int, hi: int, path: str | Path) -> np.ndarray:
     """Rows [lo, hi) of a 1-D dataset; a chunk that does not read (checksum mismatch,
     undecodable) raises :class:`DamagedFile` naming the dataset and its rows."""
@@ -165,12 +229,14 @@ def read_rows(ds: h5py.Dataset, lo: int, hi: int, path: str | Path) -> np.ndarra
     for attempt in range(_LIVE_RETRIES if ds.file.swmr_mode else 1):
         try:
             ds.read_direct(out, np.s_[lo:hi])
-            return out
         except HDF5_ERRORS as err:
             if isinstance(err, InputError):
                 raise
             first = err
             time.sleep(0.02 * (attempt + 1))
+        else:
+            with classified(path, ds.name, "chunk"):
+                return _crc_checked(ds, lo, hi, out, path)
     with classified(path, ds.name, "chunk"):
         bad = bad_chunks(ds, lo, hi)
     if not bad:  # the whole read failed but every chunk reads: not a chunk's fault

@@ -21,9 +21,17 @@ import xarray as xr
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CellMetadata
 from cyclerflow.store import layout as L
-from cyclerflow.store.damage import DamagedFile, classified, members, named_members, read_rows
+from cyclerflow.store.damage import (
+    DamagedFile,
+    classified,
+    members,
+    named_members,
+    read_rows,
+    read_whole,
+)
 from cyclerflow.store.guard import check_legacy_text, legacy_text
 from cyclerflow.store.recovery import needs_recovery
+from cyclerflow.store.text import joined
 
 
 def open_hdf5(path: str | Path) -> h5py.File:
@@ -149,7 +157,7 @@ def read_spectra(path: str | Path) -> list[xr.Dataset]:
             for name, g in named_members(f[L.EIS]):
                 if not name.isdigit():
                     continue
-                attrs = {k: _decode(v) for k, v in g.attrs.items()}
+                attrs = {k: _decode(v) for k, v in joined(g.attrs).items()}
                 attrs["spectrum_id"] = int(name)
                 out[int(name)] = _spectrum_dataset(*_group_points(g, path), attrs)
         if L.EIS_STREAM in f:
@@ -200,7 +208,7 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
 def read_metadata(path: str | Path) -> CellMetadata | None:
     """The cell metadata stored in /cell, or None if the file has none."""
     with open_cell_file(path) as f, classified(path, "/" + L.CELL):
-        text = f[L.CELL].attrs.get("metadata_json")
+        text = joined(f[L.CELL].attrs).get("metadata_json")
     if text is None:
         return None
     try:
@@ -213,14 +221,14 @@ def read_metadata(path: str | Path) -> CellMetadata | None:
 
 def read_cell_attrs(path: str | Path) -> dict[str, Any]:
     with open_cell_file(path) as f, classified(path, "/" + L.CELL):
-        return {k: _decode(v) for k, v in f[L.CELL].attrs.items()}
+        return {k: _decode(v) for k, v in joined(f[L.CELL].attrs).items()}
 
 
 def read_protocol(path: str | Path) -> str | None:
     with open_cell_file(path) as f, classified(path, "/" + L.PROTOCOL):
         if L.PROTOCOL not in f:
             return None
-        text = _decode(f[L.PROTOCOL][()])
+        text = _decode(read_whole(f[L.PROTOCOL], path))
     return text or None
 
 

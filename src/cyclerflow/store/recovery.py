@@ -17,8 +17,9 @@ import h5py
 import numpy as np
 
 from cyclerflow.errors import InputError
+from cyclerflow.store import chunkcrc
 from cyclerflow.store import layout as L
-from cyclerflow.store.damage import classified
+from cyclerflow.store.damage import DamagedFile, classified, crc_bad
 from cyclerflow.store.lock import live_writer_pid
 from cyclerflow.store.stream import finalize_stream
 from cyclerflow.store.text import make_group, set_attrs
@@ -62,12 +63,35 @@ def _copy_dataset(
             name, data=data, dtype=src.dtype, fillvalue=src.fillvalue, **kwargs
         )
     set_attrs(d, dict(src.attrs.items()))
+    if chunkcrc.has_tables(src.file) and src.chunks is not None and d.ndim == 1:
+        _copy_crc(src, d, data)
+
+
+def _copy_crc(src: h5py.Dataset, dst: h5py.Dataset, data) -> None:
+    """Check the copied rows against the source's chunk CRC-32 entries (a killed
+    writer's last rows, flushed after its last table update, have Fletcher-32 alone),
+    then give the copy a table covering every row."""
+    bad = crc_bad(src, 0, len(data), data)
+    if bad:
+        a, b, detail = bad[0]
+        raise DamagedFile(src.file.filename, "checksum", f"{src.name} rows {a}..{b - 1}", detail)
+    entries = chunkcrc.entries_of(data, dst.chunks[0])
+    if chunkcrc.ATTR in src.attrs:
+        dst.attrs[chunkcrc.ATTR] = entries
+        return
+    table = chunkcrc.create_table(dst.file, dst.name)
+    table.resize((len(entries),))
+    table[:] = entries
 
 
 def _copy_tree(src: h5py.Group, dst: h5py.Group, cycling_rows: int) -> None:
     # text (variable-length in files of older versions) is rewritten fixed-length
     set_attrs(dst, dict(src.attrs.items()))
+    if src.name == "/" and chunkcrc.has_tables(src.file):
+        dst.file.require_group(chunkcrc.GROUP)  # tables are rebuilt, not copied
     for name, obj in src.items():
+        if src.name == "/" and name == chunkcrc.GROUP:
+            continue
         if isinstance(obj, h5py.Group):
             _copy_tree(obj, make_group(dst, name), cycling_rows)
         else:

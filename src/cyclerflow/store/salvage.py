@@ -19,9 +19,18 @@ import h5py
 import numpy as np
 
 from cyclerflow.errors import InputError
+from cyclerflow.store import chunkcrc
 from cyclerflow.store import layout as L
 from cyclerflow.store.atomic import atomic_output
-from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, bad_chunks, hdf5_detail, members
+from cyclerflow.store.damage import (
+    HDF5_ERRORS,
+    DamagedFile,
+    bad_chunks,
+    hdf5_detail,
+    members,
+    read_rows,
+    read_whole,
+)
 from cyclerflow.store.reader import _decode, open_hdf5
 from cyclerflow.store.text import set_attrs
 from cyclerflow.store.writer import CellWriter, create_cell
@@ -55,6 +64,9 @@ class Salvage:
     events_kept: int
     spectra_kept: int
     losses: tuple[Loss, ...]
+    #: chunks kept although their CRC-32 entry was unusable (a damaged CRC table):
+    #: Fletcher-32 passed and their bytes are not all zero
+    unchecked: tuple[Loss, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +77,7 @@ class Salvage:
             "events_kept": self.events_kept,
             "spectra_kept": self.spectra_kept,
             "lost": [l.describe() for l in self.losses],  # noqa: E741
+            "kept_unchecked": [u.describe() for u in self.unchecked],
         }
 
 
@@ -83,9 +96,29 @@ def _attrs(obj: h5py.HLObject, what: str, losses: list[Loss]) -> dict[str, Any]:
         return {}
 
 
-def _read_good(ds: h5py.Dataset, n: int) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
-    """Rows [0, n) with damaged chunks left at the fill value, and the damaged ranges."""
+def _unchecked_but_sound(ds: h5py.Dataset, lo: int, hi: int, detail: str) -> bool:
+    """A chunk whose CRC-32 entry is unusable (a damaged table) but which Fletcher-32
+    passes and which is not all zero bytes (the one damage Fletcher-32 cannot see)."""
+    if not detail.startswith(chunkcrc.NO_ENTRY):
+        return False
+    try:
+        data = ds[lo:hi]
+    except HDF5_ERRORS:
+        return False
+    return bool(np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8).any())
+
+
+def _read_good(
+    ds: h5py.Dataset, n: int, unchecked: list[Loss] | None = None
+) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
+    """Rows [0, n) with damaged chunks left at the fill value, and the damaged ranges.
+    ``unchecked``: where to list chunks kept on Fletcher-32 alone (a damaged CRC table);
+    without it they count as damaged."""
     bad = bad_chunks(ds, 0, n)
+    if unchecked is not None:
+        sound = [r for r in bad if _unchecked_but_sound(ds, *r)]
+        unchecked += [Loss(ds.name, d, rows=(a, b - 1)) for a, b, d in sound]
+        bad = [r for r in bad if r not in sound]
     out = np.empty(n, dtype=ds.dtype)
     a = 0
     for lo, hi, _ in [*bad, (n, n, "")]:
@@ -95,7 +128,9 @@ def _read_good(ds: h5py.Dataset, n: int) -> tuple[np.ndarray, list[tuple[int, in
     return out, bad
 
 
-def _cycling(f: h5py.File, losses: list[Loss]) -> tuple[list[_Column], np.ndarray]:
+def _cycling(
+    f: h5py.File, losses: list[Loss], unchecked: list[Loss]
+) -> tuple[list[_Column], np.ndarray]:
     """Readable /cycling columns and the mask of rows to keep."""
     cyc = f[L.CYCLING]
     dsets: dict[str, h5py.Dataset] = {}
@@ -110,7 +145,7 @@ def _cycling(f: h5py.File, losses: list[Loss]) -> tuple[list[_Column], np.ndarra
     keep = np.ones(n, dtype=bool)
     columns = []
     for name, d in dsets.items():
-        data, bad = _read_good(d, n)
+        data, bad = _read_good(d, n, unchecked)
         for lo, hi, detail in bad:
             keep[lo:hi] = False
             losses.append(Loss("/cycling", detail, (name,), (lo, hi - 1)))
@@ -128,13 +163,13 @@ def _drop_torn_tail(columns: list[_Column], keep: np.ndarray) -> None:
             keep[nan[0] :] = False
 
 
-def _events(f: h5py.File, losses: list[Loss]) -> np.ndarray:
+def _events(f: h5py.File, losses: list[Loss], unchecked: list[Loss]) -> np.ndarray:
     if L.EVENTS not in f:
         return np.zeros(0, dtype=L.EVENT_DTYPE)
     d = f[L.EVENTS]
     if f.swmr_mode:
         d.refresh()
-    data, bad = _read_good(d, d.shape[0])
+    data, bad = _read_good(d, d.shape[0], unchecked)
     keep = np.ones(len(data), dtype=bool)
     for lo, hi, detail in bad:
         keep[lo:hi] = False
@@ -149,7 +184,7 @@ def _closed_spectra(f: h5py.File, losses: list[Loss]) -> Iterator[tuple[int, lis
         try:
             g = f[L.EIS][name]
             pts = [
-                g[c][()]
+                read_rows(g[c], 0, g[c].shape[0], f.filename)
                 for c in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")
             ]
             attrs = {k: _decode(v) for k, v in g.attrs.items()}
@@ -173,7 +208,7 @@ def _streamed_spectra(f: h5py.File, losses: list[Loss]) -> Iterator[tuple[int, l
         sid, lo = int(row["spectrum_id"]), int(row["start_row"])
         hi = lo + int(row["n_points"])
         try:
-            pts = [st[c][lo:hi] for c in names] if hi <= n else None
+            pts = [read_rows(st[c], lo, hi, f.filename) for c in names] if hi <= n else None
         except HDF5_ERRORS as err:
             losses.append(Loss(f"spectrum {sid}", hdf5_detail(err)))
             continue
@@ -184,7 +219,7 @@ def _streamed_spectra(f: h5py.File, losses: list[Loss]) -> Iterator[tuple[int, l
 
 def _protocol(f: h5py.File, losses: list[Loss]) -> str | None:
     try:
-        return _decode(f[L.PROTOCOL][()]) if L.PROTOCOL in f else None
+        return _decode(read_whole(f[L.PROTOCOL], f.filename)) if L.PROTOCOL in f else None
     except HDF5_ERRORS as err:
         losses.append(Loss("/protocol", hdf5_detail(err)))
         return None
@@ -192,8 +227,8 @@ def _protocol(f: h5py.File, losses: list[Loss]) -> str | None:
 
 def _write(
     w: CellWriter, f: h5py.File, columns: list[_Column], keep: np.ndarray, losses: list[Loss]
-) -> tuple[int, int]:
-    """Rows, events and spectra into the new file; returns (events, spectra) written."""
+) -> int:
+    """Rows and spectra into the new file; returns the spectra written."""
     if columns:
         w.append_cycling({c.name: c.data[keep] for c in columns})
     spectra = 0
@@ -205,7 +240,10 @@ def _write(
         extra = {k: v for k, v in attrs.items() if k in L.SPECTRUM_ATTR_DEFAULTS}
         w.append_spectrum(*pts, spectrum_id=sid, **extra)
         spectra += 1
-    events = _events(f, losses)
+    return spectra
+
+
+def _write_events(w: CellWriter, events: np.ndarray) -> None:
     for ev in events:
         w.add_event(
             _decode(ev["kind"]),
@@ -215,7 +253,6 @@ def _write(
             test_time_second=float(ev["test_time_second"]),
             flush=False,
         )
-    return len(events), spectra
 
 
 def _record_losses(w: CellWriter, losses: list[Loss]) -> None:
@@ -232,9 +269,10 @@ def salvage(source: str | Path, output: str | Path, *, force: bool = False) -> S
         raise InputError("the salvaged copy must be a new file, not the original", path=output)
     f = open_hdf5(source)
     losses: list[Loss] = []
+    unchecked: list[Loss] = []
     try:
         try:
-            columns, keep = _cycling(f, losses)
+            columns, keep = _cycling(f, losses, unchecked)
             cell_attrs = _attrs(f[L.CELL], "/cell", losses) if L.CELL in f else {}
             root_attrs = _attrs(f, "/", losses)
         except HDF5_ERRORS as err:
@@ -261,11 +299,26 @@ def salvage(source: str | Path, output: str | Path, *, force: bool = False) -> S
                 set_attrs(w._f[L.CELL], cell_attrs)
                 set_attrs(w._f, {"source_" + k: root_attrs[k] for k in ("created",
                           "software_version") if k in root_attrs})  # fmt: skip
-                events, spectra = _write(w, f, columns, keep, losses)
+                spectra = _write(w, f, columns, keep, losses)
+                events = _events(f, losses, unchecked)
+                _write_events(w, events)
                 _record_losses(w, losses)
+                for u in unchecked:
+                    w.add_event(
+                        "salvaged", "kept on Fletcher-32 alone " + u.describe(), flush=False
+                    )
             finally:
                 w.close()
     finally:
         f.close()
     kept = int(keep.sum())
-    return Salvage(str(source), str(output), kept, len(keep) - kept, events, spectra, tuple(losses))
+    return Salvage(
+        str(source),
+        str(output),
+        kept,
+        len(keep) - kept,
+        len(events),
+        spectra,
+        tuple(losses),
+        tuple(unchecked),
+    )

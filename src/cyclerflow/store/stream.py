@@ -11,7 +11,9 @@ import h5py
 import numpy as np
 
 from cyclerflow.schema import units_of
+from cyclerflow.store import chunkcrc
 from cyclerflow.store import layout as L
+from cyclerflow.store.damage import read_rows
 from cyclerflow.store.text import make_group, set_attrs
 
 
@@ -26,6 +28,8 @@ def write_spectrum_group(f: h5py.File, sid: int, fr, zr, zi, attrs: Mapping[str,
         # chunked so that Fletcher-32 can checksum the points (it works per chunk)
         d = g.create_dataset(name, data=data, chunks=(max(1, len(data)),), fletcher32=True)
         set_attrs(d, {"units": units_of(name)})
+        if chunkcrc.has_tables(f) and len(data):
+            d.attrs[chunkcrc.ATTR] = chunkcrc.entries_of(data, len(data))
     set_attrs(
         g,
         {
@@ -42,9 +46,11 @@ def finalize_stream(path: str | Path) -> int:
         if L.EIS_STREAM not in f:
             return 0
         st = f[L.EIS_STREAM]
-        meta = st["spectra"][...]
+        # read through the chunk CRC check: a damaged stream is not moved into groups
+        # with fresh checksums
+        meta = read_rows(st["spectra"], 0, st["spectra"].shape[0], path)
         cols = {
-            n: st[n][...]
+            n: read_rows(st[n], 0, st[n].shape[0], path)
             for n in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm")
         }
         moved = 0
@@ -75,5 +81,9 @@ def finalize_stream(path: str | Path) -> int:
                 attrs,
             )
             moved += 1
+        for name in list(st):
+            table = chunkcrc.table_name(f"{st.name}/{name}")
+            if table in f:
+                del f[table]
         del f[L.EIS_STREAM]
     return moved

@@ -17,8 +17,16 @@ from pathlib import Path
 import h5py
 
 from cyclerflow.errors import InputError
+from cyclerflow.store import chunkcrc
 from cyclerflow.store import layout as L
-from cyclerflow.store.damage import HDF5_ERRORS, DamagedFile, bad_chunks, hdf5_detail, kind_of
+from cyclerflow.store.damage import (
+    HDF5_ERRORS,
+    DamagedFile,
+    bad_chunks,
+    hdf5_detail,
+    kind_of,
+    read_whole,
+)
 from cyclerflow.store.guard import is_vlen_text
 from cyclerflow.store.lock import live_writer_pid
 from cyclerflow.store.reader import open_hdf5
@@ -57,6 +65,10 @@ class Verdict:
     damage: tuple[Damage, ...] = ()
     datasets: int = 0
     unchecked: tuple[str, ...] = field(default=())  # chunked datasets without Fletcher-32
+    #: the data checks the file carries: "Fletcher-32 + chunk CRC-32" (this version),
+    #: "Fletcher-32" (issue 14's first files: a zeroed chunk with its checksum goes
+    #: unseen) or "none"
+    checks: str = "none"
 
     @property
     def ok(self) -> bool:
@@ -69,6 +81,7 @@ class Verdict:
             "damage": [d.to_dict() for d in self.damage],
             "datasets": self.datasets,
             "unchecked": list(self.unchecked),
+            "checks": self.checks,
         }
 
 
@@ -118,7 +131,7 @@ def _check_dataset(ds: h5py.Dataset, walk: _Walk) -> None:
         if ds.chunks is not None and not ds.fletcher32:
             walk.unchecked.append(ds.name)
         if not chunked:
-            ds[()]
+            read_whole(ds, ds.file.filename)
             return
         if ds.file.swmr_mode:
             ds.refresh()
@@ -127,7 +140,8 @@ def _check_dataset(ds: h5py.Dataset, walk: _Walk) -> None:
         walk.add(err, ds.name, "chunk")
         return
     for a, b, detail in bad_chunks(ds, 0, n):
-        kind = "checksum" if "filter" in detail or "checksum" in detail else "chunk"
+        words = ("filter", "checksum", "crc-32")
+        kind = "checksum" if any(w in detail.lower() for w in words) else "chunk"
         walk.damage.append(Damage(kind, ds.name, detail, (a, b - 1)))
 
 
@@ -148,6 +162,12 @@ def _state(path: Path, f: h5py.File, walk: _Walk) -> str:
     if L.RECOVERED_ATTR in f.attrs:
         return "recovered-from-kill"
     return "no checksums" if walk.unchecked else "intact"
+
+
+def _checks(f: h5py.File, walk: _Walk) -> str:
+    if walk.unchecked:
+        return "none"
+    return "Fletcher-32 + chunk CRC-32" if chunkcrc.has_tables(f) else "Fletcher-32"
 
 
 def verify_file(path: str | Path) -> Verdict:
@@ -172,10 +192,11 @@ def verify_file(path: str | Path) -> Verdict:
             raise InputError(f"not a cyclerflow cell file (format {fmt!r})", path=path)
         _walk(f, walk)
         state = _state(path, f, walk)
+        checks = _checks(f, walk)
     finally:
         f.close()
     damage = tuple(dict.fromkeys(walk.damage))  # one line per place
-    return Verdict(str(path), state, damage, walk.datasets, tuple(walk.unchecked))
+    return Verdict(str(path), state, damage, walk.datasets, tuple(walk.unchecked), checks)
 
 
 def cell_files(root: str | Path) -> list[Path]:

@@ -30,6 +30,7 @@ import numpy as np
 from cyclerflow import __version__
 from cyclerflow.errors import InputError
 from cyclerflow.schema import CYCLING_COLUMNS, CellMetadata, metadata_to_attrs, units_of
+from cyclerflow.store import chunkcrc
 from cyclerflow.store import layout as L
 from cyclerflow.store.lock import live_writer_pid, lock_path, take_lock
 from cyclerflow.store.recovery import needs_recovery, recover
@@ -90,9 +91,15 @@ def _make_column(
     return ds
 
 
-def _append(ds: h5py.Dataset, values: np.ndarray, n0: int | None = None) -> int:
+def _append(
+    ds: h5py.Dataset,
+    values: np.ndarray,
+    n0: int | None = None,
+    crc: chunkcrc.RunningCrc | None = None,
+) -> int:
     """Append ``values`` to the 1-D dataset ``ds`` (which holds ``n0`` rows, read from the
-    file when not given); returns the new row count.
+    file when not given); returns the new row count. ``crc``: the dataset's chunk CRC
+    table, updated for the chunks written.
 
     Uses h5py's low-level calls: the high-level ``resize`` + slice assignment costs ~3x
     the CPU, and every HDF5 call holds the interpreter lock (other channels wait).
@@ -106,6 +113,8 @@ def _append(ds: h5py.Dataset, values: np.ndarray, n0: int | None = None) -> int:
     file_space = ds.id.get_space()
     file_space.select_hyperslab((n0,), (n,))
     ds.id.write(h5py.h5s.create_simple((n,)), file_space, arr)
+    if crc is not None:
+        crc.extend(arr)
     return n0 + n
 
 
@@ -141,6 +150,11 @@ class CellWriter:
         self._rows_on_disk = {c: int(d.shape[0]) for c, d in self._ds.items()}
         self.rows_flushed = min(self._rows_on_disk.values(), default=0)
         self._n_events = int(file[L.EVENTS].shape[0]) if L.EVENTS in file else 0
+        # chunk CRC-32 tables (store/chunkcrc.py); None in files of older versions
+        self._crc = {c: chunkcrc.running(d, self._rows_on_disk[c]) for c, d in self._ds.items()}
+        self._crc["/" + L.EVENTS] = (
+            chunkcrc.running(file[L.EVENTS], self._n_events) if L.EVENTS in file else None
+        )
         # something may have been written to the file since its last flush
         self._dirty = True
         self._last_flush = time.monotonic()
@@ -191,6 +205,7 @@ class CellWriter:
                 self._ds[c],
                 parts[0] if len(parts) == 1 else np.concatenate(parts),
                 self._rows_on_disk[c],
+                self._crc[c],
             )
             self._buf[c] = []
         self._buffered = 0
@@ -223,7 +238,7 @@ class CellWriter:
                 ("real_impedance_ohm", zr),
                 ("imaginary_impedance_ohm", zi),
             ):
-                _append(st[name], arr)
+                _append(st[name], arr, crc=self._stream_crc(st[name]))
             row = np.zeros(1, dtype=L.SPECTRUM_META_DTYPE)
             row["spectrum_id"], row["start_row"], row["n_points"] = sid, start, len(f)
             for k in (
@@ -235,13 +250,19 @@ class CellWriter:
             ):
                 row[k] = full[k]
             row["technique"] = str(full["technique"]).encode()[:8]
-            _append(st["spectra"], row)
+            _append(st["spectra"], row, crc=self._stream_crc(st["spectra"]))
             self._dirty = True
             self.flush()
         else:
             write_spectrum_group(self._f, sid, f, zr, zi, {**full, **extra})
             self._dirty = True
         return sid
+
+    def _stream_crc(self, ds: h5py.Dataset) -> chunkcrc.RunningCrc | None:
+        """The running CRC of a stream-table dataset (made at its first append)."""
+        if ds.name not in self._crc:
+            self._crc[ds.name] = chunkcrc.running(ds, int(ds.shape[0]))
+        return self._crc[ds.name]
 
     # -- events -----------------------------------------------------------------
     def add_event(
@@ -279,7 +300,10 @@ class CellWriter:
         self._write_buffer()
         if self._events:
             self._n_events = _append(
-                self._f[L.EVENTS], np.array(self._events, dtype=L.EVENT_DTYPE), self._n_events
+                self._f[L.EVENTS],
+                np.array(self._events, dtype=L.EVENT_DTYPE),
+                self._n_events,
+                self._crc["/" + L.EVENTS],
             )
             self._events = []
             self._dirty = True
@@ -358,6 +382,7 @@ def _create_objects(
     chunk_rows: int,
     column_attrs: Mapping[str, Mapping[str, str]],
     checksums: bool = True,
+    chunk_crc: bool = True,
 ) -> None:
     # text as fixed-length strings in checksummed object headers (store/text.py)
     path = f.filename
@@ -383,14 +408,33 @@ def _create_objects(
         fletcher32=checksums,
     )
     set_attrs(ev, {"units": "unix_time_second: s; test_time_second: s"})
+    if checksums and chunk_crc:
+        f.create_group(chunkcrc.GROUP)
+        _ensure_tables(f)
     # fixed-length text: a variable-length string would live in the global heap, which
     # has no checksum
     text = (protocol or "").encode("utf-8")
-    f.create_dataset(L.PROTOCOL, data=np.array(text, dtype=f"S{max(1, len(text))}"))
+    d = f.create_dataset(L.PROTOCOL, data=np.array(text, dtype=f"S{max(1, len(text))}"))
+    if chunkcrc.has_tables(f):  # contiguous data: HDF5 keeps no checksum of it
+        d.attrs[chunkcrc.ATTR] = chunkcrc.whole_entry(d[()])
+
+
+def _ensure_tables(f: h5py.File) -> None:
+    """A chunk CRC table for every growing dataset (before SWMR mode, which cannot
+    create datasets); nothing in a file without tables."""
+    if not chunkcrc.has_tables(f):
+        return
+    growing = [f[L.CYCLING][c] for c in f[L.CYCLING]] if L.CYCLING in f else []
+    growing += [f[L.EVENTS]] if L.EVENTS in f else []
+    growing += [f[L.EIS_STREAM][c] for c in f[L.EIS_STREAM]] if L.EIS_STREAM in f else []
+    for ds in growing:
+        if chunkcrc.table_name(ds.name) not in f:
+            chunkcrc.create_table(f, ds.name)
 
 
 def _ensure_stream(f: h5py.File) -> None:
     if L.EIS_STREAM in f:
+        _ensure_tables(f)
         return
     st = f.create_group(L.EIS_STREAM)
     for name in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"):
@@ -403,6 +447,7 @@ def _ensure_stream(f: h5py.File) -> None:
         chunks=(64,),
         fletcher32=True,
     )
+    _ensure_tables(f)
 
 
 def create_cell(
@@ -419,13 +464,15 @@ def create_cell(
     chunk_rows: int | None = None,
     column_attrs: Mapping[str, Mapping[str, str]] | None = None,
     checksums: bool = True,
+    chunk_crc: bool | None = None,
 ) -> CellWriter:
     """Create a new cell file and return its writer (SWMR on by default).
 
     ``chunk_rows``: HDF5 chunk length of the /cycling columns (default: 4096 rows for
     live files, 65,536 otherwise). ``column_attrs``: extra attributes per column, e.g.
     ``{"current_ampere": {"sampling": "interval_mean"}}``. ``checksums``: Fletcher-32
-    on every chunked dataset (on by default; off only to measure its cost).
+    on every chunked dataset and the chunk CRC-32 tables (on by default; off only to
+    measure their cost); ``chunk_crc=False`` leaves out the tables alone (same use).
     """
     path = Path(path)
     if not path.parent.exists():
@@ -446,6 +493,7 @@ def create_cell(
             rows,
             column_attrs or {},
             checksums,
+            checksums if chunk_crc is None else chunk_crc,
         )
         if swmr:
             _ensure_stream(f)
