@@ -42,7 +42,7 @@ from cyclerflow.db.streams import BULK_STREAMS, BatchWriter
 CHUNK_BATCHES = 10
 
 #: settings of the benchmark's own PostgreSQL server (docs/database.md says why)
-BULK_SERVER_SETTINGS = ("max_wal_size=4GB",)
+BULK_SERVER_SETTINGS: tuple[str, ...] = ()
 
 
 def synthetic_record(k: int, n_cycles: int, rng: np.random.Generator) -> CellRecord:
