@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cyclerflow.db import schema as S
-from cyclerflow.db.bulk import bulk_load, wait_for_bulk_load
+from cyclerflow.db.bulk import bulk_load
 from cyclerflow.db.engine import resolve, write_transaction
 from cyclerflow.db.rebuild import (
     indexed_stamps,
@@ -35,7 +35,14 @@ from cyclerflow.db.rebuild import (
     refresh_statistics,
 )
 from cyclerflow.db.records import CellRecord, metadata_rows
-from cyclerflow.db.upsert import write_records
+from cyclerflow.db.streams import BULK_STREAMS, BatchWriter
+
+#: batches generated before each timed stretch (parallel streams write while nothing
+#: else runs in this process; ~0.6 GB of records at 50 x 2000 cycles)
+CHUNK_BATCHES = 10
+
+#: settings of the benchmark's own PostgreSQL server (docs/database.md says why)
+BULK_SERVER_SETTINGS: tuple[str, ...] = ()
 
 
 def synthetic_record(k: int, n_cycles: int, rng: np.random.Generator) -> CellRecord:
@@ -81,41 +88,76 @@ def synthetic_record(k: int, n_cycles: int, rng: np.random.Generator) -> CellRec
     return CellRecord(cell_id, cell, layers, cycles=cycles, summary=summary, keys=tuple(keys))
 
 
-def bench_index(url: str, n_cells: int, n_cycles: int, batch: int, first: int = 0) -> float:
+def server_cpu_second(data_dir: Path | None) -> float:
+    """CPU seconds the PostgreSQL cluster of ``data_dir`` used so far (the postmaster, its
+    live children and the exited ones it reaped, from /proc); 0 without a local server."""
+    if data_dir is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pm = int((data_dir / "postmaster.pid").read_text().split()[0])
+
+    def fields(pid: int) -> list[str]:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        return text[text.rindex(")") + 2 :].split()
+
+    total = sum(int(x) for x in fields(pm)[11:15])  # utime stime cutime cstime
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and d.name != str(pm):
+            try:
+                f = fields(int(d.name))
+            except OSError:
+                continue
+            if int(f[1]) == pm:
+                total += int(f[11]) + int(f[12])
+    return total / tick
+
+
+def bench_index(url: str, n_cells: int, n_cycles: int, batch: int, first: int = 0, **kw) -> float:
     """Cycle rows per second writing ``n_cells`` cells, ``batch`` cells per transaction
-    (1 = a lab run's writes; 50 = ``db rebuild``'s, inside its bulk load: on PostgreSQL
-    into an empty table the key is built at the end, and that time is counted)."""
+    (1 = a lab run's writes; 50 = ``db rebuild``'s, inside its bulk load, through its
+    BatchWriter: on PostgreSQL into an empty table over parallel COPY streams, the key
+    built at the end, and that time counted). ``server``: data folder of a local
+    PostgreSQL whose CPU time is reported too."""
     engine = open_writer(resolve(None, url))
     rng = np.random.default_rng(1 + first)
+    server = kw.get("server")
     spent = cpu = 0.0
+    s0 = server_cpu_second(server)
     with ExitStack() as stack:
         t0, c0 = time.perf_counter(), time.process_time()
         fresh = stack.enter_context(bulk_load(engine)) if batch > 1 else False
+        writer = stack.enter_context(BatchWriter(engine, fresh, kw.get("streams", BULK_STREAMS)))
         spent += time.perf_counter() - t0
         cpu += time.process_time() - c0
-        for k in range(first, first + n_cells, batch):
-            recs = [
-                synthetic_record(j, n_cycles, rng)
-                for j in range(k, min(k + batch, first + n_cells))
+        chunk = batch * CHUNK_BATCHES  # records made first, then written and committed
+        for k in range(first, first + n_cells, chunk):
+            end = min(k + chunk, first + n_cells)
+            parts = [
+                [synthetic_record(j, n_cycles, rng) for j in range(b, min(b + batch, end))]
+                for b in range(k, end, batch)
             ]
             t0, c0 = time.perf_counter(), time.process_time()
-            with write_transaction(engine) as conn:
-                if batch == 1:
-                    wait_for_bulk_load(conn)
-                write_records(conn, recs, new_cycles=fresh)
+            for recs in parts:
+                writer.write(recs)
+            writer.flush()  # every batch committed before the clock stops
             spent += time.perf_counter() - t0
             cpu += time.process_time() - c0
-            done = k - first + len(recs)
-            if done % 1000 < batch:
+            done = end - first
+            if done % 1000 < chunk:
                 print(f"  {done} cells, {done * n_cycles / spent:,.0f} rows/s so far", flush=True)
         t0, c0 = time.perf_counter(), time.process_time()
     spent += time.perf_counter() - t0  # the key built again at the end of a bulk load
     cpu += time.process_time() - c0
     if fresh:
         print(f"  cycles key built after the load in {time.perf_counter() - t0:.1f} s")
-    print(f"  this process's CPU: {n_cells * n_cycles / cpu:,.0f} rows per CPU-second")
+    n = n_cells * n_cycles
+    line = f"  this process's CPU: {cpu:.1f} s, {n / cpu:,.0f} rows per CPU-second"
+    if server is not None:
+        srv = server_cpu_second(server) - s0
+        line += f"; server CPU {srv:.1f} s; both: {n / (cpu + srv):,.0f} rows per CPU-second"
+    print(line + f"; wall {spent:.1f} s")
     engine.dispose()
-    return n_cells * n_cycles / spent
+    return n / spent
 
 
 def _timed(fn, repeat: int = 5) -> tuple[float, float]:
@@ -265,7 +307,8 @@ def bench_incremental(url: str, n_cells: int) -> tuple[float, float]:
 def run(name: str, url: str, args) -> None:
     target = {"sqlite": 200e3, "postgres": 500e3}[name]
     print(f"{name}: indexing {args.cells} cells x {args.cycles} cycles", flush=True)
-    rate = bench_index(url, args.cells, args.cycles, batch=50)
+    srv = getattr(args, "server_dir", None)
+    rate = bench_index(url, args.cells, args.cycles, batch=50, server=srv, streams=args.streams)
     print(
         f"{name}: rebuild path (50 cells/transaction): {rate:,.0f} cycle rows/s "
         f"(target {target:,.0f}; ratio {rate / target:.2f})"
@@ -274,7 +317,7 @@ def run(name: str, url: str, args) -> None:
     refresh_statistics(engine)  # what `db rebuild` does at its end
     engine.dispose()
     n_lab = min(args.cells, 200)
-    lab_rate = bench_index(url, n_lab, args.cycles, batch=1, first=args.cells)
+    lab_rate = bench_index(url, n_lab, args.cycles, batch=1, first=args.cells, server=srv)
     print(f"{name}: lab-run path (1 cell/transaction, {n_lab} cells): {lab_rate:,.0f} rows/s")
     peer = peer_rate(url, min(args.cells, 100), args.cycles)
     print(
@@ -295,7 +338,16 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=2000)
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--pg-url", default=None)
+    ap.add_argument("--streams", type=int, default=BULK_STREAMS, help="COPY streams (PostgreSQL)")
+    ap.add_argument(
+        "--pg-setting",
+        action="append",
+        default=None,
+        help=f"NAME=VALUE for the benchmark's own server (repeatable; default: {' '.join(BULK_SERVER_SETTINGS)})",
+    )
     args = ap.parse_args()
+    if args.pg_setting is None:
+        args.pg_setting = list(BULK_SERVER_SETTINGS)
     if args.backend in ("sqlite", "both"):
         tmp = Path(tempfile.mkdtemp(prefix="cfdb-bench-"))
         try:
@@ -309,9 +361,10 @@ def main() -> int:
             sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "db"))
             from conftest import PostgresServer, _pg_bin
 
-            server = PostgresServer(_pg_bin())
+            server = PostgresServer(_pg_bin(), settings=args.pg_setting)
             server.start()
             url = server.new_database()
+            args.server_dir = server.data
         try:
             run("postgres", url, args)
         finally:

@@ -168,9 +168,12 @@ def write_summary_task(
 
 
 @task(name="lab-report")
-def report_task(rows: list[dict[str, Any]], out: str) -> str | None:
+def report_task(
+    rows: list[dict[str, Any]], out: str, root: str | None = None, database: str | None = None
+) -> str | None:
+    """The lab report; cells the lab database holds current are read from it."""
     try:
-        path = build_lab_report(rows, out)
+        path = build_lab_report(rows, out, root=root, database=database)
     except Exception as err:  # a report failure never fails the lab table
         _logger().warning("lab report failed: %s", err)
         return None
@@ -393,7 +396,7 @@ def analyze_lab_flow(
             cache.save()
         except OSError as err:
             log.warning("could not save the lab cache %s: %s", cache.path, err)
-    report_path = report_task(rows, str(out_dir)) if report else None
+    report_path = report_task(rows, str(out_dir), str(root), database) if report else None
     create_markdown_artifact(
         lab_markdown(rows, str(root)), key="lab-summary", description=f"lab summary of {root}"
     )

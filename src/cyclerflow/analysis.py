@@ -300,6 +300,17 @@ def load_results(path: str | Path) -> tuple[dict, dict[str, xr.Dataset]]:
         raise classify(err, path, "results", "metadata", what="results file") from None
 
 
+def load_results_group(path: str | Path, group: str) -> xr.Dataset | None:
+    """One group of a results file (e.g. ``"eis"``: the fit curves), None when it has
+    none; without reading or checking the summary (see :func:`load_results`)."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            return _read_netcdf_group(f, group) if group in f else None
+    except HDF5_ERRORS as err:
+        raise classify(err, path, "results", group, what="results file") from None
+
+
 #: netCDF-4 bookkeeping attributes that are not the variable's own
 _NETCDF_INTERNAL = {
     "_Netcdf4Coordinates",

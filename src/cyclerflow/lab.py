@@ -699,11 +699,20 @@ def write_lab_summary(
     return csv_path, json_path
 
 
-def build_lab_report(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> Path | None:
+def build_lab_report(
+    rows: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    *,
+    root: str | Path | None = None,
+    database: str | bool | None = None,
+) -> Path | None:
     """The lab report through ``cyclerflow.report.build_report`` when it is installed;
-    otherwise None with a logged warning (the summary table is written regardless)."""
+    otherwise None with a logged warning (the summary table is written regardless).
+    ``root``/``database``: the lab database the report reads cells from where it is
+    current (as in :func:`run_lab`; False = read every file)."""
     try:
         from cyclerflow.report import build_report  # type: ignore[attr-defined]
+        from cyclerflow.report.fromdb import lab_index
     except ImportError:
         log.warning("cyclerflow.report.build_report is not available: lab report skipped")
         return None
@@ -712,7 +721,7 @@ def build_lab_report(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> Pat
         log.warning("no analysed cells: lab report skipped")
         return None
     out = Path(out_dir) / "lab_report.html"
-    result = build_report(cells, out)
+    result = build_report(cells, out, index=lab_index(root, database))
     return Path(result) if isinstance(result, (str, os.PathLike)) else out
 
 
@@ -762,7 +771,7 @@ def run_lab(
     index_if_installed(root, entries, rows, settings, database)
     if report:
         try:
-            run.report = build_lab_report(rows, out_dir)
+            run.report = build_lab_report(rows, out_dir, root=root, database=database)
         except Exception as err:  # the report never fails the lab table
             log.warning("lab report failed: %s", err)
     return run

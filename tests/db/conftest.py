@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,9 @@ def _free_port() -> int:
 class PostgresServer:
     """A throw-away PostgreSQL cluster; :meth:`new_database` gives each test its own DB."""
 
-    def __init__(self, bindir: Path):
+    def __init__(self, bindir: Path, settings: Sequence[str] = ()):
         self.bindir = bindir
+        self.settings = tuple(settings)  # NAME=VALUE server settings
         self.tmp = Path(tempfile.mkdtemp(prefix="cfpg-"))
         self.data = self.tmp / "data"
         self.port = _free_port()
@@ -81,6 +83,7 @@ class PostgresServer:
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
         opts = f"-p {self.port} -k {self.tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
+        opts += "".join(f" -c {s}" for s in self.settings)
         self._run(
             "pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.tmp / "log"), "-w", "start"
         )

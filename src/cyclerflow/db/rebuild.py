@@ -19,10 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from cyclerflow.db import schema as S
-from cyclerflow.db.bulk import bulk_load, wait_for_bulk_load
+from cyclerflow.db.bulk import bulk_load
 from cyclerflow.db.engine import Target, ensure_writable, make_engine, write_transaction
 from cyclerflow.db.migrate import upgrade
-from cyclerflow.db.upsert import write_records
+from cyclerflow.db.streams import BatchWriter
 from cyclerflow.lab import CellEntry, LabSettings
 
 log = logging.getLogger(__name__)
@@ -90,23 +90,16 @@ def _write_batches(
     progress: Callable[[int], None] | None,
 ) -> None:
     """Read and write the planned cells. ``fresh_table``: a bulk load into an empty cycles
-    table without its key, so a cell's cycles are deleted only when it was written before
-    in this load (two files with one cell id)."""
+    table without its key (written over parallel streams, :mod:`cyclerflow.db.streams`)."""
     from cyclerflow.db.collect import cell_record
 
-    seen: set[str] = set()
-    for start in range(0, len(plan.todo), plan.batch):
-        part = plan.todo[start : start + plan.batch]
-        recs = [cell_record(e, plan.settings, lab_row=plan.lab_rows.get(e.path)) for e in part]
-        ids = {r.cell_id for r in recs}
-        new_cycles = fresh_table and not (ids & seen)
-        seen |= ids
-        with write_transaction(engine) as conn:
-            if not fresh_table:
-                wait_for_bulk_load(conn)
-            write_records(conn, recs, new_cycles=new_cycles)
-        if progress:
-            progress(start + len(part))
+    with BatchWriter(engine, fresh_table) as writer:
+        for start in range(0, len(plan.todo), plan.batch):
+            part = plan.todo[start : start + plan.batch]
+            lab = plan.lab_rows
+            writer.write([cell_record(e, plan.settings, lab_row=lab.get(e.path)) for e in part])
+            if progress:
+                progress(start + len(part))
 
 
 def index_cells(

@@ -7,6 +7,8 @@ runs and writes it (or, when the folder is read-only, runs without writing).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,39 +235,59 @@ def read_timeline(path: str | Path, max_points: int = 3000) -> dict[str, np.ndar
     return {"t_v": tv, "voltage_volt": vv, "t_i": ti, "current_ampere": ii}
 
 
-def load_cell(
-    path: str | Path, *, n_curves: int = 8, n_spectra: int = 6, timeline: bool = True
-) -> CellData:
-    """Read a cell file, analyse (or reuse results), and pick the cycles and spectra to draw."""
+def _raw_parts(
+    path: Path,
+    summary: dict | None,
+    eis_fits: Callable[[], Any],
+    *,
+    n_curves: int,
+    n_spectra: int,
+) -> tuple[list, list, list, dict[int, np.ndarray], list[str], str | None]:
+    """What only the files hold: (spectra, voltage curves, dQ/dV, fit curves of the shown
+    spectra, notes, curves method). ``eis_fits()`` gives the results file's ``eis``
+    Dataset (fit curves) or None."""
     from cyclerflow.report.curves import curves_and_dqdv, select_cycles
 
-    path = Path(path)
-    meta = read_metadata(path)
-    summary, datasets, prov, warnings = load_analysis(path)
-    prov["cell_file"] = cell_file_attrs(path)
     spectra = [spectrum_dict(ds) for ds in read_spectra(path)]
-    events = read_events(path)
     curves: list[dict[str, Any]] = []
     dq: list[dict[str, Any]] = []
+    method = None
     cyc = (summary or {}).get("cycling") or {}
     cycle_list = [
         r["cycle"] for r in cyc.get("cycles", []) if r.get("discharge_capacity_ah") is not None
     ]
     if cycle_list:
-        curves, dq, note = curves_and_dqdv(
+        curves, dq, method = curves_and_dqdv(
             path,
             select_cycles(cycle_list, n_curves, reference=cyc.get("reference_cycle")),
             first_half=cyc.get("first_half"),
         )
-        prov["curves_method"] = note
     shown = select_spectra(spectra, n_spectra)
-    per_spec = {s["spectrum_id"]: s for s in ((summary or {}).get("eis") or {}).get("spectra", [])}
-    fits = fits_from_results(datasets.get("eis"), shown)
+    eis = (summary or {}).get("eis") or {}
+    per_spec = {s["spectrum_id"]: s for s in eis.get("spectra", [])}
+    fits = fits_from_results(eis_fits() if shown else None, shown)
     notes: list[str] = []
     missing = [s for s in shown if s["spectrum_id"] not in fits]
-    if missing and summary is not None and summary.get("eis"):
+    if missing and eis:
         more, notes = _fits(missing, per_spec)
         fits.update(more)
+    return spectra, curves, dq, fits, notes, method
+
+
+def load_cell(
+    path: str | Path, *, n_curves: int = 8, n_spectra: int = 6, timeline: bool = True
+) -> CellData:
+    """Read a cell file, analyse (or reuse results), and pick the cycles and spectra to draw."""
+    path = Path(path)
+    meta = read_metadata(path)
+    summary, datasets, prov, warnings = load_analysis(path)
+    prov["cell_file"] = cell_file_attrs(path)
+    events = read_events(path)
+    spectra, curves, dq, fits, notes, method = _raw_parts(
+        path, summary, lambda: datasets.get("eis"), n_curves=n_curves, n_spectra=n_spectra
+    )
+    if method is not None:
+        prov["curves_method"] = method
     return CellData(
         str(path),
         meta,
@@ -277,5 +299,54 @@ def load_cell(
         fits=fits,
         provenance=prov,
         warnings=warnings + notes,
+        timeline=read_timeline(path) if timeline else None,
+    )
+
+
+def _indexed_provenance(cell: Any) -> dict[str, Any]:
+    prov: dict[str, Any] = {"input_file": cell.path, "input_sha256": cell.sha256}
+    prov.update(
+        results_file=cell.results_path,
+        results="from the lab database (cell and results files unchanged since indexed)",
+        settings=None if cell.settings is None else json.dumps(cell.settings),
+        analysis_version=cell.software_version,
+    )
+    return prov
+
+
+def load_indexed_cell(
+    cell: Any, *, n_curves: int = 8, n_spectra: int = 6, timeline: bool = True
+) -> CellData:
+    """A cell whose analysis the lab database holds (a current
+    :class:`~cyclerflow.db.cellview.IndexedCell`): metadata, analysis, events and
+    provenance from the database; only raw data (spectra, voltage curves, timeline), the
+    cell file's own attributes and the fit curves (results file) are read from files."""
+    from cyclerflow.analysis import load_results_group
+
+    path = Path(cell.path)
+    meta = CellMetadata.model_validate(cell.metadata) if cell.metadata else None
+    prov = _indexed_provenance(cell)
+    prov["cell_file"] = cell_file_attrs(path)
+    rp = cell.results_path
+    spectra, curves, dq, fits, notes, method = _raw_parts(
+        path,
+        cell.summary,
+        lambda: None if rp is None else load_results_group(rp, "eis"),
+        n_curves=n_curves,
+        n_spectra=n_spectra,
+    )
+    if method is not None:
+        prov["curves_method"] = method
+    return CellData(
+        str(path),
+        meta,
+        cell.summary,
+        spectra=spectra,
+        events=list(cell.events),
+        curves=curves,
+        dqdv=dq,
+        fits=fits,
+        provenance=prov,
+        warnings=list(cell.summary.get("warnings", [])) + notes,
         timeline=read_timeline(path) if timeline else None,
     )

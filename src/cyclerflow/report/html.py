@@ -25,7 +25,8 @@ from cyclerflow.errors import InputError
 from cyclerflow.numfmt import fmt_number
 from cyclerflow.report import figures as F
 from cyclerflow.report.curves import dqdv
-from cyclerflow.report.data import CellData, load_cell, select_spectra
+from cyclerflow.report.data import CellData, load_cell, load_indexed_cell, select_spectra
+from cyclerflow.report.fromdb import LabIndex
 from cyclerflow.report.transport_figures import (
     degradation_figure,
     has_transport_curves,
@@ -689,8 +690,14 @@ def _lab_figures(contexts: Sequence[dict[str, Any]]) -> list[dict]:
 COMPACT_ABOVE = 12
 
 
-def _cell_job(path: str, k: int, compact: bool = False) -> dict[str, Any]:
-    return cell_context(load_cell(path, timeline=not compact), k, compact=compact)
+def _cell_job(path: str, k: int, compact: bool = False, index: LabIndex | None = None) -> dict:
+    """One cell's context: from the lab database where it is current, else its files."""
+    indexed = None if index is None else index.lookup(path)
+    if indexed is not None:
+        cell = load_indexed_cell(indexed, timeline=not compact)
+    else:
+        cell = load_cell(path, timeline=not compact)
+    return cell_context(cell, k, compact=compact)
 
 
 def _default_workers(n_cells: int) -> int:
@@ -751,13 +758,17 @@ def html_to_pdf(html: Path, pdf: Path, *, timeout: float = 300.0, force: bool = 
 
 
 def _cell_contexts(
-    paths: list[Path], compact: bool, workers: int, progress: Callable[[str], None] | None
+    paths: list[Path],
+    compact: bool,
+    workers: int,
+    progress: Callable[[str], None] | None,
+    index: LabIndex | None = None,
 ) -> list[dict | None]:
     """Template context of each cell, in order: in this process or in ``workers``."""
     contexts: list[dict | None] = [None] * len(paths)
     if workers == 1:
         for k, p in enumerate(paths):
-            contexts[k] = _cell_job(str(p), k, compact)
+            contexts[k] = _cell_job(str(p), k, compact, index)
             if progress:
                 progress(str(p))
         return contexts
@@ -772,7 +783,7 @@ def _cell_contexts(
         else "spawn"
     )
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method)) as ex:
-        futs = {ex.submit(_cell_job, str(p), k, compact): k for k, p in enumerate(paths)}
+        futs = {ex.submit(_cell_job, str(p), k, compact, index): k for k, p in enumerate(paths)}
         for fut in as_completed(futs):
             contexts[futs[fut]] = fut.result()
             if progress:
@@ -789,12 +800,16 @@ def build_report(
     force: bool = True,
     workers: int | None = None,
     compact: bool | None = None,
+    index: LabIndex | None = None,
 ) -> Path:
     """Analyse (or reuse results of) each cell file and write one self-contained HTML report.
 
     ``progress`` is called with the cell path after each cell. ``pdf`` also writes the
     same report as ``<out>.pdf`` (needs Chromium). ``compact`` (default: more than
     COMPACT_ABOVE cells) shows one summary figure per cell instead of the full set.
+    ``index``: a lab database (:func:`cyclerflow.report.fromdb.lab_index`); a cell it
+    holds current analysis for is not analysed, hashed or re-read for it (only its raw
+    data is read).
     Returns the HTML path.
     """
     out = Path(out)
@@ -814,7 +829,7 @@ def build_report(
             )
     workers = _default_workers(len(paths)) if workers is None else max(1, workers)
     compact = len(paths) > COMPACT_ABOVE if compact is None else compact
-    contexts = _cell_contexts(paths, compact, workers, progress)
+    contexts = _cell_contexts(paths, compact, workers, progress, index)
     ctxs = [c for c in contexts if c is not None]
     html = render_html(ctxs, lab_figures=_lab_figures(ctxs) if len(ctxs) > 1 else ())
     with atomic_output(out, force=force) as tmp:
