@@ -40,8 +40,9 @@ BIC_MARGIN = 10.0
 #: when the data guess misses the noise floor), "first", "auto" (first only when the
 #: DRT resolves more arcs than -Z'' has apexes) or "off". All four give the same fits
 #: on 450 synthetic and the real pellet spectra; "first" costs up to 28 % more CPU on
-#: close arcs, "auto" 8 % (docs/eis.md, "As a start"), so the default is "restart"
-DRT_START = "restart"
+#: close arcs, "auto" 0-8 % (docs/eis.md, "As a start"); the default is "auto": the DRT
+#: is the first start wherever it sees more than the apex heuristic, a restart elsewhere
+DRT_START = "auto"
 
 
 @dataclass(frozen=True)
