@@ -38,7 +38,8 @@ class IndexedCell:
     settings: Any  # the analysis settings (JSON value)
 
 
-def _stamp(path: str) -> tuple[int, int] | None:
+def file_stamp(path: str) -> tuple[int, int] | None:
+    """(size bytes, mtime ns) of ``path``, None when it cannot be read."""
     try:
         st = os.stat(path)
     except OSError:
@@ -58,13 +59,13 @@ def _current_files(conn: sa.Connection, path: str) -> dict[str, Any] | None:
     ).first()
     if row is None or row.status != "ok" or row.error is not None:
         return None
-    if (row.size_bytes, row.mtime_ns) != _stamp(path):
+    if (row.size_bytes, row.mtime_ns) != file_stamp(path):
         return None
     rp = str(results_path(path))
     res = conn.execute(
         sa.select(f.c.size_bytes, f.c.mtime_ns).where(f.c.path == rp, f.c.kind == "results")
     ).first()
-    if res is None or (res.size_bytes, res.mtime_ns) != _stamp(rp):
+    if res is None or (res.size_bytes, res.mtime_ns) != file_stamp(rp):
         return None
     return {"cell_id": row.cell_id, "sha256": row.sha256, "results_path": rp}
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from cyclerflow.db import schema as S
 from cyclerflow.db.bulk import bulk_load
+from cyclerflow.db.cellview import file_stamp
 from cyclerflow.db.engine import Target, ensure_writable, make_engine, write_transaction
 from cyclerflow.db.migrate import upgrade
 from cyclerflow.db.streams import BatchWriter
@@ -35,14 +36,6 @@ class IndexReport:
     database: str
     indexed: int
     unchanged: int
-
-
-def _stamp(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
 
 
 def indexed_stamps(conn: sa.Connection) -> dict[str, tuple[int, int]]:
@@ -62,7 +55,7 @@ def needs_index(entry: CellEntry, stamps: dict[str, tuple[int, int]]) -> bool:
     if stamps.get(cell) != (entry.size_bytes, entry.mtime_ns):
         return True
     rp = str(results_path(cell))
-    return stamps.get(rp) != _stamp(rp)
+    return stamps.get(rp) != file_stamp(rp)
 
 
 def open_writer(target: Target) -> sa.Engine:
