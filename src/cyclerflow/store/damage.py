@@ -126,12 +126,17 @@ def members(group: h5py.Group) -> list[h5py.HLObject]:
 
 def chunk_ranges(ds: h5py.Dataset, lo: int, hi: int) -> Iterator[tuple[int, int]]:
     """Row ranges [a, b) of ``ds`` between ``lo`` and ``hi`` cut at its chunk borders."""
-    step = ds.chunks[0] if ds.chunks else max(1, hi - lo)
+    step = _rows_per_chunk(ds, lo, hi)
     a = lo
     while a < hi:
         b = min(hi, (a // step + 1) * step)
         yield a, b
         a = b
+
+
+def _rows_per_chunk(ds: h5py.Dataset, lo: int, hi: int) -> int:
+    """Rows per chunk of the 1-D ``ds``; a contiguous one counts as one chunk of [lo, hi)."""
+    return ds.chunks[0] if ds.chunks else max(1, hi - lo)
 
 
 def _fletcher_bad(ds: h5py.Dataset, lo: int, hi: int) -> list[tuple[int, int, str]]:
@@ -172,7 +177,7 @@ def crc_bad(
             raise
         table = "/" + chunkcrc.table_name(ds.name)
         why = f"{chunkcrc.NO_ENTRY}: CRC-32 table {table} does not read: {hdf5_detail(err)}"
-        c = ds.chunks[0] if ds.chunks else max(1, hi - lo)
+        c = _rows_per_chunk(ds, lo, hi)
         return [(a, b, why) for a, b in chunk_ranges(ds, lo, hi) if a // c not in skip]
     return [(m.first, m.last + 1, m.detail) for m in found]
 
@@ -181,7 +186,7 @@ def bad_chunks(ds: h5py.Dataset, lo: int, hi: int) -> list[tuple[int, int, str]]
     """Every chunk of rows [lo, hi) of ``ds`` that does not read or fails its CRC-32
     entry: (first row, last row + 1, the reason)."""
     bad = _fletcher_bad(ds, lo, hi)
-    c = ds.chunks[0] if ds.chunks else max(1, hi - lo)
+    c = _rows_per_chunk(ds, lo, hi)
     skip = frozenset(a // c for a, _, _ in bad)
     crc = crc_bad(ds, lo, hi, skip=skip)
     # a live file: the writer may be between writing a chunk and its entry; look again
