@@ -477,8 +477,9 @@ def _assemble(path: Path, src: _PandasSource | _ArrowSource) -> Imported:
 def _unix_time(path: Path, dates: pd.Series) -> dict[str, np.ndarray]:
     """``Date`` (local wall clock, no zone: stored as if UTC, like the other readers)."""
     formats = ("%Y-%m-%d %H:%M:%S", "mixed")
-    unix = parse_dates(path, WHAT, "Date", dates, 2, formats=formats)
-    return {"unix_time_second": _checked_clock(path, unix)}
+    unix = parse_dates(path, WHAT, "Date", dates, 2, formats=formats)  # range checked there
+    check_clock(path, WHAT, "Date", unix, 2)
+    return {"unix_time_second": unix}
 
 
 def _checked_clock(path: Path, unix: np.ndarray) -> np.ndarray:
