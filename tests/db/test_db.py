@@ -312,3 +312,30 @@ def test_rebuild_restores_a_key_an_interrupted_bulk_load_left_dropped(lab, postg
     engine.dispose()
     assert key == ["cell_id", "cycle"]
     assert snapshot(url) == before
+
+
+def test_first_writer_waits_for_a_lock_held_at_connect_time(tmp_path):
+    """A second first writer of a new SQLite database meets the lock while switching it to
+    WAL (at connect time, before any transaction could retry): it waits, not fails."""
+    import sqlite3
+    import threading
+
+    from cyclerflow.db.rebuild import open_writer
+
+    path = tmp_path / "lab.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE other_writer (x INTEGER)")
+    release = threading.Timer(1.0, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        engine = open_writer(resolve(tmp_path, f"sqlite:///{path}"))
+        with engine.connect() as conn:
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+            names = set(sa.inspect(conn).get_table_names())
+        engine.dispose()
+    finally:
+        release.join()
+        holder.close()
+    assert str(mode).lower() == "wal"
+    assert {"cells", "cycles", "other_writer"} <= names

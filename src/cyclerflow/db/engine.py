@@ -96,13 +96,31 @@ def _sqlite_pragmas(immediate: bool) -> Callable:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=200")
         if immediate:
-            mode = cur.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = _switch_to_wal(cur)
             if str(mode).lower() != "wal":
                 log.warning("SQLite journal mode is %s, not WAL", mode)
             cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
     return on_connect
+
+
+def _switch_to_wal(cur, wait_second: float = 60.0) -> str:
+    """``PRAGMA journal_mode=WAL``, waited for while another process holds the file (two
+    first writers of a new database both switch it; the loser sees "database is locked"
+    at connect time, before any transaction could retry)."""
+    import sqlite3
+
+    t0 = time.monotonic()
+    while True:
+        try:
+            return cur.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as err:
+            text = str(err).lower()
+            locked = "locked" in text or "busy" in text
+            if not locked or time.monotonic() - t0 > wait_second:
+                raise
+            time.sleep(0.05)
 
 
 def make_engine(target: Target, *, readonly: bool = False) -> sa.Engine:

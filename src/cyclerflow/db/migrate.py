@@ -12,6 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from cyclerflow.db.engine import write_transaction
 from cyclerflow.errors import InputError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -65,7 +66,7 @@ def upgrade(engine: sa.Engine, where: str) -> tuple[str | None, str]:
     """Create or migrate to the newest schema; returns (revision before, revision after)."""
     from alembic import command
 
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":  # two first writers: one creates, one waits
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_LOCK_KEY})
         before = current(conn)

@@ -128,7 +128,7 @@ def index_cells(
 def refresh_statistics(engine: sa.Engine) -> None:
     """Planner statistics after a bulk load (ANALYZE), so joins and layer subqueries use
     their indexes."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.exec_driver_sql("ANALYZE")
 
 
