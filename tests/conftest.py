@@ -6,8 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from cyclerflow.synthetic import lipon_stack
+
+# The suite's property tests replay the same examples on every run (a CI run must not fail
+# on a new random draw; timings never decide a test). `pytest --hypothesis-profile=explore`
+# draws new examples for hunting.
+settings.register_profile("repeatable", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("CYCLERFLOW_HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = Path(__file__).resolve().parents[1]
 #: real vendor files that may be redistributed (MIT/BSD/Apache), inside the repository

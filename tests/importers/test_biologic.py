@@ -283,7 +283,7 @@ def test_mpt_bad_inputs(bio: dict, tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=40, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     which=st.sampled_from(PAIRS),

@@ -213,7 +213,7 @@ def test_mpt_row_with_an_extra_value_is_refused(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=40, deadline=3000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     cut=CUT,

@@ -121,7 +121,7 @@ def test_bad_inputs(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=12, deadline=10000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     cut=st.floats(0, 1), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=3)

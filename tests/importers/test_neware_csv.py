@@ -151,7 +151,7 @@ def test_bad_time_and_short_row(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=40, deadline=3000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     cut=CUT,
