@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,8 +68,8 @@ def bulk_insert(
     if not rows:
         return
     raw = conn.connection.driver_connection
-    names = ", ".join(f'"{c}"' for c in columns)
     if conn.dialect.name == "postgresql":
+        names = ", ".join(f'"{c}"' for c in columns)
         sql = f'COPY "{table.name}" ({names}) FROM STDIN (FORMAT BINARY)'
         types = [_PG_TYPES[type(table.c[c].type)] for c in columns]
         with raw.cursor() as cur, cur.copy(sql) as cp:
@@ -76,8 +77,33 @@ def bulk_insert(
             for r in rows:
                 cp.write_row(r)
     else:
-        marks = ", ".join("?" * len(columns))
-        raw.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
+        _sqlite_executemany(raw, table, columns, rows)
+
+
+def _sqlite_executemany(raw: Any, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple]):
+    """``executemany`` without the columns that are NULL in every row of this batch (and
+    have no server default, so leaving them out stores the same NULL): the sqlite3 module
+    spends as long binding a ``None`` as a number, and a cycler's export leaves many
+    per-cycle fields empty for a whole cell."""
+    keep = [i for i, c in enumerate(columns) if not _null_everywhere(table, c, i, rows)]
+    if not keep:
+        keep = [0]
+    if len(keep) < len(columns):
+        pick = itemgetter(*keep)
+        rows = [pick(r) for r in rows] if len(keep) > 1 else [(pick(r),) for r in rows]
+        columns = [columns[i] for i in keep]
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" * len(columns))
+    raw.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
+
+
+def _null_everywhere(table: sa.Table, column: str, i: int, rows: Sequence[tuple]) -> bool:
+    col = table.c[column]
+    if col.server_default is not None or col.default is not None:
+        return False
+    if rows[0][i] is not None:
+        return False
+    return list(map(itemgetter(i), rows)).count(None) == len(rows)
 
 
 def delete_cell_rows(conn: sa.Connection, cell_ids: Sequence[str], *, cycles: bool = True) -> None:
