@@ -96,17 +96,30 @@ def _db_app() -> typer.Typer:
     def export_cmd(
         root: Path = _ROOT,
         db: str = _DB,
-        out: Path = typer.Option(..., "-o", "--out", help="Folder for the CSV tables."),
+        out: Path = typer.Option(None, "-o", "--out", help="Folder for the CSV tables."),
+        to: str = typer.Option(
+            None, "--to", help="Database URL to write the tables into instead of CSV files."
+        ),
+        schema: str = typer.Option(
+            "battery_archive", "--schema", help="PostgreSQL schema for --to (made if missing)."
+        ),
         timeseries: bool = typer.Option(
             True, "--timeseries/--no-timeseries", help="Also write the time-series table."
         ),
         force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
     ) -> None:
         """Export the cells in the BatteryArchive layout (cell_metadata, cycle_data,
-        timeseries_data CSV)."""
+        timeseries_data): CSV files (-o DIR) or tables in a database (--to URL)."""
         _need_db()
-        from cyclerflow.db.archive import export_archive
+        from cyclerflow.db.archive import export_archive, export_archive_to_db
 
+        if (out is None) == (to is None):
+            raise InputError("export-archive: give exactly one of -o DIR or --to URL")
+        if to is not None:
+            rows = export_archive_to_db(root, to, schema=schema, db=db, with_timeseries=timeseries)
+            for name, n in rows.items():
+                typer.echo(f"{name}: {n} rows")
+            return
         for p in export_archive(root, out, db=db, with_timeseries=timeseries, force=force):
             typer.echo(str(p))
 

@@ -115,6 +115,30 @@ def _write(frame: pd.DataFrame, path: Path, force: bool) -> Path:
     return path
 
 
+def archive_frames(
+    root: str | Path | None, *, db: str | None = None, with_timeseries: bool = True
+) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(table name, frame) of each BatteryArchive table, from the lab database and files."""
+    from cyclerflow.db.query import table
+
+    cells = table("cells", root, db=db)
+    yield "cell_metadata", cell_metadata(cells, table("layers", root, db=db))
+    all_cycles = table("cycles", root, db=db)
+    stats, series = [], []
+    for cell_id, path in zip(cells.cell_id, cells.path, strict=True):
+        ts = timeseries(cell_id, path)
+        stats.append(cycle_data(cell_id, all_cycles[all_cycles.cell_id == cell_id], ts))
+        if with_timeseries:
+            series.append(ts)
+    yield "cycle_data", _concat(stats, CYCLE_DATA)
+    if with_timeseries:
+        yield "timeseries_data", _concat(series, TIMESERIES_DATA)
+
+
+def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
 def export_archive(
     root: str | Path | None,
     out: str | Path,
@@ -125,27 +149,32 @@ def export_archive(
 ) -> Iterator[Path]:
     """Write ``cell_metadata.csv``, ``cycle_data.csv`` and (optionally)
     ``timeseries_data.csv`` into ``out``; yields each path written."""
-    from cyclerflow.db.query import table
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cells = table("cells", root, db=db)
-    yield _write(
-        cell_metadata(cells, table("layers", root, db=db)), out / "cell_metadata.csv", force
-    )
-    all_cycles = table("cycles", root, db=db)
-    stats, series = [], []
-    for cell_id, path in zip(cells.cell_id, cells.path, strict=True):
-        ts = timeseries(cell_id, path)
-        stats.append(cycle_data(cell_id, all_cycles[all_cycles.cell_id == cell_id], ts))
-        if with_timeseries:
-            series.append(ts)
-    frame = pd.concat(stats, ignore_index=True) if stats else pd.DataFrame(columns=CYCLE_DATA)
-    yield _write(frame, out / "cycle_data.csv", force)
-    if with_timeseries:
-        ts_all = (
-            pd.concat(series, ignore_index=True)
-            if series
-            else pd.DataFrame(columns=TIMESERIES_DATA)
-        )
-        yield _write(ts_all, out / "timeseries_data.csv", force)
+    for name, frame in archive_frames(root, db=db, with_timeseries=with_timeseries):
+        yield _write(frame, out / f"{name}.csv", force)
+
+
+def export_archive_to_db(
+    root: str | Path | None,
+    url: str,
+    *,
+    schema: str = "battery_archive",
+    db: str | None = None,
+    with_timeseries: bool = True,
+) -> dict[str, int]:
+    """Write the tables into the database at ``url`` (PostgreSQL: into ``schema``, created
+    when missing; SQLite has no schemas, the tables go into the file). Rows per table."""
+    from cyclerflow.db.archive_db import check_schema_name, write_archive_tables
+    from cyclerflow.db.engine import make_engine, resolve
+
+    target = resolve(None, url)
+    engine = make_engine(target)
+    if target.sqlite_path is not None:
+        target.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    pg_schema = None if target.sqlite_path is not None else check_schema_name(schema)
+    try:
+        frames = archive_frames(root, db=db, with_timeseries=with_timeseries)
+        return write_archive_tables(engine, frames, pg_schema)
+    finally:
+        engine.dispose()
