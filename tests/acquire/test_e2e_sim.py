@@ -273,6 +273,26 @@ def test_instrument_error_queue_is_surfaced(tmp_path):
     assert mode == "ocv"
 
 
+ONE_STEP = """
+name: one-step
+limits: {voltage_max: 4.3 V, voltage_min: 2.9 V, current_max: 100 uA}
+sample_interval: 20 s
+steps:
+  - cc_charge: {current: 1C, until: {time: 10 min}}
+"""
+
+
+@pytest.mark.parametrize("driver", ["keithley2450", "b2900"])
+def test_error_logged_during_the_last_step_is_not_a_complete_run(tmp_path, driver):
+    """Between reads: no source change follows, the end-of-run check must find it."""
+    at = [(300.0, lambda s: s.faults.arm("error", code=-222))]
+    res, out, _, mode = run_sim(tmp_path, ONE_STEP, driver=driver, at=at)
+    assert res.status == "error", res.message
+    assert "-222" in res.message and "end of the run" in res.message
+    assert mode == "ocv"
+    assert read_cycling(out).sizes["sample"] >= 25  # every sample of the step kept
+
+
 def test_eis_on_palmsens_simulator(tmp_path):
     text = """
 name: eis

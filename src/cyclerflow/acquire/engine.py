@@ -253,8 +253,20 @@ class ChannelRunner:
         finally:
             self._settle_open_events()
         self.link.safe_off()
+        self._check_errors_at_end()
         self.rows.push()
         self.event("note", COMPLETE_MESSAGE)
+
+    def _check_errors_at_end(self) -> None:
+        """The error queue once more after the output is off: the drivers read it after
+        every source change, so an error the instrument logged during the last step
+        (between reads) would otherwise end in "recipe complete"."""
+        left = self.link.io(self.ch.errors)
+        if left:
+            raise InstrumentError(
+                "error queue at the end of the run (since the last source change): "
+                + "; ".join(map(str, left))
+            )
 
     def _write_start_notes(self) -> None:
         """The clock of this run (parsed by the next resume) and the caller's notes."""
