@@ -226,6 +226,8 @@ def _check_file(res: Outcome, unit: Unit, out: Path) -> None:
         np.all(np.abs(q) <= np.abs(truth) * (1 + 1e-9))
         and np.all(np.abs(truth) - np.abs(q) <= bound * (1 + 1e-6) + 1e-15)
     )
+    if not res.capacity_ok:  # say why (uAh): file, simulator, polling bound
+        res.message += f"; capacity off: file {q * 1e6} sim {truth * 1e6} bound {bound * 1e6}"
 
 
 def _hang_message(unit: Unit, plan: Plan, watch: dict) -> str:
@@ -353,7 +355,7 @@ class CyclerTally:
             self.surprises[f"{where}: {o.status}: {o.message[:110]}"] += 1
         if o.status in ("traceback", "hang") or (p.fault is None and o.status == "complete"
                                        and not o.capacity_ok):  # fmt: skip
-            self.errors[f"{where}: {o.status}: {o.message[:120]}"] += 1
+            self.errors[f"{where}: {o.status}: {o.message[:400]}"] += 1
 
     def total(self, status: str) -> int:
         return sum(c[status] for k, c in self.by_fault.items() if not k.startswith(" "))
