@@ -532,7 +532,10 @@ class MaccorChannel:
         if self._error is not None:
             err, self._error = self._error, None
             raise err
-        if self._latest is None:
+        latest = self._latest
+        if latest is None or (latest.state in ("working", "pause") and not self._polling()):
+            # no poller keeps the reading fresh (a reconnect failed before it restarted):
+            # read now, never report a stale reading as the channel's state
             self._poll_once()
         r = self._latest
         alarm = STAT_NAMES.get(r.stat, f"Stat={r.stat}") if r.state == "protect" else ""
@@ -572,6 +575,9 @@ class MaccorChannel:
             daemon=True,
         )
         self._thread.start()
+
+    def _polling(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def _stop_poller(self) -> None:
         self._halt.set()

@@ -12,7 +12,7 @@ answered: the server drops it and closes the connection (the framing cannot be t
 after it), and counts it in ``rejected``. The login reply carries, after its documented
 fields, ``SIMCLOCK`` + the speed-up (float64), which a real server never sends.
 
-Faults (``--fault``): ``drop:after=N``, ``stall:delay=S[,every=K]``, ``alarm:channel=C,at=T``,
+Faults (``--fault``): ``drop:after=N``, ``stall:delay=S[,every=K]``, ``garble:after=N``, ``alarm:channel=C,at=T``,
 ``refuse:channel=C`` (C 1-based; see :class:`~.cycler_channel.CyclerFaults`).
 """
 
@@ -119,8 +119,8 @@ class ArbinSim(TcpService):
                 return
             command, payload, buf = got
             n += 1
-            out = self.handle(command, payload)
-            if self.faults.drops_reply(n):
+            out = self.faults.deliver(n, self.handle(command, payload))
+            if out is None:
                 return
             if out:
                 conn.sendall(out)

@@ -86,14 +86,17 @@ class CyclerFaults:
     """Fault injection of a cycler simulator (parsed from ``--fault`` specs).
 
     ``drop:after=N``: close the connection after its N-th reply; ``stall:delay=S,every=K``:
-    hold every K-th reply S wall seconds; ``alarm:channel=C,at=T``: channel C (1-based, over
-    all units) trips its protection at simulated test time T s; ``refuse:channel=C``:
-    channel C refuses to start.
+    hold every K-th reply S wall seconds; ``garble:after=N``: corrupt bytes in the middle of
+    the N-th reply of each connection (its length and end kept: the framing holds, the
+    content does not); ``alarm:channel=C,at=T``: channel C (1-based, over all units) trips
+    its protection at simulated test time T s; ``refuse:channel=C``: channel C refuses to
+    start.
     """
 
     drop_after: int = 0
     stall_delay_s: float = 0.0
     stall_every: int = 0
+    garble_after: int = 0
     alarms: dict[int, float] = field(default_factory=dict)
     refuse: set[int] = field(default_factory=set)
 
@@ -121,10 +124,10 @@ class CyclerFaults:
 
     def _add(self, kind: str, p: dict[str, float], spec: str) -> None:
         need = {"drop": {"after"}, "stall": {"delay"}, "alarm": {"channel", "at"}}
-        need["refuse"] = {"channel"}
+        need |= {"refuse": {"channel"}, "garble": {"after"}}
         if kind not in need:
             raise InputError(
-                f"unknown fault {kind!r} in {spec!r} (expected drop, stall, alarm or refuse)"
+                f"unknown fault {kind!r} in {spec!r} (expected drop, stall, garble, alarm or refuse)"
             )
         missing = need[kind] - set(p)
         if missing:
@@ -133,6 +136,8 @@ class CyclerFaults:
             self.drop_after = int(p["after"])
         elif kind == "stall":
             self.stall_delay_s, self.stall_every = p["delay"], int(p.get("every", 1))
+        elif kind == "garble":
+            self.garble_after = int(p["after"])
         elif kind == "alarm":
             self.alarms[int(p["channel"])] = p["at"]
         else:
@@ -147,6 +152,26 @@ class CyclerFaults:
         if self.stall_every and n_reply % self.stall_every == 0:
             time.sleep(self.stall_delay_s)
         return bool(self.drop_after and n_reply >= self.drop_after)
+
+    def deliver(self, n_reply: int, out: bytes) -> bytes | None:
+        """The bytes to send as the ``n_reply``-th reply (1-based) of a connection, ``out``
+        with the faults applied (stall, garble); None: drop the connection instead."""
+        if self.drops_reply(n_reply):
+            return None
+        if self.garble_after and n_reply == self.garble_after:
+            return garbled(out)
+        return out
+
+
+def garbled(out: bytes) -> bytes:
+    """``out`` with a quarter of its bytes from the middle on replaced by junk (length,
+    first and last bytes kept: a framed reply stays framed)."""
+    k = len(out) // 4
+    if k == 0:
+        return out
+    mid = len(out) // 2
+    junk = (b"\xff#\x00garbled\x00#" * (k // 12 + 1))[:k]
+    return out[:mid] + junk + out[mid + k :]
 
 
 class SimChannel:

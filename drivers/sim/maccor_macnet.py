@@ -12,7 +12,7 @@ reply carries ``SimClock`` (the speed-up, a field a real server never sends).
 The status reply gives the channel's state at the moment of the request (live readings
 while a test runs, the last record once it ended); ``LastRecNum`` counts the records the
 channel stored. Faults (``--fault``): ``drop:after=N``, ``stall:delay=S[,every=K]``,
-``alarm:channel=C,at=T``, ``refuse:channel=C`` (see :class:`~.cycler_channel.CyclerFaults`).
+``garble:after=N``, ``alarm:channel=C,at=T``, ``refuse:channel=C`` (see :class:`~.cycler_channel.CyclerFaults`).
 """
 
 from __future__ import annotations
@@ -204,11 +204,8 @@ class MacNetSim:
             conn.close()
 
     def _answer(self, conn: socket.socket, req: bytes, n: int) -> bool:
-        out = self.handle(req)
-        f = self.faults
-        if f.stall_every and n % f.stall_every == 0:
-            time.sleep(f.stall_delay_s)
-        if f.drop_after and n >= f.drop_after:
+        out = self.faults.deliver(n, self.handle(req))
+        if out is None:
             return False
         conn.sendall(out)
         return True

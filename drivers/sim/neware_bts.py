@@ -8,7 +8,7 @@ Replies are laid out as recorded from a real BTS 8.0 server (``\\r\\n`` line end
 misspelt ``donwload_resp``/``donwloadlog_resp``), and the connect reply carries a
 ``<sim-clock>`` element with the speed-up (a real server sends none).
 
-Faults (``--fault``): ``drop:after=N``, ``stall:delay=S[,every=K]``, ``alarm:channel=C,at=T``,
+Faults (``--fault``): ``drop:after=N``, ``stall:delay=S[,every=K]``, ``garble:after=N``, ``alarm:channel=C,at=T``,
 ``refuse:channel=C`` (see :class:`~.cycler_channel.CyclerFaults`).
 """
 
@@ -208,8 +208,8 @@ class NewareSim(TcpService):
                 continue
             req, buf = buf[:end], buf[end + len(TERMINATOR) :]
             n += 1
-            out = self.handle(req)
-            if self.faults.drops_reply(n):
+            out = self.faults.deliver(n, self.handle(req))
+            if out is None:
                 return
             conn.sendall(out)
 

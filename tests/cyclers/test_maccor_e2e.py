@@ -175,3 +175,31 @@ def test_dropped_links_are_rejoined_and_the_outages_noted(tmp_path, macnet_sim):
     t = read_cycling(path)["test_time_second"].values
     gaps = [e for e in read_events(path) if e["kind"] == "gap"]
     assert len(gaps) == int(np.sum(np.diff(t) > 30.0))
+
+
+def test_link_lost_for_good_ends_disconnected_not_polling_a_stale_reading(tmp_path, macnet_sim):
+    """Every reply dropped from some moment on: the poller thread dies with the link and
+    every reconnect fails at its first request. The runner once went on reading the last
+    reading (``working``) from memory forever; it must end ``disconnected``."""
+    from cyclerflow.drivers.maccor_macnet import MaccorChannel
+
+    from .cycler_helpers import cell_recipe, run_channel
+
+    text = RECIPE.format(cycles=1)
+    sim = macnet_sim(text, channels=1, speedup=1000)
+    ch = MaccorChannel(sim.resource, channel=1, procedure=PROC, timeout=1.0)
+    ch.connect()
+    got = {}
+    th = threading.Thread(
+        target=lambda: got.update(
+            res=run_channel(ch, tmp_path / "ch1.h5", cell_recipe(text), 0.05)
+        ),
+        daemon=True,
+    )
+    th.start()
+    time.sleep(1.0)  # ~1000 simulated s into the ~1 h test
+    sim.faults.drop_after = 1  # every connection closes at its first reply from now on
+    th.join(30)
+    assert not th.is_alive(), "the runner still follows a channel it cannot reach"
+    assert got["res"].status == "disconnected", got["res"].message
+    assert sim.channel(1).state == "working"  # the cycler goes on by itself

@@ -69,3 +69,25 @@ def test_host_side_limit_stops_the_channel(tmp_path, neware_sim):
     st = read_cycling(out)["vendor_step_time_second"].values
     assert st[-1] > 900 and np.all(st[:-1] <= 900)
     assert [e for e in read_events(out) if e["kind"] == "safety_stop"]
+
+
+def test_garbled_reply_stops_following_with_an_error(tmp_path, neware_sim):
+    """A reply corrupted in its middle (framing intact): the host stops following with
+    an instrument error naming the reply, the records stored so far are the simulator's."""
+    sim = neware_sim(channels=1, speedup=1000, faults=("garble:after=12",))
+    res, out = run(tmp_path, sim, RECIPE.format(cycles=1))
+    assert res.status == "error" and "neware" in res.message, res.message
+    seq = read_cycling(out)["vendor_record_id"].values
+    assert np.array_equal(seq, np.arange(1, len(seq) + 1))
+
+
+def test_garble_fault_keeps_length_and_ends():
+    from cyclerflow.drivers.sim.cycler_channel import CyclerFaults
+
+    f = CyclerFaults.parse(["garble:after=2"])
+    reply = b"<bts>" + b"x" * 40 + b"</bts>\n\n#\r\n"
+    assert f.deliver(1, reply) == reply
+    bad = f.deliver(2, reply)
+    assert bad != reply and len(bad) == len(reply)
+    assert bad[:20] == reply[:20] and bad.endswith(b"</bts>\n\n#\r\n")
+    assert f.deliver(3, reply) == reply
