@@ -15,6 +15,7 @@ are read as they are, repeatedly for at least a second.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import io
 import os
@@ -51,8 +52,18 @@ def _grow_text(
     target: int,
     footer_lines: int = 0,
     encoding: str = "latin-1",
+    date_field: int | None = None,
+    date_style: str = "",
+    time_unit: float = 1.0,
 ) -> int:
-    """Repeat the data rows of ``src`` until ``target`` rows, shifting the time fields."""
+    """Repeat the data rows of ``src`` until ``target`` rows, shifting the time fields.
+
+    Each repetition starts one span of the first time field after the previous one
+    (its last step added); every time field (the others are epoch seconds in the same
+    unit) and the date field (``date_style``, see :data:`_DATES`) move by that same
+    span (``time_unit``: seconds per unit of the first time field), so dates keep
+    increasing in step with the time column.
+    """
     lines = src.read_bytes().decode(encoding).splitlines()
     head = lines[:header_lines]
     body = [ln for ln in lines[header_lines : len(lines) - footer_lines] if ln.strip()]
@@ -62,8 +73,14 @@ def _grow_text(
         # repeated row keeps it, as in a longer export of the same test
         body = [ln if ln.endswith(sep) else ln + sep for ln in body]
     split = [ln.split(sep) if sep != " " else ln.split() for ln in body]
-    times = {f: np.array([float(r[f]) for r in split]) for f in time_fields}
-    span = {f: (t[-1] - t[0]) + (t[1] - t[0] if len(t) > 1 else 1.0) for f, t in times.items()}
+    span = 0.0
+    if time_fields:
+        t = np.array([float(r[time_fields[0]]) for r in split])
+        span = (t[-1] - t[0]) + (t[1] - t[0] if len(t) > 1 else 1.0)
+    dates = None
+    if date_field is not None:
+        fmt = _DATES[date_style][0]
+        dates = [dt.datetime.strptime(r[date_field].strip(), fmt) for r in split]
     reps = -(-target // len(body))
     out = io.StringIO()
     out.write("\n".join(head) + "\n")
@@ -72,15 +89,32 @@ def _grow_text(
         if k == 0 or not time_fields:
             out.write("\n".join(body) + "\n")
             continue
-        for r in split:
+        shift = dt.timedelta(seconds=k * span * time_unit)
+        for i, r in enumerate(split):
             rr = list(r)
             for f in time_fields:
-                rr[f] = repr(float(float(r[f]) + k * span[f]))
+                rr[f] = repr(float(float(r[f]) + k * span))
+            if dates is not None:
+                rr[date_field] = _DATES[date_style][1](dates[i] + shift)
             out.write(joiner.join(rr) + "\n")
     if foot:
         out.write("\n".join(foot) + "\n")
     dst.write_bytes(out.getvalue().encode(encoding))
     return reps * len(body)
+
+
+def _us12(d: dt.datetime) -> str:
+    """``5/11/2021 3:40:24 PM`` (Maccor, no zero padding, 12-hour clock)."""
+    h = d.hour % 12 or 12
+    ampm = "AM" if d.hour < 12 else "PM"
+    return f"{d.month}/{d.day}/{d.year} {h}:{d.minute:02d}:{d.second:02d} {ampm}"
+
+
+#: date style -> (strptime format, writer)
+_DATES = {
+    "us12": ("%m/%d/%Y %I:%M:%S %p", _us12),
+    "us24": ("%m/%d/%Y %H:%M:%S", lambda d: d.strftime("%m/%d/%Y %H:%M:%S")),
+}
 
 
 def _grow_xlsx(src: Path, dst: Path, target: int) -> int:
@@ -193,13 +227,27 @@ def _grown_cases(d: Path) -> list:
             "maccor (key/value header)",
             maccor,
             d / "cellpy/maccor_002.txt",
-            dict(header_lines=15, sep="\t", time_fields=(4,)),
+            dict(
+                header_lines=15,
+                sep="\t",
+                time_fields=(4,),
+                date_field=12,
+                date_style="us12",
+                time_unit=60.0,
+            ),
         ),
         (
             "maccor (Today's Date)",
             maccor,
             d / "maccor/maccor_example.001",
-            dict(header_lines=2, sep="\t", time_fields=(3,)),
+            dict(
+                header_lines=2,
+                sep="\t",
+                time_fields=(3,),
+                date_field=11,
+                date_style="us24",
+                time_unit=60.0,
+            ),
         ),
         (
             "gamry dta (CHRONOA)",

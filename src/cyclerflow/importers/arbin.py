@@ -26,7 +26,8 @@ import pandas as pd
 from cyclerflow.errors import InputError
 from cyclerflow.importers.common import Imported, check_time_increasing, vendor_counts
 from cyclerflow.importers.guarded import check_clock, check_dates, parse_dates
-from cyclerflow.importers.textfmt import as_int, data_block, fail, head_lines, parse_block, read_raw
+from cyclerflow.importers.textfmt import as_int, data_block, fail, head_lines, open_raw, parse_block
+from cyclerflow.importers.textspan import first_line
 from cyclerflow.units import unit_factor
 
 FORMAT = "arbin"
@@ -171,7 +172,14 @@ def _finish(
 
 def _read_csv(path: Path, text: str | None = None, *, ole_dates: bool = False) -> Imported:
     """Arbin CSV text (from the file, or from ``mdb-export`` of a .res table)."""
-    raw = read_raw(path, FORMAT) if text is None else text.encode("utf-8")
+    if text is not None:
+        return _csv_rows(path, memoryview(text.encode("utf-8")), ole_dates)
+    with open_raw(path, FORMAT) as raw:  # a view of the file: the rows are not copied
+        return _csv_rows(path, raw, ole_dates)
+
+
+def _csv_rows(path: Path, raw: memoryview, ole_dates: bool) -> Imported:
+    """The columns of Arbin CSV bytes ``raw`` (see :func:`_read_csv`)."""
     lines = head_lines(raw, 1)
     labels = [x.strip().strip('"') for x in lines[0].split(",")]
     if not _looks_arbin(labels):
@@ -210,15 +218,9 @@ def _read_csv(path: Path, text: str | None = None, *, ole_dates: bool = False) -
     return _finish(path, cols, 2, lines[0], empty=[labels[i] for i in empty])
 
 
-def _first_row(data: bytes) -> bytes:
-    """The first line of ``data`` (without copying the rest)."""
-    nl = data.find(b"\n")
-    return (data if nl < 0 else data[:nl]).rstrip(b"\r")
-
-
-def _is_number(data: bytes, index: int) -> bool:
+def _is_number(data: bytes | memoryview, index: int) -> bool:
     """Is field ``index`` of the first data row a plain number?"""
-    fields = _first_row(data).split(b",")
+    fields = first_line(data).split(b",")
     try:
         float(fields[index])
     except (IndexError, ValueError):
@@ -226,11 +228,13 @@ def _is_number(data: bytes, index: int) -> bool:
     return True
 
 
-def _empty_columns(path: Path, data: bytes, labels: list[str], candidates: list[int]) -> list[int]:
+def _empty_columns(
+    path: Path, data: bytes | memoryview, labels: list[str], candidates: list[int]
+) -> list[int]:
     """Columns that are present but empty on every row (Arbin exports ``Cycle_Index``,
     ``Step_Index`` ... that way when the tester did not record them). A column empty on
     some rows only is refused, naming the first empty row."""
-    first = _first_row(data).split(b",")
+    first = first_line(data).split(b",")
     maybe = [i for i in candidates if i < len(first) and not first[i].strip()]
     if not maybe:
         return []

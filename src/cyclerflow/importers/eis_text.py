@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from cyclerflow.importers.common import Imported, naive_to_unix, name_temperature
-from cyclerflow.importers.textfmt import data_block, decode, fail, head_lines, parse_block, read_raw
+from cyclerflow.importers.textfmt import data_block, decode, fail, head_lines, open_raw, parse_block
+from cyclerflow.importers.textspan import find
 
 FORMAT = "eis-text"
 EXTENSIONS = (".txt", ".par", ".csv", ".dat")
@@ -162,7 +163,7 @@ def _spectrum(c: dict[str, np.ndarray], scales: dict[str, float], **attrs) -> di
     }
 
 
-def _data_bytes(raw: bytes, head: list[str], start: int) -> tuple[int, bytes]:
+def _data_bytes(raw: memoryview, head: list[str], start: int) -> tuple[int, bytes | memoryview]:
     """(index of the first row, the rows as bytes) after line ``start``: blank lines
     skipped at both ends. The rows stay bytes (no decoding and splitting of every line)."""
     while start < len(head) and not head[start].strip():
@@ -170,7 +171,7 @@ def _data_bytes(raw: bytes, head: list[str], start: int) -> tuple[int, bytes]:
     return start, data_block(raw, start)
 
 
-def _read_table(path: Path, lines: list[str], raw: bytes) -> Imported:
+def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
     found = _labelled(lines)
     assert found is not None
     k, d, roles, nf = found
@@ -211,7 +212,7 @@ def _read_table(path: Path, lines: list[str], raw: bytes) -> Imported:
     return {"cycling": cycling, "spectra": spectra, "header": "\n".join(lines[: k + 1])}
 
 
-def _read_zview(path: Path, lines: list[str], raw: bytes) -> Imported:
+def _read_zview(path: Path, lines: list[str], raw: memoryview) -> Imported:
     k = next((i for i, ln in enumerate(lines[:60]) if "Freq" in ln and "Z'" in ln), None)
     if k is None:
         raise fail(
@@ -238,7 +239,7 @@ def _read_zview(path: Path, lines: list[str], raw: bytes) -> Imported:
     return {"cycling": {}, "spectra": [sp], "header": "\n".join(lines[: k + 1])}
 
 
-def _read_chi(path: Path, lines: list[str], raw: bytes) -> Imported:
+def _read_chi(path: Path, lines: list[str], raw: memoryview) -> Imported:
     found = _labelled(lines)
     if found is None:
         raise fail(
@@ -392,7 +393,7 @@ def _read_versastudio(path: Path, lines: list[str]) -> Imported:
     return {"cycling": {}, "spectra": out, "header": text}
 
 
-def _read_headerless(path: Path, lines: list[str], raw: bytes) -> Imported:
+def _read_headerless(path: Path, lines: list[str], raw: memoryview) -> Imported:
     start, rows = _data_bytes(raw, lines, 0)
     d, fields = _split(lines[start].strip())
     sep = None if d == " " else d
@@ -413,14 +414,20 @@ _READERS = {
 def read(path: str | Path) -> Imported:
     """Read one of the EIS text exports listed in the module docstring."""
     path = Path(path)
-    raw = read_raw(path, FORMAT)
-    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-    if b"\r" in raw and b"\r\r\n" in raw:  # PowerSuite (a one-byte search first: memchr
-        raw = raw.replace(b"\r\r\n", b"\n")  # skips the slower one on LF-only files)
+    with open_raw(path, FORMAT) as view:  # a view of the file: the rows are not copied
+        return _read_view(path, view[3:] if view[:3] == b"\xef\xbb\xbf" else view)
+
+
+def _read_view(path: Path, raw: memoryview) -> Imported:
+    """The spectra (and DC rows) of the bytes of one EIS text export (see :func:`read`)."""
+    if find(raw, b"\r") >= 0 and find(raw, b"\r\r\n") >= 0:  # PowerSuite (a one-byte
+        # search first, memchr: skips the slower one on LF-only files)
+        raw = memoryview(bytes(raw).replace(b"\r\r\n", b"\n"))
     head = head_lines(raw, 300)  # enough to tell the layout; rows are parsed from bytes
     kind = _kind(head)
     if kind == "versastudio" or (kind is None and head and head[0].strip() == "<Application>"):
-        kind = "versastudio" if (b"<Segment" in raw or b"Name=VersaStudio" in raw) else None
+        versa = find(raw, b"<Segment") >= 0 or find(raw, b"Name=VersaStudio") >= 0
+        kind = "versastudio" if versa else None
     if kind is None:
         raise fail(
             FORMAT,
@@ -432,7 +439,7 @@ def read(path: str | Path) -> Imported:
     if kind != "versastudio":
         data = _READERS[kind](path, head, raw)
     else:
-        data = _READERS[kind](path, decode(raw).splitlines())
+        data = _READERS[kind](path, decode(bytes(raw)).splitlines())
     for i, sp in enumerate(data["spectra"]):
         f = sp["frequency_hertz"]
         if np.any(f <= 0):

@@ -39,9 +39,10 @@ from cyclerflow.importers.textfmt import (
     data_block,
     fail,
     head_lines,
+    open_raw,
     parse_block,
-    read_raw,
 )
+from cyclerflow.importers.textspan import first_line
 
 FORMAT = "maccor"
 EXTENSIONS = (".txt", ".csv") + tuple(f".{i:03d}" for i in range(1, 100))
@@ -278,7 +279,7 @@ class _Layout:
     duration_time: bool  # test time printed as ``Nd hh:mm:ss.s``
 
 
-def _layout(path: Path, raw: bytes) -> _Layout:
+def _layout(path: Path, raw: bytes | memoryview) -> _Layout:
     """Find the column line, the role of each column and the first data row."""
     lines = head_lines(raw, 80)  # header discovery only; the rows are parsed from bytes
     ci = _find_columns(lines)
@@ -316,7 +317,7 @@ def _layout(path: Path, raw: bytes) -> _Layout:
     return _Layout(ci, labels, roles, aux, start + 1, start, duration)
 
 
-def _parse_rows(path: Path, raw: bytes, lay: _Layout) -> dict[str, np.ndarray]:
+def _parse_rows(path: Path, raw: bytes | memoryview, lay: _Layout) -> dict[str, np.ndarray]:
     """Numeric and text columns of every data row (the row-width guard included)."""
     data = data_block(raw, lay.start)
     if not data:
@@ -351,16 +352,15 @@ def _parse_rows(path: Path, raw: bytes, lay: _Layout) -> dict[str, np.ndarray]:
 _COMMA_FIELD = re.compile(rb"(?:^|\t) *-?\d+,\d+(?:[eE][-+]?\d+)? *(?=\t|\r?$)")
 
 
-def _decimal_point(data: bytes) -> bytes:
+def _decimal_point(data: bytes | memoryview) -> bytes | memoryview:
     """Rows written on a decimal-comma locale (``3,45807584``) with points instead.
 
     Maccor rows are tab-separated and their text fields (state, date) hold no comma, so a
     comma in a row can only be a decimal comma; decided from the first row. Lengths are
     kept, so line numbers in later errors stay right.
     """
-    nl = data.find(b"\n")  # (split(b"\n", 1) would copy every other row too)
-    first = data if nl < 0 else data[:nl]
-    return data.replace(b",", b".") if _COMMA_FIELD.search(first) else data
+    first = first_line(data)  # (split(b"\n", 1) would copy every other row too)
+    return bytes(data).replace(b",", b".") if _COMMA_FIELD.search(first) else data
 
 
 _NUMERIC = (
@@ -475,10 +475,10 @@ def stop_events(out: dict[str, np.ndarray], state: np.ndarray) -> list[dict]:
 def read(path: str | Path) -> Imported:
     """Read one Maccor text export (SI units, BDF names, current > 0 charging)."""
     path = Path(path)
-    raw = read_raw(path, FORMAT, allow_nul=True)
-    lay = _layout(path, raw)
-    cols = _parse_rows(path, raw, lay)
-    header = head_lines(raw, lay.column_line + 1)
+    with open_raw(path, FORMAT, allow_nul=True) as raw:  # a view: the rows are not copied
+        lay = _layout(path, raw)
+        cols = _parse_rows(path, raw, lay)
+        header = head_lines(raw, lay.column_line + 1)
     out = _signed(cols, lay.roles)
     warnings = _milli_volts(out, lay.roles)
     unix = _timestamps(path, cols["dpt"], header, lay.first_line) if "dpt" in cols else None

@@ -6,9 +6,11 @@ error is an :class:`InputError` naming the format, the file and the line or byte
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ import pandas as pd
 
 from cyclerflow.errors import InputError
 from cyclerflow.importers.guarded import float64, whole_numbers
+from cyclerflow.importers.textspan import file_view, find, is_ascii, tail
+from cyclerflow.importers.textspan import first_line as first_row
 
 
 def fail(fmt: str, path: str | Path, message: str, where: str | None = None) -> InputError:
@@ -30,18 +34,39 @@ def read_raw(path: str | Path, fmt: str, *, allow_nul: bool = False) -> bytes:
     A NUL byte in the first 4 KiB means a binary file given to a text reader (error),
     unless ``allow_nul``.
     """
+    with open_raw(path, fmt, allow_nul=allow_nul) as view:
+        return bytes(view)
+
+
+@contextmanager
+def open_raw(path: str | Path, fmt: str, *, allow_nul: bool = False) -> Iterator[memoryview]:
+    """The whole file as a zero-copy view (:func:`textspan.file_view`: read when small,
+    memory-mapped when large, closed on leaving the block) after the checks of
+    :func:`read_raw`. Search it with :func:`textspan.find`; slices stay views."""
     path = Path(path)
     if not path.exists():
         raise InputError("input file not found", path=path)
-    raw = path.read_bytes()
-    if not raw or raw.isspace():
-        raise fail(fmt, path, "file is empty", "byte 0")
-    if not allow_nul and b"\x00" in raw[:4096]:
-        off = raw.index(b"\x00")
-        raise fail(
-            fmt, path, "binary content (NUL byte) in what should be a text export", f"byte {off}"
-        )
-    return raw
+    with file_view(path) as view:
+        if _all_blank(view):
+            raise fail(fmt, path, "file is empty", "byte 0")
+        off = -1 if allow_nul else find(view, b"\x00", 0, 4096)
+        if off >= 0:
+            raise fail(
+                fmt,
+                path,
+                "binary content (NUL byte) in what should be a text export",
+                f"byte {off}",
+            )
+        yield view
+
+
+def _all_blank(view: memoryview) -> bool:
+    """Is the view empty or whitespace only? (Stops at the first chunk with text.)"""
+    step = 1 << 16
+    for pos in range(0, len(view), step):
+        if not bytes(view[pos : pos + step]).isspace():
+            return False
+    return True
 
 
 def decode(raw: bytes) -> str:
@@ -61,33 +86,37 @@ def read_text(path: str | Path, fmt: str, *, allow_nul: bool = False) -> str:
     return decode(read_raw(path, fmt, allow_nul=allow_nul)).replace("\r\r\n", "\n")
 
 
-def head_lines(raw: bytes, n: int) -> list[str]:
+def head_lines(raw: bytes | memoryview, n: int) -> list[str]:
     """The first ``n`` lines (split at LF, CR stripped), each decoded on its own."""
     end = 0
     for _ in range(n):  # only the first n lines are copied, not the rest of the file
-        nl = raw.find(b"\n", end)
+        nl = find(raw, b"\n", end)
         if nl < 0:
             end = len(raw)
             break
         end = nl + 1
-    pieces = raw[:end].split(b"\n")[:n]
+    pieces = bytes(raw[:end]).split(b"\n")[:n]
     if pieces and pieces[0].startswith(b"\xef\xbb\xbf"):
         pieces[0] = pieces[0][3:]
     return [decode(p.rstrip(b"\r")) for p in pieces]
 
 
-def data_block(raw: bytes, start_line: int) -> bytes:
-    """Bytes from 0-based line ``start_line`` to the end, trailing blank lines dropped."""
+def data_block(raw: bytes | memoryview, start_line: int) -> bytes | memoryview:
+    """Bytes from 0-based line ``start_line`` to the end, trailing blank lines dropped
+    (a view into ``raw`` when it is a ``memoryview``: no copy)."""
     off = 0
     for _ in range(start_line):
-        nl = raw.find(b"\n", off)
+        nl = find(raw, b"\n", off)
         if nl < 0:
             return b""
         off = nl + 1
     end = len(raw)
-    while end > off and raw[end - 1 : end] in (b" ", b"\t", b"\r", b"\n"):
+    while end > off and raw[end - 1] in _BLANK:
         end -= 1
     return raw[off:end]
+
+
+_BLANK = frozenset(b" \t\r\n")
 
 
 def field_counts(body: bytes, sep: str | None, *, trailing_sep_ok: bool = True) -> np.ndarray:
@@ -156,15 +185,17 @@ def check_row_widths(
     raise fail(fmt, path, msg, f"line {first_line + i}")
 
 
-def as_bytes(lines: Sequence[str] | bytes) -> bytes:
-    """Data rows as bytes (joined with LF when given as decoded lines)."""
-    return lines if isinstance(lines, bytes) else "\n".join(lines).encode("utf-8")
+def as_bytes(lines: Sequence[str] | bytes | memoryview) -> bytes | memoryview:
+    """Data rows as bytes (joined with LF when given as decoded lines; a view stays one)."""
+    if isinstance(lines, (bytes, memoryview)):
+        return lines
+    return "\n".join(lines).encode("utf-8")
 
 
 def parse_block(
     path: str | Path,
     fmt: str,
-    lines: Sequence[str] | bytes,
+    lines: Sequence[str] | bytes | memoryview,
     first_line: int,
     columns: dict[str, int],
     *,
@@ -191,6 +222,7 @@ def parse_block(
     fast = _arrow_columns(body, sep, columns, text_columns, n_fields)
     if fast is not None:
         return _from_arrow(path, fmt, fast, first_line, columns, text_columns, arrow_text)
+    body = bytes(body)  # the slow path (names the bad line) works on a copy
     if n_fields is not None:
         check_row_widths(path, fmt, body, first_line, n_fields, sep)
     n_lines = body.count(b"\n") + 1
@@ -215,7 +247,7 @@ def parse_block(
 
 
 def _arrow_columns(
-    body: bytes,
+    body: bytes | memoryview,
     sep: str | None,
     columns: dict[str, int],
     text_columns: dict[str, int],
@@ -224,27 +256,24 @@ def _arrow_columns(
     """The wanted columns parsed by pyarrow's CSV reader (multi-threaded, exact floats),
     or None when the table is not a clean delimited grid (then the slower pandas path
     finds and names the problem). Every row must have the first row's field count:
-    a short, long or blank row sends the table to the slow path."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    if not body.isascii():
+    a short, long or blank row sends the table to the slow path. ``body`` is handed to
+    pyarrow without a copy (a view into the file when it is a ``memoryview``)."""
+    if not is_ascii(body):
         try:
-            body.decode("utf-8")
+            codecs.utf_8_decode(body, "strict", True)
         except UnicodeDecodeError:
             return None  # Latin-1 text: pandas decodes it with replacement
     lead = 0
     if sep is None:
-        if b" " in body:
+        if find(body, b" ") >= 0:
             return None  # runs of spaces: pandas' whitespace splitting
         sep = "\t"
-        lead = 1 if body.startswith(b"\t") else 0  # Gamry rows start with a tab
-    nl = body.find(b"\n")
-    first = (body if nl < 0 else body[:nl]).rstrip(b"\r")
+        lead = 1 if body[:1] == b"\t" else 0  # Gamry rows start with a tab
+    first = first_row(body)
     bsep = sep.encode()
     trailing = first.endswith(bsep)  # a separator ending the rows opens no field
-    if trailing and not body.rstrip(b"\r\n").endswith(bsep):
-        body = body.rstrip(b"\r\n") + bsep  # the last row often lacks it
+    if trailing and not tail(body).rstrip(b"\r\n").endswith(bsep):
+        body = bytes(body).rstrip(b"\r\n") + bsep  # the last row often lacks it
     ncols = first.count(bsep) + (0 if trailing else 1)
     if n_fields is not None and ncols != n_fields + lead:
         return None
@@ -252,6 +281,30 @@ def _arrow_columns(
     wanted = {**columns, **text_columns}
     if max(wanted.values()) + lead >= ncols:
         return None
+    return _arrow_read(
+        body,
+        sep,
+        names,
+        [names[i + lead] for i in wanted.values()],
+        [names[i + lead] for i in text_columns.values()],
+        {name: names[i + lead] for name, i in wanted.items()},
+    )
+
+
+def _arrow_read(
+    body: bytes | memoryview,
+    sep: str,
+    names: list[str],
+    include: list[str],
+    text: list[str],
+    wanted: dict[str, str],
+) -> dict[str, Any] | None:
+    """pyarrow's CSV read of ``body`` (zero-copy buffer): the ``include`` columns (the
+    ``text`` ones as strings), returned as ``wanted`` (name -> column); None on any
+    refusal or a row of another width."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     bad: list[object] = []
 
     def invalid(row: object) -> str:
@@ -260,7 +313,7 @@ def _arrow_columns(
 
     try:
         table = pacsv.read_csv(
-            io.BytesIO(body),
+            pa.BufferReader(pa.py_buffer(body)),
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
             parse_options=pacsv.ParseOptions(
                 delimiter=sep,
@@ -269,8 +322,8 @@ def _arrow_columns(
                 invalid_row_handler=invalid,
             ),
             convert_options=pacsv.ConvertOptions(
-                include_columns=sorted({names[i + lead] for i in wanted.values()}),
-                column_types={names[i + lead]: pa.string() for i in text_columns.values()},
+                include_columns=sorted(set(include)),
+                column_types=dict.fromkeys(text, pa.string()),
                 null_values=[""],
                 strings_can_be_null=True,
             ),
@@ -279,7 +332,7 @@ def _arrow_columns(
         return None
     if bad:
         return None
-    return {name: table.column(names[i + lead]) for name, i in wanted.items()}
+    return {name: table.column(col) for name, col in wanted.items()}
 
 
 def _from_arrow(

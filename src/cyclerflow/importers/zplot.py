@@ -17,7 +17,8 @@ import re
 from pathlib import Path
 
 from cyclerflow.importers.common import Imported, naive_to_unix, name_temperature
-from cyclerflow.importers.textfmt import data_block, fail, head_lines, parse_block, read_raw
+from cyclerflow.importers.textfmt import data_block, fail, head_lines, open_raw, parse_block
+from cyclerflow.importers.textspan import first_line
 
 FORMAT = "zplot"
 EXTENSIONS = (".z",)
@@ -95,8 +96,12 @@ def _names(line: str) -> list[str]:
 def read(path: str | Path) -> Imported:
     """Read a ZPlot .z file into one spectrum (signed imaginary part)."""
     path = Path(path)
-    raw = read_raw(path, FORMAT)
-    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    with open_raw(path, FORMAT) as raw:  # a view: the rows are not copied
+        return _read_view(path, raw[3:] if raw[:3] == b"\xef\xbb\xbf" else raw)
+
+
+def _read_view(path: Path, raw: memoryview) -> Imported:
+    """One spectrum from the bytes of a ZPlot .z file (see :func:`read`)."""
     lines = head_lines(raw, _HEAD) or [""]  # the header; rows are parsed from the bytes
     if not _MAGIC.match(lines[0].encode("latin-1", "replace")):
         raise fail(
@@ -126,9 +131,9 @@ def read(path: str | Path) -> Imported:
         if n in names
     }
     rows = data_block(raw, first)
-    if not rows.strip():
+    if not rows:  # (data_block drops trailing blanks: rows are empty or end in text)
         raise fail(FORMAT, path, "no data rows after the header", f"line {first + 1}")
-    sep = "," if b"," in rows[: rows.find(b"\n") % (len(rows) + 1)] else None
+    sep = "," if b"," in first_line(rows) else None
     c = parse_block(path, FORMAT, rows, first + 1, {**cols, **extra}, sep=sep, n_fields=len(names))
     return name_temperature(_result(c, lines[:first]), path)
 
