@@ -355,14 +355,20 @@ MAP_FROM_BYTES = 1 << 19
 
 def _map(path: Path) -> bytes | mmap.mmap:
     """The file's bytes, read-only: memory-mapped when large (no copy; the columns are
-    views into it), read when small."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+    views into it), read when small (with ``os`` calls: no buffered file object)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        size = os.fstat(fd).st_size
         if size == 0:
             return b""
-        if size <= MAP_FROM_BYTES:
-            return fh.read()
-        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        if size > MAP_FROM_BYTES:
+            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        parts = [os.read(fd, size)]
+        while parts[-1] and sum(map(len, parts)) < size:  # a short read (rare)
+            parts.append(os.read(fd, size))
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 def parse_mpr(path: str | Path) -> MprFile:
@@ -371,7 +377,7 @@ def parse_mpr(path: str | Path) -> MprFile:
     The arrays keep the stored dtypes (f4/f8/u2/u4, flags u1) and are read-only views
     into the file's bytes.
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     try:
         buf = _map(path)
     except OSError as err:
@@ -435,7 +441,7 @@ def header_text(mpr: MprFile) -> str:
         lines.append(
             f"Module {m.short_name!r} ({m.long_name}) version {m.version} dated {m.date}, {len(m.data)} bytes"
         )
-    lines.append("Column ids : " + ", ".join(str(i) for i in mpr.column_ids))
+    lines.append("Column ids : " + ", ".join(map(str, mpr.column_ids)))
     lines.append("Columns : " + "\t".join(mpr.columns))
     for cid in mpr.inferred_ids:
         lines.append(
