@@ -1,5 +1,5 @@
 """The .mpr record table's one-pass materialize gives the same values as reading each
-column on its own (blocks of any size, flag columns unpacked)."""
+column on its own (blocks of any size, the small-table path too, flag columns unpacked)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cyclerflow.importers import biologic_mpr
+from cyclerflow.importers import biologic_common, biologic_mpr
 
 VENDOR = Path(__file__).resolve().parents[2] / "fixtures" / "vendor" / "biologic"
 
 
+@pytest.mark.parametrize("small", [0, 10**9])
 @pytest.mark.parametrize("block", [7, 1000, 8192])
 @pytest.mark.parametrize("name", sorted(p.name for p in VENDOR.glob("*.mpr")))
 def test_materialize_equals_column_reads(
-    monkeypatch: pytest.MonkeyPatch, block: int, name: str
+    monkeypatch: pytest.MonkeyPatch, block: int, name: str, small: int
 ) -> None:
     monkeypatch.setattr(biologic_mpr, "BLOCK_RECORDS", block)
+    monkeypatch.setattr(biologic_mpr, "SMALL_RECORDS", small)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = biologic_mpr.parse_mpr(VENDOR / name).columns
@@ -30,6 +32,9 @@ def test_materialize_equals_column_reads(
         assert v.dtype == ("f8" if src.dtype.kind == "f" else "i8"), col
         assert v.flags.c_contiguous
         np.testing.assert_array_equal(v, src.astype(v.dtype), err_msg=col)
+    keep = np.arange(len(table[col])) % 3 != 1
+    for col, v in biologic_common.subset_table(got, keep).items():
+        np.testing.assert_array_equal(v, got[col][keep], err_msg=col)
 
 
 def _restarts_reference(f: np.ndarray, a: int, b: int) -> list[tuple[int, int]]:

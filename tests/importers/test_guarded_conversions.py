@@ -349,8 +349,26 @@ def test_mpt_start_date_beyond_c_long_is_no_traceback(vendor_data, tmp_path, yea
     slash = raw.index(b"/", start)
     p = tmp_path / "x.mpt"
     p.write_bytes(raw[:start] + year.encode() + raw[slash:])
-    data = read_any(p)
+    line = raw[:start].count(b"\n") + 1
+    with pytest.warns(UserWarning, match=f"line {line}: cannot read the acquisition start"):
+        data = read_any(p)
     assert data["spectra"] and all("unix_time_second" not in sp for sp in data["spectra"])
+
+
+@pytest.mark.parametrize("date", [b"31/12/2024 10:00:00", b"yesterday", b"12/31/2024"])
+def test_mpt_unreadable_start_date_warns_naming_its_line(vendor_data, tmp_path, date):
+    """A day-first, missing or partial start date is not dropped silently: one warning
+    names the line, and the rows import without a Unix time."""
+    raw = (vendor_data / "biologic/exampleDataBioLogic.mpt").read_bytes()
+    start = raw.index(b"Acquisition started on : ") + len(b"Acquisition started on : ")
+    end = raw.index(b"\n", start)
+    p = tmp_path / "x.mpt"
+    p.write_bytes(raw[:start] + date + raw[end - (raw[end - 1 : end] == b"\r") :])
+    line = raw[:start].count(b"\n") + 1
+    with pytest.warns(UserWarning, match=f"x.mpt line {line}: cannot read") as got:
+        data = read_any(p)
+    assert len([w for w in got if "acquisition start" in str(w.message)]) == 1
+    assert all("unix_time_second" not in sp for sp in data["spectra"])
 
 
 def test_maccor_header_date_beyond_c_long_is_one_error(tmp_path):

@@ -332,9 +332,10 @@ def _counter_columns(c: _Counters, n: int) -> dict[str, np.ndarray]:
     if c.ns is not None:
         out["vendor_step_index"] = c.ns
         out["step_index"] = c.ns
-        change = np.zeros(n, dtype="i8")
-        change[1:] = c.ns[1:] != c.ns[:-1]
-        out["step_count"] = 1 + np.cumsum(change)
+        count = np.empty(n, dtype="i8")  # 1, then 1 at each change: summed in place
+        count[:1] = 1
+        np.not_equal(c.ns[1:], c.ns[:-1], out=count[1:])
+        out["step_count"] = count.cumsum(out=count)
     return out
 
 
@@ -537,7 +538,7 @@ def table_to_imported(
     Impedance rows are split off first, so the cycling columns are converted for the
     cycling rows only.
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     if "time/s" not in table:
         raise InputError("no 'time/s' column", path=path)
     all_names = list(table)

@@ -55,6 +55,8 @@ DATA_LAYOUTS: dict[int, tuple[int, int]] = {2: (1, 0x195), 3: (1, 0x196), 11: (2
 LOG_START_OFFSET = 585
 #: records converted per block by RecordTable.materialize (a block stays in the CPU cache)
 BLOCK_RECORDS = 8192
+#: tables with fewer records are converted one column at a time (see RecordTable._columns)
+SMALL_RECORDS = 4096
 #: length-prefixed (Pascal) strings in the LOG module: label -> offset of the length byte
 LOG_STRINGS = {
     "Saved on (file)": 593,
@@ -262,28 +264,87 @@ class RecordTable(Mapping[str, np.ndarray]):
         """The records in the boolean mask ``keep``."""
         return RecordTable(self._rec[keep], self._ids, self._layout)
 
-    def materialize(self, names: list[str]) -> dict[str, np.ndarray]:
+    def materialize(self, names: list[str]) -> Mapping[str, np.ndarray]:
         """The named columns as contiguous arrays, float64 (float columns) or int64
         (integer and flag columns), made in one pass over the records.
 
-        The records are walked in blocks that fit in the CPU cache, every column of a
-        block converted before the next block is read: the file's bytes are read from
-        memory once, not once per column."""
-        n = len(self._rec)
-        jobs = []
+        Small tables are converted column by column (:meth:`_columns`); larger ones by
+        :func:`_cast_fields`, a few numpy calls per block of records instead of a few per
+        column and block (2.5x faster on 1M GCPL records). Flag columns are unpacked from
+        the flags byte."""
+        if len(self._rec) < SMALL_RECORDS:
+            return self._columns(names)
+        kinds: dict[str, str] = {}  # non-flag name -> output dtype
+        flags: list[tuple[str, int]] = []
+        for name in names:
+            field_name, mask = self._where[name]
+            if mask:
+                flags.append((name, mask))
+            else:
+                kinds[name] = "f8" if self._rec.dtype[field_name].kind == "f" else "i8"
+        fields = [self._where[name][0] for name in kinds] + ["__flags__"] * bool(flags)
+        k = len(fields)
+        rows = {name: (i, kind) for i, (name, kind) in enumerate(kinds.items())}
+        rows.update((name, (k + j, "i8")) for j, (name, _) in enumerate(flags))
+        block = np.empty((k + len(flags), len(self._rec)), dtype="u8")
+        formats = [*kinds.values(), "i8"][:k]  # the flags byte as int64
+        _cast_fields(self._rec[fields], np.dtype({"names": fields, "formats": formats}), block)
+        cols = Columns(block, {name: rows[name] for name in names})
+        for name, mask in flags:
+            out = cols[name]
+            np.bitwise_and(block[k - 1].view("i8"), mask, out=out)
+            np.right_shift(out, (mask & -mask).bit_length() - 1, out=out)
+        return cols
+
+    def _columns(self, names: list[str]) -> dict[str, np.ndarray]:
+        """The named columns converted one by one (cheaper than the setup of a
+        structured cast on a small table: 23 vs 32 us for 14 columns of 1,588 records)."""
         out: dict[str, np.ndarray] = {}
         for name in names:
             field_name, mask = self._where[name]
-            kind = self._rec.dtype[field_name].kind
-            out[name] = np.empty(n, dtype="f8" if kind == "f" and not mask else "i8")
-            shift = (mask & -mask).bit_length() - 1 if mask else 0
-            jobs.append((out[name], field_name, mask, shift))
-        for a in range(0, n, BLOCK_RECORDS):
-            blk = self._rec[a : a + BLOCK_RECORDS]
-            for dst, field_name, mask, shift in jobs:
-                v = blk[field_name]
-                dst[a : a + len(blk)] = (v & mask) >> shift if mask else v
+            v = self._rec[field_name]
+            if mask:
+                out[name] = ((v & mask) >> ((mask & -mask).bit_length() - 1)).astype("i8")
+            else:
+                out[name] = v.astype("f8" if v.dtype.kind == "f" else "i8")
         return out
+
+
+def _cast_fields(records: np.ndarray, target: np.dtype, block: np.ndarray) -> None:
+    """Cast ``records`` (structured, the fields read) to ``target`` (the same fields as
+    8-byte float64/int64) block by block, one structured cast per block, and write each
+    field into its row of ``block`` (fields x records, 8-byte words)."""
+    k = len(target.names)
+    for a in range(0, len(records), BLOCK_RECORDS):
+        conv = records[a : a + BLOCK_RECORDS].astype(target)
+        block[:k, a : a + len(conv)] = conv.view("u8").reshape(-1, k).T
+
+
+class Columns(Mapping[str, np.ndarray]):
+    """Columns that are the rows of one 2-D block of 8-byte words, each read as float64
+    or int64 (contiguous views); :meth:`subset` filters every column in one call."""
+
+    def __init__(self, block: np.ndarray, rows: dict[str, tuple[int, str]]) -> None:
+        self._block = block
+        self._rows = rows
+        views = {"f8": block.view("f8"), "i8": block.view("i8")}
+        self._cols = {name: views[kind][i] for name, (i, kind) in rows.items()}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._cols[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._cols
+
+    def __iter__(self):
+        return iter(self._cols)
+
+    def __len__(self) -> int:
+        return len(self._cols)
+
+    def subset(self, keep: np.ndarray) -> Columns:
+        """The rows in the boolean mask ``keep`` of every column (one new block)."""
+        return Columns(self._block.compress(keep, axis=1), self._rows)
 
 
 #: files up to this size are read into memory (cheaper than setting up a mapping:
@@ -294,14 +355,20 @@ MAP_FROM_BYTES = 1 << 19
 
 def _map(path: Path) -> bytes | mmap.mmap:
     """The file's bytes, read-only: memory-mapped when large (no copy; the columns are
-    views into it), read when small."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+    views into it), read when small (with ``os`` calls: no buffered file object)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        size = os.fstat(fd).st_size
         if size == 0:
             return b""
-        if size <= MAP_FROM_BYTES:
-            return fh.read()
-        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        if size > MAP_FROM_BYTES:
+            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        parts = [os.read(fd, size)]
+        while parts[-1] and sum(map(len, parts)) < size:  # a short read (rare)
+            parts.append(os.read(fd, size))
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 def parse_mpr(path: str | Path) -> MprFile:
@@ -310,7 +377,7 @@ def parse_mpr(path: str | Path) -> MprFile:
     The arrays keep the stored dtypes (f4/f8/u2/u4, flags u1) and are read-only views
     into the file's bytes.
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     try:
         buf = _map(path)
     except OSError as err:
@@ -374,7 +441,7 @@ def header_text(mpr: MprFile) -> str:
         lines.append(
             f"Module {m.short_name!r} ({m.long_name}) version {m.version} dated {m.date}, {len(m.data)} bytes"
         )
-    lines.append("Column ids : " + ", ".join(str(i) for i in mpr.column_ids))
+    lines.append("Column ids : " + ", ".join(map(str, mpr.column_ids)))
     lines.append("Columns : " + "\t".join(mpr.columns))
     for cid in mpr.inferred_ids:
         lines.append(

@@ -14,6 +14,7 @@ import math
 import mmap
 import os
 import re
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,17 +68,36 @@ def _err(path: Path, msg: str, line: int | None = None) -> InputError:
     return InputError(f"{WHAT}: {msg}", path=path, where=None if line is None else f"line {line}")
 
 
-def _start_time(header: str) -> float | None:
-    m = _START.search(header)
-    if not m:
+class StartDateWarning(UserWarning):
+    """The header's acquisition start could not be read: the rows get no Unix time."""
+
+
+def _start_time(header: str, path: Path | None = None) -> float | None:
+    """The ``Acquisition started on`` date of the header as Unix s (file clock taken as
+    UTC), None when the header has none. A date that cannot be read (a day-first locale,
+    a year no calendar holds, another layout) warns naming its line: the rows still
+    import, their times relative to the start."""
+    at = header.find("Acquisition started on")
+    if at < 0:
         return None
-    mo, d, y, hh, mm, ss = m.groups()
-    try:
-        sec = float(ss.replace(",", "."))
-        dt = datetime(int(y), int(mo), int(d), int(hh), int(mm), tzinfo=UTC)
-    except (ValueError, OverflowError):  # not a date (e.g. a day-first locale): no start time
-        return None
-    return dt.timestamp() + sec
+    m = _START.match(header, at)
+    if m:
+        mo, d, y, hh, mm, ss = m.groups()
+        try:
+            sec = float(ss.replace(",", "."))
+            return datetime(int(y), int(mo), int(d), int(hh), int(mm), tzinfo=UTC).timestamp() + sec
+        except (ValueError, OverflowError):
+            pass
+    end = header.find("\n", at)
+    text = header[at : len(header) if end < 0 else end].rstrip("\r")
+    warnings.warn(
+        f"{WHAT}: {path} line {header.count(chr(10), 0, at) + 1}: cannot read the "
+        f"acquisition start {text!r} (month/day/year hh:mm:ss expected); the rows get no "
+        "Unix time, only times from the start",
+        StartDateWarning,
+        stacklevel=3,
+    )
+    return None
 
 
 def settings_table(header_lines: list[str]) -> dict[str, list[str]]:
@@ -438,7 +458,7 @@ def read(path: str | Path) -> Imported:
     imp = table_to_imported(
         path,
         cols,
-        start_unix=_start_time(header),
+        start_unix=_start_time(header, path),
         technique=technique,
         header=header,
         row_word="line",

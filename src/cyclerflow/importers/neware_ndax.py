@@ -228,52 +228,89 @@ def _decode(path: Path) -> tuple[object, dict, list[str], str]:
     return df, meta, warnings, what
 
 
-def _col(df, name: str, dtype: str = "f8") -> np.ndarray:
-    return np.asarray(df.get_column(name).to_numpy(), dtype=dtype)
+#: fastnda columns stored in mA, mA h, mW h (scaled by 1e-3 to A, A h, W h)
+_MILLI = ("current_mA", "capacity_mAh", "energy_mWh")
+#: fastnda columns taken as float64 as they are (s, V, aux channels)
+_PLAIN = ("total_time_s", "voltage_V", "unix_time_s", "step_time_s")
+#: fastnda integer columns (counters, step type code), widened to int64
+_INTEGERS = ("step_type", "cycle_count", "step_index", "step_count", "index")
 
 
-def _scaled(df, name: str, factor: float) -> np.ndarray:
-    """A column times ``factor`` as a new float64 array, in one pass (the stored float32
-    values are widened to float64 before the product: the same bits as a cast, then a
-    multiplication)."""
-    return np.multiply(df.get_column(name).to_numpy(), factor, dtype="f8")
+def _block(arrays: list[np.ndarray], dtype: str) -> np.ndarray:
+    """Equal-length arrays cast to ``dtype`` in one pass, as the rows of one 2-D block
+    (each row a contiguous array; ``unsafe`` casting, as ``np.asarray(v, dtype)``)."""
+    if not arrays:
+        return np.empty((0, 0), dtype=dtype)
+    return np.concatenate(arrays, dtype=dtype, casting="unsafe").reshape(len(arrays), -1)
 
 
-def _numbering(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
-    """Step type, cycle and step numbers, step time, record index."""
-    if "step_type" in df.columns:
-        stored = df.get_column("step_type").to_numpy()  # uint8: the kind is a table lookup
-        cyc["cycle_count"] = our_cycle_count(stored)
-        cyc["vendor_step_type"] = np.asarray(stored, dtype="i8")
+def _columns(df) -> dict[str, np.ndarray]:
+    """Every fastnda column used, by fastnda name: float64 (mA, mA h, mW h scaled to
+    A, A h, W h; the others as stored) or int64 (``_INTEGERS``).
+
+    The stored float32 / uint32 columns are cast in two passes, one float64 block and
+    one int64 block, instead of one cast per column (each cast paid its allocation and
+    call); float64 columns are used without a copy. A float32 value widened, then
+    multiplied by 1e-3 in float64, has the same bits as before."""
+    have = df.columns
+    stored = {n: df.get_column(n).to_numpy() for n in have}
+    out: dict[str, np.ndarray] = {}
+    milli = [n for n in _MILLI if n in stored]
+    narrow = milli + [
+        n for n in have if (n in _PLAIN or n.startswith("aux")) and stored[n].dtype != np.float64
+    ]
+    floats = _block([stored[n] for n in narrow], "f8")
+    floats[: len(milli)] *= 1e-3
+    out.update(zip(narrow, floats, strict=True))
+    for n in have:
+        if (n in _PLAIN or n.startswith("aux")) and n not in out:
+            out[n] = stored[n]  # already float64: no copy
+    ints = [n for n in _INTEGERS if n in stored]
+    out.update(zip(ints, _block([stored[n] for n in ints], "i8"), strict=True))
+    ordered = {n: out[n] for n in have if n in out}  # the file's column order
+    if "step_type" in stored:
+        ordered["stored step_type"] = stored["step_type"]
+    return ordered
+
+
+def _numbering(
+    col: dict[str, np.ndarray], cyc: dict[str, np.ndarray], units: dict[str, str]
+) -> None:
+    """Step type, cycle and step numbers, step time, record index (``col``: from
+    :func:`_columns`)."""
+    if "step_type" in col:
+        # the stored uint8 codes: the charge/discharge kind is a table lookup
+        cyc["cycle_count"] = our_cycle_count(col["stored step_type"])
+        cyc["vendor_step_type"] = col["step_type"]
         units["vendor_step_type"] = "1"
-    if "cycle_count" in df.columns:
-        cyc["vendor_cycle_index"] = _col(df, "cycle_count", "i8")
+    if "cycle_count" in col:
+        cyc["vendor_cycle_index"] = col["cycle_count"]
         cyc.setdefault("cycle_count", cyc["vendor_cycle_index"])
-    if "step_index" in df.columns:
-        cyc["vendor_step_index"] = _col(df, "step_index", "i8")
+    if "step_index" in col:
+        cyc["vendor_step_index"] = col["step_index"]
         cyc["step_index"] = cyc["vendor_step_index"]
-    if "step_count" in df.columns:
-        cyc["step_count"] = _col(df, "step_count", "i8")
-    if "step_time_s" in df.columns:
-        cyc["step_time_second"] = _col(df, "step_time_s")
+    if "step_count" in col:
+        cyc["step_count"] = col["step_count"]
+    if "step_time_s" in col:
+        cyc["step_time_second"] = col["step_time_s"]
         units["step_time_second"] = "s"
-    if "index" in df.columns:
-        cyc["vendor_record_index"] = _col(df, "index", "i8")
+    if "index" in col:
+        cyc["vendor_record_index"] = col["index"]
         units["vendor_record_index"] = "1"
 
 
-def _capacity_energy(df, cyc: dict[str, np.ndarray]) -> None:
-    """Signed mA h / mW h counters split into charge and discharge columns (A h, W h).
+def _capacity_energy(col: dict[str, np.ndarray], cyc: dict[str, np.ndarray]) -> None:
+    """Signed A h / W h counters split into charge and discharge columns (A h, W h).
 
     Written into preallocated outputs (no temporaries of the column's size)."""
-    if "capacity_mAh" in df.columns:
-        q = _scaled(df, "capacity_mAh", 1e-3)
+    if "capacity_mAh" in col:
+        q = col["capacity_mAh"]  # A h, our own copy: negated in place below
         zero = np.zeros(1)
         cyc["charge_capacity_ampere_hour"] = np.maximum(q, zero)
         np.negative(q, out=q)
         cyc["discharge_capacity_ampere_hour"] = np.maximum(q, zero, out=q)
-    if "energy_mWh" in df.columns:
-        e = _scaled(df, "energy_mWh", 1e-3)
+    if "energy_mWh" in col:
+        e = col["energy_mWh"]  # W h
         charge = np.zeros(len(e))
         discharge = np.zeros(len(e))
         np.copyto(charge, e, where=e > 0)
@@ -282,16 +319,16 @@ def _capacity_energy(df, cyc: dict[str, np.ndarray]) -> None:
         cyc["discharge_energy_watt_hour"] = discharge
 
 
-def _aux(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
+def _aux(col: dict[str, np.ndarray], cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
     """Auxiliary channels: the first non-zero temperature becomes temperature_kelvin;
     every aux column is also kept under its fastnda name."""
-    temps = [c for c in df.columns if c.startswith("aux") and c.endswith("_temperature_degC")]
+    temps = [c for c in col if c.startswith("aux") and c.endswith("_temperature_degC")]
     for c in temps:
-        v = _col(df, c)
+        v = col[c]
         if np.any(v != 0):
             cyc["temperature_kelvin"] = v + 273.15
             break
-    for c in df.columns:
+    for c in list(col):
         if not c.startswith("aux"):
             continue
         base = "".join(ch if ch.isalnum() else "_" for ch in c).strip("_")
@@ -301,7 +338,7 @@ def _aux(df, cyc: dict[str, np.ndarray], units: dict[str, str]) -> None:
             name, unit = base[: -len("_degC")] + "_celsius", "degC"
         else:
             name, unit = base + "_unknown", "1"
-        cyc["neware_" + name] = _col(df, c)
+        cyc["neware_" + name] = col[c]
         units["neware_" + name] = unit
 
 
@@ -317,17 +354,18 @@ def read(path: str | Path) -> Imported:
             raise InputError(f"{WHAT}: the zip holds no .nda/.ndax file", path=path)
         return _read_zipped(path, member)
     df, meta, warnings, _what = _decode(path)
+    col = _columns(df)
     cyc: dict[str, np.ndarray] = {
-        "test_time_second": _col(df, "total_time_s"),
-        "voltage_volt": _col(df, "voltage_V"),
-        "current_ampere": _scaled(df, "current_mA", 1e-3),
+        "test_time_second": col["total_time_s"],
+        "voltage_volt": col["voltage_V"],
+        "current_ampere": col["current_mA"],
     }
-    if "unix_time_s" in df.columns:
-        cyc["unix_time_second"] = _col(df, "unix_time_s")
+    if "unix_time_s" in col:
+        cyc["unix_time_second"] = col["unix_time_s"]
     units: dict[str, str] = {}
-    _numbering(df, cyc, units)
-    _capacity_energy(df, cyc)
-    _aux(df, cyc, units)
+    _numbering(col, cyc, units)
+    _capacity_energy(col, cyc)
+    _aux(col, cyc, units)
     from fastnda.dicts import STEP_TYPE_MAP
 
     header = json.dumps(meta, default=str, ensure_ascii=False)
