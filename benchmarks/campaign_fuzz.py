@@ -22,12 +22,14 @@ pass/fail (tests/reliability runs a short one).
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import re
 import signal
 import tempfile
 import time
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,13 +127,31 @@ def _neware_csv(path: Path, t: np.ndarray, v: np.ndarray, i: np.ndarray) -> Path
     return path
 
 
+def _mutate_member(data: bytes, rng: np.random.Generator) -> bytes:
+    """A zip (``.ndax``, a zipped ``.nda``) written again with one member's bytes mutated
+    by one of the plain kinds: the damage a zip's own CRC does not see at the reader."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zin:
+            members = [(i, zin.read(i)) for i in zin.infolist()]
+    except (zipfile.BadZipFile, OSError):
+        return mutate(data, rng, ("flip",))[0]
+    k = int(rng.integers(0, len(members)))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for j, (info, body) in enumerate(members):
+            zout.writestr(info.filename, mutate(body, rng)[0] if j == k else body)
+    return out.getvalue()
+
+
 def mutate(
     data: bytes, rng: np.random.Generator, kinds: tuple[str, ...] = KINDS
 ) -> tuple[bytes, str]:
     """One seeded mutation of ``data``; returns (mutated bytes, mutation name)."""
+    kind = str(rng.choice(list(kinds)))
+    if kind == "member":
+        return _mutate_member(data, rng), kind
     b = bytearray(data)
     n = len(b)
-    kind = str(rng.choice(list(kinds)))
     a = int(rng.integers(0, max(1, n)))
     span = int(rng.integers(1, max(2, min(4096, n // 4 + 2))))
     if kind == "flip":
@@ -220,7 +240,8 @@ def _imports_as_is(src: Path, work: Path, timeout_s: float) -> bool:
 
 def run_campaign(n: int, *, seed: int = 1, max_bytes: int = 400_000, timeout_s: float = 20.0,
                  root: Path = SHARED, progress: bool = False, start: int = 0,
-                 checkpoint: int = 0, kinds: tuple[str, ...] = KINDS) -> FuzzTally:  # fmt: skip
+                 checkpoint: int = 0, kinds: tuple[str, ...] = KINDS,
+                 suffixes: tuple[str, ...] = ()) -> FuzzTally:  # fmt: skip
     """Mutated files ``start`` .. ``n - 1`` (each seeded by its number, so a campaign can
     be run in parts), spread evenly over the source files; ``checkpoint``: print the
     tally every that many files."""
@@ -233,6 +254,8 @@ def run_campaign(n: int, *, seed: int = 1, max_bytes: int = 400_000, timeout_s: 
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         files += generated_sources(work / "generated")
+        if suffixes:
+            files = [p for p in files if p.suffix.lower() in suffixes]
         files = [p for p in files if _imports_as_is(p, work, timeout_s)]
         blobs = {p: p.read_bytes() for p in files}
         t0 = time.perf_counter()
@@ -269,15 +292,18 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0, help="first mutation number (run in parts)")
     ap.add_argument("--checkpoint", type=int, default=0, help="print the tally every N files")
     ap.add_argument("--kinds", default=",".join(KINDS),
-                    help=f"mutations drawn from (default {','.join(KINDS)}; also: number)")  # fmt: skip
+                    help=f"mutations drawn from (default {','.join(KINDS)}; also: number, member)")  # fmt: skip
+    ap.add_argument("--suffixes", default="",
+                    help="only source files with these suffixes (e.g. .ndax,.zip)")  # fmt: skip
     args = ap.parse_args()
-    unknown = set(args.kinds.split(",")) - {*KINDS, "number"}
+    unknown = set(args.kinds.split(",")) - {*KINDS, "number", "member"}
     if unknown:
         ap.error(f"unknown mutation kind(s) {sorted(unknown)}")
     t0 = time.perf_counter()
     t = run_campaign(args.n, seed=args.seed, max_bytes=args.max_bytes, timeout_s=args.timeout,
                      progress=True, start=args.start, checkpoint=args.checkpoint,
-                     kinds=tuple(args.kinds.split(",")))  # fmt: skip
+                     kinds=tuple(args.kinds.split(",")),
+                     suffixes=tuple(x.lower() for x in args.suffixes.split(",") if x))  # fmt: skip
     print_tally(t, time.perf_counter() - t0)
 
 

@@ -75,6 +75,20 @@ def test_vendor_fuzzing_short_extreme_numbers(shared_data):
     assert t.total("exit 2") > 0 and t.total("imported") > 0
 
 
+def test_ndax_member_fuzzing_short(tmp_path):
+    """A .ndax written again with one member's bytes mutated (its zip CRC then agrees):
+    exit 2 or a correct import, never a traceback or a partial file."""
+    campaign = _load("campaign_fuzz")
+    t = campaign.run_campaign(12, seed=9, root=tmp_path, max_bytes=3_000_000,
+                              kinds=("member",), suffixes=(".ndax",))  # fmt: skip
+    assert t.mutations["member"] == 12 and set(t.by_format) == {
+        "neware/20260302_IFE_BTS85_2_9_8_1.ndax"
+    }
+    assert t.total("traceback") == 0, t.errors
+    assert t.total("partial output") == 0 and t.total("hang") == 0
+    assert t.total("exit 2") > 0
+
+
 @pytest.mark.slow
 def test_instrument_fault_campaign_short():
     """20 faults over 16 channels at once (SMU simulators on linked clocks, PalmSens and
