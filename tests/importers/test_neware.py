@@ -172,3 +172,21 @@ def test_ndax_inside_a_zip(ndax: dict, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"zip member 'a.ndax'") as e:
         neware_ndax.read(z)
     assert str(z) in str(e.value)
+
+
+def test_a_counter_with_a_null_is_refused_not_cast(monkeypatch, tmp_path: Path) -> None:
+    """fastnda hands a counter over as floats when a damaged record decodes to null:
+    a NaN cast to int64 would become -2**63 without a word."""
+    import polars as pl
+
+    real = neware_ndax._decode
+
+    def with_null(path):
+        df, meta, warnings, what = real(path)
+        v = df.get_column("cycle_count").to_numpy().astype("f8")
+        v[7] = np.nan
+        return df.with_columns(pl.Series("cycle_count", v)), meta, warnings, what
+
+    monkeypatch.setattr(neware_ndax, "_decode", with_null)
+    with pytest.raises(InputError, match="'cycle_count': record 7 is not a whole number"):
+        neware_ndax.read(NDAX_PATH)

@@ -244,6 +244,16 @@ def _block(arrays: list[np.ndarray], dtype: str) -> np.ndarray:
     return np.concatenate(arrays, dtype=dtype, casting="unsafe").reshape(len(arrays), -1)
 
 
+def _check_whole(stored: dict[str, np.ndarray], names: list[str]) -> None:
+    """Counters that fastnda handed over as floats (nulls in a damaged record) must be
+    whole and finite: a NaN cast to int64 would become -2**63 without a word."""
+    for n in names:
+        v = stored[n]
+        if v.dtype.kind == "f" and not (np.isfinite(v).all() and (v == np.round(v)).all()):
+            bad = int(np.flatnonzero(~np.isfinite(v) | (v != np.round(v)))[0])
+            raise ValueError(f"column {n!r}: record {bad} is not a whole number ({v[bad]!r})")
+
+
 def _columns(df) -> dict[str, np.ndarray]:
     """Every fastnda column used, by fastnda name: float64 (mA, mA h, mW h scaled to
     A, A h, W h; the others as stored) or int64 (``_INTEGERS``).
@@ -266,6 +276,7 @@ def _columns(df) -> dict[str, np.ndarray]:
         if (n in _PLAIN or n.startswith("aux")) and n not in out:
             out[n] = stored[n]  # already float64: no copy
     ints = [n for n in _INTEGERS if n in stored]
+    _check_whole(stored, ints)
     out.update(zip(ints, _block([stored[n] for n in ints], "i8"), strict=True))
     ordered = {n: out[n] for n in have if n in out}  # the file's column order
     if "step_type" in stored:
@@ -353,8 +364,11 @@ def read(path: str | Path) -> Imported:
         if member is None:
             raise InputError(f"{WHAT}: the zip holds no .nda/.ndax file", path=path)
         return _read_zipped(path, member)
-    df, meta, warnings, _what = _decode(path)
-    col = _columns(df)
+    df, meta, warnings, what = _decode(path)
+    try:
+        col = _columns(df)
+    except ValueError as err:
+        raise InputError(f"{what}: {err}", path=path) from None
     cyc: dict[str, np.ndarray] = {
         "test_time_second": col["total_time_s"],
         "voltage_volt": col["voltage_V"],
