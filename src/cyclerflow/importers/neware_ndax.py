@@ -266,15 +266,12 @@ def _columns(df) -> dict[str, np.ndarray]:
     stored = {n: df.get_column(n).to_numpy() for n in have}
     out: dict[str, np.ndarray] = {}
     milli = [n for n in _MILLI if n in stored]
-    narrow = milli + [
-        n for n in have if (n in _PLAIN or n.startswith("aux")) and stored[n].dtype != np.float64
-    ]
+    plain = [n for n in have if n in _PLAIN or n.startswith("aux")]
+    narrow = milli + [n for n in plain if stored[n].dtype != np.float64]
     floats = _block([stored[n] for n in narrow], "f8")
     floats[: len(milli)] *= 1e-3
     out.update(zip(narrow, floats, strict=True))
-    for n in have:
-        if (n in _PLAIN or n.startswith("aux")) and n not in out:
-            out[n] = stored[n]  # already float64: no copy
+    out.update((n, stored[n]) for n in plain if n not in out)  # float64 already: no copy
     ints = [n for n in _INTEGERS if n in stored]
     _check_whole(stored, ints)
     out.update(zip(ints, _block([stored[n] for n in ints], "i8"), strict=True))

@@ -35,7 +35,8 @@ def read_raw(path: str | Path, fmt: str, *, allow_nul: bool = False) -> bytes:
     unless ``allow_nul``.
     """
     with open_raw(path, fmt, allow_nul=allow_nul) as view:
-        return bytes(view)
+        # a small file was read into bytes already: no second copy (a map is copied)
+        return view.obj if isinstance(view.obj, bytes) else bytes(view)
 
 
 @contextmanager
