@@ -40,7 +40,7 @@ from cyclerflow.importers.textspan import find
 FORMAT = "eis-text"
 EXTENSIONS = (".txt", ".par", ".csv", ".dat")
 #: what :func:`sniff` looks for (said when no reader fits)
-SIGNATURE = "a Z60W/ZView, VersaStudio or CH Instruments header, a column line naming frequency, Z' and Z'', or rows of numbers only"
+SIGNATURE = "a Z60W/ZView, VersaStudio or CH Instruments header, a column line naming frequency with Z' and Z'' (or |Z| and phase), or rows of numbers only"
 
 _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 _OHM = r"(?:[(\[/]\s*(?P<unit>[kmMµu]?(?:ohms?|Ohms?|Ω))\s*[)\]]?)?"
