@@ -1,5 +1,5 @@
 """The .mpr record table's one-pass materialize gives the same values as reading each
-column on its own (blocks of any size, the small-table path too, flag columns unpacked)."""
+column on its own (blocks of any size, flag columns unpacked)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,12 @@ from cyclerflow.importers import biologic_common, biologic_mpr
 VENDOR = Path(__file__).resolve().parents[2] / "fixtures" / "vendor" / "biologic"
 
 
-@pytest.mark.parametrize("small", [0, 10**9])
-@pytest.mark.parametrize("block", [7, 1000, 8192])
+@pytest.mark.parametrize("block", [7, 1000, 65536])
 @pytest.mark.parametrize("name", sorted(p.name for p in VENDOR.glob("*.mpr")))
 def test_materialize_equals_column_reads(
-    monkeypatch: pytest.MonkeyPatch, block: int, name: str, small: int
+    monkeypatch: pytest.MonkeyPatch, block: int, name: str
 ) -> None:
     monkeypatch.setattr(biologic_mpr, "BLOCK_RECORDS", block)
-    monkeypatch.setattr(biologic_mpr, "SMALL_RECORDS", small)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = biologic_mpr.parse_mpr(VENDOR / name).columns

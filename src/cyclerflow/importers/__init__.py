@@ -93,6 +93,22 @@ def detect(path: str | Path) -> ModuleType:
     return (by_ext or hits)[0]
 
 
+def _unrecognised(path: Path, err: InputError) -> InputError:
+    """The BDF CSV reader's error on a table it was given because no reader recognised
+    it (see :func:`detect`), followed by what each of the other readers expected."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    others = [m for m in available_importers() if m.FORMAT != "bdf-csv"]
+    why = "; ".join(
+        f"{m.FORMAT}: {reason}" for m in others for ok, reason in [_sniff(m, path, head)] if not ok
+    )
+    return InputError(
+        f"{err.bare_message} (no other reader recognised the file either: {why})",
+        path=err.path or path,
+        where=err.where,
+    )
+
+
 def _module_for(path: str | Path, fmt: str | None) -> ModuleType:
     if fmt is None:
         return detect(path)
@@ -107,8 +123,17 @@ def _module_for(path: str | Path, fmt: str | None) -> ModuleType:
 def read_any(path: str | Path, fmt: str | None = None) -> Imported:
     """Read one file with the named format, or the detected one."""
     path = Path(path)
-    mod = _module_for(path, fmt)
-    data = mod.read(path)
+    return _read_with(_module_for(path, fmt), path, fmt)
+
+
+def _read_with(mod: ModuleType, path: Path, fmt: str | None) -> Imported:
+    """``mod.read(path)`` with its format and source noted and the result checked."""
+    try:
+        data = mod.read(path)
+    except InputError as err:
+        if fmt is None and mod.FORMAT == "bdf-csv":
+            raise _unrecognised(path, err) from err
+        raise
     data.setdefault("format", mod.FORMAT)
     data.setdefault("source", str(path))
     check_imported(data, path)
@@ -155,11 +180,7 @@ def import_files(
     else:
         parts = []
         for src, mod in zip(sources, mods, strict=True):
-            data = mod.read(Path(src))
-            data.setdefault("format", mod.FORMAT)
-            data.setdefault("source", str(src))
-            check_imported(data, src)
-            parts.append(data)
+            parts.append(_read_with(mod, Path(src), fmt))
             if progress is not None:
                 progress()
         merged = merge_imports(parts)

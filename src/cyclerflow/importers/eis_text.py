@@ -9,9 +9,13 @@
   segment. Amplitude from ``Amplitude (mV RMS)``, date from ``DateAcquired``/``TimeAcquired``.
 - ``chi``: CH Instruments ``A.C. Impedance`` text: free header (``Amplitude (V) = ..``,
   ``Init E (V) = ..``), column line ``Freq/Hz, Z'/ohm, Z"/ohm, Z/ohm, Phase/deg``, rows.
-- ``table``: any delimited text whose column line names frequency, real and imaginary
-  impedance, e.g. Princeton Applied Research Parstat ``Frequency (Hz) Zre (ohms) Zim
-  (ohms)``. Rows with frequency 0 are DC records: with potential, current and time
+- ``table``: any delimited text whose column line names frequency with real and
+  imaginary impedance (Princeton Applied Research Parstat ``Frequency (Hz) Zre (ohms) Zim
+  (ohms)``, Metrohm Nova ``Frequency (Hz);Z' (Ω);-Z'' (Ω)``, Gamry Echem Analyst
+  ``Freq,Zreal,Zimag``), or with modulus and phase (Zahner ``Frequency/Hz
+  Impedance/Ohm Phase/deg``: Re = |Z| cos(phase), Im = |Z| sin(phase), the phase's sign
+  as written unless the column is ``-Phase``). Decimal commas are read when the fields
+  are separated by ``;``, tabs or spaces. Rows with frequency 0 are DC records: with potential, current and time
   columns they become cycling rows (current as printed); each run of rows with
   frequency > 0 is one spectrum. ``-Im(Z)`` / ``-Z''`` columns are negated.
 - ``headerless``: numeric rows only, ``frequency, Z', Z''`` (comma, semicolon, tab or
@@ -36,12 +40,17 @@ from cyclerflow.importers.textspan import find
 FORMAT = "eis-text"
 EXTENSIONS = (".txt", ".par", ".csv", ".dat")
 #: what :func:`sniff` looks for (said when no reader fits)
-SIGNATURE = "a Z60W/ZView, VersaStudio or CH Instruments header, a column line naming frequency, Z' and Z'', or rows of numbers only"
+SIGNATURE = "a Z60W/ZView, VersaStudio or CH Instruments header, a column line naming frequency with Z' and Z'' (or |Z| and phase), or rows of numbers only"
 
 _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 _OHM = r"(?:[(\[/]\s*(?P<unit>[kmMµu]?(?:ohms?|Ohms?|Ω))\s*[)\]]?)?"
 _ZRE = r"(?:z'|zs'|zre(?:al)?|z\s*real|re\s*\(z\))"
 _ZIM = r"(?:z''|zs''|z\"|zim(?:ag|g)?|z\s*imag|im\s*\(z\))"
+#: the modulus: ``|Z|``, ``Z``, ``Zmod``, ``Impedance`` (Nova, Zahner, Gamry exports)
+_ZMOD = r"(?:\|\s*z\s*\||z|zmod|mod\s*\(z\)|impedance)"
+#: the phase angle, with its unit (degrees unless ``rad``)
+_PHASE = r"(?:phase|zphz|phase\s*\(z\)|phi|φ)"
+_DEG = r"(?:[(\[/]\s*(?P<unit>deg(?:rees?)?|°|rad)\s*[)\]]?)?"
 _ROLES = [
     (
         "f",
@@ -50,6 +59,9 @@ _ROLES = [
     ("minus_im", re.compile(r"^-\s*" + _ZIM + r"\s*" + _OHM + "$", re.I)),
     ("re", re.compile(r"^" + _ZRE + r"\s*(?:\(a\))?\s*" + _OHM + "$", re.I)),
     ("im", re.compile(r"^" + _ZIM + r"\s*(?:\(b\))?\s*" + _OHM + "$", re.I)),
+    ("mod", re.compile(r"^" + _ZMOD + r"\s*" + _OHM + "$", re.I)),
+    ("minus_phase", re.compile(r"^-\s*" + _PHASE + r"\s*" + _DEG + "$", re.I)),
+    ("phase", re.compile(r"^" + _PHASE + r"\s*" + _DEG + "$", re.I)),
     ("v", re.compile(r"^(?:potential|e|ewe|voltage)\s*[(\[/]\s*V\s*[)\]]?$", re.I)),
     ("i", re.compile(r"^(?:current|i)\s*[(\[/]\s*A\s*[)\]]?$", re.I)),
     ("t", re.compile(r"^(?:elapsed\s*time|time)\s*[(\[/]\s*s(?:ec)?\s*[)\]]?$", re.I)),
@@ -71,12 +83,20 @@ def _roles(fields: list[str]) -> dict[str, tuple[int, float]]:
                     scale = _OHM_SCALE[unit[0]]
                 if role == "f" and unit[:1] in ("k", "M"):
                     scale = {"k": 1e3, "M": 1e6}[unit[0]]
+                if role.endswith("phase"):
+                    scale = 1.0 if unit.lower() == "rad" else np.pi / 180.0
                 out[role] = (i, scale)
                 break
-    if "minus_im" in out and "im" not in out:
-        i, s = out.pop("minus_im")
-        out["im"] = (i, -s)
+    for signed in ("im", "phase"):
+        if f"minus_{signed}" in out and signed not in out:
+            i, s = out.pop(f"minus_{signed}")
+            out[signed] = (i, -s)
     return out
+
+
+def _complete(roles: dict[str, tuple[int, float]]) -> bool:
+    """Frequency with the real and imaginary parts, or with the modulus and phase."""
+    return "f" in roles and ({"re", "im"} <= set(roles) or {"mod", "phase"} <= set(roles))
 
 
 def _split(line: str) -> tuple[str, list[str]]:
@@ -95,7 +115,7 @@ def _labelled(
         if len(fields) < 3:
             continue
         r = _roles(fields)
-        if {"f", "re", "im"} <= set(r):
+        if _complete(r):
             trailing = d != " " and not fields[-1].strip()  # a separator ending the line
             return k, d, r, len(fields) - trailing
     return None
@@ -171,6 +191,39 @@ def _data_bytes(raw: memoryview, head: list[str], start: int) -> tuple[int, byte
     return start, data_block(raw, start)
 
 
+def _decimal_points(
+    path: Path, rows: bytes | memoryview, sep: str | None, first_line: int
+) -> bytes | memoryview:
+    """Rows written on a decimal-comma locale (``1,5E+03`` between ``;``, tabs or spaces)
+    with points instead. A comma in the first row of a table not separated by commas
+    can only be a decimal comma; a table with both commas and points is refused (a
+    thousands separator cannot be told from a decimal one)."""
+    if sep == ",":
+        return rows
+    first = bytes(rows[:4096]).split(b"\n", 1)[0]
+    if b"," not in first:
+        return rows
+    body = bytes(rows)
+    point = body.find(b".")
+    if point >= 0:
+        line = first_line + body.count(b"\n", 0, point)
+        raise fail(
+            FORMAT, path, "rows mix decimal commas and points: refusing to guess", f"line {line}"
+        )
+    return body.replace(b",", b".")
+
+
+def _cartesian(
+    c: dict[str, np.ndarray], scales: dict[str, float]
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Re(Z) and Im(Z) (ohm) from the modulus and the phase (its sign as written:
+    negative = capacitive; a ``-Phase`` column has been negated by its scale)."""
+    mod = c["mod"] * scales.get("mod", 1.0)
+    phase = c["phase"] * scales["phase"]
+    out = {**c, "re": mod * np.cos(phase), "im": mod * np.sin(phase)}
+    return out, {**scales, "re": 1.0, "im": 1.0}
+
+
 def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
     found = _labelled(lines)
     assert found is not None
@@ -179,10 +232,13 @@ def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
     if not rows:
         raise fail(FORMAT, path, "no data rows after the column line", f"line {start + 1}")
     sep = None if d == " " else d
+    rows = _decimal_points(path, rows, sep, start + 1)
     c = parse_block(
         path, FORMAT, rows, start + 1, {r: i for r, (i, _) in roles.items()}, sep=sep, n_fields=nf
     )
     scales = {r: s for r, (_, s) in roles.items()}
+    if "re" not in c:
+        c, scales = _cartesian(c, scales)
     f = c["f"]
     ac = f > 0
     spectra = []
