@@ -1,4 +1,5 @@
-"""Maccor text exports (tab-separated), both header styles, and split files .001/.002.
+"""Maccor text exports (tab-separated), both header styles, and split files .001/.002;
+Maccor's comma-separated (CSV) export; Maccor's AC impedance export (one spectrum).
 
 Header styles:
 
@@ -17,6 +18,10 @@ checked against the row timestamps when they span enough time. Timestamps withou
 (continuation files .002, .003 ...) take it from the header (``Date of Test`` /
 ``Started``), adding a day whenever the time of day wraps. Naive timestamps are taken
 as UTC.
+
+The CSV export (``Rec,Cycle C,Step,Test Time (sec),...,DPT Time,Temp 1``) is read the
+same way with commas for tabs. Without a state column the current must be signed (see
+:func:`_step_signs`): currents that are all >= 0 while a step's voltage falls are refused.
 """
 
 from __future__ import annotations
@@ -112,7 +117,7 @@ _SCALE = {
 
 def _role(label: str) -> tuple[str | None, str]:
     """(role, unit) of a Maccor column label, e.g. ('test_time', 'min') for 'Test (Min)'."""
-    label = label.strip()
+    label = label.strip().strip('"').strip()
     m = _UNIT.match(label)
     name, unit = (m.group(1), m.group(2)) if m else (label, "")
     key = name.strip().lower()
