@@ -1,8 +1,10 @@
 """hypothesis fuzzing of every text reader (Maccor both layouts and continuation files,
-Arbin CSV incl. empty counters, Gamry incl. decimal comma and aborted sweeps, ZPlot incl.
-ZPlotW, EIS text incl. PowerSuite and spectrometer exports, Neware CSV both variants,
-BDF CSV/Parquet): a mutated file gives InputError (exit 2, no output file) or an import
-whose data is consistent, never a traceback and never a partial output file.
+Maccor CSV export with and without a state column, Maccor durations + FRA step, Maccor AC
+impedance export, Arbin CSV incl. empty counters (real and built) and MITS Pro 8 quoted
+dates, Gamry incl. decimal comma and aborted sweeps, ZPlot incl. ZPlotW, EIS text incl.
+PowerSuite and spectrometer exports, Neware CSV both variants, BDF CSV/Parquet): a mutated
+file gives InputError (exit 2, no output file) or an import whose data is consistent, never
+a traceback and never a partial output file.
 
 Seeds are the real files of fixtures/vendor and, for layouts without a shippable public
 file, the files the format tests build byte by byte."""
@@ -44,6 +46,11 @@ SEEDS = [
     "eis/exampleDataParstat.txt",
     "eis-series/s04147-140deg.txt",
     "biologic/exampleDataBioLogic_MissingFreq.mpt",
+    "maccor/sample_data_maccor.csv",
+    "maccor/maccor_test_file_4267-66-6519.041",
+    "maccor/maccor_test_file_4267-66-6519.EDA0001.041",
+    "arbin/sample_data_arbin.csv",
+    "arbin/2017-05-09_test-TC-contact_CH33.csv",
 ]
 #: larger seeds are cut to their first lines (a whole number of rows) before mutating
 MAX_BYTES = 12_000
@@ -216,8 +223,16 @@ def _arbin_empty_counters(vendor_data) -> bytes:
     return _blank(_seed(vendor_data / "arbin/arbin_example.csv"))
 
 
+def _maccor_csv_with_state(vendor_data) -> bytes:
+    """PyProBE's Maccor CSV export with an MD column added (C on the current step)."""
+    lines = (vendor_data / "maccor/sample_data_maccor.csv").read_text().split("\n")
+    rows = [ln + ("," + ("C" if ln.split(",")[2] == "2" else "R")) for ln in lines[3:]]
+    return "\n".join([*lines[:2], lines[2] + ",MD", *rows]).encode()
+
+
 #: seeds built by the format tests (layouts with no shippable public file): name -> builder
 BUILT = {
+    "maccor_md.csv": _maccor_csv_with_state,
     "neware_uA.csv": lambda vd: _neware("uA"),
     "neware_A.csv": lambda vd: _neware("A"),
     "arbin_empty_counters.csv": _arbin_empty_counters,
@@ -253,6 +268,9 @@ CLI_SEEDS = [
     "eis-series/s04147-140deg.txt",
     "arbin/arbin_example.csv",
     "eis/exampleDataZPlot_noComments.z",
+    "maccor/sample_data_maccor.csv",
+    "maccor/maccor_test_file_4267-66-6519.EDA0001.041",
+    "arbin/sample_data_arbin.csv",
 ]
 
 

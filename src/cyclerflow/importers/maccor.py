@@ -1,4 +1,5 @@
-"""Maccor text exports (tab-separated), both header styles, and split files .001/.002.
+"""Maccor text exports (tab-separated), both header styles, and split files .001/.002;
+Maccor's comma-separated (CSV) export; Maccor's AC impedance export (one spectrum).
 
 Header styles:
 
@@ -17,6 +18,10 @@ checked against the row timestamps when they span enough time. Timestamps withou
 (continuation files .002, .003 ...) take it from the header (``Date of Test`` /
 ``Started``), adding a day whenever the time of day wraps. Naive timestamps are taken
 as UTC.
+
+The CSV export (``Rec,Cycle C,Step,Test Time (sec),...,DPT Time,Temp 1``) is read the
+same way with commas for tabs. Without a state column the current must be signed (see
+:func:`_step_signs`): currents that are all >= 0 while a step's voltage falls are refused.
 """
 
 from __future__ import annotations
@@ -32,7 +37,13 @@ import numpy as np
 import pandas as pd
 
 from cyclerflow.errors import InputError
-from cyclerflow.importers.common import Imported, merge_imports, naive_to_unix, vendor_counts
+from cyclerflow.importers.common import (
+    Imported,
+    merge_imports,
+    naive_to_unix,
+    name_temperature,
+    vendor_counts,
+)
 from cyclerflow.importers.guarded import check_clock, check_dates
 from cyclerflow.importers.textfmt import (
     as_int,
@@ -47,7 +58,12 @@ from cyclerflow.importers.textspan import first_line
 FORMAT = "maccor"
 EXTENSIONS = (".txt", ".csv") + tuple(f".{i:03d}" for i in range(1, 100))
 #: what :func:`sniff` looks for (said when no reader fits)
-SIGNATURE = "a tab-separated Maccor column line (Rec#, Amps/Current, Volts/Voltage, State/Md) in the first 60 lines"
+SIGNATURE = (
+    "a tab- or comma-separated Maccor column line (Rec#/Cyc#, Step, Test Time, Amps/Current, "
+    "Volts/Voltage and State/Md, ES or DPt Time) in the first 60 lines, or 'MACCOR, INC.' "
+    "+ 'AC Impedance' on line 1"
+)
+_EIS_MAGIC = re.compile(rb"^(?:\xef\xbb\xbf)?MACCOR, INC\.[^\r\n]*AC Impedance", re.I)
 
 _ROLE = {
     "rec#": "record",
@@ -74,6 +90,7 @@ _ROLE = {
     "dpt time": "dpt",
     "dpt": "dpt",
     "es": "es",
+    "temp 1": "temperature",
 }
 #: milli-unit exports name the unit in the column (cellpy's Maccor model THREE)
 _PREFIXED = {
@@ -100,7 +117,7 @@ _SCALE = {
 
 def _role(label: str) -> tuple[str | None, str]:
     """(role, unit) of a Maccor column label, e.g. ('test_time', 'min') for 'Test (Min)'."""
-    label = label.strip()
+    label = label.strip().strip('"').strip()
     m = _UNIT.match(label)
     name, unit = (m.group(1), m.group(2)) if m else (label, "")
     key = name.strip().lower()
@@ -112,17 +129,38 @@ def _role(label: str) -> tuple[str | None, str]:
     return role, unit.strip().lower()
 
 
-def _find_columns(lines: Sequence[str], limit: int = 60) -> int | None:
-    """Index of the column-name line (has a record, voltage and state column), or None."""
-    for i, line in enumerate(lines[:limit]):
-        roles = {_role(x)[0] for x in line.split("\t")}
-        if {"record", "voltage", "current", "state"} <= roles:
-            return i
+#: separators a Maccor column line may use: its text export (tab) or a CSV export (comma)
+_SEPARATORS = ("\t", ",")
+#: what a column line must name (plus record or cycle, and state, ES or DPt Time)
+_NEEDED = {"voltage", "current", "step", "test_time"}
+
+
+def _column_roles(line: str, sep: str) -> set[str | None]:
+    return {_role(x)[0] for x in line.split(sep)}
+
+
+def _find_columns(lines: Sequence[str], limit: int = 60) -> tuple[int, str] | None:
+    """(index of the column-name line, its separator), or None.
+
+    The line names voltage, current, step and test time, a record or cycle column, and a
+    Maccor-only one: the state (``State``/``Md``), ``ES`` or ``DPt Time``. Tab-separated
+    text exports come first; a comma-separated line (Maccor's CSV export) is taken when
+    no tab-separated one fits.
+    """
+    for sep in _SEPARATORS:
+        for i, line in enumerate(lines[:limit]):
+            if sep not in line:
+                continue
+            roles = _column_roles(line, sep)
+            if _NEEDED <= roles and roles & {"record", "cycle"} and roles & {"state", "es", "dpt"}:
+                return i, sep
     return None
 
 
 def sniff(path: Path, head: bytes) -> bool:
-    """A Maccor column line (record, current, voltage and state columns) near the top."""
+    """A Maccor column line near the top, or a Maccor AC impedance export."""
+    if _EIS_MAGIC.match(head):
+        return True
     text = head.decode("latin-1")
     lines = text.splitlines()
     if len(text) == len(head) and len(lines) > 1:
@@ -175,10 +213,26 @@ def _header_date(header: Sequence[str]) -> dt.date | None:
                 return dt.datetime.strptime(" ".join(m.groups()), "%d %B %Y").date()
             except ValueError:
                 return None
+        m = re.search(r"Date of Test:[\s,]*(\d{1,2})-([A-Za-z]{3})-(\d{2}(?:\d{2})?)\b", line)
+        if m:  # the CSV export: ``Date of Test:,23-Nov-23 3:56:08 PM``
+            fmt = "%d-%b-%Y" if len(m.group(3)) == 4 else "%d-%b-%y"
+            try:
+                return dt.datetime.strptime("-".join(m.groups()), fmt).date()
+            except ValueError:
+                return None
     return None
 
 
-_DATE_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M", "%Y-%m-%d %H:%M:%S")
+_DATE_FORMATS = (
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%d-%b-%y %I:%M:%S %p",  # the CSV export: ``23-Nov-23 3:56:11 PM``
+    "%d-%b-%y %H:%M:%S",
+    "%d-%b-%Y %I:%M:%S %p",
+    "%d-%b-%Y %H:%M:%S",
+)
 _TIME_FORMATS = ("%H:%M:%S", "%I:%M:%S %p")
 
 
@@ -271,6 +325,7 @@ class _Layout:
     """Where things are in one Maccor export (0-based field indexes)."""
 
     column_line: int  # 0-based index of the column-name line
+    sep: str  # field separator: tab (text export) or comma (CSV export)
     labels: list[str]
     roles: dict[str, tuple[int, str]]  # role -> (field, unit in the label)
     aux: list[tuple[int, int, int | None]]  # (aux number, value field, units field)
@@ -282,16 +337,18 @@ class _Layout:
 def _layout(path: Path, raw: bytes | memoryview) -> _Layout:
     """Find the column line, the role of each column and the first data row."""
     lines = head_lines(raw, 80)  # header discovery only; the rows are parsed from bytes
-    ci = _find_columns(lines)
-    if ci is None:
+    found = _find_columns(lines)
+    if found is None:
         raise fail(
             FORMAT,
             path,
-            "no Maccor column line found (expected tab-separated 'Rec#', 'Amps'/'Current [A]', "
-            "'Volts'/'Voltage [V]', 'State'/'Md' ... in the first 60 lines)",
+            "no Maccor column line found (expected tab- or comma-separated 'Rec#', 'Step', "
+            "'Test (Min)', 'Amps'/'Current [A]', 'Volts'/'Voltage [V]', 'State'/'Md' or "
+            "'DPt Time' ... in the first 60 lines)",
             "line 1",
         )
-    labels = lines[ci].split("\t")
+    ci, sep = found
+    labels = lines[ci].split(sep)
     roles: dict[str, tuple[int, str]] = {}
     aux: list[tuple[int, int, int | None]] = []
     for i, label in enumerate(labels):
@@ -303,7 +360,7 @@ def _layout(path: Path, raw: bytes | memoryview) -> _Layout:
         role, unit = _role(label)
         if role and role not in roles:
             roles[role] = (i, unit)
-    for need in ("test_time", "step", "cycle", "capacity"):
+    for need in ("test_time", "step", "cycle", "capacity", "current", "voltage"):
         if need not in roles:
             raise fail(
                 FORMAT, path, f"missing the {need.replace('_', ' ')} column", f"line {ci + 1}"
@@ -311,10 +368,10 @@ def _layout(path: Path, raw: bytes | memoryview) -> _Layout:
     start = ci + 1
     while start < len(lines) and not lines[start].strip():
         start += 1
-    first_row = lines[start].split("\t") if start < len(lines) else []
+    first_row = lines[start].split(sep) if start < len(lines) else []
     it = roles["test_time"][0]
     duration = it < len(first_row) and re.match(_DURATION, first_row[it]) is not None
-    return _Layout(ci, labels, roles, aux, start + 1, start, duration)
+    return _Layout(ci, sep, labels, roles, aux, start + 1, start, duration)
 
 
 def _parse_rows(path: Path, raw: bytes | memoryview, lay: _Layout) -> dict[str, np.ndarray]:
@@ -324,7 +381,8 @@ def _parse_rows(path: Path, raw: bytes | memoryview, lay: _Layout) -> dict[str, 
         raise fail(
             FORMAT, path, "no data rows after the column line", f"line {lay.column_line + 2}"
         )
-    data = _decimal_point(data)
+    if lay.sep == "\t":
+        data = _decimal_point(data)  # (a comma-separated export cannot hold decimal commas)
     numeric = {r: lay.roles[r][0] for r in _NUMERIC if r in lay.roles}
     text = {r: lay.roles[r][0] for r in ("state", "dpt") if r in lay.roles}
     if lay.duration_time:
@@ -341,7 +399,7 @@ def _parse_rows(path: Path, raw: bytes | memoryview, lay: _Layout) -> dict[str, 
         data,
         lay.first_line,
         numeric,
-        sep="\t",
+        sep=lay.sep,
         n_fields=n_fields,
         text_columns=text,
         arrow_text=True,
@@ -373,6 +431,7 @@ _NUMERIC = (
     "voltage",
     "energy",
     "es",
+    "temperature",
 )
 
 
@@ -398,24 +457,93 @@ def durations(path: Path, values: np.ndarray, name: str, first_line: int) -> np.
     return part["d"] * 86400.0 + part["h"] * 3600.0 + part["m"] * 60.0 + part["s"]
 
 
-def _signed(
-    cols: dict[str, np.ndarray], roles: dict[str, tuple[int, str]]
-) -> dict[str, np.ndarray]:
-    """Current, voltage, capacities and energies in SI, current > 0 on charge rows."""
+def _signed(path: Path, cols: dict[str, np.ndarray], lay: _Layout) -> dict[str, np.ndarray]:
+    """Current, voltage, capacities and energies in SI, current > 0 on charge rows.
+
+    With a state column (``State``/``Md``) the state says what each row is; without one
+    (some CSV exports) the current must be signed: see :func:`_step_signs`.
+    """
+    roles = lay.roles
     out: dict[str, np.ndarray] = {}
-    charge = _state_is(cols["state"], "C")
-    discharge = _state_is(cols["state"], "D")
-    amps = np.abs(cols["current"]) * _SCALE.get(roles["current"][1], 1.0)
-    out["current_ampere"] = np.where(discharge, -amps, np.where(charge, amps, cols["current"]))
+    amps = cols["current"] * _SCALE.get(roles["current"][1], 1.0)
     out["voltage_volt"] = cols["voltage"] * _SCALE.get(roles["voltage"][1], 1.0)
-    cap = cols["capacity"] * _SCALE.get(roles["capacity"][1], 1.0)
+    if "state" in cols:
+        charge = _state_is(cols["state"], "C")
+        discharge = _state_is(cols["state"], "D")
+        out["current_ampere"] = np.where(
+            discharge, -np.abs(amps), np.where(charge, np.abs(amps), amps)
+        )
+        cap = cols["capacity"] * _SCALE.get(roles["capacity"][1], 1.0)
+        energy = cols["energy"] * _SCALE.get(roles["energy"][1], 1.0) if "energy" in cols else None
+    else:
+        sign = _step_signs(path, cols, lay, amps, out["voltage_volt"])
+        charge, discharge = sign > 0, sign < 0
+        out["current_ampere"] = amps
+        # the counters are magnitudes within a step, whatever sign an export prints
+        cap = np.abs(cols["capacity"]) * _SCALE.get(roles["capacity"][1], 1.0)
+        energy = (
+            np.abs(cols["energy"]) * _SCALE.get(roles["energy"][1], 1.0)
+            if "energy" in cols
+            else None
+        )
     out["charge_capacity_ampere_hour"] = np.where(charge, cap, 0.0)
     out["discharge_capacity_ampere_hour"] = np.where(discharge, cap, 0.0)
-    if "energy" in cols:
-        e = cols["energy"] * _SCALE.get(roles["energy"][1], 1.0)
-        out["charge_energy_watt_hour"] = np.where(charge, e, 0.0)
-        out["discharge_energy_watt_hour"] = np.where(discharge, e, 0.0)
+    if energy is not None:
+        out["charge_energy_watt_hour"] = np.where(charge, energy, 0.0)
+        out["discharge_energy_watt_hour"] = np.where(discharge, energy, 0.0)
     return out
+
+
+#: how far a step's voltage may end below where it started and still count as not
+#: falling (about one count of a Maccor 16-bit channel on its 5 V range: 0.15 mV)
+FALL_TOLERANCE_VOLT = 2e-4
+
+
+def _step_signs(
+    path: Path, cols: dict[str, np.ndarray], lay: _Layout, amps: np.ndarray, volts: np.ndarray
+) -> np.ndarray:
+    """+1 on the rows of charge steps, -1 on discharge steps, 0 elsewhere, for an export
+    without a state column (vectorised).
+
+    The current must then carry its sign. A negative current anywhere means it does:
+    each step is charge or discharge by the sign of its current. When every current is
+    >= 0 the file is taken as signed only if no step with current has a voltage that
+    falls (its last row with current more than :data:`FALL_TOLERANCE_VOLT` below its
+    first): all charge-like. A step with current whose voltage falls while no current is
+    negative means the export prints magnitudes: refused, as charge and discharge cannot
+    be told apart.
+    """
+    n = len(amps)
+    new_step = np.concatenate(
+        [[True], (np.diff(cols["cycle"]) != 0) | (np.diff(cols["step"]) != 0)]
+    )
+    step_of_row = np.cumsum(new_step) - 1
+    live = np.flatnonzero(amps != 0)  # rows with current, in order
+    if not len(live):
+        return np.zeros(n, "i8")
+    sid = step_of_row[live]
+    first = live[np.concatenate([[True], sid[1:] != sid[:-1]])]
+    last = live[np.concatenate([sid[1:] != sid[:-1], [True]])]
+    if not (amps < 0).any():
+        falls = np.flatnonzero(volts[last] < volts[first] - FALL_TOLERANCE_VOLT)
+        if len(falls):
+            a, b = int(first[falls[0]]), int(last[falls[0]])
+            raise fail(
+                FORMAT,
+                path,
+                "the export has no state column (State/Md) and its currents are unsigned: "
+                "every current is >= 0, yet the voltage falls under current in step "
+                f"{int(cols['step'][a])} of cycle {int(cols['cycle'][a])} "
+                f"({volts[a]:g} V at line {lay.first_line + a} -> {volts[b]:g} V at line "
+                f"{lay.first_line + b}), so charge cannot be told from discharge: export "
+                "with the State column, or with signed currents",
+                f"line {lay.first_line + a}",
+            )
+    step_sign = np.zeros(int(step_of_row[-1]) + 1, "i8")
+    step_sign[sid[np.concatenate([[True], sid[1:] != sid[:-1]])]] = np.sign(amps[first]).astype(
+        "i8"
+    )
+    return step_sign[step_of_row]
 
 
 def _test_time(
@@ -472,15 +600,105 @@ def stop_events(out: dict[str, np.ndarray], state: np.ndarray) -> list[dict]:
     return events
 
 
+_EIS_COLUMNS = {"f": "Freq(Hz)", "re": "Z'(a)", "im": "Z''(b)"}
+_EIS_EXTRA = {"t": "time(sec)", "vdc": "V-DC", "phase": "Phase_Angle"}
+_EIS_START = re.compile(
+    r"Start Date:\s*(?:[A-Za-z]+,\s*)?([A-Za-z]+\s+\d{1,2},\s*\d{4})\s+"
+    r"Start Time:\s*(\d{1,2}:\d{2}(?::\d{2})?)"
+)
+
+
+def _eis_start(header: Sequence[str]) -> float | None:
+    """Unix s of ``Start Date:  Wednesday, November 2, 2016 Start Time:   15:58``."""
+    for line in header:
+        m = _EIS_START.search(line)
+        if not m:
+            continue
+        day = re.sub(r"\s+", " ", m.group(1).replace(",", ", ")).replace(" ,", ",")
+        clock = m.group(2) if m.group(2).count(":") == 2 else m.group(2) + ":00"
+        try:
+            t = dt.datetime.strptime(f"{day} {clock}", "%B %d, %Y %H:%M:%S")
+        except ValueError:
+            return None
+        return naive_to_unix(t)
+    return None
+
+
+def _read_eis(path: Path, raw: memoryview) -> Imported:
+    """A Maccor AC impedance export (``MACCOR, INC.    AC Impedance Test``) as one spectrum.
+
+    Nine header lines (sweep, file name, ``Start Date: ... Start Time: ...``, a line of
+    instrument settings), a blank line, a tab-separated column line ``Freq(Hz) Polar(V)
+    time(sec) Z'(a) Z''(b) Phase_Angle Z-Mag C(F) Status irg VMag IMag V-DC isg ...``, a
+    blank line, rows. The rows stop after the last column with a value (13 fields under 24
+    names): every row must have the first row's width, which must hold the columns read.
+    ``Z''(b)`` is signed as printed (negative = capacitive; ``Phase_Angle`` is its angle).
+    """
+    lines = head_lines(raw, 60)
+    found = None
+    for i, line in enumerate(lines):
+        names = [x.strip() for x in line.split("\t")]
+        if all(n in names for n in _EIS_COLUMNS.values()):
+            found = i
+            break
+    if found is None:
+        raise fail(
+            FORMAT,
+            path,
+            "Maccor AC impedance export without a column line naming Freq(Hz), Z'(a) and "
+            "Z''(b) in its first 60 lines",
+            "line 1",
+        )
+    start = found + 1
+    while start < len(lines) and not lines[start].strip():
+        start += 1
+    rows = data_block(raw, start)
+    if not rows:
+        raise fail(FORMAT, path, "no data rows after the column line", f"line {found + 2}")
+    width = first_line(rows).rstrip(b"\r").count(b"\t") + 1
+    cols = {k: names.index(n) for k, n in _EIS_COLUMNS.items()}
+    cols.update({k: names.index(n) for k, n in _EIS_EXTRA.items() if n in names})
+    cols = {k: i for k, i in cols.items() if i < width}
+    if width > len(names) or any(k not in cols for k in _EIS_COLUMNS):
+        raise fail(
+            FORMAT,
+            path,
+            f"the first row has {width} fields for {len(names)} names: it must hold "
+            "Freq(Hz), Z'(a) and Z''(b) and no more fields than the column line names",
+            f"line {start + 1}",
+        )
+    c = parse_block(path, FORMAT, rows, start + 1, cols, sep="\t", n_fields=width)
+    header = lines[:found]
+    sweep = next((ln for ln in header if "frequency sweep" in ln.lower()), "")
+    sp: dict[str, Any] = {
+        "frequency_hertz": c["f"],
+        "real_impedance_ohm": c["re"],
+        "imaginary_impedance_ohm": c["im"],
+        "technique": "GEIS" if "current" in sweep.lower() else "PEIS",
+        "source_layout": "maccor-ac-impedance",
+    }
+    if "vdc" in c:
+        sp["dc_level"] = float(c["vdc"][0])
+    t0 = _eis_start(header)
+    if t0 is not None:
+        sp["unix_time_second"] = t0 + (float(c["t"][0]) if "t" in c else 0.0)
+    return name_temperature({"cycling": {}, "spectra": [sp], "header": "\n".join(header)}, path)
+
+
 def read(path: str | Path) -> Imported:
-    """Read one Maccor text export (SI units, BDF names, current > 0 charging)."""
+    """Read one Maccor text export (SI units, BDF names, current > 0 charging), or a
+    Maccor AC impedance export (one spectrum)."""
     path = Path(path)
     with open_raw(path, FORMAT, allow_nul=True) as raw:  # a view: the rows are not copied
+        if _EIS_MAGIC.match(bytes(raw[:200])):
+            return _read_eis(path, raw)
         lay = _layout(path, raw)
         cols = _parse_rows(path, raw, lay)
         header = head_lines(raw, lay.column_line + 1)
-    out = _signed(cols, lay.roles)
+    out = _signed(path, cols, lay)
     warnings = _milli_volts(out, lay.roles)
+    if "temperature" in cols:
+        out["temperature_kelvin"] = _kelvin(path, cols["temperature"], lay)
     unix = _timestamps(path, cols["dpt"], header, lay.first_line) if "dpt" in cols else None
     out["test_time_second"] = _test_time(path, cols, lay, unix)
     if unix is not None:
@@ -497,10 +715,24 @@ def read(path: str | Path) -> Imported:
         "cycling": out,
         "spectra": [],
         "units": units,
-        "events": stop_events(out, cols["state"]),
+        "events": stop_events(out, cols["state"]) if "state" in cols else [],
         "header": "\n".join(header),
         "warnings": warnings,
     }
+
+
+def _kelvin(path: Path, values: np.ndarray, lay: _Layout) -> np.ndarray:
+    """``Temp 1`` in kelvin (printed in degC; ``(C)``/``(K)`` in the label respected)."""
+    field, unit = lay.roles["temperature"]
+    unit = unit.replace("°", "").replace("deg", "").strip().upper()
+    if unit not in ("", "C", "K"):
+        raise fail(
+            FORMAT,
+            path,
+            f"unknown temperature unit {unit!r} in column {lay.labels[field]!r}",
+            f"line {lay.column_line + 1}",
+        )
+    return values if unit == "K" else values + 273.15
 
 
 def _milli_volts(out: dict[str, np.ndarray], roles: dict) -> list[str]:
@@ -529,6 +761,15 @@ def _guess_time_scale(test: np.ndarray, unix: np.ndarray | None) -> float:
                 if abs(ratio / scale - 1) < 0.2:
                     return scale
     return 60.0
+
+
+def _is_eis_export(path: Path) -> bool:
+    """Does the file start like a Maccor AC impedance export?"""
+    try:
+        with open(path, "rb") as fh:
+            return _EIS_MAGIC.match(fh.read(200)) is not None
+    except OSError:
+        return False  # (read() names the missing file)
 
 
 _PART = re.compile(r"\.(\d{3})$")
@@ -577,10 +818,22 @@ def read_many(paths: Sequence[str | Path]) -> Imported:
     must start no earlier (by its timestamps) than the previous one ended; otherwise
     :class:`InputError` names the file out of order. When a part's test time restarts,
     it is continued from the timestamps (or, without them, from the previous part's end).
+    AC impedance exports among the files (``<name>.EDA0001.041`` beside ``<name>.041``)
+    are not parts of the cycling record: their spectra are added to the cell.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no Maccor files given")
+    eis = [p for p in paths if _is_eis_export(p)]
+    cycling = [p for p in paths if p not in eis]
+    if eis:
+        parts = ([read_many(cycling)] if cycling else []) + [read(p) for p in eis]
+        for part, src in zip(parts[-len(eis) :], eis, strict=True):
+            part["source"], part["format"] = str(src), FORMAT
+        merged = merge_imports(parts)
+        merged["format"] = FORMAT
+        merged["source"] = ", ".join(str(p) for p in paths)
+        return merged
     _check_part_order(paths)
     parts = [read(p) for p in paths]
     for p, src in zip(parts, paths, strict=True):
