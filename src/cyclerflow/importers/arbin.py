@@ -26,8 +26,9 @@ import pandas as pd
 from cyclerflow.errors import InputError
 from cyclerflow.importers.common import Imported, check_time_increasing, vendor_counts
 from cyclerflow.importers.guarded import check_clock, check_dates, parse_dates
+from cyclerflow.importers.quoted import unquote
 from cyclerflow.importers.textfmt import as_int, data_block, fail, head_lines, open_raw, parse_block
-from cyclerflow.importers.textspan import find, first_line
+from cyclerflow.importers.textspan import first_line
 from cyclerflow.units import unit_factor
 
 FORMAT = "arbin"
@@ -194,7 +195,7 @@ def _csv_rows(path: Path, raw: memoryview, ole_dates: bool) -> Imported:
     data = data_block(raw, 1)
     if not data:
         raise fail(FORMAT, path, "no data rows after the header", "line 2")
-    data = _unquote(data)
+    data = unquote(data)
     date_idx = next((i for i, m in mapping.items() if m[0] == "unix_time_second"), None)
     # a DateTime printed as Unix seconds (first row tells) is parsed as a number
     epoch = ole_dates or (date_idx is not None and _is_number(data, date_idx))
@@ -217,31 +218,6 @@ def _csv_rows(path: Path, raw: memoryview, ole_dates: bool) -> Imported:
     elif date_idx is not None and not epoch:
         cols["unix_time_second"] = _parse_dates(path, by_label[mapping[date_idx][3]], 2)
     return _finish(path, cols, 2, lines[0], empty=[labels[i] for i in empty])
-
-
-_QUOTED_COMMA = re.compile(rb'"[^"\n]*,[^"\n]*"')
-_QUOTED = re.compile(rb'"[^"\n]*"')
-
-
-def _unquote(data: bytes | memoryview) -> bytes | memoryview:
-    """Rows with their double quotes (and any comma inside quotes) blanked to spaces.
-
-    MITS Pro 8 writes ``1,"<tab>09/20/2024 08:32:34.558",30.0005,...``: the date quoted,
-    with a tab before it. Blanking keeps every byte offset (line numbers in errors stay
-    right); the whitespace is trimmed when a field is read. A comma inside quotes (a text
-    field) is blanked too, so it cannot split the row; a number written with one (``"1,234.5"``)
-    then fails as non-numeric naming its line, never read as two fields.
-    """
-    if find(data, b'"') < 0:
-        return data
-    raw = bytes(data)
-    if _QUOTED_COMMA.search(raw) is None:
-        return raw.replace(b'"', b" ")
-    return _QUOTED.sub(_blank_quoted, raw).replace(b'"', b" ")
-
-
-def _blank_quoted(m: re.Match) -> bytes:
-    return m.group(0).replace(b'"', b" ").replace(b",", b" ")
 
 
 def _is_number(data: bytes | memoryview, index: int) -> bool:

@@ -45,6 +45,7 @@ from cyclerflow.importers.common import (
     vendor_counts,
 )
 from cyclerflow.importers.guarded import check_clock, check_dates
+from cyclerflow.importers.quoted import unquote
 from cyclerflow.importers.textfmt import (
     as_int,
     data_block,
@@ -279,6 +280,26 @@ def _parse_all(path: Path, values: np.ndarray, fmtstr: str, first_line: int) -> 
     return t
 
 
+def _unix_time(
+    path: Path, cols: dict, header: Sequence[str], first_line: int, warnings: list[str]
+) -> np.ndarray | None:
+    """Unix seconds from the DPt Time column; None without one, or when every value is
+    a plain number (a spreadsheet turned the dates into numbers: ``1`` on every row).
+    Then the absolute time is unknown, and a warning says so."""
+    if "dpt" not in cols:
+        return None
+    import pyarrow.compute as pc
+
+    numbers = pc.match_substring_regex(_arrow(cols["dpt"]), r"^\s*[-+]?\d+(\.\d*)?\s*$")
+    if len(numbers) and pc.all(numbers).as_py():
+        warnings.append(
+            f"maccor: DPt Time holds plain numbers ({_text_at(cols['dpt'], 0)!r} on line "
+            f"{first_line}), not dates: the absolute time is not imported"
+        )
+        return None
+    return _timestamps(path, cols["dpt"], header, first_line)
+
+
 def _timestamps(
     path: Path, values: np.ndarray, header: Sequence[str], first_line: int
 ) -> np.ndarray:
@@ -383,6 +404,8 @@ def _parse_rows(path: Path, raw: bytes | memoryview, lay: _Layout) -> dict[str, 
         )
     if lay.sep == "\t":
         data = _decimal_point(data)  # (a comma-separated export cannot hold decimal commas)
+    else:
+        data = unquote(data)  # thousands separators, quoted text (quoted.py)
     numeric = {r: lay.roles[r][0] for r in _NUMERIC if r in lay.roles}
     text = {r: lay.roles[r][0] for r in ("state", "dpt") if r in lay.roles}
     if lay.duration_time:
@@ -699,7 +722,7 @@ def read(path: str | Path) -> Imported:
     warnings = _milli_volts(out, lay.roles)
     if "temperature" in cols:
         out["temperature_kelvin"] = _kelvin(path, cols["temperature"], lay)
-    unix = _timestamps(path, cols["dpt"], header, lay.first_line) if "dpt" in cols else None
+    unix = _unix_time(path, cols, header, lay.first_line, warnings)
     out["test_time_second"] = _test_time(path, cols, lay, unix)
     if unix is not None:
         out["unix_time_second"] = unix
