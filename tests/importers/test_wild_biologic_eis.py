@@ -1,0 +1,102 @@
+"""Real public BioLogic / EIS text files from other labs (fixtures/vendor), against
+independent truth: values parsed here from the file's own text (Python's datetime,
+pandas), the vendor's own columns (``step time/s``), row counts."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cyclerflow.cli import main
+from cyclerflow.errors import InputError
+from cyclerflow.importers import detect, read_any
+
+STAMPED = "biologic/Sample_data_biologic_timestamped.txt"
+NO_HEADER = "biologic/Sample_data_biologic_no_header.mpt"
+
+
+def _table(path: Path, skip: int) -> pd.DataFrame:
+    """The tab-separated rows after ``skip`` header lines, read by pandas (strings)."""
+    text = path.read_bytes().decode("latin-1")
+    body = "\n".join(text.split("\n")[skip:])
+    return pd.read_csv(io.StringIO(body), sep="\t", dtype=str, index_col=False)
+
+
+def test_bt_lab_export_with_dates_in_time_column(vendor_data):
+    """PyProBE's BT-Lab .txt export: ``time/s`` holds ``MM/DD/YYYY hh:mm:ss.fff``."""
+    path = vendor_data / STAMPED
+    assert detect(path).FORMAT == "biologic-mpt"
+    c = read_any(path)["cycling"]
+    ref = _table(path, 97)
+    assert len(ref) == 8 == len(c["test_time_second"])
+    stamps = [
+        datetime.strptime(s, "%m/%d/%Y %H:%M:%S.%f").replace(tzinfo=UTC).timestamp()
+        for s in ref["time/s"]
+    ]
+    start = datetime(2024, 11, 20, 11, 38, 41, 707000, tzinfo=UTC).timestamp()  # header
+    np.testing.assert_allclose(c["unix_time_second"], stamps, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(c["test_time_second"], np.array(stamps) - start, atol=1e-6)
+    assert c["test_time_second"][0] == 0.0 and c["test_time_second"][1] == 6.464
+    # the vendor's own step time (printed to 1e-9 s) runs with the date in step 1
+    step = ref["step time/s"].astype(float).to_numpy()
+    np.testing.assert_allclose(c["test_time_second"][1:], step[1:], rtol=0, atol=1e-3)
+    np.testing.assert_array_equal(c["voltage_volt"], ref["Ecell/V"].astype(float))
+    np.testing.assert_array_equal(c["current_ampere"], ref["I/mA"].astype(float) * 1e-3)
+    assert c["vendor_step_index"].tolist() == [0, 1, 1, 1, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "what"),
+    [
+        ("11/20/2024 11:38:49.171", "20/11/2024 11:38:49.171", 101, "not a date"),
+        ("11/20/2024 11:38:49.171", "11/20/2024 11:38:49.x71", 101, "not a date"),
+        ("11/20/2024 11:38:41.707", "11/20/2024 11:38:40.707", 99, "before the header"),
+        ("11/20/2024 11:38:50.171", "11/20/2024 09:38:50.171", 102, "steps back"),
+    ],
+)
+def test_bad_dates_in_time_column_are_refused(vendor_data, tmp_path, old, new, line, what):
+    raw = (vendor_data / STAMPED).read_bytes()
+    old, new = f"\t{old}\t".encode(), f"\t{new}\t".encode()
+    assert raw.count(old) == 1
+    path = tmp_path / "m.txt"
+    path.write_bytes(raw.replace(old, new))
+    with pytest.raises(InputError, match=rf"line {line}\).*{what}"):
+        read_any(path)
+    out = tmp_path / "c.h5"
+    assert main(["import", str(path), "-o", str(out), "-q"]) == 2
+    assert not out.exists()
+
+
+def test_dates_without_header_start_count_from_the_first_row(vendor_data, tmp_path):
+    """The same rows without the header (a header-less export): time from the first date."""
+    lines = (vendor_data / STAMPED).read_bytes().split(b"\n")
+    path = tmp_path / "m.mpt"
+    path.write_bytes(b"\n".join(lines[97:]))
+    c = read_any(path)["cycling"]
+    assert c["test_time_second"][0] == 0.0 and c["test_time_second"][-1] == 12.464
+    start = datetime(2024, 11, 20, 11, 38, 41, 707000, tzinfo=UTC).timestamp()
+    assert c["unix_time_second"][0] == pytest.approx(start, abs=1e-6)
+
+
+def test_bt_lab_export_without_header(vendor_data, tmp_path):
+    """PyProBE's header-less BT-Lab export (line 1 = 32 names ending with a tab)."""
+    path = vendor_data / NO_HEADER
+    assert detect(path).FORMAT == "biologic-mpt"
+    c = read_any(path)["cycling"]
+    ref = _table(path, 0)
+    assert len(ref) == 16 and len(ref.columns.drop(ref.columns[-1])) == 32  # (last: the tab)
+    np.testing.assert_array_equal(c["test_time_second"], ref["time/s"].astype(float))
+    assert c["test_time_second"][0] == 281672.3801174285
+    np.testing.assert_array_equal(c["voltage_volt"], ref["Ecell/V"].astype(float))
+    np.testing.assert_array_equal(
+        c["temperature_kelvin"], ref["Temperature/\xb0C"].astype(float) + 273.15
+    )
+    assert c["vendor_mode"].tolist() == [3] * 16
+    assert "unix_time_second" not in c  # no header: no acquisition start
+    out = tmp_path / "c.h5"
+    assert main(["import", str(path), "-o", str(out), "-q"]) == 0
