@@ -100,3 +100,48 @@ def test_bt_lab_export_without_header(vendor_data, tmp_path):
     assert "unix_time_second" not in c  # no header: no acquisition start
     out = tmp_path / "c.h5"
     assert main(["import", str(path), "-o", str(out), "-q"]) == 0
+
+
+CP = "biologic/2022-04-06 16_17_23 full set_01_01_CP_DUSB0_C01.mpt"
+CVA_COMMA = "biologic/Pt_poly_cv_CUT.mpt"
+
+
+def test_ec_lab_chronopotentiometry_export(vendor_data):
+    """ixdat's EC-Lab 11.27 CP export (CRLF): charge in coulomb, 'Loop 0 from point
+    number 0 to 10' in the header = 11 rows."""
+    path = vendor_data / CP
+    assert path.read_bytes().count(b"\r\n") == 69
+    assert detect(path).FORMAT == "biologic-mpt"
+    data = read_any(path)
+    c = data["cycling"]
+    ref = _table(path, 58)
+    assert len(ref) == 11 == len(c["test_time_second"])
+    np.testing.assert_array_equal(c["test_time_second"], ref["time/s"].astype(float))
+    np.testing.assert_array_equal(c["voltage_volt"], ref["Ewe/V"].astype(float))
+    np.testing.assert_array_equal(c["current_ampere"], ref["I/mA"].astype(float) * 1e-3)
+    q = ref["(Q-Qo)/C"].astype(float).to_numpy() / 3600
+    np.testing.assert_allclose(c["charge_since_start_ampere_hour"], q, rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(c["counter_electrode_voltage_volt"], ref["Ece/V"].astype(float))
+    start = datetime(2022, 4, 6, 16, 19, 1, tzinfo=UTC).timestamp()
+    assert c["unix_time_second"][0] == start
+
+
+def test_ec_lab_decimal_comma_cva_export(vendor_data):
+    """ixdat's EC-Lab 11.33 CVA export from a decimal-comma PC: every number as written
+    with a comma, read as pandas reads it with decimal=','."""
+    path = vendor_data / CVA_COMMA
+    assert detect(path).FORMAT == "biologic-mpt"
+    c = read_any(path)["cycling"]
+    text = path.read_bytes().decode("latin-1")
+    body = "\n".join(text.split("\n")[72:])
+    ref = pd.read_csv(io.StringIO(body), sep="\t", decimal=",", index_col=False)
+    assert len(ref) == 223 == len(c["test_time_second"])  # points 0 .. 222 of the loop
+    assert c["test_time_second"][0] == 3.289600104471901
+    np.testing.assert_array_equal(c["test_time_second"], ref["time/s"])
+    np.testing.assert_array_equal(c["voltage_volt"], ref["Ewe/V"])
+    np.testing.assert_array_equal(c["current_ampere"], ref["<I>/mA"] * 1e-3)
+    np.testing.assert_array_equal(c["counter_electrode_voltage_volt"], ref["<Ece>/V"])
+    assert c["vendor_cycle_index"][0] == 1 and c["vendor_cycle_index"][-1] == 5
+    assert sorted(set(c["cycle_count"].tolist())) == [1, 2, 3, 4, 5]
+    start = datetime(2020, 7, 29, 10, 31, 1, tzinfo=UTC).timestamp()
+    assert c["unix_time_second"][0] == pytest.approx(start + 3.289600104471901, abs=1e-6)

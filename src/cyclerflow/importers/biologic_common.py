@@ -59,9 +59,13 @@ INTEGER_COLUMNS = frozenset(
 )
 
 #: extra (non-BDF) columns kept: EC-Lab name -> (our name, scale to SI, units)
+#: (a later name giving the same column wins: ``(Q-Qo)/mA.h`` over ``(Q-Qo)/C``, the
+#: instantaneous ``Ece/V`` over the interval mean ``<Ece>/V``)
 EXTRA_COLUMNS: dict[str, tuple[str, float, str]] = {
+    "(Q-Qo)/C": ("charge_since_start_ampere_hour", 1 / 3600, "A h"),
     "(Q-Qo)/mA.h": ("charge_since_start_ampere_hour", 1e-3, "A h"),
     "P/W": ("power_watt", 1.0, "W"),
+    "<Ece>/V": ("counter_electrode_voltage_volt", 1.0, "V"),
     "Ece/V": ("counter_electrode_voltage_volt", 1.0, "V"),
     "step time/s": ("step_time_second", 1.0, "s"),
     "half cycle": ("vendor_half_cycle_index", 1.0, "1"),
