@@ -145,3 +145,59 @@ def test_ec_lab_decimal_comma_cva_export(vendor_data):
     assert sorted(set(c["cycle_count"].tolist())) == [1, 2, 3, 4, 5]
     start = datetime(2020, 7, 29, 10, 31, 1, tzinfo=UTC).timestamp()
     assert c["unix_time_second"][0] == pytest.approx(start + 3.289600104471901, abs=1e-6)
+
+
+def _gamry_rows(path: Path, table_line: str) -> pd.DataFrame:
+    """The rows of the Gamry table whose name line is ``table_line``, read by pandas."""
+    lines = path.read_bytes().decode("latin-1").replace("\r", "").split("\n")
+    at = lines.index(table_line)
+    body = []
+    for ln in lines[at + 3 :]:
+        if not ln.startswith("\t"):
+            break
+        body.append(ln[1:])
+    names = lines[at + 1].strip("\t").split("\t")
+    return pd.read_csv(io.StringIO("\n".join(body)), sep="\t", header=None, names=names)
+
+
+def test_gamry_pwr800_charge_step(vendor_data):
+    """A PWR800 charge step (TAG PWR800_CHARGE): 66 rows of T, Vf, Im; 20 mA charge is
+    positive (Gamry CONVENTION 1, the header's 'Charge Current (A)' 2.00000E-002)."""
+    path = vendor_data / "gamry/ccd_charge_data.dta"
+    assert detect(path).FORMAT == "gamry-dta"
+    c = read_any(path)["cycling"]
+    ref = _gamry_rows(path, "CURVE\tTABLE\t66")
+    assert len(ref) == 66 == len(c["test_time_second"])
+    np.testing.assert_array_equal(c["test_time_second"], ref["T"])
+    np.testing.assert_array_equal(c["voltage_volt"], ref["Vf"])
+    np.testing.assert_array_equal(c["current_ampere"], ref["Im"])
+    assert c["current_ampere"].min() > 0.0199 and c["test_time_second"][-1] == 6.56833
+    start = datetime(2015, 11, 12, 11, 16, 43, tzinfo=UTC).timestamp()
+    assert c["unix_time_second"][0] == pytest.approx(start + 0.1, abs=1e-6)
+
+
+def test_gamry_cycle_summary_is_refused(vendor_data, tmp_path):
+    """PWR800_CYCLICCHARGEDISCHARGE holds one summary row per step (no time series):
+    refused by its TAG, exit 2, no output file."""
+    path = vendor_data / "gamry/ccd_data.dta"
+    assert detect(path).FORMAT == "gamry-dta"
+    with pytest.raises(InputError, match=r"line 2\).*PWR800_CYCLICCHARGEDISCHARGE"):
+        read_any(path)
+    out = tmp_path / "c.h5"
+    assert main(["import", str(path), "-o", str(out), "-q"]) == 2
+    assert not out.exists()
+
+
+def test_gamry_ocp_with_a_date_whose_order_is_unknown(vendor_data):
+    """CORPOT with DATE '10-2-2020' (CRLF, no final newline): 21 rows read; no Unix time
+    (October 2 or 10 February?) and a warning saying so."""
+    path = vendor_data / "gamry/ocp_data.dta"
+    data = read_any(path)
+    c = data["cycling"]
+    ref = _gamry_rows(path, "CURVE\tTABLE\t99999")
+    assert len(ref) == 21 == len(c["test_time_second"])
+    np.testing.assert_array_equal(c["test_time_second"], ref["T"])
+    np.testing.assert_array_equal(c["voltage_volt"], ref["Vf"])
+    assert not c["current_ampere"].any()  # open circuit
+    assert "unix_time_second" not in c
+    assert any("10-2-2020" in w for w in data["warnings"])

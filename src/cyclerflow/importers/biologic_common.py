@@ -32,7 +32,8 @@ from cyclerflow.importers.biologic_columns import FLAG_COLUMNS
 from cyclerflow.importers.common import Imported
 
 #: technique byte of the settings module -> EC-Lab short name (0x04, 0x1D, 0x7F seen in the
-#: vendor files here; the others from public descriptions of the settings module)
+#: vendor files here; the others from public descriptions of the settings module; 0x88
+#: Battery Capacity Determination from yadg's BCD support)
 TECHNIQUES: dict[int, str] = {
     0x04: "GCPL",
     0x06: "CV",
@@ -51,6 +52,7 @@ TECHNIQUES: dict[int, str] = {
     0x76: "coC",
     0x77: "GCPL",
     0x7F: "MB",
+    0x88: "BCD",
 }
 
 #: integer-valued columns (compared exactly; converted to int64)
@@ -89,6 +91,7 @@ TECHNIQUE_TITLES: dict[str, str] = {
     "Constant Current": "coC",
     "Constant Voltage": "coV",
     "Modular Potentio": "MP",
+    "Battery Capacity Determination": "BCD",
 }
 
 #: cell voltage columns, first present wins (BT-Lab names the working-electrode voltage Ecell)
