@@ -1,6 +1,7 @@
 """hypothesis fuzzing of every text reader (Maccor both layouts and continuation files,
-Arbin CSV incl. empty counters, Gamry incl. decimal comma and aborted sweeps, ZPlot incl.
-ZPlotW, EIS text incl. PowerSuite and spectrometer exports, Neware CSV both variants,
+Arbin CSV incl. empty counters, Gamry incl. decimal comma, aborted sweeps and PWR800
+steps, ZPlot incl. ZPlotW, EIS text incl. PowerSuite and spectrometer exports, EC-Lab text
+exports with dates in time/s, without header, decimal comma, Neware CSV both variants,
 BDF CSV/Parquet): a mutated file gives InputError (exit 2, no output file) or an import
 whose data is consistent, never a traceback and never a partial output file.
 
@@ -44,6 +45,13 @@ SEEDS = [
     "eis/exampleDataParstat.txt",
     "eis-series/s04147-140deg.txt",
     "biologic/exampleDataBioLogic_MissingFreq.mpt",
+    "biologic/Sample_data_biologic_timestamped.txt",
+    "biologic/Sample_data_biologic_no_header.mpt",
+    "biologic/2022-04-06 16_17_23 full set_01_01_CP_DUSB0_C01.mpt",
+    "biologic/Pt_poly_cv_CUT.mpt",
+    "gamry/ccd_charge_data.dta",
+    "gamry/ocp_data.dta",
+    "eis/exampleDataBioLogic.txt",
 ]
 #: larger seeds are cut to their first lines (a whole number of rows) before mutating
 MAX_BYTES = 12_000
@@ -253,6 +261,8 @@ CLI_SEEDS = [
     "eis-series/s04147-140deg.txt",
     "arbin/arbin_example.csv",
     "eis/exampleDataZPlot_noComments.z",
+    "biologic/Sample_data_biologic_timestamped.txt",
+    "gamry/ccd_charge_data.dta",
 ]
 
 

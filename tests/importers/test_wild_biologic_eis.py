@@ -201,3 +201,23 @@ def test_gamry_ocp_with_a_date_whose_order_is_unknown(vendor_data):
     assert not c["current_ampere"].any()  # open circuit
     assert "unix_time_second" not in c
     assert any("10-2-2020" in w for w in data["warnings"])
+
+
+def test_ec_lab_three_column_eis_text_with_signed_im(vendor_data, tmp_path):
+    """impedance.py's exampleDataBioLogic.txt: 'freq/Hz Re(Z)/Ohm Im(Z)/Ohm' without the
+    EC-Lab header; Im(Z) is signed as written (not -Im(Z)) and is stored as written.
+    The same spectrum as exampleDataBioLogic.mpt, whose -Im(Z) column is its negative."""
+    path = vendor_data / "eis/exampleDataBioLogic.txt"
+    assert detect(path).FORMAT == "eis-text"
+    (sp,) = read_any(path)["spectra"]
+    ref = _table(path, 0)
+    assert len(ref) == 43 == len(sp["frequency_hertz"])
+    np.testing.assert_array_equal(sp["frequency_hertz"], ref["freq/Hz"].astype(float))
+    np.testing.assert_array_equal(sp["real_impedance_ohm"], ref["Re(Z)/Ohm"].astype(float))
+    np.testing.assert_array_equal(sp["imaginary_impedance_ohm"], ref["Im(Z)/Ohm"].astype(float))
+    assert sp["imaginary_impedance_ohm"][-1] == -2.3458567  # capacitive, as printed
+    (mpt,) = read_any(vendor_data / "eis/exampleDataBioLogic.mpt")["spectra"]
+    np.testing.assert_array_equal(mpt["frequency_hertz"], sp["frequency_hertz"])
+    np.testing.assert_array_equal(mpt["imaginary_impedance_ohm"], sp["imaginary_impedance_ohm"])
+    out = tmp_path / "c.h5"
+    assert main(["import", str(path), "-o", str(out), "-q"]) == 0
