@@ -52,6 +52,8 @@ SEEDS = [
     "gamry/ccd_charge_data.dta",
     "gamry/ocp_data.dta",
     "eis/exampleDataBioLogic.txt",
+    "gamry/EISGALV_EISTest3.DTA",
+    "gamry/550C.0.5V.DTA",
 ]
 #: larger seeds are cut to their first lines (a whole number of rows) before mutating
 MAX_BYTES = 12_000

@@ -221,3 +221,40 @@ def test_ec_lab_three_column_eis_text_with_signed_im(vendor_data, tmp_path):
     np.testing.assert_array_equal(mpt["imaginary_impedance_ohm"], sp["imaginary_impedance_ohm"])
     out = tmp_path / "c.h5"
     assert main(["import", str(path), "-o", str(out), "-q"]) == 0
+
+
+def test_gamry_galvanostatic_eis_written_by_pygamry(vendor_data):
+    """hybrid-drt's GALVEIS file (pygamry): a ZCURVE with no settings lines; GEIS; the
+    TIME has microseconds (21:09:58.727375); Zimag as written."""
+    path = vendor_data / "gamry/EISGALV_EISTest3.DTA"
+    assert detect(path).FORMAT == "gamry-dta"
+    data = read_any(path)
+    (sp,) = data["spectra"]
+    ref = _gamry_rows(path, "ZCURVE\tTABLE")
+    assert len(ref) == 71 == len(sp["frequency_hertz"])
+    for ours, theirs in (("frequency_hertz", "Freq"), ("real_impedance_ohm", "Zreal")):
+        np.testing.assert_array_equal(sp[ours], ref[theirs])
+    np.testing.assert_array_equal(sp["imaginary_impedance_ohm"], ref["Zimag"])
+    assert sp["technique"] == "GEIS" and sp["imaginary_impedance_ohm"][0] == 0.1695821
+    start = datetime(2024, 10, 25, 21, 9, 58, 727375, tzinfo=UTC).timestamp()
+    assert sp["unix_time_second"] == pytest.approx(start + 1.541807, abs=1e-6)
+    assert not data.get("warnings")
+
+
+def test_gamry_eis_with_temperature_in_the_file_name(vendor_data):
+    """bayes-drt's '550C.0.5V.DTA': 550 degC from the name (with a warning), VAC 10 mV
+    rms, VDC -0.5 V vs Eoc, 61 points as pandas reads them."""
+    path = vendor_data / "gamry/550C.0.5V.DTA"
+    data = read_any(path)
+    (sp,) = data["spectra"]
+    ref = _gamry_rows(path, "ZCURVE\tTABLE")
+    assert len(ref) == 61 == len(sp["frequency_hertz"])
+    np.testing.assert_array_equal(sp["frequency_hertz"], ref["Freq"])
+    np.testing.assert_array_equal(sp["real_impedance_ohm"], ref["Zreal"])
+    np.testing.assert_array_equal(sp["imaginary_impedance_ohm"], ref["Zimag"])
+    assert sp["temperature_kelvin"] == pytest.approx(823.15)
+    assert any("550C" in w for w in data["warnings"])
+    assert sp["amplitude"] == 0.01 and sp["dc_level"] == -0.5
+    assert sp["dc_level_vs_open_circuit"] == 1 and sp["technique"] == "PEIS"
+    start = datetime(2020, 8, 31, 16, 39, 19, tzinfo=UTC).timestamp()
+    assert sp["unix_time_second"] == start + 3

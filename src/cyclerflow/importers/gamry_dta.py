@@ -117,11 +117,12 @@ def _start(settings: dict[str, list[str]]) -> float | None:
         t = settings["TIME"][1]
     except (KeyError, IndexError):
         return None
-    for fmtstr in ("%m/%d/%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S"):
-        try:
-            return naive_to_unix(dt.datetime.strptime(f"{d} {t}", fmtstr))
-        except ValueError:
-            continue
+    for day in ("%m/%d/%Y", "%d.%m.%Y", "%Y-%m-%d"):
+        for fmtstr in (f"{day} %H:%M:%S", f"{day} %H:%M:%S.%f"):  # .%f: pygamry's TIME
+            try:
+                return naive_to_unix(dt.datetime.strptime(f"{d} {t}", fmtstr))
+            except ValueError:
+                continue
     return None
 
 
