@@ -258,3 +258,85 @@ def test_gamry_eis_with_temperature_in_the_file_name(vendor_data):
     assert sp["dc_level_vs_open_circuit"] == 1 and sp["technique"] == "PEIS"
     start = datetime(2020, 8, 31, 16, 39, 19, tzinfo=UTC).timestamp()
     assert sp["unix_time_second"] == start + 3
+
+
+def _ec_lab_11_52(title: str, settings: list[str], columns: str, rows: list[str]) -> bytes:
+    """An EC-Lab 11.52 text export in the layout of a public VMP-300 file (Houlbergg/
+    Thesis, no licence: only its layout is used): header, settings, column line, rows."""
+    head = [
+        "EC-Lab ASCII FILE",
+        "Nb header lines : XX                          ",
+        "",
+        title,
+        "",
+        "Run on channel : 15 (SN 19485)",
+        "Acquisition started on : 02/23/2024 16:29:27.631",
+        "Device : VMP-300 (SN 0826)",
+        "EC-Lab for windows v11.52 (software)",
+        "Electrode surface area : 0.001 cm\xb2",
+        "Record EIS quality indicators",
+        "Cycle Definition : Charge/Discharge alternance",
+        *settings,
+        "",
+        columns,
+    ]
+    head[1] = head[1].replace("XX", str(len(head)))
+    return "\r\n".join(head + rows).encode("latin-1")
+
+
+def test_ec_lab_11_52_ocv_export_mean_voltage_and_no_current(tmp_path):
+    """EC-Lab 11.52 writes the OCV export's voltage as '<Ewe/V>' and no current column
+    (was exit 2 'no column for voltage_volt, current_ampere'): the voltage is read and
+    the current is 0 (open circuit), said in the column's attributes."""
+    rows = [
+        "3\t0\t4.999999873689376E-001\t4.5958799E-001",
+        "3\t0\t9.999999747378752E-001\t4.5958668E-001",
+    ]
+    settings = [
+        "tR (h:m:s)          0:01:0.0000         ",
+        "record              <Ewe>               ",
+    ]
+    p = tmp_path / "o_01_OCV_C15.mpt"
+    p.write_bytes(
+        _ec_lab_11_52("Open Circuit Voltage", settings, "mode\terror\ttime/s\t<Ewe/V>\t", rows)
+    )
+    data = read_any(p)
+    c = data["cycling"]
+    assert c["voltage_volt"].tolist() == [0.45958799, 0.45958668]
+    assert c["current_ampere"].tolist() == [0.0, 0.0]
+    assert "open circuit" in data["column_attrs"]["current_ampere"]["derived_from"]
+    start = datetime(2024, 2, 23, 16, 29, 27, 631000, tzinfo=UTC).timestamp()
+    assert c["unix_time_second"][0] == pytest.approx(start + 0.4999999873689376, abs=1e-6)
+
+
+def test_ec_lab_export_without_current_outside_ocv_is_refused(tmp_path):
+    """The same columns under a technique where current flows (CA): no current is not
+    0 there; refused naming the missing column."""
+    rows = ["1\t0\t0.5\t0.45958799"]
+    p = tmp_path / "o_01_CA_C15.mpt"
+    p.write_bytes(
+        _ec_lab_11_52(
+            "Chronoamperometry / Chronocoulometry", [], "mode\terror\ttime/s\t<Ewe/V>\t", rows
+        )
+    )
+    with pytest.raises(InputError, match="current_ampere"):
+        read_any(p)
+
+
+def test_ec_lab_export_of_a_technique_without_rows_is_refused(tmp_path):
+    """A Wait step exported with its column line and no rows (EC-Lab 11.52 writes such
+    files): nothing to import, exit 2 naming the line, no output file."""
+    p = tmp_path / "w_02_WAIT_C15.mpt"
+    p.write_bytes(
+        _ec_lab_11_52(
+            "Wait",
+            ["dt (s)              0.0000              "],
+            "mode\terror\ttime/s\tEwe/V\tI/mA\tP/W\t",
+            [],
+        )
+    )
+    with pytest.raises(InputError, match=r"no data rows"):
+        read_any(p)
+    out = tmp_path / "c.h5"
+    assert main(["import", str(p), "-o", str(out), "-q"]) == 2
+    assert not out.exists()

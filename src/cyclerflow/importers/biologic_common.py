@@ -95,7 +95,10 @@ TECHNIQUE_TITLES: dict[str, str] = {
 }
 
 #: cell voltage columns, first present wins (BT-Lab names the working-electrode voltage Ecell)
-VOLTAGE_COLUMNS = ("Ewe/V", "<Ewe>/V", "Ecell/V", "<Ecell>/V")
+#: (``<Ewe/V>``: EC-Lab 11.52's OCV export names the mean working-electrode voltage so)
+VOLTAGE_COLUMNS = ("Ewe/V", "<Ewe>/V", "<Ewe/V>", "Ecell/V", "<Ecell>/V")
+#: techniques during which no current flows (the cell is at open circuit)
+OPEN_CIRCUIT = frozenset({"OCV"})
 
 OLE_EPOCH_UNIX = -2209161600.0  # 1899-12-30T00:00:00 as Unix time (s)
 
@@ -566,6 +569,9 @@ def table_to_imported(
         current = (None if current[0] is None else current[0][keep], current[1])
     if not from_counter:
         current = _current(path, table, t)
+    if current[0] is None and technique in OPEN_CIRCUIT:
+        # an OCV export has no current column: none flows (Gamry's OCV tables likewise)
+        current = (np.zeros(len(t)), {"derived_from": f"technique {technique}: open circuit"})
     cycling, units, column_attrs = _cycling_columns(path, table, t, start_unix, counters, current)
     missing = [c for c in ("voltage_volt", "current_ampere") if c not in cycling]
     if missing:
