@@ -5,6 +5,7 @@ pandas), the vendor's own columns (``step time/s``), row counts."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -340,3 +341,21 @@ def test_ec_lab_export_of_a_technique_without_rows_is_refused(tmp_path):
     out = tmp_path / "c.h5"
     assert main(["import", str(p), "-o", str(out), "-q"]) == 2
     assert not out.exists()
+
+
+def test_dates_in_time_column_with_dashes(vendor_data, tmp_path):
+    """The same export with the PC's date separator '-' (an EC-Lab 11.52 header writes
+    '04-05-2024'): read month first like the header, same seconds as with '/'."""
+    raw = (vendor_data / STAMPED).read_bytes()
+    dashed = re.sub(rb"(\t|: )11/20/2024", rb"\g<1>11-20-2024", raw)
+    assert dashed.count(b"11-20-2024") == 10
+    path = tmp_path / "m.txt"
+    path.write_bytes(dashed)
+    c = read_any(path)["cycling"]
+    ref = read_any(vendor_data / STAMPED)["cycling"]
+    np.testing.assert_array_equal(c["test_time_second"], ref["test_time_second"])
+    np.testing.assert_array_equal(c["unix_time_second"], ref["unix_time_second"])
+    mixed = dashed.replace(b"\t11-20-2024 11:38:52.171", b"\t11/20/2024 11:38:52.171")
+    path.write_bytes(mixed)
+    with pytest.raises(InputError, match=r"line 104\).*not a date"):
+        read_any(path)

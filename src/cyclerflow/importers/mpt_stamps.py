@@ -24,7 +24,9 @@ from cyclerflow.importers.guarded import check_clock, parse_dates
 
 #: a date and time of day in the first row's ``time/s`` field
 _LOOKS_LIKE_DATE = re.compile(r"^\s*\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}[ T]+\d{1,2}:\d\d")
-#: the forms read (EC-Lab: month/day/year, fraction of s after a point or a comma)
+#: the forms read (EC-Lab: month/day/year, fraction of s after a point or a comma); the
+#: date separator is the PC's (``/``, or ``-`` as in a public EC-Lab 11.52 header
+#: ``04-05-2024``, or ``.``), the order month first as in every EC-Lab header seen
 FORMATS = ("%m/%d/%Y %H:%M:%S.%f", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S,%f")
 #: the first row may precede the header's start by this much (its rounding), s
 _START_SLACK_S = 0.001
@@ -58,9 +60,12 @@ def split_time_field(lines: list[str], j: int) -> tuple[list[str], list[str]]:
 
 
 def _form(text: str) -> str:
-    """The one of :data:`FORMATS` the first row is written in (every row must be)."""
-    clock = text.strip().rpartition(" ")[2]
-    return FORMATS[2] if "," in clock else FORMATS[0] if "." in clock else FORMATS[1]
+    """The one of :data:`FORMATS` the first row is written in (every row must be), with
+    the first row's date separator."""
+    day, _, clock = text.strip().partition(" ")
+    sep = next((c for c in day if c in "/-."), "/")
+    form = FORMATS[2] if "," in clock else FORMATS[0] if "." in clock else FORMATS[1]
+    return form.replace("/", sep)
 
 
 def stamp_seconds(
@@ -74,7 +79,8 @@ def stamp_seconds(
         unix = parse_dates(path, what, "time/s", texts, first, formats=(_form(texts[0]),))
     except InputError as err:
         raise InputError(
-            f"{err.bare_message} (expected month/day/year hh:mm:ss.fff as EC-Lab writes)",
+            f"{err.bare_message} (expected month/day/year hh:mm:ss.fff as EC-Lab writes, "
+            "with the first row's separators)",
             path=path,
             where=err.where,
         ) from None
