@@ -54,6 +54,7 @@ SEEDS = [
     "eis/exampleDataBioLogic.txt",
     "gamry/EISGALV_EISTest3.DTA",
     "gamry/550C.0.5V.DTA",
+    "eis/LIB_data.txt",
 ]
 #: larger seeds are cut to their first lines (a whole number of rows) before mutating
 MAX_BYTES = 12_000

@@ -359,3 +359,19 @@ def test_dates_in_time_column_with_dashes(vendor_data, tmp_path):
     path.write_bytes(mixed)
     with pytest.raises(InputError, match=r"line 104\).*not a date"):
         read_any(path)
+
+
+def test_headerless_eis_with_space_tab_separators(vendor_data):
+    """pyDRTtools' LIB_data.txt: no header, 'value<space><tab>' separators and a space
+    before each line end; read as pandas reads whitespace-separated columns; Z'' signed
+    as written (inductive above ~450 Hz)."""
+    path = vendor_data / "eis/LIB_data.txt"
+    assert detect(path).FORMAT == "eis-text"
+    (sp,) = read_any(path)["spectra"]
+    ref = pd.read_csv(path, sep=r"\s+", header=None)
+    assert ref.shape == (107, 3) and len(sp["frequency_hertz"]) == 107
+    np.testing.assert_array_equal(sp["frequency_hertz"], ref[0])
+    np.testing.assert_array_equal(sp["real_impedance_ohm"], ref[1])
+    np.testing.assert_array_equal(sp["imaginary_impedance_ohm"], ref[2])
+    assert sp["imaginary_impedance_ohm"][0] == 0.00318273902
+    assert sp["imaginary_impedance_ohm"][-1] == -0.0137396762
