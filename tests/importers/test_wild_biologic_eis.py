@@ -375,3 +375,30 @@ def test_headerless_eis_with_space_tab_separators(vendor_data):
     np.testing.assert_array_equal(sp["imaginary_impedance_ohm"], ref[2])
     assert sp["imaginary_impedance_ohm"][0] == 0.00318273902
     assert sp["imaginary_impedance_ohm"][-1] == -0.0137396762
+
+
+_NOVA_COLUMNS = "Frequency (Hz)\tZ' (\u03a9)\t-Z'' (\u03a9)\tZ (\u03a9)\t-Phase (\u00b0)\tTime (s)"
+
+
+def test_eis_table_with_decimal_commas(tmp_path):
+    """A Nova-style tab-separated export written on a decimal-comma PC ('10,5'; was
+    exit 2 'non-numeric value'): read like the point-locale twin; -Z'' negated."""
+    rows = ["100000\t10,5\t0,5\t10,51\t2,7\t0,5", "10000\t11\t2,25\t11,18\t10,3\t1,2"]
+    p = tmp_path / "nova_de.txt"
+    p.write_bytes(("\r\n".join([_NOVA_COLUMNS, *rows]) + "\r\n").encode("utf-8"))
+    twin = tmp_path / "nova_en.txt"
+    twin.write_bytes(p.read_bytes().replace(b",", b"."))
+    (sp,) = read_any(p)["spectra"]
+    (ref,) = read_any(twin)["spectra"]
+    for k in ("frequency_hertz", "real_impedance_ohm", "imaginary_impedance_ohm"):
+        np.testing.assert_array_equal(sp[k], ref[k], err_msg=k)
+    assert sp["real_impedance_ohm"].tolist() == [10.5, 11.0]
+    assert sp["imaginary_impedance_ohm"].tolist() == [-0.5, -2.25]
+
+
+def test_eis_table_mixing_decimal_commas_and_points_is_refused(tmp_path):
+    rows = ["100000\t10,5\t0,5\t10,51\t2,7\t0,5", "10000\t11.0\t2,25\t11,18\t10,3\t1,2"]
+    p = tmp_path / "nova_mixed.txt"
+    p.write_bytes(("\n".join([_NOVA_COLUMNS, *rows]) + "\n").encode("utf-8"))
+    with pytest.raises(InputError, match=r"line 3\).*decimal commas and decimal points"):
+        read_any(p)

@@ -13,7 +13,8 @@
   impedance, e.g. Princeton Applied Research Parstat ``Frequency (Hz) Zre (ohms) Zim
   (ohms)``. Rows with frequency 0 are DC records: with potential, current and time
   columns they become cycling rows (current as printed); each run of rows with
-  frequency > 0 is one spectrum. ``-Im(Z)`` / ``-Z''`` columns are negated.
+  frequency > 0 is one spectrum. ``-Im(Z)`` / ``-Z''`` columns are negated. A tab-,
+  semicolon- or space-separated table with decimal commas (``10,5``) is read with them.
 - ``headerless``: numeric rows only, ``frequency, Z', Z''`` (comma, semicolon, tab or
   space separated), ``Z''`` signed.
 
@@ -171,6 +172,30 @@ def _data_bytes(raw: memoryview, head: list[str], start: int) -> tuple[int, byte
     return start, data_block(raw, start)
 
 
+_COMMA_DIGITS = re.compile(rb"\d,\d")
+_POINT_DIGITS = re.compile(rb"\d\.\d")
+
+
+def _decimal_comma(path: Path, rows: bytes | memoryview, first: int) -> bytes | memoryview:
+    """Rows of a tab-, semicolon- or space-separated table written on a decimal-comma PC
+    (Nova, Parstat ... on a German/French locale: ``10,5``) with the comma turned into a
+    point; unchanged when no comma sits between digits. A table mixing decimal commas
+    and points is refused naming the first line with a point (no guess)."""
+    body = bytes(rows)
+    if b"," not in body or not _COMMA_DIGITS.search(body):
+        return rows
+    m = _POINT_DIGITS.search(body)
+    if m:
+        line = first + body.count(b"\n", 0, m.start())
+        raise fail(
+            FORMAT,
+            path,
+            "the table mixes decimal commas and decimal points: refusing to guess",
+            f"line {line}",
+        )
+    return body.replace(b",", b".")
+
+
 def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
     found = _labelled(lines)
     assert found is not None
@@ -179,6 +204,8 @@ def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
     if not rows:
         raise fail(FORMAT, path, "no data rows after the column line", f"line {start + 1}")
     sep = None if d == " " else d
+    if d != ",":
+        rows = _decimal_comma(path, rows, start + 1)
     c = parse_block(
         path, FORMAT, rows, start + 1, {r: i for r, (i, _) in roles.items()}, sep=sep, n_fields=nf
     )
