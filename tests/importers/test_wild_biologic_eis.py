@@ -402,3 +402,19 @@ def test_eis_table_mixing_decimal_commas_and_points_is_refused(tmp_path):
     p.write_bytes(("\n".join([_NOVA_COLUMNS, *rows]) + "\n").encode("utf-8"))
     with pytest.raises(InputError, match=r"line 3\).*decimal commas and decimal points"):
         read_any(p)
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_headerless_eis_with_decimal_commas(tmp_path, sep):
+    """'f;Z';Z''' rows with decimal commas (a comma cannot separate there): read like
+    the point twin; a comma-separated header-less file keeps commas as separators."""
+    rows = ["100000", "10,5", "-0,5"], ["10000", "11", "-2,25"], ["1000", "15", "-6"]
+    p = tmp_path / "hl_de.txt"
+    p.write_text("\n".join(sep.join(r) for r in rows) + "\n")
+    (sp,) = read_any(p)["spectra"]
+    assert sp["real_impedance_ohm"].tolist() == [10.5, 11.0, 15.0]
+    assert sp["imaginary_impedance_ohm"].tolist() == [-0.5, -2.25, -6.0]
+    mixed = tmp_path / "hl_mixed.txt"
+    mixed.write_text(p.read_text().replace("-6", "-6.5"))
+    with pytest.raises(InputError, match=r"line 3\).*decimal commas and decimal points"):
+        read_any(mixed)

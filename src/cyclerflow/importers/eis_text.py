@@ -16,7 +16,7 @@
   frequency > 0 is one spectrum. ``-Im(Z)`` / ``-Z''`` columns are negated. A tab-,
   semicolon- or space-separated table with decimal commas (``10,5``) is read with them.
 - ``headerless``: numeric rows only, ``frequency, Z', Z''`` (comma, semicolon, tab or
-  space separated), ``Z''`` signed.
+  space separated; decimal commas in tab/semicolon rows), ``Z''`` signed.
 
 All these exports print the imaginary part signed (negative = capacitive) unless the
 column is named ``-Z''``/``-Im(Z)``. Naive dates are taken as UTC.
@@ -40,6 +40,8 @@ EXTENSIONS = (".txt", ".par", ".csv", ".dat")
 SIGNATURE = "a Z60W/ZView, VersaStudio or CH Instruments header, a column line naming frequency, Z' and Z'', or rows of numbers only"
 
 _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+#: a number with a decimal comma (``-0,5``, ``1,25E-003``): read in tab/semicolon rows
+_COMMA_NUMBER = re.compile(r"^[-+]?\d+,\d+(?:[eE][-+]?\d+)?$")
 _OHM = r"(?:[(\[/]\s*(?P<unit>[kmMµu]?(?:ohms?|Ohms?|Ω))\s*[)\]]?)?"
 _ZRE = r"(?:z'|zs'|zre(?:al)?|z\s*real|re\s*\(z\))"
 _ZIM = r"(?:z''|zs''|z\"|zim(?:ag|g)?|z\s*imag|im\s*\(z\))"
@@ -107,9 +109,10 @@ def _numeric_fields(line: str) -> list[str] | None:
     fields = [x.strip() for x in fields]
     if d == " ":
         fields = line.split()
+    comma_ok = d in ("\t", ";")  # (a comma there cannot be a separator)
     if (
         len(fields) >= 3
-        and all(_NUMBER.match(x) for x in fields if x)
+        and all(_NUMBER.match(x) or (comma_ok and _COMMA_NUMBER.match(x)) for x in fields if x)
         and sum(1 for x in fields if x) >= 3
     ):
         return fields
@@ -425,6 +428,8 @@ def _read_headerless(path: Path, lines: list[str], raw: memoryview) -> Imported:
     d, fields = _split(lines[start].strip())
     sep = None if d == " " else d
     nf = len(fields) - (sep is not None and not fields[-1].strip())
+    if d in ("\t", ";"):
+        rows = _decimal_comma(path, rows, start + 1)
     c = parse_block(path, FORMAT, rows, start + 1, {"f": 0, "re": 1, "im": 2}, sep=sep, n_fields=nf)
     return {"cycling": {}, "spectra": [_spectrum(c, {}, technique="PEIS")], "header": ""}
 
