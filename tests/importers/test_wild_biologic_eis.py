@@ -418,3 +418,16 @@ def test_headerless_eis_with_decimal_commas(tmp_path, sep):
     mixed.write_text(p.read_text().replace("-6", "-6.5"))
     with pytest.raises(InputError, match=r"line 3\).*decimal commas and decimal points"):
         read_any(mixed)
+
+
+def test_ec_lab_export_saved_as_utf8_keeps_its_unit_columns(vendor_data, tmp_path):
+    """The timestamped export re-saved as UTF-8 ('Temperature/°C' as two bytes): the
+    temperature column is still found (it was dropped as 'Temperature/Â°C')."""
+    raw = (vendor_data / STAMPED).read_bytes()
+    p = tmp_path / "utf8.txt"
+    p.write_bytes(raw.decode("latin-1").encode("utf-8"))
+    assert b"\xc2\xb0C" in p.read_bytes()
+    c = read_any(p)["cycling"]
+    ref = read_any(vendor_data / STAMPED)["cycling"]
+    assert sorted(c) == sorted(ref)
+    np.testing.assert_array_equal(c["temperature_kelvin"], ref["temperature_kelvin"])

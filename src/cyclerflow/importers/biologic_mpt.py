@@ -240,8 +240,18 @@ def _header_lines(path: Path, raw: bytes | mmap.mmap, lines: list[str]) -> int:
     return nhead
 
 
+def _utf8_or_latin1(line: str) -> str:
+    """A Latin-1-decoded line as UTF-8 when its bytes are valid UTF-8 (an export saved
+    as UTF-8 writes ``°`` as two bytes); else unchanged (a lone Latin-1 ``°`` byte is
+    never valid UTF-8, so the two cannot be confused)."""
+    try:
+        return line.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return line
+
+
 def _column_names(path: Path, line: str, nhead: int) -> list[str]:
-    names = line.rstrip("\r").split("\t")
+    names = _utf8_or_latin1(line).rstrip("\r").split("\t")
     if names and names[-1] == "":
         names = names[:-1]
     if "time/s" not in names:
