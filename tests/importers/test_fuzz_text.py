@@ -227,8 +227,21 @@ def _arbin_empty_counters(vendor_data) -> bytes:
     return _blank(_seed(vendor_data / "arbin/arbin_example.csv"))
 
 
+def _polar_eis(vendor_data) -> bytes:
+    """LIB_data.txt's spectrum as an impedance-analyser table of |Z| and phase."""
+    (sp,) = read_any(vendor_data / "eis/LIB_data.txt")["spectra"]
+    z = sp["real_impedance_ohm"] + 1j * sp["imaginary_impedance_ohm"]
+    rows = [
+        f"{k}\t{float(f)!r}\t{float(abs(v))!r}\t{float(np.degrees(np.angle(v)))!r}"
+        for k, (f, v) in enumerate(zip(sp["frequency_hertz"], z, strict=True))
+    ]
+    head = "IMPEDANCE MEASUREMENT\nIndex #\tFrequency (Hz)\tImpedance (ohm)\tPhase (degrees)\n"
+    return (head + "\n".join(rows) + "\n").encode()
+
+
 #: seeds built by the format tests (layouts with no shippable public file): name -> builder
 BUILT = {
+    "eis_polar.txt": _polar_eis,
     "neware_uA.csv": lambda vd: _neware("uA"),
     "neware_A.csv": lambda vd: _neware("A"),
     "arbin_empty_counters.csv": _arbin_empty_counters,

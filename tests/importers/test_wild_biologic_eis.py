@@ -431,3 +431,37 @@ def test_ec_lab_export_saved_as_utf8_keeps_its_unit_columns(vendor_data, tmp_pat
     ref = read_any(vendor_data / STAMPED)["cycling"]
     assert sorted(c) == sorted(ref)
     np.testing.assert_array_equal(c["temperature_kelvin"], ref["temperature_kelvin"])
+
+
+@pytest.mark.parametrize(
+    ("mod_name", "phase_name", "sign"),
+    [("Impedance (ohm)", "Phase (degrees)", 1), ("Z (\u03a9)", "-Phase (\u00b0)", -1)],
+)
+def test_eis_table_with_modulus_and_phase_only(vendor_data, tmp_path, mod_name, phase_name, sign):
+    """An impedance-analyser table with free text, then 'Index # / Frequency (Hz) /
+    Impedance (ohm) / Phase (degrees)' (the layout of a public file; was exit 2): Z' and
+    Z'' from |Z| and the phase. Truth: the real LIB_data.txt spectrum written in polar
+    form to 17 digits comes back to 1e-12."""
+    (ref,) = read_any(vendor_data / "eis/LIB_data.txt")["spectra"]
+    z = ref["real_impedance_ohm"] + 1j * ref["imaginary_impedance_ohm"]
+    lines = ["IMPEDANCE MEASUREMENT ", "Driving voltage (V): 1.000E-2", "# freq steps: 107"]
+    lines.append(f"Index #\tFrequency (Hz)\t{mod_name}\t{phase_name}")
+    for k, (f, zk) in enumerate(zip(ref["frequency_hertz"], z, strict=True)):
+        ph = sign * float(np.degrees(np.angle(zk)))
+        lines.append(f"{k}\t{float(f)!r}\t{float(abs(zk))!r}\t{ph!r}")
+    p = tmp_path / "polar.txt"
+    p.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    assert detect(p).FORMAT == "eis-text"
+    (sp,) = read_any(p)["spectra"]
+    np.testing.assert_array_equal(sp["frequency_hertz"], ref["frequency_hertz"])
+    np.testing.assert_allclose(sp["real_impedance_ohm"], z.real, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(sp["imaginary_impedance_ohm"], z.imag, rtol=1e-10, atol=1e-15)
+    assert sp["derived_from"] == "|Z| and phase (degrees)"
+
+
+def test_eis_table_with_phase_in_radians_is_not_read(tmp_path):
+    """A phase without a degree unit (or in rad) is not taken: no guess of the unit."""
+    p = tmp_path / "polar_rad.txt"
+    p.write_text("Frequency (Hz)\tImpedance (ohm)\tPhase (rad)\n1000\t10\t-0.5\n100\t12\t-0.7\n")
+    with pytest.raises(InputError):
+        read_any(p)

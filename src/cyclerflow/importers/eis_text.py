@@ -13,7 +13,9 @@
   impedance, e.g. Princeton Applied Research Parstat ``Frequency (Hz) Zre (ohms) Zim
   (ohms)``. Rows with frequency 0 are DC records: with potential, current and time
   columns they become cycling rows (current as printed); each run of rows with
-  frequency > 0 is one spectrum. ``-Im(Z)`` / ``-Z''`` columns are negated. A tab-,
+  frequency > 0 is one spectrum. ``-Im(Z)`` / ``-Z''`` columns are negated. A table
+  printing only ``|Z|`` and a phase in degrees (``Impedance (ohm)``, ``Phase (degrees)``;
+  ``-Phase`` negated) gives Z' = |Z| cos, Z'' = |Z| sin, marked ``derived_from``. A tab-,
   semicolon- or space-separated table with decimal commas (``10,5``) is read with them.
 - ``headerless``: numeric rows only, ``frequency, Z', Z''`` (comma, semicolon, tab or
   space separated; decimal commas in tab/semicolon rows), ``Z''`` signed.
@@ -43,6 +45,8 @@ _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 #: a number with a decimal comma (``-0,5``, ``1,25E-003``): read in tab/semicolon rows
 _COMMA_NUMBER = re.compile(r"^[-+]?\d+,\d+(?:[eE][-+]?\d+)?$")
 _OHM = r"(?:[(\[/]\s*(?P<unit>[kmMµu]?(?:ohms?|Ohms?|Ω))\s*[)\]]?)?"
+#: a phase unit in degrees (a phase without it, or in radians, is not taken)
+_DEG = r"[(\[/]\s*(?:deg(?:rees?)?|°)\s*[)\]]?"
 _ZRE = r"(?:z'|zs'|zre(?:al)?|z\s*real|re\s*\(z\))"
 _ZIM = r"(?:z''|zs''|z\"|zim(?:ag|g)?|z\s*imag|im\s*\(z\))"
 _ROLES = [
@@ -53,6 +57,10 @@ _ROLES = [
     ("minus_im", re.compile(r"^-\s*" + _ZIM + r"\s*" + _OHM + "$", re.I)),
     ("re", re.compile(r"^" + _ZRE + r"\s*(?:\(a\))?\s*" + _OHM + "$", re.I)),
     ("im", re.compile(r"^" + _ZIM + r"\s*(?:\(b\))?\s*" + _OHM + "$", re.I)),
+    # polar columns, used only when the table has no Z'/Z'' (|Z| and phase in degrees)
+    ("mod", re.compile(r"^(?:\|z\||z|zmod|impedance|modulus)\s*" + _OHM + "$", re.I)),
+    ("minus_phase", re.compile(r"^-\s*phase(?:\s*\(z\))?\s*" + _DEG + "$", re.I)),
+    ("phase", re.compile(r"^phase(?:\s*\(z\))?\s*" + _DEG + "$", re.I)),
     ("v", re.compile(r"^(?:potential|e|ewe|voltage)\s*[(\[/]\s*V\s*[)\]]?$", re.I)),
     ("i", re.compile(r"^(?:current|i)\s*[(\[/]\s*A\s*[)\]]?$", re.I)),
     ("t", re.compile(r"^(?:elapsed\s*time|time)\s*[(\[/]\s*s(?:ec)?\s*[)\]]?$", re.I)),
@@ -79,6 +87,9 @@ def _roles(fields: list[str]) -> dict[str, tuple[int, float]]:
     if "minus_im" in out and "im" not in out:
         i, s = out.pop("minus_im")
         out["im"] = (i, -s)
+    if "minus_phase" in out and "phase" not in out:
+        i, s = out.pop("minus_phase")
+        out["phase"] = (i, -s)
     return out
 
 
@@ -98,7 +109,7 @@ def _labelled(
         if len(fields) < 3:
             continue
         r = _roles(fields)
-        if {"f", "re", "im"} <= set(r):
+        if {"f", "re", "im"} <= set(r) or {"f", "mod", "phase"} <= set(r):
             trailing = d != " " and not fields[-1].strip()  # a separator ending the line
             return k, d, r, len(fields) - trailing
     return None
@@ -175,6 +186,18 @@ def _data_bytes(raw: memoryview, head: list[str], start: int) -> tuple[int, byte
     return start, data_block(raw, start)
 
 
+def _from_polar(
+    c: dict[str, np.ndarray], scales: dict[str, float]
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Z' = |Z| cos(phase), Z'' = |Z| sin(phase) (phase in degrees as printed, negative =
+    capacitive; a ``-Phase`` column negated), for a table that prints only |Z| and phase
+    (impedance analysers). The values are computed, not printed: the spectrum says so."""
+    mod = c["mod"] * scales.get("mod", 1.0)
+    ph = np.deg2rad(c["phase"] * scales.get("phase", 1.0))
+    out = {**c, "re": mod * np.cos(ph), "im": mod * np.sin(ph)}
+    return out, {**scales, "re": 1.0, "im": 1.0}
+
+
 _COMMA_DIGITS = re.compile(rb"\d,\d")
 _POINT_DIGITS = re.compile(rb"\d\.\d")
 
@@ -213,6 +236,9 @@ def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
         path, FORMAT, rows, start + 1, {r: i for r, (i, _) in roles.items()}, sep=sep, n_fields=nf
     )
     scales = {r: s for r, (_, s) in roles.items()}
+    polar = "re" not in c or "im" not in c
+    if polar:
+        c, scales = _from_polar(c, scales)
     f = c["f"]
     ac = f > 0
     spectra = []
@@ -224,6 +250,8 @@ def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
             attrs["elapsed_time_second"] = float(part["t"][0])
         if "v" in part:
             attrs["dc_level"] = float(np.median(part["v"]))
+        if polar:
+            attrs["derived_from"] = "|Z| and phase (degrees)"
         spectra.append(_spectrum(part, scales, technique="PEIS", **attrs))
     if not spectra:
         raise fail(FORMAT, path, "no rows with frequency > 0", f"line {start + 1}")
