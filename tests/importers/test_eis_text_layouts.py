@@ -76,7 +76,7 @@ def test_decimal_commas_mixed_with_points_are_refused(tmp_path: Path) -> None:
     ]
     rows[7] = rows[7].replace(",", ".", 1)
     path = _write(tmp_path / "mixed.txt", "Frequency [Hz];Z' [Ohm];Z'' [Ohm]", rows)
-    with pytest.raises(InputError, match="mix decimal commas and points") as err:
+    with pytest.raises(InputError, match="mixes decimal commas and decimal points") as err:
         read_any(path)
     assert "line 9" in str(err.value)
 

@@ -1,10 +1,11 @@
 """hypothesis fuzzing of every text reader (Maccor both layouts and continuation files,
 Maccor CSV export with and without a state column, Maccor durations + FRA step, Maccor AC
 impedance export, Arbin CSV incl. empty counters (real and built) and MITS Pro 8 quoted
-dates, Gamry incl. decimal comma and aborted sweeps, ZPlot incl. ZPlotW, EIS text incl.
-PowerSuite and spectrometer exports, Neware CSV both variants, BDF CSV/Parquet): a mutated
-file gives InputError (exit 2, no output file) or an import whose data is consistent, never
-a traceback and never a partial output file.
+dates, Gamry incl. decimal comma, aborted sweeps and PWR800 steps, ZPlot incl. ZPlotW, EIS
+text incl. PowerSuite, spectrometer and |Z|/phase exports, EC-Lab text exports with dates
+in time/s, without header, decimal comma, Neware CSV both variants, BDF CSV/Parquet): a
+mutated file gives InputError (exit 2, no output file) or an import whose data is
+consistent, never a traceback and never a partial output file.
 
 Seeds are the real files of fixtures/vendor and, for layouts without a shippable public
 file, the files the format tests build byte by byte."""
@@ -51,6 +52,16 @@ SEEDS = [
     "maccor/maccor_test_file_4267-66-6519.EDA0001.041",
     "arbin/sample_data_arbin.csv",
     "arbin/2017-05-09_test-TC-contact_CH33.csv",
+    "biologic/Sample_data_biologic_timestamped.txt",
+    "biologic/Sample_data_biologic_no_header.mpt",
+    "biologic/2022-04-06 16_17_23 full set_01_01_CP_DUSB0_C01.mpt",
+    "biologic/Pt_poly_cv_CUT.mpt",
+    "gamry/ccd_charge_data.dta",
+    "gamry/ocp_data.dta",
+    "eis/exampleDataBioLogic.txt",
+    "gamry/EISGALV_EISTest3.DTA",
+    "gamry/550C.0.5V.DTA",
+    "eis/LIB_data.txt",
 ]
 #: larger seeds are cut to their first lines (a whole number of rows) before mutating
 MAX_BYTES = 12_000
@@ -230,9 +241,22 @@ def _maccor_csv_with_state(vendor_data) -> bytes:
     return "\n".join([*lines[:2], lines[2] + ",MD", *rows]).encode()
 
 
+def _polar_eis(vendor_data) -> bytes:
+    """LIB_data.txt's spectrum as an impedance-analyser table of |Z| and phase."""
+    (sp,) = read_any(vendor_data / "eis/LIB_data.txt")["spectra"]
+    z = sp["real_impedance_ohm"] + 1j * sp["imaginary_impedance_ohm"]
+    rows = [
+        f"{k}\t{float(f)!r}\t{float(abs(v))!r}\t{float(np.degrees(np.angle(v)))!r}"
+        for k, (f, v) in enumerate(zip(sp["frequency_hertz"], z, strict=True))
+    ]
+    head = "IMPEDANCE MEASUREMENT\nIndex #\tFrequency (Hz)\tImpedance (ohm)\tPhase (degrees)\n"
+    return (head + "\n".join(rows) + "\n").encode()
+
+
 #: seeds built by the format tests (layouts with no shippable public file): name -> builder
 BUILT = {
     "maccor_md.csv": _maccor_csv_with_state,
+    "eis_polar.txt": _polar_eis,
     "neware_uA.csv": lambda vd: _neware("uA"),
     "neware_A.csv": lambda vd: _neware("A"),
     "arbin_empty_counters.csv": _arbin_empty_counters,
@@ -271,6 +295,8 @@ CLI_SEEDS = [
     "maccor/sample_data_maccor.csv",
     "maccor/maccor_test_file_4267-66-6519.EDA0001.041",
     "arbin/sample_data_arbin.csv",
+    "biologic/Sample_data_biologic_timestamped.txt",
+    "gamry/ccd_charge_data.dta",
 ]
 
 

@@ -145,6 +145,53 @@ DATA_COLUMNS: dict[int, tuple[str, str]] = {
     211: ("Q charge/discharge/mA.h", _F8),
     212: ("half cycle", _U4),
     213: ("z cycle", _U4),
+    # ids below 256 seen in newer files (yadg's table, galvani/yadg issue threads): stack
+    # cells 1 and 2, counter-electrode energies, step time, quality and harmonics
+    15: ("Phase(Z1)/deg", _F4),
+    45: ("|Z1|/Ohm", _F4),
+    46: ("|Z2|/Ohm", _F4),
+    105: ("-Im(Z1)/Ohm", _F4),
+    106: ("-Im(Z2)/Ohm", _F4),
+    110: ("Energy ce/W.h", _F8),
+    112: ("Energy we/W.h", _F8),
+    115: ("Energy ce charge/W.h", _F8),
+    116: ("Energy ce discharge/W.h", _F8),
+    135: ("<E1>/V", _F4),
+    136: ("<E2>/V", _F4),
+    166: ("Phase(Zstack)/deg", _F4),
+    167: ("|Zstack|/Ohm", _F4),
+    175: ("|Zwe-ce|/Ohm", _F4),
+    176: ("Re(Zwe-ce)/Ohm", _F4),
+    177: ("-Im(Zwe-ce)/Ohm", _F4),
+    182: ("step time/s", _F8),
+    185: ("<Ece>/V", _F4),
+    206: ("Temperature/°C", _F4),
+    215: ("<Ece>/V", _F4),
+    **_series(217, _QUALITY, _F4),
+    **_series(230, _HARMONICS[:11], _F4),
+    **_series(243, _HARMONICS[13:], _F4),
+    248: ("Rac/Ohm", _F4),
+    249: ("Rdc/Ohm", _F4),
+    253: ("Acir/Dcir Control", _U1),
+    # stack cells 1 and 2 in the 11.50+ numbering (eclabfiles' and a galvani fork's tables)
+    271: ("Phase(Z1)/deg", _F4),
+    272: ("Phase(Z2)/deg", _F4),
+    301: ("|Z1|/Ohm", _F4),
+    302: ("|Z2|/Ohm", _F4),
+    331: ("Re(Z1)/Ohm", _F4),
+    332: ("Re(Z2)/Ohm", _F4),
+    361: ("-Im(Z1)/Ohm", _F4),
+    362: ("-Im(Z2)/Ohm", _F4),
+    391: ("<E1>/V", _F4),
+    392: ("<E2>/V", _F4),
+    # Modulo Bat (with EIS) and PEIS-with-Ece files (yadg PRs 224, 233, 235; issue 225)
+    352: ("|Ece|/V", _F4),
+    368: ("Energy we/W.h", _F8),
+    878: ("Energy ce/W.h", _F8),
+    884: ("Energy ce discharge/W.h", _F8),
+    893: ("Capacitance charge/µF", _F8),
+    903: ("<E1>/V", _F4),
+    981: ("z cycle", _U4),
     # EC-Lab 11.50+ ids (the 400s): stacks, RRDE disk/ring, times, quality indicators
     **_series(
         422,
@@ -156,12 +203,10 @@ DATA_COLUMNS: dict[int, tuple[str, str]] = {
     431: ("|Zwe-ce|/Ohm", _F4),
     432: ("Re(Zwe-ce)/Ohm", _F4),
     433: ("-Im(Zwe-ce)/Ohm", _F4),
-    436: ("Ece dc/V", _F4),
     437: ("cycle time/s", _F8),
     438: ("step time/s", _F8),
     439: ("charge time/s", _F8),
     440: ("discharge time/s", _F8),
-    441: ("<Ecv>/V", _F4),
     442: ("d(Q-Qo)/dE/mA.h/V", _F8),
     443: ("Capacity/mA.h", _F8),
     **_series(
@@ -215,7 +260,9 @@ AMBIGUOUS_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {
 }
 
 #: ids whose width is agreed but whose meaning differs between sources: id -> dtype
-WIDTH_ONLY: dict[int, str] = {451: _U4, 460: _F8}
+#: (241 |I h7| or |E1|, 242 |Ece h2| or |E2|, 436 Ece dc or Ewe (EC-Lab Express),
+#: 441 <Ecv> or <Ece>)
+WIDTH_ONLY: dict[int, str] = {241: _F4, 242: _F4, 436: _F4, 441: _F4, 451: _U4, 460: _F8}
 
 #: how many width combinations of ambiguous ids are tried at most
 MAX_COMBINATIONS = 256
@@ -250,6 +297,20 @@ def _options(cid: int) -> tuple[tuple[str, str], ...] | None:
     if cid in WIDTH_ONLY:
         return ((f"vendor_col_{cid}", WIDTH_ONLY[cid]),)
     return None
+
+
+def modulo_width(cid: int) -> str | None:
+    """The dtype the id's low byte has in the tables (ids >= 256 repeat the columns of
+    ``id % 256``: 438/182 step time, 473/217 THD Ewe, 981/469/213 z cycle ...; yadg
+    found the rule), or None. Only the width is taken: the same low byte can name
+    different columns (174 ``<Ewe>`` and 430 ``Phase(Zwe-ce)``), so the column is kept
+    as ``vendor_col_<id>``."""
+    low = cid % 256
+    if cid < 256 or low in FLAG_COLUMNS:
+        return None
+    if low in DATA_COLUMNS:
+        return DATA_COLUMNS[low][1]
+    return WIDTH_ONLY.get(low)
 
 
 def _choose(
@@ -289,11 +350,29 @@ def record_layout(ids: list[int], record_size: int | None) -> Layout:
     return _record_layout(tuple(ids), record_size)
 
 
+def _modulo_options(
+    data_ids: list[int], opts: list[tuple[tuple[str, str], ...] | None]
+) -> tuple[list[tuple[tuple[str, str], ...] | None], frozenset[int]]:
+    """With two or more unknown ids, each gets the width of its low byte
+    (:func:`modulo_width`), when every one has such a width; the record size must then
+    be filled exactly (no width is left to guess). One unknown id keeps the size rule
+    (its width is what the record leaves). Returns the options and the ids so placed."""
+    unknown = [i for i, o in enumerate(opts) if o is None]
+    widths = [modulo_width(data_ids[i]) for i in unknown]
+    if len(unknown) < 2 or any(w is None for w in widths):
+        return opts, frozenset()
+    out = list(opts)
+    for i, dt in zip(unknown, widths, strict=True):
+        out[i] = ((f"vendor_col_{data_ids[i]}", str(dt)),)
+    return out, frozenset(data_ids[i] for i in unknown)
+
+
 @functools.lru_cache(maxsize=256)
 def _record_layout(ids: tuple[int, ...], record_size: int | None) -> Layout:
     data_ids = [c for c in ids if c not in FLAG_COLUMNS]
     has_flags = len(data_ids) < len(ids)
     opts = [_options(c) for c in data_ids]
+    opts, by_modulo = _modulo_options(data_ids, opts)
     unknown = [c for c, o in zip(data_ids, opts, strict=True) if o is None]
     if len(unknown) > 1:
         raise LayoutError(
@@ -316,6 +395,8 @@ def _record_layout(ids: tuple[int, ...], record_size: int | None) -> Layout:
             inferred.append((cid, int(rest)))
         else:
             name, dt = next(it)
+            if cid in by_modulo:
+                inferred.append((cid, np.dtype(dt).itemsize))
         if name in names:
             name = f"{name} ({cid})"
         names.append(name)

@@ -32,7 +32,8 @@ from cyclerflow.importers.biologic_columns import FLAG_COLUMNS
 from cyclerflow.importers.common import Imported
 
 #: technique byte of the settings module -> EC-Lab short name (0x04, 0x1D, 0x7F seen in the
-#: vendor files here; the others from public descriptions of the settings module)
+#: vendor files here; the others from public descriptions of the settings module; 0x88
+#: Battery Capacity Determination from yadg's BCD support)
 TECHNIQUES: dict[int, str] = {
     0x04: "GCPL",
     0x06: "CV",
@@ -51,6 +52,7 @@ TECHNIQUES: dict[int, str] = {
     0x76: "coC",
     0x77: "GCPL",
     0x7F: "MB",
+    0x88: "BCD",
 }
 
 #: integer-valued columns (compared exactly; converted to int64)
@@ -59,9 +61,13 @@ INTEGER_COLUMNS = frozenset(
 )
 
 #: extra (non-BDF) columns kept: EC-Lab name -> (our name, scale to SI, units)
+#: (a later name giving the same column wins: ``(Q-Qo)/mA.h`` over ``(Q-Qo)/C``, the
+#: instantaneous ``Ece/V`` over the interval mean ``<Ece>/V``)
 EXTRA_COLUMNS: dict[str, tuple[str, float, str]] = {
+    "(Q-Qo)/C": ("charge_since_start_ampere_hour", 1 / 3600, "A h"),
     "(Q-Qo)/mA.h": ("charge_since_start_ampere_hour", 1e-3, "A h"),
     "P/W": ("power_watt", 1.0, "W"),
+    "<Ece>/V": ("counter_electrode_voltage_volt", 1.0, "V"),
     "Ece/V": ("counter_electrode_voltage_volt", 1.0, "V"),
     "step time/s": ("step_time_second", 1.0, "s"),
     "half cycle": ("vendor_half_cycle_index", 1.0, "1"),
@@ -85,10 +91,14 @@ TECHNIQUE_TITLES: dict[str, str] = {
     "Constant Current": "coC",
     "Constant Voltage": "coV",
     "Modular Potentio": "MP",
+    "Battery Capacity Determination": "BCD",
 }
 
 #: cell voltage columns, first present wins (BT-Lab names the working-electrode voltage Ecell)
-VOLTAGE_COLUMNS = ("Ewe/V", "<Ewe>/V", "Ecell/V", "<Ecell>/V")
+#: (``<Ewe/V>``: EC-Lab 11.52's OCV export names the mean working-electrode voltage so)
+VOLTAGE_COLUMNS = ("Ewe/V", "<Ewe>/V", "<Ewe/V>", "Ecell/V", "<Ecell>/V")
+#: techniques during which no current flows (the cell is at open circuit)
+OPEN_CIRCUIT = frozenset({"OCV"})
 
 OLE_EPOCH_UNIX = -2209161600.0  # 1899-12-30T00:00:00 as Unix time (s)
 
@@ -559,6 +569,9 @@ def table_to_imported(
         current = (None if current[0] is None else current[0][keep], current[1])
     if not from_counter:
         current = _current(path, table, t)
+    if current[0] is None and technique in OPEN_CIRCUIT:
+        # an OCV export has no current column: none flows (Gamry's OCV tables likewise)
+        current = (np.zeros(len(t)), {"derived_from": f"technique {technique}: open circuit"})
     cycling, units, column_attrs = _cycling_columns(path, table, t, start_unix, counters, current)
     missing = [c for c in ("voltage_volt", "current_ampere") if c not in cycling]
     if missing:

@@ -15,6 +15,7 @@ import mmap
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from cyclerflow.importers.biologic_common import (
 )
 from cyclerflow.importers.common import Imported
 from cyclerflow.importers.guarded import whole_numbers
+from cyclerflow.importers.mpt_stamps import split_time_field, stamp_seconds, stamped_time
 from cyclerflow.units import parse_quantity
 
 FORMAT = "biologic-mpt"
@@ -238,8 +240,18 @@ def _header_lines(path: Path, raw: bytes | mmap.mmap, lines: list[str]) -> int:
     return nhead
 
 
+def _utf8_or_latin1(line: str) -> str:
+    """A Latin-1-decoded line as UTF-8 when its bytes are valid UTF-8 (an export saved
+    as UTF-8 writes ``°`` as two bytes); else unchanged (a lone Latin-1 ``°`` byte is
+    never valid UTF-8, so the two cannot be confused)."""
+    try:
+        return line.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return line
+
+
 def _column_names(path: Path, line: str, nhead: int) -> list[str]:
-    names = line.rstrip("\r").split("\t")
+    names = _utf8_or_latin1(line).rstrip("\r").split("\t")
     if names and names[-1] == "":
         names = names[:-1]
     if "time/s" not in names:
@@ -410,8 +422,26 @@ def _map(path: Path) -> bytes | mmap.mmap:
         raise InputError(f"cannot read file ({err.strerror})", path=path) from None
 
 
+@dataclass(frozen=True)
+class MptTable:
+    """One parsed export: EC-Lab-named columns (vendor units; ``time/s`` in s from the
+    acquisition start), the header text, the first data line's number and the
+    acquisition start (Unix s, file clock taken as UTC) or None."""
+
+    columns: dict[str, np.ndarray]
+    header: str
+    first_line: int
+    start_unix: float | None
+
+
 def parse_mpt(path: str | Path) -> tuple[dict[str, np.ndarray], str, int]:
     """Read an .mpt file into EC-Lab-named columns (vendor units), header text, first data line."""
+    t = parse_table(path)
+    return t.columns, t.header, t.first_line
+
+
+def parse_table(path: str | Path) -> MptTable:
+    """Read an .mpt file (see :class:`MptTable`)."""
     path = Path(path)
     raw = _map(path)
     if not raw:
@@ -425,11 +455,32 @@ def parse_mpt(path: str | Path) -> tuple[dict[str, np.ndarray], str, int]:
     end = _data_end(raw, start)
     if end == start:
         raise _err(path, "no data rows after the column line", first_line)
+    start_unix = _start_time(header, path)
+    if stamped_time(raw, start, end, names):
+        cols, start_unix = _stamped_columns(path, names, raw[start:end], nhead, start_unix)
+        return MptTable(_named_columns(path, cols, first_line), header, first_line, start_unix)
     fast = _fast_columns(raw, start, end, names)
     if fast is None:
         arr = _slow_arrays(path, names, raw[start:end], nhead)
         fast = {name: arr[:, j] for j, name in enumerate(names)}
-    return _named_columns(path, fast, first_line), header, first_line
+    return MptTable(_named_columns(path, fast, first_line), header, first_line, start_unix)
+
+
+def _stamped_columns(
+    path: Path, names: list[str], body: bytes, nhead: int, start_unix: float | None
+) -> tuple[dict[str, np.ndarray], float]:
+    """The table of an export whose ``time/s`` holds dates (see :mod:`.mpt_stamps`):
+    the other columns as usual, ``time/s`` in s from the acquisition start (the
+    header's, else the first row's), and that start."""
+    data_lines = body.decode("latin-1").split("\n")
+    _check_column_count(path, names, data_lines, nhead)
+    j = names.index("time/s")
+    texts, numeric = split_time_field(data_lines, j)
+    arr = _numbers(path, names, numeric, nhead + 1)
+    cols = {name: arr[:, k] for k, name in enumerate(names)}
+    t, origin = stamp_seconds(path, WHAT, texts, nhead + 1, start_unix)
+    cols["time/s"] = t
+    return cols, origin
 
 
 def _technique(path: Path, header_lines: list[str]) -> str:
@@ -451,14 +502,15 @@ def _technique(path: Path, header_lines: list[str]) -> str:
 def read(path: str | Path) -> Imported:
     """Read an .mpt export: cycling rows in BDF names/SI, impedance rows split into spectra."""
     path = Path(path)
-    cols, header, first_line = parse_mpt(path)
+    parsed = parse_table(path)
+    cols, header, first_line = parsed.columns, parsed.header, parsed.first_line
     hl = header.split("\n")
     technique = _technique(path, hl)
     table = settings_table(hl)
     imp = table_to_imported(
         path,
         cols,
-        start_unix=_start_time(header, path),
+        start_unix=parsed.start_unix,
         technique=technique,
         header=header,
         row_word="line",

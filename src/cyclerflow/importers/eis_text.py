@@ -12,14 +12,16 @@
 - ``table``: any delimited text whose column line names frequency with real and
   imaginary impedance (Princeton Applied Research Parstat ``Frequency (Hz) Zre (ohms) Zim
   (ohms)``, Metrohm Nova ``Frequency (Hz);Z' (Ω);-Z'' (Ω)``, Gamry Echem Analyst
-  ``Freq,Zreal,Zimag``), or with modulus and phase (Zahner ``Frequency/Hz
-  Impedance/Ohm Phase/deg``: Re = |Z| cos(phase), Im = |Z| sin(phase), the phase's sign
-  as written unless the column is ``-Phase``). Decimal commas are read when the fields
-  are separated by ``;``, tabs or spaces. Rows with frequency 0 are DC records: with potential, current and time
-  columns they become cycling rows (current as printed); each run of rows with
-  frequency > 0 is one spectrum. ``-Im(Z)`` / ``-Z''`` columns are negated.
+  ``Freq,Zreal,Zimag``). Rows with frequency 0 are DC records: with potential, current
+  and time columns they become cycling rows (current as printed); each run of rows with
+  frequency > 0 is one spectrum. ``-Im(Z)`` / ``-Z''`` columns are negated. A table
+  printing only the modulus and the phase (Zahner ``Frequency/Hz Impedance/Ohm
+  Phase/deg``; ``|Z|``, ``Zmod``; the phase in degrees or ``rad``, its unit required,
+  its sign as written, ``-Phase`` negated) gives Z' = |Z| cos, Z'' = |Z| sin, marked
+  ``derived_from``. A tab-, semicolon- or space-separated table with decimal commas
+  (``10,5``) is read with them; one mixing decimal commas and points is refused.
 - ``headerless``: numeric rows only, ``frequency, Z', Z''`` (comma, semicolon, tab or
-  space separated), ``Z''`` signed.
+  space separated; decimal commas in tab/semicolon rows), ``Z''`` signed.
 
 All these exports print the imaginary part signed (negative = capacitive) unless the
 column is named ``-Z''``/``-Im(Z)``. Naive dates are taken as UTC.
@@ -43,14 +45,16 @@ EXTENSIONS = (".txt", ".par", ".csv", ".dat")
 SIGNATURE = "a Z60W/ZView, VersaStudio or CH Instruments header, a column line naming frequency with Z' and Z'' (or |Z| and phase), or rows of numbers only"
 
 _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+#: a number with a decimal comma (``-0,5``, ``1,25E-003``): read in tab/semicolon rows
+_COMMA_NUMBER = re.compile(r"^[-+]?\d+,\d+(?:[eE][-+]?\d+)?$")
 _OHM = r"(?:[(\[/]\s*(?P<unit>[kmMµu]?(?:ohms?|Ohms?|Ω))\s*[)\]]?)?"
 _ZRE = r"(?:z'|zs'|zre(?:al)?|z\s*real|re\s*\(z\))"
 _ZIM = r"(?:z''|zs''|z\"|zim(?:ag|g)?|z\s*imag|im\s*\(z\))"
 #: the modulus: ``|Z|``, ``Z``, ``Zmod``, ``Impedance`` (Nova, Zahner, Gamry exports)
 _ZMOD = r"(?:\|\s*z\s*\||z|zmod|mod\s*\(z\)|impedance)"
-#: the phase angle, with its unit (degrees unless ``rad``)
+#: the phase angle and its unit, degrees or ``rad`` (a phase without a unit is not taken)
 _PHASE = r"(?:phase|zphz|phase\s*\(z\)|phi|φ)"
-_DEG = r"(?:[(\[/]\s*(?P<unit>deg(?:rees?)?|°|rad)\s*[)\]]?)?"
+_DEG = r"[(\[/]\s*(?P<unit>deg(?:rees?)?|°|rad)\s*[)\]]?"
 _ROLES = [
     (
         "f",
@@ -126,9 +130,10 @@ def _numeric_fields(line: str) -> list[str] | None:
     fields = [x.strip() for x in fields]
     if d == " ":
         fields = line.split()
+    comma_ok = d in ("\t", ";")  # (a comma there cannot be a separator)
     if (
         len(fields) >= 3
-        and all(_NUMBER.match(x) for x in fields if x)
+        and all(_NUMBER.match(x) or (comma_ok and _COMMA_NUMBER.match(x)) for x in fields if x)
         and sum(1 for x in fields if x) >= 3
     ):
         return fields
@@ -191,37 +196,41 @@ def _data_bytes(raw: memoryview, head: list[str], start: int) -> tuple[int, byte
     return start, data_block(raw, start)
 
 
-def _decimal_points(
-    path: Path, rows: bytes | memoryview, sep: str | None, first_line: int
-) -> bytes | memoryview:
-    """Rows written on a decimal-comma locale (``1,5E+03`` between ``;``, tabs or spaces)
-    with points instead. A comma in the first row of a table not separated by commas
-    can only be a decimal comma; a table with both commas and points is refused (a
-    thousands separator cannot be told from a decimal one)."""
-    if sep == ",":
-        return rows
-    first = bytes(rows[:4096]).split(b"\n", 1)[0]
-    if b"," not in first:
-        return rows
-    body = bytes(rows)
-    point = body.find(b".")
-    if point >= 0:
-        line = first_line + body.count(b"\n", 0, point)
-        raise fail(
-            FORMAT, path, "rows mix decimal commas and points: refusing to guess", f"line {line}"
-        )
-    return body.replace(b",", b".")
-
-
-def _cartesian(
+def _from_polar(
     c: dict[str, np.ndarray], scales: dict[str, float]
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Re(Z) and Im(Z) (ohm) from the modulus and the phase (its sign as written:
-    negative = capacitive; a ``-Phase`` column has been negated by its scale)."""
+    """Z' = |Z| cos(phase), Z'' = |Z| sin(phase) (phase as printed, negative =
+    capacitive; a ``-Phase`` column negated), for a table that prints only |Z| and phase
+    (impedance analysers). The values are computed, not printed: the spectrum says so.
+    The phase's scale (from :func:`_roles`) turns degrees or radians into radians."""
     mod = c["mod"] * scales.get("mod", 1.0)
-    phase = c["phase"] * scales["phase"]
-    out = {**c, "re": mod * np.cos(phase), "im": mod * np.sin(phase)}
+    ph = c["phase"] * scales["phase"]
+    out = {**c, "re": mod * np.cos(ph), "im": mod * np.sin(ph)}
     return out, {**scales, "re": 1.0, "im": 1.0}
+
+
+_COMMA_DIGITS = re.compile(rb"\d,\d")
+_POINT_DIGITS = re.compile(rb"\d\.\d")
+
+
+def _decimal_comma(path: Path, rows: bytes | memoryview, first: int) -> bytes | memoryview:
+    """Rows of a tab-, semicolon- or space-separated table written on a decimal-comma PC
+    (Nova, Parstat ... on a German/French locale: ``10,5``) with the comma turned into a
+    point; unchanged when no comma sits between digits. A table mixing decimal commas
+    and points is refused naming the first line with a point (no guess)."""
+    body = bytes(rows)
+    if b"," not in body or not _COMMA_DIGITS.search(body):
+        return rows
+    m = _POINT_DIGITS.search(body)
+    if m:
+        line = first + body.count(b"\n", 0, m.start())
+        raise fail(
+            FORMAT,
+            path,
+            "the table mixes decimal commas and decimal points: refusing to guess",
+            f"line {line}",
+        )
+    return body.replace(b",", b".")
 
 
 def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
@@ -232,13 +241,15 @@ def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
     if not rows:
         raise fail(FORMAT, path, "no data rows after the column line", f"line {start + 1}")
     sep = None if d == " " else d
-    rows = _decimal_points(path, rows, sep, start + 1)
+    if d != ",":
+        rows = _decimal_comma(path, rows, start + 1)
     c = parse_block(
         path, FORMAT, rows, start + 1, {r: i for r, (i, _) in roles.items()}, sep=sep, n_fields=nf
     )
     scales = {r: s for r, (_, s) in roles.items()}
-    if "re" not in c:
-        c, scales = _cartesian(c, scales)
+    polar = "re" not in c or "im" not in c
+    if polar:
+        c, scales = _from_polar(c, scales)
     f = c["f"]
     ac = f > 0
     spectra = []
@@ -250,6 +261,8 @@ def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
             attrs["elapsed_time_second"] = float(part["t"][0])
         if "v" in part:
             attrs["dc_level"] = float(np.median(part["v"]))
+        if polar:
+            attrs["derived_from"] = "|Z| and phase (degrees)"
         spectra.append(_spectrum(part, scales, technique="PEIS", **attrs))
     if not spectra:
         raise fail(FORMAT, path, "no rows with frequency > 0", f"line {start + 1}")
@@ -454,6 +467,8 @@ def _read_headerless(path: Path, lines: list[str], raw: memoryview) -> Imported:
     d, fields = _split(lines[start].strip())
     sep = None if d == " " else d
     nf = len(fields) - (sep is not None and not fields[-1].strip())
+    if d in ("\t", ";"):
+        rows = _decimal_comma(path, rows, start + 1)
     c = parse_block(path, FORMAT, rows, start + 1, {"f": 0, "re": 1, "im": 2}, sep=sep, n_fields=nf)
     return {"cycling": {}, "spectra": [_spectrum(c, {}, technique="PEIS")], "header": ""}
 

@@ -39,7 +39,7 @@ EXTENSIONS = (".dta",)
 #: what :func:`sniff` looks for (said when no reader fits)
 SIGNATURE = "'EXPLAIN' on line 1 and a 'TAG' line on line 2"
 
-_TECHNIQUES = {"EISPOT": "PEIS", "EISGALV": "GEIS", "EISMON": "PEIS"}
+_TECHNIQUES = {"EISPOT": "PEIS", "EISGALV": "GEIS", "GALVEIS": "GEIS", "EISMON": "PEIS"}
 _TIME = ("T", "Time")
 
 
@@ -83,6 +83,13 @@ KNOWN_TAGS = (
     "LPR",
     "GALVANOSTATIC",
     "POTENTIOSTATIC",
+    # PWR800 battery scripts: one CURVE table (T, Vf, Im) per charge/discharge step or
+    # voltage reading (the cycle summary PWR800_CYCLICCHARGEDISCHARGE has no time series
+    # and stays refused)
+    "PWR800_CHARGE",
+    "PWR800_DISCHARGE",
+    "PWR800_READVOLTAGE",
+    "GALVEIS",
 )
 _COMMA = re.compile(r"\d,\d")
 _POINT = re.compile(r"\d\.\d")
@@ -110,11 +117,12 @@ def _start(settings: dict[str, list[str]]) -> float | None:
         t = settings["TIME"][1]
     except (KeyError, IndexError):
         return None
-    for fmtstr in ("%m/%d/%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S"):
-        try:
-            return naive_to_unix(dt.datetime.strptime(f"{d} {t}", fmtstr))
-        except ValueError:
-            continue
+    for day in ("%m/%d/%Y", "%d.%m.%Y", "%Y-%m-%d"):
+        for fmtstr in (f"{day} %H:%M:%S", f"{day} %H:%M:%S.%f"):  # .%f: pygamry's TIME
+            try:
+                return naive_to_unix(dt.datetime.strptime(f"{d} {t}", fmtstr))
+            except ValueError:
+                continue
     return None
 
 
@@ -357,7 +365,21 @@ def read(path: str | Path) -> Imported:
         )
     cycling = _join_curves(path, curves, start)
     data: Imported = {"cycling": cycling, "spectra": spectra, "header": "\n".join(header)}
+    if start is None and "DATE" in settings:
+        data["warnings"] = [_date_warning(settings)]
     return name_temperature(_mark_aborted(data, settings), path)
+
+
+def _date_warning(settings: dict[str, list[str]]) -> str:
+    """What to say when DATE/TIME are present but not a date this reader can be sure of
+    (e.g. ``10-2-2020``: October 2 or 10 February? The PC's short-date format is not
+    written in the file): no Unix time rather than a guessed one."""
+    d = (settings.get("DATE", []) + ["", ""])[1]
+    t = (settings.get("TIME", []) + ["", ""])[1]
+    return (
+        f"gamry-dta: DATE {d!r} TIME {t!r} is not month/day/year, day.month.year or "
+        "year-month-day: the rows get no Unix time (test time only)"
+    )
 
 
 def _mark_aborted(data: Imported, settings: dict[str, list[str]]) -> Imported:
