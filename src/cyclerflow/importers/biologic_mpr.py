@@ -70,7 +70,8 @@ LOG_STRINGS = {
 
 
 class UnknownColumnWarning(UserWarning):
-    """An unknown column id was kept as ``vendor_col_<id>`` (width from the module size)."""
+    """An unknown column id was kept as ``vendor_col_<id>`` (width inferred, checked by
+    the module size)."""
 
 
 @dataclass
@@ -174,7 +175,8 @@ def _layout(path: Path, ids: list[int], n_points: int, have: int, at: int) -> La
     for cid, width in layout.inferred:
         msg = (
             f"{WHAT}: unknown column id {cid} in the data module of {path}; its width "
-            f"({width} bytes) was found from the module size, kept as 'vendor_col_{cid}'"
+            f"({width} bytes) was inferred (one unknown id: what the module size leaves; "
+            f"several: id % 256, checked by the module size), kept as 'vendor_col_{cid}'"
         )
         warnings.warn(msg, UnknownColumnWarning, stacklevel=3)
     return layout
@@ -418,7 +420,7 @@ def header_text(mpr: MprFile) -> str:
     lines.append("Columns : " + "\t".join(mpr.columns))
     for cid in mpr.inferred_ids:
         lines.append(
-            f"Warning : unknown column id {cid} kept as vendor_col_{cid} (width from module size)"
+            f"Warning : unknown column id {cid} kept as vendor_col_{cid} (width inferred, checked by the module size)"
         )
     return "\n".join(lines)
 
