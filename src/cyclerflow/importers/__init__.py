@@ -22,6 +22,7 @@ from types import ModuleType
 from cyclerflow.errors import InputError
 from cyclerflow.importers.common import Imported, merge_imports
 from cyclerflow.importers.guarded import check_imported
+from cyclerflow.importers.textfmt import BOM
 
 #: modules tried in this order by :func:`detect` (more specific formats first)
 IMPORTER_MODULES: list[str] = [
@@ -78,7 +79,8 @@ def detect(path: str | Path) -> ModuleType:
     if path.stat().st_size == 0:
         raise InputError("file is empty", path=path)
     with open(path, "rb") as fh:
-        head = fh.read(4096)
+        head = fh.read(4096 + len(BOM))  # 4 KiB after an editor's byte-order mark
+    head = head[len(BOM) :] if head.startswith(BOM) else head[:4096]
     mods = available_importers()
     verdicts = [(m, *_sniff(m, path, head)) for m in mods]
     hits = [m for m, ok, _ in verdicts if ok]

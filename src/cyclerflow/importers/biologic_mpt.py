@@ -31,6 +31,7 @@ from cyclerflow.importers.biologic_common import (
 from cyclerflow.importers.common import Imported
 from cyclerflow.importers.guarded import whole_numbers
 from cyclerflow.importers.mpt_stamps import split_time_field, stamp_seconds, stamped_time
+from cyclerflow.importers.textfmt import BOM
 from cyclerflow.units import parse_quantity
 
 FORMAT = "biologic-mpt"
@@ -444,6 +445,8 @@ def parse_table(path: str | Path) -> MptTable:
     """Read an .mpt file (see :class:`MptTable`)."""
     path = Path(path)
     raw = _map(path)
+    if raw[:3] == BOM:  # an editor's byte-order mark (rare: the copy is fine)
+        raw = raw[3:]
     if not raw:
         raise _err(path, "file is empty")
     nhead = _header_lines(path, raw, _head(raw, 2))

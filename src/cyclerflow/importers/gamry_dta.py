@@ -214,6 +214,8 @@ def _col(names: list[str], *candidates: str) -> int | None:
 def _open(path: Path) -> tuple[str, str]:
     """Text of the file and its technique tag; not EXPLAIN, no TAG, unknown TAG fail."""
     text = read_text(path, FORMAT)
+    for bom in ("\ufeff", "\xef\xbb\xbf"):  # a BOM an editor added (UTF-8 or Latin-1 read)
+        text = text.removeprefix(bom)
     lines = text[:4096].splitlines()[:2] or [""]
     if lines[0].strip() != "EXPLAIN":
         raise fail(

@@ -36,14 +36,16 @@ def read_raw(path: str | Path, fmt: str, *, allow_nul: bool = False) -> bytes:
     """
     with open_raw(path, fmt, allow_nul=allow_nul) as view:
         # a small file was read into bytes already: no second copy (a map is copied)
-        return view.obj if isinstance(view.obj, bytes) else bytes(view)
+        whole = isinstance(view.obj, bytes) and len(view) == len(view.obj)
+        return view.obj if whole else bytes(view)
 
 
 @contextmanager
 def open_raw(path: str | Path, fmt: str, *, allow_nul: bool = False) -> Iterator[memoryview]:
     """The whole file as a zero-copy view (:func:`textspan.file_view`: read when small,
     memory-mapped when large, closed on leaving the block) after the checks of
-    :func:`read_raw`. Search it with :func:`textspan.find`; slices stay views."""
+    :func:`read_raw`. Search it with :func:`textspan.find`; slices stay views. A UTF-8
+    byte-order mark (an editor's) is left out of the view."""
     path = Path(path)
     if not path.exists():
         raise InputError("input file not found", path=path)
@@ -58,7 +60,11 @@ def open_raw(path: str | Path, fmt: str, *, allow_nul: bool = False) -> Iterator
                 "binary content (NUL byte) in what should be a text export",
                 f"byte {off}",
             )
-        yield view
+        yield view[3:] if view[:3] == BOM else view
+
+
+#: the UTF-8 byte-order mark some editors write at the start of a text file
+BOM = b"\xef\xbb\xbf"
 
 
 def _all_blank(view: memoryview) -> bool:
