@@ -124,7 +124,7 @@ def sniff(path: Path, head: bytes) -> bool:
     first = head.decode("latin-1").lstrip("\ufeff\xef\xbb\xbf").splitlines()[:1]
     if not first:
         return False
-    return _looks_arbin(first[0].split(","))
+    return _looks_arbin(first[0].split(",")) or _looks_arbin(first[0].split(";"))
 
 
 def _finish(
@@ -182,6 +182,9 @@ def _read_csv(path: Path, text: str | None = None, *, ole_dates: bool = False) -
 def _csv_rows(path: Path, raw: memoryview, ole_dates: bool) -> Imported:
     """The columns of Arbin CSV bytes ``raw`` (see :func:`_read_csv`)."""
     lines = head_lines(raw, 1)
+    if not _looks_arbin(lines[0].split(",")) and _looks_arbin(lines[0].split(";")):
+        raw = memoryview(_from_semicolons(path, bytes(raw)))
+        lines = head_lines(raw, 1)
     labels = [x.strip().strip('"') for x in lines[0].split(",")]
     if not _looks_arbin(labels):
         raise fail(
@@ -218,6 +221,29 @@ def _csv_rows(path: Path, raw: memoryview, ole_dates: bool) -> Imported:
     elif date_idx is not None and not epoch:
         cols["unix_time_second"] = _parse_dates(path, by_label[mapping[date_idx][3]], 2)
     return _finish(path, cols, 2, lines[0], empty=[labels[i] for i in empty])
+
+
+#: a whole field that is a number with a decimal point / a decimal comma (``;`` rows)
+_POINT_FIELD = re.compile(rb"(?:^|;)[ \t]*-?\d+\.\d+(?:[eE][-+]?\d+)?[ \t]*(?=;|\r?$)", re.M)
+_COMMA_FIELD = re.compile(rb"(?:^|;)[ \t]*-?\d+,\d+(?:[eE][-+]?\d+)?[ \t]*(?=;|\r?$)", re.M)
+
+
+def _from_semicolons(path: Path, raw: bytes) -> bytes:
+    """A semicolon-separated export (a spreadsheet on a decimal-comma locale) as the
+    comma-separated one: decimal commas become points, semicolons commas. A file with
+    numbers written both ways is refused naming the first line with a point."""
+    if _COMMA_FIELD.search(raw):
+        point = _POINT_FIELD.search(raw)
+        if point:
+            line = raw.count(b"\n", 0, point.start()) + 1
+            raise fail(
+                FORMAT,
+                path,
+                "semicolon-separated rows mix decimal commas and decimal points: refusing to guess",
+                f"line {line}",
+            )
+        raw = raw.replace(b",", b".")
+    return raw.replace(b";", b",")
 
 
 def _is_number(data: bytes | memoryview, index: int) -> bool:
