@@ -15,9 +15,9 @@ from cyclerflow.importers import neware_csv, neware_fast
 
 
 def _both(path: Path):
-    raw = neware_csv._raw(path)
-    fast = neware_csv._assemble(path, neware_csv._ArrowSource(path, raw))
-    slow = neware_csv._assemble(path, neware_csv._PandasSource(path, raw))
+    with neware_csv._opened(path) as raw:
+        fast = neware_csv._assemble(path, neware_csv._ArrowSource(path, raw))
+        slow = neware_csv._assemble(path, neware_csv._PandasSource(path, raw))
     return fast, slow
 
 

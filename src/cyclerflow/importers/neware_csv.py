@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,8 @@ from cyclerflow.importers.guarded import (
     parse_dates,
     whole_numbers,
 )
+from cyclerflow.importers.textfmt import _all_blank
+from cyclerflow.importers.textspan import file_view, first_line
 
 FORMAT = "neware-csv"
 EXTENSIONS = (".csv", ".txt")
@@ -282,25 +286,28 @@ def our_cycles(kind: np.ndarray) -> np.ndarray:
     return out
 
 
-def _raw(path: Path) -> bytes:
-    """The file's bytes without a UTF-8 BOM; an empty file is refused."""
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"cannot read file ({err.strerror})", path=path) from None
-    if not raw or raw.isspace():  # (no copy of the file, unlike strip)
-        raise _err(path, "file is empty")
-    return raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+@contextmanager
+def _opened(path: Path) -> Iterator[memoryview]:
+    """The file as a zero-copy view (:func:`textspan.file_view`: read when small, mapped
+    when large) without a UTF-8 BOM; an empty file is refused."""
+    with ExitStack() as stack:
+        try:
+            view = stack.enter_context(file_view(path))
+        except OSError as err:
+            raise InputError(f"cannot read file ({err.strerror})", path=path) from None
+        if _all_blank(view):
+            raise _err(path, "file is empty")
+        yield view[3:] if view[:3] == b"\xef\xbb\xbf" else view
 
 
-def _read_table(path: Path, raw: bytes) -> pd.DataFrame:
-    first = raw.split(b"\n", 1)[0].decode("latin-1").rstrip("\r")
+def _read_table(path: Path, raw: memoryview) -> pd.DataFrame:
+    first = first_line(raw).decode("latin-1")
     sep = _delimiter(first)
     fields = first.split(sep)
     as_text = {f: object for f in fields if f.strip() in (*TEXT_COLUMNS, *TEST_TIME)}
     try:
         df = pd.read_csv(
-            io.BytesIO(raw),
+            io.BytesIO(raw),  # (a copy: this careful path is the rare one)
             sep=sep,
             dtype=as_text,
             keep_default_na=False,
@@ -320,7 +327,7 @@ class _PandasSource:
     """Columns of the table as pandas' C parser reads them (the careful path: every
     error names its line and value)."""
 
-    def __init__(self, path: Path, raw: bytes) -> None:
+    def __init__(self, path: Path, raw: memoryview) -> None:
         self.path = path
         self.df = _read_table(path, raw)
         self.names = [str(c) for c in self.df.columns]
@@ -348,10 +355,9 @@ class _ArrowSource:
     """Columns of a clean table as pyarrow reads them (see :mod:`neware_fast`); any
     doubt raises :class:`neware_fast.Doubt` and the file is read by the pandas path."""
 
-    def __init__(self, path: Path, raw: bytes) -> None:
+    def __init__(self, path: Path, raw: memoryview) -> None:
         self.path = path
-        nl = raw.find(b"\n")
-        first = (raw if nl < 0 else raw[:nl]).decode("latin-1").rstrip("\r")
+        first = first_line(raw).decode("latin-1")
         sep = _delimiter(first)
         fields = first.split(sep)
         names = fields[:-1] if fields[-1] == "" else fields
@@ -416,21 +422,20 @@ def read(path: str | Path) -> Imported:
     A clean table is read by pyarrow; anything unusual (and every error) goes through
     pandas' parser, which names the line and value."""
     path = Path(path)
-    with open(path, "rb") as fh:
-        other = _other_layout(fh.read(4096))
-    if other is not None:
-        raise _err(
-            path,
-            f"this is {other}, which is not read: export the record layer from BTSDA "
-            "(one row per record: DataPoint, Cycle Index, Step Index, Step Type, Time, ...)",
-            1,
-        )
-    raw = _raw(path)
-    try:
-        return _assemble(path, _ArrowSource(path, raw))
-    except (neware_fast.Doubt, InputError):
-        pass
-    return _assemble(path, _PandasSource(path, raw))
+    with _opened(path) as raw:
+        other = _other_layout(bytes(raw[:4096]))
+        if other is not None:
+            raise _err(
+                path,
+                f"this is {other}, which is not read: export the record layer from BTSDA "
+                "(one row per record: DataPoint, Cycle Index, Step Index, Step Type, Time, ...)",
+                1,
+            )
+        try:
+            return _assemble(path, _ArrowSource(path, raw))
+        except (neware_fast.Doubt, InputError):
+            pass
+        return _assemble(path, _PandasSource(path, raw))
 
 
 def _assemble(path: Path, src: _PandasSource | _ArrowSource) -> Imported:
