@@ -32,7 +32,7 @@ import pandas as pd
 
 from cyclerflow.errors import InputError
 from cyclerflow.importers import neware_fast
-from cyclerflow.importers.common import Imported, vendor_counts
+from cyclerflow.importers.common import Imported
 from cyclerflow.importers.guarded import (
     MAX_WHOLE,
     check_clock,
@@ -368,7 +368,9 @@ class _ArrowSource:
 
     def numeric(self, col: Column) -> np.ndarray:
         v = neware_fast.numbers(self.table.columns[col.index])
-        return v * col.factor
+        if col.factor != 1.0:
+            return v * col.factor
+        return v if v.flags.writeable else v.copy()  # (v * 1.0 is v, bit for bit)
 
     def integers(self, col: Column) -> np.ndarray:
         exact = neware_fast.integers(self.table.columns[col.index])
@@ -410,9 +412,11 @@ def _capacities(
         "Energy": ("charge_energy_watt_hour", "discharge_energy_watt_hour"),
     }.items():
         if name in cols and chg not in out:
-            v = np.abs(src.numeric(cols[name]))
+            v = src.numeric(cols[name])  # a new array: made the discharge one below
+            np.abs(v, out=v)
             out[chg] = np.where(kind > 0, v, 0.0)
-            out[dchg] = np.where(kind < 0, v, 0.0)
+            v[kind >= 0] = 0.0
+            out[dchg] = v
     return out
 
 
@@ -438,6 +442,17 @@ def read(path: str | Path) -> Imported:
         return _assemble(path, _PandasSource(path, raw))
 
 
+def _step_count(vcyc: np.ndarray, vstep: np.ndarray) -> np.ndarray:
+    """``step_count`` of :func:`common.vendor_counts` (from 1, +1 whenever the vendor's
+    step or cycle number changes), without its cycle count."""
+    change = np.zeros(len(vstep), dtype=bool)
+    np.not_equal(vstep[1:], vstep[:-1], out=change[1:])
+    change[1:] |= vcyc[1:] != vcyc[:-1]
+    out = np.cumsum(change, dtype="i8")
+    out += 1
+    return out
+
+
 def _assemble(path: Path, src: _PandasSource | _ArrowSource) -> Imported:
     """BDF columns from the table's columns, with every check."""
     cols = _columns(path, src.names)
@@ -454,7 +469,7 @@ def _assemble(path: Path, src: _PandasSource | _ArrowSource) -> Imported:
     src.check_step_names(cols["Step Type"], kind, current)
     vcyc = src.integers(cols["Cycle Index"])
     vstep = src.integers(cols["Step Index"])
-    _, step_count = vendor_counts(vcyc, vstep)
+    step_count = _step_count(vcyc, vstep)
     cyc: dict[str, np.ndarray] = {
         "test_time_second": t,
         "voltage_volt": src.numeric(cols["Voltage"]),

@@ -107,13 +107,16 @@ def _longest(col: Any) -> int:
 
 
 def numbers(col: Any) -> np.ndarray:
-    """A numeric column as float64 (a new array); Doubt for text or non-finite values."""
+    """A numeric column as float64 (read-only when pyarrow's own buffer, else a new
+    array); Doubt for text or non-finite values."""
     import pyarrow as pa
 
     if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
         raise Doubt("not numeric")
-    v = np.array(col.to_numpy(), dtype="f8")
-    if not np.isfinite(v).all():
+    v = col.to_numpy()  # (several chunks: concatenated, new)
+    if v.dtype != np.float64:
+        v = v.astype("f8")
+    if not (np.isfinite(v.min()) and np.isfinite(v.max())):  # (NaN propagates to both)
         raise Doubt("non-finite")
     return v
 
@@ -237,15 +240,31 @@ def durations(col: Any) -> np.ndarray:
 
 
 def step_kinds(col: Any, kind_of: Any) -> np.ndarray:
-    """``kind_of(name)`` (+1/-1/0) of every row's step type, computed per distinct name."""
+    """``kind_of(name)`` (+1/-1/0) of every row's step type, computed once per run of
+    rows with the same name (per distinct name when runs are short)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    enc = pc.dictionary_encode(col).combine_chunks()
-    names = enc.dictionary.to_pylist()
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(arr)
+    change = np.ones(n, dtype=bool)
+    if n > 1:
+        differs = pc.not_equal(arr.slice(1), arr.slice(0, n - 1))
+        change[1:] = differs.to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(change)
+    if len(starts) > n // 8:  # short runs: one hash per row is cheaper
+        enc = pc.dictionary_encode(arr)
+        return _kinds_of(enc.dictionary.to_pylist(), kind_of)[enc.indices.to_numpy()]
+    kinds = _kinds_of(arr.take(pa.array(starts)).to_pylist(), kind_of)
+    return np.repeat(kinds, np.diff(np.r_[starts, n]))
+
+
+def _kinds_of(names: list[str], kind_of: Any) -> np.ndarray:
+    """``kind_of`` of each name (int64); Doubt for an empty or quoted name."""
     if any(not n or '"' in n for n in names):
         raise Doubt("step type empty or quoted")
-    kinds = np.asarray([kind_of(str(n)) for n in names], dtype="i8")
-    return kinds[enc.indices.to_numpy()]
+    known: dict[str, int] = {}
+    return np.asarray([known.setdefault(n, kind_of(n)) for n in names], dtype="i8")
 
 
 def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
