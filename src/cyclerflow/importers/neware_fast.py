@@ -217,10 +217,36 @@ def integers(col: Any) -> np.ndarray | None:
     return v
 
 
+#: rows per piece in :func:`by_chunk` (temporaries of 8-byte words: 512 KiB)
+PIECE = 1 << 16
+
+
+def by_chunk(col: Any, fn: Any) -> np.ndarray:
+    """``fn`` (float64 per row) of each chunk of a column, joined: the temporaries stay
+    the size of one chunk (a block of the CSV: they stay in the CPU cache)."""
+    import pyarrow as pa
+
+    whole = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    chunks = [c.slice(a, PIECE) for c in whole for a in range(0, len(c), PIECE)]
+    if len(chunks) == 1:
+        return fn(chunks[0])
+    out = np.empty(sum(len(c) for c in chunks))
+    at = 0
+    for c in chunks:
+        out[at : at + len(c)] = fn(c)
+        at += len(c)
+    return out
+
+
 def durations(col: Any) -> np.ndarray:
     """Seconds of ``[h]h:mm:ss[.fff]`` or plain-second texts (hours may exceed 24),
     from the column's bytes: rows grouped by width, each group parsed as a matrix of
     digits (seconds correctly rounded from the decimal); Doubt for anything else."""
+    return by_chunk(col, _durations)
+
+
+def _durations(col: Any) -> np.ndarray:
+    """:func:`durations` of one chunk."""
     b, off = _flat(col)
     lens = np.diff(off)
     if not len(lens) or lens.min() < 1 or lens.max() > DURATION_WIDTH:
@@ -296,6 +322,11 @@ def unix_seconds(col: Any) -> np.ndarray:
     from the column's bytes read eight at a time (:mod:`neware_clock`), the calendar
     worked out once per run of equal dates; Doubt for any other form (the pandas path
     reads those)."""
+    return by_chunk(col, _unix_seconds)
+
+
+def _unix_seconds(col: Any) -> np.ndarray:
+    """:func:`unix_seconds` of one chunk."""
     b, off = _flat(col)
     n = len(off) - 1
     if not n or not (np.diff(off) == 19).all():
