@@ -240,6 +240,16 @@ OTHER_EXPORTS = {
         "Cycle ID,Step ID,Record ID,Time(h:min:s.ms),Voltage(V),Current(mA),Temperature(C),"
         "Capacity(mAh),Realtime\n1,1,1,0:00:00.000,3.1,0,25,0,2020-01-01 10:00:00\n"
     ),
+    # layout of beep's tests/test_files/raw/neware_test.csv (Apache-2.0, 15.7 MB): every
+    # value a quoted text starting with a tab (more tabs than commas in the header)
+    "older BTS three-level": (
+        'Cycle ID,"\tCap_Chg(mAh)","\tCap_DChg(mAh)","\tChg/DChg Efficiency(%)","\t"\n'
+        ',"\tStep ID","\tStep Name","\tStep Time(h:min:s.ms)","\tCapacity(mAh)","\t",,,\n'
+        ',,"\tRecord ID","\tTime(h:min:s.ms)","\tVoltage(V)","\tCurrent(mA)","\tRealtime","\t",,\n'
+        '1,"\t1941.2","\t2439.3","\t125.658","\t"\n'
+        ',"\t1","\tRest","\t0:00:10.000","\t0.0","\t",,,\n'
+        ',,"\t1","\t0:00:00.000","\t3.5047","\t0.0","\t02/21/2020 10:32:49","\t",,\n'
+    ),
 }
 
 

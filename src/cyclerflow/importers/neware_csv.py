@@ -105,7 +105,19 @@ def _other_layout(head: bytes) -> str | None:
         return "the three-level export (cycle, step and record rows interleaved)"
     if fields[:3] == ["Cycle ID", "Step ID", "Record ID"]:
         return "the 'Cycle ID, Step ID, Record ID' export of older BTS software"
+    if _bare(lines[0])[:1] == ["Cycle ID"] and _bare(second)[:2] == ["", "Step ID"]:
+        return (
+            "the three-level export of older BTS software (cycle, step and record rows "
+            "interleaved; 'Cycle ID', 'Step ID', 'Record ID')"
+        )
     return None
+
+
+def _bare(line: bytes | str) -> list[str]:
+    """Comma-separated fields without the quotes, tabs and blanks around them (older
+    BTS software writes each value as a quoted text starting with a tab)."""
+    text = line.decode("latin-1") if isinstance(line, bytes) else line
+    return [f.strip(' "\t\r\ufeff') for f in text.split(",")]
 
 
 def sniff(path: Path, head: bytes) -> bool:
