@@ -229,10 +229,11 @@ def test_tab_separated_export_with_milli_units(tmp_path: Path) -> None:
 #: heads of BTSDA's other exports (layouts as in cellpy's nw_regular_export_ife_example.csv
 #: and the 'Cycle ID, Step ID, Record ID' export other loaders map)
 OTHER_EXPORTS = {
-    "three-level": (
+    # (the three-level export itself is read: test_neware_levels.py)
+    "three-level without a record header": (
         "Cycle Index,Chg. Cap.(Ah),DChg. Cap.(Ah),Chg.-DChg. Eff(%),Chg. Energy(Wh)\n"
         ",Step Index,Step Number,Step Type,Step Time,Capacity(Ah),Energy(Wh)\n"
-        ",,DataPoint,Time,Total Time,Current(A),Voltage(V),Capacity(Ah),Energy(Wh),Date\n"
+        ",,Record,Time,Total Time,Current(A),Voltage(V),Capacity(Ah),Energy(Wh),Date\n"
         "1,0.02256,0.33067,1465.46,0.10243\n,1,1,Rest,00:00:20,0.00000,0.00000\n"
         ",,1,00:00:00,00:00:00,0.00000,4.3185,0.000000000,0.00000,2026-03-06 12:37:25\n"
     ),

@@ -26,12 +26,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cyclerflow.errors import InputError
-from cyclerflow.importers import neware_fast
+from cyclerflow.importers import neware_fast, neware_levels
 from cyclerflow.importers.common import Imported
 from cyclerflow.importers.guarded import (
     MAX_WHOLE,
@@ -74,6 +75,8 @@ MEASURED = {
 TEST_TIME = ("Total Time", "Cumulative Time")
 #: read as text (times are parsed strictly here; names are compared)
 TEXT_COLUMNS = ("Step Type", "Time", "Date")
+#: the columns the reader uses (pyarrow converts only these)
+USED = (*REQUIRED, *TEST_TIME, *TEXT_COLUMNS, *MEASURED)
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,10 @@ def _other_layout(head: bytes) -> str | None:
     lines = head.split(b"\n", 2)
     second = lines[1].decode("latin-1").lstrip("\ufeff") if len(lines) > 1 else ""
     if fields[:1] == ["Cycle Index"] and second[1:].startswith("Step Index"):
-        return "the three-level export (cycle, step and record rows interleaved)"
+        return (
+            "a three-level export (cycle, step and record rows interleaved) whose third "
+            "line is not the record header ',,DataPoint,...'"
+        )
     if fields[:3] == ["Cycle ID", "Step ID", "Record ID"]:
         return "the 'Cycle ID, Step ID, Record ID' export of older BTS software"
     if _bare(lines[0])[:1] == ["Cycle ID"] and _bare(second)[:2] == ["", "Step ID"]:
@@ -125,7 +131,7 @@ def sniff(path: Path, head: bytes) -> bool:
     BTSDA's other exports, which :func:`read` refuses by name)."""
     fields = _first_line(head)
     flat = all(r in fields for r in REQUIRED) and any(t in fields for t in TEST_TIME)
-    return flat or _other_layout(head) is not None
+    return flat or neware_levels.is_three_level(head) or _other_layout(head) is not None
 
 
 def _err(path: Path, msg: str, line: int | None = None) -> InputError:
@@ -367,16 +373,25 @@ class _ArrowSource:
     """Columns of a clean table as pyarrow reads them (see :mod:`neware_fast`); any
     doubt raises :class:`neware_fast.Doubt` and the file is read by the pandas path."""
 
-    def __init__(self, path: Path, raw: memoryview) -> None:
+    def __init__(self, path: Path, raw: memoryview, extra: dict[str, Any] | None = None) -> None:
+        """``extra``: more columns (name -> pyarrow array, one value per row), after the
+        file's own (the three-level export's cycle and step numbers and step types)."""
         self.path = path
         first = first_line(raw).decode("latin-1")
         sep = _delimiter(first)
         fields = first.split(sep)
         names = fields[:-1] if fields[-1] == "" else fields
-        cols = _columns(path, names)
-        wanted = {c.index: c.name in (*TEXT_COLUMNS, *TEST_TIME) for c in cols.values()}
+        extra = extra or {}
+        cols = _columns(path, [*names, *extra])
+        wanted = {  # only the columns read below are converted
+            c.index: c.name in (*TEXT_COLUMNS, *TEST_TIME)
+            for c in cols.values()
+            if c.name in USED and c.index < len(names)
+        }
         self.table = neware_fast.read_table(raw, first, sep, wanted)
-        self.names = names
+        for k, col in enumerate(extra.values()):
+            self.table.columns[len(names) + k] = col
+        self.names = [*names, *extra]
 
     def numeric(self, col: Column) -> np.ndarray:
         v = neware_fast.numbers(self.table.columns[col.index])
@@ -439,7 +454,10 @@ def read(path: str | Path) -> Imported:
     pandas' parser, which names the line and value."""
     path = Path(path)
     with _opened(path) as raw:
-        other = _other_layout(bytes(raw[:4096]))
+        head = bytes(raw[:4096])
+        if neware_levels.is_three_level(head):
+            return _three_level(path, raw)
+        other = _other_layout(head)
         if other is not None:
             raise _err(
                 path,
@@ -447,11 +465,47 @@ def read(path: str | Path) -> Imported:
                 "(one row per record: DataPoint, Cycle Index, Step Index, Step Type, Time, ...)",
                 1,
             )
+        return _read_flat(path, raw)
+
+
+def _read_flat(path: Path, raw: memoryview) -> Imported:
+    """The flat export: pyarrow for a clean table, else pandas (which names the line)."""
+    try:
+        return _assemble(path, _ArrowSource(path, raw))
+    except (neware_fast.Doubt, InputError):
+        pass
+    return _assemble(path, _PandasSource(path, raw))
+
+
+def _three_level(path: Path, raw: memoryview) -> Imported:
+    """The three-level export read as the flat export of its record rows: pyarrow on the
+    record rows with the cycle and step columns added; else (any doubt or error) the
+    flat text of :func:`neware_levels.flatten` read as a flat export, every error naming
+    the line in the file."""
+    try:
+        out = _assemble(path, _level_source(path, raw))
+    except (neware_fast.Doubt, InputError):
+        flat, where = neware_levels.flatten(path, bytes(raw).decode("latin-1"), _err)
         try:
-            return _assemble(path, _ArrowSource(path, raw))
-        except (neware_fast.Doubt, InputError):
-            pass
-        return _assemble(path, _PandasSource(path, raw))
+            out = _read_flat(path, memoryview(flat))
+        except InputError as err:
+            raise neware_levels.remapped(path, err, where) from None
+    names = out["header"].split(",")
+    out["header"] = "three-level export; record columns: " + ",".join(names[4:])
+    return out
+
+
+def _level_source(path: Path, raw: memoryview) -> _ArrowSource:
+    """The pyarrow source of a three-level export's record rows (Doubt if unusual)."""
+    import pyarrow as pa
+
+    rec = neware_levels.records(raw)
+    extra = {
+        "Cycle Index": pa.array(rec.cycle),
+        "Step Index": pa.array(rec.step),
+        "Step Type": pa.array(rec.types, pa.string()).take(pa.array(rec.type_index)),
+    }
+    return _ArrowSource(path, memoryview(rec.body), extra)
 
 
 def _step_count(vcyc: np.ndarray, vstep: np.ndarray) -> np.ndarray:
