@@ -176,6 +176,60 @@ def bench_neware_csv() -> None:
     )
 
 
+def _levels_file(path: Path, rows: int) -> None:
+    """A synthetic BTSDA three-level export: cycles of rest/charge/rest/discharge steps of
+    100/800/100/1000 records (10 s apart), a cycle row, step rows and record rows."""
+    out = [
+        "Cycle Index,Chg. Cap.(Ah),DChg. Cap.(Ah),Chg.-DChg. Eff(%)",
+        ",Step Index,Step Number,Step Type,Step Time,Capacity(Ah),Energy(Wh)",
+        ",,DataPoint,Time,Total Time,Current(A),Voltage(V),Capacity(Ah),Energy(Wh),Date,Power(W)",
+    ]
+    n = step = 0
+    cycle = 0
+    while n < rows:
+        cycle += 1
+        out.append(f"{cycle},0.1,0.1,100.0")
+        for name, cur, count in (
+            ("Rest", 0.0, 100),
+            ("CC Chg", 0.5, 800),
+            ("Rest", 0.0, 100),
+            ("CC DChg", -0.5, 1000),
+        ):
+            step += 1
+            out.append(f",{step},{step},{name},00:10:00,0.1,0.4")
+            for k in range(count):
+                n += 1
+                s, t = k * 10, n * 10
+                out.append(
+                    f",,{n},{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d},"
+                    f"{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d},{cur:.5f},3.{n % 9000:04d},"
+                    f"{s * abs(cur) / 3600:.6f},{s * abs(cur) * 3.6 / 3600:.6f},"
+                    f"2024-03-01 10:00:00,{cur * 3.6:.5f}"
+                )
+    path.write_text("\n".join(out) + "\n")
+
+
+def bench_neware_levels() -> None:
+    """BTSDA three-level export against pandas.read_csv of the same file as a plain table."""
+    import pandas as pd
+
+    from cyclerflow.importers import neware_csv
+
+    rows = 200_000
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "btsda_levels.csv"
+        _levels_file(p, rows)
+        ours, peer = paired_rates(
+            lambda: neware_csv.read(p),
+            lambda: pd.read_csv(p, encoding="latin-1", header=None, skiprows=3, names=range(11)),
+            rows,
+            5,
+        )
+    print(
+        f"{'csv':<8} {'BTSDA three-level (synthetic)':<40} {rows:>9} {ours:>12.3g} {peer:>12.3g} {ours / peer:>9.2f} {CPU_RATIO['last']:>6.2f}"
+    )
+
+
 def main() -> int:
     print(
         f"{'format':<8} {'file':<40} {'rows':>9} {'ours rows/s':>12} {'peer rows/s':>12} {'ours/peer':>9} {'cpu':>6}"
@@ -183,6 +237,7 @@ def main() -> int:
     bench_mpr()
     bench_ndax()
     bench_neware_csv()
+    bench_neware_levels()
     return 0
 
 

@@ -229,16 +229,27 @@ def test_tab_separated_export_with_milli_units(tmp_path: Path) -> None:
 #: heads of BTSDA's other exports (layouts as in cellpy's nw_regular_export_ife_example.csv
 #: and the 'Cycle ID, Step ID, Record ID' export other loaders map)
 OTHER_EXPORTS = {
-    "three-level": (
+    # (the three-level export itself is read: test_neware_levels.py)
+    "three-level without a record header": (
         "Cycle Index,Chg. Cap.(Ah),DChg. Cap.(Ah),Chg.-DChg. Eff(%),Chg. Energy(Wh)\n"
         ",Step Index,Step Number,Step Type,Step Time,Capacity(Ah),Energy(Wh)\n"
-        ",,DataPoint,Time,Total Time,Current(A),Voltage(V),Capacity(Ah),Energy(Wh),Date\n"
+        ",,Record,Time,Total Time,Current(A),Voltage(V),Capacity(Ah),Energy(Wh),Date\n"
         "1,0.02256,0.33067,1465.46,0.10243\n,1,1,Rest,00:00:20,0.00000,0.00000\n"
         ",,1,00:00:00,00:00:00,0.00000,4.3185,0.000000000,0.00000,2026-03-06 12:37:25\n"
     ),
     "Record ID": (
         "Cycle ID,Step ID,Record ID,Time(h:min:s.ms),Voltage(V),Current(mA),Temperature(C),"
         "Capacity(mAh),Realtime\n1,1,1,0:00:00.000,3.1,0,25,0,2020-01-01 10:00:00\n"
+    ),
+    # layout of beep's tests/test_files/raw/neware_test.csv (Apache-2.0, 15.7 MB): every
+    # value a quoted text starting with a tab (more tabs than commas in the header)
+    "older BTS three-level": (
+        'Cycle ID,"\tCap_Chg(mAh)","\tCap_DChg(mAh)","\tChg/DChg Efficiency(%)","\t"\n'
+        ',"\tStep ID","\tStep Name","\tStep Time(h:min:s.ms)","\tCapacity(mAh)","\t",,,\n'
+        ',,"\tRecord ID","\tTime(h:min:s.ms)","\tVoltage(V)","\tCurrent(mA)","\tRealtime","\t",,\n'
+        '1,"\t1941.2","\t2439.3","\t125.658","\t"\n'
+        ',"\t1","\tRest","\t0:00:10.000","\t0.0","\t",,,\n'
+        ',,"\t1","\t0:00:00.000","\t3.5047","\t0.0","\t02/21/2020 10:32:49","\t",,\n'
     ),
 }
 

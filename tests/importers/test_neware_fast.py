@@ -15,9 +15,9 @@ from cyclerflow.importers import neware_csv, neware_fast
 
 
 def _both(path: Path):
-    raw = neware_csv._raw(path)
-    fast = neware_csv._assemble(path, neware_csv._ArrowSource(path, raw))
-    slow = neware_csv._assemble(path, neware_csv._PandasSource(path, raw))
+    with neware_csv._opened(path) as raw:
+        fast = neware_csv._assemble(path, neware_csv._ArrowSource(path, raw))
+        slow = neware_csv._assemble(path, neware_csv._PandasSource(path, raw))
     return fast, slow
 
 
@@ -84,3 +84,46 @@ def test_short_row_and_bad_value_still_named_by_the_careful_path(tmp_path: Path)
     p.write_text("\n".join(lines))
     with pytest.raises(InputError, match=r"line 7\).*'Cycle Index': 'x1' is not a number"):
         neware_csv.read(p)
+
+
+def _decimal_seconds(text: str) -> float:
+    """Seconds of ``[h]h:mm:ss[.f]`` the way the careful path computes them."""
+    *hm, s = text.split(":")
+    h, m = (float(v) for v in hm) if hm else (0.0, 0.0)
+    return h * 3600.0 + m * 60.0 + float(s)
+
+
+def test_durations_of_every_layout_and_across_chunks() -> None:
+    texts = ["00:00:01", "99:59:59", "100:00:00.5", "1234:05:06.789", "12:34:56.1234"]
+    texts += ["1:02:03", "7", "12.25", "0:00:00.00", "123456789012:00:00"]
+    chunked = pa.chunked_array(
+        [pa.array(texts[:3]), pa.array([], pa.string()), pa.array(texts[3:])]
+    )
+    want = [_decimal_seconds(t) for t in texts]
+    np.testing.assert_array_equal(neware_fast.durations(chunked), want)
+    np.testing.assert_array_equal(neware_fast.durations(pa.array(texts)), want)
+
+
+@pytest.mark.parametrize("layout", ["12:34:56", "123:45:07.25"])
+def test_any_wrong_byte_of_a_clock_text_is_doubted(layout: str) -> None:
+    # '/' and ':' are the bytes just below and above the digits
+    for i, c in enumerate(layout):
+        for bad in {"/", ":", "a", " ", "5", "."} - {c}:
+            if c.isdigit() and bad.isdigit():
+                continue  # another digit: still the same layout
+            text = layout[:i] + bad + layout[i + 1 :]
+            with pytest.raises(neware_fast.Doubt):
+                neware_fast.durations(pa.array([layout] * 9 + [text]))
+
+
+def test_dates_across_chunks_and_every_wrong_byte_doubted() -> None:
+    secs = np.sort(np.random.default_rng(5).integers(0, 4_000_000_000, 300))
+    texts = list(pd.to_datetime(secs, unit="s").strftime("%Y-%m-%d %H:%M:%S"))
+    chunked = pa.chunked_array([pa.array(texts[:100]), pa.array(texts[100:])])
+    np.testing.assert_array_equal(neware_fast.unix_seconds(chunked), secs.astype("f8"))
+    good = "2024-03-01 10:20:30"
+    for i in range(len(good)):
+        for bad in {"/", ":", "-", " ", "a"} - {good[i]}:
+            text = good[:i] + bad + good[i + 1 :]
+            with pytest.raises(neware_fast.Doubt):
+                neware_fast.unix_seconds(pa.array([good] * 5 + [text] + [good] * 5))

@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cyclerflow.errors import InputError
-from cyclerflow.importers import neware_fast
-from cyclerflow.importers.common import Imported, vendor_counts
+from cyclerflow.importers import neware_fast, neware_levels
+from cyclerflow.importers.common import Imported
 from cyclerflow.importers.guarded import (
     MAX_WHOLE,
     check_clock,
@@ -38,6 +41,8 @@ from cyclerflow.importers.guarded import (
     parse_dates,
     whole_numbers,
 )
+from cyclerflow.importers.textfmt import _all_blank
+from cyclerflow.importers.textspan import file_view, first_line
 
 FORMAT = "neware-csv"
 EXTENSIONS = (".csv", ".txt")
@@ -70,6 +75,8 @@ MEASURED = {
 TEST_TIME = ("Total Time", "Cumulative Time")
 #: read as text (times are parsed strictly here; names are compared)
 TEXT_COLUMNS = ("Step Type", "Time", "Date")
+#: the columns the reader uses (pyarrow converts only these)
+USED = (*REQUIRED, *TEST_TIME, *TEXT_COLUMNS, *MEASURED)
 
 
 @dataclass(frozen=True)
@@ -98,10 +105,25 @@ def _other_layout(head: bytes) -> str | None:
     lines = head.split(b"\n", 2)
     second = lines[1].decode("latin-1").lstrip("\ufeff") if len(lines) > 1 else ""
     if fields[:1] == ["Cycle Index"] and second[1:].startswith("Step Index"):
-        return "the three-level export (cycle, step and record rows interleaved)"
+        return (
+            "a three-level export (cycle, step and record rows interleaved) whose third "
+            "line is not the record header ',,DataPoint,...'"
+        )
     if fields[:3] == ["Cycle ID", "Step ID", "Record ID"]:
         return "the 'Cycle ID, Step ID, Record ID' export of older BTS software"
+    if _bare(lines[0])[:1] == ["Cycle ID"] and _bare(second)[:2] == ["", "Step ID"]:
+        return (
+            "the three-level export of older BTS software (cycle, step and record rows "
+            "interleaved; 'Cycle ID', 'Step ID', 'Record ID')"
+        )
     return None
+
+
+def _bare(line: bytes | str) -> list[str]:
+    """Comma-separated fields without the quotes, tabs and blanks around them (older
+    BTS software writes each value as a quoted text starting with a tab)."""
+    text = line.decode("latin-1") if isinstance(line, bytes) else line
+    return [f.strip(' "\t\r\ufeff') for f in text.split(",")]
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -109,7 +131,7 @@ def sniff(path: Path, head: bytes) -> bool:
     BTSDA's other exports, which :func:`read` refuses by name)."""
     fields = _first_line(head)
     flat = all(r in fields for r in REQUIRED) and any(t in fields for t in TEST_TIME)
-    return flat or _other_layout(head) is not None
+    return flat or neware_levels.is_three_level(head) or _other_layout(head) is not None
 
 
 def _err(path: Path, msg: str, line: int | None = None) -> InputError:
@@ -282,25 +304,28 @@ def our_cycles(kind: np.ndarray) -> np.ndarray:
     return out
 
 
-def _raw(path: Path) -> bytes:
-    """The file's bytes without a UTF-8 BOM; an empty file is refused."""
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"cannot read file ({err.strerror})", path=path) from None
-    if not raw or raw.isspace():  # (no copy of the file, unlike strip)
-        raise _err(path, "file is empty")
-    return raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+@contextmanager
+def _opened(path: Path) -> Iterator[memoryview]:
+    """The file as a zero-copy view (:func:`textspan.file_view`: read when small, mapped
+    when large) without a UTF-8 BOM; an empty file is refused."""
+    with ExitStack() as stack:
+        try:
+            view = stack.enter_context(file_view(path))
+        except OSError as err:
+            raise InputError(f"cannot read file ({err.strerror})", path=path) from None
+        if _all_blank(view):
+            raise _err(path, "file is empty")
+        yield view[3:] if view[:3] == b"\xef\xbb\xbf" else view
 
 
-def _read_table(path: Path, raw: bytes) -> pd.DataFrame:
-    first = raw.split(b"\n", 1)[0].decode("latin-1").rstrip("\r")
+def _read_table(path: Path, raw: memoryview) -> pd.DataFrame:
+    first = first_line(raw).decode("latin-1")
     sep = _delimiter(first)
     fields = first.split(sep)
     as_text = {f: object for f in fields if f.strip() in (*TEXT_COLUMNS, *TEST_TIME)}
     try:
         df = pd.read_csv(
-            io.BytesIO(raw),
+            io.BytesIO(raw),  # (a copy: this careful path is the rare one)
             sep=sep,
             dtype=as_text,
             keep_default_na=False,
@@ -320,7 +345,7 @@ class _PandasSource:
     """Columns of the table as pandas' C parser reads them (the careful path: every
     error names its line and value)."""
 
-    def __init__(self, path: Path, raw: bytes) -> None:
+    def __init__(self, path: Path, raw: memoryview) -> None:
         self.path = path
         self.df = _read_table(path, raw)
         self.names = [str(c) for c in self.df.columns]
@@ -348,21 +373,31 @@ class _ArrowSource:
     """Columns of a clean table as pyarrow reads them (see :mod:`neware_fast`); any
     doubt raises :class:`neware_fast.Doubt` and the file is read by the pandas path."""
 
-    def __init__(self, path: Path, raw: bytes) -> None:
+    def __init__(self, path: Path, raw: memoryview, extra: dict[str, Any] | None = None) -> None:
+        """``extra``: more columns (name -> pyarrow array, one value per row), after the
+        file's own (the three-level export's cycle and step numbers and step types)."""
         self.path = path
-        nl = raw.find(b"\n")
-        first = (raw if nl < 0 else raw[:nl]).decode("latin-1").rstrip("\r")
+        first = first_line(raw).decode("latin-1")
         sep = _delimiter(first)
         fields = first.split(sep)
         names = fields[:-1] if fields[-1] == "" else fields
-        cols = _columns(path, names)
-        wanted = {c.index: c.name in (*TEXT_COLUMNS, *TEST_TIME) for c in cols.values()}
+        extra = extra or {}
+        cols = _columns(path, [*names, *extra])
+        wanted = {  # only the columns read below are converted
+            c.index: c.name in (*TEXT_COLUMNS, *TEST_TIME)
+            for c in cols.values()
+            if c.name in USED and c.index < len(names)
+        }
         self.table = neware_fast.read_table(raw, first, sep, wanted)
-        self.names = names
+        for k, col in enumerate(extra.values()):
+            self.table.columns[len(names) + k] = col
+        self.names = [*names, *extra]
 
     def numeric(self, col: Column) -> np.ndarray:
         v = neware_fast.numbers(self.table.columns[col.index])
-        return v * col.factor
+        if col.factor != 1.0:
+            return v * col.factor
+        return v if v.flags.writeable else v.copy()  # (v * 1.0 is v, bit for bit)
 
     def integers(self, col: Column) -> np.ndarray:
         exact = neware_fast.integers(self.table.columns[col.index])
@@ -404,9 +439,11 @@ def _capacities(
         "Energy": ("charge_energy_watt_hour", "discharge_energy_watt_hour"),
     }.items():
         if name in cols and chg not in out:
-            v = np.abs(src.numeric(cols[name]))
+            v = src.numeric(cols[name])  # a new array: made the discharge one below
+            np.abs(v, out=v)
             out[chg] = np.where(kind > 0, v, 0.0)
-            out[dchg] = np.where(kind < 0, v, 0.0)
+            v[kind >= 0] = 0.0
+            out[dchg] = v
     return out
 
 
@@ -416,21 +453,70 @@ def read(path: str | Path) -> Imported:
     A clean table is read by pyarrow; anything unusual (and every error) goes through
     pandas' parser, which names the line and value."""
     path = Path(path)
-    with open(path, "rb") as fh:
-        other = _other_layout(fh.read(4096))
-    if other is not None:
-        raise _err(
-            path,
-            f"this is {other}, which is not read: export the record layer from BTSDA "
-            "(one row per record: DataPoint, Cycle Index, Step Index, Step Type, Time, ...)",
-            1,
-        )
-    raw = _raw(path)
+    with _opened(path) as raw:
+        head = bytes(raw[:4096])
+        if neware_levels.is_three_level(head):
+            return _three_level(path, raw)
+        other = _other_layout(head)
+        if other is not None:
+            raise _err(
+                path,
+                f"this is {other}, which is not read: export the record layer from BTSDA "
+                "(one row per record: DataPoint, Cycle Index, Step Index, Step Type, Time, ...)",
+                1,
+            )
+        return _read_flat(path, raw)
+
+
+def _read_flat(path: Path, raw: memoryview) -> Imported:
+    """The flat export: pyarrow for a clean table, else pandas (which names the line)."""
     try:
         return _assemble(path, _ArrowSource(path, raw))
     except (neware_fast.Doubt, InputError):
         pass
     return _assemble(path, _PandasSource(path, raw))
+
+
+def _three_level(path: Path, raw: memoryview) -> Imported:
+    """The three-level export read as the flat export of its record rows: pyarrow on the
+    record rows with the cycle and step columns added; else (any doubt or error) the
+    flat text of :func:`neware_levels.flatten` read as a flat export, every error naming
+    the line in the file."""
+    try:
+        out = _assemble(path, _level_source(path, raw))
+    except (neware_fast.Doubt, InputError):
+        flat, where = neware_levels.flatten(path, bytes(raw).decode("latin-1"), _err)
+        try:
+            out = _read_flat(path, memoryview(flat))
+        except InputError as err:
+            raise neware_levels.remapped(path, err, where) from None
+    names = out["header"].split(",")
+    out["header"] = "three-level export; record columns: " + ",".join(names[4:])
+    return out
+
+
+def _level_source(path: Path, raw: memoryview) -> _ArrowSource:
+    """The pyarrow source of a three-level export's record rows (Doubt if unusual)."""
+    import pyarrow as pa
+
+    rec = neware_levels.records(raw)
+    extra = {
+        "Cycle Index": pa.array(rec.cycle),
+        "Step Index": pa.array(rec.step),
+        "Step Type": pa.array(rec.types, pa.string()).take(pa.array(rec.type_index)),
+    }
+    return _ArrowSource(path, memoryview(rec.body), extra)
+
+
+def _step_count(vcyc: np.ndarray, vstep: np.ndarray) -> np.ndarray:
+    """``step_count`` of :func:`common.vendor_counts` (from 1, +1 whenever the vendor's
+    step or cycle number changes), without its cycle count."""
+    change = np.zeros(len(vstep), dtype=bool)
+    np.not_equal(vstep[1:], vstep[:-1], out=change[1:])
+    change[1:] |= vcyc[1:] != vcyc[:-1]
+    out = np.cumsum(change, dtype="i8")
+    out += 1
+    return out
 
 
 def _assemble(path: Path, src: _PandasSource | _ArrowSource) -> Imported:
@@ -449,7 +535,7 @@ def _assemble(path: Path, src: _PandasSource | _ArrowSource) -> Imported:
     src.check_step_names(cols["Step Type"], kind, current)
     vcyc = src.integers(cols["Cycle Index"])
     vstep = src.integers(cols["Step Index"])
-    _, step_count = vendor_counts(vcyc, vstep)
+    step_count = _step_count(vcyc, vstep)
     cyc: dict[str, np.ndarray] = {
         "test_time_second": t,
         "voltage_volt": src.numeric(cols["Voltage"]),
