@@ -135,6 +135,8 @@ def _grow_xlsx(src: Path, dst: Path, target: int) -> int:
         for r in body:
             rr = list(r)
             rr[1] = r[1] + k * span
+            if isinstance(r[0], dt.datetime):  # Date_Time moves with the test time
+                rr[0] = r[0] + dt.timedelta(seconds=k * span)
             sheet.append(rr)
             n += 1
             if n >= target:
