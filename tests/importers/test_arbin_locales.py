@@ -39,3 +39,19 @@ def test_semicolon_export_mixing_commas_and_points_is_refused(tmp_path: Path) ->
     with pytest.raises(InputError, match="mix decimal commas and decimal points") as err:
         read_any(path)
     assert "line 10" in str(err.value)
+
+
+def test_german_dates_with_decimal_comma_seconds(tmp_path: Path) -> None:
+    """PyProBE's MITS Pro 8 export with German dates (``20.09.2024 08:32:34,558``,
+    day first, a decimal comma in the seconds): the same instants as the original."""
+    src = SRC.parent / "sample_data_arbin_unquoted.csv"
+    out = []
+    for line in src.read_bytes().split(b"\n"):
+        line = re.sub(rb"(\d)\.(\d)", rb"\1,\2", line.replace(b",", b";"))
+        out.append(re.sub(rb"(\d\d)/(\d\d)/(\d{4})", rb"\2.\1.\3", line))
+    path = tmp_path / "arbin_de_dates.csv"
+    path.write_bytes(b"\n".join(out))
+    assert b"20.09.2024 08:32:34,558" in path.read_bytes()
+    ref, got = read_any(src)["cycling"], read_any(path)["cycling"]
+    for k, v in ref.items():
+        np.testing.assert_array_equal(got[k], v, err_msg=k)
