@@ -30,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cyclerflow.errors import InputError
 from cyclerflow.importers.common import Imported, naive_to_unix, name_temperature
 from cyclerflow.importers.guarded import MAX_WHOLE
-from cyclerflow.importers.textfmt import fail, parse_block, read_text
+from cyclerflow.importers.textfmt import BOM, fail, open_raw, parse_block, read_text
+from cyclerflow.importers.textspan import find, is_ascii
 
 FORMAT = "gamry-dta"
 EXTENSIONS = (".dta",)
@@ -204,6 +206,162 @@ def _tables(path: Path, text: str) -> tuple[list[tuple[str, list[str], int, str]
     return tables, header
 
 
+class _Fallback(Exception):
+    """The bytes path does not take this file on: read it as text."""
+
+
+_BODY_END_B = re.compile(rb"\n(?:[^\t \r\n]|[\t \r]*(?:\n|\Z))")
+_COMMA_B = re.compile(rb"\d,\d")
+_POINT_B = re.compile(rb"\d\.\d")
+
+
+class _Scan:
+    """A file's bytes read line by line as the text path would decode them (UTF-8, or
+    Latin-1 once a line is not UTF-8: the whole file then is), and line numbers of
+    byte offsets counted forward from the last one asked for."""
+
+    def __init__(self, view: memoryview, encoding: str = "utf-8") -> None:
+        self.view, self.encoding, self.pos, self.line = view, encoding, 0, 1
+        #: a line beyond ASCII: the rows must be ASCII for the decoding to be the text's
+        self.non_ascii = False
+
+    def next_line(self, pos: int) -> tuple[str, int]:
+        """:func:`_next_line` on bytes; a line not UTF-8 raises :class:`_Latin1`."""
+        nl = find(self.view, b"\n", pos)
+        end = len(self.view) if nl < 0 else nl
+        raw = bytes(self.view[pos:end])
+        if not raw.isascii():
+            self.non_ascii = True
+        try:
+            line = raw.decode(self.encoding)
+        except UnicodeDecodeError:
+            raise _Latin1 from None
+        return line.rstrip("\r"), end + 1
+
+    def at(self, pos: int) -> int:
+        """1-based line number of the line holding byte ``pos`` (``pos`` never goes back)."""
+        chunk = np.frombuffer(self.view[self.pos : pos], np.uint8)
+        self.line += int(np.count_nonzero(chunk == 10))
+        self.pos = pos
+        return self.line
+
+
+class _Latin1(Exception):
+    """A line is not UTF-8: the file is read as Latin-1."""
+
+
+def _rows_bytes(view: memoryview, start: int, stop: int) -> bytes | memoryview:
+    """Rows of a table as bytes, a decimal comma turned into a point (a mixed or
+    non-ASCII table with commas goes to the text path, which decides)."""
+    rows = view[start:stop]
+    if find(rows, b",") < 0:
+        return rows
+    raw = bytes(rows)
+    if not raw.isascii():
+        raise _Fallback
+    if not _COMMA_B.search(raw):
+        return rows
+    if _POINT_B.search(raw):
+        raise _Fallback
+    return raw.replace(b",", b".")
+
+
+def _table_b(
+    scan: _Scan, pos: int, key: str
+) -> tuple[tuple[str, list[str], int, bytes | memoryview], list[str], int]:
+    """:func:`_table_at` on bytes: the body found in place, the rows not copied."""
+    view = scan.view
+    ln, p1 = scan.next_line(pos)
+    if p1 >= len(view):
+        raise _Fallback
+    l1, p2 = scan.next_line(p1)
+    if p2 >= len(view):
+        raise _Fallback
+    l2, start = scan.next_line(p2)
+    names = [x.strip() for x in l1.split("\t")]
+    if names and names[0] == "":
+        names = names[1:]
+    m = _BODY_END_B.search(view, start - 1) if start < len(view) else None
+    end = len(view) if m is None else m.start() + 1
+    stop = end
+    while stop > start and view[stop - 1] in (10, 13):
+        stop -= 1
+    rows = _rows_bytes(view, start, stop) if start < len(view) else b""
+    first = scan.at(min(start, len(view)))
+    return (key, names, first, rows), [ln, l1, l2], end
+
+
+def _notes_b(scan: _Scan, pos: int, count: int, header: list[str]) -> int:
+    """Skip the ``count`` note lines after ``NOTES`` (kept in ``header``)."""
+    for _ in range(count):
+        if pos >= len(scan.view):
+            break
+        note, pos = scan.next_line(pos)
+        header.append(note)
+    return pos
+
+
+def _tables_bytes(path: Path, view: memoryview) -> tuple[str, list, list[str]] | None:
+    """(technique tag, tables, header lines) as :func:`_open` and :func:`_tables` give
+    them, from the bytes; None (or :class:`_Fallback`) when the text path must read it."""
+    if view[:3] == BOM or find(view, b"\r\r\n") >= 0:
+        return None
+    tag = _tag_b(view)
+    try:
+        scan = _Scan(view)
+        tables, header = _scan_tables(scan)
+    except _Latin1:
+        scan = _Scan(view, "latin-1")
+        tables, header = _scan_tables(scan)
+    if scan.non_ascii and not all(is_ascii(t[3]) for t in tables):
+        return None  # rows beyond ASCII: their bytes are the text path's only if ASCII
+    return tag, tables, header
+
+
+def _scan_tables(scan: _Scan) -> tuple[list, list[str]]:
+    """:func:`_tables` on bytes."""
+    tables: list = []
+    header: list[str] = []
+    pos = 0
+    while pos < len(scan.view):
+        ln, nxt = scan.next_line(pos)
+        parts = ln.split("\t")
+        key = parts[0].strip()
+        kind = parts[1].strip() if len(parts) > 1 else ""
+        indented = ln[:1] in ("\t", " ")
+        if kind == "NOTES" and not indented:
+            header.append(ln)
+            try:
+                count = int(parts[2])
+            except (IndexError, ValueError):
+                count = 0
+            pos = _notes_b(scan, nxt, count, header)
+        elif kind == "TABLE" and not indented:
+            table, three, pos = _table_b(scan, pos, key)
+            tables.append(table)
+            header.extend(three)
+        else:
+            header.append(ln)
+            pos = nxt
+    return tables, header
+
+
+def _tag_b(view: memoryview) -> str:
+    """The known technique TAG of lines 1-2 (else :class:`_Fallback`: the text path
+    names the problem)."""
+    second = find(view, b"\n", find(view, b"\n", 0, 2048) + 1, 2048)
+    head = bytes(view[: max(second, 0) + 1])
+    if second < 0 or not head.isascii():
+        raise _Fallback
+    lines = head.decode("ascii").splitlines()[:2]
+    if lines[0].strip() != "EXPLAIN" or len(lines) < 2 or not lines[1].startswith("TAG"):
+        raise _Fallback
+    tag = lines[1].split("\t")[1].strip() if "\t" in lines[1] else ""
+    if tag not in KNOWN_TAGS:
+        raise _Fallback
+    return tag
+
+
 def _col(names: list[str], *candidates: str) -> int | None:
     for c in candidates:
         if c in names:
@@ -239,10 +397,19 @@ def _open(path: Path) -> tuple[str, str]:
 
 
 def _table(
-    path: Path, name: str, names: list[str], first: int, rows: str, want: dict[str, int]
+    path: Path,
+    name: str,
+    names: list[str],
+    first: int,
+    rows: str | bytes | memoryview,
+    want: dict[str, int],
 ) -> dict[str, np.ndarray]:
-    """The wanted columns of one table; every row must have one value per column name."""
-    body = _rows_text(path, name, first, rows).encode("utf-8")
+    """The wanted columns of one table; every row must have one value per column name.
+    Rows as bytes come from :func:`_tables_bytes` (decimal commas already turned)."""
+    if isinstance(rows, str):
+        body: bytes | memoryview = _rows_text(path, name, first, rows).encode("utf-8")
+    else:
+        body = rows
     return parse_block(path, FORMAT, body, first, want, n_fields=len(names))
 
 
@@ -320,7 +487,7 @@ def _join_curves(path: Path, parts: list[dict], start: float | None) -> dict[str
             offset = float(t[-1])
         pieces.append({**p, "test_time_second": t})
     keys = ("test_time_second", "voltage_volt", "current_ampere", "cycle_count", "step_index")
-    cycling = {k: np.concatenate([p[k] for p in pieces]) for k in keys}
+    cycling = {k: _joined([p[k] for p in pieces]) for k in keys}
     back = np.flatnonzero(np.diff(cycling["test_time_second"]) < 0)
     if len(back):
         k = int(back[0]) + 1  # locate the line of the offending row
@@ -334,11 +501,49 @@ def _join_curves(path: Path, parts: list[dict], start: float | None) -> dict[str
     return cycling
 
 
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The arrays end to end; a single owned, writable, contiguous array is not copied."""
+    a = arrays[0]
+    if len(arrays) == 1 and a.flags.owndata and a.flags.writeable and a.flags.c_contiguous:
+        return a
+    return np.concatenate(arrays)
+
+
 def read(path: str | Path) -> Imported:
-    """Read a Gamry .DTA: spectra from ZCURVE tables, cycling rows from curve tables."""
+    """Read a Gamry .DTA: spectra from ZCURVE tables, cycling rows from curve tables.
+
+    The file is read as bytes (only the settings lines decoded, the rows handed to
+    pyarrow in place); a file this fast path does not take on (non-ASCII settings,
+    ``CR CR LF`` line ends, a second BOM) or one that fails is read again as text by
+    :func:`_read_text`, which gives the exact result or error.
+    """
     path = Path(path)
+    try:
+        with open_raw(path, FORMAT) as view:
+            found = _tables_bytes(path, view)
+            if found is not None:
+                return _assemble(path, *found, None)
+    except (InputError, _Fallback):
+        pass
+    return _read_text(path)
+
+
+def _read_text(path: Path) -> Imported:
+    """The whole file decoded as text (every file, and the exact errors)."""
     text, tag = _open(path)
     tables, header = _tables(path, text)
+    return _assemble(path, tag, tables, header, text)
+
+
+def _assemble(
+    path: Path,
+    tag: str,
+    tables: list[tuple[str, list[str], int, str | bytes | memoryview]],
+    header: list[str],
+    text: str | None,
+) -> Imported:
+    """Spectra and cycling rows of the tables; ``text`` None: the bytes path (an error
+    is raised as :class:`_Fallback` for the text path to name)."""
     settings = _settings(header)
     start = _start(settings)
     sign = -1.0 if _num(settings, "CONVENTION") == 0 else 1.0
@@ -359,6 +564,8 @@ def read(path: str | Path) -> Imported:
                 ocv_end += float(part["test_time_second"][-1])
             curves.append(part)
     if not spectra and not curves:
+        if text is None:
+            raise _Fallback
         raise fail(
             FORMAT,
             path,
