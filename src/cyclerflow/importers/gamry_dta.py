@@ -172,6 +172,22 @@ def _table_at(
     return (key, names, first, rows), [ln, l1, l2], end
 
 
+def _fields(ln: str) -> tuple[list[str], str, str, bool]:
+    """A header line's tab fields, its key, its kind (``TABLE``, ``NOTES`` ...) and
+    whether it is indented (a continuation, not a new entry)."""
+    parts = ln.split("\t")
+    kind = parts[1].strip() if len(parts) > 1 else ""
+    return parts, parts[0].strip(), kind, ln[:1] in ("\t", " ")
+
+
+def _notes_count(parts: list[str]) -> int:
+    """The line count a ``NOTES`` entry declares (0 when it declares none)."""
+    try:
+        return int(parts[2])
+    except (IndexError, ValueError):
+        return 0
+
+
 def _tables(path: Path, text: str) -> tuple[list[tuple[str, list[str], int, str]], list[str]]:
     """[(name, column names, first data line no., data rows as one string)], header lines."""
     tables = []
@@ -179,16 +195,10 @@ def _tables(path: Path, text: str) -> tuple[list[tuple[str, list[str], int, str]
     pos = 0
     while pos < len(text):
         ln, nxt = _next_line(text, pos)
-        parts = ln.split("\t")
-        key = parts[0].strip()
-        kind = parts[1].strip() if len(parts) > 1 else ""
-        indented = ln[:1] in ("\t", " ")
+        parts, key, kind, indented = _fields(ln)
         if kind == "NOTES" and not indented:
             header.append(ln)
-            try:
-                count = int(parts[2])
-            except (IndexError, ValueError):
-                count = 0
+            count = _notes_count(parts)
             pos = nxt
             for _ in range(count):
                 if pos >= len(text):
@@ -325,16 +335,10 @@ def _scan_tables(scan: _Scan) -> tuple[list, list[str]]:
     pos = 0
     while pos < len(scan.view):
         ln, nxt = scan.next_line(pos)
-        parts = ln.split("\t")
-        key = parts[0].strip()
-        kind = parts[1].strip() if len(parts) > 1 else ""
-        indented = ln[:1] in ("\t", " ")
+        parts, key, kind, indented = _fields(ln)
         if kind == "NOTES" and not indented:
             header.append(ln)
-            try:
-                count = int(parts[2])
-            except (IndexError, ValueError):
-                count = 0
+            count = _notes_count(parts)
             pos = _notes_b(scan, nxt, count, header)
         elif kind == "TABLE" and not indented:
             table, three, pos = _table_b(scan, pos, key)
