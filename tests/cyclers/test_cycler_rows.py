@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cyclerflow.acquire.cycler import Carry, CyclerRecords, first_breach, to_rows
 from cyclerflow.acquire.recipe import Limits
@@ -71,3 +73,54 @@ def test_first_breach_finds_the_first_bad_row():
     rows["voltage_volt"][1] = 4.25
     k, msg = first_breach(lim, rows)
     assert k == 1 and "voltage_max" in msg
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    offset0=st.floats(0, 1e7),
+    step_times=st.lists(
+        st.lists(st.floats(0, 5e4, allow_subnormal=False), min_size=1, max_size=6),
+        min_size=2,
+        max_size=8,
+    ),
+    split=st.integers(0, 40),
+)
+def test_rebuilt_test_time_never_steps_back(offset0, step_times, split):
+    # steps whose step time restarts at 0 (as a cycler logs a step's first record):
+    # the rebuilt time must not fall an ulp below the record before, within a batch
+    # or across two batches
+    st_all = np.concatenate([np.sort(s) - min(s) for s in step_times])
+    step_id = np.concatenate([np.full(len(s), k + 1) for k, s in enumerate(step_times)])
+    n = len(st_all)
+    k = min(split, n)
+    carry = Carry(step_offset_s=offset0, step_time_s=0.0, step_key=(1, 1))
+    times = []
+    for lo, hi in ((0, k), (k, n)):
+        seq = np.arange(lo + 1, hi + 1)
+        b = to_rows(
+            recs(seq, step_id[lo:hi], [1] * (hi - lo), ["cc"] * (hi - lo), st_all[lo:hi]), carry, {}
+        )
+        times.append(b.rows["test_time_second"])
+        carry = b.carry
+    t = np.concatenate(times)
+    assert np.all(np.diff(t) >= 0), t
+    # and each step's first record is exactly where the step before ended
+    first = np.flatnonzero(np.diff(step_id)) + 1
+    np.testing.assert_array_equal(t[first], t[first - 1] + st_all[first])
+
+
+def test_a_carry_read_back_from_a_file_does_not_step_back():
+    # read_carry stores the step offset as (last test time - step time), which rounds:
+    # (22443.340315930724 - 2110.5828779135863) + 2110.5828779135863 < 22443.340315930724
+    t_last, st_last = 22443.340315930724, 2110.5828779135863
+    assert (t_last - st_last) + st_last < t_last
+    carry = Carry(
+        last_seq=9,
+        step_key=(2, 1),
+        step_offset_s=t_last - st_last,
+        step_time_s=st_last,
+        last_t=t_last,
+    )
+    b = to_rows(recs([10, 11], [3, 3], [1, 1], ["cc", "cc"], [0.0, 5.0]), carry, {})
+    assert b.rows["test_time_second"][0] == t_last
+    assert b.rows["test_time_second"][1] > t_last

@@ -23,6 +23,7 @@ channels (``cyclerflow.acquire.station`` routes a driver whose module sets
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,12 +166,14 @@ class Carry:
 
     ``last_seq``: the last stored sequence id (0: none); ``step_key``: (vendor step id,
     cycle id) of the last record; ``step_offset_s``: test time at which that step
-    began; ``step_time_s``: its step time; ``unix0``: Unix time at test time 0."""
+    began; ``step_time_s``: its step time; ``last_t``: its test time (s; NaN: none);
+    ``unix0``: Unix time at test time 0."""
 
     last_seq: int = 0
     step_key: tuple[int, int] | None = None
     step_offset_s: float = 0.0
     step_time_s: float = 0.0
+    last_t: float = math.nan
     step_count: int = 0
     last_cap_ah: float = 0.0
     unix0: float = 0.0
@@ -206,6 +209,7 @@ def read_carry(path: str | Path) -> Carry:
         step_key=(int(row["vendor_step_index"]), int(row["vendor_cycle_index"])),
         step_offset_s=float(row["test_time_second"]) - st,
         step_time_s=st,
+        last_t=float(row["test_time_second"]),
         step_count=int(row["step_count"]),
         last_cap_ah=float(
             max(row["charge_capacity_ampere_hour"], row["discharge_capacity_ampere_hour"])
@@ -228,6 +232,25 @@ class Batch:
     starts: np.ndarray
 
 
+def _rebuilt_test_time(
+    offset0: float, st: np.ndarray, prev_st: np.ndarray, new: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(test time, step offset) in s from step times ``st``: each new step begins where
+    the previous one's last record ended (``offset0``: the first record's step offset).
+
+    The running sum starts from ``offset0`` itself, so a step's first offset is the very
+    float ``offset + step time`` of the record before it: a new step starting at step
+    time 0 gets the same test time as that record, never one ulp less (adding the
+    offset after the sum rounds differently and made time step backwards).
+    """
+    steps = np.where(new, prev_st, 0.0)
+    if not len(steps):
+        return steps, steps
+    steps[0] += offset0  # rounded like ``prev offset + prev step time`` at a step change
+    offset = np.cumsum(steps)
+    return offset + st, offset
+
+
 def to_rows(recs: CyclerRecords, carry: Carry, leaf_of_step: dict[int, tuple[int, str]]) -> Batch:
     """Map vendor records onto the file's columns (test time rebuilt from step times)."""
     n = len(recs)
@@ -246,8 +269,9 @@ def to_rows(recs: CyclerRecords, carry: Carry, leaf_of_step: dict[int, tuple[int
         test_time = np.asarray(vendor_t, dtype="f8")
         offset = test_time - st
     else:
-        offset = carry.step_offset_s + np.cumsum(np.where(new, prev_st, 0.0))
-        test_time = offset + st
+        test_time, offset = _rebuilt_test_time(carry.step_offset_s, st, prev_st, new)
+        if math.isfinite(carry.last_t):  # an offset read back from a file, rounded
+            np.maximum.accumulate(np.maximum(test_time, carry.last_t), out=test_time)
     step_count = carry.step_count + np.cumsum(new)
     leaf = np.array([leaf_of_step.get(int(s), (-1, ""))[0] for s in recs.step_id], dtype="i8")
     charge = np.isin(recs.step_type, list(CHARGE_TYPES)) | (
@@ -279,6 +303,7 @@ def to_rows(recs: CyclerRecords, carry: Carry, leaf_of_step: dict[int, tuple[int
         step_key=(int(recs.step_id[-1]), int(recs.cycle_id[-1])),
         step_offset_s=float(offset[-1]),
         step_time_s=float(st[-1]),
+        last_t=float(test_time[-1]),
         step_count=int(step_count[-1]),
         last_cap_ah=float(recs.capacity_ah[-1]),
         unix0=carry.unix0,
