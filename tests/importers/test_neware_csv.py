@@ -266,3 +266,61 @@ def test_other_btsda_exports_are_refused_by_name(tmp_path: Path, name: str) -> N
         neware_csv.read(p)
     assert main(["import", str(p), "-o", str(tmp_path / "x.h5"), "-q"]) == 2
     assert not (tmp_path / "x.h5").exists()
+
+
+def _without_counters(src: Path, dst: Path) -> None:
+    """The same export with 'Cycle Index' and 'Step Index' left out (BTSDA lets the
+    user pick the exported columns)."""
+    lines = src.read_bytes().split(b"\n")
+    dst.write_bytes(
+        b"\n".join(
+            b",".join(f for k, f in enumerate(x.split(b",")) if k not in (1, 2)) for x in lines
+        )
+    )
+
+
+def _read_both_paths(path: Path) -> list[dict]:
+    with neware_csv._opened(path) as raw:
+        return [
+            neware_csv._assemble(path, neware_csv._ArrowSource(path, raw)),
+            neware_csv._assemble(path, neware_csv._PandasSource(path, raw)),
+        ]
+
+
+@pytest.mark.parametrize("same_type_in_a_row", [False, True])
+def test_export_without_cycle_and_step_index(tmp_path: Path, same_type_in_a_row: bool) -> None:
+    rows = _truth(3)
+    if same_type_in_a_row:  # each cycle's first rest named like the discharge before it
+        for r in rows:
+            if r["s"] % 4 == 1:
+                r["name"] = "CC DChg"
+    full, bare = tmp_path / "full.csv", tmp_path / "bare.csv"
+    write_uA(full, rows)
+    _without_counters(full, bare)
+    assert detect(bare) is neware_csv
+    want = neware_csv.read(full)["cycling"]
+    for got in map(lambda d: d["cycling"], _read_both_paths(bare)):
+        assert not {"vendor_cycle_index", "vendor_step_index", "step_index"} & set(got)
+        assert set(got) | {"vendor_cycle_index", "vendor_step_index", "step_index"} == set(want)
+        for name, v in got.items():
+            np.testing.assert_array_equal(v, want[name], err_msg=name)
+        # steps split where the step time starts again, even between two steps of one type
+        np.testing.assert_array_equal(got["step_count"], [r["s"] for r in rows])
+
+
+def test_a_date_without_time_of_day_gives_no_absolute_time(tmp_path: Path) -> None:
+    p = tmp_path / "d.csv"
+    p.write_text(
+        "DataPoint,Step Type,Time,Total Time,Current(mA),Voltage(V),Capacity(mAh),Date\n"
+        "1,Rest,00:00:00,25:00:00,0,3,0,2025-01-01\n"
+        "2,CC Chg,00:00:01,25:00:02.5,1,3.1,0.001,2025-01-01\n"
+        "3,CC Chg,00:00:02,25:00:03.5,1,3.2,0.002,2025-01-01\n",
+        encoding="latin-1",
+    )
+    for data in [neware_csv.read(p), *_read_both_paths(p)]:
+        assert "unix_time_second" not in data["cycling"]
+        assert "no time of day" in data["warnings"][0] and "line 2" in data["warnings"][0]
+        np.testing.assert_array_equal(
+            data["cycling"]["test_time_second"], [90000, 90002.5, 90003.5]
+        )
+        np.testing.assert_array_equal(data["cycling"]["step_count"], [1, 2, 2])

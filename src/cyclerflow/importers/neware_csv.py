@@ -9,6 +9,11 @@ Two header variants are seen in the wild (comma- or tab-separated, one header li
   Voltage(V), Capacity(Ah), Chg. Cap.(Ah), DChg. Cap.(Ah), Energy(Wh), ..., Date,
   Power(W), dQ/dV(mAh/V), ...``.
 
+BTSDA lets the user choose the exported columns: ``Cycle Index``/``Step Index`` may be
+missing (steps then come from the step type and the step time restarting; no vendor
+numbers are stored), and a ``Date`` holding only the day gives no absolute time (a
+warning says so) rather than every record at midnight.
+
 Times are ``hh:mm:ss`` or ``hh:mm:ss.fff`` (hours may exceed 24). Units come from the
 column headers (any SI prefix n/u/µ/m/k); a unit this reader does not know is refused,
 never guessed. Neware's current is > 0 when charging; the reader checks that sign
@@ -47,7 +52,10 @@ from cyclerflow.importers.textspan import file_view, first_line
 FORMAT = "neware-csv"
 EXTENSIONS = (".csv", ".txt")
 WHAT = "Neware BTSDA CSV"
-REQUIRED = ("DataPoint", "Cycle Index", "Step Index", "Step Type")
+REQUIRED = ("DataPoint", "Step Type")
+#: BTSDA lets the user leave these out of an export; steps then come from the step
+#: type and the step time (see :func:`_steps_without_counters`)
+COUNTERS = ("Cycle Index", "Step Index")
 _UNIT = re.compile(r"^(?P<name>[^()]*?)\s*\((?P<unit>[^()]*)\)\s*$")
 PREFIXES = {"": 1.0, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "μ": 1e-6, "m": 1e-3, "k": 1e3}
 #: base unit -> (dimension, factor to our unit: A, V, A h, W h, W)
@@ -76,7 +84,7 @@ TEST_TIME = ("Total Time", "Cumulative Time")
 #: read as text (times are parsed strictly here; names are compared)
 TEXT_COLUMNS = ("Step Type", "Time", "Date")
 #: the columns the reader uses (pyarrow converts only these)
-USED = (*REQUIRED, *TEST_TIME, *TEXT_COLUMNS, *MEASURED)
+USED = (*REQUIRED, *COUNTERS, *TEST_TIME, *TEXT_COLUMNS, *MEASURED)
 
 
 @dataclass(frozen=True)
@@ -362,6 +370,12 @@ class _PandasSource:
     def kinds(self, col: Column) -> np.ndarray:
         return _step_kind(self.df.iloc[:, col.index])
 
+    def type_codes(self, col: Column) -> np.ndarray:
+        return pd.factorize(self.df.iloc[:, col.index].astype(str))[0]
+
+    def first_text(self, col: Column) -> str:
+        return str(self.df.iloc[0, col.index]).strip()
+
     def check_step_names(self, col: Column, kind: np.ndarray, current: np.ndarray) -> None:
         _check_step_names(self.path, self.df.iloc[:, col.index], kind, current)
 
@@ -413,6 +427,12 @@ class _ArrowSource:
 
     def kinds(self, col: Column) -> np.ndarray:
         return neware_fast.step_kinds(self.table.columns[col.index], kind_of)
+
+    def type_codes(self, col: Column) -> np.ndarray:
+        return neware_fast.type_codes(self.table.columns[col.index])
+
+    def first_text(self, col: Column) -> str:
+        return str(self.table.columns[col.index][0].as_py() or "").strip()
 
     def check_step_names(self, col: Column, kind: np.ndarray, current: np.ndarray) -> None:
         if not np.any(kind) and np.any(current != 0):
@@ -519,6 +539,40 @@ def _step_count(vcyc: np.ndarray, vstep: np.ndarray) -> np.ndarray:
     return out
 
 
+def _counters(
+    src: _PandasSource | _ArrowSource, cols: dict[str, Column], step_time: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """``step_count`` and the vendor's cycle/step numbers (``step_index``: the vendor
+    step), or ``step_count`` alone when the export left the numbers out."""
+    if not all(c in cols for c in COUNTERS):
+        return {"step_count": _steps_without_counters(src, cols, step_time)}
+    vcyc = src.integers(cols["Cycle Index"])
+    vstep = src.integers(cols["Step Index"])
+    return {
+        "step_count": _step_count(vcyc, vstep),
+        "vendor_cycle_index": vcyc,
+        "vendor_step_index": vstep,
+        "step_index": vstep,
+    }
+
+
+def _steps_without_counters(
+    src: _PandasSource | _ArrowSource, cols: dict[str, Column], step_time: np.ndarray | None
+) -> np.ndarray:
+    """``step_count`` (from 1) of an export without ``Cycle Index``/``Step Index``: a new
+    step wherever the step type's name changes or the step time (``Time``, s) starts
+    again (it restarts at every step, so two steps of the same type in a row stay
+    apart). Without a ``Time`` column two such steps merge into one."""
+    codes = src.type_codes(cols["Step Type"])
+    change = np.zeros(len(codes), dtype=bool)
+    np.not_equal(codes[1:], codes[:-1], out=change[1:])
+    if step_time is not None:
+        change[1:] |= step_time[1:] < step_time[:-1]
+    out = np.cumsum(change, dtype="i8")
+    out += 1
+    return out
+
+
 def _assemble(path: Path, src: _PandasSource | _ArrowSource) -> Imported:
     """BDF columns from the table's columns, with every check."""
     cols = _columns(path, src.names)
@@ -533,31 +587,33 @@ def _assemble(path: Path, src: _PandasSource | _ArrowSource) -> Imported:
     current = src.numeric(cols["Current"])
     _check_sign(path, kind, current)
     src.check_step_names(cols["Step Type"], kind, current)
-    vcyc = src.integers(cols["Cycle Index"])
-    vstep = src.integers(cols["Step Index"])
-    step_count = _step_count(vcyc, vstep)
+    step_time = src.durations(cols["Time"]) if "Time" in cols else None
     cyc: dict[str, np.ndarray] = {
         "test_time_second": t,
         "voltage_volt": src.numeric(cols["Voltage"]),
         "current_ampere": current,
         "cycle_count": our_cycles(kind),
-        "step_count": step_count,
-        "vendor_cycle_index": vcyc,
-        "vendor_step_index": vstep,
-        "step_index": vstep,
+        **_counters(src, cols, step_time),
         "vendor_record_index": src.integers(cols["DataPoint"]),
     }
     units = {"vendor_record_index": "1"}
-    if "Time" in cols:
-        cyc["step_time_second"] = src.durations(cols["Time"])
+    if step_time is not None:
+        cyc["step_time_second"] = step_time
         units["step_time_second"] = "s"
-    if "Date" in cols:
+    warnings = []
+    if "Date" in cols and ":" not in src.first_text(cols["Date"]):
+        warnings.append(
+            f"'Date' holds no time of day ({src.first_text(cols['Date'])!r} on line 2): "
+            "imported without absolute time"
+        )
+    elif "Date" in cols:
         cyc.update(src.unix(cols["Date"]))
     extra = _capacities(cols, src, kind)
     if "power_watt" in extra:
         units["power_watt"] = "W"
     cyc.update(extra)
-    return {"cycling": cyc, "spectra": [], "units": units, "header": ",".join(src.names)}
+    header = ",".join(src.names)
+    return {"cycling": cyc, "spectra": [], "units": units, "header": header, "warnings": warnings}
 
 
 def _unix_time(path: Path, dates: pd.Series) -> dict[str, np.ndarray]:

@@ -265,6 +265,15 @@ def _durations(col: Any) -> np.ndarray:
     return out
 
 
+def type_codes(col: Any) -> np.ndarray:
+    """One integer per distinct step type name, per row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return pc.dictionary_encode(arr).indices.to_numpy(zero_copy_only=False)
+
+
 def step_kinds(col: Any, kind_of: Any) -> np.ndarray:
     """``kind_of(name)`` (+1/-1/0) of every row's step type, computed once per run of
     rows with the same name (per distinct name when runs are short)."""
