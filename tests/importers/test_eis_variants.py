@@ -97,6 +97,11 @@ def test_spectrometer_export_and_temperature_from_the_name(shared_data, tmp_path
         ("spectrum_12.txt", None),
         ("C12_sample.txt", None),
         ("a_25C_to_60C.txt", None),
+        ("EIS_after_cycling_1C.txt", None),  # a C-rate, not 1 degC
+        ("cell_0.5C_25C.txt", 298.15),
+        ("cell_5degC.txt", 278.15),
+        ("cell_5°C.txt", 278.15),
+        ("cell_-5C.txt", 268.15),
     ],
 )
 def test_temperature_from_name(name, kelvin):
@@ -104,6 +109,8 @@ def test_temperature_from_name(name, kelvin):
     assert got == (None if kelvin is None else pytest.approx(kelvin))
     if name.startswith("a_25C"):
         assert "several temperatures" in warning
+    if name.startswith("EIS_after"):
+        assert "'1C' may be a C-rate" in warning
 
 
 def test_headerless_row_with_a_value_too_many_is_refused(shared_data, tmp_path):

@@ -156,19 +156,34 @@ _NAME_TEMPERATURE = re.compile(
 )
 
 
+#: a bare ``<number>C`` below this in a file name may be a C-rate (``1C``, ``0.5C``)
+C_RATE_BELOW = 10.0
+
+
 def temperature_from_name(path: str | Path) -> tuple[float | None, str | None]:
     """(kelvin, warning) from a temperature written in the file name, or (None, None).
 
     ``...-140deg.txt`` and ``..._25C.txt`` are degrees Celsius (a ``-`` right after a
     letter separates, ``_-20C``/``_m20C`` is minus 20), ``_298K`` kelvin. A name with two
-    different temperatures gives none, with a warning saying so.
+    different temperatures gives none, with a warning saying so. A bare ``C`` under
+    :data:`C_RATE_BELOW` (``_1C``, ``_0.5C``) may be a C-rate and is not taken (a
+    warning says so when nothing else is); ``degC``/``°C``/``deg`` always are.
     """
     stem = Path(path).stem
-    found = []
+    found, rates = [], []
     for m in _NAME_TEMPERATURE.finditer(stem):
         v = float(m.group("v").replace("p", "."))
+        text = m.group(0).lstrip("_ -")
+        if m.group("u") == "C" and not m.group("sign") and v < C_RATE_BELOW:
+            rates.append(text)  # "1C", "0.5C": a C-rate as often as a temperature
+            continue
         v = -v if m.group("sign") else v
-        found.append((v + (0.0 if m.group("u") == "K" else 273.15), m.group(0).lstrip("_ -")))
+        found.append((v + (0.0 if m.group("u") == "K" else 273.15), text))
+    if rates and not found:
+        return None, (
+            f"the file name's {rates[0]!r} may be a C-rate: no temperature taken from it "
+            "(write degC, as in '5degC', to mean a temperature)"
+        )
     kelvins = {round(k, 6) for k, _ in found}
     if not found:
         return None, None
