@@ -1,6 +1,7 @@
 """A vendor text file that went through an editor or another operating system reads the
 same: with a UTF-8 byte-order mark added, LF and CRLF line ends swapped, the final line
-end removed, or blank lines added at the end, every real text file in fixtures/vendor
+end removed, blank lines added at the end, saved as UTF-16 (either byte order) or with
+lone-CR line ends, every real text file in fixtures/vendor
 gives the same columns and spectra, to the bit, as the file itself (or, for a file that
 is refused, is refused as well)."""
 
@@ -33,11 +34,29 @@ def _swap_line_ends(raw: bytes) -> bytes:
     return raw.replace(b"\n", b"\r\n")
 
 
+def _text(raw: bytes) -> str:
+    """The characters of a vendor file (UTF-8 where it is valid UTF-8, else Latin-1)."""
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _lone_cr(raw: bytes) -> bytes:
+    # (PowerSuite's CR CR LF would become two line ends: that file is left as it is)
+    return raw if b"\r\r" in raw else raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+
+
 VARIANTS = {
     "bom": lambda raw: b"\xef\xbb\xbf" + raw,
     "line_ends": _swap_line_ends,
     "no_final_eol": lambda raw: raw.rstrip(b"\r\n"),
     "blank_tail": lambda raw: raw + (b"\r\n\r\n" if b"\r\n" in raw else b"\n\n"),
+    # "Unicode text" from a spreadsheet or Notepad, and classic Mac line ends
+    "utf16le": lambda raw: b"\xff\xfe" + _text(raw).encode("utf-16-le"),
+    "utf16be": lambda raw: b"\xfe\xff" + _text(raw).encode("utf-16-be"),
+    "lone_cr": _lone_cr,
 }
 
 

@@ -23,6 +23,7 @@ from cyclerflow.errors import InputError
 from cyclerflow.importers.common import Imported, merge_imports
 from cyclerflow.importers.guarded import check_imported
 from cyclerflow.importers.textfmt import BOM
+from cyclerflow.importers.transcode import Copy, original_of, plain_text
 
 #: modules tried in this order by :func:`detect` (more specific formats first)
 IMPORTER_MODULES: list[str] = [
@@ -123,13 +124,17 @@ def _module_for(path: str | Path, fmt: str | None) -> ModuleType:
 
 
 def read_any(path: str | Path, fmt: str | None = None) -> Imported:
-    """Read one file with the named format, or the detected one."""
-    path = Path(path)
-    return _read_with(_module_for(path, fmt), path, fmt)
+    """Read one file with the named format, or the detected one (UTF-16 text and lone-CR
+    line ends through a plain-text copy, see :mod:`~cyclerflow.importers.transcode`)."""
+    with plain_text([path]) as ((readable,), copies):
+        return _read_with(_module_for(readable, fmt), readable, fmt, copies)
 
 
-def _read_with(mod: ModuleType, path: Path, fmt: str | None) -> Imported:
-    """``mod.read(path)`` with its format and source noted and the result checked."""
+def _read_with(
+    mod: ModuleType, path: Path, fmt: str | None, copies: Sequence[Copy] = ()
+) -> Imported:
+    """``mod.read(path)`` with its format and source noted and the result checked
+    (``copies``: plain-text copies read in place of the user's files)."""
     try:
         data = mod.read(path)
     except InputError as err:
@@ -137,7 +142,10 @@ def _read_with(mod: ModuleType, path: Path, fmt: str | None) -> Imported:
             raise _unrecognised(path, err) from err
         raise
     data.setdefault("format", mod.FORMAT)
-    data.setdefault("source", str(path))
+    data["source"] = str(original_of(Path(data.get("source", path)), copies))
+    for c in copies:
+        if c.copy == path:
+            data.setdefault("warnings", []).insert(0, c.why)
     check_imported(data, path)
     return data
 
@@ -171,21 +179,8 @@ def import_files(
                 warn(f"{metadata_path}: {w}")
     if not sources:
         raise InputError("no input files given")
-    mods = [_module_for(src, fmt) for src in sources]
-    if len(sources) > 1 and all(m is mods[0] for m in mods) and hasattr(mods[0], "read_many"):
-        # formats that split one test over several files (Maccor .001/.002) join themselves
-        merged = mods[0].read_many([Path(s) for s in sources])
-        check_imported(merged, sources[0])
-        if progress is not None:
-            for _ in sources:
-                progress()
-    else:
-        parts = []
-        for src, mod in zip(sources, mods, strict=True):
-            parts.append(_read_with(mod, Path(src), fmt))
-            if progress is not None:
-                progress()
-        merged = merge_imports(parts)
+    with plain_text(sources) as (readable, copies):
+        merged = _read_all(readable, fmt, copies, progress)
     if warn is not None:
         for w in merged.get("warnings", []):
             warn(w)
@@ -201,3 +196,26 @@ def import_files(
         column_attrs=merged.get("column_attrs"),
         force=force,
     )
+
+
+def _read_all(
+    sources: Sequence[Path], fmt: str | None, copies: Sequence[Copy], progress
+) -> Imported:
+    """The files of one cell, read and merged in the order given."""
+    mods = [_module_for(src, fmt) for src in sources]
+    if len(sources) > 1 and all(m is mods[0] for m in mods) and hasattr(mods[0], "read_many"):
+        # formats that split one test over several files (Maccor .001/.002) join themselves
+        merged = mods[0].read_many([Path(s) for s in sources])
+        merged.setdefault("warnings", [])[:0] = [f"{c.original}: {c.why}" for c in copies]
+        check_imported(merged, sources[0])
+        if progress is not None:
+            for _ in sources:
+                progress()
+    else:
+        parts = []
+        for src, mod in zip(sources, mods, strict=True):
+            parts.append(_read_with(mod, Path(src), fmt, copies))
+            if progress is not None:
+                progress()
+        merged = merge_imports(parts)
+    return merged
