@@ -32,6 +32,7 @@ IMPORTER_MODULES: list[str] = [
     "cyclerflow.importers.gamry_dta",
     "cyclerflow.importers.neware_ndax",
     "cyclerflow.importers.neware_csv",
+    "cyclerflow.importers.neware_xlsx",
     "cyclerflow.importers.arbin",
     "cyclerflow.importers.maccor",
     "cyclerflow.importers.zplot",

@@ -17,13 +17,14 @@ import re
 import shutil
 import subprocess
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cyclerflow.errors import InputError
+from cyclerflow.importers import xlsx
 from cyclerflow.importers.common import Imported, check_time_increasing, vendor_counts
 from cyclerflow.importers.guarded import check_clock, check_dates, parse_dates
 from cyclerflow.importers.quoted import unquote
@@ -424,45 +425,12 @@ def _parse_dates(path: Path, values: Sequence[object], first_line: int) -> np.nd
 
 
 #: xlsx readers tried in this order (both MIT); tests may narrow it
-XLSX_READERS: tuple[str, ...] = ("python-calamine", "openpyxl")
+XLSX_READERS: tuple[str, ...] = xlsx.READERS
 
 
-def _open_xlsx(
-    path: Path,
-) -> tuple[list[tuple[str, Iterator[Sequence[object]]]], Callable[[], None]]:
-    """[(sheet title, row iterator)] and a close function.
-
-    Uses python-calamine (MIT, Rust reader, ~20x faster) when installed, else openpyxl
-    (MIT). Empty cells come back as None or "" depending on the reader.
-    """
-    CalamineWorkbook = None
-    if "python-calamine" in XLSX_READERS:
-        try:
-            from python_calamine import CalamineWorkbook
-        except ModuleNotFoundError:
-            CalamineWorkbook = None
-    try:
-        if CalamineWorkbook is not None:
-            cwb = CalamineWorkbook.from_path(str(path))
-            sheets = [
-                (name, iter(cwb.get_sheet_by_name(name).to_python())) for name in cwb.sheet_names
-            ]
-            return sheets, lambda: None
-        import openpyxl
-
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        return [(ws.title, ws.iter_rows(values_only=True)) for ws in wb.worksheets], wb.close
-    except ModuleNotFoundError:  # pragma: no cover - a reader is installed in the venv
-        raise fail(FORMAT, path, "reading .xlsx needs openpyxl or python-calamine") from None
-    except (KeyboardInterrupt, SystemExit):  # pragma: no cover
-        raise
-    except BaseException as err:  # corrupt zips/XML: many types, incl. a Rust panic
-        raise fail(
-            FORMAT,
-            path,
-            f"not a readable .xlsx workbook ({type(err).__name__}: {str(err)[:80]})",
-            "byte 0",
-        ) from None
+def _open_xlsx(path: Path) -> tuple[xlsx.Sheets, Callable[[], None]]:
+    """[(sheet title, row iterator)] and a close function (see :mod:`.xlsx`)."""
+    return xlsx.open_workbook(path, FORMAT, XLSX_READERS)
 
 
 def _sheet_columns(path: Path, title: str, first, rows) -> dict[str, np.ndarray]:
