@@ -9,9 +9,13 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 import pytest
+from fuzz_helpers import CUT, FLIPS, damage
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from refusal import assert_refused
 from test_neware_csv import _hms, _truth
 
+from cyclerflow.cli import main
 from cyclerflow.importers import detect, neware_csv, neware_xlsx, read_any
 
 HEAD = ["DataPoint", "Step Type", "Time", "Total Time", "Current(A)", "Voltage(V)",
@@ -135,3 +139,49 @@ def test_a_workbook_without_record_rows_is_refused(tmp_path: Path) -> None:
     wb.active.append(HEAD)
     wb.save(tmp_path / "empty.xlsx")
     assert_refused(tmp_path / "empty.xlsx", "no record rows", tmp_path)
+
+
+CELL_VALUES = st.one_of(
+    st.none(),
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=8),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**12), 10**12),
+    st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=400)),
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(edits=st.lists(st.tuples(st.integers(1, 20), st.integers(1, 11), CELL_VALUES), max_size=4))
+def test_fuzz_cells(tmp_path: Path, edits) -> None:
+    # any cell replaced by any value: a correct import or exit 2 with no output, never a
+    # traceback (the CLI turns anything else into one)
+    book = tmp_path / "fz.xlsx"
+    _workbook(book, _truth(1))
+    wb = openpyxl.load_workbook(book)
+    for row, col, value in edits:
+        wb["record"].cell(row, col).value = value
+    wb.save(book)
+    out = tmp_path / "fz.h5"
+    out.unlink(missing_ok=True)
+    rc = main(["import", str(book), "-o", str(out), "-q"])
+    assert rc in (0, 2)
+    assert out.exists() == (rc == 0)
+    if rc == 0:
+        t = read_any(book)["cycling"]["test_time_second"]
+        assert np.all(np.diff(t) >= 0)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=CUT, flips=FLIPS)
+def test_fuzz_bytes(tmp_path: Path, cut: float, flips: list) -> None:
+    book = tmp_path / "fb.xlsx"
+    _workbook(book, _truth(1))
+    book.write_bytes(damage(book.read_bytes(), cut, flips))
+    out = tmp_path / "fb.h5"
+    out.unlink(missing_ok=True)
+    rc = main(["import", str(book), "-o", str(out), "-q"])
+    assert rc in (0, 2) and out.exists() == (rc == 0)
