@@ -290,14 +290,15 @@ def test_without_speedup_the_simulator_sets_the_clock(setup):
     t = read_cycling(out)["test_time_second"].values
     assert t[-1] - t[0] == pytest.approx(21 * 60.0, abs=30.0)  # 200x shorter if wrong
     # step by step: each current step starts where the simulator started it (a constant
-    # offset, the time before the first reading), within a sample interval
+    # offset, the time before the first reading), within two sample intervals (at 200x a
+    # 50 ms host stall is 10 simulated s; a wrong clock rate puts them minutes apart)
     ev = read_events(out)
     starts = [float(e["test_time_second"]) for e in ev if e["kind"] == "step_start"]
     fields = [parse_fields(e["message"])["kind"] for e in ev if e["kind"] == "step_start"]
     t_cc = [t0 for t0, kind in zip(starts, fields, strict=True) if kind.startswith("cc_")]
     assert len(t_cc) == len(segs) == 11
     offsets = np.array([s.start_s for s in segs]) - np.array(t_cc)
-    assert np.ptp(offsets) <= 10.0, offsets
+    assert np.ptp(offsets) <= 20.0, offsets
 
 
 def test_a_wrong_speedup_stops_the_run_naming_both_rates(setup):
