@@ -84,3 +84,38 @@ def test_decimal_commas_mixed_with_points_are_refused(tmp_path: Path) -> None:
 def test_commas_in_a_comma_separated_table_stay_separators(tmp_path: Path) -> None:
     rows = [f"{f:.8e},{z.real:.8e},{z.imag:.8e}" for f, z in zip(F, Z, strict=True)]
     _check(_write(tmp_path / "plain.csv", "Frequency (Hz),Z' (Ohm),Z'' (Ohm)", rows))
+
+
+@pytest.mark.parametrize(
+    ("label", "values", "enc", "kelvin"),
+    [
+        ("Temp.[°C]", [140.0] * 25, "latin-1", 413.15),  # Novocontrol, Latin-1 degree sign
+        ("Temp.[°C]", [140.0] * 25, "utf-8", 413.15),
+        ("Temperature (K)", [298.0] * 25, "latin-1", 298.0),
+        ("Temperature/degC", list(np.linspace(24.0, 26.0, 25)), "latin-1", 298.15),
+    ],
+)
+def test_temperature_column_gives_the_spectrum_temperature(tmp_path, label, values, enc, kelvin):
+    rows = [
+        f"{f:.8e}\t{z.real:.8e}\t{z.imag:.8e}\t{t:.6e}"
+        for f, z, t in zip(F, Z, values, strict=True)
+    ]
+    # the name says 25 C: the column is what was measured, and wins
+    p = _write(tmp_path / "pellet_25C.txt", f"Freq.[Hz]\tZs'[ohm]\tZs''[ohm]\t{label}", rows, enc)
+    _check(p)
+    data = read_any(p)
+    (sp,) = data["spectra"]
+    assert sp["temperature_kelvin"] == pytest.approx(kelvin)
+    assert sp["temperature_source"] == "column"
+    assert not any("file name" in w for w in data["warnings"])
+
+
+def test_a_temperature_drifting_during_the_sweep_is_named(tmp_path):
+    rows = [
+        f"{f:.8e}\t{z.real:.8e}\t{z.imag:.8e}\t{t:.4f}"
+        for f, z, t in zip(F, Z, np.linspace(100.0, 110.0, 25), strict=True)
+    ]
+    p = _write(tmp_path / "drift.txt", "Freq.[Hz]\tZs'[ohm]\tZs''[ohm]\tTemp.[°C]", rows)
+    data = read_any(p)
+    assert data["spectra"][0]["temperature_kelvin"] == pytest.approx(105.0 + 273.15)
+    assert "spans 10 K in its temperature column" in data["warnings"][0]

@@ -69,7 +69,13 @@ _ROLES = [
     ("v", re.compile(r"^(?:potential|e|ewe|voltage)\s*[(\[/]\s*V\s*[)\]]?$", re.I)),
     ("i", re.compile(r"^(?:current|i)\s*[(\[/]\s*A\s*[)\]]?$", re.I)),
     ("t", re.compile(r"^(?:elapsed\s*time|time)\s*[(\[/]\s*s(?:ec)?\s*[)\]]?$", re.I)),
+    # a sample temperature column (Novocontrol's Temp.[°C], analysers' Temperature (K)):
+    # the unit is required; the degree sign may be Latin-1 or UTF-8 read as Latin-1
+    ("temp_c", re.compile(r"^temp(?:erature)?\.?\s*[(\[/]\s*(?:Â?°\s*C|degC|C)\s*[)\]]?$", re.I)),
+    ("temp_k", re.compile(r"^temp(?:erature)?\.?\s*[(\[/]\s*K\s*[)\]]?$", re.I)),
 ]
+#: a spectrum whose temperature column spreads wider than this (K) gets a warning
+TEMPERATURE_SPREAD_K = 2.0
 _OHM_SCALE = {"k": 1e3, "m": 1e-3, "M": 1e6, "µ": 1e-6, "u": 1e-6}
 
 
@@ -252,7 +258,8 @@ def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
         c, scales = _from_polar(c, scales)
     f = c["f"]
     ac = f > 0
-    spectra = []
+    spectra: list[dict] = []
+    warnings: list[str] = []
     edges = np.flatnonzero(np.diff(np.concatenate([[0], ac.astype("i1"), [0]])))
     for a, b in zip(edges[::2], edges[1::2], strict=True):
         part = {r: v[a:b] for r, v in c.items()}
@@ -263,6 +270,7 @@ def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
             attrs["dc_level"] = float(np.median(part["v"]))
         if polar:
             attrs["derived_from"] = "|Z| and phase (degrees)"
+        attrs.update(_column_temperature(path, part, start + 1 + int(a), warnings))
         spectra.append(_spectrum(part, scales, technique="PEIS", **attrs))
     if not spectra:
         raise fail(FORMAT, path, "no rows with frequency > 0", f"line {start + 1}")
@@ -278,7 +286,33 @@ def _read_table(path: Path, lines: list[str], raw: memoryview) -> Imported:
         if len(back):
             row = int(np.flatnonzero(dc)[int(back[0]) + 1])
             raise fail(FORMAT, path, "elapsed time goes backwards", f"line {start + 1 + row}")
-    return {"cycling": cycling, "spectra": spectra, "header": "\n".join(lines[: k + 1])}
+    header = "\n".join(lines[: k + 1])
+    return {"cycling": cycling, "spectra": spectra, "header": header, "warnings": warnings}
+
+
+def _column_temperature(
+    path: Path, part: dict[str, np.ndarray], line: int, warnings: list[str]
+) -> dict:
+    """The spectrum's temperature (K: the median of its temperature column, °C or K)
+    and where it came from; a spread wider than :data:`TEMPERATURE_SPREAD_K` during the
+    sweep is named in a warning (``line``: the spectrum's first row)."""
+    if "temp_c" in part:
+        kelvin = part["temp_c"] + 273.15
+    elif "temp_k" in part:
+        kelvin = part["temp_k"]
+    else:
+        return {}
+    if not np.all(np.isfinite(kelvin)) or np.any(kelvin <= 0):
+        raise fail(
+            FORMAT, path, "temperature column below absolute zero or not a number", f"line {line}"
+        )
+    spread = float(np.ptp(kelvin))
+    if spread > TEMPERATURE_SPREAD_K:
+        warnings.append(
+            f"the spectrum from line {line} spans {spread:.3g} K in its temperature column: "
+            "its median is taken"
+        )
+    return {"temperature_kelvin": float(np.median(kelvin)), "temperature_source": "column"}
 
 
 def _read_zview(path: Path, lines: list[str], raw: memoryview) -> Imported:
