@@ -196,8 +196,11 @@ def gcpl(folder: Path) -> tuple[Path, Path, Truth]:
     return mpr, mpt, Truth(n, len(ids), start, nhead + 1, facts)
 
 
-def peis(folder: Path) -> tuple[Path, Path, Truth]:
-    """One 32-point sweep 200 kHz -> 0.3 Hz of R0 + (R1 || C) (10 Ω, 5 Ω, 1 mF)."""
+def peis(
+    folder: Path, temperature_c: np.ndarray | None = None, name: str = "peis"
+) -> tuple[Path, Path, Truth]:
+    """One 32-point sweep 200 kHz -> 0.3 Hz of R0 + (R1 || C) (10 Ω, 5 Ω, 1 mF);
+    ``temperature_c``: a ``Temperature/°C`` column (EC-Lab id 462) with these values."""
     ids = [
         32,
         37,
@@ -255,6 +258,8 @@ def peis(folder: Path) -> tuple[Path, Path, Truth]:
         "Re(Zwe-ce)/Ohm",
         "-Im(Zwe-ce)/Ohm",
     ]
+    if temperature_c is not None:
+        ids, names = [*ids, 462], [*names, "Temperature/°C"]
     from cyclerflow.importers.biologic_columns import DATA_COLUMNS
 
     dt = np.dtype([(nm, DATA_COLUMNS[c][1]) for nm, c in zip(names, ids, strict=True)])
@@ -270,11 +275,13 @@ def peis(folder: Path) -> tuple[Path, Path, Truth]:
         "cycle number": np.ones(n),
         "I Range": np.full(n, 41),
     }
+    if temperature_c is not None:
+        vals["Temperature/°C"] = temperature_c
     for k, v in vals.items():
         rec[k] = v
     start = datetime(2021, 3, 2, 16, 17, 59, tzinfo=UTC)
     cols = {k: rec[k] for k in names}
-    mpr, mpt = folder / "peis.mpr", folder / "peis.mpt"
+    mpr, mpt = folder / f"{name}.mpr", folder / f"{name}.mpt"
     mpr.write_bytes(_mpr(ids, rec, new=False, technique=0x1D, start=start, info=INFO))
     settings = [
         "Mode                Single sine         ",

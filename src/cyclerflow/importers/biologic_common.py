@@ -29,7 +29,10 @@ import numpy as np
 
 from cyclerflow.errors import InputError
 from cyclerflow.importers.biologic_columns import FLAG_COLUMNS
-from cyclerflow.importers.common import Imported
+from cyclerflow.importers.common import Imported, name_temperature
+
+#: EC-Lab's temperature column (a probe or thermostat): cycling rows and spectra
+TEMPERATURE_COLUMN = "Temperature/°C"
 
 #: technique byte of the settings module -> EC-Lab short name (0x04, 0x1D, 0x7F seen in the
 #: vendor files here; the others from public descriptions of the settings module; 0x88
@@ -364,8 +367,8 @@ def _capacity_energy(table: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     if "Energy charge/W.h" in table and "Energy discharge/W.h" in table:
         out["charge_energy_watt_hour"] = _f8(table, "Energy charge/W.h")
         out["discharge_energy_watt_hour"] = _f8(table, "Energy discharge/W.h")
-    if "Temperature/°C" in table:
-        out["temperature_kelvin"] = _f8(table, "Temperature/°C") + 273.15
+    if TEMPERATURE_COLUMN in table:
+        out["temperature_kelvin"] = _f8(table, TEMPERATURE_COLUMN) + 273.15
     return out
 
 
@@ -449,10 +452,15 @@ def _pack(groups: list[np.ndarray]) -> _Points:
 
 
 def _first_values(
-    pts: _Points, t: np.ndarray, counters: _Counters, volt: np.ndarray | None
+    pts: _Points,
+    t: np.ndarray,
+    counters: _Counters,
+    volt: np.ndarray | None,
+    temp_c: np.ndarray | None = None,
 ) -> dict[str, list]:
-    """Per spectrum: time, cycle, Ns of its first point and mean voltage (vectorised);
-    ``volt``: the voltage of the packed points."""
+    """Per spectrum: time, cycle, Ns of its first point, mean voltage and mean
+    temperature (vectorised); ``volt``/``temp_c``: the voltage (V) and temperature (°C)
+    of the packed points. A temperature column of zeros only (no probe) is not taken."""
     first = pts.rows[pts.starts]
     out: dict[str, list] = {"t0": t[first].tolist()}
     if counters.vcyc is not None:
@@ -461,6 +469,9 @@ def _first_values(
         out["ns"] = counters.ns[first].tolist()
     if volt is not None:
         out["dc_level"] = (np.add.reduceat(volt, pts.starts) / pts.lengths).tolist()
+    if temp_c is not None and np.all(np.isfinite(temp_c)) and np.any(temp_c != 0):
+        mean_c = np.add.reduceat(temp_c, pts.starts) / pts.lengths
+        out["temperature_kelvin"] = (mean_c + 273.15).tolist()
     return out
 
 
@@ -492,6 +503,9 @@ def _spectrum_dicts(
             sp["technique"] = ctx.step_techniques.get(first["ns"][k], ctx.technique)
         if "dc_level" in first:
             sp["dc_level"] = first["dc_level"][k]
+        if "temperature_kelvin" in first:
+            sp["temperature_kelvin"] = first["temperature_kelvin"][k]
+            sp["temperature_source"] = "column"
         spectra.append(sp)
     return spectra
 
@@ -519,7 +533,10 @@ def _spectra(
     re, im = _impedance(path, zcols)
     name = next((n for n in VOLTAGE_COLUMNS if n in table), None)
     volt = None if name is None else np.asarray(table[name])[pts.rows].astype("f8")
-    first = _first_values(pts, t, counters, volt)
+    temp = None
+    if TEMPERATURE_COLUMN in table:
+        temp = np.asarray(table[TEMPERATURE_COLUMN])[pts.rows].astype("f8")
+    first = _first_values(pts, t, counters, volt, temp)
     return _spectrum_dicts(pts, (freq[pts.rows], re, im), first, ctx), eis_rows
 
 
@@ -559,7 +576,9 @@ def table_to_imported(
     spectra, eis_rows = _spectra(path, table, t, counters, ctx)
     keep = ~eis_rows
     if not keep.any():
-        return {"cycling": {}, "spectra": spectra, "units": {}, "header": header}
+        return name_temperature(
+            {"cycling": {}, "spectra": spectra, "units": {}, "header": header}, path
+        )
     # a current from a charge counter needs every row (dQ/dt across impedance rows)
     from_counter = "I/mA" not in table and "<I>/mA" not in table
     current = _current(path, table, t) if from_counter else (None, {})
@@ -578,10 +597,11 @@ def table_to_imported(
         raise InputError(
             f"no column for {', '.join(missing)} (columns: {', '.join(all_names)})", path=path
         )
-    return {
+    out = {
         "cycling": cycling,
         "spectra": spectra,
         "units": units,
         "header": header,
         "column_attrs": column_attrs,
     }
+    return name_temperature(out, path) if spectra else out
