@@ -185,3 +185,14 @@ def test_fuzz_bytes(tmp_path: Path, cut: float, flips: list) -> None:
     out.unlink(missing_ok=True)
     rc = main(["import", str(book), "-o", str(out), "-q"])
     assert rc in (0, 2) and out.exists() == (rc == 0)
+
+
+def test_a_long_duration_under_a_time_of_day_format_is_refused(tmp_path: Path) -> None:
+    # hh:mm:ss (not [h]:mm:ss) on 26 h: the reader gets 1900-01-01 02:00:02, a date
+    book = _workbook(tmp_path / "tod.xlsx", _truth(1), "typed")
+    wb = openpyxl.load_workbook(book)
+    cell = wb["record"].cell(5, 4)
+    cell.value = dt.timedelta(hours=26, seconds=2.5)
+    cell.number_format = "hh:mm:ss"
+    wb.save(book)
+    assert_refused(book, r"sheet 'record' row 5\).*'Total Time' holds the date-time", tmp_path)

@@ -12,7 +12,8 @@ the sign checked against the step type, steps from the step type and the step ti
 the export has no step numbers), row ``n`` of the sheet being its line ``n``. Cells
 formatted as durations or times become ``h:mm:ss.ffffff`` and dates
 ``YYYY-mm-dd HH:MM:SS.ffffff``; a plain number in a duration column (days or seconds?) is
-refused, never guessed. The ``unit`` and ``test`` sheets are kept as the header text.
+refused, never guessed, and so is a date-time there (a duration over 24 h under a
+time-of-day format: Excel's 1900 leap day makes the day count ambiguous). The ``unit`` and ``test`` sheets are kept as the header text.
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ def _cell_text(path: Path, v: object, duration: bool, name: str, where: str) -> 
                 path,
                 f"column {name!r} holds the number {v!r}, not a duration text or cell: "
                 "days or seconds? refusing to guess",
+                where,
+            )
+        if isinstance(v, dt.datetime):  # a time-of-day format on a duration over 24 h
+            raise fail(
+                FORMAT,
+                path,
+                f"column {name!r} holds the date-time {v} where a duration belongs: the "
+                "workbook formats durations as a time of day (hh:mm:ss), which Excel "
+                "cannot hold past 24 h without a date (and its 1900 leap day makes that "
+                "date ambiguous); format the column as [h]:mm:ss or export CSV",
                 where,
             )
     if isinstance(v, dt.datetime):
