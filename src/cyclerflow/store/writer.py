@@ -17,6 +17,7 @@ the file is closed (or recovered).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -480,7 +481,11 @@ def create_cell(
     if path.exists() and not overwrite:
         raise InputError("file exists (resume it, or remove it first)", path=path)
     lock = take_lock(path) if swmr else None
-    f = h5py.File(path, "w", libver="latest")
+    # a live file is built under a hidden name and appears under its own only once it is
+    # in SWMR mode: a reader in this process opening it earlier (HDF5 shares one handle
+    # per file within a process) would keep SWMR from starting
+    made = path.with_name(f".{path.name}.creating") if swmr else path
+    f = h5py.File(made, "w", libver="latest")
     try:
         rows = chunk_rows or (L.LIVE_CHUNK_ROWS if swmr else L.CHUNK_ROWS)
         _create_objects(
@@ -497,14 +502,31 @@ def create_cell(
         )
         if swmr:
             _ensure_stream(f)
-            f.swmr_mode = True
+            f = _swmr_under_its_name(f, made, path)
     except BaseException:
         f.close()
-        path.unlink(missing_ok=True)
+        made.unlink(missing_ok=True)
         if lock:
             lock.unlink(missing_ok=True)
         raise
     return CellWriter(f, path, swmr=swmr, flush_interval=flush_interval, lock=lock)
+
+
+def _swmr_under_its_name(f: h5py.File, made: Path, path: Path) -> h5py.File:
+    """Start SWMR on ``f`` (open as ``made``), then give the file its name ``path``.
+
+    Where an open file cannot be renamed (Windows), it is closed, renamed and opened
+    again in SWMR mode."""
+    f.swmr_mode = True
+    try:
+        os.replace(made, path)
+        return f
+    except OSError:
+        f.close()
+        os.replace(made, path)
+        f = h5py.File(path, "a", libver="latest")
+        f.swmr_mode = True
+        return f
 
 
 def resume_cell(path: str | Path, *, flush_interval: float = 1.0) -> CellWriter:
