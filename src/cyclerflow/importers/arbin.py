@@ -457,16 +457,6 @@ def _sheet_columns(path: Path, title: str, first, rows) -> dict[str, np.ndarray]
     return cols
 
 
-def _header_sheet(title: str, first, rows) -> list[str]:
-    """A sheet without Arbin columns (``Global_Info`` ...) as header text lines."""
-    out = [f"[{title}]"]
-    for r in [first, *rows]:
-        vals = ["" if v is None else str(v) for v in r]
-        if any(vals):
-            out.append("\t".join(vals).rstrip())
-    return out
-
-
 def _xlsx_parts(path: Path) -> tuple[list[dict[str, np.ndarray]], list[str]]:
     """(cycling columns of every Arbin sheet, header lines), the workbook closed after."""
     sheets, close = _open_xlsx(path)
@@ -478,7 +468,7 @@ def _xlsx_parts(path: Path) -> tuple[list[dict[str, np.ndarray]], list[str]]:
             if first is None:
                 continue
             if not _looks_arbin(first):
-                header_lines += _header_sheet(title, first, rows)
+                header_lines += xlsx.sheet_text(title, [first, *rows])
                 continue
             cols = _sheet_columns(path, title, first, rows)
             header_lines.append(

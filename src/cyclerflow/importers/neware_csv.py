@@ -601,12 +601,13 @@ def _assemble(path: Path, src: _PandasSource | _ArrowSource) -> Imported:
         cyc["step_time_second"] = step_time
         units["step_time_second"] = "s"
     warnings = []
-    if "Date" in cols and ":" not in src.first_text(cols["Date"]):
+    first_date = src.first_text(cols["Date"]) if "Date" in cols else None
+    if first_date is not None and ":" not in first_date:
         warnings.append(
-            f"'Date' holds no time of day ({src.first_text(cols['Date'])!r} on line 2): "
+            f"'Date' holds no time of day ({first_date!r} on line 2): "
             "imported without absolute time"
         )
-    elif "Date" in cols:
+    elif first_date is not None:
         cyc.update(src.unix(cols["Date"]))
     extra = _capacities(cols, src, kind)
     if "power_watt" in extra:

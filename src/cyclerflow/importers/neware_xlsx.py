@@ -130,7 +130,7 @@ def _records(path: Path) -> _Records:
     try:
         for title, rows in sheets:
             if title.strip().lower() in META_SHEETS:
-                rec.meta += _sheet_text(title, rows)
+                rec.meta += xlsx.sheet_text(title, rows)
             if not _RECORD.match(title.strip()):
                 continue
             first = next(rows, None)
@@ -153,15 +153,6 @@ def _records(path: Path) -> _Records:
     if rec.header is None or not rec.body:
         raise fail(FORMAT, path, "no record rows (sheet 'record' is missing or empty)")
     return rec
-
-
-def _sheet_text(title: str, rows: Iterator[Sequence[object]]) -> list[str]:
-    out = [f"[{title}]"]
-    for r in rows:
-        vals = ["" if v is None else str(v) for v in r]
-        if any(vals):
-            out.append("\t".join(vals).rstrip())
-    return out
 
 
 def read(path: str | Path) -> Imported:

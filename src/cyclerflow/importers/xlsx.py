@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from cyclerflow.importers.textfmt import fail
@@ -68,3 +68,13 @@ def sheet_names(path: Path) -> list[str]:
     except (OSError, KeyError, zipfile.BadZipFile, RuntimeError, ValueError):
         return []
     return [m.decode("utf-8", "replace") for m in _SHEET_NAME.findall(xml)]
+
+
+def sheet_text(title: str, rows: Iterable[Sequence[object]]) -> list[str]:
+    """A sheet kept as header text: ``[title]``, then each non-empty row tab-joined."""
+    out = [f"[{title}]"]
+    for r in rows:
+        vals = ["" if v is None else str(v) for v in r]
+        if any(vals):
+            out.append("\t".join(vals).rstrip())
+    return out
